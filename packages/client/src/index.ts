@@ -1,0 +1,12 @@
+export { PodiumClient, encodeFilePath } from "./podium-client.js";
+export type { CreateInstanceParams, CreatedInstance, CallOptions } from "./podium-client.js";
+export { compileClientOptions, normalizeBaseUrl, DEFAULT_RETRY_DELAYS_MS } from "./client-options.js";
+export type { PodiumClientOptions, CompiledClientOptions, BreakerOptions, RetryOptions, Env } from "./client-options.js";
+export { PodiumConnectionError, isTransient } from "./podium-connection-error.js";
+export type { PodiumErrorKind, PodiumConnectionErrorOptions } from "./podium-connection-error.js";
+export { parsePodiumEvent } from "./podium-connection.js";
+export type { PodiumConnection, PodiumEvent } from "./podium-connection.js";
+export type { FileEntry, FileContent, IterationMeta } from "./file-types.js";
+export { ConsecutiveBreaker } from "./consecutive-breaker.js";
+export type { BreakerState, ConsecutiveBreakerOptions } from "./consecutive-breaker.js";
+export { retryDelayMs, withRetry, JITTER_MIN, JITTER_MAX } from "./retry.js";

@@ -1,0 +1,227 @@
+/**
+ * PodiumClient: the five operations of the platform-services contract (createInstance, connect,
+ * isAlive, stopInstance, and the file API) over Podium's REST + WebSocket API.
+ *
+ * Resilience:
+ * - createInstance runs behind a circuit breaker (opens after 5 consecutive failed calls, half-open
+ *   after 30 s, the first success closes) wrapped around an exponential retry (500 ms, 1 s, 2 s, 4 s
+ *   with jitter, 3 retries). One failed call is one breaker failure, whatever its retries did.
+ *   Retried and counted: network errors, timeouts, HTTP 5xx, 429 and 408. Not retried and not
+ *   counted: other 4xx (the request itself is wrong), the caller's abort.
+ * - stopInstance retries the same way (DELETE is idempotent; 404 is success), without the breaker.
+ * - isAlive is a single probe with its own timeout; it never throws.
+ * - File calls are single requests with a 15 s timeout.
+ * - createInstance with a `sessionId`: concurrent activations of one session share one POST.
+ */
+import type { CompiledClientOptions, PodiumClientOptions } from "./client-options.js";
+import { compileClientOptions, type Env } from "./client-options.js";
+import { ConsecutiveBreaker, type BreakerState } from "./consecutive-breaker.js";
+import { httpError, httpRequest, protocolError, type HttpRequest } from "./http-request.js";
+import { isTransient, PodiumConnectionError } from "./podium-connection-error.js";
+import { openConnection, type PodiumConnection } from "./podium-connection.js";
+import { withRetry } from "./retry.js";
+import { SingleFlight } from "./single-flight.js";
+import { toFileContent, toFileEntries, toIterations, type FileContent, type FileEntry, type IterationMeta } from "./file-types.js";
+
+export interface CreateInstanceParams {
+  agentType: string;
+  agentId?: string;
+  secrets?: Record<string, string>;
+  environment?: Record<string, string>;
+  /** Default `${agentType}:1.0.0@local`. */
+  deploymentId?: string;
+  /** Deduplicates concurrent activations of one session: they share one in-flight request. */
+  sessionId?: string;
+}
+
+export interface CreatedInstance {
+  instanceId: string;
+  deploymentId: string;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function firstString(record: Record<string, unknown>, keys: readonly string[]): string | undefined {
+  for (const key of keys) {
+    const value = record[key];
+    if (typeof value === "string" && value.length > 0) return value;
+  }
+  return undefined;
+}
+
+function requireText(value: string, name: string): string {
+  if (typeof value !== "string" || value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
+  return value;
+}
+
+/** A workspace path as URL path segments, each percent-encoded ("a b/c.ts" -> "a%20b/c.ts"). */
+export function encodeFilePath(path: string): string {
+  const segments = requireText(path, "path").split("/").filter((s) => s.length > 0);
+  if (segments.length === 0) throw new TypeError("path must name a file");
+  return segments.map(encodeURIComponent).join("/");
+}
+
+export class PodiumClient {
+  readonly options: CompiledClientOptions;
+  private readonly breaker: ConsecutiveBreaker;
+  private readonly activations = new SingleFlight<CreatedInstance>();
+  private readonly connections = new Set<PodiumConnection>();
+
+  constructor(options: PodiumClientOptions = {}, env?: Env) {
+    this.options = compileClientOptions(options, env);
+    this.breaker = new ConsecutiveBreaker({
+      name: "podium.createInstance",
+      failureThreshold: this.options.breaker.failureThreshold,
+      cooldownMs: this.options.breaker.cooldownMs,
+      countsAsFailure: (error) => isTransient(error) || (error instanceof PodiumConnectionError && error.kind === "protocol"),
+    });
+  }
+
+  /** State of the createInstance circuit breaker. */
+  get breakerState(): BreakerState {
+    return this.breaker.state;
+  }
+
+  private api(path: string): string {
+    return `${this.options.url}/api/v1${path}`;
+  }
+
+  private instancePath(instanceId: string): string {
+    return `/instances/${encodeURIComponent(requireText(instanceId, "instanceId"))}`;
+  }
+
+  private request(request: Omit<HttpRequest, "apiKey">) {
+    return httpRequest({ ...request, apiKey: this.options.apiKey });
+  }
+
+  /** POST /api/v1/instances. Resolves once Podium reports the instance created. */
+  async createInstance(params: CreateInstanceParams, options: CallOptions = {}): Promise<CreatedInstance> {
+    const agentType = requireText(params.agentType, "agentType");
+    const body: Record<string, unknown> = { deployment_id: params.deploymentId ?? `${agentType}:1.0.0@local` };
+    if (params.agentId !== undefined) body.agent_id = params.agentId;
+    body.secrets = params.secrets ?? {};
+    body.environment = params.environment ?? {};
+    const what = "createInstance";
+    const run = (signal: AbortSignal | undefined) =>
+      this.breaker.fire(() =>
+        withRetry(() => this.postInstance(body, signal), { what, isRetryable: isTransient, signal }, this.options),
+      );
+    if (params.sessionId !== undefined) return this.activations.run(params.sessionId, run, options.signal, what);
+    return run(options.signal);
+  }
+
+  private async postInstance(body: Record<string, unknown>, signal: AbortSignal | undefined): Promise<CreatedInstance> {
+    const what = "createInstance";
+    const response = await this.request({ method: "POST", url: this.api("/instances"), body, timeoutMs: this.options.createTimeoutMs, signal, what });
+    if (!response.ok) throw httpError(what, response);
+    const json = response.json;
+    const record = isRecord(json) ? (isRecord(json.instance) ? json.instance : json) : undefined;
+    const instanceId = record && firstString(record, ["instance_id", "instanceId"]);
+    if (!record || !instanceId) throw protocolError(what, "no instance_id in the answer");
+    return { instanceId, deploymentId: firstString(record, ["deployment_id", "deploymentId"]) ?? String(body.deployment_id) };
+  }
+
+  /** Opens the instance's event stream: ws(s)://{url}/api/v1/instances/{id}/connect. */
+  async connect(instanceId: string, options: CallOptions = {}): Promise<PodiumConnection> {
+    const url = new URL(this.api(`${this.instancePath(instanceId)}/connect`));
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const connection = await openConnection({
+      instanceId,
+      url: url.toString(),
+      apiKey: this.options.apiKey,
+      handshakeTimeoutMs: this.options.connectTimeoutMs,
+      signal: options.signal,
+      onClosed: () => this.connections.delete(connection),
+    });
+    this.connections.add(connection);
+    return connection;
+  }
+
+  /** GET /api/v1/instances/{id} within isAliveTimeoutMs: true on a 2xx, false on anything else. */
+  async isAlive(instanceId: string, options: CallOptions = {}): Promise<boolean> {
+    try {
+      const response = await this.request({
+        method: "GET",
+        url: this.api(this.instancePath(instanceId)),
+        timeoutMs: this.options.isAliveTimeoutMs,
+        signal: options.signal,
+        what: "isAlive",
+      });
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  /** DELETE /api/v1/instances/{id}; a 404 counts as success (already reclaimed). */
+  async stopInstance(instanceId: string, options: CallOptions = {}): Promise<void> {
+    const url = this.api(this.instancePath(instanceId));
+    const what = "stopInstance";
+    return withRetry(
+      async () => {
+        const response = await this.request({ method: "DELETE", url, timeoutMs: this.options.stopTimeoutMs, signal: options.signal, what });
+        if (!response.ok && response.status !== 404) throw httpError(what, response);
+      },
+      { what, isRetryable: isTransient, signal: options.signal },
+      this.options,
+    );
+  }
+
+  private async getFile(what: string, path: string, signal: AbortSignal | undefined): Promise<unknown> {
+    const response = await this.request({ method: "GET", url: this.api(path), timeoutMs: this.options.fileTimeoutMs, signal, what });
+    if (!response.ok) throw httpError(what, response);
+    return response.json;
+  }
+
+  /** GET /api/v1/instances/{id}/files?path={path}&depth={depth} (each only when given). */
+  async listFiles(instanceId: string, path?: string, depth?: number, options: CallOptions = {}): Promise<FileEntry[]> {
+    const query = new URLSearchParams();
+    if (path !== undefined) query.set("path", path);
+    if (depth !== undefined) {
+      if (!Number.isSafeInteger(depth) || depth < 0) throw new RangeError(`depth must be a non-negative integer, got ${depth}`);
+      query.set("depth", String(depth));
+    }
+    const qs = query.toString();
+    const body = await this.getFile("listFiles", `${this.instancePath(instanceId)}/files${qs ? `?${qs}` : ""}`, options.signal);
+    return toFileEntries(body, "listFiles");
+  }
+
+  /** GET /api/v1/instances/{id}/files/{path} */
+  async readFile(instanceId: string, path: string, options: CallOptions = {}): Promise<FileContent> {
+    const body = await this.getFile("readFile", `${this.instancePath(instanceId)}/files/${encodeFilePath(path)}`, options.signal);
+    return toFileContent(body, "readFile");
+  }
+
+  /** GET /api/v1/instances/{id}/files/{path}/history (oldest first). */
+  async fileHistory(instanceId: string, path: string, options: CallOptions = {}): Promise<IterationMeta[]> {
+    const body = await this.getFile("fileHistory", `${this.instancePath(instanceId)}/files/${encodeFilePath(path)}/history`, options.signal);
+    return toIterations(body, "fileHistory");
+  }
+
+  /** GET /api/v1/instances/{id}/files/{path}/at/{iteration} */
+  async fileAtIteration(instanceId: string, path: string, iteration: number, options: CallOptions = {}): Promise<FileContent> {
+    if (!Number.isSafeInteger(iteration) || iteration < 0) throw new RangeError(`iteration must be a non-negative integer, got ${iteration}`);
+    const body = await this.getFile(
+      "fileAtIteration",
+      `${this.instancePath(instanceId)}/files/${encodeFilePath(path)}/at/${iteration}`,
+      options.signal,
+    );
+    return toFileContent(body, "fileAtIteration");
+  }
+
+  /** Closes every open connection and stops the breaker's timer. The client is unusable afterwards. */
+  async close(): Promise<void> {
+    await Promise.all([...this.connections].map((connection) => connection.close()));
+    this.breaker.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,74 @@
+/** The `ctx` handed to onStart / onMessage / onStop: one per turn, all sharing the state tracker. */
+import { formatWithOptions } from "node:util";
+import type { AgentContext, AgentInfo, AgentLog, AskOptions } from "./agent-types.js";
+import type { FrameWriter } from "./frame-io.js";
+import type { Json, JsonObject } from "./json-value.js";
+import type { PendingRequests } from "./pending-requests.js";
+import type { StateTracker } from "./tracked-state.js";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface ContextDeps {
+  info: AgentInfo;
+  writer: FrameWriter;
+  tracker: StateTracker;
+  requests: PendingRequests;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Writes a `log` frame; shared by ctx.log and the runner's own diagnostics. */
+export function writeLog(writer: FrameWriter, level: LogLevel, args: readonly unknown[], fields?: JsonObject): void {
+  const message = formatWithOptions({ colors: false, depth: 6 }, ...args);
+  writer.write(fields ? { type: "log", level, message, fields } : { type: "log", level, message });
+}
+
+export class TurnContext implements AgentContext<JsonObject> {
+  readonly instanceId: string;
+  readonly agentId: string;
+  readonly deploymentId: string;
+  readonly workspace: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly log: AgentLog;
+
+  constructor(
+    private readonly deps: ContextDeps,
+    readonly turn: number,
+    readonly signal: AbortSignal,
+  ) {
+    ({ instanceId: this.instanceId, agentId: this.agentId, deploymentId: this.deploymentId, workspace: this.workspace, env: this.env } = deps.info);
+    const at = (level: LogLevel) => (...args: unknown[]) => writeLog(deps.writer, level, args, { turn });
+    this.log = Object.assign(at("info"), { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") });
+  }
+
+  get state(): JsonObject {
+    return this.deps.tracker.state;
+  }
+
+  set state(value: JsonObject) {
+    this.deps.tracker.replace(value);
+  }
+
+  send(messageType: string, content?: Record<string, unknown>): void {
+    if (typeof messageType !== "string" || messageType.length === 0 || messageType.length > 128) {
+      throw new TypeError("send(messageType): messageType must be a non-empty string of at most 128 characters");
+    }
+    if (content !== undefined && content !== null && !isRecord(content)) throw new TypeError("send(messageType, content): content must be an object");
+    const frame = content ? { type: "event", turn: this.turn, messageType, content } : { type: "event", turn: this.turn, messageType };
+    this.deps.writer.write(frame);
+  }
+
+  ask(question: string, options: AskOptions = {}): Promise<Json> {
+    const id = crypto.randomUUID();
+    const content: Record<string, unknown> = { ...options.details, request_id: id, question };
+    if (options.choices) content.choices = options.choices;
+    return this.deps.requests.wait(id, this.signal, options.timeoutMs, () => this.send("tool.question_requested", content));
+  }
+
+  requestPermission(request: Record<string, unknown>): Promise<Json> {
+    const id = crypto.randomUUID();
+    return this.deps.requests.wait(id, this.signal, undefined, () => this.send("tool.permission_requested", { ...request, request_id: id }));
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The runner's life cycle (services/coordinator/agent-protocol.ts): init -> load state -> onStart
+ * -> ready -> one turn at a time -> stop/EOF -> onStop -> stopped. Host frames are read
+ * concurrently with a running turn, so cancel / answer / stop take effect while a handler awaits.
+ */
+import { TurnContext, writeLog } from "./agent-context.js";
+import type { Agent, AgentInfo } from "./agent-types.js";
+import { FdLineReader, FrameChannelClosedError, type FrameWriter } from "./frame-io.js";
+import type { JsonObject } from "./json-value.js";
+import { PendingRequests } from "./pending-requests.js";
+import { parseHostFrame, type HostFrame, type InitFrame } from "./host-frames.js";
+import { StateTracker } from "./tracked-state.js";
+
+export const SDK_VERSION = "podium-ts/0.1.0";
+const EOF_GRACE_MS = 5000;
+
+export interface AgentRuntimeOptions {
+  /** Loads the entry module's agent (rejects when it fails to import or has no onMessage). */
+  load: () => Promise<Agent>;
+  /** File descriptor of host -> agent frames (0). */
+  inputFd: number;
+  writer: FrameWriter;
+  exit: (code: number) => void;
+}
+
+type Queued = { type: "message"; turn: number; content: JsonObject };
+
+interface RunningTurn {
+  turn: number;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export interface AgentErrorInfo {
+  message: string;
+  stack?: string;
+}
+
+export function toAgentError(error: unknown): AgentErrorInfo {
+  if (error instanceof Error) return error.stack ? { message: error.message || error.name, stack: error.stack } : { message: error.message || error.name };
+  if (typeof error === "string") return { message: error };
+  try {
+    return { message: JSON.stringify(error) ?? String(error) };
+  } catch {
+    return { message: String(error) };
+  }
+}
+
+export class AgentRuntime {
+  private readonly loading: Promise<Agent>;
+  private readonly requests = new PendingRequests();
+  private reader: FdLineReader | undefined;
+  private agent: Agent | undefined;
+  private info: AgentInfo | undefined;
+  private tracker: StateTracker | undefined;
+  private initSeen = false;
+  private ready = false;
+  private stopping = false;
+  private lastTurn = 0;
+  private current: RunningTurn | undefined;
+  private readonly queue: Queued[] = [];
+
+  constructor(private readonly options: AgentRuntimeOptions) {
+    // Import the entry while we wait for `init`; report failures only once init arrives or at once
+    // if it already failed (a module that fails to load sends `fatal`).
+    this.loading = options.load();
+    this.loading.catch((error: unknown) => this.fatal(error));
+  }
+
+  start(): void {
+    this.reader = new FdLineReader(this.options.inputFd, (line) => this.onLine(line), () => this.requestStop(EOF_GRACE_MS));
+    this.reader.start();
+  }
+
+  private get writer(): FrameWriter {
+    return this.options.writer;
+  }
+
+  /** Writes a frame; a closed channel means the host is gone, so the process ends. */
+  private guard(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      if (error instanceof FrameChannelClosedError) this.options.exit(1);
+      throw error;
+    }
+  }
+
+  private onLine(line: string): void {
+    let frame: HostFrame;
+    try {
+      frame = parseHostFrame(line);
+    } catch (error) {
+      this.guard(() => writeLog(this.writer, "warn", [`dropped host frame: ${(error as Error).message}`]));
+      return;
+    }
+    switch (frame.type) {
+      case "init":
+        if (this.initSeen) return;
+        this.initSeen = true;
+        void this.boot(frame);
+        return;
+      case "message":
+        if (this.stopping) return;
+        this.queue.push(frame);
+        this.pump();
+        return;
+      case "cancel":
+        if (this.current?.turn === frame.turn) this.current.controller.abort(new DOMException("turn cancelled", "AbortError"));
+        return;
+      case "answer":
+        if (!this.requests.answer(frame.id, frame.value)) {
+          this.guard(() => writeLog(this.writer, "debug", [`answer for unknown request ${frame.id}`]));
+        }
+        return;
+      case "stop":
+        this.requestStop(frame.graceMs);
+        return;
+    }
+  }
+
+  private fatal(error: unknown): void {
+    const detail = toAgentError(error);
+    process.stderr.write(`podium runner: ${detail.stack ?? detail.message}\n`);
+    try {
+      this.writer.write({ type: "fatal", error: detail });
+    } finally {
+      this.options.exit(1);
+    }
+  }
+
+  private context(turn: number, signal: AbortSignal): TurnContext {
+    const { info, tracker } = this;
+    if (!info || !tracker) throw new Error("agent is not initialized");
+    return new TurnContext({ info, writer: this.writer, tracker, requests: this.requests }, turn, signal);
+  }
+
+  private flush(turn: number): void {
+    const ops = this.tracker?.takeOps();
+    if (ops !== undefined) this.guard(() => this.writer.writeJson(`{"type":"state_patch","turn":${turn},"ops":${ops}}`));
+  }
+
+  private async boot(init: InitFrame): Promise<void> {
+    let agent: Agent;
+    try {
+      agent = await this.loading;
+    } catch {
+      return; // already reported as fatal
+    }
+    try {
+      this.agent = agent;
+      this.info = { instanceId: init.instanceId, agentId: init.agentId, deploymentId: init.deploymentId, workspace: init.workspace, env: init.env };
+      if (init.stateVersion === 0) {
+        this.tracker = new StateTracker({});
+        const initial = agent.initialState;
+        const value: unknown = typeof initial === "function" ? await (initial as (info: AgentInfo) => unknown)(this.info) : (initial ?? init.state);
+        this.tracker.replace(value);
+        this.flush(0);
+      } else {
+        this.tracker = new StateTracker(init.state);
+      }
+      if (agent.onStart) {
+        await agent.onStart(this.context(0, new AbortController().signal));
+        this.flush(0);
+      }
+      this.guard(() => this.writer.write({ type: "ready", protocol: 1, runtime: "typescript", sdk: SDK_VERSION }));
+    } catch (error) {
+      this.fatal(error);
+      return;
+    }
+    this.ready = true;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (!this.ready || this.current || this.stopping) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    const controller = new AbortController();
+    const running: RunningTurn = { turn: next.turn, controller, done: Promise.resolve() };
+    this.current = running;
+    running.done = this.runTurn(next, controller).finally(() => {
+      this.current = undefined;
+      this.pump();
+    });
+  }
+
+  private async runTurn(frame: Queued, controller: AbortController): Promise<void> {
+    const agent = this.agent as Agent;
+    this.lastTurn = frame.turn;
+    let error: AgentErrorInfo | undefined;
+    try {
+      await agent.onMessage(this.context(frame.turn, controller.signal), frame.content);
+    } catch (thrown) {
+      // A handler that gives up because its turn was cancelled (rethrowing the abort) is not an error.
+      if (!(controller.signal.aborted && thrown === controller.signal.reason)) error = toAgentError(thrown);
+    }
+    this.flush(frame.turn);
+    this.guard(() => this.writer.write(error ? { type: "turn_done", turn: frame.turn, error } : { type: "turn_done", turn: frame.turn }));
+  }
+
+  private requestStop(graceMs: number): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.queue.length = 0;
+    const reason = new DOMException("agent is stopping", "AbortError");
+    this.current?.controller.abort(reason);
+    void this.stop(graceMs, reason);
+  }
+
+  private async stop(graceMs: number, reason: unknown): Promise<void> {
+    if (!this.ready) {
+      // Still loading (or never initialized): nothing to run onStop for.
+      if (!this.initSeen) this.options.exit(0);
+      else {
+        await this.loading.catch(() => undefined);
+        this.guard(() => this.writer.write({ type: "stopped" }));
+        this.options.exit(0);
+      }
+      return;
+    }
+    const running = this.current;
+    if (running) {
+      // Give the cancelled turn half the grace period to end on its own, keeping the rest for onStop.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([running.done, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, graceMs / 2))))]);
+      if (timer) clearTimeout(timer);
+    }
+    this.requests.rejectAll(reason);
+    try {
+      if (this.agent?.onStop) await this.agent.onStop(this.context(this.lastTurn, new AbortController().signal));
+    } catch (error) {
+      this.guard(() => writeLog(this.writer, "error", ["onStop failed:", error]));
+    }
+    this.flush(this.lastTurn);
+    this.guard(() => this.writer.write({ type: "stopped" }));
+    this.reader?.close();
+    this.options.exit(0);
+  }
+}
+

@@ -1,0 +1,61 @@
+/** The agent author's surface: what an entry module exports and what `ctx` offers. */
+import type { Json, JsonObject } from "./json-value.js";
+
+/** Who and where the agent is; passed to a function `initialState`. */
+export interface AgentInfo {
+  readonly instanceId: string;
+  readonly agentId: string;
+  readonly deploymentId: string;
+  /** Absolute path of the workspace; also the process cwd. */
+  readonly workspace: string;
+  /** init.env: environment merged with secrets. Also in process.env. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface AgentLog {
+  (...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+export interface AskOptions {
+  /** Suggested answers, sent as content.choices. */
+  choices?: string[];
+  /** Extra fields merged into the event content. */
+  details?: Record<string, unknown>;
+  /** Reject with a TimeoutError when no answer arrives in time. */
+  timeoutMs?: number;
+}
+
+export interface AgentContext<S extends object = JsonObject> extends AgentInfo {
+  /** The turn being handled (0 in onStart; the last turn in onStop). */
+  readonly turn: number;
+  /** Aborted when the host cancels this turn or stops the agent. */
+  readonly signal: AbortSignal;
+  /**
+   * The agent's state. Mutate it in place (or assign a new object); every change becomes a JSON
+   * Patch op sent at the end of the turn. Only JSON values are allowed (see sdk/README.md).
+   */
+  state: S;
+  /** Emits an event for this turn, e.g. send("stream_update", { text }). */
+  send(messageType: string, content?: Record<string, unknown>): void;
+  /** Structured log line (level info); also log.debug / info / warn / error. */
+  readonly log: AgentLog;
+  /**
+   * Sends `tool.question_requested` {request_id, question, choices?, ...details} and resolves with
+   * the host's answer. Rejects when the turn is cancelled or after options.timeoutMs.
+   */
+  ask(question: string, options?: AskOptions): Promise<Json>;
+  /** Sends `tool.permission_requested` {request_id, ...request} and resolves with the answer. */
+  requestPermission(request: Record<string, unknown>): Promise<Json>;
+}
+
+export interface Agent<S extends object = JsonObject, M extends object = JsonObject> {
+  /** The state of a brand-new instance: a value (copied) or a function returning one. */
+  initialState?: S | ((info: AgentInfo) => S | Promise<S>);
+  onStart?(ctx: AgentContext<S>): void | Promise<void>;
+  onMessage(ctx: AgentContext<S>, message: M): void | Promise<void>;
+  onStop?(ctx: AgentContext<S>): void | Promise<void>;
+}

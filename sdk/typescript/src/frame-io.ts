@@ -1,0 +1,135 @@
+/**
+ * NDJSON frame I/O for the runner.
+ * - FrameWriter writes whole lines to fd 3 with blocking fs.writeSync, looping over partial
+ *   writes (and sleeping briefly on EAGAIN should the host hand us a non-blocking fd). Writes are
+ *   synchronous, so frames go out complete and in call order; a 50 MB frame is one loop.
+ * - FdLineReader reads stdin lines; one huge `init` line and many small frames are both linear.
+ */
+import * as fs from "node:fs";
+
+export class FrameChannelClosedError extends Error {
+  override readonly name = "FrameChannelClosedError";
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+export class FrameWriter {
+  constructor(private readonly fd: number) {}
+
+  /** Serializes `frame` and writes it as one line. */
+  write(frame: object): void {
+    this.writeJson(JSON.stringify(frame));
+  }
+
+  /** Writes pre-serialized JSON text (one object, no newline) as one line. */
+  writeJson(json: string): void {
+    const bytes = Buffer.from(json + "\n", "utf8");
+    let offset = 0;
+    while (offset < bytes.length) {
+      try {
+        offset += fs.writeSync(this.fd, bytes, offset, bytes.length - offset);
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === "EAGAIN" || code === "EINTR") {
+          Atomics.wait(sleeper, 0, 0, 2);
+          continue;
+        }
+        if (code === "EPIPE" || code === "EBADF" || code === "ECONNRESET") throw new FrameChannelClosedError(`frame channel closed (${code})`);
+        throw error;
+      }
+    }
+  }
+}
+
+/** Splits a byte stream into '\n'-terminated lines without re-scanning earlier chunks. */
+export class LineSplitter {
+  private pending: Buffer[] = [];
+
+  constructor(private readonly onLine: (line: string) => void) {}
+
+  push(data: Buffer): void {
+    let start = 0;
+    let newline = data.indexOf(10, start);
+    while (newline !== -1) {
+      const piece = data.subarray(start, newline);
+      let line: string;
+      if (this.pending.length === 0) line = piece.toString("utf8");
+      else {
+        this.pending.push(piece);
+        line = Buffer.concat(this.pending).toString("utf8");
+        this.pending = [];
+      }
+      if (line.length > 0) this.onLine(line);
+      start = newline + 1;
+      newline = data.indexOf(10, start);
+    }
+    if (start < data.length) this.pending.push(data.subarray(start));
+  }
+
+  /** Delivers a last unterminated line, if any. */
+  end(): void {
+    if (this.pending.length === 0) return;
+    const line = Buffer.concat(this.pending).toString("utf8");
+    this.pending = [];
+    if (line.trim().length > 0) this.onLine(line);
+  }
+}
+
+const MIN_READ = 64 * 1024;
+const MAX_READ = 4 * 1024 * 1024;
+
+/**
+ * Reads lines from a file descriptor (stdin) with async fs.read, which runs off the event loop, so
+ * handlers keep running while the reader waits. Cheaper to start under Bun than process.stdin.
+ * Read sizes grow while reads come back full (a 50 MB init line), and shrink back afterwards.
+ */
+export class FdLineReader {
+  private readonly splitter: LineSplitter;
+  private closed = false;
+  private size = MIN_READ;
+
+  constructor(
+    private readonly fd: number,
+    onLine: (line: string) => void,
+    private readonly onEnd: () => void,
+  ) {
+    this.splitter = new LineSplitter(onLine);
+  }
+
+  start(): void {
+    this.read();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private read(): void {
+    if (this.closed) return;
+    const buffer = Buffer.allocUnsafe(this.size);
+    fs.read(this.fd, buffer, 0, buffer.length, null, (error, bytes) => {
+      if (this.closed) return;
+      if (error) {
+        const code = errorCode(error);
+        if (code === "EAGAIN" || code === "EINTR") {
+          setTimeout(() => this.read(), 2);
+          return;
+        }
+      }
+      if (error || bytes === 0) {
+        this.closed = true;
+        this.splitter.end();
+        this.onEnd();
+        return;
+      }
+      this.size = bytes === buffer.length ? Math.min(this.size * 2, MAX_READ) : MIN_READ;
+      this.splitter.push(bytes === buffer.length ? buffer : buffer.subarray(0, bytes));
+      this.read();
+    });
+  }
+}

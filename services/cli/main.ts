@@ -1,0 +1,85 @@
+/**
+ * The `podium` command line. This is the only module (with the services' main.ts files) that reads
+ * process.env and argv; everything below takes typed options.
+ */
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { deploy } from "./deploy-command.js";
+import { runDev } from "../dev/main.js";
+import { runCoordinator } from "../coordinator/main.js";
+import { runGateway } from "../gateway/main.js";
+import { PODIUM_VERSION } from "../shared/version.js";
+
+const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
+
+Usage:
+  podium dev [--port N] [--host H] [--data DIR] [--agents DIR]    gateway + coordinator in one process
+  podium gateway --coordinator URL [--coordinator URL ...] [--port N] [--registry DIR]
+  podium coordinator [--port N] [--data DIR] [--registry DIR] [--capacity N]
+  podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
+  podium version
+
+Environment: PODIUM_API_KEY (client keys, comma-separated), PODIUM_CLUSTER_SECRET, PODIUM_URL,
+PODIUM_PORT, PODIUM_DATA_DIR. See docs/configuration.md.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "dev":
+        return await runDev(rest, process.env);
+      case "gateway":
+        return await runGateway(rest, process.env);
+      case "coordinator":
+        return await runCoordinator(rest, process.env);
+      case "deploy": {
+        const { values, positionals } = parseArgs({
+          args: rest,
+          allowPositionals: true,
+          options: { url: { type: "string" }, "api-key": { type: "string" } },
+        });
+        const dir = positionals[0];
+        if (!dir) throw new UsageError("deploy needs a bundle directory: podium deploy DIR --url URL");
+        const result = await deploy({
+          dir: path.resolve(dir),
+          url: values.url ?? process.env.PODIUM_URL ?? "http://127.0.0.1:7070",
+          apiKey: values["api-key"] ?? firstKey(process.env.PODIUM_API_KEY),
+        });
+        process.stdout.write(JSON.stringify(result) + "\n");
+        return 0;
+      }
+      case "version":
+      case "--version":
+        process.stdout.write(PODIUM_VERSION + "\n");
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(USAGE + "\n");
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`podium: ${message}\n`);
+    if (err instanceof UsageError || (err instanceof TypeError && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))) {
+      process.stderr.write(`\n${USAGE}\n`);
+      return 2;
+    }
+    return 1;
+  }
+}
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export function firstKey(keys: string | undefined): string | undefined {
+  return keys?.split(",").map((k) => k.trim()).find((k) => k.length > 0);
+}
+
+export function keyList(keys: string | undefined): string[] {
+  return (keys ?? "").split(",").map((k) => k.trim()).filter((k) => k.length > 0);
+}

@@ -1,0 +1,376 @@
+/**
+ * One running process of an agent: the turn queue, the event log (every event is persisted to
+ * messages.db before anyone sees it), state deltas, workspace capture, stop and crash handling.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AgentProcess, type ProcessExitInfo } from "./agent-process.js";
+import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
+import type { InstanceLimits } from "./instance-limits.js";
+import type { AgentRuntime } from "./runtime-commands.js";
+import type { AgentStore } from "./store/agent-store.js";
+import type { MessageRow } from "./store/message-log.js";
+import type { JsonObject } from "../shared/json.js";
+import type { Logger } from "../shared/logger.js";
+import { errorMessage } from "../shared/errors.js";
+
+export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
+
+export interface WorkspaceCapture {
+  capture(): { iteration: number; files: { path: string; change: string }[]; quotaExceeded?: boolean } | undefined;
+}
+
+export interface InstanceExit {
+  code: number | null;
+  signal: string | null;
+  reason: string;
+}
+
+export interface UpdateSubscriber {
+  onUpdate(row: MessageRow): void;
+  /** The instance ended; no more updates will come. */
+  onEnd(): void;
+}
+
+export interface AgentInstanceOptions {
+  instanceId: string;
+  agentId: string;
+  deploymentId: string;
+  runtime: AgentRuntime;
+  command: string;
+  args: string[];
+  workspace: string;
+  /** The whole process environment of the agent. */
+  processEnv: Record<string, string>;
+  /** environment + secrets, given to the agent as ctx.env. */
+  agentEnv: Record<string, string>;
+  store: AgentStore;
+  workspaceCapture?: WorkspaceCapture;
+  limits: InstanceLimits;
+  logger: Logger;
+}
+
+interface PendingTurn {
+  turn: number;
+  content: JsonObject;
+}
+
+interface RunningTurn extends PendingTurn {
+  ended: boolean;
+  timer: NodeJS.Timeout;
+  killTimer?: NodeJS.Timeout;
+}
+
+export class AgentInstance {
+  readonly instanceId: string;
+  readonly agentId: string;
+  readonly deploymentId: string;
+  readonly runtime: AgentRuntime;
+  readonly createdAt = Date.now();
+  readyAt: number | undefined;
+  endedAt: number | undefined;
+  exit: InstanceExit | undefined;
+  status: InstanceStatusName = "starting";
+  /** Settles when the process has exited and `terminated` was recorded. */
+  readonly ended: Promise<void>;
+
+  private readonly options: AgentInstanceOptions;
+  private readonly subscribers = new Set<UpdateSubscriber>();
+  private readonly queue: PendingTurn[] = [];
+  private current: RunningTurn | undefined;
+  private process: AgentProcess | undefined;
+  private stopRequested = false;
+  private markEnded!: () => void;
+  private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
+
+  constructor(options: AgentInstanceOptions) {
+    this.options = options;
+    this.instanceId = options.instanceId;
+    this.agentId = options.agentId;
+    this.deploymentId = options.deploymentId;
+    this.runtime = options.runtime;
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
+  }
+
+  get pid(): number {
+    return this.process?.alive ? this.process.pid : 0;
+  }
+
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
+
+  get live(): boolean {
+    return this.status !== "terminated" && this.status !== "failed";
+  }
+
+  get store(): AgentStore {
+    return this.options.store;
+  }
+
+  /** Spawns the process and resolves when the agent said `ready`; rejects (and cleans up) otherwise. */
+  async start(signal?: AbortSignal): Promise<void> {
+    const { options } = this;
+    const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
+    this.process = new AgentProcess({
+      command: options.command,
+      args: options.args,
+      cwd: options.workspace,
+      env: options.processEnv,
+      onFrame: (frame) => this.onFrame(frame),
+      onOutput: (stream, line) => this.log(stream === "stdout" ? "info" : "warn", stream, line),
+      onBadFrame: (reason, line) => this.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
+    });
+    this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid})`);
+    void this.process.exited.then((info) => this.onExit(info));
+    const { state, version } = options.store.state.current();
+    this.process.send({
+      type: "init",
+      protocol: AGENT_PROTOCOL_VERSION,
+      instanceId: this.instanceId,
+      agentId: this.agentId,
+      deploymentId: this.deploymentId,
+      workspace: options.workspace,
+      env: options.agentEnv,
+      state,
+      stateVersion: version,
+    });
+    const timeout = setTimeout(() => {
+      this.readySettle?.reject(new ConnectError(`agent did not become ready within ${options.limits.startTimeoutMs} ms`, Code.DeadlineExceeded));
+    }, options.limits.startTimeoutMs);
+    const onAbort = () => this.readySettle?.reject(new ConnectError("instance creation was cancelled", Code.Canceled));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await ready;
+    } catch (err) {
+      this.process.kill("SIGKILL");
+      await this.ended;
+      throw err;
+    } finally {
+      clearTimeout(timeout);
+      signal?.removeEventListener("abort", onAbort);
+      this.readySettle = undefined;
+    }
+  }
+
+  /** Records an inbound message and queues it as a turn. */
+  send(content: JsonObject): { seq: number; turn: number; queuePosition: number } {
+    if (!this.live || this.status === "stopping") {
+      throw new ConnectError(`instance ${this.instanceId} is ${this.status}`, Code.FailedPrecondition);
+    }
+    const size = Buffer.byteLength(JSON.stringify(content));
+    if (size > this.options.limits.maxMessageBytes) {
+      throw new ConnectError(`message is ${size} bytes; the limit is ${this.options.limits.maxMessageBytes}`, Code.InvalidArgument);
+    }
+    if (this.queue.length >= this.options.limits.maxQueuedMessages) {
+      throw new ConnectError(`instance ${this.instanceId} has ${this.queue.length} queued messages; the limit is ${this.options.limits.maxQueuedMessages}`, Code.ResourceExhausted);
+    }
+    const row = this.options.store.messages.append({
+      direction: "inbound",
+      instanceId: this.instanceId,
+      turn: 0,
+      messageType: "process_message",
+      content,
+      timestamp: Date.now(),
+    });
+    // A turn is named after the seq of the message that started it: unique and increasing per agent.
+    const turn = row.seq;
+    const queuePosition = this.queue.length + (this.current ? 1 : 0);
+    this.queue.push({ turn, content });
+    this.pump();
+    return { seq: row.seq, turn, queuePosition };
+  }
+
+  /**
+   * Replays outbound updates with seq > afterSeq, then delivers live ones. Replay and registration
+   * happen in one synchronous step, so there is no gap and no duplicate.
+   */
+  subscribe(afterSeq: number | "live", subscriber: UpdateSubscriber): () => void {
+    if (afterSeq !== "live") {
+      for (const row of this.options.store.messages.iterate(afterSeq, "outbound")) subscriber.onUpdate(row);
+    }
+    if (!this.live && this.endedAt !== undefined) {
+      subscriber.onEnd();
+      return () => undefined;
+    }
+    this.subscribers.add(subscriber);
+    return () => this.subscribers.delete(subscriber);
+  }
+
+  cancelTurn(turn?: number): boolean {
+    const current = this.current;
+    if (!current || (turn !== undefined && current.turn !== turn)) return false;
+    this.process?.send({ type: "cancel", turn: current.turn });
+    return true;
+  }
+
+  /** Relays an answer to an ask/permission request. */
+  answer(id: string, value: JsonObject | string | number | boolean | null): void {
+    this.process?.send({ type: "answer", id, value });
+  }
+
+  /** `terminating`, the agent's onStop within `graceMs`, SIGKILL after it, then `terminated`. */
+  async stop(graceMs = this.options.limits.stopGraceMs): Promise<void> {
+    if (!this.live) return this.ended;
+    if (!this.stopRequested) {
+      this.stopRequested = true;
+      this.status = "stopping";
+      this.emit("terminating", { grace_ms: graceMs }, this.current?.turn ?? 0);
+      this.process?.send({ type: "stop", graceMs });
+      this.process?.endInput();
+      const timer = setTimeout(() => this.process?.kill("SIGKILL"), graceMs);
+      void this.ended.then(() => clearTimeout(timer));
+    }
+    return this.ended;
+  }
+
+  private onFrame(frame: AgentToHost): void {
+    switch (frame.type) {
+      case "ready":
+        if (frame.protocol !== AGENT_PROTOCOL_VERSION) {
+          this.readySettle?.reject(new ConnectError(`agent speaks protocol ${frame.protocol}; this coordinator speaks ${AGENT_PROTOCOL_VERSION}`, Code.FailedPrecondition));
+          return;
+        }
+        this.readyAt = Date.now();
+        if (this.status === "starting") this.status = "ready";
+        this.log("info", "platform", `instance ready (${frame.runtime} sdk ${frame.sdk})`);
+        this.readySettle?.resolve();
+        this.pump();
+        return;
+      case "fatal":
+        this.log("error", "agent", `agent failed: ${frame.error.message}`, frame.error.stack ? { stack: frame.error.stack } : undefined);
+        this.readySettle?.reject(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
+        return;
+      case "event": {
+        if (this.current && frame.turn === this.current.turn && TURN_END_EVENTS.has(frame.messageType)) this.current.ended = true;
+        this.emit(frame.messageType, frame.content, frame.turn);
+        return;
+      }
+      case "state_patch":
+        this.applyState(frame.ops, frame.turn);
+        return;
+      case "log":
+        this.log(frame.level, "agent", frame.message, frame.fields);
+        return;
+      case "turn_done":
+        this.finishTurn(frame.turn, frame.error?.message);
+        return;
+      case "stopped":
+        this.log("info", "platform", "agent stopped");
+        return;
+    }
+  }
+
+  private applyState(ops: Parameters<AgentStore["state"]["apply"]>[0], turn: number): void {
+    if (ops.length === 0) return;
+    try {
+      const row = this.options.store.state.apply(ops, { instanceId: this.instanceId, turn });
+      this.emit("state.delta", { version: row.version, patch: ops }, turn);
+    } catch (err) {
+      this.log("error", "platform", `rejected state patch: ${errorMessage(err)}`);
+    }
+  }
+
+  private pump(): void {
+    if (this.current || this.status !== "ready" || this.stopRequested) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    const timer = setTimeout(() => this.onTurnTimeout(), this.options.limits.maxTurnMs);
+    this.current = { ...next, ended: false, timer };
+    this.status = "busy";
+    this.process?.send({ type: "message", turn: next.turn, content: next.content });
+  }
+
+  private onTurnTimeout(): void {
+    const current = this.current;
+    if (!current) return;
+    this.log("warn", "platform", `turn ${current.turn} exceeded ${this.options.limits.maxTurnMs} ms; cancelling`);
+    this.process?.send({ type: "cancel", turn: current.turn });
+    current.killTimer = setTimeout(() => {
+      this.log("error", "platform", `turn ${current.turn} did not end after cancel; killing the agent process`);
+      this.process?.kill("SIGKILL");
+    }, this.options.limits.turnKillGraceMs);
+  }
+
+  private finishTurn(turn: number, error: string | undefined): void {
+    const current = this.current;
+    if (!current || current.turn !== turn) {
+      this.log("warn", "platform", `turn_done for turn ${turn}, which is not running`);
+      return;
+    }
+    clearTimeout(current.timer);
+    if (current.killTimer) clearTimeout(current.killTimer);
+    this.captureWorkspace(turn);
+    if (error !== undefined) this.emit("error", { message: error }, turn);
+    else if (!current.ended) this.emit("complete", {}, turn);
+    this.current = undefined;
+    if (this.status === "busy") this.status = "ready";
+    this.pump();
+  }
+
+  private captureWorkspace(turn: number): void {
+    const capture = this.options.workspaceCapture;
+    if (!capture) return;
+    try {
+      const result = capture.capture();
+      if (!result) return;
+      this.emit("workspace.changed", { iteration: result.iteration, files: result.files }, turn);
+      if (result.quotaExceeded) this.emit("error", { message: "workspace quota exceeded", code: "resource_exhausted" }, turn);
+    } catch (err) {
+      this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private onExit(info: ProcessExitInfo): void {
+    const crashed = !this.stopRequested;
+    const reason = crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped";
+    this.exit = { code: info.code, signal: info.signal, reason };
+    if (this.current) {
+      clearTimeout(this.current.timer);
+      if (this.current.killTimer) clearTimeout(this.current.killTimer);
+      this.captureWorkspace(this.current.turn);
+      this.emit("error", { message: `agent process exited during turn ${this.current.turn}` }, this.current.turn);
+    } else {
+      this.captureWorkspace(0);
+    }
+    for (const pending of this.queue.splice(0)) {
+      this.emit("error", { message: "instance ended before this message was processed", turn: pending.turn }, pending.turn);
+    }
+    this.current = undefined;
+    this.status = crashed ? "failed" : "terminated";
+    this.endedAt = Date.now();
+    const content: JsonObject = { reason, exit_code: info.code, signal: info.signal };
+    this.emit("terminated", content, 0);
+    this.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
+    this.readySettle?.reject(new ConnectError(`agent process exited before it was ready (exit code ${info.code}, signal ${info.signal})`, Code.FailedPrecondition));
+    for (const subscriber of this.subscribers) subscriber.onEnd();
+    this.subscribers.clear();
+    this.markEnded();
+  }
+
+  private emit(messageType: string, content: JsonObject | undefined, turn: number): void {
+    const row = this.options.store.messages.append({
+      direction: "outbound",
+      instanceId: this.instanceId,
+      turn,
+      messageType,
+      content,
+      timestamp: Date.now(),
+    });
+    for (const subscriber of this.subscribers) {
+      try {
+        subscriber.onUpdate(row);
+      } catch (err) {
+        this.options.logger.error("subscriber failed", { instance_id: this.instanceId, error: errorMessage(err) });
+      }
+    }
+  }
+
+  private log(level: "debug" | "info" | "warn" | "error", source: "stdout" | "stderr" | "agent" | "platform", message: string, fields?: JsonObject): void {
+    try {
+      this.options.store.logs.append({ level, source, message, instanceId: this.instanceId, ...(fields ? { fields } : {}) });
+    } catch (err) {
+      this.options.logger.error("could not write agent log", { instance_id: this.instanceId, error: errorMessage(err) });
+    }
+    if (source === "platform") this.options.logger[level](message, { instance_id: this.instanceId, agent_id: this.agentId });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * One agent OS process: spawns the runner, frames the protocol (agent-protocol.ts) over stdin / fd 3,
+ * and turns stdout/stderr into log lines. Owns the child: `kill()` and `exited` always settle.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import readline from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { parseAgentFrame, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
+import { errorMessage } from "../shared/errors.js";
+
+export interface AgentProcessOptions {
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  onFrame(frame: AgentToHost): void;
+  onOutput(stream: "stdout" | "stderr", line: string): void;
+  onBadFrame(reason: string, line: string): void;
+}
+
+export interface ProcessExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Longest stdout/stderr line kept; longer lines are cut (frames on fd 3 have no such limit). */
+const MAX_OUTPUT_LINE = 64 * 1024;
+
+export class AgentProcess {
+  readonly exited: Promise<ProcessExitInfo>;
+  private readonly child: ChildProcess;
+  private readonly input: Writable;
+  private exitInfo: ProcessExitInfo | undefined;
+
+  constructor(options: AgentProcessOptions) {
+    this.child = spawn(options.command, options.args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
+      detached: true, // own process group, so stop kills the agent's children too
+    });
+    const stdio = this.child.stdio;
+    this.input = stdio[0] as Writable;
+    this.input.on("error", () => undefined); // EPIPE after the agent died; exit handling reports it
+    const frames = stdio[3] as Readable;
+    this.exited = new Promise((resolve) => {
+      let spawnFailed = false;
+      this.child.once("error", (err) => {
+        spawnFailed = true;
+        options.onOutput("stderr", `failed to start agent process: ${errorMessage(err)}`);
+        this.exitInfo = { code: 127, signal: null };
+        resolve(this.exitInfo);
+      });
+      this.child.once("close", (code, signal) => {
+        if (spawnFailed) return;
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      });
+    });
+    readline.createInterface({ input: frames, crlfDelay: Infinity }).on("line", (line) => {
+      if (line.length === 0) return;
+      let frame: AgentToHost;
+      try {
+        frame = parseAgentFrame(line);
+      } catch (err) {
+        options.onBadFrame(errorMessage(err), line.slice(0, 200));
+        return;
+      }
+      options.onFrame(frame);
+    });
+    for (const name of ["stdout", "stderr"] as const) {
+      const stream = this.child[name];
+      if (!stream) continue;
+      readline.createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+        options.onOutput(name, line.length > MAX_OUTPUT_LINE ? line.slice(0, MAX_OUTPUT_LINE) + " …[truncated]" : line);
+      });
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  send(frame: HostToAgent): boolean {
+    if (!this.alive || this.input.destroyed) return false;
+    return this.input.write(JSON.stringify(frame) + "\n");
+  }
+
+  /** Closes the agent's stdin (the SDKs treat EOF as stop). */
+  endInput(): void {
+    if (!this.input.destroyed) this.input.end();
+  }
+
+  /** Signals the whole process group (the agent and anything it spawned). */
+  kill(signal: NodeJS.Signals = "SIGKILL"): void {
+    if (!this.alive) return;
+    const pid = this.child.pid;
+    try {
+      if (pid) process.kill(-pid, signal);
+      else this.child.kill(signal);
+    } catch {
+      this.child.kill(signal);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Keeps each live agent's Chronicle open for capture after every turn, and opens one for the call
+ * when files of a stopped agent are read.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Chronicle } from "./chronicle/chronicle.js";
+import type { FileAccess, ChronicleReader } from "./file-routes.js";
+import type { InstanceManager, WorkspaceFactory } from "./instance-manager.js";
+import { isValidClientId } from "../shared/ids.js";
+
+export interface ChronicleAccess extends FileAccess {
+  readonly factory: WorkspaceFactory;
+  attach(manager: InstanceManager): void;
+  close(): void;
+}
+
+export function createChronicleAccess(options: { quotaBytes?: number | undefined }): ChronicleAccess {
+  const live = new Map<string, Chronicle>();
+  let manager: InstanceManager | undefined;
+  const open = (agentDir: string) =>
+    Chronicle.open({
+      workspaceDir: path.join(agentDir, "workspace"),
+      dbPath: path.join(agentDir, "chronicle.db"),
+      ...(options.quotaBytes ? { quotaBytes: options.quotaBytes } : {}),
+    });
+  return {
+    factory(agentDir) {
+      const chronicle = open(agentDir);
+      live.set(agentDir, chronicle);
+      return {
+        capture: () => chronicle.capture(),
+        close: () => {
+          if (live.get(agentDir) === chronicle) live.delete(agentDir);
+          chronicle.close();
+        },
+      };
+    },
+    attach(m) {
+      manager = m;
+    },
+    withChronicle<T>(agentId: string, fn: (chronicle: ChronicleReader) => T): T {
+      if (!manager) throw new ConnectError("file access is not attached to a coordinator", Code.Internal);
+      if (!isValidClientId(agentId)) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
+      const agentDir = manager.agentDir(agentId);
+      const current = live.get(agentDir);
+      if (current) return fn(current);
+      if (!fs.existsSync(path.join(agentDir, "workspace"))) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
+      const chronicle = open(agentDir);
+      try {
+        return fn(chronicle);
+      } finally {
+        chronicle.close();
+      }
+    },
+    close() {
+      for (const chronicle of live.values()) chronicle.close();
+      live.clear();
+    },
+  };
+}

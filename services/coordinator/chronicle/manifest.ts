@@ -1,0 +1,123 @@
+/**
+ * The workspace as of the latest iteration: path -> size, stat fingerprint, content and the iteration that
+ * last changed it. Held in memory (captures compare every scanned file against it) and mirrored in the
+ * `manifest` table so it survives reopen. DB writes happen inside the caller's transaction; the in-memory
+ * map is updated only after that transaction commits (`apply`).
+ */
+import type { Statement } from "better-sqlite3";
+import type { Db } from "./chronicle-db.js";
+
+export interface ManifestEntry {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  /** null for files over maxFileBytes (metadata only). */
+  blobId: number | null;
+  /** sha256 hex of the content; null when blobId is null. */
+  hash: string | null;
+  iteration: number;
+  /** Modified so close to the capture that a later same-size write could keep the same mtime: re-hash next time. */
+  racy: boolean;
+  /** In memory only: the last capture scan that saw this path (finds deletions without a set of paths). */
+  seen?: number;
+}
+
+/** A pending manifest change: an entry to write, or undefined to remove the path. */
+export type ManifestUpdate = [path: string, entry: ManifestEntry | undefined];
+
+interface RawEntry {
+  path: string;
+  size: number;
+  mtime_ms: number;
+  ctime_ms: number;
+  ino: number;
+  blob_id: number | null;
+  hash: string | null;
+  iteration: number;
+  racy: number;
+}
+
+export class Manifest {
+  readonly entries = new Map<string, ManifestEntry>();
+  private live = 0;
+  private directories: Set<string> | undefined;
+  private readonly upsert: Statement<[string, number, number, number, number, number | null, number, number]>;
+  private readonly remove: Statement<[string]>;
+
+  constructor(db: Db) {
+    this.upsert = db.prepare(
+      `INSERT INTO manifest (path, size, mtime_ms, ctime_ms, ino, blob_id, iteration, racy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, ctime_ms = excluded.ctime_ms,
+         ino = excluded.ino, blob_id = excluded.blob_id, iteration = excluded.iteration, racy = excluded.racy`,
+    );
+    this.remove = db.prepare("DELETE FROM manifest WHERE path = ?");
+    const rows = db
+      .prepare<[], RawEntry>(
+        `SELECT m.path, m.size, m.mtime_ms, m.ctime_ms, m.ino, m.blob_id, b.hash, m.iteration, m.racy
+         FROM manifest m LEFT JOIN blobs b ON b.id = m.blob_id`,
+      )
+      .all();
+    for (const row of rows) {
+      this.entries.set(row.path, {
+        size: row.size,
+        mtimeMs: row.mtime_ms,
+        ctimeMs: row.ctime_ms,
+        ino: row.ino,
+        blobId: row.blob_id,
+        hash: row.hash,
+        iteration: row.iteration,
+        racy: row.racy !== 0,
+      });
+      this.live += row.size;
+    }
+  }
+
+  /** Sum of the sizes of the current files. */
+  get liveBytes(): number {
+    return this.live;
+  }
+
+  get(path: string): ManifestEntry | undefined {
+    return this.entries.get(path);
+  }
+
+  /** True when some current file lies below `path` ("" is the root and always a directory). */
+  isDirectory(path: string): boolean {
+    if (path === "") return true;
+    if (!this.directories) {
+      this.directories = new Set();
+      for (const file of this.entries.keys()) {
+        for (let slash = file.indexOf("/"); slash !== -1; slash = file.indexOf("/", slash + 1)) {
+          this.directories.add(file.slice(0, slash));
+        }
+      }
+    }
+    return this.directories.has(path);
+  }
+
+  /** Writes the updates to the database. Call inside a transaction, then `apply` after it commits. */
+  write(updates: readonly ManifestUpdate[]): void {
+    for (const [path, entry] of updates) {
+      if (entry) {
+        this.upsert.run(path, entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino, entry.blobId, entry.iteration, entry.racy ? 1 : 0);
+      } else {
+        this.remove.run(path);
+      }
+    }
+  }
+
+  apply(updates: readonly ManifestUpdate[]): void {
+    for (const [path, entry] of updates) {
+      const previous = this.entries.get(path);
+      if (previous) this.live -= previous.size;
+      if (entry) {
+        this.entries.set(path, entry);
+        this.live += entry.size;
+      } else {
+        this.entries.delete(path);
+      }
+      if (!previous || !entry) this.directories = undefined;
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The append-only part of Chronicle: iterations and per-file versions (tables `iterations`, `versions`).
+ */
+import type { Statement } from "better-sqlite3";
+import type { Db } from "./chronicle-db.js";
+import type { ChangeKind } from "./chronicle-types.js";
+
+export type IterationKind = "capture" | "restore";
+
+export interface VersionRow {
+  path: string;
+  iteration: number;
+  change: ChangeKind;
+  blobId: number | null;
+  /** sha256 hex, null for deletions and files over maxFileBytes. */
+  hash: string | null;
+  size: number;
+  mtimeMs: number;
+  timestamp: number;
+}
+
+interface RawVersion {
+  path: string;
+  iteration: number;
+  change: string;
+  blob_id: number | null;
+  hash: string | null;
+  size: number;
+  mtime_ms: number;
+  timestamp: number;
+}
+
+function toChange(value: string): ChangeKind {
+  return value === "created" || value === "modified" ? value : "deleted";
+}
+
+function toRow(raw: RawVersion): VersionRow {
+  return {
+    path: raw.path,
+    iteration: raw.iteration,
+    change: toChange(raw.change),
+    blobId: raw.blob_id,
+    hash: raw.hash,
+    size: raw.size,
+    mtimeMs: raw.mtime_ms,
+    timestamp: raw.timestamp,
+  };
+}
+
+const SELECT = `SELECT v.path, v.iteration, v.change, v.blob_id, b.hash, v.size, v.mtime_ms, i.timestamp
+  FROM versions v JOIN iterations i ON i.iteration = v.iteration LEFT JOIN blobs b ON b.id = v.blob_id`;
+
+export class VersionLog {
+  private readonly maxIteration: Statement<[], { n: number | null }>;
+  private readonly insertIteration: Statement<[number, number, IterationKind]>;
+  private readonly insertVersion: Statement<[string, number, ChangeKind, number | null, number, number]>;
+  private readonly selectHistory: Statement<[string], RawVersion>;
+  private readonly selectAt: Statement<[string, number], RawVersion>;
+  private readonly selectChanges: Statement<[number], RawVersion>;
+  private readonly selectRawBytes: Statement<[], { bytes: number | null }>;
+
+  constructor(db: Db) {
+    this.maxIteration = db.prepare("SELECT max(iteration) AS n FROM iterations");
+    this.insertIteration = db.prepare("INSERT INTO iterations (iteration, timestamp, kind) VALUES (?, ?, ?)");
+    this.insertVersion = db.prepare(
+      "INSERT INTO versions (path, iteration, change, blob_id, size, mtime_ms) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    this.selectHistory = db.prepare(`${SELECT} WHERE v.path = ? ORDER BY v.iteration`);
+    this.selectAt = db.prepare(`${SELECT} WHERE v.path = ? AND v.iteration <= ? ORDER BY v.iteration DESC LIMIT 1`);
+    this.selectChanges = db.prepare(`${SELECT} WHERE v.iteration = ? ORDER BY v.path`);
+    this.selectRawBytes = db.prepare("SELECT sum(size) AS bytes FROM versions WHERE blob_id IS NOT NULL");
+  }
+
+  latestIteration(): number {
+    return this.maxIteration.get()?.n ?? 0;
+  }
+
+  addIteration(iteration: number, timestamp: number, kind: IterationKind): void {
+    this.insertIteration.run(iteration, timestamp, kind);
+  }
+
+  addVersion(path: string, iteration: number, change: ChangeKind, blobId: number | null, size: number, mtimeMs: number): void {
+    this.insertVersion.run(path, iteration, change, blobId, size, Math.floor(mtimeMs));
+  }
+
+  /** Every version of `path`, oldest first (empty when it never existed). */
+  history(path: string): VersionRow[] {
+    return this.selectHistory.all(path).map(toRow);
+  }
+
+  /** The version of `path` in effect at `iteration` (possibly a deletion), or undefined before its creation. */
+  at(path: string, iteration: number): VersionRow | undefined {
+    const raw = this.selectAt.get(path, iteration);
+    return raw ? toRow(raw) : undefined;
+  }
+
+  /** What changed in one iteration, by path. */
+  changes(iteration: number): VersionRow[] {
+    return this.selectChanges.all(iteration).map(toRow);
+  }
+
+  /** Sum of the sizes of every stored version: the cost of keeping a full copy per version. */
+  rawVersionBytes(): number {
+    return this.selectRawBytes.get()?.bytes ?? 0;
+  }
+}

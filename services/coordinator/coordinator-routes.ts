@@ -1,0 +1,158 @@
+/**
+ * The coordinator's Connect services: InstanceService (what gateways forward to), CoordinatorService
+ * (identity, load, drain) and FileService. Handlers are thin: they validate and call InstanceManager.
+ */
+import os from "node:os";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { InstanceManager } from "./instance-manager.js";
+import type { AgentInstance } from "./agent-instance.js";
+import { instanceToProto, logRowToProto, rowToMessageRecord, rowToStreamUpdate } from "./to-proto.js";
+import type { MessageRow } from "./store/message-log.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
+import type { StreamUpdatesResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
+import { AsyncQueue } from "../shared/async-queue.js";
+import { fileRoutes, type FileAccess } from "./file-routes.js";
+
+export interface CoordinatorRoutesDeps {
+  manager: InstanceManager;
+  address: string;
+  startedAt: number;
+  version: string;
+  files?: FileAccess;
+}
+
+function requireId(value: string, field: string): string {
+  if (!value) throw new ConnectError(`${field} is required`, Code.InvalidArgument);
+  return value;
+}
+
+function clampLimit(limit: number): number {
+  return limit === 0 ? 100 : Math.min(limit, 1000);
+}
+
+export function lastSeqOf(instance: AgentInstance): number {
+  try {
+    return instance.store.messages.lastSeq();
+  } catch {
+    return 0;
+  }
+}
+
+/** Replay-then-live stream of an instance's outbound updates. */
+export async function* streamInstanceUpdates(
+  manager: InstanceManager,
+  instanceId: string,
+  afterSeq: number | "live",
+  ctx: Pick<HandlerContext, "signal">,
+): AsyncGenerator<MessageRow> {
+  const instance = manager.require(instanceId);
+  const queue = new AsyncQueue<MessageRow>(100_000, ctx.signal);
+  let unsubscribe: () => void = () => undefined;
+  if (instance.live) {
+    unsubscribe = instance.subscribe(afterSeq, { onUpdate: (row) => queue.push(row), onEnd: () => queue.end() });
+  } else {
+    manager.withAgentStore(instance.agentId, (store) => {
+      if (afterSeq !== "live") for (const row of store.messages.iterate(afterSeq, "outbound")) queue.push(row);
+    });
+    queue.end();
+  }
+  try {
+    yield* queue;
+  } finally {
+    unsubscribe();
+  }
+}
+
+export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
+  const { manager } = deps;
+  const toProto = (instance: AgentInstance) => instanceToProto(instance, manager.coordinatorId, lastSeqOf(instance));
+  return (router: ConnectRouter) => {
+    router.service(InstanceService, {
+      async createInstance(req, ctx) {
+        requireId(req.deploymentId, "deployment_id");
+        const instance = await manager.create(
+          { deploymentId: req.deploymentId, agentId: req.agentId, secrets: req.secrets, environment: req.environment },
+          ctx.signal,
+        );
+        return { instance: toProto(instance) };
+      },
+      async getInstance(req) {
+        return { instance: toProto(manager.require(requireId(req.instanceId, "instance_id"))) };
+      },
+      async listInstances(req) {
+        return { instances: manager.list({ agentId: req.agentId, deploymentId: req.deploymentId }).map(toProto) };
+      },
+      async stopInstance(req) {
+        return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs)) };
+      },
+      async sendMessage(req) {
+        const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
+        const result = instance.send(req.content ?? {});
+        return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition };
+      },
+      async *streamUpdates(req, ctx): AsyncGenerator<Partial<StreamUpdatesResponse>> {
+        const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        const afterSeq = req.replayAll ? 0 : req.afterSeq > 0n ? Number(req.afterSeq) : "live";
+        for await (const row of streamInstanceUpdates(manager, instance.instanceId, afterSeq, ctx)) {
+          yield { update: rowToStreamUpdate(row, instance.agentId) };
+        }
+      },
+      async getState(req) {
+        const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        return manager.withAgentStore(instance.agentId, (store) => {
+          if (req.since !== undefined && req.since > 0n) {
+            const patches = store.state.patchesSince(Number(req.since));
+            return {
+              version: BigInt(store.state.version()),
+              patches: patches.map((p) => ({ version: BigInt(p.version), patch: p.ops, timestamp: timestampFromMs(p.timestamp) })),
+            };
+          }
+          const { version, state } = store.state.current();
+          return { version: BigInt(version), state };
+        });
+      },
+      async listMessages(req) {
+        const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        return manager.withAgentStore(instance.agentId, (store) => {
+          const limit = clampLimit(req.limit);
+          const rows = store.messages.list(Number(req.afterSeq), limit);
+          const last = rows[rows.length - 1];
+          return { messages: rows.map(rowToMessageRecord), nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n };
+        });
+      },
+      async listLogs(req) {
+        const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        return manager.withAgentStore(instance.agentId, (store) => {
+          const limit = clampLimit(req.limit);
+          const rows = store.logs.list(Number(req.after), limit);
+          const last = rows[rows.length - 1];
+          return { logs: rows.map(logRowToProto), nextAfter: rows.length === limit && last ? BigInt(last.id) : 0n };
+        });
+      },
+    });
+    router.service(CoordinatorService, {
+      async getCoordinatorInfo() {
+        return {
+          info: {
+            coordinatorId: manager.coordinatorId,
+            address: deps.address,
+            instances: manager.liveCount,
+            capacity: manager.capacity,
+            cpuLoad: (os.loadavg()[0] ?? 0) / Math.max(1, os.cpus().length),
+            memoryBytes: BigInt(process.memoryUsage().rss),
+            draining: manager.isDraining,
+            startedAt: timestampFromMs(deps.startedAt),
+            version: deps.version,
+          },
+        };
+      },
+      async drainCoordinator(req) {
+        return { stopped: await manager.drain(req.deadlineMs || 30_000) };
+      },
+    });
+    fileRoutes(manager, deps.files)(router);
+  };
+}

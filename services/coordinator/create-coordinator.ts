@@ -1,0 +1,114 @@
+/**
+ * A coordinator: runs agent instances and serves InstanceService, FileService and
+ * CoordinatorService. `routes` can be mounted in-process (dev mode) or served on a port.
+ */
+import os from "node:os";
+import path from "node:path";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { coordinatorRoutes } from "./coordinator-routes.js";
+import { InstanceManager } from "./instance-manager.js";
+import type { InstanceLimits } from "./instance-limits.js";
+import { resolveRuntimeCommands, type RuntimeCommands } from "./runtime-commands.js";
+import { createChronicleAccess, type ChronicleAccess } from "./chronicle-access.js";
+import { BundleCache } from "../registry/bundle-cache.js";
+import type { DeploymentRegistry } from "../registry/deployment-registry.js";
+import { ApiKeyAuth } from "../shared/api-key-auth.js";
+import { createConnectHandler } from "../shared/connect-handler.js";
+import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
+import { newId } from "../shared/ids.js";
+import { createLogger, type Logger } from "../shared/logger.js";
+import { OnePortServer } from "../shared/one-port-server.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
+import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
+import { FileService } from "../../gen/podium/v1/file_service_pb.js";
+import { PODIUM_VERSION } from "../shared/version.js";
+
+export interface CoordinatorOptions {
+  dataDir: string;
+  registry: DeploymentRegistry;
+  coordinatorId?: string;
+  /** Where gateways reach this coordinator, as published to discovery. */
+  advertiseAddress?: string;
+  capacity?: number;
+  limits?: Partial<InstanceLimits>;
+  commands?: Partial<RuntimeCommands>;
+  /** Calls must carry this secret (as a bearer token); empty disables the check (in-process dev mode). */
+  clusterSecret?: string;
+  /** PATH for agent processes. */
+  agentPath?: string;
+  /** Per-agent workspace quota, bytes. */
+  workspaceQuotaBytes?: number;
+  logger?: Logger;
+}
+
+export interface Coordinator {
+  readonly id: string;
+  readonly manager: InstanceManager;
+  readonly routes: (router: ConnectRouter) => void;
+  readonly health: HealthStatusRegistry;
+  readonly chronicles: ChronicleAccess;
+  /** Serves the Connect/gRPC API on one port; resolves with the bound port. */
+  listen(port: number, host?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createCoordinator(options: CoordinatorOptions): Coordinator {
+  const id = options.coordinatorId ?? newId("coord");
+  const logger = options.logger ?? createLogger({ fields: { service: "coordinator", coordinator_id: id } });
+  const startedAt = Date.now();
+  const chronicles = createChronicleAccess({ quotaBytes: options.workspaceQuotaBytes });
+  const manager = new InstanceManager({
+    coordinatorId: id,
+    dataDir: options.dataDir,
+    registry: options.registry,
+    bundles: new BundleCache({ dir: path.join(options.dataDir, "bundles"), registry: options.registry }),
+    commands: resolveRuntimeCommands(options.commands),
+    ...(options.limits ? { limits: options.limits } : {}),
+    logger,
+    agentPath: options.agentPath ?? "/usr/local/bin:/usr/bin:/bin",
+    capacity: options.capacity ?? Math.max(8, os.cpus().length * 32),
+    workspaces: chronicles.factory,
+  });
+  chronicles.attach(manager);
+  let advertise = options.advertiseAddress ?? "";
+  const routes = coordinatorRoutes({
+    manager,
+    get address() {
+      return advertise;
+    },
+    startedAt,
+    version: PODIUM_VERSION,
+    files: chronicles,
+  });
+  const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
+  let server: OnePortServer | undefined;
+  return {
+    id,
+    manager,
+    routes,
+    health,
+    chronicles,
+    async listen(port, host = "127.0.0.1") {
+      const auth = new ApiKeyAuth(options.clusterSecret ? [options.clusterSecret] : []);
+      server = new OnePortServer({
+        handler: createConnectHandler({
+          routes: [routes],
+          services: [InstanceService, FileService, CoordinatorService],
+          interceptors: [auth.interceptor(new Set(["grpc.health.v1.Health"]))],
+          health,
+        }),
+      });
+      const bound = await server.listen(port, host);
+      if (!advertise) advertise = `http://${host}:${bound.port}`;
+      logger.info(`coordinator listening on http://${host}:${bound.port}`);
+      return bound.port;
+    },
+    async close() {
+      health.setStatus("", ServingStatus.NOT_SERVING);
+      await manager.close();
+      chronicles.close();
+      await server?.close();
+      health.close();
+    },
+  };
+}

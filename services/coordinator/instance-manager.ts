@@ -1,0 +1,238 @@
+/**
+ * Owns a coordinator's instances: resolves deployments, opens each agent's databases and workspace,
+ * spawns the process, enforces one live instance per agent, and stops everything on close.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AgentInstance, type WorkspaceCapture } from "./agent-instance.js";
+import { DEFAULT_INSTANCE_LIMITS, type InstanceLimits } from "./instance-limits.js";
+import { agentCommand, type RuntimeCommands } from "./runtime-commands.js";
+import { AgentStore } from "./store/agent-store.js";
+import type { BundleCache } from "../registry/bundle-cache.js";
+import type { DeploymentRecord, DeploymentRegistry } from "../registry/deployment-registry.js";
+import { parseDeploymentId } from "../registry/bundle-manifest.js";
+import { newId, isValidClientId } from "../shared/ids.js";
+import type { Logger } from "../shared/logger.js";
+import { errorMessage } from "../shared/errors.js";
+
+export interface CreateInstanceParams {
+  deploymentId: string;
+  agentId?: string;
+  secrets?: Record<string, string>;
+  environment?: Record<string, string>;
+}
+
+/** Opens the versioned workspace of an agent (Chronicle); optional so the coordinator runs without it. */
+export type WorkspaceFactory = (agentDir: string, workspace: string) => (WorkspaceCapture & { close(): void }) | undefined;
+
+export interface InstanceManagerOptions {
+  coordinatorId: string;
+  dataDir: string;
+  registry: DeploymentRegistry;
+  bundles: BundleCache;
+  commands: RuntimeCommands;
+  limits?: Partial<InstanceLimits>;
+  logger: Logger;
+  /** PATH given to agent processes. */
+  agentPath: string;
+  /** Maximum live instances on this coordinator. */
+  capacity: number;
+  /** How long ended instances stay visible to GetInstance. */
+  endedRetentionMs?: number;
+  workspaces?: WorkspaceFactory;
+}
+
+const RESERVED_ENV = /^PODIUM_/;
+
+export class InstanceManager {
+  private readonly instances = new Map<string, AgentInstance>();
+  private readonly liveByAgent = new Map<string, string>();
+  private readonly starting = new Set<string>();
+  private readonly limits: InstanceLimits;
+  private draining = false;
+  private closed = false;
+
+  constructor(private readonly options: InstanceManagerOptions) {
+    this.limits = { ...DEFAULT_INSTANCE_LIMITS, ...options.limits };
+    fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
+  }
+
+  get coordinatorId(): string {
+    return this.options.coordinatorId;
+  }
+
+  get capacity(): number {
+    return this.options.capacity;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get liveCount(): number {
+    return this.liveByAgent.size + this.starting.size;
+  }
+
+  agentDir(agentId: string): string {
+    return path.join(this.options.dataDir, "agents", agentId);
+  }
+
+  async resolveDeployment(deploymentId: string): Promise<DeploymentRecord> {
+    const parsed = parseDeploymentId(deploymentId, this.options.registry.name);
+    const canonical = `${parsed.name}:${parsed.version}@${parsed.registry}`;
+    if (parsed.registry !== this.options.registry.name) {
+      throw new ConnectError(`deployment ${canonical}: unknown registry "${parsed.registry}" (this coordinator reads "${this.options.registry.name}")`, Code.NotFound);
+    }
+    const record = await this.options.registry.get(canonical);
+    if (!record) throw new ConnectError(`unknown deployment ${canonical}; upload it first (podium deploy DIR)`, Code.NotFound);
+    return record;
+  }
+
+  async create(params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
+    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
+    if (this.liveCount >= this.options.capacity) {
+      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} instances)`, Code.ResourceExhausted);
+    }
+    validateEnv("environment", params.environment);
+    validateEnv("secrets", params.secrets);
+    const agentId = params.agentId || newId("agent");
+    if (!isValidClientId(agentId)) {
+      throw new ConnectError("agent_id must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", Code.InvalidArgument);
+    }
+    const running = this.liveByAgent.get(agentId);
+    if (running || this.starting.has(agentId)) {
+      throw new ConnectError(`agent ${agentId} already has a live instance${running ? ` (${running})` : ""}; stop it first`, Code.AlreadyExists);
+    }
+    this.starting.add(agentId);
+    try {
+      const deployment = await this.resolveDeployment(params.deploymentId);
+      const bundleDir = await this.options.bundles.materialize(deployment, signal);
+      return await this.spawn(deployment, bundleDir, agentId, params, signal);
+    } finally {
+      this.starting.delete(agentId);
+    }
+  }
+
+  private async spawn(deployment: DeploymentRecord, bundleDir: string, agentId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
+    const instanceId = newId("inst");
+    const agentDir = this.agentDir(agentId);
+    const workspace = path.join(agentDir, "workspace");
+    fs.mkdirSync(workspace, { recursive: true });
+    const store = AgentStore.open({ dir: agentDir });
+    const workspaceCapture = this.options.workspaces?.(agentDir, workspace);
+    const agentEnv = { ...params.environment, ...params.secrets };
+    const [command, args] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
+    const instance = new AgentInstance({
+      instanceId,
+      agentId,
+      deploymentId: deployment.deploymentId,
+      runtime: deployment.runtime,
+      command,
+      args,
+      workspace,
+      processEnv: {
+        PATH: this.options.agentPath,
+        HOME: workspace,
+        LANG: "C.UTF-8",
+        PYTHONUNBUFFERED: "1",
+        PYTHONDONTWRITEBYTECODE: "1",
+        ...agentEnv,
+        PODIUM_INSTANCE_ID: instanceId,
+        PODIUM_AGENT_ID: agentId,
+        PODIUM_DEPLOYMENT_ID: deployment.deploymentId,
+        PODIUM_WORKSPACE: workspace,
+      },
+      agentEnv,
+      store,
+      ...(workspaceCapture ? { workspaceCapture } : {}),
+      limits: this.limits,
+      logger: this.options.logger,
+    });
+    this.instances.set(instanceId, instance);
+    this.liveByAgent.set(agentId, instanceId);
+    void instance.ended.then(() => {
+      if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
+      workspaceCapture?.close();
+      store.close();
+      const timer = setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000);
+      timer.unref();
+    });
+    try {
+      await instance.start(signal);
+    } catch (err) {
+      throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
+    }
+    return instance;
+  }
+
+  /** Live or recently ended instance. */
+  get(instanceId: string): AgentInstance | undefined {
+    return this.instances.get(instanceId);
+  }
+
+  require(instanceId: string): AgentInstance {
+    const instance = this.instances.get(instanceId);
+    if (!instance) throw new ConnectError(`unknown instance ${instanceId}`, Code.NotFound);
+    return instance;
+  }
+
+  requireLive(instanceId: string): AgentInstance {
+    const instance = this.require(instanceId);
+    if (!instance.live) throw new ConnectError(`instance ${instanceId} has ${instance.status}`, Code.NotFound);
+    return instance;
+  }
+
+  list(filter: { agentId?: string; deploymentId?: string } = {}): AgentInstance[] {
+    return [...this.instances.values()].filter(
+      (i) => i.live && (!filter.agentId || i.agentId === filter.agentId) && (!filter.deploymentId || i.deploymentId === filter.deploymentId),
+    );
+  }
+
+  async stop(instanceId: string, graceMs?: number): Promise<AgentInstance> {
+    const instance = this.require(instanceId);
+    await instance.stop(graceMs || undefined);
+    return instance;
+  }
+
+  /** Runs `fn` with the agent's store, opening it read-side when no instance is live. */
+  withAgentStore<T>(agentId: string, fn: (store: AgentStore) => T): T {
+    const liveId = this.liveByAgent.get(agentId);
+    const live = liveId ? this.instances.get(liveId) : undefined;
+    if (live?.live) return fn(live.store);
+    const dir = this.agentDir(agentId);
+    if (!isValidClientId(agentId) || !fs.existsSync(dir)) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
+    const store = AgentStore.open({ dir });
+    try {
+      return fn(store);
+    } finally {
+      store.close();
+    }
+  }
+
+  /** Stops taking instances; waits for running turns up to `deadlineMs`, then stops every instance. */
+  async drain(deadlineMs: number): Promise<number> {
+    this.draining = true;
+    const live = [...this.instances.values()].filter((i) => i.live);
+    const deadline = Date.now() + deadlineMs;
+    while (live.some((i) => i.live && (i.status === "busy" || i.queuedMessages > 0)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await Promise.all(live.map((i) => i.stop()));
+    return live.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.instances.values()].map((i) => i.stop()));
+  }
+}
+
+function validateEnv(field: string, env: Record<string, string> | undefined): void {
+  for (const [key, value] of Object.entries(env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ConnectError(`${field}: "${key.slice(0, 64)}" is not a valid variable name`, Code.InvalidArgument);
+    if (RESERVED_ENV.test(key)) throw new ConnectError(`${field}: ${key} is reserved (PODIUM_*)`, Code.InvalidArgument);
+    if (typeof value !== "string" || value.includes("\0")) throw new ConnectError(`${field}: ${key} must be a string without NUL bytes`, Code.InvalidArgument);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The storage of one agent: three SQLite databases in one directory (by convention
+ * `<dataDir>/agents/<agentId>/`): messages.db, state.db, logs.db. docs/storage.md describes the
+ * schemas, durability and snapshot policy. One AgentStore (one process) owns a directory at a time.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { LogStore } from "./log-store.js";
+import { MessageLog } from "./message-log.js";
+import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS } from "./migrations.js";
+import { openDatabase, type SqliteDatabase } from "./sqlite.js";
+import { StateStore, type StateStoreOptions } from "./state-store.js";
+
+export const MESSAGES_DB = "messages.db";
+export const STATE_DB = "state.db";
+export const LOGS_DB = "logs.db";
+
+export interface AgentStoreOptions {
+  /** The agent's directory; created when missing. */
+  dir: string;
+  /** Snapshot after this many versions since the last snapshot. Default 1000. */
+  snapshotEveryVersions?: number;
+  /** Snapshot after this much patch JSON since the last snapshot. Default 4 MiB. */
+  snapshotEveryBytes?: number;
+  /**
+   * ...but only once the patch JSON since the last snapshot is at least this fraction of that
+   * snapshot's size, so big states are not rewritten for a few small patches. Default 1/8; 0 turns
+   * the guard off.
+   */
+  snapshotMinPatchRatio?: number;
+  /** brotli-compress snapshots of 16 KiB and more. Default true. */
+  compressSnapshots?: boolean;
+  /** Called when an automatic snapshot fails (apply() still succeeds; the patch is stored). */
+  onSnapshotError?: (err: unknown) => void;
+}
+
+export type CompiledAgentStoreOptions = StateStoreOptions & { dir: string };
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0)) throw new ConnectError(`${name} must be a positive number`, Code.InvalidArgument);
+  return value;
+}
+
+export function compileAgentStoreOptions(options: AgentStoreOptions): CompiledAgentStoreOptions {
+  if (typeof options.dir !== "string" || options.dir === "") throw new ConnectError("dir is required", Code.InvalidArgument);
+  const ratio = options.snapshotMinPatchRatio ?? 1 / 8;
+  if (typeof ratio !== "number" || !(ratio >= 0)) throw new ConnectError("snapshotMinPatchRatio must be >= 0", Code.InvalidArgument);
+  return {
+    dir: options.dir,
+    snapshotEveryVersions: positive("snapshotEveryVersions", options.snapshotEveryVersions, 1000),
+    snapshotEveryBytes: positive("snapshotEveryBytes", options.snapshotEveryBytes, 4 * 1024 * 1024),
+    snapshotMinPatchRatio: ratio,
+    compressSnapshots: options.compressSnapshots ?? true,
+    onSnapshotError: options.onSnapshotError,
+  };
+}
+
+export class AgentStore {
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly messages: MessageLog,
+    readonly state: StateStore,
+    readonly logs: LogStore,
+  ) {}
+
+  /** Creates the directory and databases if needed, runs migrations, loads the state. */
+  static open(options: AgentStoreOptions): AgentStore {
+    const compiled = compileAgentStoreOptions(options);
+    fs.mkdirSync(compiled.dir, { recursive: true });
+    const opened: SqliteDatabase[] = [];
+    const open = (name: string, migrations: Parameters<typeof openDatabase>[1]): SqliteDatabase => {
+      const db = openDatabase(path.join(compiled.dir, name), migrations);
+      opened.push(db);
+      return db;
+    };
+    try {
+      const messages = new MessageLog(open(MESSAGES_DB, MESSAGES_MIGRATIONS));
+      const state = new StateStore(open(STATE_DB, STATE_MIGRATIONS), compiled);
+      const logs = new LogStore(open(LOGS_DB, LOGS_MIGRATIONS));
+      return new AgentStore(compiled.dir, messages, state, logs);
+    } catch (err) {
+      for (const db of opened) db.close();
+      throw err;
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Checkpoints and closes the three databases. Idempotent; later calls on the stores throw FailedPrecondition. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    let failure: unknown;
+    for (const store of [this.messages, this.state, this.logs]) {
+      try {
+        store.close();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * All-or-nothing JSON Patch on a live document without cloning it. Each op is applied in place with
+ * applyPatch (shared/json-patch.ts) after recording its inverse; if a later op fails, the inverses
+ * run in reverse and the document holds its previous value again. Cost is proportional to the ops,
+ * not to the document, so it suits multi-megabyte agent states.
+ *
+ * After a rollback every value is restored, but an object member that an op removed comes back as
+ * the object's last member (JSON objects are unordered; RFC 8259 §4).
+ */
+import type { Json, JsonObject, JsonPatchOp } from "../../shared/json.js";
+import { isJsonObject } from "../../shared/json.js";
+import { applyPatch, formatPointer, JsonPatchError, parsePointer } from "../../shared/json-patch.js";
+
+export interface AppliedPatch {
+  /** The patched state: the same object as the input unless an op replaced the root. */
+  state: JsonObject;
+  /** Undoes the whole patch (call before any other change to the state); returns the old root. */
+  rollback(): JsonObject;
+}
+
+type PrimitiveOp = Extract<JsonPatchOp, { op: "add" | "remove" | "replace" }>;
+
+const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+function hasOwn(object: JsonObject, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(object, key);
+}
+
+/** The value at `tokens`, or undefined when there is none (same index rules as applyPatch). */
+function lookup(doc: Json, tokens: readonly string[]): Json | undefined {
+  let node: Json | undefined = doc;
+  for (const token of tokens) {
+    if (Array.isArray(node)) node = ARRAY_INDEX.test(token) ? node[Number(token)] : undefined;
+    else if (isJsonObject(node)) node = hasOwn(node, token) ? node[token] : undefined;
+    else return undefined;
+    if (node === undefined) return undefined;
+  }
+  return node;
+}
+
+function valueAt(doc: Json, pointer: string): Json {
+  const value = lookup(doc, parsePointer(pointer));
+  if (value === undefined) throw new JsonPatchError(`path ${pointer} does not exist`);
+  return value;
+}
+
+/** The op that undoes `op` on `doc` (computed before applying it); undefined if `op` cannot apply. */
+function inverseOf(doc: Json, op: PrimitiveOp): JsonPatchOp | undefined {
+  const tokens = parsePointer(op.path);
+  if (tokens.length === 0) return { op: "replace", path: "", value: doc };
+  const parentTokens = tokens.slice(0, -1);
+  const parent = lookup(doc, parentTokens);
+  const last = tokens[tokens.length - 1] as string;
+  if (Array.isArray(parent)) {
+    if (op.op === "add") {
+      const index = last === "-" ? parent.length : Number(last);
+      return { op: "remove", path: formatPointer([...parentTokens, index]) };
+    }
+    const old = ARRAY_INDEX.test(last) ? parent[Number(last)] : undefined;
+    if (old === undefined) return undefined;
+    return op.op === "remove" ? { op: "add", path: op.path, value: old } : { op: "replace", path: op.path, value: old };
+  }
+  if (!isJsonObject(parent)) return undefined;
+  if (!hasOwn(parent, last)) return op.op === "add" ? { op: "remove", path: op.path } : undefined;
+  const old = parent[last] as Json;
+  return op.op === "remove" ? { op: "add", path: op.path, value: old } : { op: "replace", path: op.path, value: old };
+}
+
+function cloneJson(value: Json): Json {
+  return value === null || typeof value !== "object" ? value : (JSON.parse(JSON.stringify(value)) as Json);
+}
+
+/** Applies one add / remove / replace after recording its inverse in `undo`; returns the new root. */
+function step(doc: Json, op: PrimitiveOp, undo: JsonPatchOp[]): Json {
+  const inverse = inverseOf(doc, op);
+  const result = applyPatch(doc, [op]); // throws before changing anything if `op` cannot apply
+  if (!inverse) throw new JsonPatchError(`cannot apply ${op.op} at ${op.path}`); // unreachable: lookup mirrors applyPatch
+  undo.push(inverse);
+  return result;
+}
+
+function undoAll(doc: Json, undo: JsonPatchOp[]): Json {
+  let current = doc;
+  for (let i = undo.length - 1; i >= 0; i--) current = applyPatch(current, [undo[i] as JsonPatchOp]);
+  undo.length = 0;
+  return current;
+}
+
+class Applied implements AppliedPatch {
+  constructor(
+    readonly state: JsonObject,
+    private readonly undo: JsonPatchOp[],
+  ) {}
+
+  rollback(): JsonObject {
+    return undoAll(this.state, this.undo) as JsonObject;
+  }
+}
+
+/**
+ * Applies `ops` to `doc` in place. On failure the document is restored and the JsonPatchError is
+ * rethrown. The ops' values become part of the state (not copied): pass ops nobody else mutates.
+ */
+export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[]): AppliedPatch {
+  const undo: JsonPatchOp[] = [];
+  let current: Json = doc;
+  try {
+    for (const op of ops) {
+      switch (op.op) {
+        case "test":
+          applyPatch(current, [op]);
+          break;
+        case "add":
+        case "remove":
+        case "replace":
+          current = step(current, op, undo);
+          break;
+        case "move": {
+          if (op.path.startsWith(op.from + "/")) throw new JsonPatchError(`cannot move ${op.from} into its own child ${op.path}`);
+          const value = valueAt(current, op.from);
+          current = step(current, { op: "remove", path: op.from }, undo);
+          current = step(current, { op: "add", path: op.path, value }, undo);
+          break;
+        }
+        case "copy":
+          current = step(current, { op: "add", path: op.path, value: cloneJson(valueAt(current, op.from)) }, undo);
+          break;
+        default:
+          throw new JsonPatchError(`unknown op ${JSON.stringify((op as { op: unknown }).op)}`);
+      }
+    }
+    if (!isJsonObject(current)) throw new JsonPatchError("state must stay a JSON object");
+  } catch (err) {
+    undoAll(current, undo);
+    throw err;
+  }
+  return new Applied(current, undo);
+}

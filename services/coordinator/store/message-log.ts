@@ -1,0 +1,142 @@
+/**
+ * messages.db: every message into (client -> agent) and out of (agent -> client) one agent, in one
+ * sequence space. `seq` is assigned here (last + 1), so it is strictly increasing across both
+ * directions and across reopen. One MessageLog (one process) writes a directory at a time.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JsonObject } from "../../shared/json.js";
+import { closeDatabase, closedError, storeError, type SqliteDatabase } from "./sqlite.js";
+
+export type MessageDirection = "inbound" | "outbound";
+
+export interface MessageRow {
+  seq: number;
+  direction: MessageDirection;
+  instanceId: string;
+  turn: number;
+  messageType: string;
+  content: JsonObject | undefined;
+  /** Epoch milliseconds. */
+  timestamp: number;
+}
+
+export type NewMessage = Omit<MessageRow, "seq">;
+
+/** Rows fetched per query while iterating. */
+export const MESSAGE_PAGE_SIZE = 1000;
+
+type DbRow = [seq: number, direction: MessageDirection, instanceId: string, turn: number, messageType: string, content: string | null, timestamp: number];
+
+const COLUMNS = "seq, direction, instance_id, turn, message_type, content, timestamp";
+
+function fromDb(row: DbRow): MessageRow {
+  return {
+    seq: row[0],
+    direction: row[1],
+    instanceId: row[2],
+    turn: row[3],
+    messageType: row[4],
+    content: row[5] === null ? undefined : (JSON.parse(row[5]) as JsonObject),
+    timestamp: row[6],
+  };
+}
+
+export function checkPaging(after: number, limit: number): void {
+  if (!Number.isSafeInteger(after)) throw new ConnectError(`after must be an integer, got ${after}`, Code.InvalidArgument);
+  if (!Number.isSafeInteger(limit) || limit < 0) {
+    throw new ConnectError(`limit must be a non-negative integer, got ${limit}`, Code.InvalidArgument);
+  }
+}
+
+export class MessageLog {
+  private seq: number;
+  private readonly insert;
+  private readonly listAll;
+  private readonly listDirection;
+  private readonly insertMany;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.insert = db.prepare<[number, MessageDirection, string, number, string, string | null, number]>(
+      `INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.listAll = db.prepare<[number, number], DbRow>(`SELECT ${COLUMNS} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?`).raw();
+    this.listDirection = db
+      .prepare<[MessageDirection, number, number], DbRow>(
+        `SELECT ${COLUMNS} FROM messages WHERE direction = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      )
+      .raw();
+    this.seq = (db.prepare<[], number | null>("SELECT max(seq) FROM messages").pluck().get() ?? 0) as number;
+    this.insertMany = db.transaction((rows: readonly NewMessage[]) => rows.map((row) => this.insertRow(row)));
+  }
+
+  /** The seq of the newest message, 0 when there is none. */
+  lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Stores one message (its own transaction: durable against a process crash once this returns). */
+  append(row: NewMessage): MessageRow {
+    if (!this.db.open) throw closedError("message log");
+    try {
+      return this.insertRow(row);
+    } catch (err) {
+      throw storeError(err, "append message");
+    }
+  }
+
+  /** Stores several messages in one transaction: all or none. */
+  appendMany(rows: readonly NewMessage[]): MessageRow[] {
+    if (!this.db.open) throw closedError("message log");
+    const before = this.seq;
+    try {
+      return this.insertMany(rows);
+    } catch (err) {
+      this.seq = before;
+      throw storeError(err, "append messages");
+    }
+  }
+
+  /** Up to `limit` messages with seq > afterSeq, ascending, optionally one direction only. */
+  list(afterSeq: number, limit: number, direction?: MessageDirection): MessageRow[] {
+    if (!this.db.open) throw closedError("message log");
+    checkPaging(afterSeq, limit);
+    if (limit === 0) return [];
+    const rows = direction === undefined ? this.listAll.all(afterSeq, limit) : this.listDirection.all(direction, afterSeq, limit);
+    return rows.map(fromDb);
+  }
+
+  /**
+   * All messages with seq > afterSeq, ascending, fetched a page at a time (memory stays flat).
+   * Holds no statement open between pages, so appends may interleave; rows appended while
+   * iterating are included.
+   */
+  *iterate(afterSeq: number, direction?: MessageDirection): IterableIterator<MessageRow> {
+    let after = afterSeq;
+    for (;;) {
+      const page = this.list(after, MESSAGE_PAGE_SIZE, direction);
+      yield* page;
+      if (page.length < MESSAGE_PAGE_SIZE) return;
+      after = (page[page.length - 1] as MessageRow).seq;
+    }
+  }
+
+  close(): void {
+    closeDatabase(this.db);
+  }
+
+  private insertRow(row: NewMessage): MessageRow {
+    const seq = this.seq + 1;
+    const content = row.content === undefined || row.content === null ? null : JSON.stringify(row.content);
+    this.insert.run(seq, row.direction, row.instanceId, row.turn, row.messageType, content, row.timestamp);
+    this.seq = seq;
+    return {
+      seq,
+      direction: row.direction,
+      instanceId: row.instanceId,
+      turn: row.turn,
+      messageType: row.messageType,
+      content: row.content,
+      timestamp: row.timestamp,
+    };
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Opening and closing the per-agent SQLite files. Every database gets the same settings:
+ * WAL journal, synchronous=NORMAL, a busy timeout, a cap on the WAL file size after checkpoints,
+ * then its migrations (migrations.ts).
+ */
+import Database from "better-sqlite3";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { migrate, type Migration } from "./migrations.js";
+
+export type SqliteDatabase = Database.Database;
+
+/** How long a statement waits for a lock held by another connection before SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5000;
+/** After a checkpoint the WAL file is truncated to at most this size (it can grow past it in between). */
+export const JOURNAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
+
+export function openDatabase(file: string, migrations: readonly Migration[]): SqliteDatabase {
+  const db = new Database(file);
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const mode = db.pragma("journal_mode = WAL", { simple: true });
+    if (mode !== "wal") throw new ConnectError(`${file}: cannot switch to WAL (journal_mode=${String(mode)})`, Code.Internal);
+    db.pragma("synchronous = NORMAL");
+    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+    migrate(db, migrations, file);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Checkpoints the WAL into the main file (truncating it) and closes. Safe to call twice. */
+export function closeDatabase(db: SqliteDatabase): void {
+  if (!db.open) return;
+  try {
+    db.pragma("wal_checkpoint(TRUNCATE)");
+  } finally {
+    db.close();
+  }
+}
+
+/** Maps a SQLite failure to a ConnectError with a real code; other errors pass through. */
+export function storeError(err: unknown, what: string): unknown {
+  if (err instanceof ConnectError || !(err instanceof Error)) return err;
+  const sqliteCode = (err as { code?: unknown }).code;
+  if (typeof sqliteCode !== "string" || !sqliteCode.startsWith("SQLITE_")) return err;
+  const code = sqliteCode.startsWith("SQLITE_BUSY") || sqliteCode.startsWith("SQLITE_LOCKED")
+    ? Code.Unavailable
+    : sqliteCode === "SQLITE_FULL" || sqliteCode === "SQLITE_TOOBIG"
+      ? Code.ResourceExhausted
+      : sqliteCode === "SQLITE_CONSTRAINT_PRIMARYKEY"
+        ? Code.Aborted // another writer took the same seq / version: one store per directory
+        : sqliteCode.startsWith("SQLITE_CONSTRAINT")
+          ? Code.InvalidArgument
+          : Code.Internal;
+  return new ConnectError(`${what}: ${err.message}`, code, undefined, undefined, err);
+}
+
+export function closedError(what: string): ConnectError {
+  return new ConnectError(`${what} is closed`, Code.FailedPrecondition);
+}

@@ -1,0 +1,263 @@
+/**
+ * state.db: an agent's state as a chain of RFC 6902 patches (one row per version) plus periodic
+ * snapshots. The current state lives in memory; opening loads the newest snapshot and replays only
+ * the patches after it. See docs/storage.md for the snapshot and pruning policy.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JsonObject, JsonPatchOp } from "../../shared/json.js";
+import { isJsonObject } from "../../shared/json.js";
+import { JsonPatchError } from "../../shared/json-patch.js";
+import { applyAtomically } from "./apply-atomically.js";
+import { decodeSnapshot, encodeSnapshot } from "./snapshot-codec.js";
+import { closeDatabase, closedError, storeError, type SqliteDatabase } from "./sqlite.js";
+
+export interface StatePatchRow {
+  version: number;
+  ops: JsonPatchOp[];
+  /** Epoch milliseconds. */
+  timestamp: number;
+  instanceId: string;
+  turn: number;
+}
+
+export interface PatchMeta {
+  instanceId: string;
+  turn: number;
+  /** Epoch milliseconds; defaults to now. */
+  timestamp?: number;
+}
+
+export interface StateStoreOptions {
+  snapshotEveryVersions: number;
+  snapshotEveryBytes: number;
+  snapshotMinPatchRatio: number;
+  compressSnapshots: boolean;
+  onSnapshotError: ((err: unknown) => void) | undefined;
+}
+
+export interface StateStoreInfo {
+  version: number;
+  /** Version of the newest snapshot, 0 when there is none. */
+  snapshotVersion: number;
+  /** UTF-8 size of the newest snapshot's JSON. */
+  snapshotRawBytes: number;
+  /** Patches with version <= this are gone; patchesSince(v) needs v >= prunedThrough. */
+  prunedThrough: number;
+  versionsSinceSnapshot: number;
+  /** JSON text length of the patches since the newest snapshot. */
+  patchBytesSinceSnapshot: number;
+}
+
+type PatchDbRow = [version: number, ops: string, instanceId: string, turn: number, timestamp: number];
+type SnapshotDbRow = { version: number; encoding: string; data: Buffer; raw_bytes: number };
+
+function checkMeta(meta: PatchMeta): number {
+  const timestamp = meta.timestamp ?? Date.now();
+  if (typeof meta.instanceId !== "string") throw new ConnectError("instanceId must be a string", Code.InvalidArgument);
+  if (!Number.isSafeInteger(meta.turn) || meta.turn < 0) throw new ConnectError("turn must be a non-negative integer", Code.InvalidArgument);
+  if (!Number.isSafeInteger(timestamp)) throw new ConnectError("timestamp must be integer epoch milliseconds", Code.InvalidArgument);
+  return timestamp;
+}
+
+export class StateStore {
+  private state: JsonObject = {};
+  private currentVersion = 0;
+  private snapshotVersion = 0;
+  private snapshotRawBytes = 0;
+  private prunedThrough = 0;
+  private versionsSinceSnapshot = 0;
+  private patchBytesSinceSnapshot = 0;
+  private readonly insertPatch;
+  private readonly selectPatches;
+  private readonly writeSnapshot;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly options: StateStoreOptions,
+  ) {
+    this.insertPatch = db.prepare<[number, string, string, number, number]>(
+      "INSERT INTO patches (version, ops, instance_id, turn, timestamp) VALUES (?, ?, ?, ?, ?)",
+    );
+    this.selectPatches = db
+      .prepare<[number, number], PatchDbRow>(
+        "SELECT version, ops, instance_id, turn, timestamp FROM patches WHERE version > ? ORDER BY version LIMIT ?",
+      )
+      .raw();
+    const insertSnapshot = db.prepare<[number, string, Buffer, number, number]>(
+      "INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp) VALUES (?, ?, ?, ?, ?)",
+    );
+    const deleteOldSnapshots = db.prepare<[number]>("DELETE FROM snapshots WHERE version < ?");
+    const prunePatches = db.prepare<[number]>("DELETE FROM patches WHERE version <= ?");
+    this.writeSnapshot = db.transaction((version: number, encoding: string, data: Buffer, rawBytes: number, pruneThrough: number) => {
+      insertSnapshot.run(version, encoding, data, rawBytes, Date.now());
+      deleteOldSnapshots.run(version);
+      prunePatches.run(pruneThrough);
+    });
+    this.load();
+  }
+
+  /** The number of patches ever applied; 0 for a brand-new agent. */
+  version(): number {
+    return this.current().version;
+  }
+
+  /**
+   * The live in-memory state, not a copy (copying a 50 MB state per call is too slow). Callers must
+   * treat it as read-only and must not keep it across apply(): it is patched in place, and an op on
+   * the root replaces it. Serialize it (JSON.stringify) or structuredClone it to keep a copy.
+   */
+  current(): { version: number; state: JsonObject } {
+    if (!this.db.open) throw closedError("state store");
+    return { version: this.currentVersion, state: this.state };
+  }
+
+  /**
+   * Applies `ops` to the in-memory state all-or-nothing (a failing patch throws JsonPatchError and
+   * leaves state and database unchanged), stores them as the next version in their own transaction
+   * (durable against a process crash once this returns), and snapshots when the thresholds pass.
+   * The ops are serialized here; the state keeps its own copy of their values.
+   */
+  apply(ops: JsonPatchOp[], meta: PatchMeta): StatePatchRow {
+    if (!this.db.open) throw closedError("state store");
+    const timestamp = checkMeta(meta);
+    if (!Array.isArray(ops)) throw new JsonPatchError("a patch must be an array of operations");
+    let text: string;
+    try {
+      text = JSON.stringify(ops);
+    } catch (err) {
+      throw new JsonPatchError(`patch is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const applied = applyAtomically(this.state, JSON.parse(text) as JsonPatchOp[]);
+    const version = this.currentVersion + 1;
+    try {
+      this.insertPatch.run(version, text, meta.instanceId, meta.turn, timestamp);
+    } catch (err) {
+      this.state = applied.rollback();
+      throw storeError(err, "store state patch");
+    }
+    this.state = applied.state;
+    this.currentVersion = version;
+    this.versionsSinceSnapshot++;
+    this.patchBytesSinceSnapshot += text.length;
+    if (this.snapshotDue()) this.autoSnapshot();
+    return { version, ops, timestamp, instanceId: meta.instanceId, turn: meta.turn };
+  }
+
+  /**
+   * Patches with version > `version`, ascending (at most `limit`). Throws OutOfRange when some of
+   * them were pruned or when `version` is ahead of the store: the caller must fetch the full state.
+   */
+  patchesSince(version: number, limit?: number): StatePatchRow[] {
+    if (!this.db.open) throw closedError("state store");
+    if (!Number.isSafeInteger(version) || version < 0) {
+      throw new ConnectError(`version must be a non-negative integer, got ${version}`, Code.InvalidArgument);
+    }
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new ConnectError(`limit must be a non-negative integer, got ${limit}`, Code.InvalidArgument);
+    }
+    if (version > this.currentVersion) {
+      throw new ConnectError(
+        `state version ${version} is ahead of the stored version ${this.currentVersion}; fetch the full state`,
+        Code.OutOfRange,
+      );
+    }
+    if (version < this.prunedThrough) {
+      throw new ConnectError(
+        `state patches up to version ${this.prunedThrough} were pruned (asked for those after ${version}); fetch the full state`,
+        Code.OutOfRange,
+      );
+    }
+    if (limit === 0) return [];
+    return this.selectPatches.all(version, limit ?? -1).map(([v, ops, instanceId, turn, timestamp]) => ({
+      version: v,
+      ops: JSON.parse(ops) as JsonPatchOp[],
+      timestamp,
+      instanceId,
+      turn,
+    }));
+  }
+
+  /** Writes a snapshot of the current version now (no-op if there is one already) and prunes. */
+  snapshot(): void {
+    if (!this.db.open) throw closedError("state store");
+    if (this.currentVersion === this.snapshotVersion) return;
+    const encoded = encodeSnapshot(JSON.stringify(this.state), this.options.compressSnapshots);
+    // Keep the patches after the previous snapshot, so clients one interval behind can catch up.
+    const pruneThrough = this.snapshotVersion;
+    try {
+      this.writeSnapshot(this.currentVersion, encoded.encoding, encoded.data, encoded.rawBytes, pruneThrough);
+    } catch (err) {
+      throw storeError(err, "write state snapshot");
+    }
+    this.prunedThrough = Math.max(this.prunedThrough, pruneThrough);
+    this.snapshotVersion = this.currentVersion;
+    this.snapshotRawBytes = encoded.rawBytes;
+    this.versionsSinceSnapshot = 0;
+    this.patchBytesSinceSnapshot = 0;
+  }
+
+  info(): StateStoreInfo {
+    return {
+      version: this.currentVersion,
+      snapshotVersion: this.snapshotVersion,
+      snapshotRawBytes: this.snapshotRawBytes,
+      prunedThrough: this.prunedThrough,
+      versionsSinceSnapshot: this.versionsSinceSnapshot,
+      patchBytesSinceSnapshot: this.patchBytesSinceSnapshot,
+    };
+  }
+
+  close(): void {
+    closeDatabase(this.db);
+  }
+
+  /**
+   * A threshold passed, and the patches since the last snapshot are big enough relative to it that
+   * replaying them on open would cost more than writing a fresh one (snapshotMinPatchRatio).
+   */
+  private snapshotDue(): boolean {
+    const { snapshotEveryVersions, snapshotEveryBytes, snapshotMinPatchRatio } = this.options;
+    if (this.versionsSinceSnapshot < snapshotEveryVersions && this.patchBytesSinceSnapshot < snapshotEveryBytes) return false;
+    return this.patchBytesSinceSnapshot >= this.snapshotRawBytes * snapshotMinPatchRatio;
+  }
+
+  /** A failed automatic snapshot does not fail apply(): the patch is stored; retry one interval later. */
+  private autoSnapshot(): void {
+    try {
+      this.snapshot();
+    } catch (err) {
+      this.versionsSinceSnapshot = 0;
+      this.patchBytesSinceSnapshot = 0;
+      this.options.onSnapshotError?.(err);
+    }
+  }
+
+  private load(): void {
+    const snapshot = this.db
+      .prepare<[], SnapshotDbRow>("SELECT version, encoding, data, raw_bytes FROM snapshots ORDER BY version DESC LIMIT 1")
+      .get();
+    if (snapshot) {
+      const state: unknown = JSON.parse(decodeSnapshot(snapshot.encoding, snapshot.data));
+      if (!isJsonObject(state)) throw new ConnectError(`snapshot ${snapshot.version} is not a JSON object`, Code.DataLoss);
+      this.state = state;
+      this.currentVersion = this.snapshotVersion = snapshot.version;
+      this.snapshotRawBytes = snapshot.raw_bytes;
+    }
+    const replay = this.db.prepare<[number], [number, string]>("SELECT version, ops FROM patches WHERE version > ? ORDER BY version").raw();
+    for (const [version, ops] of replay.iterate(this.currentVersion)) {
+      if (version !== this.currentVersion + 1) {
+        throw new ConnectError(`state patches jump from version ${this.currentVersion} to ${version}`, Code.DataLoss);
+      }
+      try {
+        this.state = applyAtomically(this.state, JSON.parse(ops) as JsonPatchOp[]).state;
+      } catch (err) {
+        throw new ConnectError(`stored state patch ${version} does not apply: ${String(err)}`, Code.DataLoss, undefined, undefined, err);
+      }
+      this.currentVersion = version;
+      this.versionsSinceSnapshot++;
+      this.patchBytesSinceSnapshot += ops.length;
+    }
+    const first = this.db.prepare<[], number | null>("SELECT min(version) FROM patches").pluck().get() ?? null;
+    this.prunedThrough = first === null ? this.currentVersion : first - 1;
+  }
+}

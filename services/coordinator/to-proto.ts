@@ -1,0 +1,83 @@
+/** Conversions from coordinator-side records to the generated protobuf messages. */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { AgentInstance, InstanceStatusName } from "./agent-instance.js";
+import type { MessageRow } from "./store/message-log.js";
+import type { LogRow } from "./store/log-store.js";
+import { InstanceSchema, InstanceStatus, ProcessExitSchema, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
+import { LogRecordSchema, MessageDirection, MessageRecordSchema, type LogRecord, type MessageRecord } from "../../gen/podium/v1/instance_service_pb.js";
+import { StreamUpdateSchema, type StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
+
+const STATUS: Record<InstanceStatusName, InstanceStatus> = {
+  starting: InstanceStatus.STARTING,
+  ready: InstanceStatus.READY,
+  busy: InstanceStatus.BUSY,
+  stopping: InstanceStatus.STOPPING,
+  terminated: InstanceStatus.TERMINATED,
+  failed: InstanceStatus.FAILED,
+};
+
+export function runtimeToProto(runtime: "python" | "typescript"): Runtime {
+  return runtime === "python" ? Runtime.PYTHON : Runtime.TYPESCRIPT;
+}
+
+export function instanceToProto(instance: AgentInstance, coordinatorId: string, lastSeq: number): Instance {
+  return create(InstanceSchema, {
+    instanceId: instance.instanceId,
+    agentId: instance.agentId,
+    deploymentId: instance.deploymentId,
+    status: STATUS[instance.status],
+    runtime: runtimeToProto(instance.runtime),
+    coordinatorId,
+    createdAt: timestampFromMs(instance.createdAt),
+    ...(instance.readyAt ? { readyAt: timestampFromMs(instance.readyAt) } : {}),
+    ...(instance.endedAt ? { endedAt: timestampFromMs(instance.endedAt) } : {}),
+    pid: instance.pid,
+    ...(instance.exit
+      ? {
+          exit: create(ProcessExitSchema, {
+            ...(instance.exit.code !== null ? { code: instance.exit.code } : {}),
+            signal: instance.exit.signal ?? "",
+            reason: instance.exit.reason,
+          }),
+        }
+      : {}),
+    lastSeq: BigInt(lastSeq),
+    queuedMessages: instance.queuedMessages,
+  });
+}
+
+export function rowToStreamUpdate(row: MessageRow, agentId: string): StreamUpdate {
+  return create(StreamUpdateSchema, {
+    instanceId: row.instanceId,
+    agentId,
+    seq: BigInt(row.seq),
+    timestamp: timestampFromMs(row.timestamp),
+    messageType: row.messageType,
+    ...(row.content ? { content: row.content } : {}),
+  });
+}
+
+export function rowToMessageRecord(row: MessageRow): MessageRecord {
+  return create(MessageRecordSchema, {
+    seq: BigInt(row.seq),
+    direction: row.direction === "inbound" ? MessageDirection.INBOUND : MessageDirection.OUTBOUND,
+    instanceId: row.instanceId,
+    messageType: row.messageType,
+    ...(row.content ? { content: row.content } : {}),
+    timestamp: timestampFromMs(row.timestamp),
+    turn: BigInt(row.turn),
+  });
+}
+
+export function logRowToProto(row: LogRow): LogRecord {
+  return create(LogRecordSchema, {
+    id: BigInt(row.id),
+    timestamp: timestampFromMs(row.timestamp),
+    level: row.level,
+    source: row.source,
+    message: row.message,
+    instanceId: row.instanceId,
+    ...(row.fields ? { fields: row.fields } : {}),
+  });
+}

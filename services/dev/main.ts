@@ -1,0 +1,40 @@
+/** `podium dev`: reads flags and environment, starts the embedded server, runs until a signal. */
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { createDevServer } from "./create-dev-server.js";
+import { runUntilSignal } from "../shared/run-until-signal.js";
+
+export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      data: { type: "string" },
+      agents: { type: "string" },
+      "log-level": { type: "string" },
+    },
+  });
+  const port = Number(values.port ?? env.PODIUM_PORT ?? 7070);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
+  const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
+  const apiKeys = (env.PODIUM_API_KEY ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+  const log = (line: string) => process.stderr.write(`[podium] ${line}\n`);
+  if (apiKeys.length === 0) {
+    if (host !== "127.0.0.1" && host !== "localhost" && host !== "::1") {
+      throw new Error("PODIUM_API_KEY must be set when listening on a non-loopback address");
+    }
+    log("PODIUM_API_KEY is not set: accepting unauthenticated requests on loopback (dev only)");
+  }
+  const server = await createDevServer({
+    port,
+    host,
+    dataDir: path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium"),
+    ...(values.agents ? { agentsDir: path.resolve(values.agents) } : {}),
+    apiKeys,
+    coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin" },
+  });
+  for (const d of server.deployments) log(`deployed ${d.deploymentId} (${d.runtime}, ${d.digest.slice(0, 19)})`);
+  process.stdout.write(`podium dev listening on ${server.url}\n`);
+  return runUntilSignal(() => server.close(), log);
+}

@@ -1,0 +1,99 @@
+/**
+ * Where gateways find coordinators. The static directory serves dev mode and fixed clusters; the
+ * Valkey-backed directory (scale-out) implements the same interface.
+ */
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
+import { FileService } from "../../gen/podium/v1/file_service_pb.js";
+import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
+
+export interface CoordinatorClients {
+  readonly id: string;
+  readonly instances: Client<typeof InstanceService>;
+  readonly files: Client<typeof FileService>;
+  readonly control: Client<typeof CoordinatorService>;
+}
+
+export interface CoordinatorDirectory {
+  /** Chooses the coordinator for a new instance (never a full or draining one). */
+  place(signal?: AbortSignal): Promise<CoordinatorClients>;
+  /** The coordinator hosting an instance; NOT_FOUND when no coordinator is known to host it. */
+  locateInstance(instanceId: string, signal?: AbortSignal): Promise<CoordinatorClients>;
+  /** The coordinator that holds an agent's data (its live instance, or where it last ran). */
+  locateAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients>;
+  recordInstance(record: { instanceId: string; agentId: string; coordinatorId: string }): Promise<void>;
+  all(signal?: AbortSignal): Promise<CoordinatorClients[]>;
+  close(): Promise<void>;
+}
+
+export function coordinatorClients(id: string, transport: Transport): CoordinatorClients {
+  return {
+    id,
+    instances: createClient(InstanceService, transport),
+    files: createClient(FileService, transport),
+    control: createClient(CoordinatorService, transport),
+  };
+}
+
+/** A fixed set of coordinators; instance locations are remembered in memory. */
+export class StaticCoordinatorDirectory implements CoordinatorDirectory {
+  private readonly byId = new Map<string, CoordinatorClients>();
+  private readonly instances = new Map<string, string>();
+  private readonly agents = new Map<string, string>();
+  private next = 0;
+
+  constructor(coordinators: CoordinatorClients[]) {
+    if (coordinators.length === 0) throw new Error("StaticCoordinatorDirectory needs at least one coordinator");
+    for (const c of coordinators) this.byId.set(c.id, c);
+  }
+
+  private only(): CoordinatorClients | undefined {
+    return this.byId.size === 1 ? this.byId.values().next().value : undefined;
+  }
+
+  async place(signal?: AbortSignal): Promise<CoordinatorClients> {
+    const only = this.only();
+    if (only) return only;
+    const candidates = [...this.byId.values()];
+    const infos = await Promise.all(
+      candidates.map(async (c) => {
+        try {
+          const { info } = await c.control.getCoordinatorInfo({}, { signal, timeoutMs: 2000 });
+          return info && !info.draining && info.instances < info.capacity ? { c, load: info.instances / Math.max(1, info.capacity) } : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const usable = infos.filter((x): x is { c: CoordinatorClients; load: number } => x !== undefined);
+    if (usable.length === 0) throw new ConnectError("no coordinator has capacity", Code.Unavailable);
+    const least = Math.min(...usable.map((u) => u.load));
+    const best = usable.filter((u) => u.load === least);
+    return (best[this.next++ % best.length] as { c: CoordinatorClients }).c;
+  }
+
+  async locateInstance(instanceId: string): Promise<CoordinatorClients> {
+    const id = this.instances.get(instanceId);
+    const found = id ? this.byId.get(id) : this.only();
+    if (!found) throw new ConnectError(`unknown instance ${instanceId}`, Code.NotFound);
+    return found;
+  }
+
+  async locateAgent(agentId: string): Promise<CoordinatorClients> {
+    const id = this.agents.get(agentId);
+    const found = id ? this.byId.get(id) : this.only();
+    if (!found) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
+    return found;
+  }
+
+  async recordInstance(record: { instanceId: string; agentId: string; coordinatorId: string }): Promise<void> {
+    this.instances.set(record.instanceId, record.coordinatorId);
+    this.agents.set(record.agentId, record.coordinatorId);
+  }
+
+  async all(): Promise<CoordinatorClients[]> {
+    return [...this.byId.values()];
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,93 @@
+/**
+ * The gateway: API-key auth, placement across coordinators, deployment upload, and one port that
+ * serves REST + WebSocket (HTTP/1.1) and Connect, gRPC, gRPC-Web (HTTP/1.1 and h2c).
+ */
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import type { CoordinatorDirectory } from "./coordinator-directory.js";
+import { GatewayCore } from "./gateway-core.js";
+import { gatewayRoutes } from "./gateway-routes.js";
+import { createRestApi } from "./rest-api.js";
+import { createWsUpgradeHandler, instanceConnectRoute, type WsRoute } from "./ws-bridge.js";
+import type { DeploymentRegistry } from "../registry/deployment-registry.js";
+import { ApiKeyAuth } from "../shared/api-key-auth.js";
+import { createConnectHandler } from "../shared/connect-handler.js";
+import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
+import { createLogger, type Logger } from "../shared/logger.js";
+import { OnePortServer } from "../shared/one-port-server.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
+import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
+import { FileService } from "../../gen/podium/v1/file_service_pb.js";
+
+export interface GatewayExtension {
+  routes?: (router: ConnectRouter) => void;
+  services?: DescService[];
+  wsRoutes?: WsRoute[];
+}
+
+export interface GatewayOptions {
+  directory: CoordinatorDirectory;
+  registry: DeploymentRegistry;
+  /** Accepted client keys; empty disables auth (only for dev mode on loopback). */
+  apiKeys: string[];
+  logger?: Logger;
+  /** Largest JSON request body / WebSocket frame (default 2 MiB). */
+  maxJsonBytes?: number;
+  /** Largest deployment upload (default 100 MiB). */
+  maxBundleBytes?: number;
+  /** More services on the same port (translator, ACP bridge). */
+  extensions?: (core: GatewayCore) => GatewayExtension[];
+}
+
+export interface Gateway {
+  readonly core: GatewayCore;
+  readonly health: HealthStatusRegistry;
+  listen(port: number, host?: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const logger = options.logger ?? createLogger({ fields: { service: "gateway" } });
+  const core = new GatewayCore({ directory: options.directory, registry: options.registry });
+  const auth = new ApiKeyAuth(options.apiKeys);
+  const maxJsonBytes = options.maxJsonBytes ?? 2 * 1024 * 1024;
+  const maxBundleBytes = options.maxBundleBytes ?? 100 * 1024 * 1024;
+  const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
+  const extensions = options.extensions?.(core) ?? [];
+  const rest = createRestApi({
+    core,
+    auth,
+    maxJsonBytes,
+    maxBundleBytes,
+    health: async () => ({ coordinators: (await options.directory.all()).length }),
+  });
+  const ws = createWsUpgradeHandler({
+    auth,
+    logger,
+    maxFrameBytes: maxJsonBytes,
+    routes: [instanceConnectRoute(core, logger), ...extensions.flatMap((e) => e.wsRoutes ?? [])],
+  });
+  const handler = createConnectHandler({
+    routes: [gatewayRoutes(core), ...extensions.flatMap((e) => (e.routes ? [e.routes] : []))],
+    services: [InstanceService, DeploymentService, FileService, ...extensions.flatMap((e) => e.services ?? [])],
+    interceptors: [auth.interceptor(new Set(["grpc.health.v1.Health"]))],
+    health,
+    fallback: rest,
+    readMaxBytes: maxBundleBytes,
+  });
+  const server = new OnePortServer({ handler, onUpgrade: ws.handler });
+  return {
+    core,
+    health,
+    async listen(port, host = "127.0.0.1") {
+      const bound = await server.listen(port, host);
+      return bound.port;
+    },
+    async close() {
+      health.setStatus("", ServingStatus.NOT_SERVING);
+      ws.close();
+      await server.close();
+      health.close();
+    },
+  };
+}

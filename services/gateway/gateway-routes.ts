@@ -1,0 +1,85 @@
+/** The gateway's public Connect services: thin handlers over GatewayCore and the registry. */
+import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { GatewayCore } from "./gateway-core.js";
+import { InstanceService, type StreamUpdatesResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import { FileService } from "../../gen/podium/v1/file_service_pb.js";
+import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
+import { deploymentToProto } from "../registry/to-proto.js";
+
+function requireField(value: string, field: string): string {
+  if (!value) throw new ConnectError(`${field} is required`, Code.InvalidArgument);
+  return value;
+}
+
+export function gatewayRoutes(core: GatewayCore) {
+  return (router: ConnectRouter) => {
+    router.service(InstanceService, {
+      async createInstance(req, ctx) {
+        return { instance: await core.createInstance(req, ctx.signal) };
+      },
+      async getInstance(req, ctx) {
+        return { instance: await core.getInstance(requireField(req.instanceId, "instance_id"), ctx.signal) };
+      },
+      async listInstances(req, ctx) {
+        return { instances: await core.listInstances({ agentId: req.agentId, deploymentId: req.deploymentId }, ctx.signal) };
+      },
+      async stopInstance(req, ctx) {
+        return { instance: await core.stopInstance(requireField(req.instanceId, "instance_id"), req.graceMs, ctx.signal) };
+      },
+      async sendMessage(req, ctx) {
+        return core.sendMessage(requireField(req.instanceId, "instance_id"), req.content ?? {}, ctx.signal);
+      },
+      async *streamUpdates(req, ctx): AsyncGenerator<Partial<StreamUpdatesResponse>> {
+        const instanceId = requireField(req.instanceId, "instance_id");
+        for await (const update of core.streamUpdates(instanceId, { afterSeq: req.afterSeq, replayAll: req.replayAll }, ctx.signal)) {
+          yield { update };
+        }
+      },
+      async getState(req, ctx) {
+        requireField(req.instanceId, "instance_id");
+        return core.getState(req, ctx.signal);
+      },
+      async listMessages(req, ctx) {
+        requireField(req.instanceId, "instance_id");
+        return core.listMessages(req, ctx.signal);
+      },
+      async listLogs(req, ctx) {
+        requireField(req.instanceId, "instance_id");
+        return core.listLogs(req, ctx.signal);
+      },
+    });
+    router.service(FileService, {
+      async listFiles(req, ctx) {
+        return (await core.filesFor(req.target, ctx.signal)).listFiles(req, { signal: ctx.signal });
+      },
+      async readFile(req, ctx) {
+        return (await core.filesFor(req.target, ctx.signal)).readFile(req, { signal: ctx.signal });
+      },
+      async fileHistory(req, ctx) {
+        return (await core.filesFor(req.target, ctx.signal)).fileHistory(req, { signal: ctx.signal });
+      },
+      async fileAtIteration(req, ctx) {
+        return (await core.filesFor(req.target, ctx.signal)).fileAtIteration(req, { signal: ctx.signal });
+      },
+      async restoreFile(req, ctx) {
+        return (await core.filesFor(req.target, ctx.signal)).restoreFile(req, { signal: ctx.signal });
+      },
+    });
+    router.service(DeploymentService, {
+      async uploadDeployment(req, ctx) {
+        if (req.bundle.length === 0) throw new ConnectError("bundle is empty", Code.InvalidArgument);
+        const { deployment, created } = await core.registry.upload(Buffer.from(req.bundle), ctx.signal);
+        return { deployment: deploymentToProto(deployment), created };
+      },
+      async listDeployments() {
+        return { deployments: (await core.registry.list()).map(deploymentToProto) };
+      },
+      async getDeployment(req) {
+        const deployment = await core.registry.get(requireField(req.deploymentId, "deployment_id"));
+        if (!deployment) throw new ConnectError(`unknown deployment ${req.deploymentId}`, Code.NotFound);
+        return { deployment: deploymentToProto(deployment) };
+      },
+    });
+  };
+}

@@ -1,0 +1,110 @@
+/** Small HTTP helpers for the REST edge: bounded body reading, JSON responses, typed errors. */
+import type { NodeServerRequest, NodeServerResponse } from "../shared/node-http.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { toHttpError } from "../shared/errors.js";
+import type { Json } from "../shared/json.js";
+import { isJsonObject, type JsonObject } from "../shared/json.js";
+
+export type AnyRequest = NodeServerRequest;
+export type AnyResponse = NodeServerResponse;
+
+/** Thrown for bodies over the limit; the REST edge answers 413. */
+export class PayloadTooLargeError extends ConnectError {
+  constructor(limit: number) {
+    super(`request body exceeds the limit of ${limit} bytes`, Code.ResourceExhausted);
+  }
+}
+
+export function readBody(req: AnyRequest, limit: number, signal?: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? "NaN");
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new PayloadTooLargeError(limit));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onAbort = () => reject(new ConnectError("request aborted", Code.Canceled));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        reject(new PayloadTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(Buffer.concat(chunks, size));
+    });
+    req.on("error", (err) => reject(new ConnectError(`request body: ${err.message}`, Code.Canceled)));
+  });
+}
+
+export async function readJsonObject(req: AnyRequest, limit: number, signal?: AbortSignal): Promise<JsonObject> {
+  const body = await readBody(req, limit, signal);
+  if (body.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new ConnectError(`malformed JSON body: ${(err as Error).message}`, Code.InvalidArgument);
+  }
+  if (!isJsonObject(value)) throw new ConnectError("JSON body must be an object", Code.InvalidArgument);
+  return value;
+}
+
+export function sendJson(res: AnyResponse, status: number, body: Json): void {
+  const payload = JSON.stringify(body);
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+export function sendError(res: AnyResponse, err: unknown, extra?: JsonObject): void {
+  const { status, body } = toHttpError(err);
+  sendJson(res, err instanceof PayloadTooLargeError ? 413 : status, extra ? { ...body, ...extra } : body);
+}
+
+/** Typed accessors for a JSON body's optional fields, with precise errors. */
+export function optionalString(body: JsonObject, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw new ConnectError(`${field} must be a string`, Code.InvalidArgument);
+  return value;
+}
+
+export function optionalStringMap(body: JsonObject, field: string): Record<string, string> {
+  const value = body[field];
+  if (value === undefined || value === null) return {};
+  if (!isJsonObject(value)) throw new ConnectError(`${field} must be an object of strings`, Code.InvalidArgument);
+  const out: Record<string, string> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== "string") throw new ConnectError(`${field}.${key} must be a string`, Code.InvalidArgument);
+    out[key] = v;
+  }
+  return out;
+}
+
+export function queryInt(params: URLSearchParams, name: string, fallback: number): number {
+  const raw = params.get(name);
+  if (raw === null || raw === "") return fallback;
+  if (!/^\d{1,15}$/.test(raw)) throw new ConnectError(`${name} must be a non-negative integer`, Code.InvalidArgument);
+  return Number(raw);
+}
+
+/** Decodes each path segment; rejects malformed percent-encoding. */
+export function decodeSegments(segments: string[]): string {
+  try {
+    return segments.map((s) => decodeURIComponent(s)).join("/");
+  } catch {
+    throw new ConnectError("malformed percent-encoding in path", Code.InvalidArgument);
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The REST API of the client contract (seed 004) plus the rest of Podium's HTTP surface.
+ * Every response is JSON; every error is `{error:{code,message}}` with the status from one table.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import type { GatewayCore } from "./gateway-core.js";
+import {
+  decodeSegments, optionalString, optionalStringMap, queryInt, readBody, readJsonObject, sendError, sendJson,
+  type AnyRequest, type AnyResponse,
+} from "./http-io.js";
+import {
+  deploymentJson, fileContentJson, fileEntryJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson,
+} from "./rest-json.js";
+import { FileTargetSchema, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
+import { deploymentToProto } from "../registry/to-proto.js";
+import { parseDeploymentId } from "../registry/bundle-manifest.js";
+import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
+import { isJsonObject, type JsonObject } from "../shared/json.js";
+
+export interface RestApiOptions {
+  core: GatewayCore;
+  auth: ApiKeyAuth;
+  maxJsonBytes: number;
+  maxBundleBytes: number;
+  /** Extra fields for GET /health. */
+  health: () => Promise<JsonObject>;
+}
+
+type Handler = (ctx: { req: AnyRequest; res: AnyResponse; params: string[]; query: URLSearchParams; signal: AbortSignal }) => Promise<void>;
+interface Route { method: string; pattern: RegExp; handler: Handler; open?: boolean }
+
+const ID = "([^/]+)";
+
+export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: AnyResponse) => void {
+  const { core } = options;
+  const routes: Route[] = [];
+  const route = (method: string, pattern: string, handler: Handler, open = false) =>
+    routes.push({ method, pattern: new RegExp(`^${pattern}$`), handler, open });
+
+  const fileTarget = (kind: string, id: string): FileTarget =>
+    create(FileTargetSchema, { target: kind === "instances" ? { case: "instanceId", value: id } : { case: "agentId", value: id } });
+
+  route("GET", "/health", async ({ res }) => sendJson(res, 200, { status: "ok", ...(await options.health()) }), true);
+  route("GET", "/healthz", async ({ res }) => sendJson(res, 200, { status: "ok" }), true);
+
+  route("POST", "/api/v1/instances", async ({ req, res, signal }) => {
+    const body = await readJsonObject(req, options.maxJsonBytes, signal);
+    const deploymentId = optionalString(body, "deployment_id");
+    if (!deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
+    const instance = await core.createInstance(
+      {
+        deploymentId,
+        agentId: optionalString(body, "agent_id") ?? "",
+        secrets: optionalStringMap(body, "secrets"),
+        environment: optionalStringMap(body, "environment"),
+      },
+      signal,
+    );
+    sendJson(res, 201, instanceJson(instance));
+  });
+  route("GET", "/api/v1/instances", async ({ res, query, signal }) => {
+    const instances = await core.listInstances({ agentId: query.get("agent_id") ?? "", deploymentId: query.get("deployment_id") ?? "" }, signal);
+    sendJson(res, 200, { instances: instances.map(instanceJson) });
+  });
+  route("GET", `/api/v1/instances/${ID}`, async ({ res, params, signal }) => {
+    const instance = await core.getInstance(params[0] as string, signal);
+    if (isLive(instance)) sendJson(res, 200, instanceJson(instance));
+    else sendError(res, new ConnectError(`instance ${instance.instanceId} has ${instanceJson(instance).status}`, Code.NotFound), { instance: instanceJson(instance) });
+  });
+  route("DELETE", `/api/v1/instances/${ID}`, async ({ res, params, query, signal }) => {
+    const instance = await core.stopInstance(params[0] as string, queryInt(query, "grace_ms", 0), signal);
+    sendJson(res, 200, instanceJson(instance));
+  });
+  route("POST", `/api/v1/instances/${ID}/messages`, async ({ req, res, params, signal }) => {
+    const body = await readJsonObject(req, options.maxJsonBytes, signal);
+    const content = body.type === "process_message" || "content" in body ? body.content : body;
+    if (!isJsonObject(content)) throw new ConnectError("content must be an object, e.g. {\"text\":\"hi\"}", Code.InvalidArgument);
+    const sent = await core.sendMessage(params[0] as string, content, signal);
+    sendJson(res, 202, { seq: Number(sent.seq), turn: Number(sent.turn), queue_position: sent.queuePosition });
+  });
+  route("GET", `/api/v1/instances/${ID}/state`, async ({ res, params, query, signal }) => {
+    const since = query.has("since") ? queryInt(query, "since", 0) : undefined;
+    const state = await core.getState({ instanceId: params[0] as string, ...(since !== undefined ? { since: BigInt(since) } : {}) }, signal);
+    if (since !== undefined) sendJson(res, 200, { version: Number(state.version), patches: patchesJson(state.patches) });
+    else sendJson(res, 200, { version: Number(state.version), state: state.state ?? {} });
+  });
+  route("GET", `/api/v1/instances/${ID}/messages`, async ({ res, params, query, signal }) => {
+    const page = await core.listMessages({ instanceId: params[0] as string, afterSeq: BigInt(queryInt(query, "after_seq", 0)), limit: queryInt(query, "limit", 100) }, signal);
+    sendJson(res, 200, { messages: page.messages.map(messageJson), next_after_seq: Number(page.nextAfterSeq) || null });
+  });
+  route("GET", `/api/v1/instances/${ID}/logs`, async ({ res, params, query, signal }) => {
+    const page = await core.listLogs({ instanceId: params[0] as string, after: BigInt(queryInt(query, "after", 0)), limit: queryInt(query, "limit", 100) }, signal);
+    sendJson(res, 200, { logs: page.logs.map(logJson), next_after: Number(page.nextAfter) || null });
+  });
+
+  // Files: /api/v1/{instances|agents}/{id}/files[/{path}[/history | /at/{iteration}]]
+  route("GET", `/api/v1/(instances|agents)/${ID}/files`, async ({ res, params, query, signal }) => {
+    const target = fileTarget(params[0] as string, params[1] as string);
+    const files = await core.filesFor(target, signal);
+    const list = await files.listFiles({ target, path: query.get("path") ?? "", depth: queryInt(query, "depth", 1) }, { signal });
+    sendJson(res, 200, { entries: list.entries.map(fileEntryJson) });
+  });
+  route("GET", `/api/v1/(instances|agents)/${ID}/files/(.+)`, async ({ res, params, signal }) => {
+    const target = fileTarget(params[0] as string, params[1] as string);
+    const segments = (params[2] as string).split("/");
+    const files = await core.filesFor(target, signal);
+    const n = segments.length;
+    if (n >= 3 && segments[n - 2] === "at") {
+      const iteration = segments[n - 1] as string;
+      if (!/^\d{1,15}$/.test(iteration)) throw new ConnectError("iteration must be a non-negative integer", Code.InvalidArgument);
+      const at = await files.fileAtIteration({ target, path: decodeSegments(segments.slice(0, -2)), iteration: BigInt(iteration) }, { signal });
+      return sendJson(res, 200, fileContentJson(at.file));
+    }
+    if (n >= 2 && segments[n - 1] === "history") {
+      const history = await files.fileHistory({ target, path: decodeSegments(segments.slice(0, -1)) }, { signal });
+      return sendJson(res, 200, { iterations: history.iterations.map(iterationJson) });
+    }
+    const read = await files.readFile({ target, path: decodeSegments(segments) }, { signal });
+    sendJson(res, 200, fileContentJson(read.file));
+  });
+  route("POST", `/api/v1/(instances|agents)/${ID}/files/(.+)/restore`, async ({ res, params, query, signal }) => {
+    const target = fileTarget(params[0] as string, params[1] as string);
+    if (!query.has("iteration")) throw new ConnectError("iteration is required", Code.InvalidArgument);
+    const files = await core.filesFor(target, signal);
+    const restored = await files.restoreFile({ target, path: decodeSegments((params[2] as string).split("/")), iteration: BigInt(queryInt(query, "iteration", 0)) }, { signal });
+    sendJson(res, 201, restored.iteration ? iterationJson(restored.iteration) : {});
+  });
+
+  route("POST", "/api/v1/deployments", async ({ req, res, signal }) => {
+    const archive = await readBody(req, options.maxBundleBytes, signal);
+    if (archive.length === 0) throw new ConnectError("request body must be the bundle as a .tar.gz archive", Code.InvalidArgument);
+    const { deployment, created } = await core.registry.upload(archive, signal);
+    sendJson(res, created ? 201 : 200, { ...deploymentJson(deploymentToProto(deployment)), created });
+  });
+  route("GET", "/api/v1/deployments", async ({ res }) => {
+    sendJson(res, 200, { deployments: (await core.registry.list()).map((d) => deploymentJson(deploymentToProto(d))) });
+  });
+  route("GET", `/api/v1/deployments/${ID}`, async ({ res, params }) => {
+    const raw = decodeSegments([params[0] as string]);
+    const parsed = parseDeploymentId(raw, core.registry.name);
+    const deployment = await core.registry.get(`${parsed.name}:${parsed.version}@${parsed.registry}`);
+    if (!deployment) throw new ConnectError(`unknown deployment ${raw}`, Code.NotFound);
+    sendJson(res, 200, deploymentJson(deploymentToProto(deployment)));
+  });
+
+  return (req, res) => {
+    const controller = new AbortController();
+    res.once("close", () => controller.abort());
+    void (async () => {
+      try {
+        const url = new URL(req.url ?? "/", "http://localhost");
+        const candidates = routes.filter((r) => r.pattern.test(url.pathname));
+        const match = candidates.find((r) => r.method === req.method);
+        if (!match) {
+          if (candidates.length > 0) throw new ConnectError(`method ${req.method} is not allowed on ${url.pathname}`, Code.Unimplemented);
+          throw new ConnectError(`no route for ${req.method} ${url.pathname}`, Code.NotFound);
+        }
+        if (!match.open) {
+          const key = ApiKeyAuth.extract(nodeHeaders(req.headers));
+          if (!options.auth.verify(key)) {
+            throw new ConnectError(key ? "invalid API key" : "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'", Code.Unauthenticated);
+          }
+        }
+        const params = (match.pattern.exec(url.pathname) ?? []).slice(1);
+        await match.handler({ req, res, params, query: url.searchParams, signal: controller.signal });
+      } catch (err) {
+        sendError(res, err);
+      }
+    })();
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * The REST API's JSON shapes (snake_case, as in the client contract). Enums are lower-case words,
+ * 64-bit counters are JSON numbers, times are RFC 3339 strings.
+ */
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { InstanceStatus, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
+import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
+import { MessageDirection, type LogRecord, type MessageRecord } from "../../gen/podium/v1/instance_service_pb.js";
+import type { Deployment } from "../../gen/podium/v1/deployment_service_pb.js";
+import type { FileContent, FileEntry, IterationMeta } from "../../gen/podium/v1/file_service_pb.js";
+import type { Json, JsonObject } from "../shared/json.js";
+
+export function iso(ts: Timestamp | undefined): string | null {
+  return ts ? timestampDate(ts).toISOString() : null;
+}
+
+const STATUS_NAMES: Record<InstanceStatus, string> = {
+  [InstanceStatus.UNSPECIFIED]: "unknown",
+  [InstanceStatus.STARTING]: "starting",
+  [InstanceStatus.READY]: "ready",
+  [InstanceStatus.BUSY]: "busy",
+  [InstanceStatus.STOPPING]: "stopping",
+  [InstanceStatus.TERMINATED]: "terminated",
+  [InstanceStatus.FAILED]: "failed",
+};
+
+export function statusName(status: InstanceStatus): string {
+  return STATUS_NAMES[status] ?? "unknown";
+}
+
+export function isLive(instance: Instance): boolean {
+  return instance.status !== InstanceStatus.TERMINATED && instance.status !== InstanceStatus.FAILED;
+}
+
+export function runtimeName(runtime: Runtime): string {
+  return runtime === Runtime.PYTHON ? "python" : runtime === Runtime.TYPESCRIPT ? "typescript" : "unknown";
+}
+
+export function instanceJson(i: Instance): JsonObject {
+  return {
+    instance_id: i.instanceId,
+    agent_id: i.agentId,
+    deployment_id: i.deploymentId,
+    status: statusName(i.status),
+    runtime: runtimeName(i.runtime),
+    coordinator_id: i.coordinatorId,
+    created_at: iso(i.createdAt),
+    ready_at: iso(i.readyAt),
+    ended_at: iso(i.endedAt),
+    pid: i.pid || null,
+    exit: i.exit ? { code: i.exit.code ?? null, signal: i.exit.signal || null, reason: i.exit.reason } : null,
+    last_seq: Number(i.lastSeq),
+    queued_messages: i.queuedMessages,
+  };
+}
+
+/** The WebSocket `/connect` frame: `{"messageType","content","agentId","instanceId","seq","timestamp"}`. */
+export function updateFrame(u: StreamUpdate): JsonObject {
+  const frame: JsonObject = { messageType: u.messageType };
+  if (u.content) frame.content = u.content;
+  frame.agentId = u.agentId;
+  frame.instanceId = u.instanceId;
+  frame.seq = Number(u.seq);
+  frame.timestamp = iso(u.timestamp);
+  return frame;
+}
+
+export function messageJson(m: MessageRecord): JsonObject {
+  return {
+    seq: Number(m.seq),
+    direction: m.direction === MessageDirection.INBOUND ? "inbound" : "outbound",
+    instance_id: m.instanceId,
+    message_type: m.messageType,
+    content: m.content ?? null,
+    timestamp: iso(m.timestamp),
+    turn: Number(m.turn),
+  };
+}
+
+export function logJson(l: LogRecord): JsonObject {
+  return {
+    id: Number(l.id),
+    timestamp: iso(l.timestamp),
+    level: l.level,
+    source: l.source,
+    message: l.message,
+    instance_id: l.instanceId,
+    ...(l.fields ? { fields: l.fields } : {}),
+  };
+}
+
+export function deploymentJson(d: Deployment): JsonObject {
+  return {
+    deployment_id: d.deploymentId,
+    name: d.name,
+    version: d.version,
+    runtime: runtimeName(d.runtime),
+    entry: d.entry,
+    digest: d.digest,
+    size: Number(d.size),
+    created_at: iso(d.createdAt),
+    registry: d.registry,
+  };
+}
+
+export function fileEntryJson(e: FileEntry): JsonObject {
+  return { path: e.path, name: e.name, type: e.type, size: Number(e.size), modified_at: iso(e.modifiedAt), iteration: Number(e.iteration) };
+}
+
+export function fileContentJson(f: FileContent | undefined): JsonObject {
+  if (!f) return {};
+  return { path: f.path, content: f.content, encoding: f.encoding, size: Number(f.size), iteration: Number(f.iteration), hash: f.hash };
+}
+
+export function iterationJson(m: IterationMeta): JsonObject {
+  return { iteration: Number(m.iteration), timestamp: iso(m.timestamp), size: Number(m.size), hash: m.hash, change: m.change };
+}
+
+export function patchesJson(patches: { version: bigint; patch: JsonObject[]; timestamp?: Timestamp | undefined }[]): Json[] {
+  return patches.map((p) => ({ version: Number(p.version), patch: p.patch, timestamp: iso(p.timestamp) }));
+}

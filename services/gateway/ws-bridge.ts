@@ -1,0 +1,118 @@
+/**
+ * WebSocket `/api/v1/instances/{id}/connect`: the native StreamUpdate stream as JSON frames, and
+ * `process_message` frames in. `?after_seq=N` replays what the client missed, then goes live.
+ * Protocol errors come back as `{"type":"error","error":{code,message}}` and never close the socket.
+ */
+import http from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { GatewayCore } from "./gateway-core.js";
+import { instanceJson, isLive, updateFrame } from "./rest-json.js";
+import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
+import { codeName, errorMessage, toHttpError } from "../shared/errors.js";
+import { isJsonObject } from "../shared/json.js";
+import type { Logger } from "../shared/logger.js";
+
+export interface WsRoute {
+  pattern: RegExp;
+  /** Called after auth; may reject with a ConnectError (mapped to an HTTP status on the upgrade). */
+  accept(req: http.IncomingMessage, params: string[], url: URL): Promise<(ws: WebSocket) => void>;
+}
+
+export interface WsBridgeOptions {
+  auth: ApiKeyAuth;
+  logger: Logger;
+  maxFrameBytes: number;
+  routes: WsRoute[];
+}
+
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+export function sendWsError(ws: WebSocket, err: unknown): void {
+  const { body } = toHttpError(err);
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", error: body.error }));
+}
+
+/** The HTTP `upgrade` handler for every WebSocket endpoint of the gateway. */
+export function createWsUpgradeHandler(options: WsBridgeOptions) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  const handler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    void (async () => {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const route = options.routes.find((r) => r.pattern.test(url.pathname));
+      if (!route) return refuse(socket, 404, "not_found", `no WebSocket endpoint at ${url.pathname}`);
+      const key = ApiKeyAuth.extract(nodeHeaders(req.headers), url.searchParams.get("api_key"));
+      if (!options.auth.verify(key)) return refuse(socket, 401, codeName(Code.Unauthenticated), key ? "invalid API key" : "missing API key");
+      let onOpen: (ws: WebSocket) => void;
+      try {
+        onOpen = await route.accept(req, (route.pattern.exec(url.pathname) ?? []).slice(1), url);
+      } catch (err) {
+        const { status, body } = toHttpError(err);
+        return refuse(socket, status, body.error.code, body.error.message);
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => onOpen(ws));
+    })().catch((err) => {
+      options.logger.error("websocket upgrade failed", { error: errorMessage(err) });
+      socket.destroy();
+    });
+  };
+  return { handler, close: () => wss.close() };
+}
+
+/** `/api/v1/instances/{id}/connect`. */
+export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute {
+  return {
+    pattern: /^\/api\/v1\/instances\/([^/]+)\/connect$/,
+    async accept(_req, params, url) {
+      const instanceId = decodeURIComponent(params[0] as string);
+      const instance = await core.getInstance(instanceId);
+      if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
+      const afterRaw = url.searchParams.get("after_seq");
+      if (afterRaw !== null && !/^\d{1,15}$/.test(afterRaw)) throw new ConnectError("after_seq must be a non-negative integer", Code.InvalidArgument);
+      return (ws) => bridgeInstance(core, logger, ws, instanceId, afterRaw === null ? undefined : BigInt(afterRaw));
+    },
+  };
+}
+
+function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, instanceId: string, afterSeq: bigint | undefined): void {
+  const controller = new AbortController();
+  ws.on("close", () => controller.abort());
+  ws.on("error", () => controller.abort());
+  ws.on("message", (data, isBinary) => {
+    void (async () => {
+      let frame: unknown;
+      try {
+        frame = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString());
+      } catch {
+        throw new ConnectError("frame is not valid JSON", Code.InvalidArgument);
+      }
+      if (!isJsonObject(frame) || frame.type !== "process_message") {
+        throw new ConnectError(`unsupported frame type ${JSON.stringify(isJsonObject(frame) ? frame.type ?? null : null)}; expected "process_message"`, Code.InvalidArgument);
+      }
+      if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
+      await core.sendMessage(instanceId, frame.content, controller.signal);
+    })().catch((err) => sendWsError(ws, err));
+  });
+  void (async () => {
+    const after = afterSeq === undefined ? {} : afterSeq === 0n ? { replayAll: true } : { afterSeq };
+    try {
+      for await (const update of core.streamUpdates(instanceId, after, controller.signal)) {
+        if (ws.readyState !== ws.OPEN) break;
+        ws.send(JSON.stringify(updateFrame(update)));
+      }
+      if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      logger.warn("update stream failed", { instance_id: instanceId, error: errorMessage(err) });
+      sendWsError(ws, err);
+      if (ws.readyState === ws.OPEN) ws.close(1011, "update stream failed");
+    }
+  })();
+}

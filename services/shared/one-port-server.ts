@@ -1,0 +1,95 @@
+/**
+ * One TCP port for every protocol: connections that open with the HTTP/2 preface ("PRI * HTTP/2.0")
+ * go to an h2c server (gRPC, Connect, gRPC-Web over HTTP/2); everything else goes to an HTTP/1.1
+ * server (REST, WebSocket upgrades, Connect and gRPC-Web over HTTP/1.1).
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import type { NodeHandlerFn } from "./node-http.js";
+
+export type RequestHandler = NodeHandlerFn;
+
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface OnePortServerOptions {
+  handler: RequestHandler;
+  onUpgrade?: UpgradeHandler;
+  /** Idle HTTP/1.1 keep-alive timeout, ms. */
+  keepAliveTimeoutMs?: number;
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export class OnePortServer {
+  private readonly tcp: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.Http2Session>();
+
+  constructor(options: OnePortServerOptions) {
+    this.h1 = http.createServer((req, res) => options.handler(req, res));
+    this.h1.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+    if (options.onUpgrade) this.h1.on("upgrade", options.onUpgrade);
+    this.h2 = http2.createServer({}, (req, res) => options.handler(req, res));
+    this.h2.on("session", (session) => {
+      this.sessions.add(session);
+      session.once("close", () => this.sessions.delete(session));
+    });
+    this.tcp = net.createServer((socket) => this.route(socket));
+  }
+
+  private route(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && seen.length < PREFACE.length) return; // need more bytes to decide
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(seen);
+      (isH2 ? this.h2 : this.h1).emit("connection", socket);
+      socket.resume();
+    };
+    socket.on("data", onData);
+  }
+
+  listen(port: number, host = "127.0.0.1"): Promise<{ port: number; host: string }> {
+    return new Promise((resolve, reject) => {
+      this.tcp.once("error", reject);
+      this.tcp.listen(port, host, () => {
+        this.tcp.off("error", reject);
+        const address = this.tcp.address() as net.AddressInfo;
+        resolve({ port: address.port, host: address.address });
+      });
+    });
+  }
+
+  get port(): number {
+    const address = this.tcp.address();
+    return address && typeof address === "object" ? address.port : 0;
+  }
+
+  /** Stops accepting, ends HTTP/2 sessions gracefully and destroys what is left after `graceMs`. */
+  async close(graceMs = 1000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+    for (const session of this.sessions) session.close();
+    this.h1.closeIdleConnections();
+    const timer = setTimeout(() => {
+      for (const session of this.sessions) session.destroy();
+      for (const socket of this.sockets) socket.destroy();
+    }, graceMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    for (const socket of this.sockets) socket.destroy();
+    this.h1.close();
+    this.h2.close();
+  }
+}

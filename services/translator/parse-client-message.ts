@@ -1,0 +1,104 @@
+/**
+ * Validates what a browser sends over the bridge, once, at the edge. Every message is a JSON object
+ * with a `type` and an optional `id` (string of at most 256 characters, or a safe integer) that the
+ * reply echoes. Anything malformed is rejected with ConnectError(InvalidArgument).
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JsonObject } from "../shared/json.js";
+import { isJsonObject } from "../shared/json.js";
+
+export type MessageId = string | number;
+
+export type ClientMessage =
+  | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string } }
+  | { type: "list_files"; id?: MessageId; path?: string; depth?: number }
+  | { type: "read_file"; id?: MessageId; path: string }
+  | { type: "file_history"; id?: MessageId; path: string }
+  | { type: "file_at_iteration"; id?: MessageId; path: string; iteration: number };
+
+export type ClientMessageType = ClientMessage["type"];
+
+export const MAX_PATH_LENGTH = 4096;
+export const MAX_DEPTH = 64;
+const MAX_ID_LENGTH = 256;
+
+function invalid(message: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument);
+}
+
+function messageId(value: unknown): MessageId | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "string" && value.length > 0 && value.length <= MAX_ID_LENGTH) return value;
+  if (typeof value === "number" && Number.isSafeInteger(value)) return value;
+  throw invalid(`id must be a non-empty string of at most ${MAX_ID_LENGTH} characters or an integer`);
+}
+
+/** A workspace-relative path: no NUL, no ".." segment, at most MAX_PATH_LENGTH characters. */
+function filePath(value: unknown, field: string, required: boolean): string | undefined {
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== "string") throw invalid(`${field} must be a string`);
+  if (required && value.replace(/\/+/g, "").length === 0) throw invalid(`${field} must name a file`);
+  if (value.length > MAX_PATH_LENGTH) throw invalid(`${field} is longer than ${MAX_PATH_LENGTH} characters`);
+  if (value.includes("\0")) throw invalid(`${field} must not contain NUL`);
+  if (value.split(/[\\/]/).includes("..")) throw invalid(`${field} must not contain ".." segments`);
+  return value;
+}
+
+function nonNegativeInteger(value: unknown, field: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw invalid(`${field} must be an integer between 0 and ${max}`);
+  }
+  return value;
+}
+
+function withId<T extends object>(message: T, id: MessageId | undefined): T & { id?: MessageId } {
+  return id === undefined ? message : { ...message, id };
+}
+
+/** Validates one parsed browser message. Unknown keys are ignored. */
+export function parseClientMessage(json: unknown): ClientMessage {
+  if (!isJsonObject(json)) throw invalid("message must be a JSON object");
+  const id = messageId(json.id);
+  switch (json.type) {
+    case "process_message": {
+      const content = json.content;
+      if (!isJsonObject(content) || typeof content.text !== "string") {
+        throw invalid("process_message.content must be an object with a string text");
+      }
+      return withId({ type: "process_message", content: { ...content, text: content.text } }, id);
+    }
+    case "list_files": {
+      const path = filePath(json.path, "list_files.path", false);
+      const depth = json.depth === undefined ? undefined : nonNegativeInteger(json.depth, "list_files.depth", MAX_DEPTH);
+      const message: ClientMessage = { type: "list_files" };
+      if (path !== undefined) message.path = path;
+      if (depth !== undefined) message.depth = depth;
+      return withId(message, id);
+    }
+    case "read_file":
+    case "file_history":
+      return withId({ type: json.type, path: filePath(json.path, `${json.type}.path`, true) as string }, id);
+    case "file_at_iteration":
+      return withId(
+        {
+          type: "file_at_iteration",
+          path: filePath(json.path, "file_at_iteration.path", true) as string,
+          iteration: nonNegativeInteger(json.iteration, "file_at_iteration.iteration"),
+        },
+        id,
+      );
+    default:
+      throw invalid(typeof json.type === "string" ? `unknown message type "${json.type}"` : "message has no type");
+  }
+}
+
+/** Parses one text frame (JSON) and validates it. */
+export function parseClientFrame(text: string): ClientMessage {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw invalid("message is not valid JSON");
+  }
+  return parseClientMessage(json);
+}
