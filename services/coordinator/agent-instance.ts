@@ -80,6 +80,8 @@ export class AgentInstance {
   private process: AgentProcess | undefined;
   private stopRequested = false;
   private markEnded!: () => void;
+  /** The last stderr lines, quoted in start-up errors. */
+  private readonly stderrTail: string[] = [];
   private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
 
   constructor(options: AgentInstanceOptions) {
@@ -117,7 +119,13 @@ export class AgentInstance {
       cwd: options.workspace,
       env: options.processEnv,
       onFrame: (frame) => this.onFrame(frame),
-      onOutput: (stream, line) => this.log(stream === "stdout" ? "info" : "warn", stream, line),
+      onOutput: (stream, line) => {
+        if (stream === "stderr" && !this.readyAt) {
+          this.stderrTail.push(line);
+          if (this.stderrTail.length > 8) this.stderrTail.shift();
+        }
+        this.log(stream === "stdout" ? "info" : "warn", stream, line);
+      },
       onBadFrame: (reason, line) => this.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
     });
     this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid})`);
@@ -341,7 +349,10 @@ export class AgentInstance {
     const content: JsonObject = { reason, exit_code: info.code, signal: info.signal };
     this.emit("terminated", content, 0);
     this.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
-    this.readySettle?.reject(new ConnectError(`agent process exited before it was ready (exit code ${info.code}, signal ${info.signal})`, Code.FailedPrecondition));
+    const tail = this.stderrTail.join("\n").slice(-2000);
+    this.readySettle?.reject(
+      new ConnectError(`agent process exited before it was ready (exit code ${info.code}, signal ${info.signal})${tail ? `: ${tail}` : ""}`, Code.FailedPrecondition),
+    );
     for (const subscriber of this.subscribers) subscriber.onEnd();
     this.subscribers.clear();
     this.markEnded();

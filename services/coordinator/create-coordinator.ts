@@ -10,6 +10,7 @@ import { InstanceManager } from "./instance-manager.js";
 import type { InstanceLimits } from "./instance-limits.js";
 import { resolveRuntimeCommands, type RuntimeCommands } from "./runtime-commands.js";
 import { createChronicleAccess, type ChronicleAccess } from "./chronicle-access.js";
+import { createSandbox, type SandboxMode } from "./sandbox.js";
 import { BundleCache } from "../registry/bundle-cache.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import { ApiKeyAuth } from "../shared/api-key-auth.js";
@@ -38,6 +39,8 @@ export interface CoordinatorOptions {
   agentPath?: string;
   /** Per-agent workspace quota, bytes. */
   workspaceQuotaBytes?: number;
+  /** "auto" (default): bubblewrap when available, with a warning otherwise. */
+  sandbox?: SandboxMode;
   logger?: Logger;
 }
 
@@ -68,6 +71,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     agentPath: options.agentPath ?? "/usr/local/bin:/usr/bin:/bin",
     capacity: options.capacity ?? Math.max(8, os.cpus().length * 32),
     workspaces: chronicles.factory,
+    sandbox: createSandbox(options.sandbox ?? "auto", (message) => logger.warn(message)),
   });
   chronicles.attach(manager);
   let advertise = options.advertiseAddress ?? "";

@@ -7,7 +7,8 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance, type WorkspaceCapture } from "./agent-instance.js";
 import { DEFAULT_INSTANCE_LIMITS, type InstanceLimits } from "./instance-limits.js";
-import { agentCommand, type RuntimeCommands } from "./runtime-commands.js";
+import { agentCommand, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
+import type { Sandbox } from "./sandbox.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
 import type { DeploymentRecord, DeploymentRegistry } from "../registry/deployment-registry.js";
@@ -41,6 +42,7 @@ export interface InstanceManagerOptions {
   /** How long ended instances stay visible to GetInstance. */
   endedRetentionMs?: number;
   workspaces?: WorkspaceFactory;
+  sandbox: Sandbox;
 }
 
 const RESERVED_ENV = /^PODIUM_/;
@@ -118,11 +120,22 @@ export class InstanceManager {
     const instanceId = newId("inst");
     const agentDir = this.agentDir(agentId);
     const workspace = path.join(agentDir, "workspace");
+    // HOME is outside the versioned workspace, so tool caches and dotfiles do not become history.
+    const home = path.join(agentDir, "home");
     fs.mkdirSync(workspace, { recursive: true });
+    fs.mkdirSync(home, { recursive: true });
     const store = AgentStore.open({ dir: agentDir });
     const workspaceCapture = this.options.workspaces?.(agentDir, workspace);
     const agentEnv = { ...params.environment, ...params.secrets };
-    const [command, args] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
+    const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
+    const { command, args } = this.options.sandbox.wrap({
+      command: runner,
+      args: runnerArgs,
+      workspace,
+      home,
+      readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
+      memoryBytes: this.limits.memoryBytes,
+    });
     const instance = new AgentInstance({
       instanceId,
       agentId,
@@ -133,7 +146,7 @@ export class InstanceManager {
       workspace,
       processEnv: {
         PATH: this.options.agentPath,
-        HOME: workspace,
+        HOME: home,
         LANG: "C.UTF-8",
         PYTHONUNBUFFERED: "1",
         PYTHONDONTWRITEBYTECODE: "1",

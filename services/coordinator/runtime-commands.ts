@@ -3,6 +3,7 @@
  * Resolved once per coordinator (resolving python3 through a pyenv shim costs ~40 ms per spawn).
  */
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +13,8 @@ export type AgentRuntime = "python" | "typescript";
 export interface RuntimeCommands {
   bun: string;
   python: string;
+  /** sys.prefix of the Python interpreter (mounted read-only into sandboxes). */
+  pythonPrefix: string;
   /** Extra interpreter flags for Python; default ["-I", "-S"] (isolated, no site-packages: fast start). */
   pythonFlags: string[];
   tsRunner: string;
@@ -29,16 +32,18 @@ function resolveBun(): string {
   }
 }
 
-function resolvePython(candidate: string): string {
-  const probe = spawnSync(candidate, ["-I", "-S", "-c", "import sys; print(sys.executable)"], { encoding: "utf8", timeout: 10_000 });
-  const executable = probe.status === 0 ? probe.stdout.trim() : "";
-  return executable.length > 0 ? executable : candidate;
+function resolvePython(candidate: string): { executable: string; prefix: string } {
+  const probe = spawnSync(candidate, ["-I", "-S", "-c", "import sys; print(sys.executable); print(sys.base_prefix)"], { encoding: "utf8", timeout: 10_000 });
+  const [executable = "", prefix = ""] = probe.status === 0 ? probe.stdout.trim().split("\n") : [];
+  return { executable: executable || candidate, prefix: prefix || path.dirname(path.dirname(executable || "/usr/bin/python3")) };
 }
 
 export function resolveRuntimeCommands(overrides: Partial<RuntimeCommands> = {}): RuntimeCommands {
+  const python = overrides.python && overrides.pythonPrefix ? undefined : resolvePython(overrides.python ?? "python3");
   return {
     bun: overrides.bun ?? resolveBun(),
-    python: overrides.python ?? resolvePython("python3"),
+    python: overrides.python ?? python?.executable ?? "python3",
+    pythonPrefix: overrides.pythonPrefix ?? python?.prefix ?? "/usr",
     pythonFlags: overrides.pythonFlags ?? ["-I", "-S"],
     tsRunner: overrides.tsRunner ?? path.join(REPO_ROOT, "sdk/typescript/src/runner.ts"),
     pyRunner: overrides.pyRunner ?? path.join(REPO_ROOT, "sdk/python/podium_runner.py"),
@@ -47,6 +52,23 @@ export function resolveRuntimeCommands(overrides: Partial<RuntimeCommands> = {})
 
 /** argv for an agent entry file. */
 export function agentCommand(commands: RuntimeCommands, runtime: AgentRuntime, entry: string): [string, string[]] {
-  if (runtime === "typescript") return [commands.bun, [commands.tsRunner, entry]];
+  // --no-install: never auto-install packages at run time (bundles bring their dependencies).
+  if (runtime === "typescript") return [commands.bun, ["--no-install", commands.tsRunner, entry]];
   return [commands.python, [...commands.pythonFlags, commands.pyRunner, entry]];
+}
+
+/** What an agent of `runtime` must be able to read besides its bundle: interpreter and SDK. */
+export function runtimeReadOnlyPaths(commands: RuntimeCommands, runtime: AgentRuntime): string[] {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  if (runtime === "typescript") {
+    const paths = [path.dirname(commands.bun), path.dirname(real(commands.bun)), path.dirname(path.dirname(commands.tsRunner))];
+    return paths.filter((p) => p.startsWith("/") && !p.startsWith("/usr/"));
+  }
+  return [commands.pythonPrefix, path.dirname(commands.pyRunner)].filter((p) => p.startsWith("/") && p !== "/usr" && !p.startsWith("/usr/"));
 }

@@ -1,25 +1,23 @@
 /** Small HTTP helpers for the REST edge: bounded body reading, JSON responses, typed errors. */
 import type { NodeServerRequest, NodeServerResponse } from "../shared/node-http.js";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { toHttpError } from "../shared/errors.js";
+import { HTTP_STATUS_HEADER, toHttpError } from "../shared/errors.js";
 import type { Json } from "../shared/json.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
 
 export type AnyRequest = NodeServerRequest;
 export type AnyResponse = NodeServerResponse;
 
-/** Thrown for bodies over the limit; the REST edge answers 413. */
-export class PayloadTooLargeError extends ConnectError {
-  constructor(limit: number) {
-    super(`request body exceeds the limit of ${limit} bytes`, Code.ResourceExhausted);
-  }
+/** Thrown for bodies over the limit; the REST edge answers 413 (see HTTP_STATUS_HEADER). */
+export function payloadTooLarge(limit: number): ConnectError {
+  return new ConnectError(`request body exceeds the limit of ${limit} bytes`, Code.ResourceExhausted, { [HTTP_STATUS_HEADER]: "413" });
 }
 
 export function readBody(req: AnyRequest, limit: number, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? "NaN");
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new PayloadTooLargeError(limit));
+      reject(payloadTooLarge(limit));
       req.resume();
       return;
     }
@@ -32,7 +30,7 @@ export function readBody(req: AnyRequest, limit: number, signal?: AbortSignal): 
       if (size > limit) {
         req.removeAllListeners("data");
         req.resume();
-        reject(new PayloadTooLargeError(limit));
+        reject(payloadTooLarge(limit));
         return;
       }
       chunks.push(chunk);
@@ -70,7 +68,7 @@ export function sendJson(res: AnyResponse, status: number, body: Json): void {
 
 export function sendError(res: AnyResponse, err: unknown, extra?: JsonObject): void {
   const { status, body } = toHttpError(err);
-  sendJson(res, err instanceof PayloadTooLargeError ? 413 : status, extra ? { ...body, ...extra } : body);
+  sendJson(res, status, extra ? { ...body, ...extra } : body);
 }
 
 /** Typed accessors for a JSON body's optional fields, with precise errors. */

@@ -50,7 +50,8 @@ function errorMessage(error: unknown): string {
 }
 
 function errorCode(error: unknown): string | undefined {
-  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  // Not `instanceof Error`: fs errors from another realm (jest VM contexts) would not match.
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === "string" ? code : undefined;
 }
 

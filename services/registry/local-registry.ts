@@ -45,7 +45,7 @@ function sha256(data: Buffer): string {
 }
 
 function isMissing(error: unknown): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === "ENOENT";
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "ENOENT";
 }
 
 const isString = (value: unknown): value is string => typeof value === "string";

@@ -37,12 +37,17 @@ export interface HttpError {
   body: { error: { code: string; message: string } };
 }
 
+/** Error metadata key that overrides the HTTP status for one error (e.g. 413 for a body over the limit). */
+export const HTTP_STATUS_HEADER = "x-podium-http-status";
+
 /** Any thrown value -> a status and a JSON body. Internal errors never leak stacks or messages. */
 export function toHttpError(err: unknown): HttpError {
   const connectError = ConnectError.from(err);
   const internal = connectError.code === Code.Internal || connectError.code === Code.Unknown;
   const message = internal && !(err instanceof ConnectError) ? "internal error" : connectError.rawMessage;
-  return { status: httpStatusOf(connectError.code), body: { error: { code: codeName(connectError.code), message } } };
+  const override = Number(connectError.metadata.get(HTTP_STATUS_HEADER));
+  const status = Number.isInteger(override) && override >= 400 && override < 600 ? override : httpStatusOf(connectError.code);
+  return { status, body: { error: { code: codeName(connectError.code), message } } };
 }
 
 export function notFound(message: string): ConnectError {
@@ -55,4 +60,14 @@ export function invalidArgument(message: string): ConnectError {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The errno code of a Node system error ("ENOENT", …). Does not use `instanceof Error`, which is
+ * false for errors from another realm (Node's fs errors inside jest's VM contexts).
+ */
+export function errnoCode(err: unknown): string | undefined {
+  if (typeof err !== "object" || err === null || !("code" in err)) return undefined;
+  const code = (err as { code: unknown }).code;
+  return typeof code === "string" ? code : undefined;
 }

@@ -5,6 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import { isProcessAlive, startDevFixture, type DevFixture, type WsClient } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
+import { spawnSync } from "node:child_process";
+
+function pgrep(pattern: string): boolean {
+  return spawnSync("pgrep", ["-f", pattern]).status === 0;
+}
 
 let podium: DevFixture;
 beforeAll(async () => {
@@ -119,13 +124,14 @@ describe("turns and errors", () => {
     const created = await podium.api("POST", "/api/v1/instances", { deployment_id: "slow-ts:1.0.0@local" });
     const id = created.json.instance_id as string;
     const ws = await podium.connect(id);
-    ws.send({ type: "process_message", content: { text: "spawn" } });
-    const update = await ws.waitFor((f) => f.messageType === "stream_update");
-    const childPid = Number((update.content as JsonObject).text);
-    expect(isProcessAlive(childPid)).toBe(true);
+    // A unique sleep duration names the grandchild on the host (pids differ inside a sandbox).
+    const tag = `299.${process.pid}${Date.now() % 100000}`;
+    ws.send({ type: "process_message", content: { text: "spawn", tag } });
+    await ws.waitFor((f) => f.messageType === "stream_update");
+    expect(pgrep(`sleep ${tag}`)).toBe(true);
     await podium.api("DELETE", `/api/v1/instances/${id}?grace_ms=500`);
     await new Promise((r) => setTimeout(r, 200));
-    expect(isProcessAlive(childPid)).toBe(false);
+    expect(pgrep(`sleep ${tag}`)).toBe(false);
     expect(isProcessAlive(created.json.pid as number)).toBe(false);
   });
 

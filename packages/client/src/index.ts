@@ -1,5 +1,5 @@
 export { PodiumClient, encodeFilePath } from "./podium-client.js";
-export type { CreateInstanceParams, CreatedInstance, CallOptions } from "./podium-client.js";
+export type { CreateInstanceParams, CreatedInstance, CallOptions, ConnectOptions } from "./podium-client.js";
 export { compileClientOptions, normalizeBaseUrl, DEFAULT_RETRY_DELAYS_MS } from "./client-options.js";
 export type { PodiumClientOptions, CompiledClientOptions, BreakerOptions, RetryOptions, Env } from "./client-options.js";
 export { PodiumConnectionError, isTransient } from "./podium-connection-error.js";

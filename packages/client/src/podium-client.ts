@@ -34,6 +34,14 @@ export interface CreateInstanceParams {
   sessionId?: string;
 }
 
+export interface ConnectOptions extends CallOptions {
+  /**
+   * Replay the updates after this seq before going live (`?after_seq=N`); 0 replays the whole
+   * history. Without it the stream starts with what happens after the connection opens.
+   */
+  afterSeq?: number;
+}
+
 export interface CreatedInstance {
   instanceId: string;
   deploymentId: string;
@@ -128,9 +136,13 @@ export class PodiumClient {
   }
 
   /** Opens the instance's event stream: ws(s)://{url}/api/v1/instances/{id}/connect. */
-  async connect(instanceId: string, options: CallOptions = {}): Promise<PodiumConnection> {
+  async connect(instanceId: string, options: ConnectOptions = {}): Promise<PodiumConnection> {
     const url = new URL(this.api(`${this.instancePath(instanceId)}/connect`));
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (options.afterSeq !== undefined) {
+      if (!Number.isSafeInteger(options.afterSeq) || options.afterSeq < 0) throw new RangeError(`afterSeq must be a non-negative integer, got ${options.afterSeq}`);
+      url.searchParams.set("after_seq", String(options.afterSeq));
+    }
     const connection = await openConnection({
       instanceId,
       url: url.toString(),

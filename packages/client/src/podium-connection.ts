@@ -1,7 +1,9 @@
 /**
  * A live WebSocket to one instance's event stream: `ws(s)://{url}/api/v1/instances/{id}/connect`.
- * Inbound text frames are Podium events `{"messageType","content","agentId","instanceId","seq","timestamp"}`;
- * frames that are not (bad JSON, no messageType) are dropped. Outbound: `sendMessage` writes the
+ * Inbound text frames are Podium events `{"messageType","content","agentId","instanceId","seq","timestamp"}`.
+ * The gateway's own error frames `{"type":"error","error":{code,message}}` (e.g. a message it refused)
+ * become an event `{messageType:"error", content:{message, code}}`, so the consumer sees them in order.
+ * Other frames (bad JSON, no messageType, binary) are dropped. Outbound: `sendMessage` writes the
  * process_message envelope, `sendRaw` any string.
  *
  * The event stream ends when the socket closes normally (1000, 1001, 1005) or on `close()`; an
@@ -49,7 +51,13 @@ export function parsePodiumEvent(text: string): PodiumEvent | undefined {
   } catch {
     return undefined;
   }
-  if (!isRecord(frame) || typeof frame.messageType !== "string" || frame.messageType.length === 0) return undefined;
+  if (!isRecord(frame)) return undefined;
+  if (frame.type === "error" && isRecord(frame.error) && frame.messageType === undefined) {
+    const content: Record<string, unknown> = { message: typeof frame.error.message === "string" ? frame.error.message : "gateway error" };
+    if (typeof frame.error.code === "string") content.code = frame.error.code;
+    return { messageType: "error", content };
+  }
+  if (typeof frame.messageType !== "string" || frame.messageType.length === 0) return undefined;
   const event: PodiumEvent = { messageType: frame.messageType };
   if (isRecord(frame.content)) event.content = frame.content;
   if (typeof frame.agentId === "string" && frame.agentId) event.agentId = frame.agentId;

@@ -69,7 +69,7 @@ export class AgentRuntime {
 
   start(): void {
     this.reader = new FdLineReader(this.options.inputFd, (line) => this.onLine(line), () => this.requestStop(EOF_GRACE_MS));
-    this.reader.start();
+    this.reader.start(true);
   }
 
   private get writer(): FrameWriter {

@@ -50,7 +50,7 @@ export class FrameWriter {
 export class LineSplitter {
   private pending: Buffer[] = [];
 
-  constructor(private readonly onLine: (line: string) => void) {}
+  constructor(public onLine: (line: string) => void) {}
 
   push(data: Buffer): void {
     let start = 0;
@@ -101,8 +101,52 @@ export class FdLineReader {
     this.splitter = new LineSplitter(onLine);
   }
 
-  start(): void {
+  /**
+   * Starts reading. With `firstLineSync`, the first line (the `init` frame) is read with blocking
+   * readSync: the first async read costs a thread-pool hop of several ms at start-up.
+   */
+  start(firstLineSync = false): void {
+    if (firstLineSync && !this.readFirstLineSync()) return;
     this.read();
+  }
+
+  /** Returns false when the input ended. */
+  private readFirstLineSync(): boolean {
+    let seen = false;
+    const splitter = this.splitter;
+    const original = splitter.onLine;
+    splitter.onLine = (line) => {
+      seen = true;
+      original(line);
+    };
+    try {
+      while (!seen && !this.closed) {
+        const buffer = Buffer.allocUnsafe(this.size);
+        let bytes: number;
+        try {
+          bytes = fs.readSync(this.fd, buffer, 0, buffer.length, null);
+        } catch (error) {
+          const code = errorCode(error);
+          if (code === "EAGAIN" || code === "EINTR") return true; // non-blocking fd: go async
+          throw error;
+        }
+        if (bytes === 0) {
+          this.finish();
+          return false;
+        }
+        this.size = bytes === buffer.length ? Math.min(this.size * 2, MAX_READ) : MIN_READ;
+        splitter.push(bytes === buffer.length ? buffer : buffer.subarray(0, bytes));
+      }
+    } finally {
+      splitter.onLine = original;
+    }
+    return !this.closed;
+  }
+
+  private finish(): void {
+    this.closed = true;
+    this.splitter.end();
+    this.onEnd();
   }
 
   close(): void {
@@ -122,9 +166,7 @@ export class FdLineReader {
         }
       }
       if (error || bytes === 0) {
-        this.closed = true;
-        this.splitter.end();
-        this.onEnd();
+        this.finish();
         return;
       }
       this.size = bytes === buffer.length ? Math.min(this.size * 2, MAX_READ) : MIN_READ;

@@ -30,7 +30,7 @@ import type {
 import { listTree } from "./file-tree.js";
 import { Manifest, type ManifestEntry } from "./manifest.js";
 import { VersionLog, type VersionRow } from "./version-log.js";
-import { captureWorkspace, RACY_WINDOW_MS, type CaptureContext } from "./workspace-capture.js";
+import { captureWorkspace, isRacy, type CaptureContext } from "./workspace-capture.js";
 import { writeWorkspaceFile } from "./workspace-io.js";
 import { resolveWorkspacePath } from "./workspace-path.js";
 
@@ -199,7 +199,7 @@ export class Chronicle {
       blobId: version.blobId,
       hash: version.hash,
       iteration: iterationNo,
-      racy: stat.mtimeMs > timestamp - RACY_WINDOW_MS,
+      racy: isRacy(stat.mtimeMs, timestamp),
     };
     this.db
       .transaction(() => {

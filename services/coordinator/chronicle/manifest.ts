@@ -38,12 +38,19 @@ interface RawEntry {
   racy: number;
 }
 
+function splitPath(path: string): [dir: string, name: string] {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? ["", path] : [path.slice(0, slash), path.slice(slash + 1)];
+}
+
 export class Manifest {
   readonly entries = new Map<string, ManifestEntry>();
+  /** The same entries by directory then name: the capture scan looks files up by (dir, name) without building paths. */
+  private readonly byDir = new Map<string, Map<string, ManifestEntry>>();
   private live = 0;
   private directories: Set<string> | undefined;
   private readonly upsert: Statement<[string, number, number, number, number, number | null, number, number]>;
-  private readonly remove: Statement<[string]>;
+  private readonly removeRow: Statement<[string]>;
 
   constructor(db: Db) {
     this.upsert = db.prepare(
@@ -51,7 +58,7 @@ export class Manifest {
        ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, ctime_ms = excluded.ctime_ms,
          ino = excluded.ino, blob_id = excluded.blob_id, iteration = excluded.iteration, racy = excluded.racy`,
     );
-    this.remove = db.prepare("DELETE FROM manifest WHERE path = ?");
+    this.removeRow = db.prepare("DELETE FROM manifest WHERE path = ?");
     const rows = db
       .prepare<[], RawEntry>(
         `SELECT m.path, m.size, m.mtime_ms, m.ctime_ms, m.ino, m.blob_id, b.hash, m.iteration, m.racy
@@ -59,7 +66,7 @@ export class Manifest {
       )
       .all();
     for (const row of rows) {
-      this.entries.set(row.path, {
+      this.put(row.path, {
         size: row.size,
         mtimeMs: row.mtime_ms,
         ctimeMs: row.ctime_ms,
@@ -69,7 +76,6 @@ export class Manifest {
         iteration: row.iteration,
         racy: row.racy !== 0,
       });
-      this.live += row.size;
     }
   }
 
@@ -80,6 +86,11 @@ export class Manifest {
 
   get(path: string): ManifestEntry | undefined {
     return this.entries.get(path);
+  }
+
+  /** The files directly in `dir` ("" = root) by name. */
+  directory(dir: string): ReadonlyMap<string, ManifestEntry> | undefined {
+    return this.byDir.get(dir);
   }
 
   /** True when some current file lies below `path` ("" is the root and always a directory). */
@@ -102,7 +113,7 @@ export class Manifest {
       if (entry) {
         this.upsert.run(path, entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino, entry.blobId, entry.iteration, entry.racy ? 1 : 0);
       } else {
-        this.remove.run(path);
+        this.removeRow.run(path);
       }
     }
   }
@@ -110,14 +121,29 @@ export class Manifest {
   apply(updates: readonly ManifestUpdate[]): void {
     for (const [path, entry] of updates) {
       const previous = this.entries.get(path);
-      if (previous) this.live -= previous.size;
-      if (entry) {
-        this.entries.set(path, entry);
-        this.live += entry.size;
-      } else {
-        this.entries.delete(path);
-      }
+      if (entry) this.put(path, entry);
+      else if (previous) this.remove(path, previous);
       if (!previous || !entry) this.directories = undefined;
     }
+  }
+
+  private put(path: string, entry: ManifestEntry): void {
+    const previous = this.entries.get(path);
+    if (previous) this.live -= previous.size;
+    this.entries.set(path, entry);
+    this.live += entry.size;
+    const [dir, name] = splitPath(path);
+    let files = this.byDir.get(dir);
+    if (!files) this.byDir.set(dir, (files = new Map()));
+    files.set(name, entry);
+  }
+
+  private remove(path: string, previous: ManifestEntry): void {
+    this.live -= previous.size;
+    this.entries.delete(path);
+    const [dir, name] = splitPath(path);
+    const files = this.byDir.get(dir);
+    files?.delete(name);
+    if (files?.size === 0) this.byDir.delete(dir);
   }
 }

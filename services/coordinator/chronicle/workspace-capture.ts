@@ -23,10 +23,18 @@ import { openForCapture } from "./workspace-io.js";
 import { scanWorkspace, type ScanResult } from "./workspace-scanner.js";
 
 /**
- * A file whose mtime is this close to the capture may be rewritten later with the same size and the same
- * mtime (coarse file system clocks, 1-2 s on some file systems); such entries are re-hashed next time.
+ * A file whose mtime is within this window of a capture may be rewritten right after with the same size and
+ * the same mtime (file system clocks tick coarsely), so its entry is marked racy and re-hashed on the next
+ * capture. Sub-second timestamps (ext4, xfs, btrfs, tmpfs, apfs) tick at most every ~10 ms; file systems with
+ * whole-second timestamps (ext3, HFS+, FAT's 2 s) need a wider window.
  */
-export const RACY_WINDOW_MS = 2000;
+export function racyWindowMs(mtimeMs: number): number {
+  return mtimeMs % 1000 === 0 ? 2000 : 50;
+}
+
+export function isRacy(mtimeMs: number, captureStartMs: number): boolean {
+  return mtimeMs > captureStartMs - racyWindowMs(mtimeMs);
+}
 
 export interface CaptureContext {
   options: CompiledChronicleOptions;
@@ -61,13 +69,20 @@ export function captureWorkspace(ctx: CaptureContext, latestIteration: number): 
   let seenRecorded = 0;
   let scanned: ScanResult;
   try {
-    scanned = scanWorkspace(options.workspaceReal, options.ignore, (path, stat) => {
-      const previous = manifest.get(path);
+    let lastDir: string | undefined;
+    let recordedHere: ReadonlyMap<string, ManifestEntry> | undefined;
+    scanned = scanWorkspace(options.workspaceReal, options.ignore, (dir, name, stat) => {
+      if (dir !== lastDir) {
+        lastDir = dir;
+        recordedHere = manifest.directory(dir);
+      }
+      const previous = recordedHere?.get(name);
       if (previous) {
         previous.seen = generation;
         seenRecorded++;
         if (!previous.racy && sameStat(previous, stat)) return;
       }
+      const path = dir === "" ? name : `${dir}/${name}`;
       candidates.push(path);
       scannedMtime.set(path, stat.mtimeMs);
     });
@@ -107,7 +122,7 @@ export function captureWorkspace(ctx: CaptureContext, latestIteration: number): 
       }
       const size = blob?.size ?? stat.size;
       const scannedAt = scannedMtime.get(path);
-      const racy = stat.mtimeMs > timestamp - RACY_WINDOW_MS || size !== stat.size || scannedAt !== stat.mtimeMs;
+      const racy = isRacy(stat.mtimeMs, timestamp) || size !== stat.size || scannedAt !== stat.mtimeMs;
       const entry: ManifestEntry = {
         size,
         mtimeMs: stat.mtimeMs,

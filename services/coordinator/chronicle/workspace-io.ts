@@ -21,7 +21,7 @@ export type OpenResult =
   | { ok: false; gone: boolean; reason: string };
 
 function errnoCode(err: unknown): string {
-  if (err instanceof Error && "code" in err && typeof err.code === "string") return err.code;
+  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") return err.code;
   return "EIO";
 }
 

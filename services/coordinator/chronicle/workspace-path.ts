@@ -31,16 +31,17 @@ function refuse(userPath: string, why: string): ConnectError {
   return new ConnectError(`invalid workspace path ${shown}: ${why}`, Code.InvalidArgument);
 }
 
-/** Decodes percent-escapes until stable (at most 4 rounds); undefined when a round is malformed. */
-function fullyDecoded(segment: string): string | undefined {
+const DANGEROUS_ESCAPE = /%(2e|2f|5c|00|25)/gi;
+const DECODED: Record<string, string> = { "2e": ".", "2f": "/", "5c": "\\", "00": "\0", "25": "%" };
+
+/**
+ * Decodes the escapes that matter for traversal (`.` `/` `\` NUL, and `%` itself for double encoding),
+ * leniently (a stray `%` elsewhere stays as it is, as lenient decoders do), until stable.
+ */
+function decodedForCheck(segment: string): string {
   let current = segment;
-  for (let round = 0; round < 4 && current.includes("%"); round++) {
-    let next: string;
-    try {
-      next = decodeURIComponent(current);
-    } catch {
-      return undefined;
-    }
+  for (let round = 0; round < 4; round++) {
+    const next = current.replace(DANGEROUS_ESCAPE, (_m, hex: string) => DECODED[hex.toLowerCase()] ?? "");
     if (next === current) break;
     current = next;
   }
@@ -61,8 +62,9 @@ export function normalizeWorkspacePath(userPath: string): string {
     if (segment === "..") throw refuse(userPath, "'..' segments are not allowed");
     if (Buffer.byteLength(segment, "utf8") > MAX_SEGMENT_BYTES) throw refuse(userPath, `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     if (segment.includes("%")) {
-      const decoded = fullyDecoded(segment);
-      if (decoded === undefined) throw refuse(userPath, "malformed percent-encoding");
+      // Overlong UTF-8 forms of '.' and '/' (%c0%ae, %c0%af) that broken decoders accept.
+      if (/%c[01]/i.test(segment)) throw refuse(userPath, "overlong UTF-8 percent-encoding is not allowed");
+      const decoded = decodedForCheck(segment);
       if (decoded === "." || decoded === ".." || /[/\\\0]/.test(decoded)) {
         throw refuse(userPath, "percent-encoded '.', '..', '/', '\\' or NUL is not allowed");
       }

@@ -15,10 +15,11 @@ export interface ScanResult {
   skipped: SkippedPath[];
 }
 
-export type FileVisitor = (relative: string, stat: fs.Stats) => void;
+/** `dir` is the relative directory ("" = root, the same string object for all files of one directory). */
+export type FileVisitor = (dir: string, name: string, stat: fs.Stats) => void;
 
 function errnoCode(err: unknown): string {
-  if (err instanceof Error && "code" in err && typeof err.code === "string") return err.code;
+  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") return err.code;
   return "EIO";
 }
 
@@ -67,7 +68,7 @@ export function scanWorkspace(rootReal: string, ignore: ReadonlySet<string>, vis
         }
         if (!stat.isFile()) continue; // replaced since readdir
         fileCount++;
-        visit(relPrefix + name, stat);
+        visit(relDir, name, stat);
       }
       // Symlinks, FIFOs, sockets, devices: not captured.
     }

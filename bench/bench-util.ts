@@ -1,0 +1,25 @@
+/** Small helpers for benchmarks: percentiles and a uniform result table. */
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] as number;
+}
+
+export function summarize(samples: number[]): { p50: number; p95: number; mean: number } {
+  const mean = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
+  return { p50: percentile(samples, 50), p95: percentile(samples, 95), mean };
+}
+
+export function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+export type BenchResults = Record<string, number>;
+
+export function printTable(title: string, results: BenchResults): void {
+  process.stdout.write(`\n## ${title}\n`);
+  const width = Math.max(...Object.keys(results).map((k) => k.length));
+  for (const [key, value] of Object.entries(results)) process.stdout.write(`${key.padEnd(width)}  ${round(value, 2)}\n`);
+}

@@ -1,0 +1,23 @@
+/** `npm run bench`: every benchmark, each printing numbers and ratios against a same-run baseline. */
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { printTable, type BenchResults } from "./bench-util.js";
+
+const suites: [string, string, string][] = [
+  ["instance create -> ready (vs bare spawn)", "./create-bench.ts", "runCreateBench"],
+  ["per-agent SQLite stores", "./store-bench.ts", "runStoreBench"],
+  ["Chronicle workspace capture", "./chronicle-bench.ts", "runChronicleBench"],
+  ["streaming through the gateway", "./stream-bench.ts", "runStreamBench"],
+];
+
+const only = process.argv[2];
+for (const [title, file, exported] of suites) {
+  if (only && !file.includes(only)) continue;
+  const full = path.join(path.dirname(new URL(import.meta.url).pathname), file);
+  if (!fs.existsSync(full)) continue;
+  const mod = (await import(pathToFileURL(full).href)) as Record<string, () => Promise<BenchResults>>;
+  const run = mod[exported];
+  if (!run) throw new Error(`${file} does not export ${exported}`);
+  printTable(title, await run());
+}

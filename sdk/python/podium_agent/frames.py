@@ -1,0 +1,114 @@
+"""NDJSON frame I/O: a locked writer for fd 3 and a reader thread for stdin.
+
+Only builtin modules here (posix, _thread, time) to keep start-up short. stdin is read with
+posix.read rather than sys.stdin: a thread blocked inside a BufferedReader holds its lock, which
+makes interpreter shutdown abort.
+"""
+
+import _thread
+import posix
+import time
+
+from .json_value import decode, encode, encode_ascii
+
+FRAME_FD = 3
+_MIN_READ = 64 * 1024
+_MAX_READ = 4 * 1024 * 1024
+
+
+class FrameChannelClosed(Exception):
+    """The host closed fd 3: nobody is listening any more."""
+
+
+class FrameWriter:
+    """Writes whole lines to a file descriptor. Thread-safe; frames never interleave."""
+
+    def __init__(self, fd=FRAME_FD):
+        self._fd = fd
+        self._lock = _thread.allocate_lock()
+
+    def write(self, frame):
+        self.write_text(encode(frame))
+
+    def write_text(self, text):
+        """Writes pre-serialized JSON text (one object, no newline) as one line."""
+        try:
+            data = (text + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escape them so the line is valid UTF-8
+            data = (encode_ascii(decode(text)) + "\n").encode("ascii")
+        view = memoryview(data)
+        total = len(data)
+        with self._lock:
+            offset = 0
+            while offset < total:
+                try:
+                    offset += posix.write(self._fd, view[offset:])
+                except BlockingIOError:
+                    time.sleep(0.002)
+                except (BrokenPipeError, ConnectionResetError) as error:
+                    raise FrameChannelClosed(str(error)) from None
+                except OSError as error:
+                    if error.errno == 9:  # EBADF
+                        raise FrameChannelClosed(str(error)) from None
+                    raise
+
+
+def _lines(fd):
+    """Yields the lines (bytes, without '\\n') read from `fd` until EOF."""
+    pending = []
+    size = _MIN_READ
+    while True:
+        try:
+            chunk = posix.read(fd, size)
+        except BlockingIOError:
+            time.sleep(0.002)
+            continue
+        if not chunk:
+            break
+        size = min(size * 2, _MAX_READ) if len(chunk) == size else _MIN_READ
+        start = 0
+        newline = chunk.find(b"\n")
+        while newline != -1:
+            if pending:
+                pending.append(chunk[start:newline])
+                yield b"".join(pending)
+                pending = []
+            else:
+                yield chunk[start:newline]
+            start = newline + 1
+            newline = chunk.find(b"\n", start)
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        yield b"".join(pending)
+
+
+def start_reader(on_frame, on_bad_line, on_eof, fd=0):
+    """Reads host frames on a thread: on_frame(dict) per frame, on_eof() once at the end.
+
+    Runs beside the handler, so cancel / answer / stop arrive while a turn is running.
+    """
+
+    def run():
+        try:
+            for line in _lines(fd):
+                if not line.strip():
+                    continue
+                try:
+                    frame = decode(line)
+                except ValueError as error:
+                    on_bad_line(f"host frame is not JSON: {error}")
+                    continue
+                if type(frame) is not dict or type(frame.get("type")) is not str:
+                    on_bad_line("host frame has no type")
+                    continue
+                try:
+                    on_frame(frame)
+                except Exception as error:  # one bad frame must not kill the reader
+                    on_bad_line(f"host frame {frame.get('type')!r} failed: {error!r}")
+        except Exception:
+            pass
+        finally:
+            on_eof()
+
+    _thread.start_new_thread(run, ())

@@ -1,0 +1,453 @@
+"""ctx.state: dict / list subclasses that record every mutation as RFC 6902 ops.
+
+Rules (same as the TypeScript SDK, see sdk/README.md):
+- Values are validated and copied on the way in (assigning a dict stores a copy; later changes to
+  the original are not seen). Non-JSON values raise StateValueError (a TypeError).
+- Each op's value is serialized at mutation time, so replaying the ops in order on the previous
+  state gives exactly the new state. A small change never re-serializes the whole state.
+- Nested containers become tracked lazily, on first access (a shallow copy of that one level), so
+  a 50 MB state loads at json.loads speed. Reads of plain values run at dict speed.
+- The tree never aliases: a container sits at one place, found by walking parent links (list
+  indexes are re-checked by identity, since insert/pop/sort move them). Mutating a container that
+  was removed from the state changes only that container and records nothing.
+- copy(), `+`, `|` and slices of plain values return detached plain copies.
+"""
+
+from .json_value import copy_in, decode, encode, escape_token
+
+_MISSING = object()
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
+def _same(old, new):
+    if old is new:
+        return True
+    t = type(new)
+    return t is type(old) and t in _PRIMITIVES and old == new
+
+
+def _too_many(count, length):
+    return count > max(16, length)
+
+
+class StateTracker:
+    """Owns the root container and the pending ops of the current turn."""
+
+    __slots__ = ("root", "ops")
+
+    def __init__(self, initial):
+        """Takes ownership of `initial` (a freshly decoded JSON object); records nothing."""
+        self.ops = []
+        self.root = _adopt(initial, self, None, None)
+
+    def replace(self, value):
+        """Replaces the whole state with a copy of `value`; drops older pending ops."""
+        if not isinstance(value, dict):
+            raise TypeError("state must be a dict")
+        copy, text = copy_in(value, "")
+        self.root = _adopt(copy, self, None, None)
+        self.ops = [["replace", "", text]]
+
+    def take_ops(self):
+        """The pending ops as JSON array text (cleared), or None when there are none."""
+        if not self.ops:
+            return None
+        parts = []
+        for op, path, text in self.ops:
+            head = '{"op":"' + op + '","path":' + encode(path)
+            parts.append(head + "}" if text is None else head + ',"value":' + text + "}")
+        self.ops = []
+        return "[" + ",".join(parts) + "]"
+
+    def record(self, op, path, text=None):
+        ops = self.ops
+        if op == "replace" and ops:
+            last = ops[-1]
+            if last[1] == path and last[0] != "remove":
+                last[2] = text  # add+replace -> add, replace+replace -> replace
+                return
+        ops.append([op, path, text])
+
+
+def _adopt(raw, tracker, parent, key):
+    """Wraps a plain dict/list (shallow copy of one level) and links it to its parent."""
+    node = TrackedDict(raw) if type(raw) is dict else TrackedList(raw)
+    node._tr = tracker
+    node._parent = parent
+    node._key = key
+    return node
+
+
+def _index_of(items, node):
+    for i, item in enumerate(list.__iter__(items)):
+        if item is node:
+            return i
+    return -1
+
+
+def _path(node):
+    """JSON Pointer of a tracked container, or None when it is no longer part of the state."""
+    tokens = []
+    while True:
+        parent = node._parent
+        if parent is None:
+            if node is not node._tr.root:
+                return None
+            break
+        key = node._key
+        if type(parent) is TrackedList:
+            if not (key < list.__len__(parent) and list.__getitem__(parent, key) is node):
+                key = _index_of(parent, node)
+                if key < 0:
+                    return None
+                node._key = key
+            tokens.append(str(key))
+        else:
+            if dict.get(parent, key, None) is not node:
+                return None
+            tokens.append(escape_token(key))
+        node = parent
+    if not tokens:
+        return ""
+    tokens.reverse()
+    return "/" + "/".join(tokens)
+
+
+def _plain(node):
+    return decode(encode(node))
+
+
+class TrackedDict(dict):
+    """A dict in ctx.state. Behaves like dict; mutations are recorded."""
+
+    __slots__ = ("_tr", "_parent", "_key")
+
+    # ---- reads (wrap nested containers on the way out) ----
+
+    def _child(self, key, value):
+        t = type(value)
+        if t is dict or t is list:
+            value = _adopt(value, self._tr, self, key)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def __getitem__(self, key):
+        return self._child(key, dict.__getitem__(self, key))
+
+    def get(self, key, default=None):
+        value = dict.get(self, key, _MISSING)
+        return default if value is _MISSING else self._child(key, value)
+
+    def __iter__(self):
+        # Defined so dict(state) / {**state} go through __getitem__ rather than raw storage.
+        return dict.__iter__(self)
+
+    def values(self):
+        return [self._child(k, v) for k, v in list(dict.items(self))]
+
+    def items(self):
+        return [(k, self._child(k, v)) for k, v in list(dict.items(self))]
+
+    # ---- writes ----
+
+    def _record(self, op, key, text=None):
+        base = _path(self)
+        if base is not None:
+            self._tr.record(op, base + "/" + escape_token(key), text)
+
+    def __setitem__(self, key, value):
+        if type(key) is not str:
+            raise TypeError(f"state keys must be strings, not {type(key).__name__}")
+        old = dict.get(self, key, _MISSING)
+        if old is not _MISSING and _same(old, value):
+            return
+        base = _path(self)
+        path = (base or "") + "/" + escape_token(key)
+        copy, text = copy_in(value, path)
+        dict.__setitem__(self, key, copy)
+        if base is not None:
+            self._tr.record("add" if old is _MISSING else "replace", path, text)
+
+    def __delitem__(self, key):
+        dict.__delitem__(self, key)
+        self._record("remove", key)
+
+    def pop(self, key, *default):
+        if dict.__contains__(self, key):
+            value = self[key]
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self):
+        key, value = dict.popitem(self)
+        self._record("remove", key)
+        return key, value
+
+    def clear(self):
+        if dict.__len__(self):
+            dict.clear(self)
+            base = _path(self)
+            if base is not None:
+                self._tr.record("replace", base, "{}")
+
+    def update(self, *args, **kwargs):
+        if args:
+            (other,) = args
+            if hasattr(other, "keys"):
+                for key in list(other.keys()):
+                    self[key] = other[key]
+            else:
+                for key, value in other:
+                    self[key] = value
+        for key, value in kwargs.items():
+            self[key] = value
+
+    def setdefault(self, key, default=None):
+        if not dict.__contains__(self, key):
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    # ---- copies are plain and detached ----
+
+    def copy(self):
+        return _plain(self)
+
+    def __copy__(self):
+        return _plain(self)
+
+    def __deepcopy__(self, memo=None):
+        return _plain(self)
+
+    def __reduce__(self):
+        return (dict, (_plain(self),))
+
+    def __or__(self, other):
+        result = _plain(self)
+        result.update(other)
+        return result
+
+    def __ror__(self, other):
+        result = dict(other)
+        result.update(_plain(self))
+        return result
+
+
+class TrackedList(list):
+    """A list in ctx.state. Behaves like list; mutations are recorded."""
+
+    __slots__ = ("_tr", "_parent", "_key")
+
+    # ---- reads ----
+
+    def _child(self, index, value):
+        t = type(value)
+        if t is dict or t is list:
+            value = _adopt(value, self._tr, self, index)
+            list.__setitem__(self, index, value)
+        elif t is TrackedDict or t is TrackedList:
+            value._key = index
+        return value
+
+    def _index(self, index, insert=False):
+        n = list.__len__(self)
+        if type(index) is not int:
+            index = index.__index__()
+        if insert:
+            return max(0, n + index) if index < 0 else min(index, n)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("list index out of range")
+        return index
+
+    def __getitem__(self, index):
+        if type(index) is slice:
+            for i in range(*index.indices(list.__len__(self))):
+                self._child(i, list.__getitem__(self, i))
+            return list.__getitem__(self, index)
+        index = self._index(index)
+        return self._child(index, list.__getitem__(self, index))
+
+    def __iter__(self):
+        for i, value in enumerate(list.__iter__(self)):
+            yield self._child(i, value)
+
+    def __reversed__(self):
+        for i in range(list.__len__(self) - 1, -1, -1):
+            yield self._child(i, list.__getitem__(self, i))
+
+    # ---- writes ----
+
+    def _base(self):
+        return _path(self)
+
+    def _copy(self, value, base, index):
+        return copy_in(value, f"{base or ''}/{index}")
+
+    def _whole(self, base):
+        self._tr.record("replace", base, encode(self))
+
+    def _record_changed(self, base, before):
+        if base is None:
+            return
+        changed = [i for i, (a, b) in enumerate(zip(before, list.__iter__(self))) if a is not b]
+        if _too_many(len(changed), list.__len__(self) / 2):
+            self._whole(base)
+        else:
+            for i in changed:
+                self._tr.record("replace", f"{base}/{i}", encode(list.__getitem__(self, i)))
+
+    def _splice(self, start, delete_count, values):
+        """Replaces items[start:start+delete_count] with `values` (copies, texts) and records it."""
+        base = self._base()
+        list.__setitem__(self, slice(start, start + delete_count), [copy for copy, _ in values])
+        if base is None:
+            return
+        common = min(delete_count, len(values))
+        if _too_many(max(delete_count, len(values)) - common, list.__len__(self)):
+            self._whole(base)
+            return
+        record = self._tr.record
+        for i in range(common):
+            record("replace", f"{base}/{start + i}", values[i][1])
+        for _ in range(common, delete_count):
+            record("remove", f"{base}/{start + common}")
+        for i in range(common, len(values)):
+            record("add", f"{base}/{start + i}", values[i][1])
+
+    def __setitem__(self, index, value):
+        if type(index) is slice:
+            n = list.__len__(self)
+            start, stop, step = index.indices(n)
+            items = list(value)
+            base = self._base()
+            values = [self._copy(v, base, start + i) for i, v in enumerate(items)]
+            if step == 1:
+                self._splice(start, max(0, stop - start), values)
+                return
+            before = list(list.__iter__(self))
+            list.__setitem__(self, index, [copy for copy, _ in values])
+            self._record_changed(base, before)
+            return
+        index = self._index(index)
+        if _same(list.__getitem__(self, index), value):
+            return
+        base = self._base()
+        copy, text = self._copy(value, base, index)
+        list.__setitem__(self, index, copy)
+        if base is not None:
+            self._tr.record("replace", f"{base}/{index}", text)
+
+    def __delitem__(self, index):
+        if type(index) is slice:
+            indexes = sorted(range(*index.indices(list.__len__(self))), reverse=True)
+            if not indexes:
+                return
+            base = self._base()
+            list.__delitem__(self, index)
+            if base is None:
+                return
+            if _too_many(len(indexes), list.__len__(self)):
+                self._whole(base)
+            else:
+                for i in indexes:
+                    self._tr.record("remove", f"{base}/{i}")
+            return
+        index = self._index(index)
+        base = self._base()
+        list.__delitem__(self, index)
+        if base is not None:
+            self._tr.record("remove", f"{base}/{index}")
+
+    def append(self, value):
+        base = self._base()
+        index = list.__len__(self)
+        copy, text = self._copy(value, base, index)
+        list.append(self, copy)
+        if base is not None:
+            self._tr.record("add", f"{base}/{index}", text)
+
+    def extend(self, values):
+        for value in list(values):
+            self.append(value)
+
+    def __iadd__(self, values):
+        self.extend(values)
+        return self
+
+    def __imul__(self, count):
+        if count <= 0:
+            self.clear()
+        else:
+            items = list(self)
+            for _ in range(count - 1):
+                self.extend(items)
+        return self
+
+    def insert(self, index, value):
+        index = self._index(index, insert=True)
+        base = self._base()
+        copy, text = self._copy(value, base, index)
+        list.insert(self, index, copy)
+        if base is not None:
+            self._tr.record("add", f"{base}/{index}", text)
+
+    def pop(self, index=-1):
+        if not list.__len__(self):
+            raise IndexError("pop from empty list")
+        index = self._index(index)
+        value = self[index]
+        del self[index]
+        return value
+
+    def remove(self, value):
+        del self[self.index(value)]
+
+    def clear(self):
+        if list.__len__(self):
+            list.clear(self)
+            base = self._base()
+            if base is not None:
+                self._tr.record("replace", base, "[]")
+
+    def sort(self, *, key=None, reverse=False):
+        before = list(list.__iter__(self))
+        list.sort(self, key=key, reverse=reverse)
+        self._record_changed(self._base(), before)
+
+    def reverse(self):
+        before = list(list.__iter__(self))
+        list.reverse(self)
+        self._record_changed(self._base(), before)
+
+    # ---- copies are plain and detached ----
+
+    def copy(self):
+        return _plain(self)
+
+    def __copy__(self):
+        return _plain(self)
+
+    def __deepcopy__(self, memo=None):
+        return _plain(self)
+
+    def __reduce__(self):
+        return (list, (_plain(self),))
+
+    def __add__(self, other):
+        return _plain(self) + list(other)
+
+    def __radd__(self, other):
+        return list(other) + _plain(self)
+
+    def __mul__(self, count):
+        return _plain(self) * count
+
+    __rmul__ = __mul__

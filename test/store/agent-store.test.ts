@@ -1,0 +1,132 @@
+import { describe, it, expect, beforeEach, afterEach } from "@jest/globals";
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { Code } from "@connectrpc/connect";
+import { AgentStore, LOGS_DB, MESSAGES_DB, STATE_DB } from "../../services/coordinator/store/agent-store.js";
+import {
+  LOGS_MIGRATIONS,
+  MESSAGES_MIGRATIONS,
+  STATE_MIGRATIONS,
+  migrate,
+  schemaVersion,
+  type Migration,
+} from "../../services/coordinator/store/migrations.js";
+import { openDatabase } from "../../services/coordinator/store/sqlite.js";
+import { makeTempDir, removeTempDir } from "./temp-dir.js";
+
+const DATABASES = [
+  [MESSAGES_DB, MESSAGES_MIGRATIONS],
+  [STATE_DB, STATE_MIGRATIONS],
+  [LOGS_DB, LOGS_MIGRATIONS],
+] as const;
+
+function inspect<T>(file: string, read: (db: Database.Database) => T): T {
+  const db = new Database(file, { readonly: true });
+  try {
+    return read(db);
+  } finally {
+    db.close();
+  }
+}
+
+describe("AgentStore", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = makeTempDir();
+  });
+  afterEach(() => removeTempDir(dir));
+
+  it("creates the agent directory with three WAL databases at the current schema version", () => {
+    const agentDir = path.join(dir, "agents", "agent-1");
+    const store = AgentStore.open({ dir: agentDir });
+    store.close();
+    expect(fs.readdirSync(agentDir).sort()).toEqual([LOGS_DB, MESSAGES_DB, STATE_DB]); // WAL checkpointed and removed
+    for (const [file, migrations] of DATABASES) {
+      inspect(path.join(agentDir, file), (db) => {
+        expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+        expect(schemaVersion(db)).toBe(migrations.length);
+      });
+    }
+  });
+
+  it("runs each migration once, in order, and refuses a newer schema", () => {
+    const calls: number[] = [];
+    const migrations: Migration[] = [
+      (db) => {
+        calls.push(1);
+        db.exec("CREATE TABLE t (a INTEGER) STRICT");
+      },
+      (db) => {
+        calls.push(2);
+        db.exec("ALTER TABLE t ADD COLUMN b TEXT");
+      },
+    ];
+    const file = path.join(dir, "x.db");
+    let db = openDatabase(file, migrations.slice(0, 1));
+    expect(schemaVersion(db)).toBe(1);
+    expect(migrate(db, migrations.slice(0, 1), "x")).toBe(0);
+    db.close();
+    db = openDatabase(file, migrations);
+    expect(calls).toEqual([1, 2]);
+    expect(schemaVersion(db)).toBe(2);
+    db.prepare("INSERT INTO t (a, b) VALUES (1, 'b')").run();
+    db.close();
+    db = openDatabase(file, migrations);
+    expect(calls).toEqual([1, 2]);
+    db.close();
+    expect(() => openDatabase(file, migrations.slice(0, 1))).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+  });
+
+  it("rolls back a failing migration together with its version bump", () => {
+    const file = path.join(dir, "y.db");
+    const failing: Migration[] = [
+      (db) => db.exec("CREATE TABLE ok (a INTEGER)"),
+      (db) => {
+        db.exec("CREATE TABLE half (a INTEGER)");
+        throw new Error("boom");
+      },
+    ];
+    expect(() => openDatabase(file, failing)).toThrow("boom");
+    inspect(file, (db) => {
+      expect(schemaVersion(db)).toBe(0);
+      expect(db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get()).toBe(0);
+    });
+  });
+
+  it("reopening an existing agent does not run migrations again", () => {
+    AgentStore.open({ dir }).close();
+    const mtimes = DATABASES.map(([file]) => fs.statSync(path.join(dir, file)).mtimeMs);
+    const store = AgentStore.open({ dir });
+    for (const [file, migrations] of DATABASES) {
+      const db = openDatabase(path.join(dir, file), migrations);
+      expect(migrate(db, migrations, file)).toBe(0);
+      db.close();
+    }
+    store.close();
+    expect(DATABASES.map(([file]) => fs.statSync(path.join(dir, file)).mtimeMs)).toEqual(mtimes);
+  });
+
+  it("close is idempotent and later calls fail with FailedPrecondition", () => {
+    const store = AgentStore.open({ dir });
+    store.messages.append({ direction: "inbound", instanceId: "i", turn: 1, messageType: "message", content: { a: 1 }, timestamp: 1 });
+    store.close();
+    expect(() => store.close()).not.toThrow();
+    expect(store.isClosed).toBe(true);
+    expect(() => store.messages.append({ direction: "inbound", instanceId: "i", turn: 1, messageType: "m", content: undefined, timestamp: 1 })).toThrow(
+      expect.objectContaining({ code: Code.FailedPrecondition }),
+    );
+    expect(() => store.logs.append({ level: "info", source: "stdout", message: "x", instanceId: "i" })).toThrow(
+      expect.objectContaining({ code: Code.FailedPrecondition }),
+    );
+    const again = AgentStore.open({ dir });
+    expect(again.messages.lastSeq()).toBe(1);
+    again.close();
+  });
+
+  it("validates options", () => {
+    expect(() => AgentStore.open({ dir: "" })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    expect(() => AgentStore.open({ dir, snapshotEveryVersions: 0 })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    expect(() => AgentStore.open({ dir, snapshotMinPatchRatio: -1 })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+  });
+});

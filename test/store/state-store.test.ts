@@ -1,0 +1,225 @@
+import { describe, it, expect, beforeEach, afterEach } from "@jest/globals";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JsonObject, JsonPatchOp } from "../../services/shared/json.js";
+import { JsonPatchError } from "../../services/shared/json-patch.js";
+import { AgentStore, STATE_DB, type AgentStoreOptions } from "../../services/coordinator/store/agent-store.js";
+import { makeTempDir, removeTempDir } from "./temp-dir.js";
+
+const meta = (turn: number) => ({ instanceId: "inst-1", turn, timestamp: 1_700_000_000_000 + turn });
+const copy = (state: JsonObject): JsonObject => JSON.parse(JSON.stringify(state)) as JsonObject;
+
+describe("StateStore", () => {
+  let dir: string;
+  let store: AgentStore | undefined;
+  beforeEach(() => {
+    dir = makeTempDir();
+  });
+  afterEach(() => {
+    store?.close();
+    store = undefined;
+    removeTempDir(dir);
+  });
+  const open = (options: Partial<AgentStoreOptions> = {}): AgentStore => {
+    store?.close();
+    return (store = AgentStore.open({ dir, ...options }));
+  };
+
+  it("starts a brand-new agent at version 0 with an empty state", () => {
+    const state = open().state;
+    expect(state.version()).toBe(0);
+    expect(state.current()).toEqual({ version: 0, state: {} });
+    expect(state.patchesSince(0)).toEqual([]);
+  });
+
+  it("applies, versions and reloads across reopen, with snapshots in between", () => {
+    const small = { snapshotEveryVersions: 4, snapshotMinPatchRatio: 0 };
+    let state = open(small).state;
+    const seed = state.apply([{ op: "replace", path: "", value: { count: 0, items: [], tags: {} } }], meta(0));
+    expect(seed).toEqual({ version: 1, ops: [{ op: "replace", path: "", value: { count: 0, items: [], tags: {} } }], ...meta(0) });
+    const expected: JsonObject = { count: 0, items: [], tags: {} };
+    const applyBoth = (ops: JsonPatchOp[], turn: number) => {
+      const row = state.apply(ops, meta(turn));
+      expect(row.version).toBe(turn + 1);
+      return row;
+    };
+    for (let turn = 1; turn <= 10; turn++) {
+      applyBoth(
+        [
+          { op: "replace", path: "/count", value: turn },
+          { op: "add", path: "/items/-", value: { turn, text: `item ${turn}` } },
+          { op: "add", path: `/tags/t~1${turn}`, value: turn % 2 === 0 },
+        ],
+        turn,
+      );
+      expected.count = turn;
+      (expected.items as JsonObject[]).push({ turn, text: `item ${turn}` });
+      (expected.tags as JsonObject)[`t/${turn}`] = turn % 2 === 0;
+    }
+    expect(state.current()).toEqual({ version: 11, state: expected });
+    expect(state.info().snapshotVersion).toBe(8);
+
+    state = open(small).state; // snapshot at 8 + patches 9..11
+    expect(state.current()).toEqual({ version: 11, state: expected });
+    expect(state.info()).toMatchObject({ snapshotVersion: 8, versionsSinceSnapshot: 3 });
+
+    applyBoth([{ op: "remove", path: "/items/0" }, { op: "move", from: "/tags/t~12", path: "/moved" }], 11);
+    (expected.items as JsonObject[]).shift();
+    delete (expected.tags as JsonObject)["t/2"];
+    expected.moved = true;
+    state = open(small).state;
+    expect(state.current()).toEqual({ version: 12, state: expected });
+
+    state = open().state; // default thresholds: still loads the same
+    expect(state.current()).toEqual({ version: 12, state: expected });
+  });
+
+  it("returns patches since a version and refuses pruned or future versions", () => {
+    const state = open({ snapshotEveryVersions: 5, snapshotMinPatchRatio: 0 }).state;
+    for (let turn = 1; turn <= 12; turn++) state.apply([{ op: "add", path: `/k${turn}`, value: turn }], meta(turn));
+    // snapshots at 5 and 10: patches 1..5 pruned, 6..12 kept
+    expect(state.info()).toMatchObject({ version: 12, snapshotVersion: 10, prunedThrough: 5 });
+    const since = state.patchesSince(9);
+    expect(since.map((row) => row.version)).toEqual([10, 11, 12]);
+    expect(since[0]).toEqual({ version: 10, ops: [{ op: "add", path: "/k10", value: 10 }], ...meta(10) });
+    expect(state.patchesSince(5).map((row) => row.version)).toEqual([6, 7, 8, 9, 10, 11, 12]);
+    expect(state.patchesSince(5, 2).map((row) => row.version)).toEqual([6, 7]);
+    expect(state.patchesSince(12)).toEqual([]);
+    for (const version of [0, 4, 13]) {
+      let error: unknown;
+      try {
+        state.patchesSince(version);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConnectError);
+      expect((error as ConnectError).code).toBe(Code.OutOfRange);
+      expect((error as ConnectError).message).toMatch(/fetch the full state/);
+    }
+    expect(() => state.patchesSince(-1)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+
+    const reopened = open({ snapshotEveryVersions: 5, snapshotMinPatchRatio: 0 }).state;
+    expect(reopened.info()).toMatchObject({ version: 12, snapshotVersion: 10, prunedThrough: 5 });
+    expect(reopened.patchesSince(5)).toHaveLength(7);
+    expect(() => reopened.patchesSince(4)).toThrow(expect.objectContaining({ code: Code.OutOfRange }));
+  });
+
+  it("a failing patch leaves the state and the database unchanged", () => {
+    let state = open().state;
+    state.apply([{ op: "replace", path: "", value: { list: [1, 2, 3], obj: { a: 1, b: { c: 2 } }, s: "x" } }], meta(0));
+    const before = copy(state.current().state);
+    const failing: JsonPatchOp[][] = [
+      [
+        { op: "add", path: "/list/1", value: 99 },
+        { op: "remove", path: "/obj/a" },
+        { op: "replace", path: "/s", value: "y" },
+        { op: "move", from: "/obj/b", path: "/list/-" },
+        { op: "copy", from: "/list", path: "/copied" },
+        { op: "add", path: "/new", value: { deep: true } },
+        { op: "test", path: "/s", value: "not y" },
+      ],
+      [{ op: "remove", path: "/list/0" }, { op: "remove", path: "/missing" }],
+      [{ op: "replace", path: "", value: { other: 1 } }, { op: "add", path: "/list/0", value: 1 }],
+      [{ op: "add", path: "/x", value: 1 }, { op: "add", path: "/list/7", value: 1 }],
+      [{ op: "add", path: "/x", value: 1 }, { op: "move", from: "/obj", path: "/obj/b/inside" }],
+      [{ op: "add", path: "/list/-", value: 4 }, { op: "replace", path: "", value: [] as unknown as JsonObject }],
+      [{ op: "add", path: "/x", value: 1 }, { op: "nope", path: "/x" } as unknown as JsonPatchOp],
+    ];
+    for (const ops of failing) {
+      expect(() => state.apply(ops, meta(1))).toThrow(JsonPatchError);
+      expect(state.current().version).toBe(1);
+      expect(state.current().state).toEqual(before);
+    }
+    expect(state.patchesSince(1)).toEqual([]);
+    // a good patch afterwards still applies on top of the intact state
+    state.apply([{ op: "add", path: "/list/-", value: 4 }], meta(2));
+    state = open().state;
+    expect(state.current()).toEqual({ version: 2, state: { ...before, list: [1, 2, 3, 4] } });
+  });
+
+  it("rolls the in-memory state back when the database write fails", () => {
+    const state = open().state;
+    state.apply([{ op: "add", path: "/a", value: 1 }], meta(1));
+    // another writer takes version 2 behind the store's back
+    const other = new Database(path.join(dir, STATE_DB));
+    try {
+      other.prepare("INSERT INTO patches (version, ops, instance_id, turn, timestamp) VALUES (2, '[]', 'x', 0, 0)").run();
+    } finally {
+      other.close();
+    }
+    expect(() => state.apply([{ op: "add", path: "/b", value: 2 }, { op: "replace", path: "/a", value: 3 }], meta(2))).toThrow(
+      expect.objectContaining({ code: Code.Aborted }),
+    );
+    expect(state.current()).toEqual({ version: 1, state: { a: 1 } });
+  });
+
+  it("keeps its own copy of the ops' values", () => {
+    const state = open().state;
+    const value = { nested: { n: 1 } };
+    const ops: JsonPatchOp[] = [{ op: "add", path: "/v", value }];
+    const row = state.apply(ops, meta(1));
+    value.nested.n = 2;
+    expect(row.ops).toBe(ops);
+    expect(state.current().state).toEqual({ v: { nested: { n: 1 } } });
+  });
+
+  it("validates the patch metadata", () => {
+    const state = open().state;
+    expect(() => state.apply([], { instanceId: "i", turn: 1.5 })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    expect(() => state.apply([], { instanceId: "i", turn: 1, timestamp: 1.5 })).toThrow(ConnectError);
+    expect(state.version()).toBe(0);
+  });
+
+  it("forces a snapshot with snapshot() and loads from it", () => {
+    let state = open().state;
+    for (let turn = 1; turn <= 3; turn++) state.apply([{ op: "add", path: `/k${turn}`, value: turn }], meta(turn));
+    expect(state.info().snapshotVersion).toBe(0);
+    state.snapshot();
+    state.snapshot(); // nothing new: no-op
+    expect(state.info()).toMatchObject({ snapshotVersion: 3, prunedThrough: 0, versionsSinceSnapshot: 0 });
+    state = open().state;
+    expect(state.info()).toMatchObject({ version: 3, snapshotVersion: 3, versionsSinceSnapshot: 0 });
+    expect(state.current().state).toEqual({ k1: 1, k2: 2, k3: 3 });
+    expect(state.patchesSince(0)).toHaveLength(3);
+  });
+
+  it("round-trips a 50 MB state across reopen", () => {
+    const text = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ";
+    const conversation = Array.from({ length: 140_000 }, (_, i) => ({
+      id: `m-${i}-${(i * 2654435761) % 4294967296}`,
+      role: i % 2 === 0 ? "user" : "assistant",
+      text: text.repeat(4).slice(i % 50) + i,
+      score: (i % 1000) / 7,
+    }));
+    let state = open().state;
+    state.apply([{ op: "replace", path: "", value: { conversation, done: false } }], meta(1));
+    state.apply([{ op: "replace", path: "/done", value: true }], meta(2));
+    const json = JSON.stringify(state.current().state);
+    expect(json.length).toBeGreaterThan(50_000_000);
+    expect(state.info()).toMatchObject({ snapshotVersion: 1, snapshotRawBytes: json.length + 1 }); // "false" at version 1
+
+    state = open().state; // snapshot at 1, patch 2 replayed
+    expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 1, versionsSinceSnapshot: 1 });
+    expect(JSON.stringify(state.current().state)).toBe(json);
+
+    const db = new Database(path.join(dir, STATE_DB), { readonly: true });
+    try {
+      const row = db.prepare("SELECT encoding, length(data) AS size FROM snapshots").get() as { encoding: string; size: number };
+      expect(row.encoding).toBe("json+br");
+      expect(row.size).toBeLessThan(json.length / 3);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("throws FailedPrecondition after close", () => {
+    const opened = open();
+    opened.close();
+    expect(() => opened.state.apply([], meta(1))).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+    expect(() => opened.state.current()).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+    expect(() => opened.messages.lastSeq()).not.toThrow();
+    expect(() => opened.messages.list(0, 1)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+    expect(() => opened.logs.list(0, 1)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+  });
+});
