@@ -6,9 +6,10 @@ export default {
     const text = String(message.text ?? "");
     ctx.state.turns += 1;
     ctx.send("stream_start", { turn: ctx.state.turns });
-    for (const chunk of text.match(/\S+\s*|\s+/g) ?? [text]) {
-      ctx.send("stream_update", { text: chunk });
-    }
+    const words = text.split(" ");
+    words.forEach((word, i) => {
+      ctx.send("stream_update", { text: i === words.length - 1 ? word : word + " " });
+    });
     ctx.send("stream_end");
   },
 };

@@ -8,6 +8,7 @@ import { deploy } from "./deploy-command.js";
 import { runDev } from "../dev/main.js";
 import { runCoordinator } from "../coordinator/main.js";
 import { runGateway } from "../gateway/main.js";
+import { runAcp } from "../acp/main.js";
 import { PODIUM_VERSION } from "../shared/version.js";
 
 const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
@@ -17,6 +18,7 @@ Usage:
   podium gateway --coordinator URL [--coordinator URL ...] [--port N] [--registry DIR]
   podium coordinator [--port N] [--data DIR] [--registry DIR] [--capacity N]
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
+  podium acp --url URL --deployment ID                             an ACP agent over stdio (for editors)
   podium version
 
 Environment: PODIUM_API_KEY (client keys, comma-separated), PODIUM_CLUSTER_SECRET, PODIUM_URL,
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runGateway(rest, process.env);
       case "coordinator":
         return await runCoordinator(rest, process.env);
+      case "acp":
+        return await runAcp(rest, process.env);
       case "deploy": {
         const { values, positionals } = parseArgs({
           args: rest,

@@ -9,7 +9,7 @@ import type { InstanceLimits } from "./instance-limits.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow } from "./store/message-log.js";
-import type { JsonObject } from "../shared/json.js";
+import type { Json, JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 
@@ -79,6 +79,8 @@ export class AgentInstance {
   private current: RunningTurn | undefined;
   private process: AgentProcess | undefined;
   private stopRequested = false;
+  /** Why the platform killed the process, when it did (turn timeout). */
+  private killReason: string | undefined;
   private markEnded!: () => void;
   /** The last stderr lines, quoted in start-up errors. */
   private readonly stderrTail: string[] = [];
@@ -204,16 +206,19 @@ export class AgentInstance {
     return () => this.subscribers.delete(subscriber);
   }
 
-  cancelTurn(turn?: number): boolean {
+  /** Asks the agent to cancel the running turn; returns the turn, or undefined when none matched. */
+  cancelTurn(turn?: number): number | undefined {
     const current = this.current;
-    if (!current || (turn !== undefined && current.turn !== turn)) return false;
+    if (!current || (turn !== undefined && current.turn !== turn)) return undefined;
     this.process?.send({ type: "cancel", turn: current.turn });
-    return true;
+    return current.turn;
   }
 
-  /** Relays an answer to an ask/permission request. */
-  answer(id: string, value: JsonObject | string | number | boolean | null): void {
-    this.process?.send({ type: "answer", id, value });
+  /** Relays an answer to an ask/permission request and records it as `tool.approval_resolved`. */
+  answer(requestId: string, value: Json): void {
+    if (!this.live || !this.process?.alive) throw new ConnectError(`instance ${this.instanceId} is ${this.status}`, Code.FailedPrecondition);
+    this.emit("tool.approval_resolved", { request_id: requestId, value }, this.current?.turn ?? 0);
+    this.process.send({ type: "answer", id: requestId, value });
   }
 
   /** `terminating`, the agent's onStop within `graceMs`, SIGKILL after it, then `terminated`. */
@@ -295,6 +300,7 @@ export class AgentInstance {
     this.process?.send({ type: "cancel", turn: current.turn });
     current.killTimer = setTimeout(() => {
       this.log("error", "platform", `turn ${current.turn} did not end after cancel; killing the agent process`);
+      this.killReason = `turn exceeded the maximum duration of ${this.options.limits.maxTurnMs} ms`;
       this.process?.kill("SIGKILL");
     }, this.options.limits.turnKillGraceMs);
   }
@@ -330,13 +336,13 @@ export class AgentInstance {
 
   private onExit(info: ProcessExitInfo): void {
     const crashed = !this.stopRequested;
-    const reason = crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped";
+    const reason = this.killReason ?? (crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped");
     this.exit = { code: info.code, signal: info.signal, reason };
     if (this.current) {
       clearTimeout(this.current.timer);
       if (this.current.killTimer) clearTimeout(this.current.killTimer);
       this.captureWorkspace(this.current.turn);
-      this.emit("error", { message: `agent process exited during turn ${this.current.turn}` }, this.current.turn);
+      this.emit("error", { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }, this.current.turn);
     } else {
       this.captureWorkspace(0);
     }

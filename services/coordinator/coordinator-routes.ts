@@ -5,7 +5,9 @@
 import os from "node:os";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { toJson } from "@bufbuild/protobuf";
+import type { Json } from "../shared/json.js";
 import type { InstanceManager } from "./instance-manager.js";
 import type { AgentInstance } from "./agent-instance.js";
 import { instanceToProto, logRowToProto, rowToMessageRecord, rowToStreamUpdate } from "./to-proto.js";
@@ -92,6 +94,16 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
         const result = instance.send(req.content ?? {});
         return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition };
+      },
+      async cancelTurn(req) {
+        const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
+        const turn = instance.cancelTurn(req.turn > 0n ? Number(req.turn) : undefined);
+        return { cancelled: turn !== undefined, turn: BigInt(turn ?? 0) };
+      },
+      async answerRequest(req) {
+        const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
+        instance.answer(requireId(req.requestId, "request_id"), req.value ? (toJson(ValueSchema, req.value) as Json) : null);
+        return {};
       },
       async *streamUpdates(req, ctx): AsyncGenerator<Partial<StreamUpdatesResponse>> {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));

@@ -18,6 +18,8 @@ import { OnePortServer } from "../shared/one-port-server.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
+import { translatorExtension } from "../translator/translator-extension.js";
+import { acpExtension } from "../acp/acp-extension.js";
 
 export interface GatewayExtension {
   routes?: (router: ConnectRouter) => void;
@@ -35,7 +37,7 @@ export interface GatewayOptions {
   maxJsonBytes?: number;
   /** Largest deployment upload (default 100 MiB). */
   maxBundleBytes?: number;
-  /** More services on the same port (translator, ACP bridge). */
+  /** More services on the same port (the translator and the ACP bridge are always mounted). */
   extensions?: (core: GatewayCore) => GatewayExtension[];
 }
 
@@ -53,7 +55,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxJsonBytes = options.maxJsonBytes ?? 2 * 1024 * 1024;
   const maxBundleBytes = options.maxBundleBytes ?? 100 * 1024 * 1024;
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
-  const extensions = options.extensions?.(core) ?? [];
+  const extensions = [translatorExtension(core), acpExtension(core), ...(options.extensions?.(core) ?? [])];
   const rest = createRestApi({
     core,
     auth,

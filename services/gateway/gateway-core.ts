@@ -19,7 +19,9 @@ import type {
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";
-import type { JsonObject } from "../shared/json.js";
+import type { Json, JsonObject } from "../shared/json.js";
+import { fromJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 export interface GatewayCoreOptions {
@@ -69,6 +71,16 @@ export class GatewayCore {
   async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal): Promise<SendMessageResponse> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
     return coordinator.instances.sendMessage({ instanceId, content }, { signal });
+  }
+
+  async cancelTurn(instanceId: string, turn: bigint, signal?: AbortSignal): Promise<{ cancelled: boolean; turn: bigint }> {
+    const coordinator = await this.directory.locateInstance(instanceId, signal);
+    return coordinator.instances.cancelTurn({ instanceId, turn }, { signal });
+  }
+
+  async answerRequest(instanceId: string, requestId: string, value: Json, signal?: AbortSignal): Promise<void> {
+    const coordinator = await this.directory.locateInstance(instanceId, signal);
+    await coordinator.instances.answerRequest({ instanceId, requestId, value: fromJson(ValueSchema, value) }, { signal });
   }
 
   async *streamUpdates(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate> {

@@ -1,5 +1,8 @@
 /** The gateway's public Connect services: thin handlers over GatewayCore and the registry. */
 import type { ConnectRouter } from "@connectrpc/connect";
+import { toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { Json } from "../shared/json.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayCore } from "./gateway-core.js";
 import { InstanceService, type StreamUpdatesResponse } from "../../gen/podium/v1/instance_service_pb.js";
@@ -29,6 +32,13 @@ export function gatewayRoutes(core: GatewayCore) {
       },
       async sendMessage(req, ctx) {
         return core.sendMessage(requireField(req.instanceId, "instance_id"), req.content ?? {}, ctx.signal);
+      },
+      async cancelTurn(req, ctx) {
+        return core.cancelTurn(requireField(req.instanceId, "instance_id"), req.turn, ctx.signal);
+      },
+      async answerRequest(req, ctx) {
+        await core.answerRequest(requireField(req.instanceId, "instance_id"), requireField(req.requestId, "request_id"), req.value ? (toJson(ValueSchema, req.value) as Json) : null, ctx.signal);
+        return {};
       },
       async *streamUpdates(req, ctx): AsyncGenerator<Partial<StreamUpdatesResponse>> {
         const instanceId = requireField(req.instanceId, "instance_id");

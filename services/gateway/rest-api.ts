@@ -79,6 +79,20 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const sent = await core.sendMessage(params[0] as string, content, signal);
     sendJson(res, 202, { seq: Number(sent.seq), turn: Number(sent.turn), queue_position: sent.queuePosition });
   });
+  route("POST", `/api/v1/instances/${ID}/cancel`, async ({ req, res, params, signal }) => {
+    const body = await readJsonObject(req, options.maxJsonBytes, signal);
+    const turn = body.turn === undefined || body.turn === null ? 0 : body.turn;
+    if (typeof turn !== "number" || !Number.isInteger(turn) || turn < 0) throw new ConnectError("turn must be a non-negative integer", Code.InvalidArgument);
+    const result = await core.cancelTurn(params[0] as string, BigInt(turn), signal);
+    sendJson(res, 200, { cancelled: result.cancelled, turn: Number(result.turn) });
+  });
+  route("POST", `/api/v1/instances/${ID}/answers`, async ({ req, res, params, signal }) => {
+    const body = await readJsonObject(req, options.maxJsonBytes, signal);
+    const requestId = optionalString(body, "request_id");
+    if (!requestId) throw new ConnectError("request_id is required", Code.InvalidArgument);
+    await core.answerRequest(params[0] as string, requestId, body.value ?? null, signal);
+    sendJson(res, 200, { request_id: requestId });
+  });
   route("GET", `/api/v1/instances/${ID}/state`, async ({ res, params, query, signal }) => {
     const since = query.has("since") ? queryInt(query, "since", 0) : undefined;
     const state = await core.getState({ instanceId: params[0] as string, ...(since !== undefined ? { since: BigInt(since) } : {}) }, signal);

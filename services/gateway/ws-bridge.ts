@@ -81,6 +81,25 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute
   };
 }
 
+/** The frames a client may send on `/connect`: process_message, cancel, answer. */
+export async function handleInboundFrame(core: GatewayCore, instanceId: string, frame: unknown, signal: AbortSignal): Promise<void> {
+  const type = isJsonObject(frame) ? frame.type : undefined;
+  if (!isJsonObject(frame) || (type !== "process_message" && type !== "cancel" && type !== "answer")) {
+    throw new ConnectError(`unsupported frame type ${JSON.stringify(type ?? null)}; expected "process_message", "cancel" or "answer"`, Code.InvalidArgument);
+  }
+  if (type === "process_message") {
+    if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
+    await core.sendMessage(instanceId, frame.content, signal);
+  } else if (type === "cancel") {
+    const turn = frame.turn ?? 0;
+    if (typeof turn !== "number" || !Number.isInteger(turn) || turn < 0) throw new ConnectError("cancel.turn must be a non-negative integer", Code.InvalidArgument);
+    await core.cancelTurn(instanceId, BigInt(turn), signal);
+  } else {
+    if (typeof frame.request_id !== "string" || frame.request_id === "") throw new ConnectError("answer.request_id must be a non-empty string", Code.InvalidArgument);
+    await core.answerRequest(instanceId, frame.request_id, frame.value ?? null, signal);
+  }
+}
+
 function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, instanceId: string, afterSeq: bigint | undefined): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
@@ -93,11 +112,7 @@ function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, instan
       } catch {
         throw new ConnectError("frame is not valid JSON", Code.InvalidArgument);
       }
-      if (!isJsonObject(frame) || frame.type !== "process_message") {
-        throw new ConnectError(`unsupported frame type ${JSON.stringify(isJsonObject(frame) ? frame.type ?? null : null)}; expected "process_message"`, Code.InvalidArgument);
-      }
-      if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
-      await core.sendMessage(instanceId, frame.content, controller.signal);
+      await handleInboundFrame(core, instanceId, frame, controller.signal);
     })().catch((err) => sendWsError(ws, err));
   });
   void (async () => {

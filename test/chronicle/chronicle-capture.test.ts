@@ -205,7 +205,10 @@ describe("Chronicle capture and history", () => {
     fx.open();
     expectConnectError(() => fx.open(), Code.FailedPrecondition, /already open/);
     expectConnectError(() => fx.open({ dbPath: path.join(fx.workspace, "h.db") }), Code.InvalidArgument, /inside the workspace/);
-    expectConnectError(() => fx.open({ workspaceDir: path.join(fx.root, "missing") }), Code.NotFound, /does not exist/);
+    const fresh = { workspaceDir: path.join(fx.root, "missing"), dbPath: path.join(fx.root, "fresh.db") };
+    expectConnectError(() => fx.open(fresh), Code.NotFound, /does not exist/);
+    fx.write("file.txt", "f");
+    expectConnectError(() => fx.open({ workspaceDir: path.join(fx.workspace, "file.txt"), dbPath: fresh.dbPath }), Code.InvalidArgument, /not a directory/);
   });
 
   it("reports quota exceeded but still records", () => {
@@ -235,6 +238,59 @@ describe("Chronicle capture and history", () => {
     fx.write("huge.log", "0123"); // shrinks under the limit: now stored
     expect(c.capture()?.files).toEqual([{ path: "huge.log", change: "modified" }]);
     expect(c.read("huge.log").content).toBe("0123");
+  });
+
+  it("ignores configured names anywhere in the tree", () => {
+    const c = fx.open({ ignore: ["node_modules", ".git"] });
+    fx.write("node_modules/pkg/index.js", "x");
+    fx.write("sub/.git/HEAD", "ref");
+    fx.write("sub/code.ts", "code");
+    expect(c.capture()?.files).toEqual([{ path: "sub/code.ts", change: "created" }]);
+  });
+
+  it("fails loudly when the workspace itself is gone instead of recording a mass deletion", () => {
+    const c = fx.open();
+    fx.write("a.txt", "a");
+    c.capture();
+    fs.rmSync(fx.workspace, { recursive: true });
+    expectConnectError(() => c.capture(), Code.FailedPrecondition, /cannot scan workspace/);
+    expect(c.read("a.txt").content).toBe("a");
+    c.close();
+    const reopened = fx.open(); // a stopped agent whose workspace is gone: history stays readable
+    expect(reopened.history("a.txt").map((h) => h.change)).toEqual(["created"]);
+    expect(reopened.list().map((e) => e.path)).toEqual(["a.txt"]);
+    expectConnectError(() => reopened.restore("a.txt", 1), Code.FailedPrecondition);
+  });
+
+  (process.getuid?.() === 0 ? it.skip : it)("keeps files below unreadable directories and reports them", () => {
+    const c = fx.open();
+    fx.write("locked/a.txt", "a");
+    c.capture();
+    fs.chmodSync(path.join(fx.workspace, "locked"), 0o000);
+    try {
+      fx.write("new.txt", "n");
+      const result = c.capture();
+      expect(result?.files).toEqual([{ path: "new.txt", change: "created" }]);
+      expect(result?.skipped).toEqual([{ path: "locked", reason: "EACCES" }]);
+      expect(c.read("locked/a.txt").content).toBe("a");
+    } finally {
+      fs.chmodSync(path.join(fx.workspace, "locked"), 0o755);
+    }
+  });
+
+  it("fails a blob stream when the chronicle closes mid-way", async () => {
+    const c = fx.open();
+    fx.write("big.bin", randomBytes(3 * 1024 * 1024));
+    c.capture();
+    const { stream } = c.openBlobStream("big.bin");
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    c.close();
+    await expect(
+      (async () => {
+        for (;;) if ((await iterator.next()).done) break;
+      })(),
+    ).rejects.toThrow(/closed/);
   });
 
   it("skips symlinks and special files, never following them", () => {

@@ -97,6 +97,22 @@ describe("applyAtomically", () => {
     expect(failures).toBeGreaterThan(200);
   });
 
+  it("rejects malformed operations without touching the document", () => {
+    const doc: JsonObject = { a: 1 };
+    const malformed: unknown[] = [
+      null,
+      { op: "add", path: "/b" },
+      { op: "replace", path: "/a", value: undefined },
+      { op: "add", path: 5, value: 1 },
+      { op: "move", path: "/b" },
+      { op: "copy", from: 1, path: "/b" },
+    ];
+    for (const op of malformed) {
+      expect(() => applyAtomically(doc, [{ op: "add", path: "/first", value: 0 }, op as JsonPatchOp])).toThrow(JsonPatchError);
+      expect(doc).toEqual({ a: 1 });
+    }
+  });
+
   it("rollback() undoes a patch that applied, restoring the same root object", () => {
     const doc: JsonObject = { list: [1, 2], obj: { k: "v" } };
     const applied = applyAtomically(doc, [

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Instance } from "./instance_pb.js";
 import { file_podium_v1_instance } from "./instance_pb.js";
@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file podium/v1/instance_service.proto.
  */
 export const file_podium_v1_instance_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBwb2RpdW0vdjEvaW5zdGFuY2Vfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIqwCChVDcmVhdGVJbnN0YW5jZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRI+CgdzZWNyZXRzGAMgAygLMi0ucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdC5TZWNyZXRzRW50cnkSRgoLZW52aXJvbm1lbnQYBCADKAsyMS5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0LkVudmlyb25tZW50RW50cnkaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KFkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiKQoSR2V0SW5zdGFuY2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJIjwKE0dldEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiPwoUTGlzdEluc3RhbmNlc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCSI/ChVMaXN0SW5zdGFuY2VzUmVzcG9uc2USJgoJaW5zdGFuY2VzGAEgAygLMhMucG9kaXVtLnYxLkluc3RhbmNlIjwKE1N0b3BJbnN0YW5jZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIZ3JhY2VfbXMYAiABKA0iPQoUU3RvcEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiUwoSU2VuZE1lc3NhZ2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEigKB2NvbnRlbnQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkgKE1NlbmRNZXNzYWdlUmVzcG9uc2USCwoDc2VxGAEgASgEEgwKBHR1cm4YAiABKAQSFgoOcXVldWVfcG9zaXRpb24YAyABKA0iUgoUU3RyZWFtVXBkYXRlc1JlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEEhIKCnJlcGxheV9hbGwYAyABKAgiQAoVU3RyZWFtVXBkYXRlc1Jlc3BvbnNlEicKBnVwZGF0ZRgBIAEoCzIXLnBvZGl1bS52MS5TdHJlYW1VcGRhdGUiRAoPR2V0U3RhdGVSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQFCCAoGX3NpbmNlInQKClN0YXRlUGF0Y2gSDwoHdmVyc2lvbhgBIAEoBBImCgVwYXRjaBgCIAMoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChBHZXRTdGF0ZVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSJgoFc3RhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKB3BhdGNoZXMYAyADKAsyFS5wb2RpdW0udjEuU3RhdGVQYXRjaCLeAQoNTWVzc2FnZVJlY29yZBILCgNzZXEYASABKAQSLgoJZGlyZWN0aW9uGAIgASgOMhsucG9kaXVtLnYxLk1lc3NhZ2VEaXJlY3Rpb24SEwoLaW5zdGFuY2VfaWQYAyABKAkSFAoMbWVzc2FnZV90eXBlGAQgASgJEigKB2NvbnRlbnQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdHVybhgHIAEoBCJMChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBBINCgVsaW1pdBgDIAEoDSJaChRMaXN0TWVzc2FnZXNSZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLnBvZGl1bS52MS5NZXNzYWdlUmVjb3JkEhYKDm5leHRfYWZ0ZXJfc2VxGAIgASgEIrQBCglMb2dSZWNvcmQSCgoCaWQYASABKAQSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsZXZlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRITCgtpbnN0YW5jZV9pZBgGIAEoCRInCgZmaWVsZHMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkQKD0xpc3RMb2dzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVhZnRlchgCIAEoBBINCgVsaW1pdBgDIAEoDSJKChBMaXN0TG9nc1Jlc3BvbnNlEiIKBGxvZ3MYASADKAsyFC5wb2RpdW0udjEuTG9nUmVjb3JkEhIKCm5leHRfYWZ0ZXIYAiABKAQqdAoQTWVzc2FnZURpcmVjdGlvbhIhCh1NRVNTQUdFX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEh0KGU1FU1NBR0VfRElSRUNUSU9OX0lOQk9VTkQQARIeChpNRVNTQUdFX0RJUkVDVElPTl9PVVRCT1VORBACMtoFCg9JbnN0YW5jZVNlcnZpY2USVQoOQ3JlYXRlSW5zdGFuY2USIC5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0GiEucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USTAoLR2V0SW5zdGFuY2USHS5wb2RpdW0udjEuR2V0SW5zdGFuY2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLkdldEluc3RhbmNlUmVzcG9uc2USUgoNTGlzdEluc3RhbmNlcxIfLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVxdWVzdBogLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVzcG9uc2USTwoMU3RvcEluc3RhbmNlEh4ucG9kaXVtLnYxLlN0b3BJbnN0YW5jZVJlcXVlc3QaHy5wb2RpdW0udjEuU3RvcEluc3RhbmNlUmVzcG9uc2USTAoLU2VuZE1lc3NhZ2USHS5wb2RpdW0udjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USVAoNU3RyZWFtVXBkYXRlcxIfLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVxdWVzdBogLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVzcG9uc2UwARJDCghHZXRTdGF0ZRIaLnBvZGl1bS52MS5HZXRTdGF0ZVJlcXVlc3QaGy5wb2RpdW0udjEuR2V0U3RhdGVSZXNwb25zZRJPCgxMaXN0TWVzc2FnZXMSHi5wb2RpdW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBofLnBvZGl1bS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJDCghMaXN0TG9ncxIaLnBvZGl1bS52MS5MaXN0TG9nc1JlcXVlc3QaGy5wb2RpdW0udjEuTGlzdExvZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_podium_v1_instance, file_podium_v1_stream_update]);
+  fileDesc("CiBwb2RpdW0vdjEvaW5zdGFuY2Vfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIqwCChVDcmVhdGVJbnN0YW5jZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRI+CgdzZWNyZXRzGAMgAygLMi0ucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdC5TZWNyZXRzRW50cnkSRgoLZW52aXJvbm1lbnQYBCADKAsyMS5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0LkVudmlyb25tZW50RW50cnkaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KFkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiKQoSR2V0SW5zdGFuY2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJIjwKE0dldEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiPwoUTGlzdEluc3RhbmNlc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCSI/ChVMaXN0SW5zdGFuY2VzUmVzcG9uc2USJgoJaW5zdGFuY2VzGAEgAygLMhMucG9kaXVtLnYxLkluc3RhbmNlIjwKE1N0b3BJbnN0YW5jZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIZ3JhY2VfbXMYAiABKA0iPQoUU3RvcEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiUwoSU2VuZE1lc3NhZ2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEigKB2NvbnRlbnQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkgKE1NlbmRNZXNzYWdlUmVzcG9uc2USCwoDc2VxGAEgASgEEgwKBHR1cm4YAiABKAQSFgoOcXVldWVfcG9zaXRpb24YAyABKA0iNgoRQ2FuY2VsVHVyblJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSDAoEdHVybhgCIAEoBCI1ChJDYW5jZWxUdXJuUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIEgwKBHR1cm4YAiABKAQiZgoUQW5zd2VyUmVxdWVzdFJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIXChVBbnN3ZXJSZXF1ZXN0UmVzcG9uc2UiUgoUU3RyZWFtVXBkYXRlc1JlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEEhIKCnJlcGxheV9hbGwYAyABKAgiQAoVU3RyZWFtVXBkYXRlc1Jlc3BvbnNlEicKBnVwZGF0ZRgBIAEoCzIXLnBvZGl1bS52MS5TdHJlYW1VcGRhdGUiRAoPR2V0U3RhdGVSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQFCCAoGX3NpbmNlInQKClN0YXRlUGF0Y2gSDwoHdmVyc2lvbhgBIAEoBBImCgVwYXRjaBgCIAMoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChBHZXRTdGF0ZVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSJgoFc3RhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKB3BhdGNoZXMYAyADKAsyFS5wb2RpdW0udjEuU3RhdGVQYXRjaCLeAQoNTWVzc2FnZVJlY29yZBILCgNzZXEYASABKAQSLgoJZGlyZWN0aW9uGAIgASgOMhsucG9kaXVtLnYxLk1lc3NhZ2VEaXJlY3Rpb24SEwoLaW5zdGFuY2VfaWQYAyABKAkSFAoMbWVzc2FnZV90eXBlGAQgASgJEigKB2NvbnRlbnQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdHVybhgHIAEoBCJMChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBBINCgVsaW1pdBgDIAEoDSJaChRMaXN0TWVzc2FnZXNSZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLnBvZGl1bS52MS5NZXNzYWdlUmVjb3JkEhYKDm5leHRfYWZ0ZXJfc2VxGAIgASgEIrQBCglMb2dSZWNvcmQSCgoCaWQYASABKAQSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsZXZlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRITCgtpbnN0YW5jZV9pZBgGIAEoCRInCgZmaWVsZHMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkQKD0xpc3RMb2dzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVhZnRlchgCIAEoBBINCgVsaW1pdBgDIAEoDSJKChBMaXN0TG9nc1Jlc3BvbnNlEiIKBGxvZ3MYASADKAsyFC5wb2RpdW0udjEuTG9nUmVjb3JkEhIKCm5leHRfYWZ0ZXIYAiABKAQqdAoQTWVzc2FnZURpcmVjdGlvbhIhCh1NRVNTQUdFX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEh0KGU1FU1NBR0VfRElSRUNUSU9OX0lOQk9VTkQQARIeChpNRVNTQUdFX0RJUkVDVElPTl9PVVRCT1VORBACMvkGCg9JbnN0YW5jZVNlcnZpY2USVQoOQ3JlYXRlSW5zdGFuY2USIC5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0GiEucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USTAoLR2V0SW5zdGFuY2USHS5wb2RpdW0udjEuR2V0SW5zdGFuY2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLkdldEluc3RhbmNlUmVzcG9uc2USUgoNTGlzdEluc3RhbmNlcxIfLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVxdWVzdBogLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVzcG9uc2USTwoMU3RvcEluc3RhbmNlEh4ucG9kaXVtLnYxLlN0b3BJbnN0YW5jZVJlcXVlc3QaHy5wb2RpdW0udjEuU3RvcEluc3RhbmNlUmVzcG9uc2USTAoLU2VuZE1lc3NhZ2USHS5wb2RpdW0udjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSQoKQ2FuY2VsVHVybhIcLnBvZGl1bS52MS5DYW5jZWxUdXJuUmVxdWVzdBodLnBvZGl1bS52MS5DYW5jZWxUdXJuUmVzcG9uc2USUgoNQW5zd2VyUmVxdWVzdBIfLnBvZGl1bS52MS5BbnN3ZXJSZXF1ZXN0UmVxdWVzdBogLnBvZGl1bS52MS5BbnN3ZXJSZXF1ZXN0UmVzcG9uc2USVAoNU3RyZWFtVXBkYXRlcxIfLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVxdWVzdBogLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVzcG9uc2UwARJDCghHZXRTdGF0ZRIaLnBvZGl1bS52MS5HZXRTdGF0ZVJlcXVlc3QaGy5wb2RpdW0udjEuR2V0U3RhdGVSZXNwb25zZRJPCgxMaXN0TWVzc2FnZXMSHi5wb2RpdW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBofLnBvZGl1bS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJDCghMaXN0TG9ncxIaLnBvZGl1bS52MS5MaXN0TG9nc1JlcXVlc3QaGy5wb2RpdW0udjEuTGlzdExvZ3NSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_podium_v1_instance, file_podium_v1_stream_update]);
 
 /**
  * @generated from message podium.v1.CreateInstanceRequest
@@ -249,6 +249,98 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
   messageDesc(file_podium_v1_instance_service, 9);
 
 /**
+ * @generated from message podium.v1.CancelTurnRequest
+ */
+export type CancelTurnRequest = Message<"podium.v1.CancelTurnRequest"> & {
+  /**
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * The turn to cancel; 0 cancels whatever turn is running.
+   *
+   * @generated from field: uint64 turn = 2;
+   */
+  turn: bigint;
+};
+
+/**
+ * Describes the message podium.v1.CancelTurnRequest.
+ * Use `create(CancelTurnRequestSchema)` to create a new message.
+ */
+export const CancelTurnRequestSchema: GenMessage<CancelTurnRequest> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 10);
+
+/**
+ * @generated from message podium.v1.CancelTurnResponse
+ */
+export type CancelTurnResponse = Message<"podium.v1.CancelTurnResponse"> & {
+  /**
+   * False when no (matching) turn was running.
+   *
+   * @generated from field: bool cancelled = 1;
+   */
+  cancelled: boolean;
+
+  /**
+   * @generated from field: uint64 turn = 2;
+   */
+  turn: bigint;
+};
+
+/**
+ * Describes the message podium.v1.CancelTurnResponse.
+ * Use `create(CancelTurnResponseSchema)` to create a new message.
+ */
+export const CancelTurnResponseSchema: GenMessage<CancelTurnResponse> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 11);
+
+/**
+ * @generated from message podium.v1.AnswerRequestRequest
+ */
+export type AnswerRequestRequest = Message<"podium.v1.AnswerRequestRequest"> & {
+  /**
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * The request_id of the agent's tool.question_requested / tool.permission_requested event.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * The answer given to the agent's ctx.ask / ctx.requestPermission.
+   *
+   * @generated from field: google.protobuf.Value value = 3;
+   */
+  value?: Value | undefined;
+};
+
+/**
+ * Describes the message podium.v1.AnswerRequestRequest.
+ * Use `create(AnswerRequestRequestSchema)` to create a new message.
+ */
+export const AnswerRequestRequestSchema: GenMessage<AnswerRequestRequest> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 12);
+
+/**
+ * @generated from message podium.v1.AnswerRequestResponse
+ */
+export type AnswerRequestResponse = Message<"podium.v1.AnswerRequestResponse"> & {
+};
+
+/**
+ * Describes the message podium.v1.AnswerRequestResponse.
+ * Use `create(AnswerRequestResponseSchema)` to create a new message.
+ */
+export const AnswerRequestResponseSchema: GenMessage<AnswerRequestResponse> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 13);
+
+/**
  * @generated from message podium.v1.StreamUpdatesRequest
  */
 export type StreamUpdatesRequest = Message<"podium.v1.StreamUpdatesRequest"> & {
@@ -278,7 +370,7 @@ export type StreamUpdatesRequest = Message<"podium.v1.StreamUpdatesRequest"> & {
  * Use `create(StreamUpdatesRequestSchema)` to create a new message.
  */
 export const StreamUpdatesRequestSchema: GenMessage<StreamUpdatesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 10);
+  messageDesc(file_podium_v1_instance_service, 14);
 
 /**
  * @generated from message podium.v1.StreamUpdatesResponse
@@ -295,7 +387,7 @@ export type StreamUpdatesResponse = Message<"podium.v1.StreamUpdatesResponse"> &
  * Use `create(StreamUpdatesResponseSchema)` to create a new message.
  */
 export const StreamUpdatesResponseSchema: GenMessage<StreamUpdatesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 11);
+  messageDesc(file_podium_v1_instance_service, 15);
 
 /**
  * @generated from message podium.v1.GetStateRequest
@@ -319,7 +411,7 @@ export type GetStateRequest = Message<"podium.v1.GetStateRequest"> & {
  * Use `create(GetStateRequestSchema)` to create a new message.
  */
 export const GetStateRequestSchema: GenMessage<GetStateRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 12);
+  messageDesc(file_podium_v1_instance_service, 16);
 
 /**
  * StatePatch is one delta: the RFC 6902 operations of one turn.
@@ -350,7 +442,7 @@ export type StatePatch = Message<"podium.v1.StatePatch"> & {
  * Use `create(StatePatchSchema)` to create a new message.
  */
 export const StatePatchSchema: GenMessage<StatePatch> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 13);
+  messageDesc(file_podium_v1_instance_service, 17);
 
 /**
  * @generated from message podium.v1.GetStateResponse
@@ -381,7 +473,7 @@ export type GetStateResponse = Message<"podium.v1.GetStateResponse"> & {
  * Use `create(GetStateResponseSchema)` to create a new message.
  */
 export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 14);
+  messageDesc(file_podium_v1_instance_service, 18);
 
 /**
  * MessageRecord is one row of the agent's messages database.
@@ -432,7 +524,7 @@ export type MessageRecord = Message<"podium.v1.MessageRecord"> & {
  * Use `create(MessageRecordSchema)` to create a new message.
  */
 export const MessageRecordSchema: GenMessage<MessageRecord> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 15);
+  messageDesc(file_podium_v1_instance_service, 19);
 
 /**
  * @generated from message podium.v1.ListMessagesRequest
@@ -461,7 +553,7 @@ export type ListMessagesRequest = Message<"podium.v1.ListMessagesRequest"> & {
  * Use `create(ListMessagesRequestSchema)` to create a new message.
  */
 export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 16);
+  messageDesc(file_podium_v1_instance_service, 20);
 
 /**
  * @generated from message podium.v1.ListMessagesResponse
@@ -485,7 +577,7 @@ export type ListMessagesResponse = Message<"podium.v1.ListMessagesResponse"> & {
  * Use `create(ListMessagesResponseSchema)` to create a new message.
  */
 export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 17);
+  messageDesc(file_podium_v1_instance_service, 21);
 
 /**
  * LogRecord is one line of the agent's logs database.
@@ -538,7 +630,7 @@ export type LogRecord = Message<"podium.v1.LogRecord"> & {
  * Use `create(LogRecordSchema)` to create a new message.
  */
 export const LogRecordSchema: GenMessage<LogRecord> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 18);
+  messageDesc(file_podium_v1_instance_service, 22);
 
 /**
  * @generated from message podium.v1.ListLogsRequest
@@ -569,7 +661,7 @@ export type ListLogsRequest = Message<"podium.v1.ListLogsRequest"> & {
  * Use `create(ListLogsRequestSchema)` to create a new message.
  */
 export const ListLogsRequestSchema: GenMessage<ListLogsRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 19);
+  messageDesc(file_podium_v1_instance_service, 23);
 
 /**
  * @generated from message podium.v1.ListLogsResponse
@@ -591,7 +683,7 @@ export type ListLogsResponse = Message<"podium.v1.ListLogsResponse"> & {
  * Use `create(ListLogsResponseSchema)` to create a new message.
  */
 export const ListLogsResponseSchema: GenMessage<ListLogsResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 20);
+  messageDesc(file_podium_v1_instance_service, 24);
 
 /**
  * MessageDirection tells inbound messages from outbound events.
@@ -678,6 +770,26 @@ export const InstanceService: GenService<{
     methodKind: "unary";
     input: typeof SendMessageRequestSchema;
     output: typeof SendMessageResponseSchema;
+  },
+  /**
+   * Asks the agent to cancel the running turn (ctx.signal / ctx.cancelled); the turn still ends normally.
+   *
+   * @generated from rpc podium.v1.InstanceService.CancelTurn
+   */
+  cancelTurn: {
+    methodKind: "unary";
+    input: typeof CancelTurnRequestSchema;
+    output: typeof CancelTurnResponseSchema;
+  },
+  /**
+   * Answers a question or permission request the agent emitted (content.request_id).
+   *
+   * @generated from rpc podium.v1.InstanceService.AnswerRequest
+   */
+  answerRequest: {
+    methodKind: "unary";
+    input: typeof AnswerRequestRequestSchema;
+    output: typeof AnswerRequestResponseSchema;
   },
   /**
    * Replays updates after `after_seq`, then streams live ones until the instance ends.

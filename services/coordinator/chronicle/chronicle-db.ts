@@ -1,7 +1,7 @@
 /**
  * Opens (and creates or migrates) one agent's Chronicle SQLite file. Schema, version 1:
  *
- *   meta(key PK, value)                       schema_version, created_at
+ *   meta(key PK, value)                       created_at (the schema version is PRAGMA user_version)
  *   iterations(iteration PK, timestamp, kind) one row per recorded iteration; kind 'capture' | 'restore'
  *   blobs(id PK, hash UNIQUE, size, stored_size, chunk_count)
  *                                             one row per distinct content (sha256 hex of the raw bytes)

@@ -27,13 +27,18 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 
 export function compileChronicleOptions(options: ChronicleOptions): CompiledChronicleOptions {
   const workspaceDir = path.resolve(options.workspaceDir);
+  const dbPath = path.resolve(options.dbPath);
   let workspaceReal: string;
   try {
     workspaceReal = fs.realpathSync(workspaceDir);
   } catch {
-    throw new ConnectError(`chronicle workspace ${workspaceDir} does not exist`, Code.NotFound);
+    // A stopped agent's workspace may be gone while its history is still read: allowed when the database
+    // exists (capture() then fails with FailedPrecondition); a new chronicle needs its workspace.
+    if (!fs.existsSync(dbPath)) throw new ConnectError(`chronicle workspace ${workspaceDir} does not exist`, Code.NotFound);
+    workspaceReal = workspaceDir;
   }
-  if (!fs.statSync(workspaceReal).isDirectory()) {
+  const stat = fs.statSync(workspaceReal, { throwIfNoEntry: false });
+  if (stat !== undefined && !stat.isDirectory()) {
     throw new ConnectError(`chronicle workspace ${workspaceDir} is not a directory`, Code.InvalidArgument);
   }
   for (const name of options.ignore ?? []) {
@@ -44,7 +49,7 @@ export function compileChronicleOptions(options: ChronicleOptions): CompiledChro
   return {
     workspaceDir,
     workspaceReal,
-    dbPath: path.resolve(options.dbPath),
+    dbPath,
     quotaBytes: positive("quotaBytes", options.quotaBytes, DEFAULT_QUOTA_BYTES),
     maxFileBytes: positive("maxFileBytes", options.maxFileBytes, DEFAULT_MAX_FILE_BYTES),
     ignore: new Set(options.ignore ?? []),

@@ -5,7 +5,7 @@
 import type { Readable } from "node:stream";
 
 export interface ChronicleOptions {
-  /** The agent's workspace directory; must exist. */
+  /** The agent's workspace directory. Must exist, except to read the history of an existing database. */
   workspaceDir: string;
   /** SQLite file holding the history; must not be inside the workspace. Created when missing. */
   dbPath: string;

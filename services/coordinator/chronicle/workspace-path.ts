@@ -84,7 +84,12 @@ function isInside(root: string, candidate: string): boolean {
  */
 export function resolveWorkspacePath(workspaceDir: string, userPath: string): WorkspacePath {
   const relative = normalizeWorkspacePath(userPath);
-  const root = fs.realpathSync(workspaceDir);
+  let root: string;
+  try {
+    root = fs.realpathSync(workspaceDir);
+  } catch {
+    root = path.resolve(workspaceDir); // workspace gone (stopped agent): nothing on disk to check
+  }
   const absolute = relative === "" ? workspaceDir : path.join(workspaceDir, ...relative.split("/"));
   let current = root;
   for (const segment of relative === "" ? [] : relative.split("/")) {

@@ -69,6 +69,16 @@ function cloneJson(value: Json): Json {
   return value === null || typeof value !== "object" ? value : (JSON.parse(JSON.stringify(value)) as Json);
 }
 
+/** Ops come from agents: reject what the JsonPatchOp type promises but JSON may not hold. */
+function checkShape(op: JsonPatchOp): void {
+  const raw: unknown = op;
+  if (!isJsonObject(raw) || typeof raw.path !== "string") throw new JsonPatchError("an operation needs a string path");
+  if ((raw.op === "add" || raw.op === "replace" || raw.op === "test") && raw.value === undefined) {
+    throw new JsonPatchError(`${raw.op} at ${raw.path} has no value`);
+  }
+  if ((raw.op === "move" || raw.op === "copy") && typeof raw.from !== "string") throw new JsonPatchError(`${raw.op} needs a string from`);
+}
+
 /** Applies one add / remove / replace after recording its inverse in `undo`; returns the new root. */
 function step(doc: Json, op: PrimitiveOp, undo: JsonPatchOp[]): Json {
   const inverse = inverseOf(doc, op);
@@ -105,6 +115,7 @@ export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[]): A
   let current: Json = doc;
   try {
     for (const op of ops) {
+      checkShape(op);
       switch (op.op) {
         case "test":
           applyPatch(current, [op]);

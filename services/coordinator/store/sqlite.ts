@@ -42,8 +42,9 @@ export function closeDatabase(db: SqliteDatabase): void {
 
 /** Maps a SQLite failure to a ConnectError with a real code; other errors pass through. */
 export function storeError(err: unknown, what: string): unknown {
-  if (err instanceof ConnectError || !(err instanceof Error)) return err;
-  const sqliteCode = (err as { code?: unknown }).code;
+  // Duck-typed: SqliteError may come from another realm (e.g. under jest), where instanceof fails.
+  if (err instanceof ConnectError || typeof err !== "object" || err === null) return err;
+  const { code: sqliteCode, message } = err as { code?: unknown; message?: unknown };
   if (typeof sqliteCode !== "string" || !sqliteCode.startsWith("SQLITE_")) return err;
   const code = sqliteCode.startsWith("SQLITE_BUSY") || sqliteCode.startsWith("SQLITE_LOCKED")
     ? Code.Unavailable
@@ -54,7 +55,7 @@ export function storeError(err: unknown, what: string): unknown {
         : sqliteCode.startsWith("SQLITE_CONSTRAINT")
           ? Code.InvalidArgument
           : Code.Internal;
-  return new ConnectError(`${what}: ${err.message}`, code, undefined, undefined, err);
+  return new ConnectError(`${what}: ${String(message)}`, code, undefined, undefined, err);
 }
 
 export function closedError(what: string): ConnectError {
