@@ -1,8 +1,10 @@
 /**
  * Per-agent storage (services/coordinator/store). Reported, all measured in this run:
- * - baselineInsertsPerSec: raw better-sqlite3 single-row autocommit inserts into a plain WAL table;
+ * - baselineInsertsPerSec: raw better-sqlite3 single-row autocommit inserts into a plain WAL table
+ *   (WAL + synchronous=NORMAL, like the store);
  * - deltasPerSec: StateStore.apply() calls (one small patch each, default snapshot policy), and
- *   deltasVsBaseline = deltasPerSec / baselineInsertsPerSec; deltasPerSec50MB: the same on a 50 MB state;
+ *   deltasVsBaseline = deltasPerSec / baselineInsertsPerSec; deltasPerSec50MB: the same on a 50 MB state
+ *   (after 2,000 warm-up deltas);
  * - messageAppendsPerSec (single append() calls) and messageReplayPerSec (iterate() over 100k rows
  *   after reopening);
  * - a 50 MB agent-like state: snapshot size and write time, brotli (what the store does) vs raw
@@ -27,6 +29,7 @@ const MESSAGES = 100_000;
 const SINGLE_APPENDS = 20_000;
 const BIG_STATE_BYTES = 50 * 1024 * 1024;
 const DELTAS_AFTER_SNAPSHOT = 10_000;
+const WARMUP_DELTAS = 2000;
 const OPEN_RUNS = 3;
 
 /** Deterministic PRNG (mulberry32) so every run builds the same data. */
@@ -95,8 +98,12 @@ function baselineInserts(dir: string): number {
     db.pragma("synchronous = NORMAL");
     db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL, who TEXT NOT NULL, turn INTEGER NOT NULL, ts INTEGER NOT NULL)");
     const insert = db.prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?)");
+    const run = (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) insert.run(i, `[{"op":"replace","path":"/counter","value":${i}}]`, "inst-1", i, Date.now());
+    };
+    run(1, WARMUP_DELTAS);
     const start = performance.now();
-    for (let i = 1; i <= BASELINE_INSERTS; i++) insert.run(i, `[{"op":"replace","path":"/counter","value":${i}}]`, "inst-1", i, Date.now());
+    run(1 + WARMUP_DELTAS, BASELINE_INSERTS);
     return perSec(BASELINE_INSERTS, performance.now() - start);
   } finally {
     db.close();
@@ -183,7 +190,8 @@ export async function runStoreBench(): Promise<Record<string, number>> {
     let deltasPerSec: number;
     try {
       small.state.apply([{ op: "replace", path: "", value: { counter: 0, scratch: {} } }], { instanceId: "inst-1", turn: 0 });
-      deltasPerSec = applyDeltas(small, DELTAS, 1);
+      applyDeltas(small, WARMUP_DELTAS, 1);
+      deltasPerSec = applyDeltas(small, DELTAS, 1 + WARMUP_DELTAS);
     } finally {
       small.close();
     }
@@ -210,7 +218,9 @@ export async function runStoreBench(): Promise<Record<string, number>> {
     try {
       const snapshotBefore = big.state.info().snapshotVersion;
       big.state.apply([{ op: "add", path: "/scratch", value: {} }], { instanceId: "inst-1", turn: 1 });
-      deltasPerSec50MB = applyDeltas(big, DELTAS_AFTER_SNAPSHOT, 2);
+      // The first deltas after open pay for collecting the load's garbage (one ~0.2 s mark-compact).
+      applyDeltas(big, WARMUP_DELTAS, 2);
+      deltasPerSec50MB = applyDeltas(big, DELTAS_AFTER_SNAPSHOT - WARMUP_DELTAS - 1, 2 + WARMUP_DELTAS);
       snapshotsDuringDeltas = big.state.info().snapshotVersion === snapshotBefore ? 0 : 1;
     } finally {
       big.close();

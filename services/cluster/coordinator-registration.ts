@@ -298,6 +298,8 @@ export class CoordinatorRegistration {
           .sadd(setKey, id);
       }
       for (const [id, retentionMs] of forgets) multi.pexpire(this.keys.instance(id), retentionMs).srem(setKey, id);
+      // A gateway may have given the set a TTL while this coordinator looked dead.
+      if (records.length > 0) multi.persist(setKey);
       pipelineResults(await multi.exec());
     });
     for (const id of records) this.pendingRecord.delete(id);

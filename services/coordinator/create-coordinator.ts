@@ -13,7 +13,7 @@ import { createChronicleAccess, type ChronicleAccess } from "./chronicle-access.
 import { createSandbox, type SandboxMode } from "./sandbox.js";
 import { BundleCache } from "../registry/bundle-cache.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
-import { ApiKeyAuth } from "../shared/api-key-auth.js";
+import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
 import { createConnectHandler } from "../shared/connect-handler.js";
 import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
 import { newId } from "../shared/ids.js";
@@ -98,7 +98,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         handler: createConnectHandler({
           routes: [routes],
           services: [InstanceService, FileService, CoordinatorService],
-          interceptors: [auth.interceptor(new Set(["grpc.health.v1.Health"]))],
+          interceptors: [auth.interceptor(OPEN_SERVICES)],
           health,
         }),
       });

@@ -41,7 +41,9 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
   return (router: ConnectRouter) =>
     router.service(FileService, {
       async listFiles(req) {
-        const entries = access(req.target, (c) => c.list(req.path, req.depth || 1));
+        // "/" and "." name the workspace root; other paths are relative to it.
+        const dir = req.path === "/" || req.path === "." ? "" : req.path;
+        const entries = access(req.target, (c) => c.list(dir, req.depth || 1));
         return {
           entries: entries.map((e) => ({ ...e, size: BigInt(e.size), modifiedAt: timestampFromMs(e.modifiedAt), iteration: BigInt(e.iteration) })),
         };

@@ -10,7 +10,7 @@ import { gatewayRoutes } from "./gateway-routes.js";
 import { createRestApi } from "./rest-api.js";
 import { createWsUpgradeHandler, instanceConnectRoute, type WsRoute } from "./ws-bridge.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
-import { ApiKeyAuth } from "../shared/api-key-auth.js";
+import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
 import { createConnectHandler } from "../shared/connect-handler.js";
 import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
 import { createLogger, type Logger } from "../shared/logger.js";
@@ -72,7 +72,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const handler = createConnectHandler({
     routes: [gatewayRoutes(core), ...extensions.flatMap((e) => (e.routes ? [e.routes] : []))],
     services: [InstanceService, DeploymentService, FileService, ...extensions.flatMap((e) => e.services ?? [])],
-    interceptors: [auth.interceptor(new Set(["grpc.health.v1.Health"]))],
+    interceptors: [auth.interceptor(OPEN_SERVICES)],
     health,
     fallback: rest,
     readMaxBytes: maxBundleBytes,

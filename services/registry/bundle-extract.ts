@@ -165,6 +165,7 @@ async function unpack(archive: Buffer, destDir: string, opts: UnpackOptions): Pr
   };
   const onAbort = (): void => fail(new ConnectError("bundle extraction aborted", Code.Canceled));
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
 
   const parser = new Parser({ strict: true, maxMetaEntrySize: MAX_META_ENTRY, zstd: false });
   /** Resolves on `event` from the parser, or as soon as the extraction fails. */
@@ -211,7 +212,11 @@ async function unpack(archive: Buffer, destDir: string, opts: UnpackOptions): Pr
     const handle = await fsp.open(target, "wx", mode);
     try {
       if (failure !== undefined) return;
-      for await (const chunk of entry) await handle.write(chunk);
+      for await (const chunk of entry) {
+        await handle.write(chunk);
+        // failed meanwhile: the entry is destroyed, asking it for more would wait forever
+        if (failure !== undefined) return;
+      }
       await handle.chmod(mode); // the umask must not drop the executable bit
     } finally {
       await handle.close();

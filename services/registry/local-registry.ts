@@ -8,11 +8,13 @@
  * Files are replaced atomically (temp file + fsync + rename). The archive is written before the
  * record, and the record carries the archive's sha256, so a crash between the two renames is
  * detected (readArchive -> DataLoss) and healed by the next upload. Uploads and reads of one id are
- * serialized in this process; one process owns a registry directory.
+ * serialized in this process. Other processes may read the same directory (a coordinator next to a
+ * gateway); concurrent writers in several processes are not serialized (use one uploader).
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isJsonObject } from "../shared/json.js";
 import { atomicWriteFile, TEMP_SUFFIX } from "./atomic-write.js";
@@ -25,6 +27,8 @@ import { KeyedMutex } from "./keyed-mutex.js";
 
 export const ARCHIVE_FILE = "bundle.tar.gz";
 export const RECORD_FILE = "deployment.json";
+const READ_ATTEMPTS = 3;
+const READ_RETRY_MS = 50;
 
 export interface LocalRegistryOptions {
   /** Root directory (created on first upload). */
@@ -147,19 +151,25 @@ export class LocalRegistry implements DeploymentRegistry {
     throwIfAborted(signal, "read archive");
     return this.locks.run(id, async () => {
       const versionDir = this.versionDir(name, version);
-      const stored = await this.readStored(versionDir, id);
-      if (!stored) throw new ConnectError(`unknown deployment ${id}`, Code.NotFound);
-      let archive: Buffer;
-      try {
-        archive = await fsp.readFile(path.join(versionDir, ARCHIVE_FILE));
-      } catch (error) {
-        if (isMissing(error)) throw new ConnectError(`deployment ${id}: ${ARCHIVE_FILE} is missing`, Code.DataLoss);
-        throw error;
+      // Another process may be between writing the archive and the record of a replace: re-read a
+      // few times before calling the pair inconsistent.
+      for (let attempt = 1; ; attempt++) {
+        const stored = await this.readStored(versionDir, id);
+        if (!stored) throw new ConnectError(`unknown deployment ${id}`, Code.NotFound);
+        let archive: Buffer | undefined;
+        try {
+          archive = await fsp.readFile(path.join(versionDir, ARCHIVE_FILE));
+        } catch (error) {
+          if (!isMissing(error)) throw error;
+        }
+        if (archive && sha256(archive) === stored.archiveSha256) return archive;
+        if (attempt === READ_ATTEMPTS) {
+          const problem = archive ? "does not match its record (interrupted upload?)" : "is missing";
+          throw new ConnectError(`deployment ${id}: ${ARCHIVE_FILE} ${problem}; upload it again`, Code.DataLoss);
+        }
+        throwIfAborted(signal, "read archive");
+        await delay(READ_RETRY_MS);
       }
-      if (sha256(archive) !== stored.archiveSha256) {
-        throw new ConnectError(`deployment ${id}: ${ARCHIVE_FILE} does not match its record (interrupted upload?); upload it again`, Code.DataLoss);
-      }
-      return archive;
     });
   }
 
@@ -192,7 +202,9 @@ export class LocalRegistry implements DeploymentRegistry {
       stored = undefined;
     }
     if (!stored) throw new ConnectError(`deployment ${id}: ${RECORD_FILE} is corrupt`, Code.DataLoss);
-    return stored;
+    // the directory is the identity: ids follow this registry's current name
+    const registry = this.name;
+    return { ...stored, registry, deploymentId: formatDeploymentId({ name: stored.name, version: stored.version, registry }) };
   }
 
   private async archiveIntact(versionDir: string, stored: StoredRecord): Promise<boolean> {

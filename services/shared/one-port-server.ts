@@ -6,7 +6,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
 import type { NodeHandlerFn } from "./node-http.js";
 
 export type RequestHandler = NodeHandlerFn;
@@ -21,6 +21,45 @@ export interface OnePortServerOptions {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** A Duplex over a socket that first yields bytes that were already read from it. */
+class ReplaySocket extends Duplex {
+  constructor(private readonly socket: net.Socket, head: Buffer) {
+    super();
+    this.push(head);
+    socket.on("data", (chunk: Buffer) => {
+      if (!this.push(chunk)) socket.pause();
+    });
+    socket.once("end", () => this.push(null));
+    socket.once("close", () => this.destroy());
+    socket.on("error", (err) => this.destroy(err));
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.socket.write(chunk, encoding, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.socket.end(callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.socket.destroy(error ?? undefined);
+    callback(error);
+  }
+}
 
 export class OnePortServer {
   private readonly tcp: net.Server;
@@ -52,9 +91,15 @@ export class OnePortServer {
       const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && seen.length < PREFACE.length) return; // need more bytes to decide
       socket.off("data", onData);
+      if (isH2) {
+        // nghttp2 reads from the socket's native handle, so bytes already read in JS would be lost;
+        // hand it a JS stream that replays them first.
+        this.h2.emit("connection", new ReplaySocket(socket, seen));
+        return;
+      }
       socket.pause();
       socket.unshift(seen);
-      (isH2 ? this.h2 : this.h1).emit("connection", socket);
+      this.h1.emit("connection", socket);
       socket.resume();
     };
     socket.on("data", onData);

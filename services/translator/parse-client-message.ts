@@ -4,13 +4,17 @@
  * reply echoes. Anything malformed is rejected with ConnectError(InvalidArgument).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { JsonObject } from "../shared/json.js";
+import type { Json, JsonObject } from "../shared/json.js";
 import { isJsonObject } from "../shared/json.js";
 
 export type MessageId = string | number;
 
 export type ClientMessage =
   | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string } }
+  /** Cancels the running turn; `turn` (the one process_message answered with) only cancels that turn. */
+  | { type: "cancel"; id?: MessageId; turn?: number }
+  /** Answers a question_requested / permission_requested event by its request_id. */
+  | { type: "answer"; id?: MessageId; request_id: string; value: Json }
   | { type: "list_files"; id?: MessageId; path?: string; depth?: number }
   | { type: "read_file"; id?: MessageId; path: string }
   | { type: "file_history"; id?: MessageId; path: string }
@@ -66,6 +70,17 @@ export function parseClientMessage(json: unknown): ClientMessage {
         throw invalid("process_message.content must be an object with a string text");
       }
       return withId({ type: "process_message", content: { ...content, text: content.text } }, id);
+    }
+    case "cancel": {
+      const turn = json.turn === undefined || json.turn === null ? undefined : nonNegativeInteger(json.turn, "cancel.turn");
+      return withId(turn === undefined ? { type: "cancel" } : { type: "cancel", turn }, id);
+    }
+    case "answer": {
+      const requestId = json.request_id ?? json.requestId;
+      if (typeof requestId !== "string" || requestId.length === 0 || requestId.length > MAX_ID_LENGTH) {
+        throw invalid(`answer.request_id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+      }
+      return withId({ type: "answer", request_id: requestId, value: json.value === undefined ? null : json.value }, id);
     }
     case "list_files": {
       const path = filePath(json.path, "list_files.path", false);

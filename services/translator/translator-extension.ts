@@ -1,7 +1,20 @@
 /** Mounts the translator on the gateway: TranslatorService and the browser bridge at /api/v1/instances/{id}/events. */
 import type { GatewayCore } from "../gateway/gateway-core.js";
 import type { GatewayExtension } from "../gateway/create-gateway.js";
+import { createLogger, type Logger } from "../shared/logger.js";
+import { TranslatorService } from "../../gen/podium/v1/translator_service_pb.js";
+import { eventsBridgeRoute } from "./events-bridge.js";
+import { translatorRoutes } from "./translator-routes.js";
 
-export function translatorExtension(_core: GatewayCore): GatewayExtension {
-  return {};
+export interface TranslatorExtensionOptions {
+  logger?: Logger;
+}
+
+export function translatorExtension(core: GatewayCore, options: TranslatorExtensionOptions = {}): GatewayExtension {
+  const logger = options.logger ?? createLogger({ fields: { service: "translator" } });
+  return {
+    routes: translatorRoutes({ streamUpdates: (instanceId, afterSeq, signal) => core.streamUpdates(instanceId, afterSeq > 0 ? { afterSeq: BigInt(afterSeq) } : { replayAll: true }, signal) }),
+    services: [TranslatorService],
+    wsRoutes: [eventsBridgeRoute({ core, logger })],
+  };
 }

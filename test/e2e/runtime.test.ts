@@ -60,7 +60,7 @@ describe.each([
     const created = await create(snoop, { agent_id: agentId });
     const id = created.instance_id as string;
     const ws = await podium.connect(id);
-    for (let i = 0; i < 5; i++) ws.send({ type: "process_message", content: { write: `f${i}.txt`, content: String(i) } });
+    for (let i = 0; i < 4; i++) ws.send({ type: "process_message", content: { write: `f${i}.txt`, content: String(i) } });
     await ws.waitFor((f) => f.messageType === "stream_update" && String((f.content as JsonObject).text).endsWith("f2.txt"));
     const received = ws.frames.filter((f) => typeof f.seq === "number").map((f) => f.seq as number);
     expect(ws.frames.filter((f) => f.type === "error")).toEqual([]);

@@ -138,34 +138,35 @@ describe("extractBundle refuses bad archives and leaves nothing behind", () => {
     return Buffer.concat(Array.from({ length: count }, () => member));
   }
 
-  const cases: [string, () => Buffer, RegExp, { maxFiles?: number; maxBytes?: number }?][] = [
-    ["'../' entries", () => tarGz([...validEntries(), tarFile("../evil.py", "x")]), /'\.\.'/],
-    ["nested '..' entries", () => tarGz([...validEntries(), tarFile("lib/../../evil.py", "x")]), /'\.\.'/],
-    ["absolute paths", () => tarGz([...validEntries(), tarFile("/tmp/evil.py", "x")]), /absolute/],
-    ["symlink entries", () => tarGz([...validEntries(), tarEntry({ path: "link", type: "SymbolicLink", linkpath: "/etc/passwd" })]), /SymbolicLink/],
-    ["hardlink entries", () => tarGz([...validEntries(), tarEntry({ path: "hard", type: "Link", linkpath: "main.py" })]), /Link/],
-    ["device entries", () => tarGz([...validEntries(), tarEntry({ path: "dev", type: "CharacterDevice" })]), /CharacterDevice/],
-    ["fifo entries", () => tarGz([...validEntries(), tarEntry({ path: "pipe", type: "FIFO" })]), /FIFO/],
-    ["too many files", () => tarGz([...validEntries(), ...Array.from({ length: 10 }, (_, i) => tarFile(`f${i}.py`, "x"))]), /more than 5 entries/, { maxFiles: 5 }],
-    ["too many bytes", () => tarGz([...validEntries(), tarFile("big.bin", Buffer.alloc(4096))]), /more than 2048 bytes/, { maxBytes: 2048 }],
-    ["a gzip bomb (1 GiB of zeros) over the default byte limit", () => Buffer.concat([
+  interface BadArchiveCase { label: string; build: () => Buffer; message: RegExp; limits?: { maxFiles?: number; maxBytes?: number } }
+  const cases: BadArchiveCase[] = [
+    { label: "'../' entries", build: () => tarGz([...validEntries(), tarFile("../evil.py", "x")]), message: /'\.\.'/ },
+    { label: "nested '..' entries", build: () => tarGz([...validEntries(), tarFile("lib/../../evil.py", "x")]), message: /'\.\.'/ },
+    { label: "absolute paths", build: () => tarGz([...validEntries(), tarFile("/tmp/evil.py", "x")]), message: /absolute/ },
+    { label: "symlink entries", build: () => tarGz([...validEntries(), tarEntry({ path: "link", type: "SymbolicLink", linkpath: "/etc/passwd" })]), message: /SymbolicLink/ },
+    { label: "hardlink entries", build: () => tarGz([...validEntries(), tarEntry({ path: "hard", type: "Link", linkpath: "main.py" })]), message: /Link/ },
+    { label: "device entries", build: () => tarGz([...validEntries(), tarEntry({ path: "dev", type: "CharacterDevice" })]), message: /CharacterDevice/ },
+    { label: "fifo entries", build: () => tarGz([...validEntries(), tarEntry({ path: "pipe", type: "FIFO" })]), message: /FIFO/ },
+    { label: "too many files", build: () => tarGz([...validEntries(), ...Array.from({ length: 10 }, (_, i) => tarFile(`f${i}.py`, "x"))]), message: /more than 5 entries/, limits: { maxFiles: 5 } },
+    { label: "too many bytes", build: () => tarGz([...validEntries(), tarFile("big.bin", Buffer.alloc(4096))]), message: /more than 2048 bytes/, limits: { maxBytes: 2048 } },
+    { label: "a gzip bomb (1 GiB of zeros) over the default byte limit", build: () => Buffer.concat([
       zlib.gzipSync(Buffer.concat([...validEntries(), tarEntry({ path: "bomb.bin", size: 1024 ** 3 })])),
       zeroMembers(1024),
-    ]), /more than 536870912 bytes/],
-    ["endless zeros after the end of the archive", () => Buffer.concat([zlib.gzipSync(Buffer.concat(validEntries())), zeroMembers(64)]), /more than 1048576 bytes/, { maxBytes: 1024 * 1024, maxFiles: 10 }],
-    ["duplicate entries", () => tarGz([...validEntries(), tarFile("main.py", "again")]), /twice/],
-    ["a file where a directory is", () => tarGz([...validEntries(), tarFile("lib", "x"), tarFile("lib/a.py", "y")]), /conflict/],
-    ["not-gzip garbage", () => Buffer.from("this is not an archive at all"), /not a gzip/],
-    ["gzip of garbage", () => zlib.gzipSync(Buffer.from("garbage ".repeat(200))), /not a valid tar/],
-    ["truncated gzip", () => tarGz([...validEntries(), tarFile("x.bin", Buffer.alloc(100_000, 1))]).subarray(0, 200), /gzip/],
-    ["gzip inside gzip", () => zlib.gzipSync(tarGz(validEntries())), /compressed twice/],
-    ["no podium.json", () => tarGz([tarFile("main.py", "x")]), /podium\.json/],
-    ["a bad podium.json", () => tarGz([tarFile("podium.json", manifestJson({ runtime: "ruby" })), tarFile("main.py", "x")]), /"runtime"/],
-    ["a missing entry file", () => tarGz([tarFile("podium.json", manifestJson({ entry: "agent.py" })), tarFile("main.py", "x")]), /"entry"/],
-    ["two top-level folders", () => tarGz([...validEntries("a/"), ...validEntries("b/")]), /podium\.json/],
+    ]), message: /more than 536870912 bytes/ },
+    { label: "endless zeros after the end of the archive", build: () => Buffer.concat([zlib.gzipSync(Buffer.concat(validEntries())), zeroMembers(64)]), message: /more than 1048576 bytes/, limits: { maxBytes: 1024 * 1024, maxFiles: 10 } },
+    { label: "duplicate entries", build: () => tarGz([...validEntries(), tarFile("main.py", "again")]), message: /twice/ },
+    { label: "a file where a directory is", build: () => tarGz([...validEntries(), tarFile("lib", "x"), tarFile("lib/a.py", "y")]), message: /conflict/ },
+    { label: "not-gzip garbage", build: () => Buffer.from("this is not an archive at all"), message: /not a gzip/ },
+    { label: "gzip of garbage", build: () => zlib.gzipSync(Buffer.from("garbage ".repeat(200))), message: /not a valid tar/ },
+    { label: "truncated gzip", build: () => tarGz([...validEntries(), tarFile("x.bin", Buffer.alloc(100_000, 1))]).subarray(0, 200), message: /gzip/ },
+    { label: "gzip inside gzip", build: () => zlib.gzipSync(tarGz(validEntries())), message: /compressed twice/ },
+    { label: "no podium.json", build: () => tarGz([tarFile("main.py", "x")]), message: /podium\.json/ },
+    { label: "a bad podium.json", build: () => tarGz([tarFile("podium.json", manifestJson({ runtime: "ruby" })), tarFile("main.py", "x")]), message: /"runtime"/ },
+    { label: "a missing entry file", build: () => tarGz([tarFile("podium.json", manifestJson({ entry: "agent.py" })), tarFile("main.py", "x")]), message: /"entry"/ },
+    { label: "two top-level folders", build: () => tarGz([...validEntries("a/"), ...validEntries("b/")]), message: /podium\.json/ },
   ];
 
-  it.each(cases)("refuses %s with InvalidArgument", async (_label, build, message, limits) => {
+  it.each(cases)("refuses $label with InvalidArgument", async ({ build, message, limits }) => {
     const dest = path.join(root, "dest");
     fs.mkdirSync(dest);
     await expectConnectError(extractBundle(build(), dest, limits), Code.InvalidArgument, message);
@@ -186,6 +187,23 @@ describe("extractBundle refuses bad archives and leaves nothing behind", () => {
     const controller = new AbortController();
     controller.abort();
     await expectConnectError(extractBundle(tarGz(validEntries()), path.join(root, "x"), { signal: controller.signal }), Code.Canceled);
+  });
+
+  it("stops mid-file when the signal aborts and removes what it wrote", async () => {
+    const dest = path.join(root, "dest");
+    fs.mkdirSync(dest);
+    const archive = tarGz([...validEntries(), tarFile("big.bin", Buffer.alloc(64 * 1024 * 1024))]);
+    const controller = new AbortController();
+    const poll = setInterval(() => {
+      if (fs.existsSync(path.join(dest, "big.bin"))) controller.abort();
+    }, 1);
+    try {
+      await expectConnectError(extractBundle(archive, dest, { signal: controller.signal }), Code.Canceled);
+    } finally {
+      clearInterval(poll);
+    }
+    expect(controller.signal.aborted).toBe(true);
+    expect(fs.readdirSync(dest)).toEqual([]);
   });
 
   it("accepts './'-prefixed entries, directory entries and a single wrapping folder", async () => {

@@ -124,6 +124,15 @@ describe("AgentStore", () => {
     again.close();
   });
 
+  it("refuses a file that is not a database with DataLoss, and closes what it opened", () => {
+    fs.writeFileSync(path.join(dir, STATE_DB), "this is not an SQLite database, just some text that is long enough".repeat(10));
+    expect(() => AgentStore.open({ dir })).toThrow(expect.objectContaining({ code: Code.DataLoss }));
+    fs.rmSync(path.join(dir, STATE_DB));
+    const store = AgentStore.open({ dir }); // messages.db was closed properly and opens again
+    expect(store.state.version()).toBe(0);
+    store.close();
+  });
+
   it("validates options", () => {
     expect(() => AgentStore.open({ dir: "" })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
     expect(() => AgentStore.open({ dir, snapshotEveryVersions: 0 })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));

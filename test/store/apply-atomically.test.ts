@@ -58,7 +58,7 @@ describe("applyAtomically", () => {
     const rnd = random(42);
     let successes = 0;
     let failures = 0;
-    for (let round = 0; round < 1500; round++) {
+    for (let round = 0; round < 1000; round++) {
       const doc: JsonObject = { a: [1, { b: "c" }, [2, 3]], o: { x: { y: null }, "s/l": true }, n: 5 };
       for (let warm = 0; warm < Math.floor(rnd() * 5); warm++) {
         try {
@@ -93,8 +93,8 @@ describe("applyAtomically", () => {
         if (!ops.some((op) => op.op === "remove" || op.op === "move")) expect(JSON.stringify(doc)).toBe(beforeText);
       }
     }
-    expect(successes).toBeGreaterThan(200);
-    expect(failures).toBeGreaterThan(200);
+    expect(successes).toBeGreaterThan(150);
+    expect(failures).toBeGreaterThan(150);
   });
 
   it("rejects malformed operations without touching the document", () => {

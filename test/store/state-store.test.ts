@@ -154,6 +154,22 @@ describe("StateStore", () => {
     expect(state.current()).toEqual({ version: 1, state: { a: 1 } });
   });
 
+  it("a failed automatic snapshot is reported and does not fail apply()", () => {
+    const errors: unknown[] = [];
+    const state = open({ snapshotEveryVersions: 3, snapshotMinPatchRatio: 0, onSnapshotError: (err) => errors.push(err) }).state;
+    const other = new Database(path.join(dir, STATE_DB));
+    try {
+      other.prepare("INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp) VALUES (3, 'json', x'7b7d', 2, 0)").run();
+    } finally {
+      other.close();
+    }
+    for (let turn = 1; turn <= 3; turn++) expect(state.apply([{ op: "add", path: `/k${turn}`, value: turn }], meta(turn)).version).toBe(turn);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: Code.Aborted });
+    expect(state.info()).toMatchObject({ version: 3, snapshotVersion: 0, versionsSinceSnapshot: 0 });
+    expect(state.patchesSince(0)).toHaveLength(3);
+  });
+
   it("keeps its own copy of the ops' values", () => {
     const state = open().state;
     const value = { nested: { n: 1 } };
@@ -218,7 +234,7 @@ describe("StateStore", () => {
     opened.close();
     expect(() => opened.state.apply([], meta(1))).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
     expect(() => opened.state.current()).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
-    expect(() => opened.messages.lastSeq()).not.toThrow();
+    expect(() => opened.messages.lastSeq()).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
     expect(() => opened.messages.list(0, 1)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
     expect(() => opened.logs.list(0, 1)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
   });

@@ -39,6 +39,8 @@ export interface PodiumClientOptions {
   stopTimeoutMs?: number;
   /** WebSocket handshake timeout for connect(). Default 15000. */
   connectTimeoutMs?: number;
+  /** Timeout of the other instance calls (getInstance, postMessage, cancelTurn, answer, listMessages, ...). Default 15000. */
+  requestTimeoutMs?: number;
   /** Waits between retries; inject a fake in tests. Must reject when `signal` aborts. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Source of jitter, in [0, 1). Default Math.random. */
@@ -56,6 +58,7 @@ export interface CompiledClientOptions {
   createTimeoutMs: number;
   stopTimeoutMs: number;
   connectTimeoutMs: number;
+  requestTimeoutMs: number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
 }
@@ -122,6 +125,7 @@ export function compileClientOptions(options: PodiumClientOptions = {}, env: Env
     createTimeoutMs: positiveMs(options.createTimeoutMs, 60_000, "createTimeoutMs"),
     stopTimeoutMs: positiveMs(options.stopTimeoutMs, 30_000, "stopTimeoutMs"),
     connectTimeoutMs: positiveMs(options.connectTimeoutMs, 15_000, "connectTimeoutMs"),
+    requestTimeoutMs: positiveMs(options.requestTimeoutMs, 15_000, "requestTimeoutMs"),
     sleep: options.sleep ?? defaultSleep,
     random: options.random ?? Math.random,
   };

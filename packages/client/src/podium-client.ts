@@ -22,6 +22,9 @@ import { openConnection, type PodiumConnection } from "./podium-connection.js";
 import { withRetry } from "./retry.js";
 import { SingleFlight } from "./single-flight.js";
 import { toFileContent, toFileEntries, toIterations, type FileContent, type FileEntry, type IterationMeta } from "./file-types.js";
+import {
+  toInstanceInfo, toInstanceList, toMessagePage, toSentMessage, type InstanceInfo, type MessagePage, type SentMessage,
+} from "./instance-types.js";
 
 export interface CreateInstanceParams {
   agentType: string;
@@ -45,6 +48,15 @@ export interface ConnectOptions extends CallOptions {
 export interface CreatedInstance {
   instanceId: string;
   deploymentId: string;
+  /** The durable agent the instance runs (present when the server says; Podium always does). */
+  agentId?: string;
+}
+
+export interface ListMessagesOptions extends CallOptions {
+  /** Start after this seq (default 0: from the beginning). */
+  afterSeq?: number;
+  /** Page size (server default 100, at most 1000). */
+  limit?: number;
 }
 
 export interface CallOptions {
@@ -66,6 +78,10 @@ function firstString(record: Record<string, unknown>, keys: readonly string[]): 
 function requireText(value: string, name: string): string {
   if (typeof value !== "string" || value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
   return value;
+}
+
+function requestText(value: string): string {
+  return requireText(value, "requestId");
 }
 
 /** A workspace path as URL path segments, each percent-encoded ("a b/c.ts" -> "a%20b/c.ts"). */
@@ -132,7 +148,10 @@ export class PodiumClient {
     const record = isRecord(json) ? (isRecord(json.instance) ? json.instance : json) : undefined;
     const instanceId = record && firstString(record, ["instance_id", "instanceId"]);
     if (!record || !instanceId) throw protocolError(what, "no instance_id in the answer");
-    return { instanceId, deploymentId: firstString(record, ["deployment_id", "deploymentId"]) ?? String(body.deployment_id) };
+    const created: CreatedInstance = { instanceId, deploymentId: firstString(record, ["deployment_id", "deploymentId"]) ?? String(body.deployment_id) };
+    const agentId = firstString(record, ["agent_id", "agentId"]);
+    if (agentId !== undefined) created.agentId = agentId;
+    return created;
   }
 
   /** Opens the instance's event stream: ws(s)://{url}/api/v1/instances/{id}/connect. */
@@ -225,6 +244,56 @@ export class PodiumClient {
       options.signal,
     );
     return toFileContent(body, "fileAtIteration");
+  }
+
+  private async call(method: "GET" | "POST", what: string, path: string, signal: AbortSignal | undefined, body?: unknown): Promise<unknown> {
+    const response = await this.request({ method, url: this.api(path), timeoutMs: this.options.requestTimeoutMs, signal, what, ...(body !== undefined ? { body } : {}) });
+    if (!response.ok) throw httpError(what, response);
+    return response.json;
+  }
+
+  /** GET /api/v1/instances/{id}: the instance, or an error (404 once it has ended). */
+  async getInstance(instanceId: string, options: CallOptions = {}): Promise<InstanceInfo> {
+    return toInstanceInfo(await this.call("GET", "getInstance", this.instancePath(instanceId), options.signal), "getInstance");
+  }
+
+  /** GET /api/v1/instances?agent_id=&deployment_id=: the live instances matching the filter. */
+  async listInstances(filter: { agentId?: string; deploymentId?: string } = {}, options: CallOptions = {}): Promise<InstanceInfo[]> {
+    const query = new URLSearchParams();
+    if (filter.agentId) query.set("agent_id", filter.agentId);
+    if (filter.deploymentId) query.set("deployment_id", filter.deploymentId);
+    const qs = query.toString();
+    return toInstanceList(await this.call("GET", "listInstances", `/instances${qs ? `?${qs}` : ""}`, options.signal), "listInstances");
+  }
+
+  /**
+   * POST /api/v1/instances/{id}/messages: queues `content` (an object with `text`, plus any metadata)
+   * as a turn. Unlike a connection's sendMessage it answers with the message's seq and turn, so the
+   * caller can follow exactly that turn (`connect(id, {afterSeq: seq})`). Not retried.
+   */
+  async postMessage(instanceId: string, content: Record<string, unknown>, options: CallOptions = {}): Promise<SentMessage> {
+    return toSentMessage(await this.call("POST", "postMessage", `${this.instancePath(instanceId)}/messages`, options.signal, { content }), "postMessage");
+  }
+
+  /** POST /api/v1/instances/{id}/cancel: cancels the running turn (only `turn`, when given). */
+  async cancelTurn(instanceId: string, turn?: number, options: CallOptions = {}): Promise<{ cancelled: boolean; turn: number }> {
+    const body = await this.call("POST", "cancelTurn", `${this.instancePath(instanceId)}/cancel`, options.signal, turn === undefined ? {} : { turn });
+    const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+    return { cancelled: record.cancelled === true, turn: typeof record.turn === "number" ? record.turn : 0 };
+  }
+
+  /** POST /api/v1/instances/{id}/answers: answers a question / permission request of the agent. */
+  async answer(instanceId: string, requestId: string, value: unknown, options: CallOptions = {}): Promise<void> {
+    await this.call("POST", "answer", `${this.instancePath(instanceId)}/answers`, options.signal, { request_id: requestText(requestId), value: value ?? null });
+  }
+
+  /** GET /api/v1/instances/{id}/messages: one page of the agent's message history (inbound and outbound). */
+  async listMessages(instanceId: string, options: ListMessagesOptions = {}): Promise<MessagePage> {
+    const query = new URLSearchParams();
+    if (options.afterSeq !== undefined) query.set("after_seq", String(options.afterSeq));
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    const qs = query.toString();
+    return toMessagePage(await this.call("GET", "listMessages", `${this.instancePath(instanceId)}/messages${qs ? `?${qs}` : ""}`, options.signal), "listMessages");
   }
 
   /** Closes every open connection and stops the breaker's timer. The client is unusable afterwards. */

@@ -9,11 +9,17 @@ import _thread
 import posix
 import time
 
-from .json_value import decode, encode, encode_ascii
+from .json_value import decode, encode
 
 FRAME_FD = 3
 _MIN_READ = 64 * 1024
 _MAX_READ = 4 * 1024 * 1024
+_BATCH = 64 * 1024
+
+
+def _utf8(text):
+    # Lone surrogates (only possible inside JSON strings) become \udXXX escapes: valid JSON + UTF-8.
+    return text.encode("utf-8", "backslashreplace")
 
 
 class FrameChannelClosed(Exception):
@@ -32,25 +38,49 @@ class FrameWriter:
 
     def write_text(self, text):
         """Writes pre-serialized JSON text (one object, no newline) as one line."""
-        try:
-            data = (text + "\n").encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: escape them so the line is valid UTF-8
-            data = (encode_ascii(decode(text)) + "\n").encode("ascii")
+        self.write_parts((text, "\n"))
+
+    def write_parts(self, parts):
+        """Writes str pieces that together form one line (the last ends in "\n") without joining
+        them: a 50 MB piece is encoded once and written as it is; small pieces share one write."""
+        chunks = []
+        small = []
+        size = 0
+        for part in parts:
+            if len(part) >= _BATCH:
+                if small:
+                    chunks.append(_utf8("".join(small)))
+                    small = []
+                    size = 0
+                chunks.append(_utf8(part))
+            else:
+                small.append(part)
+                size += len(part)
+                if size >= _BATCH:
+                    chunks.append(_utf8("".join(small)))
+                    small = []
+                    size = 0
+        if small:
+            chunks.append(_utf8("".join(small)))
+        with self._lock:
+            for chunk in chunks:
+                self._write_all(chunk)
+
+    def _write_all(self, data):
         view = memoryview(data)
         total = len(data)
-        with self._lock:
-            offset = 0
-            while offset < total:
-                try:
-                    offset += posix.write(self._fd, view[offset:])
-                except BlockingIOError:
-                    time.sleep(0.002)
-                except (BrokenPipeError, ConnectionResetError) as error:
+        offset = 0
+        while offset < total:
+            try:
+                offset += posix.write(self._fd, view[offset:])
+            except BlockingIOError:
+                time.sleep(0.002)
+            except (BrokenPipeError, ConnectionResetError) as error:
+                raise FrameChannelClosed(str(error)) from None
+            except OSError as error:
+                if error.errno == 9:  # EBADF
                     raise FrameChannelClosed(str(error)) from None
-                except OSError as error:
-                    if error.errno == 9:  # EBADF
-                        raise FrameChannelClosed(str(error)) from None
-                    raise
+                raise
 
 
 def _lines(fd):

@@ -27,13 +27,7 @@ if _json is not None:
         memo = {}
 
     _scan = _json.make_scanner(_ScanContext())
-    _ascii = _json.encode_basestring_ascii
-
-    def _encoder(encode_string):
-        return _json.make_encoder(None, _unsupported, encode_string, None, ":", ",", False, False, False)
-
-    _encode_utf8 = _encoder(_json.encode_basestring)
-    _encode_ascii = _encoder(_ascii)
+    _encode_utf8 = _json.make_encoder(None, _unsupported, _json.encode_basestring, None, ":", ",", False, False, False)
 
     def encode(value):
         """Compact JSON text, non-ASCII kept as is; rejects NaN/Infinity and non-JSON objects."""
@@ -41,10 +35,6 @@ if _json is not None:
             return "".join(_encode_utf8(value, 0))
         except RecursionError:
             raise ValueError("circular reference or nesting too deep") from None
-
-    def encode_ascii(value):
-        """Like encode() but escapes all non-ASCII (used when text holds lone surrogates)."""
-        return "".join(_encode_ascii(value, 0))
 
     def decode(text):
         """Parses one JSON document (str or UTF-8 bytes)."""
@@ -62,10 +52,7 @@ if _json is not None:
 else:  # pragma: no cover
     import json as _std
 
-    _utf8 = _std.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_unsupported)
-    _ascii_enc = _std.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_unsupported)
-    encode = _utf8.encode
-    encode_ascii = _ascii_enc.encode
+    encode = _std.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_unsupported).encode
     decode = _std.loads
 
 

@@ -125,9 +125,9 @@ class Runtime:
             pass
 
     def flush(self, turn):
-        ops = self.tracker.take_ops() if self.tracker is not None else None
-        if ops is not None:
-            self.writer.write_text('{"type":"state_patch","turn":%d,"ops":%s}' % (turn, ops))
+        parts = self.tracker.take_op_parts() if self.tracker is not None else None
+        if parts is not None:
+            self.writer.write_parts(['{"type":"state_patch","turn":%d,"ops":' % turn, *parts, "}\n"])
 
     def fatal(self, error):
         detail = agent_error(error)
@@ -149,8 +149,12 @@ class Runtime:
             return self.fatal(error)
         init = self.inbox.get()
         while init["type"] != "init":
-            if init["type"] == "stop":
-                return 0  # stopped (or EOF) before init
+            if init["type"] == "stop":  # stopped (or EOF) before init: nothing to run on_stop for
+                try:
+                    self.writer.write({"type": "stopped"})
+                except FrameChannelClosed:
+                    pass
+                return 0
             init = self.inbox.get()
         if any(_is_async(fn) for fn in hooks.values() if fn is not None):
             import asyncio
@@ -201,7 +205,10 @@ class Runtime:
         state = init.get("state")
         if self._fresh(init):
             self.tracker = StateTracker({})
-            self.tracker.replace(initial if initial is not None else (state if type(state) is dict else {}))
+            if initial is not None:
+                self.tracker.replace(initial)
+            else:  # init.state was just decoded and is ours: no copy needed
+                self.tracker.replace(state if type(state) is dict else {}, owned=True)
             self.flush(0)
         else:
             self.tracker = StateTracker(state if type(state) is dict else {})

@@ -40,24 +40,41 @@ class StateTracker:
         self.ops = []
         self.root = _adopt(initial, self, None, None)
 
-    def replace(self, value):
-        """Replaces the whole state with a copy of `value`; drops older pending ops."""
+    def replace(self, value, owned=False):
+        """Replaces the whole state with a copy of `value`; drops older pending ops.
+
+        `owned=True` (a dict freshly decoded from JSON that nobody else holds) skips the copy.
+        """
         if not isinstance(value, dict):
             raise TypeError("state must be a dict")
-        copy, text = copy_in(value, "")
+        if owned and type(value) is dict:
+            copy, text = value, encode(value)
+        else:
+            copy, text = copy_in(value, "")
         self.root = _adopt(copy, self, None, None)
         self.ops = [["replace", "", text]]
 
     def take_ops(self):
         """The pending ops as JSON array text (cleared), or None when there are none."""
+        parts = self.take_op_parts()
+        return None if parts is None else "".join(parts)
+
+    def take_op_parts(self):
+        """Like take_ops() but as a list of str pieces, so a 50 MB value is never concatenated."""
         if not self.ops:
             return None
-        parts = []
-        for op, path, text in self.ops:
-            head = '{"op":"' + op + '","path":' + encode(path)
-            parts.append(head + "}" if text is None else head + ',"value":' + text + "}")
+        parts = ["["]
+        for i, (op, path, text) in enumerate(self.ops):
+            parts.append(('{"op":"' if i == 0 else ',{"op":"') + op + '","path":' + encode(path))
+            if text is None:
+                parts.append("}")
+            else:
+                parts.append(',"value":')
+                parts.append(text)
+                parts.append("}")
+        parts.append("]")
         self.ops = []
-        return "[" + ",".join(parts) + "]"
+        return parts
 
     def record(self, op, path, text=None):
         ops = self.ops

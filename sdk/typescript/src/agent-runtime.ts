@@ -153,8 +153,8 @@ export class AgentRuntime {
       if (init.stateVersion === 0) {
         this.tracker = new StateTracker({});
         const initial = agent.initialState;
-        const value: unknown = typeof initial === "function" ? await (initial as (info: AgentInfo) => unknown)(this.info) : (initial ?? init.state);
-        this.tracker.replace(value);
+        if (initial === undefined) this.tracker.replace(init.state, true); // just parsed: ours, no copy
+        else this.tracker.replace(typeof initial === "function" ? await (initial as (info: AgentInfo) => unknown)(this.info) : initial);
         this.flush(0);
       } else {
         this.tracker = new StateTracker(init.state);
@@ -210,13 +210,14 @@ export class AgentRuntime {
 
   private async stop(graceMs: number, reason: unknown): Promise<void> {
     if (!this.ready) {
-      // Still loading (or never initialized): nothing to run onStop for.
-      if (!this.initSeen) this.options.exit(0);
-      else {
-        await this.loading.catch(() => undefined);
-        this.guard(() => this.writer.write({ type: "stopped" }));
-        this.options.exit(0);
+      // Not initialized yet (or still in onStart): nothing to run onStop for.
+      if (this.initSeen) await this.loading.catch(() => undefined);
+      try {
+        this.writer.write({ type: "stopped" });
+      } catch {
+        // host already gone
       }
+      this.options.exit(0);
       return;
     }
     const running = this.current;

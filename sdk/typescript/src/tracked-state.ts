@@ -65,10 +65,13 @@ export class StateTracker implements ArrayHost {
     return this.rootTarget;
   }
 
-  /** Replaces the whole state with a copy of `value`; records `replace ""` and drops older pending ops. */
-  replace(value: unknown): void {
+  /**
+   * Replaces the whole state with a copy of `value`; records `replace ""` and drops older pending ops.
+   * `owned` (an object freshly parsed from JSON that nobody else holds) skips the copy.
+   */
+  replace(value: unknown, owned = false): void {
     if (!isObject(value) || Array.isArray(this.unwrap(value))) throw new TypeError("state must be a plain JSON object");
-    const copy = this.copyIn(value, "") as JsonObject;
+    const copy = owned ? (value as JsonObject) : (this.copyIn(value, "") as JsonObject);
     this.rootTarget = copy;
     this.adopt(copy, null, "");
     this.ops = [{ op: "replace", path: "", json: JSON.stringify(copy) }];
@@ -99,6 +102,19 @@ export class StateTracker implements ArrayHost {
   }
 
   copyIn(value: unknown, pointer: string): Json {
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return value;
+      case "number":
+        if (Number.isFinite(value)) return value === 0 ? 0 : value;
+        break;
+      case "object":
+        if (value === null) return null;
+        break;
+      default:
+        break;
+    }
     try {
       return copyJson(value, this.unwrap);
     } catch (error) {
@@ -128,7 +144,7 @@ export class StateTracker implements ArrayHost {
 
   record(op: OpKind, path: string, value?: Json): void {
     const last = this.ops[this.ops.length - 1];
-    const json = op === "remove" ? undefined : JSON.stringify(value);
+    const json = op === "remove" ? undefined : typeof value === "number" || typeof value === "boolean" || value === null ? String(value) : JSON.stringify(value);
     if (op === "replace" && last && last.path === path && last.op !== "remove") {
       last.json = json; // add+replace -> add, replace+replace -> replace
       return;

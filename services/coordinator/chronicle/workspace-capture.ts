@@ -19,7 +19,7 @@ import type { CompiledChronicleOptions } from "./chronicle-options.js";
 import type { CaptureResult, ChangeKind, FileChange, SkippedPath } from "./chronicle-types.js";
 import type { Manifest, ManifestEntry, ManifestUpdate } from "./manifest.js";
 import type { VersionLog } from "./version-log.js";
-import { openForCapture } from "./workspace-io.js";
+import { errnoCode, openForCapture } from "./workspace-io.js";
 import { scanWorkspace, type ScanResult } from "./workspace-scanner.js";
 
 /**
@@ -87,7 +87,7 @@ export function captureWorkspace(ctx: CaptureContext, latestIteration: number): 
       scannedMtime.set(path, stat.mtimeMs);
     });
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errnoCode(err);
     throw new ConnectError(`cannot scan workspace ${options.workspaceDir}: ${why}`, Code.FailedPrecondition);
   }
   const missing: string[] = [];
@@ -104,6 +104,8 @@ export function captureWorkspace(ctx: CaptureContext, latestIteration: number): 
   const recorded: Recorded[] = [];
   const updates: ManifestUpdate[] = [];
 
+  // A nested transaction is a savepoint: a file that fails mid-read leaves no partial blob behind.
+  const storeOne = ctx.db.transaction((fd: number, size: number) => blobs.putFd(fd, size));
   const write = ctx.db.transaction(() => {
     for (const path of candidates) {
       const previous = manifest.get(path);
@@ -116,7 +118,10 @@ export function captureWorkspace(ctx: CaptureContext, latestIteration: number): 
       const { fd, stat } = opened;
       let blob: StoredBlob | undefined;
       try {
-        if (stat.size <= options.maxFileBytes) blob = blobs.putFd(fd, stat.size);
+        if (stat.size <= options.maxFileBytes) blob = storeOne(fd, stat.size);
+      } catch (err) {
+        skipped.push({ path, reason: errnoCode(err) }); // read error: keep the last version
+        continue;
       } finally {
         fs.closeSync(fd);
       }

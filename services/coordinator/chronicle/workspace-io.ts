@@ -20,8 +20,15 @@ export type OpenResult =
   | { ok: true; fd: number; stat: fs.Stats }
   | { ok: false; gone: boolean; reason: string };
 
-function errnoCode(err: unknown): string {
-  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") return err.code;
+/**
+ * The errno code of a Node fs error ("ENOENT", "EACCES", …), else the error's message. Duck-typed, not
+ * `instanceof Error`: errors from Node core come from another realm under jest's VM modules.
+ */
+export function errnoCode(err: unknown): string {
+  if (typeof err === "object" && err !== null) {
+    if ("code" in err && typeof err.code === "string") return err.code;
+    if ("message" in err && typeof err.message === "string") return err.message;
+  }
   return "EIO";
 }
 

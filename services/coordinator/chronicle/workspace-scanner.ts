@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import type { SkippedPath } from "./chronicle-types.js";
+import { errnoCode } from "./workspace-io.js";
 
 export interface ScanResult {
   /** Regular files visited. */
@@ -17,11 +18,6 @@ export interface ScanResult {
 
 /** `dir` is the relative directory ("" = root, the same string object for all files of one directory). */
 export type FileVisitor = (dir: string, name: string, stat: fs.Stats) => void;
-
-function errnoCode(err: unknown): string {
-  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") return err.code;
-  return "EIO";
-}
 
 export function scanWorkspace(rootReal: string, ignore: ReadonlySet<string>, visit: FileVisitor): ScanResult {
   let fileCount = 0;

@@ -71,6 +71,7 @@ export class MessageLog {
 
   /** The seq of the newest message, 0 when there is none. */
   lastSeq(): number {
+    if (!this.db.open) throw closedError("message log");
     return this.seq;
   }
 

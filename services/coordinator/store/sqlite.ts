@@ -15,7 +15,12 @@ export const BUSY_TIMEOUT_MS = 5000;
 export const JOURNAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
 
 export function openDatabase(file: string, migrations: readonly Migration[]): SqliteDatabase {
-  const db = new Database(file);
+  let db: SqliteDatabase;
+  try {
+    db = new Database(file);
+  } catch (err) {
+    throw storeError(err, `open ${file}`);
+  }
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     const mode = db.pragma("journal_mode = WAL", { simple: true });
@@ -26,7 +31,7 @@ export function openDatabase(file: string, migrations: readonly Migration[]): Sq
     return db;
   } catch (err) {
     db.close();
-    throw err;
+    throw storeError(err, `open ${file}`);
   }
 }
 
@@ -40,22 +45,23 @@ export function closeDatabase(db: SqliteDatabase): void {
   }
 }
 
+function codeFor(sqliteCode: string): Code {
+  if (sqliteCode.startsWith("SQLITE_BUSY") || sqliteCode.startsWith("SQLITE_LOCKED")) return Code.Unavailable;
+  if (sqliteCode === "SQLITE_FULL" || sqliteCode === "SQLITE_TOOBIG") return Code.ResourceExhausted;
+  if (sqliteCode.startsWith("SQLITE_CORRUPT") || sqliteCode === "SQLITE_NOTADB") return Code.DataLoss;
+  // Another writer took the same seq / version: only one store may own a directory.
+  if (sqliteCode === "SQLITE_CONSTRAINT_PRIMARYKEY") return Code.Aborted;
+  if (sqliteCode.startsWith("SQLITE_CONSTRAINT")) return Code.InvalidArgument;
+  return Code.Internal;
+}
+
 /** Maps a SQLite failure to a ConnectError with a real code; other errors pass through. */
 export function storeError(err: unknown, what: string): unknown {
   // Duck-typed: SqliteError may come from another realm (e.g. under jest), where instanceof fails.
   if (err instanceof ConnectError || typeof err !== "object" || err === null) return err;
-  const { code: sqliteCode, message } = err as { code?: unknown; message?: unknown };
-  if (typeof sqliteCode !== "string" || !sqliteCode.startsWith("SQLITE_")) return err;
-  const code = sqliteCode.startsWith("SQLITE_BUSY") || sqliteCode.startsWith("SQLITE_LOCKED")
-    ? Code.Unavailable
-    : sqliteCode === "SQLITE_FULL" || sqliteCode === "SQLITE_TOOBIG"
-      ? Code.ResourceExhausted
-      : sqliteCode === "SQLITE_CONSTRAINT_PRIMARYKEY"
-        ? Code.Aborted // another writer took the same seq / version: one store per directory
-        : sqliteCode.startsWith("SQLITE_CONSTRAINT")
-          ? Code.InvalidArgument
-          : Code.Internal;
-  return new ConnectError(`${what}: ${String(message)}`, code, undefined, undefined, err);
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return err;
+  return new ConnectError(`${what}: ${String(message)}`, codeFor(code), undefined, undefined, err);
 }
 
 export function closedError(what: string): ConnectError {

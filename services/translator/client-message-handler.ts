@@ -1,0 +1,52 @@
+/**
+ * What the browser bridge does with each validated client message: process_message, cancel and
+ * answer go to the instance (InstanceService), the file messages to FileService of the coordinator
+ * holding the instance's workspace. Each returns the reply's `result` object, which is exactly the
+ * body the REST API answers for the same operation (docs/client-events.md).
+ */
+import { create } from "@bufbuild/protobuf";
+import type { GatewayCore } from "../gateway/gateway-core.js";
+import { fileContentJson, fileEntryJson, iterationJson } from "../gateway/rest-json.js";
+import type { JsonObject } from "../shared/json.js";
+import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
+import type { ClientMessage } from "./parse-client-message.js";
+
+/** The part of GatewayCore the bridge uses (tests may pass a fake). */
+export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdates" | "getInstance">;
+
+export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal: AbortSignal): Promise<JsonObject> {
+  switch (message.type) {
+    case "process_message": {
+      const sent = await core.sendMessage(instanceId, message.content, signal);
+      return { seq: Number(sent.seq), turn: Number(sent.turn), queue_position: sent.queuePosition };
+    }
+    case "cancel": {
+      const result = await core.cancelTurn(instanceId, BigInt(message.turn ?? 0), signal);
+      return { cancelled: result.cancelled, turn: Number(result.turn) };
+    }
+    case "answer":
+      await core.answerRequest(instanceId, message.request_id, message.value, signal);
+      return { request_id: message.request_id };
+    default:
+      return handleFileMessage(core, instanceId, message, signal);
+  }
+}
+
+type FileMessage = Extract<ClientMessage, { type: "list_files" | "read_file" | "file_history" | "file_at_iteration" }>;
+
+async function handleFileMessage(core: BridgeCore, instanceId: string, message: FileMessage, signal: AbortSignal): Promise<JsonObject> {
+  const target = create(FileTargetSchema, { target: { case: "instanceId", value: instanceId } });
+  const files = await core.filesFor(target, signal);
+  switch (message.type) {
+    case "list_files": {
+      const list = await files.listFiles({ target, path: message.path ?? "", depth: message.depth ?? 1 }, { signal });
+      return { entries: list.entries.map(fileEntryJson) };
+    }
+    case "read_file":
+      return fileContentJson((await files.readFile({ target, path: message.path }, { signal })).file);
+    case "file_history":
+      return { iterations: (await files.fileHistory({ target, path: message.path }, { signal })).iterations.map(iterationJson) };
+    case "file_at_iteration":
+      return fileContentJson((await files.fileAtIteration({ target, path: message.path, iteration: BigInt(message.iteration) }, { signal })).file);
+  }
+}

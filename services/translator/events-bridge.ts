@@ -1,0 +1,150 @@
+/**
+ * WebSocket `/api/v1/instances/{id}/events`: the browser bridge. Out: the instance's updates as
+ * client events (one JSON text frame each, seq per session from 1, gap-free). In: client messages
+ * (parse-client-message.ts), each answered by a reply frame correlated by the message's `id`:
+ *   {"type":"reply","id":…,"request":"read_file","result":{…}}
+ *   {"type":"error","id":…,"request":"read_file","error":{"code","message"}}
+ * Query: `after_seq` (replay updates after this StreamUpdate seq, 0 = everything, then live),
+ * `session_id` (default: the instance id), `session_seq` (the client's last event seq; the first
+ * event sent gets session_seq + 1). Protocol errors never close the socket.
+ */
+import type { WebSocket } from "ws";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { WsRoute } from "../gateway/ws-bridge.js";
+import { instanceJson, isLive } from "../gateway/rest-json.js";
+import { errorMessage, toHttpError } from "../shared/errors.js";
+import type { JsonObject } from "../shared/json.js";
+import type { Logger } from "../shared/logger.js";
+import { orderedClientEvent } from "./client-event.js";
+import { handleClientMessage, type BridgeCore } from "./client-message-handler.js";
+import { parseClientMessage, type MessageId } from "./parse-client-message.js";
+import { SessionSequencer } from "./session-sequencer.js";
+import { translateUpdate } from "./translator-routes.js";
+
+export interface EventsBridgeOptions {
+  core: BridgeCore;
+  logger: Logger;
+  /** Clock for updates without a timestamp. Default Date.now. */
+  now?: () => number;
+}
+
+interface BridgeQuery {
+  afterSeq: bigint | undefined;
+  sessionId: string | undefined;
+  sessionSeq: number;
+}
+
+function seqParam(url: URL, name: string): bigint | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return undefined;
+  if (!/^\d{1,15}$/.test(raw)) throw new ConnectError(`${name} must be a non-negative integer`, Code.InvalidArgument);
+  return BigInt(raw);
+}
+
+function parseQuery(url: URL): BridgeQuery {
+  const sessionId = url.searchParams.get("session_id");
+  if (sessionId !== null && (sessionId.length === 0 || sessionId.length > 256)) {
+    throw new ConnectError("session_id must be 1 to 256 characters", Code.InvalidArgument);
+  }
+  return {
+    afterSeq: seqParam(url, "after_seq"),
+    sessionId: sessionId ?? undefined,
+    sessionSeq: Number(seqParam(url, "session_seq") ?? 0n),
+  };
+}
+
+/** The event frame: the ClientEvent envelope, then `updateSeq` (the StreamUpdate it came from, for `after_seq`). */
+export function eventFrame(event: Parameters<typeof orderedClientEvent>[0], updateSeq: bigint): string {
+  return JSON.stringify({ ...orderedClientEvent(event), updateSeq: Number(updateSeq) });
+}
+
+export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
+  return {
+    pattern: /^\/api\/v1\/instances\/([^/]+)\/events$/,
+    async accept(_req, params, url) {
+      const instanceId = decodeURIComponent(params[0] as string);
+      const query = parseQuery(url);
+      const instance = await options.core.getInstance(instanceId);
+      if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
+      return (ws) => runBridge(options, ws, instanceId, query);
+    },
+  };
+}
+
+function send(ws: WebSocket, frame: string): void {
+  if (ws.readyState === ws.OPEN) ws.send(frame);
+}
+
+function errorFrame(err: unknown, id: MessageId | undefined, request: string | undefined): string {
+  const { body } = toHttpError(err);
+  const frame: JsonObject = { type: "error" };
+  if (id !== undefined) frame.id = id;
+  if (request !== undefined) frame.request = request;
+  frame.error = body.error;
+  return JSON.stringify(frame);
+}
+
+/** The `id` and `type` of a frame that failed validation, when they are usable (so the error can be correlated). */
+function roughIdentity(json: unknown): { id: MessageId | undefined; request: string | undefined } {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return { id: undefined, request: undefined };
+  const record = json as Record<string, unknown>;
+  const id = record.id;
+  const type = record.type;
+  return {
+    id: (typeof id === "string" && id.length > 0 && id.length <= 256) || (typeof id === "number" && Number.isSafeInteger(id)) ? id : undefined,
+    request: typeof type === "string" && type.length <= 64 ? type : undefined,
+  };
+}
+
+function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: string, query: BridgeQuery): void {
+  const { core, logger } = options;
+  const now = options.now ?? Date.now;
+  const controller = new AbortController();
+  ws.on("close", () => controller.abort());
+  ws.on("error", () => controller.abort());
+
+  ws.on("message", (data, isBinary) => {
+    const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      send(ws, errorFrame(new ConnectError("message is not valid JSON", Code.InvalidArgument), undefined, undefined));
+      return;
+    }
+    const rough = roughIdentity(json);
+    void (async () => {
+      const message = parseClientMessage(json);
+      const result = await handleClientMessage(core, instanceId, message, controller.signal);
+      // process_message / cancel / answer without an id succeed silently; file messages always get their result.
+      const isFileMessage = message.type !== "process_message" && message.type !== "cancel" && message.type !== "answer";
+      if (message.id === undefined && !isFileMessage) return;
+      const reply: JsonObject = { type: "reply" };
+      if (message.id !== undefined) reply.id = message.id;
+      reply.request = message.type;
+      reply.result = result;
+      send(ws, JSON.stringify(reply));
+    })().catch((err: unknown) => {
+      if (controller.signal.aborted) return;
+      send(ws, errorFrame(err, rough.id, rough.request));
+    });
+  });
+
+  void (async () => {
+    const sequencer = new SessionSequencer({ sessionId: query.sessionId ?? instanceId, instanceId, lastSeq: query.sessionSeq });
+    const after = query.afterSeq === undefined ? {} : query.afterSeq === 0n ? { replayAll: true } : { afterSeq: query.afterSeq };
+    try {
+      for await (const update of core.streamUpdates(instanceId, after, controller.signal)) {
+        if (ws.readyState !== ws.OPEN) break;
+        if (query.afterSeq !== undefined && update.seq <= query.afterSeq) continue;
+        for (const event of translateUpdate(update, sequencer, now)) send(ws, eventFrame(event, update.seq));
+      }
+      if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      logger.warn("client event stream failed", { instance_id: instanceId, error: errorMessage(err) });
+      send(ws, errorFrame(err, undefined, undefined));
+      if (ws.readyState === ws.OPEN) ws.close(1011, "update stream failed");
+    }
+  })();
+}

@@ -1,0 +1,158 @@
+/**
+ * Failures with real processes: a coordinator killed with SIGKILL (no deregistration) leaves the
+ * directory within TTL + refresh; Valkey going away gives quick Unavailable errors, and when it comes
+ * back (empty: no persistence) registrations and mappings reappear by themselves.
+ */
+import { describe, it, expect, beforeEach, afterEach } from "@jest/globals";
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { startRedis, type RedisServer } from "../helpers/redis-server.js";
+import { CoordinatorRegistration } from "../../services/cluster/coordinator-registration.js";
+import { ValkeyCoordinatorDirectory } from "../../services/cluster/valkey-directory.js";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
+import { captureLogger, fakeCoordinator, routerConnector, sleep, waitFor, type FakeCoordinator } from "./cluster-test-utils.js";
+
+const FIXTURE = path.join(REPO_ROOT, "test/cluster/fixtures/registration-process.ts");
+
+let redis: RedisServer;
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeEach(async () => {
+  redis = await startRedis();
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  await redis.stop();
+});
+
+function spawnRegistration(args: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+    }
+  });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`registration process did not start:\n${output}`)), 20_000);
+    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("registered")) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`registration process exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+function newDirectory(fakes: Map<string, FakeCoordinator>) {
+  const log = captureLogger();
+  const directory = new ValkeyCoordinatorDirectory({ redis: redis.url, connect: routerConnector(fakes).connect, logger: log.logger });
+  cleanups.push(() => directory.close());
+  const lost: { id: string; reason: string; at: number }[] = [];
+  directory.onCoordinatorLost((id, reason) => lost.push({ id, reason, at: Date.now() }));
+  return { directory, lost, log };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<{ code: string; message: string; ms: number }> {
+  const start = Date.now();
+  try {
+    await promise;
+    return { code: "OK", message: "", ms: Date.now() - start };
+  } catch (error) {
+    const e = ConnectError.from(error);
+    return { code: Code[e.code], message: e.rawMessage, ms: Date.now() - start };
+  }
+}
+
+describe("cluster failures", () => {
+  it("a coordinator killed with SIGKILL leaves the directory within TTL + refresh (<= 5 s)", async () => {
+    const fakes = new Map([["coord-k", fakeCoordinator("coord-k")], ["coord-s", fakeCoordinator("coord-s")]]);
+    const { directory, lost } = newDirectory(fakes);
+    const victim = await spawnRegistration([redis.url, "coord-k", "http://coord-k.test:7100", "inst-k", "agent-k"]);
+    await spawnRegistration([redis.url, "coord-s", "http://coord-s.test:7100"]);
+    await waitFor(() => directory.members().length === 2, "both coordinators");
+    expect((await directory.locateInstance("inst-k")).id).toBe("coord-k");
+
+    const exited = new Promise((resolve) => victim.once("exit", resolve));
+    const killedAt = Date.now();
+    victim.kill("SIGKILL");
+    await exited;
+    await waitFor(() => lost.length > 0, "the directory to drop coord-k", 10_000, 5);
+    const detectionMs = (lost[0]?.at ?? 0) - killedAt;
+    console.log(`failure detection: coord-k dropped ${detectionMs} ms after SIGKILL (heartbeat 1000 ms, TTL 3000 ms, refresh 1000 ms)`);
+    expect(lost).toEqual([expect.objectContaining({ id: "coord-k", reason: "expired" })]);
+    expect(detectionMs).toBeLessThanOrEqual(5000);
+
+    expect(directory.members().map((m) => m.coordinatorId)).toEqual(["coord-s"]);
+    const gone = await codeOf(directory.locateInstance("inst-k"));
+    expect(gone.code).toBe("NotFound");
+    expect(gone.message).toMatch(/coordinator coord-k, which is gone/);
+    for (let i = 0; i < 20; i++) expect((await directory.place()).id).toBe("coord-s");
+  }, 40_000);
+
+  it("Valkey down -> quick Unavailable, nothing crashes; Valkey back (empty) -> everything re-registers by itself", async () => {
+    const fakes = new Map([["coord-a", fakeCoordinator("coord-a")], ["coord-b", fakeCoordinator("coord-b")]]);
+    const { directory, lost, log: directoryLog } = newDirectory(fakes);
+    const registrationLogs = [captureLogger(), captureLogger()];
+    const registrations = ["coord-a", "coord-b"].map((id, i) => {
+      const fake = fakes.get(id) as FakeCoordinator;
+      const registration = new CoordinatorRegistration({
+        redis: redis.url,
+        coordinatorId: id,
+        address: `http://${id}.test:7100`,
+        info: () => fake.load(),
+        logger: registrationLogs[i]?.logger,
+      });
+      cleanups.push(() => registration.stop());
+      return registration;
+    });
+    for (const r of registrations) await r.start();
+    await registrations[0]?.recordInstance("inst-a", "agent-a");
+    await waitFor(() => directory.members().length === 2, "both coordinators");
+    expect((await directory.locateInstance("inst-a")).id).toBe("coord-a");
+
+    await redis.pause();
+    await sleep(100);
+    const locate = await codeOf(directory.locateInstance("inst-a"));
+    const record = await codeOf(directory.recordInstance({ instanceId: "inst-z", agentId: "agent-z", coordinatorId: "coord-a" }));
+    console.log(`Valkey down: locateInstance -> ${locate.code} in ${locate.ms} ms ("${locate.message}"); recordInstance -> ${record.code} in ${record.ms} ms`);
+    expect(locate.code).toBe("Unavailable");
+    expect(locate.message).toMatch(/Valkey/);
+    expect(locate.ms).toBeLessThan(1500);
+    expect(record.code).toBe("Unavailable");
+    const place = await codeOf(directory.place());
+    expect(place.code).toBe("Unavailable");
+    expect(place.ms).toBeLessThan(1500);
+    // Heartbeats keep failing for a while; each registration reports the outage once, not per beat.
+    await sleep(2500);
+    for (const r of registrationLogs) expect(r.count(/heartbeat failed/)).toBe(1);
+    // The coordinator records an instance during the outage: not lost, written when Valkey returns.
+    await registrations[1]?.recordInstance("inst-b", "agent-b");
+
+    const restartedAt = Date.now();
+    await redis.restart();
+    await waitFor(async () => {
+      if (directory.members().length !== 2 || !directory.healthy) return false;
+      const a = await directory.locateInstance("inst-a").then((c) => c.id, () => "");
+      const b = await directory.locateInstance("inst-b").then((c) => c.id, () => "");
+      return a === "coord-a" && b === "coord-b";
+    }, "registrations and mappings to reappear", 15_000, 50);
+    console.log(`Valkey restarted empty: registrations and instance mappings back after ${Date.now() - restartedAt} ms`);
+    expect((await directory.place()).id).toMatch(/^coord-[ab]$/);
+    expect((await directory.locateAgent("agent-a")).id).toBe("coord-a");
+    // A Valkey blip is not a coordinator failure: no stream would have been cut.
+    expect(lost).toEqual([]);
+    for (const r of registrationLogs) expect(r.count(/heartbeats restored/)).toBe(1);
+    expect(directoryLog.count(/coordinator lost/)).toBe(0);
+  }, 40_000);
+});
