@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance, type WorkspaceCapture } from "./agent-instance.js";
-import { DEFAULT_INSTANCE_LIMITS, type InstanceLimits } from "./instance-limits.js";
+import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, type InstanceLimits } from "./instance-limits.js";
 import { agentCommand, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
 import type { Sandbox } from "./sandbox.js";
 import { AgentStore } from "./store/agent-store.js";
@@ -126,6 +126,7 @@ export class InstanceManager {
     fs.mkdirSync(home, { recursive: true });
     const store = AgentStore.open({ dir: agentDir });
     const workspaceCapture = this.options.workspaces?.(agentDir, workspace);
+    const limits = this.deploymentLimits(bundleDir);
     const agentEnv = { ...params.environment, ...params.secrets };
     const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
     const { command, args } = this.options.sandbox.wrap({
@@ -134,7 +135,7 @@ export class InstanceManager {
       workspace,
       home,
       readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
-      memoryBytes: this.limits.memoryBytes,
+      memoryBytes: limits.memoryBytes,
     });
     const instance = new AgentInstance({
       instanceId,
@@ -159,7 +160,7 @@ export class InstanceManager {
       agentEnv,
       store,
       ...(workspaceCapture ? { workspaceCapture } : {}),
-      limits: this.limits,
+      limits,
       logger: this.options.logger,
     });
     this.instances.set(instanceId, instance);
@@ -177,6 +178,21 @@ export class InstanceManager {
       throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
     }
     return instance;
+  }
+
+  /** The coordinator's limits with the deployment's podium.json `limits` applied. */
+  private deploymentLimits(bundleDir: string): InstanceLimits {
+    let manifest: { limits?: unknown };
+    try {
+      manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as { limits?: unknown };
+    } catch (err) {
+      throw new ConnectError(`cannot read the bundle's podium.json: ${errorMessage(err)}`, Code.DataLoss);
+    }
+    try {
+      return applyManifestLimits(this.limits, manifest.limits);
+    } catch (err) {
+      throw new ConnectError(errorMessage(err), Code.InvalidArgument);
+    }
   }
 
   /** Live or recently ended instance. */

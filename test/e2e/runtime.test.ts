@@ -122,3 +122,18 @@ describe.each([
     expect((await podium.api("GET", `/api/v1/instances/${id}`)).status).toBe(404);
   });
 });
+
+describe("per-deployment limits from podium.json", () => {
+  it("caps memory: a small allocation works, a large one fails in the agent and the instance keeps serving", async () => {
+    const created = await create("hog-py");
+    const ws = await podium.connect(created.instance_id as string);
+    ws.send({ type: "process_message", content: { mb: 16 } });
+    await ws.waitFor((f) => (f.content as JsonObject | undefined)?.text === "allocated 16");
+    ws.send({ type: "process_message", content: { mb: 512 } });
+    const error = await ws.waitFor((f) => f.messageType === "error");
+    expect(String((error.content as JsonObject).message)).toMatch(/MemoryError|memory/i);
+    ws.send({ type: "process_message", content: { mb: 8 } });
+    await ws.waitFor((f) => (f.content as JsonObject | undefined)?.text === "allocated 8");
+    await podium.api("DELETE", `/api/v1/instances/${created.instance_id as string}`);
+  });
+});

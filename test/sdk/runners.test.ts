@@ -3,7 +3,9 @@
  * services/coordinator/agent-protocol.ts, as real child processes.
  */
 import { afterEach, describe, expect, it } from "@jest/globals";
-import { AgentHarness, example, fixture, replayState, RUNTIMES, type EventFrame, type Runtime } from "./agent-harness.js";
+import fs from "node:fs";
+import path from "node:path";
+import { AgentHarness, example, fixture, REPO_ROOT, replayState, RUNTIMES, type EventFrame, type Runtime } from "./agent-harness.js";
 import type { AgentToHost } from "../../services/coordinator/agent-protocol.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
@@ -292,6 +294,23 @@ describe.each(RUNTIMES)("%s runner", (runtime) => {
       { type: "log", level: "info", message: expect.stringMatching(/^hello \{.*a.*1.*\}$/), fields: { turn: 1 } },
       { type: "log", level: "warn", message: "careful", fields: { turn: 1 } },
     ]);
+  });
+});
+
+describe("examples", () => {
+  const bundles = fs.readdirSync(path.join(REPO_ROOT, "examples")).filter((name) => fs.existsSync(path.join(REPO_ROOT, "examples", name, "podium.json")));
+
+  it.each(bundles)("%s starts, answers a turn and stops cleanly", async (name) => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "examples", name, "podium.json"), "utf8")) as { runtime: Runtime; entry: string };
+    const agent = spawn(manifest.runtime, example(name, manifest.entry));
+    await agent.start();
+    const turn = await agent.turn(1, { text: "hello world" });
+    expect(turn.done.error).toBeUndefined();
+    expect(turn.events.length).toBeGreaterThan(0);
+    expect(turn.patches).toHaveLength(1);
+    agent.send({ type: "stop", graceMs: 2000 });
+    expect(await agent.exited).toEqual({ code: 0, signal: null });
+    expect(agent.badLines).toEqual([]);
   });
 });
 
