@@ -1,7 +1,51 @@
-/** Serves the ACP adapter over WebSocket at /acp on the gateway. */
+/**
+ * Serves the ACP adapter over WebSocket at `/acp` on the gateway (for browsers): one ACP
+ * connection per socket, one JSON-RPC message per text frame, backed by the in-process gateway.
+ * `?deployment=ID` picks the deployment sessions run (or `_meta.podium.deploymentId` on
+ * session/new). Auth is the gateway's (`?api_key=` or an Authorization header).
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayCore } from "../gateway/gateway-core.js";
 import type { GatewayExtension } from "../gateway/create-gateway.js";
+import { errorMessage } from "../shared/errors.js";
+import { createLogger, type Logger } from "../shared/logger.js";
+import { AcpAgent, createSessionDirectory } from "./acp-agent.js";
+import { GatewayBackend } from "./gateway-backend.js";
+import { wsAcpStream } from "./ws-acp-stream.js";
 
-export function acpExtension(_core: GatewayCore): GatewayExtension {
-  return {};
+export interface AcpExtensionOptions {
+  logger?: Logger;
+  cancelGraceMs?: number;
+}
+
+export function acpExtension(core: GatewayCore, options: AcpExtensionOptions = {}): GatewayExtension {
+  const logger = options.logger ?? createLogger({ fields: { service: "acp" } });
+  const backend = new GatewayBackend(core);
+  const directory = createSessionDirectory();
+  return {
+    wsRoutes: [
+      {
+        pattern: /^\/acp\/?$/,
+        async accept(_req, _params, url) {
+          const deploymentId = url.searchParams.get("deployment") ?? undefined;
+          if (deploymentId !== undefined && (deploymentId.length === 0 || deploymentId.length > 512)) {
+            throw new ConnectError("deployment must be 1 to 512 characters", Code.InvalidArgument);
+          }
+          return (ws) => {
+            const agent = new AcpAgent({
+              backend,
+              logger,
+              directory,
+              ...(deploymentId ? { deploymentId } : {}),
+              ...(options.cancelGraceMs !== undefined ? { cancelGraceMs: options.cancelGraceMs } : {}),
+            });
+            agent.serve(wsAcpStream(ws)).catch((err: unknown) => {
+              logger.warn("ACP connection failed", { error: errorMessage(err) });
+              if (ws.readyState === ws.OPEN) ws.close(1011, "ACP connection failed");
+            });
+          };
+        },
+      },
+    ],
+  };
 }

@@ -44,7 +44,7 @@ export function toConnectError(err: unknown): ConnectError {
   if (!(err instanceof PodiumConnectionError)) return ConnectError.from(err);
   switch (err.kind) {
     case "http":
-      return new ConnectError(err.message, (err.code && CODES_BY_NAME.get(err.code)) ?? statusCode(err.status), undefined, undefined, err);
+      return new ConnectError(err.message, (err.code ? CODES_BY_NAME.get(err.code) : undefined) ?? statusCode(err.status), undefined, undefined, err);
     case "timeout":
       return new ConnectError(err.message, Code.DeadlineExceeded, undefined, undefined, err);
     case "aborted":
@@ -143,6 +143,14 @@ export class ClientBackend implements PodiumBackend {
 
   async stopInstance(instanceId: string, signal?: AbortSignal): Promise<void> {
     await mapped(this.client.stopInstance(instanceId, signal ? { signal } : {}));
+  }
+
+  async agentExists(agentId: string, signal?: AbortSignal): Promise<boolean | undefined> {
+    try {
+      return await this.client.agentExists(agentId, signal ? { signal } : {});
+    } catch {
+      return undefined;
+    }
   }
 
   async close(): Promise<void> {

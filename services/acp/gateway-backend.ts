@@ -1,9 +1,12 @@
 /** PodiumBackend over an in-process GatewayCore (the gateway's `/acp` WebSocket). */
+import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayCore } from "../gateway/gateway-core.js";
 import { isLive } from "../gateway/rest-json.js";
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
 import { MessageDirection } from "../../gen/podium/v1/instance_service_pb.js";
+import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
 import type { BackendInstance, BackendMessage, BackendUpdate, PodiumBackend, SentTurn } from "./podium-backend.js";
 
 function toInstance(instance: Instance): BackendInstance {
@@ -14,7 +17,7 @@ function toInstance(instance: Instance): BackendInstance {
 
 export type GatewayBackendCore = Pick<
   GatewayCore,
-  "createInstance" | "listInstances" | "sendMessage" | "cancelTurn" | "answerRequest" | "streamUpdates" | "listMessages" | "stopInstance"
+  "createInstance" | "listInstances" | "sendMessage" | "cancelTurn" | "answerRequest" | "streamUpdates" | "listMessages" | "stopInstance" | "filesFor"
 >;
 
 export class GatewayBackend implements PodiumBackend {
@@ -76,6 +79,18 @@ export class GatewayBackend implements PodiumBackend {
 
   async stopInstance(instanceId: string, signal?: AbortSignal): Promise<void> {
     await this.core.stopInstance(instanceId, 5_000, signal);
+  }
+
+  async agentExists(agentId: string, signal?: AbortSignal): Promise<boolean | undefined> {
+    const target = create(FileTargetSchema, { target: { case: "agentId", value: agentId } });
+    try {
+      const files = await this.core.filesFor(target, signal);
+      await files.listFiles({ target, path: "", depth: 1 }, { signal });
+      return true;
+    } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.NotFound) return false;
+      return undefined;
+    }
   }
 
   async close(): Promise<void> {

@@ -54,6 +54,8 @@ export interface PodiumBackend {
   /** One page of the agent's history (inbound and outbound), seq > afterSeq. */
   listMessages(instanceId: string, afterSeq: number, limit: number, signal?: AbortSignal): Promise<{ messages: BackendMessage[]; nextAfterSeq?: number }>;
   stopInstance(instanceId: string, signal?: AbortSignal): Promise<void>;
+  /** Whether Podium knows the agent (it has a workspace); undefined when that cannot be told (no file API). */
+  agentExists(agentId: string, signal?: AbortSignal): Promise<boolean | undefined>;
   close(): Promise<void>;
 }
 

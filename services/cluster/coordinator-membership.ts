@@ -61,7 +61,7 @@ export class CoordinatorMembership {
     private readonly options: CoordinatorMembershipOptions,
   ) {
     this.unwatch = watchValkeyConnection(redis, options.logger, "directory");
-    this.subscriber = redis.duplicate({ connectionName: "podium-gateway-membership" });
+    this.subscriber = redis.duplicate({ connectionName: "podium-gateway-membership", disconnectTimeout: 200 });
     this.subscriber.on("error", () => undefined); // reported through the main connection's watcher
     this.subscriber.on("message", (channel: string, message: string) => {
       if (channel === keys.membershipChannel) this.onMessage(message);
@@ -170,7 +170,9 @@ export class CoordinatorMembership {
     const tombstone = this.tombstones.get(id);
     if (tombstone !== undefined && tombstone >= observedAt) return;
     const existing = this.byId.get(id);
-    if (existing && existing.startedAt !== heartbeat.startedAt && heartbeat.startedAt > existing.startedAt) {
+    // An older process with this id (a stale read, or a misconfigured duplicate id): never overrides.
+    if (existing && heartbeat.startedAt < existing.startedAt) return;
+    if (existing && heartbeat.startedAt > existing.startedAt) {
       this.remove(id, "restarted");
     } else if (existing) {
       existing.seenAt = Math.max(existing.seenAt, observedAt);

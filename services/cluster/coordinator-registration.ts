@@ -100,6 +100,7 @@ export class CoordinatorRegistration {
   private timer: NodeJS.Timeout | undefined;
   private state: "new" | "running" | "stopped" = "new";
   private failing = false;
+  private duplicateReported = false;
   private lastBeatOk = 0;
 
   constructor(options: CoordinatorRegistrationOptions) {
@@ -220,6 +221,15 @@ export class CoordinatorRegistration {
       const previous = parseHeartbeat(typeof previousText === "string" ? previousText : undefined);
       // Absent (first start, TTL expired, Valkey restarted empty) or written by an earlier process with this id.
       const joined = !previous || previous.startedAt !== info.startedAt || previous.address !== info.address;
+      if (joined && previous && !this.published) {
+        this.options.logger.warn("took over the heartbeat key of an earlier process with this coordinator id (a restart; if not, two coordinators share this id)", {
+          previous_address: previous.address,
+          previous_started_at: previous.startedAt,
+        });
+      } else if (joined && previous && !this.duplicateReported) {
+        this.duplicateReported = true;
+        this.options.logger.error("another process is heartbeating with this coordinator id; give every coordinator its own id", { other_address: previous.address });
+      }
       if (joined) await this.resync();
       await this.flushPending();
       const status = { draining: info.draining, full: info.instances >= info.capacity };

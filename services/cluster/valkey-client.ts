@@ -30,6 +30,9 @@ export function createValkeyClient(url: string, options: ValkeyClientOptions = {
     // Commands issued while connecting wait (bounded by commandTimeout); see valkeyCall for "reconnecting".
     enableOfflineQueue: true,
     retryStrategy: (attempt: number) => Math.min(attempt * 50, maxDelay),
+    // disconnect() arms a timer of this length that is never cleared when the socket is already gone
+    // (Valkey down); keep it short so a closed client does not hold the process open.
+    disconnectTimeout: 200,
     ...(options.connectionName ? { connectionName: options.connectionName } : {}),
   });
 }

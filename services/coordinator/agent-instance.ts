@@ -120,7 +120,7 @@ export class AgentInstance {
       args: options.args,
       cwd: options.workspace,
       env: options.processEnv,
-      onFrame: (frame) => this.onFrame(frame),
+      onFrames: (frames) => this.onFrames(frames),
       onOutput: (stream, line) => {
         if (stream === "stderr" && !this.readyAt) {
           this.stderrTail.push(line);
@@ -236,6 +236,25 @@ export class AgentInstance {
     return this.ended;
   }
 
+  /** Runs of events are persisted in one transaction, then broadcast; other frames keep their order. */
+  private onFrames(frames: AgentToHost[]): void {
+    let run: { messageType: string; content: JsonObject | undefined; turn: number }[] = [];
+    const flush = () => {
+      if (run.length > 0) this.emitMany(run);
+      run = [];
+    };
+    for (const frame of frames) {
+      if (frame.type !== "event") {
+        flush();
+        this.onFrame(frame);
+        continue;
+      }
+      if (this.current && frame.turn === this.current.turn && TURN_END_EVENTS.has(frame.messageType)) this.current.ended = true;
+      run.push({ messageType: frame.messageType, content: frame.content, turn: frame.turn });
+    }
+    flush();
+  }
+
   private onFrame(frame: AgentToHost): void {
     switch (frame.type) {
       case "ready":
@@ -253,11 +272,9 @@ export class AgentInstance {
         this.log("error", "agent", `agent failed: ${frame.error.message}`, frame.error.stack ? { stack: frame.error.stack } : undefined);
         this.readySettle?.reject(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
         return;
-      case "event": {
-        if (this.current && frame.turn === this.current.turn && TURN_END_EVENTS.has(frame.messageType)) this.current.ended = true;
-        this.emit(frame.messageType, frame.content, frame.turn);
+      case "event":
+        this.onFrames([frame]);
         return;
-      }
       case "state_patch":
         this.applyState(frame.ops, frame.turn);
         return;
@@ -365,17 +382,18 @@ export class AgentInstance {
   }
 
   private emit(messageType: string, content: JsonObject | undefined, turn: number): void {
-    const row = this.options.store.messages.append({
-      direction: "outbound",
-      instanceId: this.instanceId,
-      turn,
-      messageType,
-      content,
-      timestamp: Date.now(),
-    });
+    this.emitMany([{ messageType, content, turn }]);
+  }
+
+  /** Persists events (one transaction), then hands them to subscribers. */
+  private emitMany(events: { messageType: string; content: JsonObject | undefined; turn: number }[]): void {
+    const timestamp = Date.now();
+    const rows = this.options.store.messages.appendMany(
+      events.map((e) => ({ direction: "outbound" as const, instanceId: this.instanceId, turn: e.turn, messageType: e.messageType, content: e.content, timestamp })),
+    );
     for (const subscriber of this.subscribers) {
       try {
-        subscriber.onUpdate(row);
+        for (const row of rows) subscriber.onUpdate(row);
       } catch (err) {
         this.options.logger.error("subscriber failed", { instance_id: this.instanceId, error: errorMessage(err) });
       }

@@ -7,13 +7,15 @@ import readline from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { parseAgentFrame, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
 import { errorMessage } from "../shared/errors.js";
+import { LineSplitter } from "./line-splitter.js";
 
 export interface AgentProcessOptions {
   command: string;
   args: string[];
   cwd: string;
   env: Record<string, string>;
-  onFrame(frame: AgentToHost): void;
+  /** Every complete frame of one read from fd 3, in order (a burst is one batch). */
+  onFrames(frames: AgentToHost[]): void;
   onOutput(stream: "stdout" | "stderr", line: string): void;
   onBadFrame(reason: string, line: string): void;
 }
@@ -57,17 +59,20 @@ export class AgentProcess {
         resolve(this.exitInfo);
       });
     });
-    readline.createInterface({ input: frames, crlfDelay: Infinity }).on("line", (line) => {
-      if (line.length === 0) return;
-      let frame: AgentToHost;
-      try {
-        frame = parseAgentFrame(line);
-      } catch (err) {
-        options.onBadFrame(errorMessage(err), line.slice(0, 200));
-        return;
+    const splitter = new LineSplitter((lines) => {
+      const batch: AgentToHost[] = [];
+      for (const line of lines) {
+        if (line.length === 0) continue;
+        try {
+          batch.push(parseAgentFrame(line));
+        } catch (err) {
+          options.onBadFrame(errorMessage(err), line.slice(0, 200));
+        }
       }
-      options.onFrame(frame);
+      if (batch.length > 0) options.onFrames(batch);
     });
+    frames.on("data", (chunk: Buffer) => splitter.push(chunk));
+    frames.once("end", () => splitter.end());
     for (const name of ["stdout", "stderr"] as const) {
       const stream = this.child[name];
       if (!stream) continue;

@@ -13,7 +13,8 @@ import type { AgentInstance } from "./agent-instance.js";
 import { instanceToProto, logRowToProto, rowToMessageRecord, rowToStreamUpdate } from "./to-proto.js";
 import type { MessageRow } from "./store/message-log.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
-import type { StreamUpdatesResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import type { StreamUpdatesResponseSchema } from "../../gen/podium/v1/instance_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { AsyncQueue } from "../shared/async-queue.js";
 import { fileRoutes, type FileAccess } from "./file-routes.js";
@@ -43,13 +44,13 @@ export function lastSeqOf(instance: AgentInstance): number {
   }
 }
 
-/** Replay-then-live stream of an instance's outbound updates. */
+/** Replay-then-live stream of an instance's outbound updates, in batches of what is ready. */
 export async function* streamInstanceUpdates(
   manager: InstanceManager,
   instanceId: string,
   afterSeq: number | "live",
   ctx: Pick<HandlerContext, "signal">,
-): AsyncGenerator<MessageRow> {
+): AsyncGenerator<MessageRow[]> {
   const instance = manager.require(instanceId);
   const queue = new AsyncQueue<MessageRow>(100_000, ctx.signal);
   let unsubscribe: () => void = () => undefined;
@@ -62,7 +63,7 @@ export async function* streamInstanceUpdates(
     queue.end();
   }
   try {
-    yield* queue;
+    yield* queue.batches(500);
   } finally {
     unsubscribe();
   }
@@ -105,11 +106,11 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         instance.answer(requireId(req.requestId, "request_id"), req.value ? (toJson(ValueSchema, req.value) as Json) : null);
         return {};
       },
-      async *streamUpdates(req, ctx): AsyncGenerator<Partial<StreamUpdatesResponse>> {
+      async *streamUpdates(req, ctx): AsyncGenerator<MessageInitShape<typeof StreamUpdatesResponseSchema>> {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
         const afterSeq = req.replayAll ? 0 : req.afterSeq > 0n ? Number(req.afterSeq) : "live";
-        for await (const row of streamInstanceUpdates(manager, instance.instanceId, afterSeq, ctx)) {
-          yield { update: rowToStreamUpdate(row, instance.agentId) };
+        for await (const rows of streamInstanceUpdates(manager, instance.instanceId, afterSeq, ctx)) {
+          yield { updates: rows.map((row) => rowToStreamUpdate(row, instance.agentId)) };
         }
       },
       async getState(req) {

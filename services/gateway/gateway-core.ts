@@ -83,11 +83,17 @@ export class GatewayCore {
     await coordinator.instances.answerRequest({ instanceId, requestId, value: fromJson(ValueSchema, value) }, { signal });
   }
 
-  async *streamUpdates(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate> {
+  /** Replay-then-live updates of an instance, in the batches the coordinator sends. */
+  async *streamUpdateBatches(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate[]> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
     for await (const res of coordinator.instances.streamUpdates({ instanceId, ...after }, { signal })) {
-      if (res.update) yield res.update;
+      if (res.updates.length > 0) yield res.updates;
     }
+  }
+
+  /** The same stream, one update at a time. */
+  async *streamUpdates(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate> {
+    for await (const batch of this.streamUpdateBatches(instanceId, after, signal)) yield* batch;
   }
 
   async getState(req: MessageInitShape<typeof GetStateRequestSchema> & { instanceId: string }, signal?: AbortSignal): Promise<GetStateResponse> {

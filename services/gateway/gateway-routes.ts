@@ -5,7 +5,8 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Json } from "../shared/json.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayCore } from "./gateway-core.js";
-import { InstanceService, type StreamUpdatesResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import { InstanceService, type StreamUpdatesResponseSchema } from "../../gen/podium/v1/instance_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
 import { deploymentToProto } from "../registry/to-proto.js";
@@ -40,10 +41,10 @@ export function gatewayRoutes(core: GatewayCore) {
         await core.answerRequest(requireField(req.instanceId, "instance_id"), requireField(req.requestId, "request_id"), req.value ? (toJson(ValueSchema, req.value) as Json) : null, ctx.signal);
         return {};
       },
-      async *streamUpdates(req, ctx): AsyncGenerator<Partial<StreamUpdatesResponse>> {
+      async *streamUpdates(req, ctx): AsyncGenerator<MessageInitShape<typeof StreamUpdatesResponseSchema>> {
         const instanceId = requireField(req.instanceId, "instance_id");
-        for await (const update of core.streamUpdates(instanceId, { afterSeq: req.afterSeq, replayAll: req.replayAll }, ctx.signal)) {
-          yield { update };
+        for await (const updates of core.streamUpdateBatches(instanceId, { afterSeq: req.afterSeq, replayAll: req.replayAll }, ctx.signal)) {
+          yield { updates };
         }
       },
       async getState(req, ctx) {

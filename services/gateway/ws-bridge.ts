@@ -17,7 +17,7 @@ import type { Logger } from "../shared/logger.js";
 export interface WsRoute {
   pattern: RegExp;
   /** Called after auth; may reject with a ConnectError (mapped to an HTTP status on the upgrade). */
-  accept(req: http.IncomingMessage, params: string[], url: URL): Promise<(ws: WebSocket) => void>;
+  accept(req: http.IncomingMessage, params: string[], url: URL): Promise<(ws: WebSocket, socket: Duplex) => void>;
 }
 
 export interface WsBridgeOptions {
@@ -50,14 +50,14 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
       if (!route) return refuse(socket, 404, "not_found", `no WebSocket endpoint at ${url.pathname}`);
       const key = ApiKeyAuth.extract(nodeHeaders(req.headers), url.searchParams.get("api_key"));
       if (!options.auth.verify(key)) return refuse(socket, 401, codeName(Code.Unauthenticated), key ? "invalid API key" : "missing API key");
-      let onOpen: (ws: WebSocket) => void;
+      let onOpen: (ws: WebSocket, socket: Duplex) => void;
       try {
         onOpen = await route.accept(req, (route.pattern.exec(url.pathname) ?? []).slice(1), url);
       } catch (err) {
         const { status, body } = toHttpError(err);
         return refuse(socket, status, body.error.code, body.error.message);
       }
-      wss.handleUpgrade(req, socket, head, (ws) => onOpen(ws));
+      wss.handleUpgrade(req, socket, head, (ws) => onOpen(ws, socket));
     })().catch((err) => {
       options.logger.error("websocket upgrade failed", { error: errorMessage(err) });
       socket.destroy();
@@ -76,7 +76,7 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       const afterRaw = url.searchParams.get("after_seq");
       if (afterRaw !== null && !/^\d{1,15}$/.test(afterRaw)) throw new ConnectError("after_seq must be a non-negative integer", Code.InvalidArgument);
-      return (ws) => bridgeInstance(core, logger, ws, instanceId, afterRaw === null ? undefined : BigInt(afterRaw));
+      return (ws, socket) => bridgeInstance(core, logger, ws, socket, instanceId, afterRaw === null ? undefined : BigInt(afterRaw));
     },
   };
 }
@@ -100,7 +100,7 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
   }
 }
 
-function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, instanceId: string, afterSeq: bigint | undefined): void {
+function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, socket: Duplex, instanceId: string, afterSeq: bigint | undefined): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
@@ -118,9 +118,12 @@ function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, instan
   void (async () => {
     const after = afterSeq === undefined ? {} : afterSeq === 0n ? { replayAll: true } : { afterSeq };
     try {
-      for await (const update of core.streamUpdates(instanceId, after, controller.signal)) {
+      for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
         if (ws.readyState !== ws.OPEN) break;
-        ws.send(JSON.stringify(updateFrame(update)));
+        // One write for the whole batch: cork the socket while ws frames it.
+        socket.cork();
+        for (const update of updates) ws.send(JSON.stringify(updateFrame(update)));
+        socket.uncork();
       }
       if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
     } catch (err) {

@@ -32,7 +32,8 @@ function nameOf(error: unknown): string {
 
 function messageOf(error: unknown): string {
   const message = shape(error).message;
-  const text = typeof message === "string" && message ? message : nameOf(error) || String(error);
+  const raw = typeof message === "string" && message ? message : nameOf(error) || String(error);
+  const text = raw.replace(/^AWS SDK error wrapper for (Error: )?/, "");
   return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 

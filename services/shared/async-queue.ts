@@ -44,6 +44,28 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     wake?.();
   }
 
+  /** Yields everything buffered at once (at most `maxBatch` per array), waiting when empty. */
+  async *batches(maxBatch = 1000): AsyncGenerator<T[]> {
+    for (;;) {
+      if (this.head < this.buffer.length) {
+        const end = Math.min(this.buffer.length, this.head + maxBatch);
+        const batch = this.buffer.slice(this.head, end);
+        this.head = end;
+        if (this.head === this.buffer.length) {
+          this.buffer.length = 0;
+          this.head = 0;
+        }
+        yield batch;
+        continue;
+      }
+      if (this.done) {
+        if (this.error !== undefined) throw this.error;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       if (this.head < this.buffer.length) {

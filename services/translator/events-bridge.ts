@@ -4,7 +4,8 @@
  * (parse-client-message.ts), each answered by a reply frame correlated by the message's `id`:
  *   {"type":"reply","id":…,"request":"read_file","result":{…}}
  *   {"type":"error","id":…,"request":"read_file","error":{"code","message"}}
- * Query: `after_seq` (replay updates after this StreamUpdate seq, 0 = everything, then live),
+ * Query: `after_seq` (replay updates after this StreamUpdate seq, 0 = everything, then live; by
+ * default everything after the moment the socket is accepted),
  * `session_id` (default: the instance id), `session_seq` (the client's last event seq; the first
  * event sent gets session_seq + 1). Protocol errors never close the socket.
  */
@@ -66,7 +67,9 @@ export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
       const query = parseQuery(url);
       const instance = await options.core.getInstance(instanceId);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
-      return (ws) => runBridge(options, ws, instanceId, query);
+      // Without after_seq the stream starts at the instance's last update when the socket was
+      // accepted: nothing that happens after the handshake can be missed.
+      return (ws) => runBridge(options, ws, instanceId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query);
     },
   };
 }

@@ -7,6 +7,7 @@ import { describe, it, expect, beforeEach, afterEach } from "@jest/globals";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { Redis } from "ioredis";
 import { startRedis, type RedisServer } from "../helpers/redis-server.js";
 import { CoordinatorRegistration } from "../../services/cluster/coordinator-registration.js";
 import { ValkeyCoordinatorDirectory } from "../../services/cluster/valkey-directory.js";
@@ -154,5 +155,50 @@ describe("cluster failures", () => {
     expect(lost).toEqual([]);
     for (const r of registrationLogs) expect(r.count(/heartbeats restored/)).toBe(1);
     expect(directoryLog.count(/coordinator lost/)).toBe(0);
+  }, 40_000);
+
+  it("a coordinator restarted with the same id replaces its old self at once (reason: restarted)", async () => {
+    const fakes = new Map([["coord-r", fakeCoordinator("coord-r")]]);
+    const { directory, lost } = newDirectory(fakes);
+    const first = await spawnRegistration([redis.url, "coord-r", "http://coord-r.test:7100", "inst-old", "agent-r"]);
+    await waitFor(() => directory.members().length === 1, "coord-r");
+    const firstStartedAt = directory.members()[0]?.startedAt ?? 0;
+    const exited = new Promise((resolve) => first.once("exit", resolve));
+    first.kill("SIGKILL");
+    await exited;
+    const restartedAt = Date.now();
+    await spawnRegistration([redis.url, "coord-r", "http://coord-r.test:7101"]);
+    await waitFor(() => lost.length > 0, "the old process to be dropped", 10_000, 5);
+    console.log(`restart with the same id: old process dropped ${(lost[0]?.at ?? 0) - restartedAt} ms after the new one was spawned (TTL not awaited)`);
+    expect(lost).toEqual([expect.objectContaining({ id: "coord-r", reason: "restarted" })]);
+    await waitFor(() => directory.members()[0]?.address === "http://coord-r.test:7101", "the new address");
+    expect(directory.members()[0]?.startedAt).toBeGreaterThan(firstStartedAt);
+    // The dead process's instance is no longer in the coordinator's live set (its mapping keeps the ended retention).
+    const admin = new Redis(redis.url);
+    try {
+      expect(await admin.smembers("podium:coordinator:coord-r:instances")).toEqual([]);
+      expect(await admin.pttl("podium:instance:inst-old")).toBeGreaterThan(0);
+    } finally {
+      admin.disconnect();
+    }
+  }, 40_000);
+
+  it("a gateway and a coordinator started while Valkey is down wait it out and connect by themselves", async () => {
+    await redis.pause();
+    const fakes = new Map([["coord-late", fakeCoordinator("coord-late")]]);
+    const { directory } = newDirectory(fakes);
+    const log = captureLogger();
+    const registration = new CoordinatorRegistration({ redis: redis.url, coordinatorId: "coord-late", address: "http://late.test:7100", info: () => (fakes.get("coord-late") as FakeCoordinator).load(), logger: log.logger });
+    cleanups.push(() => registration.stop());
+    const started = Date.now();
+    await registration.start(); // does not throw: logs and keeps trying
+    await directory.ready();
+    console.log(`start-up with Valkey down: registration.start() + directory.ready() returned after ${Date.now() - started} ms`);
+    expect(log.count(/heartbeat failed/)).toBe(1);
+    expect((await codeOf(directory.place())).code).toBe("Unavailable");
+    await redis.restart();
+    const ms = await waitFor(() => directory.members().length === 1 && directory.healthy, "coord-late to appear", 10_000, 20);
+    console.log(`... and both connected ${ms} ms after Valkey appeared`);
+    expect((await directory.place()).id).toBe("coord-late");
   }, 40_000);
 });

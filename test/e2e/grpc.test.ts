@@ -61,16 +61,18 @@ describe("gRPC through the gateway", () => {
     const types: string[] = [];
     let text = "";
     let lastSeq = 0n;
-    for (;;) {
+    let ended = false;
+    while (!ended) {
       const message = await reader.next(10_000);
-      const update = message?.update;
-      if (!update) break;
-      expect(update.seq).toBeGreaterThan(lastSeq);
-      lastSeq = update.seq;
-      expect(update.agentId).toBe(created.instance?.agentId);
-      types.push(update.messageType);
-      if (update.messageType === "stream_update") text += String(update.content?.text ?? "");
-      if (update.messageType === "stream_end") break;
+      if (!message) break;
+      for (const update of message.updates) {
+        expect(update.seq).toBeGreaterThan(lastSeq);
+        lastSeq = update.seq;
+        expect(update.agentId).toBe(created.instance?.agentId);
+        types.push(update.messageType);
+        if (update.messageType === "stream_update") text += String(update.content?.text ?? "");
+        if (update.messageType === "stream_end") ended = true;
+      }
     }
     expect(types[0]).toBe("stream_start");
     expect(text).toBe("hello grpc");

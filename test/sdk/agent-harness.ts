@@ -162,7 +162,18 @@ export class AgentHarness {
 
   /** First frame (at index >= from) matching `predicate`. */
   waitFor(predicate: (frame: AgentToHost) => boolean, timeoutMs = 15_000, from = 0): Promise<AgentToHost> {
-    return this.until(() => this.frames.slice(from).find(predicate), timeoutMs, "frame");
+    let scanned = from;
+    return this.until(
+      () => {
+        for (; scanned < this.frames.length; scanned++) {
+          const frame = this.frames[scanned] as AgentToHost;
+          if (predicate(frame)) return frame;
+        }
+        return undefined;
+      },
+      timeoutMs,
+      "frame",
+    );
   }
 
   /** Resolves when `probe` returns something other than undefined. */

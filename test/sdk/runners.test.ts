@@ -263,6 +263,16 @@ describe.each(RUNTIMES)("%s runner", (runtime) => {
     await agent.until(() => (agent.stdout.includes("noise 199") && agent.stderr.includes("stderr noise") ? true : undefined), 5000, "output");
   });
 
+  it("delivers a burst of 20 000 small frames complete and in order", async () => {
+    const agent = spawn(runtime);
+    await agent.start();
+    const count = 20_000;
+    const turn = await agent.turn(1, { cmd: "burst", count });
+    expect(turn.events).toHaveLength(count);
+    expect(turn.events.every((e, i) => e.content?.i === i)).toBe(true);
+    expect(agent.badLines).toEqual([]);
+  });
+
   it("round-trips a 5 MB string in state", async () => {
     const agent = spawn(runtime);
     await agent.start();

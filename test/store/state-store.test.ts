@@ -157,6 +157,7 @@ describe("StateStore", () => {
   it("a failed automatic snapshot is reported and does not fail apply()", () => {
     const errors: unknown[] = [];
     const state = open({ snapshotEveryVersions: 3, snapshotMinPatchRatio: 0, onSnapshotError: (err) => errors.push(err) }).state;
+    expect(state.version()).toBe(0); // loaded before the other writer steps in
     const other = new Database(path.join(dir, STATE_DB));
     try {
       other.prepare("INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp) VALUES (3, 'json', x'7b7d', 2, 0)").run();
@@ -178,6 +179,10 @@ describe("StateStore", () => {
     value.nested.n = 2;
     expect(row.ops).toBe(ops);
     expect(state.current().state).toEqual({ v: { nested: { n: 1 } } });
+    // values JSON cannot hold are stored and kept as JSON makes them, so memory equals a replay
+    state.apply([{ op: "add", path: "/nan", value: Number.NaN }, { op: "add", path: "/s", value: "plain" }], meta(2));
+    expect(state.current().state).toEqual({ v: { nested: { n: 1 } }, nan: null, s: "plain" });
+    expect(open().state.current().state).toEqual({ v: { nested: { n: 1 } }, nan: null, s: "plain" });
   });
 
   it("validates the patch metadata", () => {
@@ -227,6 +232,25 @@ describe("StateStore", () => {
     } finally {
       db.close();
     }
+  });
+
+  it("loads the state on first use, and reports a broken patch chain as DataLoss", () => {
+    let opened = open();
+    for (let turn = 1; turn <= 3; turn++) opened.state.apply([{ op: "add", path: `/k${turn}`, value: turn }], meta(turn));
+    opened.messages.append({ direction: "inbound", instanceId: "inst-1", turn: 1, messageType: "message", content: { a: 1 }, timestamp: 1 });
+    opened.close();
+    const other = new Database(path.join(dir, STATE_DB));
+    try {
+      other.prepare("DELETE FROM patches WHERE version = 2").run();
+    } finally {
+      other.close();
+    }
+    opened = open(); // does not touch the state yet
+    expect(opened.messages.list(0, 10)).toHaveLength(1);
+    for (let i = 0; i < 2; i++) {
+      expect(() => opened.state.current()).toThrow(expect.objectContaining({ code: Code.DataLoss }));
+    }
+    expect(() => opened.state.apply([], meta(4))).toThrow(expect.objectContaining({ code: Code.DataLoss }));
   });
 
   it("throws FailedPrecondition after close", () => {

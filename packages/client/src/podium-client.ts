@@ -296,6 +296,19 @@ export class PodiumClient {
     return toMessagePage(await this.call("GET", "listMessages", `${this.instancePath(instanceId)}/messages${qs ? `?${qs}` : ""}`, options.signal), "listMessages");
   }
 
+  /**
+   * Whether Podium knows the agent (it has a workspace): GET /api/v1/agents/{id}/files. True on a
+   * 2xx, false on 404; anything else (e.g. 501 when the server has no file API) is an error.
+   */
+  async agentExists(agentId: string, options: CallOptions = {}): Promise<boolean> {
+    const what = "agentExists";
+    const url = this.api(`/agents/${encodeURIComponent(requireText(agentId, "agentId"))}/files?depth=1`);
+    const response = await this.request({ method: "GET", url, timeoutMs: this.options.requestTimeoutMs, signal: options.signal, what });
+    if (response.ok) return true;
+    if (response.status === 404) return false;
+    throw httpError(what, response);
+  }
+
   /** Closes every open connection and stops the breaker's timer. The client is unusable afterwards. */
   async close(): Promise<void> {
     await Promise.all([...this.connections].map((connection) => connection.close()));

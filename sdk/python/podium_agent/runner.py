@@ -7,7 +7,10 @@ entry module has a coroutine handler (or a handler returns an awaitable).
 """
 
 import _queue
+import _thread
+import posix
 import sys
+import time
 
 from .context import AgentContext, AgentInfo, Cancelled, PendingRequests, TurnControl
 from .frames import FrameChannelClosed, FrameWriter, start_reader
@@ -16,6 +19,18 @@ from .tracked_state import StateTracker
 SDK_VERSION = "podium-py/0.1.0"
 _ASYNC_FLAGS = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
 _EOF_GRACE_MS = 5000
+_WATCHDOG_SLACK_S = 1.0
+
+
+def _watchdog(grace_s):
+    """The host SIGKILLs at graceMs; after EOF there may be no host left to do it."""
+    time.sleep(grace_s + _WATCHDOG_SLACK_S)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    posix._exit(1)
 
 
 def _is_async(fn):
@@ -73,6 +88,7 @@ class Runtime:
         self.last_turn = 0
         self.loop = None
         self._wake = None
+        self._wakeup = None
 
     # ---- reader thread ----
 
@@ -90,6 +106,9 @@ class Runtime:
                 self.log("debug", (f"answer for unknown request {request_id!r}",), None)
             return
         if kind == "stop":
+            if not self.stopping:
+                grace = frame.get("graceMs")
+                _thread.start_new_thread(_watchdog, ((grace if type(grace) in (int, float) and grace >= 0 else _EOF_GRACE_MS) / 1000,))
             self.stopping = True
             control = self.current
             if control is not None:
@@ -161,8 +180,8 @@ class Runtime:
 
             self.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self.loop)
-            return self.loop.run_until_complete(self._run_async(init, hooks))
-        return self._run_sync(init, hooks)
+            return self.loop.run_until_complete(self._life(init, hooks, self._next_async, self._call_async))
+        return _drive(self._life(init, hooks, self._next_sync, self._call_sync))
 
     def _hooks(self, module):
         on_message = getattr(module, "on_message", None)
@@ -174,61 +193,111 @@ class Runtime:
             if hook is not None and not callable(hook):
                 raise TypeError(f"{self.entry}: {name} must be a function")
             hooks[name] = hook
-        initial = getattr(module, "initial_state", None)
-        hooks["initial_state"] = initial if callable(initial) else None
-        hooks["initial_value"] = None if callable(initial) else initial
+        hooks["initial_state"] = getattr(module, "initial_state", None)
         return hooks
 
-    def _await(self, result):
-        """Runs an awaitable returned by a handler in sync mode (on a lazily created loop)."""
-        if not hasattr(result, "__await__"):
-            return result
-        if self.loop is None:
-            import asyncio
+    # ---- the life cycle, written once ----
+    # Sync agents: _life is driven by _drive() without an event loop (next_frame blocks on the
+    # inbox, call() runs the hook directly). Async agents: _life runs on an asyncio loop that keeps
+    # running between turns, so tasks started by a handler make progress.
 
-            self.loop = asyncio.new_event_loop()
-        return self.loop.run_until_complete(result)
+    async def _life(self, init, hooks, next_frame, call):
+        try:
+            self.info = _make_info(init)
+            fresh = init.get("stateVersion", 0) == 0
+            self._begin_state(init, await call(self._initial, hooks["initial_state"]) if fresh else None)
+            if hooks["on_start"] is not None:
+                await call(hooks["on_start"], self._context(0))
+                self.flush(0)
+            self.writer.write({"type": "ready", "protocol": 1, "runtime": "python", "sdk": SDK_VERSION})
+        except Exception as error:
+            return self.fatal(error)
+        while True:
+            frame = await next_frame()
+            kind = frame["type"]
+            if kind == "stop":
+                break
+            if kind != "message" or self.stopping:
+                continue
+            turn = frame.get("turn")
+            if type(turn) is not int or turn < 0:
+                self.log("warn", ("dropped message frame without a valid turn",), None)
+                continue
+            content = frame.get("content")
+            control = TurnControl(turn)
+            self.current = control
+            control.cancelled = self.stopping  # a stop that raced with the start of this turn
+            self.last_turn = turn
+            error = None
+            try:
+                await call(hooks["on_message"], AgentContext(self, control), content if type(content) is dict else {})
+            except Exception as caught:
+                error = caught
+            self._finish_turn(control, error)
+        if hooks["on_stop"] is not None:
+            try:
+                await call(hooks["on_stop"], self._context(self.last_turn))
+            except Exception as error:
+                self.log("error", ("on_stop failed:", repr(error)), None)
+        self.flush(self.last_turn)
+        self.writer.write({"type": "stopped"})
+        return 0
+
+    async def _next_sync(self):
+        return self.inbox.get()
+
+    async def _call_sync(self, fn, *args):
+        result = fn(*args)
+        if hasattr(result, "__await__"):  # a sync hook that returned an awaitable
+            if self.loop is None:
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
+            result = self.loop.run_until_complete(result)
+        return result
+
+    async def _next_async(self):
+        import asyncio
+
+        if self._wakeup is None:
+            wakeup = self._wakeup = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._wake = lambda: loop.call_soon_threadsafe(wakeup.set)
+        while True:
+            try:
+                return self.inbox.get_nowait()
+            except _queue.Empty:
+                pass
+            await self._wakeup.wait()
+            self._wakeup.clear()
+
+    async def _call_async(self, fn, *args):
+        result = fn(*args)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    def _initial(self, initial):
+        if not callable(initial):
+            return initial
+        return initial(self.info) if _takes_argument(initial) else initial()
 
     def _context(self, turn):
         return AgentContext(self, TurnControl(turn))
 
-    @staticmethod
-    def _make_info(init):
-        env = init.get("env")
-        return AgentInfo(init.get("instanceId", ""), init.get("agentId", ""), init.get("deploymentId", ""), init.get("workspace", ""), env if type(env) is dict else {})
-
-    @staticmethod
-    def _fresh(init):
-        return init.get("stateVersion", 0) == 0
-
     def _begin_state(self, init, initial):
         state = init.get("state")
-        if self._fresh(init):
-            self.tracker = StateTracker({})
-            if initial is not None:
-                self.tracker.replace(initial)
-            else:  # init.state was just decoded and is ours: no copy needed
-                self.tracker.replace(state if type(state) is dict else {}, owned=True)
-            self.flush(0)
-        else:
-            self.tracker = StateTracker(state if type(state) is dict else {})
-
-    def _initial(self, hooks):
-        fn = hooks["initial_state"]
-        if fn is None:
-            return hooks["initial_value"]
-        return fn(self.info) if _takes_argument(fn) else fn()
-
-    def _ready(self):
-        self.writer.write({"type": "ready", "protocol": 1, "runtime": "python", "sdk": SDK_VERSION})
-
-    def _message(self, frame):
-        turn = frame.get("turn")
-        if type(turn) is not int or turn < 0:
-            self.log("warn", ("dropped message frame without a valid turn",), None)
-            return None
-        content = frame.get("content")
-        return turn, content if type(content) is dict else {}
+        if type(state) is not dict:
+            state = {}
+        if init.get("stateVersion", 0) != 0:
+            self.tracker = StateTracker(state)
+            return
+        self.tracker = StateTracker({})
+        if initial is not None:
+            self.tracker.replace(initial)
+        else:  # init.state was just decoded and is ours: no copy needed
+            self.tracker.replace(state, owned=True)
+        self.flush(0)
 
     def _finish_turn(self, control, error):
         self.current = None
@@ -238,113 +307,20 @@ class Runtime:
             done["error"] = agent_error(error)
         self.writer.write(done)
 
-    def _stopped(self):
-        self.flush(self.last_turn)
-        self.writer.write({"type": "stopped"})
-        return 0
 
-    # sync handlers: the main thread blocks on the inbox between turns
+def _make_info(init):
+    env = init.get("env")
+    return AgentInfo(init.get("instanceId", ""), init.get("agentId", ""), init.get("deploymentId", ""), init.get("workspace", ""), env if type(env) is dict else {})
 
-    def _run_sync(self, init, hooks):
-        try:
-            self.info = self._make_info(init)
-            self._begin_state(init, self._await(self._initial(hooks)) if self._fresh(init) else None)
-            if hooks["on_start"] is not None:
-                self._await(hooks["on_start"](self._context(0)))
-                self.flush(0)
-            self._ready()
-        except Exception as error:
-            return self.fatal(error)
-        while True:
-            frame = self.inbox.get()
-            kind = frame["type"]
-            if kind == "stop":
-                return self._stop_sync(hooks)
-            if kind != "message" or self.stopping:
-                continue
-            parsed = self._message(frame)
-            if parsed is None:
-                continue
-            control = TurnControl(parsed[0])
-            self.current = control
-            self.last_turn = control.turn
-            error = None
-            try:
-                self._await(hooks["on_message"](AgentContext(self, control), parsed[1]))
-            except Exception as caught:
-                error = caught
-            self._finish_turn(control, error)
 
-    def _stop_sync(self, hooks):
-        if hooks["on_stop"] is not None:
-            try:
-                self._await(hooks["on_stop"](self._context(self.last_turn)))
-            except Exception as error:
-                self.log("error", ("on_stop failed:", repr(error)), None)
-        return self._stopped()
-
-    # async handlers: everything runs on one event loop that keeps running between turns
-
-    async def _next_frame(self, wakeup):
-        while True:
-            try:
-                return self.inbox.get_nowait()
-            except _queue.Empty:
-                pass
-            await wakeup.wait()
-            wakeup.clear()
-
-    async def _run_async(self, init, hooks):
-        import asyncio
-
-        wakeup = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._wake = lambda: loop.call_soon_threadsafe(wakeup.set)
-        try:
-            self.info = self._make_info(init)
-            initial = None
-            if self._fresh(init):
-                initial = self._initial(hooks)
-                if hasattr(initial, "__await__"):
-                    initial = await initial
-            self._begin_state(init, initial)
-            if hooks["on_start"] is not None:
-                result = hooks["on_start"](self._context(0))
-                if hasattr(result, "__await__"):
-                    await result
-                self.flush(0)
-            self._ready()
-        except Exception as error:
-            return self.fatal(error)
-        while True:
-            frame = await self._next_frame(wakeup)
-            kind = frame["type"]
-            if kind == "stop":
-                break
-            if kind != "message" or self.stopping:
-                continue
-            parsed = self._message(frame)
-            if parsed is None:
-                continue
-            control = TurnControl(parsed[0])
-            self.current = control
-            self.last_turn = control.turn
-            error = None
-            try:
-                result = hooks["on_message"](AgentContext(self, control), parsed[1])
-                if hasattr(result, "__await__"):
-                    await result
-            except Exception as caught:
-                error = caught
-            self._finish_turn(control, error)
-        if hooks["on_stop"] is not None:
-            try:
-                result = hooks["on_stop"](self._context(self.last_turn))
-                if hasattr(result, "__await__"):
-                    await result
-            except Exception as error:
-                self.log("error", ("on_stop failed:", repr(error)), None)
-        return self._stopped()
+def _drive(coroutine):
+    """Runs a coroutine that never suspends (the sync life cycle) without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the sync life cycle must not await real awaitables")
 
 
 def main(argv):

@@ -13,6 +13,8 @@ import { StateTracker } from "./tracked-state.js";
 
 export const SDK_VERSION = "podium-ts/0.1.0";
 const EOF_GRACE_MS = 5000;
+/** A stop that has not finished by graceMs + this exits the process itself. */
+const WATCHDOG_SLACK_MS = 1000;
 
 export interface AgentRuntimeOptions {
   /** Loads the entry module's agent (rejects when it fails to import or has no onMessage). */
@@ -61,8 +63,7 @@ export class AgentRuntime {
   private readonly queue: Queued[] = [];
 
   constructor(private readonly options: AgentRuntimeOptions) {
-    // Import the entry while we wait for `init`; report failures only once init arrives or at once
-    // if it already failed (a module that fails to load sends `fatal`).
+    // Import the entry while `init` is on its way; a module that fails to load sends `fatal` at once.
     this.loading = options.load();
     this.loading.catch((error: unknown) => this.fatal(error));
   }
@@ -205,6 +206,8 @@ export class AgentRuntime {
     this.queue.length = 0;
     const reason = new DOMException("agent is stopping", "AbortError");
     this.current?.controller.abort(reason);
+    // The host SIGKILLs at graceMs; after EOF there may be no host left to do it.
+    setTimeout(() => this.options.exit(1), graceMs + WATCHDOG_SLACK_MS).unref();
     void this.stop(graceMs, reason);
   }
 

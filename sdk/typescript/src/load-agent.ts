@@ -1,5 +1,4 @@
 /** Imports an agent entry module and checks that it exports an agent. */
-import { pathToFileURL } from "node:url";
 import type { Agent } from "./agent-types.js";
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -11,7 +10,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * or `export default async function (ctx, message) {}` as the onMessage handler.
  */
 export async function loadAgent(entry: string): Promise<Agent> {
-  const mod: unknown = await import(pathToFileURL(entry).href);
+  // A plain absolute path imports as is (node:url costs ~2 ms of start-up under Bun).
+  const specifier = entry.startsWith("/") && !/[#?%\\]/.test(entry) ? entry : (await import("node:url")).pathToFileURL(entry).href;
+  const mod: unknown = await import(specifier);
   if (!isRecord(mod)) throw new TypeError(`${entry} did not load as a module`);
   const exported = mod.default;
   const candidate: unknown = typeof exported === "function" ? { onMessage: exported } : isRecord(exported) ? exported : mod;

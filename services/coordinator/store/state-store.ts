@@ -1,7 +1,8 @@
 /**
  * state.db: an agent's state as a chain of RFC 6902 patches (one row per version) plus periodic
- * snapshots. The current state lives in memory; opening loads the newest snapshot and replays only
- * the patches after it. See docs/storage.md for the snapshot and pruning policy.
+ * snapshots. The current state lives in memory, loaded on first use (newest snapshot + the patches
+ * after it), so opening an agent only to read its messages or logs does not parse its state.
+ * See docs/storage.md for the snapshot and pruning policy.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JsonObject, JsonPatchOp } from "../../shared/json.js";
@@ -59,6 +60,21 @@ function checkMeta(meta: PatchMeta): number {
   return timestamp;
 }
 
+/** True when applying `op` puts no caller-owned object into the state and JSON keeps its value. */
+function ownsNothing(op: JsonPatchOp): boolean {
+  if (typeof op !== "object" || op === null || !("value" in op)) return typeof op === "object" && op !== null;
+  const value: unknown = op.value;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && !Object.is(value, -0);
+    default:
+      return value === null;
+  }
+}
+
 export class StateStore {
   private state: JsonObject = {};
   private currentVersion = 0;
@@ -67,6 +83,7 @@ export class StateStore {
   private prunedThrough = 0;
   private versionsSinceSnapshot = 0;
   private patchBytesSinceSnapshot = 0;
+  private loaded = false;
   private readonly insertPatch;
   private readonly selectPatches;
   private readonly writeSnapshot;
@@ -93,7 +110,6 @@ export class StateStore {
       deleteOldSnapshots.run(version);
       prunePatches.run(pruneThrough);
     });
-    this.load();
   }
 
   /** The number of patches ever applied; 0 for a brand-new agent. */
@@ -107,7 +123,7 @@ export class StateStore {
    * the root replaces it. Serialize it (JSON.stringify) or structuredClone it to keep a copy.
    */
   current(): { version: number; state: JsonObject } {
-    if (!this.db.open) throw closedError("state store");
+    this.ready();
     return { version: this.currentVersion, state: this.state };
   }
 
@@ -118,7 +134,7 @@ export class StateStore {
    * The ops are serialized here; the state keeps its own copy of their values.
    */
   apply(ops: JsonPatchOp[], meta: PatchMeta): StatePatchRow {
-    if (!this.db.open) throw closedError("state store");
+    this.ready();
     const timestamp = checkMeta(meta);
     if (!Array.isArray(ops)) throw new JsonPatchError("a patch must be an array of operations");
     let text: string;
@@ -127,7 +143,10 @@ export class StateStore {
     } catch (err) {
       throw new JsonPatchError(`patch is not JSON: ${err instanceof Error ? err.message : String(err)}`);
     }
-    const applied = applyAtomically(this.state, JSON.parse(text) as JsonPatchOp[]);
+    // The state must not share objects with the caller: parse the stored text back, unless every
+    // value is a primitive that survives JSON unchanged (the common case; saves a parse).
+    const owned = ops.every(ownsNothing) ? ops : (JSON.parse(text) as JsonPatchOp[]);
+    const applied = applyAtomically(this.state, owned);
     const version = this.currentVersion + 1;
     try {
       this.insertPatch.run(version, text, meta.instanceId, meta.turn, timestamp);
@@ -148,7 +167,7 @@ export class StateStore {
    * them were pruned or when `version` is ahead of the store: the caller must fetch the full state.
    */
   patchesSince(version: number, limit?: number): StatePatchRow[] {
-    if (!this.db.open) throw closedError("state store");
+    this.ready();
     if (!Number.isSafeInteger(version) || version < 0) {
       throw new ConnectError(`version must be a non-negative integer, got ${version}`, Code.InvalidArgument);
     }
@@ -179,7 +198,7 @@ export class StateStore {
 
   /** Writes a snapshot of the current version now (no-op if there is one already) and prunes. */
   snapshot(): void {
-    if (!this.db.open) throw closedError("state store");
+    this.ready();
     if (this.currentVersion === this.snapshotVersion) return;
     const encoded = encodeSnapshot(JSON.stringify(this.state), this.options.compressSnapshots);
     // Keep the patches after the previous snapshot, so clients one interval behind can catch up.
@@ -197,6 +216,7 @@ export class StateStore {
   }
 
   info(): StateStoreInfo {
+    this.ready();
     return {
       version: this.currentVersion,
       snapshotVersion: this.snapshotVersion,
@@ -232,32 +252,48 @@ export class StateStore {
     }
   }
 
+  /**
+   * Loads the state if that has not happened yet (the first call pays for it; a DataLoss error
+   * repeats on every call). Throws FailedPrecondition once closed.
+   */
+  private ready(): void {
+    if (!this.db.open) throw closedError("state store");
+    if (!this.loaded) this.load();
+  }
+
+  /** Newest snapshot + the patches after it; assigns the fields only once everything loaded. */
   private load(): void {
     const snapshot = this.db
       .prepare<[], SnapshotDbRow>("SELECT version, encoding, data, raw_bytes FROM snapshots ORDER BY version DESC LIMIT 1")
       .get();
+    let state: JsonObject = {};
+    let version = 0;
     if (snapshot) {
-      const state: unknown = JSON.parse(decodeSnapshot(snapshot.encoding, snapshot.data));
-      if (!isJsonObject(state)) throw new ConnectError(`snapshot ${snapshot.version} is not a JSON object`, Code.DataLoss);
-      this.state = state;
-      this.currentVersion = this.snapshotVersion = snapshot.version;
-      this.snapshotRawBytes = snapshot.raw_bytes;
+      const parsed: unknown = JSON.parse(decodeSnapshot(snapshot.encoding, snapshot.data));
+      if (!isJsonObject(parsed)) throw new ConnectError(`snapshot ${snapshot.version} is not a JSON object`, Code.DataLoss);
+      state = parsed;
+      version = snapshot.version;
     }
+    let patchBytes = 0;
     const replay = this.db.prepare<[number], [number, string]>("SELECT version, ops FROM patches WHERE version > ? ORDER BY version").raw();
-    for (const [version, ops] of replay.iterate(this.currentVersion)) {
-      if (version !== this.currentVersion + 1) {
-        throw new ConnectError(`state patches jump from version ${this.currentVersion} to ${version}`, Code.DataLoss);
-      }
+    for (const [next, ops] of replay.iterate(version)) {
+      if (next !== version + 1) throw new ConnectError(`state patches jump from version ${version} to ${next}`, Code.DataLoss);
       try {
-        this.state = applyAtomically(this.state, JSON.parse(ops) as JsonPatchOp[]).state;
+        state = applyAtomically(state, JSON.parse(ops) as JsonPatchOp[]).state;
       } catch (err) {
-        throw new ConnectError(`stored state patch ${version} does not apply: ${String(err)}`, Code.DataLoss, undefined, undefined, err);
+        throw new ConnectError(`stored state patch ${next} does not apply: ${String(err)}`, Code.DataLoss, undefined, undefined, err);
       }
-      this.currentVersion = version;
-      this.versionsSinceSnapshot++;
-      this.patchBytesSinceSnapshot += ops.length;
+      version = next;
+      patchBytes += ops.length;
     }
     const first = this.db.prepare<[], number | null>("SELECT min(version) FROM patches").pluck().get() ?? null;
-    this.prunedThrough = first === null ? this.currentVersion : first - 1;
+    this.state = state;
+    this.currentVersion = version;
+    this.snapshotVersion = snapshot?.version ?? 0;
+    this.snapshotRawBytes = snapshot?.raw_bytes ?? 0;
+    this.versionsSinceSnapshot = version - this.snapshotVersion;
+    this.patchBytesSinceSnapshot = patchBytes;
+    this.prunedThrough = first === null ? version : first - 1;
+    this.loaded = true;
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * WebSocket round trip (client -> gateway -> coordinator -> agent -> back) and updates/s streamed
+ * through the gateway, each beside a raw `ws` server doing the same work in the same run.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { WebSocket, WebSocketServer } from "ws";
+import { createDevServer } from "../services/dev/create-dev-server.js";
+import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
+import { silentLogger } from "../services/shared/logger.js";
+import { printTable, summarize, type BenchResults } from "./bench-util.js";
+
+function open(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+  });
+}
+
+/** Sends `frame`, resolves when `until` has seen `count` matching frames. */
+function exchange(ws: WebSocket, frame: string, count: number, until: (data: string) => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const onMessage = (data: Buffer) => {
+      if (until(data.toString()) && ++seen === count) {
+        ws.off("message", onMessage);
+        resolve();
+      }
+    };
+    ws.on("message", onMessage);
+    ws.send(frame);
+  });
+}
+
+export async function runStreamBench(roundTrips = 300, updates = 50_000): Promise<BenchResults> {
+  const raw = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  raw.on("connection", (socket) =>
+    socket.on("message", (data) => {
+      const msg = JSON.parse(data.toString()) as { n?: number };
+      const n = msg.n ?? 1;
+      for (let i = 0; i < n; i++) socket.send(JSON.stringify({ messageType: "stream_update", content: { text: "x", i }, seq: i }));
+      socket.send(JSON.stringify({ messageType: "stream_end" }));
+    }),
+  );
+  await new Promise((r) => raw.once("listening", r));
+  const rawPort = (raw.address() as { port: number }).port;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
+  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "bench/agents"), logger: silentLogger });
+  const isEnd = (data: string) => data.includes('"stream_end"');
+  const isUpdate = (data: string) => data.includes('"stream_update"');
+  try {
+    const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: "flood-ts:1.0.0" }) });
+    const { instance_id: id } = (await res.json()) as { instance_id: string };
+    const podiumWs = await open(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
+    const rawWs = await open(`ws://127.0.0.1:${rawPort}`);
+    const message = JSON.stringify({ type: "process_message", content: { text: "ping" } });
+    const rtt = async (ws: WebSocket) => {
+      const samples: number[] = [];
+      for (let i = 0; i < roundTrips; i++) {
+        const start = performance.now();
+        await exchange(ws, message, 1, isEnd);
+        samples.push(performance.now() - start);
+      }
+      return summarize(samples.slice(Math.floor(roundTrips / 10)));
+    };
+    const rawRtt = await rtt(rawWs);
+    const podiumRtt = await rtt(podiumWs);
+    const flood = async (ws: WebSocket) => {
+      const start = performance.now();
+      await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates }, n: updates }), updates, isUpdate);
+      return updates / ((performance.now() - start) / 1000);
+    };
+    const rawRate = await flood(rawWs);
+    const podiumRate = await flood(podiumWs);
+    podiumWs.close();
+    rawWs.close();
+    return {
+      "raw ws round trip p50 ms": rawRtt.p50,
+      "podium round trip p50 ms": podiumRtt.p50,
+      "podium round trip p95 ms": podiumRtt.p95,
+      "round trip ratio (podium / raw)": podiumRtt.p50 / rawRtt.p50,
+      "raw ws updates/s": rawRate,
+      "podium updates/s (agent -> gateway -> client)": podiumRate,
+    };
+  } finally {
+    await server.close();
+    await new Promise((r) => raw.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printTable("streaming through the gateway", await runStreamBench());
+}
