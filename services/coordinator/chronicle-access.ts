@@ -54,6 +54,16 @@ export function createChronicleAccess(options: { quotaBytes?: number | undefined
         chronicle.close();
       }
     },
+    acquire(agentId: string) {
+      if (!manager) throw new ConnectError("file access is not attached to a coordinator", Code.Internal);
+      if (!isValidClientId(agentId)) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
+      const agentDir = manager.agentDir(agentId);
+      const current = live.get(agentDir);
+      if (current) return { chronicle: current, release: () => undefined };
+      if (!fs.existsSync(path.join(agentDir, "workspace"))) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
+      const chronicle = open(agentDir);
+      return { chronicle, release: () => chronicle.close() };
+    },
     close() {
       for (const chronicle of live.values()) chronicle.close();
       live.clear();

@@ -6,11 +6,26 @@ import type { InstanceManager } from "./instance-manager.js";
 import type { Chronicle, FileContent, IterationMeta } from "./chronicle/chronicle.js";
 import { FileService, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
 
-export type ChronicleReader = Pick<Chronicle, "list" | "read" | "history" | "at" | "restore">;
+export type ChronicleReader = Pick<Chronicle, "list" | "read" | "history" | "at" | "restore" | "stat" | "openBlobStream">;
 
 export interface FileAccess {
   /** Runs `fn` with the agent's Chronicle (the live one, or one opened for the call). */
   withChronicle<T>(agentId: string, fn: (chronicle: ChronicleReader) => T): T;
+  /** The agent's Chronicle for work that outlives one tick (a download); call release() when done. */
+  acquire(agentId: string): { chronicle: ChronicleReader; release(): void };
+}
+
+/** Files larger than this are not returned inline by ReadFile / FileAtIteration (use DownloadFile). */
+export const MAX_INLINE_FILE_BYTES = 16 * 1024 * 1024;
+
+function checkInline(chronicle: ChronicleReader, filePath: string, iteration?: number): void {
+  const { size } = chronicle.stat(filePath, iteration);
+  if (size > MAX_INLINE_FILE_BYTES) {
+    throw new ConnectError(
+      `${filePath} is ${size} bytes, over the ${MAX_INLINE_FILE_BYTES}-byte inline limit; download it with ?raw=1 (FileService.DownloadFile)`,
+      Code.ResourceExhausted,
+    );
+  }
 }
 
 function agentOf(manager: InstanceManager, target: FileTarget | undefined): string {
@@ -49,13 +64,42 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         };
       },
       async readFile(req) {
-        return { file: fileContentToProto(access(req.target, (c) => c.read(req.path))) };
+        return {
+          file: fileContentToProto(
+            access(req.target, (c) => {
+              checkInline(c, req.path);
+              return c.read(req.path);
+            }),
+          ),
+        };
       },
       async fileHistory(req) {
         return { iterations: access(req.target, (c) => c.history(req.path)).map(iterationToProto) };
       },
       async fileAtIteration(req) {
-        return { file: fileContentToProto(access(req.target, (c) => c.at(req.path, Number(req.iteration)))) };
+        return {
+          file: fileContentToProto(
+            access(req.target, (c) => {
+              checkInline(c, req.path, Number(req.iteration));
+              return c.at(req.path, Number(req.iteration));
+            }),
+          ),
+        };
+      },
+      async *downloadFile(req, ctx) {
+        const agentId = agentOf(manager, req.target);
+        if (!files) throw new ConnectError("this coordinator has no versioned workspaces", Code.Unimplemented);
+        const { chronicle, release } = files.acquire(agentId);
+        try {
+          const { file, stream } = chronicle.openBlobStream(req.path, req.iteration > 0n ? Number(req.iteration) : undefined);
+          yield { file: fileContentToProto({ ...file, content: "", encoding: "base64" }) };
+          for await (const chunk of stream) {
+            if (ctx.signal.aborted) break;
+            yield { data: chunk as Buffer };
+          }
+        } finally {
+          release();
+        }
       },
       async restoreFile(req) {
         return { iteration: iterationToProto(access(req.target, (c) => c.restore(req.path, Number(req.iteration)))) };

@@ -7,7 +7,7 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance, type WorkspaceCapture } from "./agent-instance.js";
 import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, type InstanceLimits } from "./instance-limits.js";
-import { agentCommand, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
+import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
 import type { Sandbox } from "./sandbox.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
@@ -51,6 +51,8 @@ export class InstanceManager {
   private readonly instances = new Map<string, AgentInstance>();
   private readonly liveByAgent = new Map<string, string>();
   private readonly starting = new Set<string>();
+  /** Python bundle directories already compiled to bytecode. */
+  private readonly compiled = new Map<string, Promise<void>>();
   private readonly limits: InstanceLimits;
   private draining = false;
   private closed = false;
@@ -58,6 +60,7 @@ export class InstanceManager {
   constructor(private readonly options: InstanceManagerOptions) {
     this.limits = { ...DEFAULT_INSTANCE_LIMITS, ...options.limits };
     fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
+    this.compiled.set(path.dirname(options.commands.pyRunner), precompilePython(options.commands, path.dirname(options.commands.pyRunner)));
   }
 
   get coordinatorId(): string {
@@ -110,6 +113,10 @@ export class InstanceManager {
     try {
       const deployment = await this.resolveDeployment(params.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment, signal);
+      if (deployment.runtime === "python") {
+        if (!this.compiled.has(bundleDir)) this.compiled.set(bundleDir, precompilePython(this.options.commands, bundleDir));
+        await Promise.all(this.compiled.values());
+      }
       return await this.spawn(deployment, bundleDir, agentId, params, signal);
     } finally {
       this.starting.delete(agentId);

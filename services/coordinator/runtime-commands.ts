@@ -2,7 +2,7 @@
  * How agent processes are launched: which interpreter, which runner, which flags.
  * Resolved once per coordinator (resolving python3 through a pyenv shim costs ~40 ms per spawn).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -71,4 +71,17 @@ export function runtimeReadOnlyPaths(commands: RuntimeCommands, runtime: AgentRu
     return paths.filter((p) => p.startsWith("/") && !p.startsWith("/usr/"));
   }
   return [commands.pythonPrefix, path.dirname(commands.pyRunner)].filter((p) => p.startsWith("/") && p !== "/usr" && !p.startsWith("/usr/"));
+}
+
+/**
+ * Compiles a directory's Python files to __pycache__ ahead of time. Sandboxed agents see their SDK
+ * and bundle read-only and could never write the cache themselves (start-up 35 ms instead of 16).
+ * Best effort: failures only cost start-up time.
+ */
+export function precompilePython(commands: RuntimeCommands, dir: string): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(commands.python, ["-I", "-S", "-m", "compileall", "-q", dir], { stdio: "ignore" });
+    child.once("error", () => resolve());
+    child.once("close", () => resolve());
+  });
 }

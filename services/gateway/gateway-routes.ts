@@ -73,6 +73,9 @@ export function gatewayRoutes(core: GatewayCore) {
       async fileAtIteration(req, ctx) {
         return (await core.filesFor(req.target, ctx.signal)).fileAtIteration(req, { signal: ctx.signal });
       },
+      async *downloadFile(req, ctx) {
+        yield* (await core.filesFor(req.target, ctx.signal)).downloadFile(req, { signal: ctx.signal });
+      },
       async restoreFile(req, ctx) {
         return (await core.filesFor(req.target, ctx.signal)).restoreFile(req, { signal: ctx.signal });
       },

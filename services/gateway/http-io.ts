@@ -106,3 +106,29 @@ export function decodeSegments(segments: string[]): string {
     throw new ConnectError("malformed percent-encoding in path", Code.InvalidArgument);
   }
 }
+
+/**
+ * Streams a FileService.DownloadFile response as raw bytes. Errors before the first byte become a
+ * JSON error; after it, the connection is cut (the length header tells the client it is short).
+ */
+export async function sendDownload(res: AnyResponse, chunks: AsyncIterable<{ file?: { size: bigint; iteration: bigint; hash: string; path: string } | undefined; data: Uint8Array }>): Promise<void> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  const file = first.done ? undefined : first.value.file;
+  if (!file) throw new ConnectError("download returned no file metadata", Code.Internal);
+  res.writeHead(200, {
+    "content-type": "application/octet-stream",
+    "content-length": String(file.size),
+    "content-disposition": `attachment; filename="${encodeURIComponent(file.path.split("/").pop() ?? "file")}"`,
+    "x-podium-iteration": String(file.iteration),
+    "x-podium-hash": file.hash,
+  });
+  try {
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      if (next.value.data.length > 0 && !res.write(next.value.data)) await new Promise((resolve) => res.once("drain", resolve));
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}

@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import type { GatewayCore } from "./gateway-core.js";
 import {
-  decodeSegments, optionalString, optionalStringMap, queryInt, readBody, readJsonObject, sendError, sendJson,
+  decodeSegments, optionalString, optionalStringMap, queryInt, readBody, readJsonObject, sendDownload, sendError, sendJson,
   type AnyRequest, type AnyResponse,
 } from "./http-io.js";
 import {
@@ -115,16 +115,22 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const list = await files.listFiles({ target, path: query.get("path") ?? "", depth: queryInt(query, "depth", 1) }, { signal });
     sendJson(res, 200, { entries: list.entries.map(fileEntryJson) });
   });
-  route("GET", `/api/v1/(instances|agents)/${ID}/files/(.+)`, async ({ res, params, signal }) => {
+  route("GET", `/api/v1/(instances|agents)/${ID}/files/(.+)`, async ({ res, params, query, signal }) => {
     const target = fileTarget(params[0] as string, params[1] as string);
     const segments = (params[2] as string).split("/");
     const files = await core.filesFor(target, signal);
     const n = segments.length;
+    const raw = query.get("raw") === "1" || query.get("raw") === "true";
     if (n >= 3 && segments[n - 2] === "at") {
       const iteration = segments[n - 1] as string;
       if (!/^\d{1,15}$/.test(iteration)) throw new ConnectError("iteration must be a non-negative integer", Code.InvalidArgument);
-      const at = await files.fileAtIteration({ target, path: decodeSegments(segments.slice(0, -2)), iteration: BigInt(iteration) }, { signal });
+      const path = decodeSegments(segments.slice(0, -2));
+      if (raw) return sendDownload(res, files.downloadFile({ target, path, iteration: BigInt(iteration) }, { signal }));
+      const at = await files.fileAtIteration({ target, path, iteration: BigInt(iteration) }, { signal });
       return sendJson(res, 200, fileContentJson(at.file));
+    }
+    if (raw && !(n >= 2 && segments[n - 1] === "history")) {
+      return sendDownload(res, files.downloadFile({ target, path: decodeSegments(segments), iteration: 0n }, { signal }));
     }
     if (n >= 2 && segments[n - 1] === "history") {
       const history = await files.fileHistory({ target, path: decodeSegments(segments.slice(0, -1)) }, { signal });

@@ -115,6 +115,20 @@ describe("podium acp over stdio", () => {
     expect(text).not.toContain("599");
   });
 
+  it("cancelling while a permission request is open stops the prompt with cancelled", async () => {
+    let release: (() => void) | undefined;
+    editor.permission = () =>
+      new Promise((resolve) => {
+        release = () => resolve({ outcome: { outcome: "cancelled" } });
+      });
+    const asked = editor.permissionRequests.length;
+    const running = editor.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "permission" }] });
+    await editor.waitUntil(() => editor.permissionRequests.length > asked);
+    await editor.agent.notify(acp.methods.agent.session.cancel, { sessionId });
+    expect((await running).stopReason).toBe("cancelled");
+    release?.();
+  });
+
   it("a turn that throws fails the prompt with a JSON-RPC error", async () => {
     const failed = editor.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "fail" }] });
     await expect(failed).rejects.toMatchObject({ code: -32603, message: expect.stringContaining("boom") });
@@ -138,7 +152,7 @@ describe("podium acp over stdio", () => {
       await second.agent.request(acp.methods.agent.session.load, { sessionId, cwd: CWD, mcpServers: [] });
       const replayed = second.sessionUpdates(sessionId);
       const userTexts = replayed.flatMap((u) => (u.sessionUpdate === "user_message_chunk" && u.content.type === "text" ? [u.content.text] : []));
-      expect(userTexts).toEqual(["hello world", "permission", "question", "slow", "fail", "again"]);
+      expect(userTexts).toEqual(["hello world", "permission", "question", "slow", "permission", "fail", "again"]);
       expect(agentText(replayed)).toContain(`echo: hello world (cwd ${CWD})`);
       expect(agentText(replayed)).toContain('permission:{"approved":true,"option_id":"allow_once"}');
       expect(replayed).toContainEqual(expect.objectContaining({ sessionUpdate: "tool_call", toolCallId: "call-1" }));

@@ -74,6 +74,15 @@ export class AcpTestClient {
     }
   }
 
+  /** Polls `condition` until it holds. */
+  async waitUntil(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error("condition not met in time");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Closes the connection and waits for the child (if any) to exit. */
   async close(): Promise<number | null> {
     this.connection.close();

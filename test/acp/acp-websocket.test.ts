@@ -66,6 +66,38 @@ describe("/acp over WebSocket", () => {
     expect(agentText(browser.sessionUpdates(sessionId)).split('permission:{"approved":true,"option_id":"allow_always"}')).toHaveLength(3);
   });
 
+  it("the acp-demo-ts example: a rejected write is not done, an approved one is", async () => {
+    const browser = open("deployment=acp-demo-ts:1.0.0@local");
+    await browser.agent.request(acp.methods.agent.initialize, { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {} });
+    const { sessionId } = await browser.agent.request(acp.methods.agent.session.new, { cwd: "/demo", mcpServers: [] });
+    browser.permission = () => ({ outcome: { outcome: "selected", optionId: "reject_once" } });
+    await browser.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "write hello.txt hi there" }] });
+    expect(agentText(browser.sessionUpdates(sessionId))).toContain("Not writing hello.txt");
+    browser.permission = () => ({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    await browser.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "write hello.txt hi there" }] });
+    expect(agentText(browser.sessionUpdates(sessionId))).toContain("Wrote hello.txt (8 characters).");
+    const updates = browser.sessionUpdates(sessionId);
+    expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: "tool_call", title: "list_files", kind: "read", status: "in_progress" }));
+    expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: "usage_update", size: 200000 }));
+  });
+
+  it("a Python agent's request_permission and ask round-trip the same way", async () => {
+    const browser = open("deployment=acp-py:1.0.0@local");
+    await browser.agent.request(acp.methods.agent.initialize, { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {} });
+    const { sessionId } = await browser.agent.request(acp.methods.agent.session.new, { cwd: "/py", mcpServers: [] });
+    await browser.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "hi" }] });
+    expect(browser.sessionUpdates(sessionId)).toContainEqual({ sessionUpdate: "agent_thought_chunk", content: { type: "text", text: "py thinking" } });
+    browser.permission = (request) =>
+      request.toolCall.toolCallId === "py-perm"
+        ? { outcome: { outcome: "selected", optionId: "reject_once" } }
+        : { outcome: { outcome: "selected", optionId: request.options.find((o) => o.name === "2")?.optionId ?? "x" } };
+    await browser.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "permission" }] });
+    await browser.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "question" }] });
+    const text = agentText(browser.sessionUpdates(sessionId));
+    expect(text).toContain('permission:{"approved":false,"option_id":"reject_once"}');
+    expect(text).toContain('answer:"2"');
+  });
+
   it("session/new without a deployment is invalid params; _meta.podium.deploymentId picks one", async () => {
     const browser = open("");
     await browser.agent.request(acp.methods.agent.initialize, { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {} });

@@ -4,7 +4,8 @@
  * history and the contents at every iteration, for running and stopped agents.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { startDevFixture, type DevFixture, type WsClient } from "../helpers/dev-fixture.js";
+import { createHash } from "node:crypto";
+import { API_KEY, startDevFixture, type DevFixture, type WsClient } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
 let podium: DevFixture;
@@ -115,5 +116,25 @@ describe("path safety", () => {
   it("answers 404 for unknown instances and agents", async () => {
     expect((await podium.api("GET", "/api/v1/instances/inst-nope/files")).status).toBe(404);
     expect((await podium.api("GET", "/api/v1/agents/agent-nope/files")).status).toBe(404);
+  });
+});
+
+describe("large files", () => {
+  it("streams a file over the inline limit as raw bytes with its hash, and refuses it inline", async () => {
+    const created = await podium.api("POST", "/api/v1/instances", { deployment_id: "files-ts:1.0.0@local" });
+    const id = created.json.instance_id as string;
+    const ws = await podium.connect(id);
+    await turn(ws, [{ shell: "head -c 20000000 /dev/urandom > big.bin && printf small > small.txt" }]);
+    const inline = await podium.api("GET", `/api/v1/instances/${id}/files/big.bin`);
+    expect(inline.status).toBe(429);
+    expect((inline.json.error as JsonObject).message).toContain("raw=1");
+    const res = await fetch(`${podium.url}/api/v1/instances/${id}/files/big.bin?raw=1`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(res.status).toBe(200);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect(bytes.length).toBe(20_000_000);
+    expect(res.headers.get("x-podium-hash")).toBe(`sha256:${createHash("sha256").update(bytes).digest("hex")}`);
+    const small = await fetch(`${podium.url}/api/v1/instances/${id}/files/small.txt?raw=1`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(await small.text()).toBe("small");
+    await podium.api("DELETE", `/api/v1/instances/${id}`);
   });
 });

@@ -4,6 +4,11 @@
  * messages answered by correlated reply frames, resumption with after_seq / session_seq.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { create } from "@bufbuild/protobuf";
+import { TranslatorService } from "../../gen/podium/v1/translator_service_pb.js";
+import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
 import { API_KEY, WsClient, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
@@ -124,6 +129,27 @@ describe("client event bridge over WebSocket", () => {
     const resumed = await bridge(instanceId, `after_seq=${cut.updateSeq as number}&session_seq=${cut.seq as number}&session_id=browser-1`);
     const next = await resumed.waitFor((f) => typeof f.seq === "number");
     expect(next).toMatchObject({ seq: (cut.seq as number) + 1, sessionId: "browser-1", type: (got[5] as JsonObject).type, data: (got[5] as JsonObject).data });
+  });
+
+  it("TranslatorService is served by the gateway: Translate, and StreamClientEvents replays the instance from the start", async () => {
+    const withKey: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${API_KEY}`);
+      return next(req);
+    };
+    const translator = createClient(TranslatorService, createConnectTransport({ baseUrl: fixture.url, httpVersion: "1.1", interceptors: [withKey] }));
+    const translated = await translator.translate({ update: create(StreamUpdateSchema, { messageType: "stream_update", content: { text: "x" } }), sessionId: "s", sessionSeq: 4n });
+    expect(translated.events.map((e) => [e.type, Number(e.seq)])).toEqual([["text_delta", 5]]);
+    expect(translated.sessionSeq).toBe(5n);
+
+    const controller = new AbortController();
+    const streamed: string[] = [];
+    for await (const res of translator.streamClientEvents({ instanceId, afterSeq: 0n }, { signal: controller.signal })) {
+      streamed.push(res.event?.type ?? "");
+      if (streamed.length === 12) break;
+    }
+    controller.abort();
+    // The whole history: the state seeded at start (before the bridge socket existed), then the first turn.
+    expect(streamed).toEqual(["state_delta", ...events(first).slice(0, 11).map((e) => e.type)]);
   });
 
   it("refuses an unknown instance", async () => {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file podium/v1/file_service.proto.
  */
 export const file_podium_v1_file_service: GenFile = /*@__PURE__*/
-  fileDesc("Chxwb2RpdW0vdjEvZmlsZV9zZXJ2aWNlLnByb3RvEglwb2RpdW0udjEiQQoKRmlsZVRhcmdldBIVCgtpbnN0YW5jZV9pZBgBIAEoCUgAEhIKCGFnZW50X2lkGAIgASgJSABCCAoGdGFyZ2V0IocBCglGaWxlRW50cnkSDAoEcGF0aBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkSDAoEc2l6ZRgEIAEoBBIvCgttb2RpZmllZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaXRlcmF0aW9uGAYgASgEIm0KC0ZpbGVDb250ZW50EgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoCRIQCghlbmNvZGluZxgDIAEoCRIMCgRzaXplGAQgASgEEhEKCWl0ZXJhdGlvbhgFIAEoBBIMCgRoYXNoGAYgASgJIn0KDUl0ZXJhdGlvbk1ldGESEQoJaXRlcmF0aW9uGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEc2l6ZRgDIAEoBBIMCgRoYXNoGAQgASgJEg4KBmNoYW5nZRgFIAEoCSJWChBMaXN0RmlsZXNSZXF1ZXN0EiUKBnRhcmdldBgBIAEoCzIVLnBvZGl1bS52MS5GaWxlVGFyZ2V0EgwKBHBhdGgYAiABKAkSDQoFZGVwdGgYAyABKA0iOgoRTGlzdEZpbGVzUmVzcG9uc2USJQoHZW50cmllcxgBIAMoCzIULnBvZGl1bS52MS5GaWxlRW50cnkiRgoPUmVhZEZpbGVSZXF1ZXN0EiUKBnRhcmdldBgBIAEoCzIVLnBvZGl1bS52MS5GaWxlVGFyZ2V0EgwKBHBhdGgYAiABKAkiOAoQUmVhZEZpbGVSZXNwb25zZRIkCgRmaWxlGAEgASgLMhYucG9kaXVtLnYxLkZpbGVDb250ZW50IkkKEkZpbGVIaXN0b3J5UmVxdWVzdBIlCgZ0YXJnZXQYASABKAsyFS5wb2RpdW0udjEuRmlsZVRhcmdldBIMCgRwYXRoGAIgASgJIkMKE0ZpbGVIaXN0b3J5UmVzcG9uc2USLAoKaXRlcmF0aW9ucxgBIAMoCzIYLnBvZGl1bS52MS5JdGVyYXRpb25NZXRhImAKFkZpbGVBdEl0ZXJhdGlvblJlcXVlc3QSJQoGdGFyZ2V0GAEgASgLMhUucG9kaXVtLnYxLkZpbGVUYXJnZXQSDAoEcGF0aBgCIAEoCRIRCglpdGVyYXRpb24YAyABKAQiPwoXRmlsZUF0SXRlcmF0aW9uUmVzcG9uc2USJAoEZmlsZRgBIAEoCzIWLnBvZGl1bS52MS5GaWxlQ29udGVudCJcChJSZXN0b3JlRmlsZVJlcXVlc3QSJQoGdGFyZ2V0GAEgASgLMhUucG9kaXVtLnYxLkZpbGVUYXJnZXQSDAoEcGF0aBgCIAEoCRIRCglpdGVyYXRpb24YAyABKAQiQgoTUmVzdG9yZUZpbGVSZXNwb25zZRIrCglpdGVyYXRpb24YASABKAsyGC5wb2RpdW0udjEuSXRlcmF0aW9uTWV0YTKQAwoLRmlsZVNlcnZpY2USRgoJTGlzdEZpbGVzEhsucG9kaXVtLnYxLkxpc3RGaWxlc1JlcXVlc3QaHC5wb2RpdW0udjEuTGlzdEZpbGVzUmVzcG9uc2USQwoIUmVhZEZpbGUSGi5wb2RpdW0udjEuUmVhZEZpbGVSZXF1ZXN0GhsucG9kaXVtLnYxLlJlYWRGaWxlUmVzcG9uc2USTAoLRmlsZUhpc3RvcnkSHS5wb2RpdW0udjEuRmlsZUhpc3RvcnlSZXF1ZXN0Gh4ucG9kaXVtLnYxLkZpbGVIaXN0b3J5UmVzcG9uc2USWAoPRmlsZUF0SXRlcmF0aW9uEiEucG9kaXVtLnYxLkZpbGVBdEl0ZXJhdGlvblJlcXVlc3QaIi5wb2RpdW0udjEuRmlsZUF0SXRlcmF0aW9uUmVzcG9uc2USTAoLUmVzdG9yZUZpbGUSHS5wb2RpdW0udjEuUmVzdG9yZUZpbGVSZXF1ZXN0Gh4ucG9kaXVtLnYxLlJlc3RvcmVGaWxlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chxwb2RpdW0vdjEvZmlsZV9zZXJ2aWNlLnByb3RvEglwb2RpdW0udjEiQQoKRmlsZVRhcmdldBIVCgtpbnN0YW5jZV9pZBgBIAEoCUgAEhIKCGFnZW50X2lkGAIgASgJSABCCAoGdGFyZ2V0IocBCglGaWxlRW50cnkSDAoEcGF0aBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkSDAoEc2l6ZRgEIAEoBBIvCgttb2RpZmllZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaXRlcmF0aW9uGAYgASgEIm0KC0ZpbGVDb250ZW50EgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoCRIQCghlbmNvZGluZxgDIAEoCRIMCgRzaXplGAQgASgEEhEKCWl0ZXJhdGlvbhgFIAEoBBIMCgRoYXNoGAYgASgJIn0KDUl0ZXJhdGlvbk1ldGESEQoJaXRlcmF0aW9uGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEc2l6ZRgDIAEoBBIMCgRoYXNoGAQgASgJEg4KBmNoYW5nZRgFIAEoCSJWChBMaXN0RmlsZXNSZXF1ZXN0EiUKBnRhcmdldBgBIAEoCzIVLnBvZGl1bS52MS5GaWxlVGFyZ2V0EgwKBHBhdGgYAiABKAkSDQoFZGVwdGgYAyABKA0iOgoRTGlzdEZpbGVzUmVzcG9uc2USJQoHZW50cmllcxgBIAMoCzIULnBvZGl1bS52MS5GaWxlRW50cnkiRgoPUmVhZEZpbGVSZXF1ZXN0EiUKBnRhcmdldBgBIAEoCzIVLnBvZGl1bS52MS5GaWxlVGFyZ2V0EgwKBHBhdGgYAiABKAkiOAoQUmVhZEZpbGVSZXNwb25zZRIkCgRmaWxlGAEgASgLMhYucG9kaXVtLnYxLkZpbGVDb250ZW50IkkKEkZpbGVIaXN0b3J5UmVxdWVzdBIlCgZ0YXJnZXQYASABKAsyFS5wb2RpdW0udjEuRmlsZVRhcmdldBIMCgRwYXRoGAIgASgJIkMKE0ZpbGVIaXN0b3J5UmVzcG9uc2USLAoKaXRlcmF0aW9ucxgBIAMoCzIYLnBvZGl1bS52MS5JdGVyYXRpb25NZXRhImAKFkZpbGVBdEl0ZXJhdGlvblJlcXVlc3QSJQoGdGFyZ2V0GAEgASgLMhUucG9kaXVtLnYxLkZpbGVUYXJnZXQSDAoEcGF0aBgCIAEoCRIRCglpdGVyYXRpb24YAyABKAQiPwoXRmlsZUF0SXRlcmF0aW9uUmVzcG9uc2USJAoEZmlsZRgBIAEoCzIWLnBvZGl1bS52MS5GaWxlQ29udGVudCJdChNEb3dubG9hZEZpbGVSZXF1ZXN0EiUKBnRhcmdldBgBIAEoCzIVLnBvZGl1bS52MS5GaWxlVGFyZ2V0EgwKBHBhdGgYAiABKAkSEQoJaXRlcmF0aW9uGAMgASgEIkoKFERvd25sb2FkRmlsZVJlc3BvbnNlEiQKBGZpbGUYASABKAsyFi5wb2RpdW0udjEuRmlsZUNvbnRlbnQSDAoEZGF0YRgCIAEoDCJcChJSZXN0b3JlRmlsZVJlcXVlc3QSJQoGdGFyZ2V0GAEgASgLMhUucG9kaXVtLnYxLkZpbGVUYXJnZXQSDAoEcGF0aBgCIAEoCRIRCglpdGVyYXRpb24YAyABKAQiQgoTUmVzdG9yZUZpbGVSZXNwb25zZRIrCglpdGVyYXRpb24YASABKAsyGC5wb2RpdW0udjEuSXRlcmF0aW9uTWV0YTLjAwoLRmlsZVNlcnZpY2USRgoJTGlzdEZpbGVzEhsucG9kaXVtLnYxLkxpc3RGaWxlc1JlcXVlc3QaHC5wb2RpdW0udjEuTGlzdEZpbGVzUmVzcG9uc2USQwoIUmVhZEZpbGUSGi5wb2RpdW0udjEuUmVhZEZpbGVSZXF1ZXN0GhsucG9kaXVtLnYxLlJlYWRGaWxlUmVzcG9uc2USTAoLRmlsZUhpc3RvcnkSHS5wb2RpdW0udjEuRmlsZUhpc3RvcnlSZXF1ZXN0Gh4ucG9kaXVtLnYxLkZpbGVIaXN0b3J5UmVzcG9uc2USWAoPRmlsZUF0SXRlcmF0aW9uEiEucG9kaXVtLnYxLkZpbGVBdEl0ZXJhdGlvblJlcXVlc3QaIi5wb2RpdW0udjEuRmlsZUF0SXRlcmF0aW9uUmVzcG9uc2USUQoMRG93bmxvYWRGaWxlEh4ucG9kaXVtLnYxLkRvd25sb2FkRmlsZVJlcXVlc3QaHy5wb2RpdW0udjEuRG93bmxvYWRGaWxlUmVzcG9uc2UwARJMCgtSZXN0b3JlRmlsZRIdLnBvZGl1bS52MS5SZXN0b3JlRmlsZVJlcXVlc3QaHi5wb2RpdW0udjEuUmVzdG9yZUZpbGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * FileTarget names whose workspace a call reads.
@@ -349,6 +349,59 @@ export const FileAtIterationResponseSchema: GenMessage<FileAtIterationResponse> 
   messageDesc(file_podium_v1_file_service, 11);
 
 /**
+ * @generated from message podium.v1.DownloadFileRequest
+ */
+export type DownloadFileRequest = Message<"podium.v1.DownloadFileRequest"> & {
+  /**
+   * @generated from field: podium.v1.FileTarget target = 1;
+   */
+  target?: FileTarget | undefined;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * 0 downloads the latest version.
+   *
+   * @generated from field: uint64 iteration = 3;
+   */
+  iteration: bigint;
+};
+
+/**
+ * Describes the message podium.v1.DownloadFileRequest.
+ * Use `create(DownloadFileRequestSchema)` to create a new message.
+ */
+export const DownloadFileRequestSchema: GenMessage<DownloadFileRequest> = /*@__PURE__*/
+  messageDesc(file_podium_v1_file_service, 12);
+
+/**
+ * @generated from message podium.v1.DownloadFileResponse
+ */
+export type DownloadFileResponse = Message<"podium.v1.DownloadFileResponse"> & {
+  /**
+   * Set on the first message only; `content` is empty.
+   *
+   * @generated from field: podium.v1.FileContent file = 1;
+   */
+  file?: FileContent | undefined;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message podium.v1.DownloadFileResponse.
+ * Use `create(DownloadFileResponseSchema)` to create a new message.
+ */
+export const DownloadFileResponseSchema: GenMessage<DownloadFileResponse> = /*@__PURE__*/
+  messageDesc(file_podium_v1_file_service, 13);
+
+/**
  * @generated from message podium.v1.RestoreFileRequest
  */
 export type RestoreFileRequest = Message<"podium.v1.RestoreFileRequest"> & {
@@ -373,7 +426,7 @@ export type RestoreFileRequest = Message<"podium.v1.RestoreFileRequest"> & {
  * Use `create(RestoreFileRequestSchema)` to create a new message.
  */
 export const RestoreFileRequestSchema: GenMessage<RestoreFileRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_file_service, 12);
+  messageDesc(file_podium_v1_file_service, 14);
 
 /**
  * @generated from message podium.v1.RestoreFileResponse
@@ -392,7 +445,7 @@ export type RestoreFileResponse = Message<"podium.v1.RestoreFileResponse"> & {
  * Use `create(RestoreFileResponseSchema)` to create a new message.
  */
 export const RestoreFileResponseSchema: GenMessage<RestoreFileResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_file_service, 13);
+  messageDesc(file_podium_v1_file_service, 15);
 
 /**
  * FileService reads an agent's versioned workspace (Chronicle).
@@ -432,6 +485,17 @@ export const FileService: GenService<{
     methodKind: "unary";
     input: typeof FileAtIterationRequestSchema;
     output: typeof FileAtIterationResponseSchema;
+  },
+  /**
+   * Streams a file's raw bytes (any size): the first message carries `file` (metadata), every
+   * message may carry a chunk of `data`.
+   *
+   * @generated from rpc podium.v1.FileService.DownloadFile
+   */
+  downloadFile: {
+    methodKind: "server_streaming";
+    input: typeof DownloadFileRequestSchema;
+    output: typeof DownloadFileResponseSchema;
   },
   /**
    * Brings an old version of a file back as a new iteration.
