@@ -28,6 +28,9 @@ export type AcpAction =
   | { kind: "turn_end"; stopReason: acp.StopReason }
   | { kind: "turn_error"; message: string; code?: string };
 
+/** Tool call ids made up for permission requests that name no tool call. */
+export const SYNTHETIC_PERMISSION_PREFIX = "podium-permission-";
+
 const ACP_STOP_REASONS: ReadonlySet<string> = new Set(["end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled"]);
 
 const KIND_PATTERNS: ReadonlyArray<[RegExp, acp.ToolKind]> = [
@@ -203,7 +206,7 @@ export class AcpMapper {
         const name = str(data, "name");
         const title = str(data, "description") ?? (name ? `Allow ${name}?` : "Permission requested");
         const given = str(data, "tool_call_id");
-        const id = given && this.announced.has(given) ? given : (given ?? `podium-permission-${requestId}`);
+        const id = given ?? `${SYNTHETIC_PERMISSION_PREFIX}${requestId}`;
         const rawInput = data.args;
         const action: AcpAction = {
           kind: "permission",

@@ -62,6 +62,8 @@ export class AcpSession {
   readonly alwaysAllowed = new Set<string>();
   private readonly mapper = new AcpMapper();
   private active: PromptRun | undefined;
+  /** Set while a prompt's message is being sent (before its run exists); `cancelled` records an early cancel. */
+  private starting: { cancelled: boolean } | undefined;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -75,18 +77,29 @@ export class AcpSession {
   }
 
   get busy(): boolean {
-    return this.active !== undefined;
+    return this.active !== undefined || this.starting !== undefined;
   }
 
   async prompt(params: acp.PromptRequest, client: acp.AgentContext, signal: AbortSignal): Promise<acp.PromptResponse> {
-    if (this.active) throw acp.RequestError.invalidRequest({ sessionId: this.sessionId }, "a prompt is already running in this session");
+    if (this.busy) throw acp.RequestError.invalidRequest({ sessionId: this.sessionId }, "a prompt is already running in this session");
     const content = promptContent(params.prompt, this);
-    const sent = await this.send(content, signal);
+    const starting = { cancelled: false };
+    this.starting = starting;
+    const onAbort = () => this.cancel();
+    signal.addEventListener("abort", onAbort, { once: true });
+    let sent: SentTurn;
+    try {
+      sent = await this.send(content, signal);
+    } catch (err) {
+      signal.removeEventListener("abort", onAbort);
+      throw err;
+    } finally {
+      this.starting = undefined;
+    }
     const run: PromptRun = { instanceId: this.instanceId, sent, cancelled: false, controller: new AbortController(), pending: new Map() };
     this.active = run;
     this.mapper.startTurn();
-    const onAbort = () => this.cancel();
-    signal.addEventListener("abort", onAbort, { once: true });
+    if (starting.cancelled || signal.aborted) this.cancel();
     try {
       return await this.follow(run, client);
     } finally {
@@ -99,6 +112,7 @@ export class AcpSession {
 
   /** `session/cancel`: cancels the running turn, if any. */
   cancel(): void {
+    if (this.starting) this.starting.cancelled = true;
     const run = this.active;
     if (!run || run.cancelled) return;
     run.cancelled = true;

@@ -125,7 +125,8 @@ export class ClientBackend implements PodiumBackend {
       if (signal.aborted) return;
       throw toConnectError(err);
     } finally {
-      await connection.close();
+      // Not awaited: the close handshake must not delay the caller (e.g. a prompt's answer).
+      connection.close().catch(() => undefined);
     }
   }
 

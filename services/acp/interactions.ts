@@ -10,7 +10,7 @@
  */
 import * as acp from "@agentclientprotocol/sdk";
 import type { Json } from "../shared/json.js";
-import type { AcpAction } from "./acp-mapping.js";
+import { SYNTHETIC_PERMISSION_PREFIX, type AcpAction } from "./acp-mapping.js";
 
 export const PERMISSION_OPTIONS: acp.PermissionOption[] = [
   { optionId: "allow_once", name: "Allow", kind: "allow_once" },
@@ -55,8 +55,13 @@ export async function permissionRoundTrip(host: InteractionHost, client: acp.Age
     return;
   }
   const optionId = outcome.optionId;
+  const approved = optionId === "allow_once" || optionId === "allow_always";
   if (optionId === "allow_always") host.alwaysAllowed.add(action.key);
-  await host.answer(action.requestId, { approved: optionId === "allow_once" || optionId === "allow_always", option_id: optionId });
+  await host.answer(action.requestId, { approved, option_id: optionId });
+  // A tool call the adapter made up for the request ends with the decision.
+  if (action.toolCall.toolCallId.startsWith(SYNTHETIC_PERMISSION_PREFIX)) {
+    await host.notify({ sessionUpdate: "tool_call_update", toolCallId: action.toolCall.toolCallId, status: approved ? "completed" : "failed" });
+  }
 }
 
 export async function questionRoundTrip(host: InteractionHost, client: acp.AgentContext, action: QuestionAction): Promise<void> {

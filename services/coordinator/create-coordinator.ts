@@ -5,6 +5,8 @@
 import os from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { Redis } from "ioredis";
+import { CoordinatorRegistration } from "../cluster/coordinator-registration.js";
 import { coordinatorRoutes } from "./coordinator-routes.js";
 import { InstanceManager } from "./instance-manager.js";
 import type { InstanceLimits } from "./instance-limits.js";
@@ -42,6 +44,12 @@ export interface CoordinatorOptions {
   /** "auto" (default): bubblewrap when available, with a warning otherwise. */
   sandbox?: SandboxMode;
   logger?: Logger;
+  /** Valkey connection or URL: when set, the coordinator registers for service discovery once it listens. */
+  valkey?: Redis | string;
+  /** Valkey key prefix (default "podium:"). */
+  valkeyKeyPrefix?: string;
+  /** On close(), how long running turns may finish before instances are stopped (registered coordinators). Default 20 s. */
+  drainDeadlineMs?: number;
 }
 
 export interface Coordinator {
@@ -86,6 +94,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   });
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
   let server: OnePortServer | undefined;
+  let registration: CoordinatorRegistration | undefined;
   return {
     id,
     manager,
@@ -105,11 +114,37 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       const bound = await server.listen(port, host);
       if (!advertise) advertise = `http://${host}:${bound.port}`;
       logger.info(`coordinator listening on http://${host}:${bound.port}`);
+      if (options.valkey && !registration) {
+        registration = new CoordinatorRegistration({
+          redis: options.valkey,
+          coordinatorId: id,
+          address: () => advertise,
+          info: () => ({
+            instances: manager.liveCount,
+            capacity: manager.capacity,
+            cpuLoad: (os.loadavg()[0] ?? 0) / Math.max(1, os.cpus().length),
+            memoryBytes: process.memoryUsage().rss,
+            draining: manager.isDraining,
+          }),
+          liveInstances: () => manager.list().map((i) => ({ instanceId: i.instanceId, agentId: i.agentId })),
+          startedAt,
+          version: PODIUM_VERSION,
+          logger,
+          keyPrefix: options.valkeyKeyPrefix,
+        });
+        await registration.start();
+      }
       return bound.port;
     },
     async close() {
       health.setStatus("", ServingStatus.NOT_SERVING);
+      if (registration) {
+        const drained = manager.drain(options.drainDeadlineMs ?? 20_000);
+        await registration.heartbeatNow(); // gateways stop placing here now, not at the next tick
+        await drained;
+      }
       await manager.close();
+      await registration?.stop(); // after the instances ended: deletes the key, publishes leave
       chronicles.close();
       await server?.close();
       health.close();

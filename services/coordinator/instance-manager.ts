@@ -11,8 +11,7 @@ import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeComma
 import type { Sandbox } from "./sandbox.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
-import type { DeploymentRecord, DeploymentRegistry } from "../registry/deployment-registry.js";
-import { parseDeploymentId } from "../registry/bundle-manifest.js";
+import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
@@ -84,13 +83,10 @@ export class InstanceManager {
   }
 
   async resolveDeployment(deploymentId: string): Promise<DeploymentRecord> {
-    const parsed = parseDeploymentId(deploymentId, this.options.registry.name);
-    const canonical = `${parsed.name}:${parsed.version}@${parsed.registry}`;
-    if (parsed.registry !== this.options.registry.name) {
-      throw new ConnectError(`deployment ${canonical}: unknown registry "${parsed.registry}" (this coordinator reads "${this.options.registry.name}")`, Code.NotFound);
-    }
-    const record = await this.options.registry.get(canonical);
-    if (!record) throw new ConnectError(`unknown deployment ${canonical}; upload it first (podium deploy DIR)`, Code.NotFound);
+    const { id, foreign } = resolveDeploymentId(deploymentId, this.options.registry.name);
+    if (foreign) throw new ConnectError(`deployment ${id}: this coordinator reads registry "${this.options.registry.name}"`, Code.NotFound);
+    const record = await this.options.registry.get(id);
+    if (!record) throw new ConnectError(`unknown deployment ${id}; upload it first (podium deploy DIR)`, Code.NotFound);
     return record;
   }
 

@@ -3,6 +3,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createCoordinator } from "./create-coordinator.js";
 import { LocalRegistry } from "../registry/local-registry.js";
+import { S3Registry } from "../registry/s3-registry.js";
+import { createS3Client } from "../registry/s3-client.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 
 export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -16,6 +18,12 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       capacity: { type: "string" },
       id: { type: "string" },
       advertise: { type: "string" },
+      valkey: { type: "string" },
+      "valkey-prefix": { type: "string" },
+      "s3-bucket": { type: "string" },
+      "s3-endpoint": { type: "string" },
+      "s3-region": { type: "string" },
+      "s3-prefix": { type: "string" },
     },
   });
   const dataDir = path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium");
@@ -23,17 +31,34 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   const log = (line: string) => process.stderr.write(`[podium coordinator] ${line}\n`);
   if (!clusterSecret) log("PODIUM_CLUSTER_SECRET is not set: any caller can use this coordinator (dev only)");
   const capacity = values.capacity ?? env.PODIUM_CAPACITY;
+  const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
+  const advertise = values.advertise ?? env.PODIUM_ADVERTISE_ADDRESS;
+  const coordinatorId = values.id ?? env.PODIUM_COORDINATOR_ID;
+  const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
+  if (valkey && !advertise && (host === "0.0.0.0" || host === "::")) {
+    throw new Error("with --valkey and a wildcard --host, set --advertise (PODIUM_ADVERTISE_ADDRESS) to a URL gateways can reach");
+  }
+  const s3Bucket = values["s3-bucket"] ?? env.PODIUM_S3_BUCKET;
+  const s3Client = s3Bucket
+    ? createS3Client({ endpoint: values["s3-endpoint"] ?? env.PODIUM_S3_ENDPOINT, region: values["s3-region"] ?? env.PODIUM_S3_REGION ?? env.AWS_REGION })
+    : undefined;
+  const registry = s3Client && s3Bucket
+    ? new S3Registry({ client: s3Client, bucket: s3Bucket, prefix: values["s3-prefix"] ?? env.PODIUM_S3_PREFIX })
+    : new LocalRegistry({ dir: path.resolve(values.registry ?? env.PODIUM_REGISTRY_DIR ?? path.join(dataDir, "registry")) });
   const coordinator = createCoordinator({
     dataDir,
-    registry: new LocalRegistry({ dir: path.resolve(values.registry ?? env.PODIUM_REGISTRY_DIR ?? path.join(dataDir, "registry")) }),
+    registry,
     clusterSecret,
     agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-    ...(values.id ? { coordinatorId: values.id } : {}),
-    ...(values.advertise ? { advertiseAddress: values.advertise } : {}),
+    ...(coordinatorId ? { coordinatorId } : {}),
+    ...(advertise ? { advertiseAddress: advertise } : {}),
     ...(capacity ? { capacity: Number(capacity) } : {}),
+    ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
   });
-  const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
   const port = await coordinator.listen(Number(values.port ?? env.PODIUM_PORT ?? 7100), host);
   process.stdout.write(`podium coordinator ${coordinator.id} listening on http://${host}:${port}\n`);
-  return runUntilSignal(() => coordinator.close(), log);
+  return runUntilSignal(async () => {
+    await coordinator.close();
+    s3Client?.destroy();
+  }, log);
 }

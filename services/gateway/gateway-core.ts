@@ -23,9 +23,14 @@ import type { Json, JsonObject } from "../shared/json.js";
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
 
 export interface GatewayCoreOptions {
   directory: CoordinatorDirectory;
+  /** Retry window for a broken upstream stream (default 8 s: longer than discovery's failure bound). */
+  resumeWindowMs?: number;
   registry: DeploymentRegistry;
 }
 
@@ -38,18 +43,39 @@ export class GatewayCore {
   readonly directory: CoordinatorDirectory;
   readonly registry: DeploymentRegistry;
 
+  /** How long a broken upstream stream is retried before clients are told the instance is gone. */
+  private readonly resumeWindowMs: number;
+  /** coordinatorId -> aborters of the streams currently proxied from it. */
+  private readonly streamsByCoordinator = new Map<string, Set<AbortController>>();
+
   constructor(options: GatewayCoreOptions) {
+    this.resumeWindowMs = options.resumeWindowMs ?? 8000;
     this.directory = options.directory;
     this.registry = options.registry;
+    // ValkeyCoordinatorDirectory reports coordinators that died or left; end their streams with `terminated`.
+    const lostSource = options.directory as Partial<{ onCoordinatorLost(listener: (id: string) => void): () => void }>;
+    lostSource.onCoordinatorLost?.((coordinatorId) => {
+      for (const aborter of this.streamsByCoordinator.get(coordinatorId) ?? []) aborter.abort(new CoordinatorLost(coordinatorId));
+    });
   }
 
   async createInstance(req: MessageInitShape<typeof CreateInstanceRequestSchema>, signal?: AbortSignal): Promise<Instance> {
     if (!req.deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
-    const coordinator = await this.directory.place(signal);
+    const coordinator = (req.agentId ? await this.homeOf(req.agentId, signal) : undefined) ?? (await this.directory.place(signal));
     const { instance } = await coordinator.instances.createInstance(req, { signal });
     const created = must(instance, "instance");
     await this.directory.recordInstance({ instanceId: created.instanceId, agentId: created.agentId, coordinatorId: coordinator.id });
     return created;
+  }
+
+  /** The live coordinator that holds an agent's data, if any (agents resume where their data is). */
+  private async homeOf(agentId: string, signal?: AbortSignal) {
+    try {
+      return await this.directory.locateAgent(agentId, signal);
+    } catch (err) {
+      if (ConnectError.from(err).code === Code.NotFound) return undefined;
+      throw err;
+    }
   }
 
   async getInstance(instanceId: string, signal?: AbortSignal): Promise<Instance> {
@@ -83,11 +109,54 @@ export class GatewayCore {
     await coordinator.instances.answerRequest({ instanceId, requestId, value: fromJson(ValueSchema, value) }, { signal });
   }
 
-  /** Replay-then-live updates of an instance, in the batches the coordinator sends. */
+  /**
+   * Replay-then-live updates of an instance, in the batches the coordinator sends. A broken
+   * upstream stream is resumed from the last seq (no gap, no duplicate); when the coordinator is
+   * gone for good the stream ends with a synthesized `terminated`, never a silent hang.
+   */
   async *streamUpdateBatches(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate[]> {
-    const coordinator = await this.directory.locateInstance(instanceId, signal);
-    for await (const res of coordinator.instances.streamUpdates({ instanceId, ...after }, { signal })) {
-      if (res.updates.length > 0) yield res.updates;
+    let cursor = after;
+    let last: StreamUpdate | undefined;
+    const giveUpAt = () => Date.now() + this.resumeWindowMs;
+    let deadline = giveUpAt();
+    for (let attempt = 0; ; attempt++) {
+      let coordinatorId = "";
+      const lost = new AbortController();
+      try {
+        const coordinator = await this.directory.locateInstance(instanceId, signal);
+        coordinatorId = coordinator.id;
+        const streams = this.streamsByCoordinator.get(coordinatorId) ?? new Set<AbortController>();
+        this.streamsByCoordinator.set(coordinatorId, streams);
+        streams.add(lost);
+        const combined = signal ? AbortSignal.any([signal, lost.signal]) : lost.signal;
+        for await (const res of coordinator.instances.streamUpdates({ instanceId, ...cursor }, { signal: combined })) {
+          if (res.updates.length === 0) continue;
+          last = res.updates[res.updates.length - 1];
+          deadline = giveUpAt();
+          attempt = 0;
+          yield res.updates;
+        }
+        return;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        const code = ConnectError.from(err).code;
+        const gone = lost.signal.reason instanceof CoordinatorLost || (code === Code.NotFound && last !== undefined);
+        if (!gone && !(TRANSIENT.has(code) && Date.now() < deadline)) {
+          if (last === undefined) throw err;
+          yield [terminatedUpdate(instanceId, last, coordinatorId, "coordinator unreachable")];
+          return;
+        }
+        if (gone) {
+          if (last?.messageType !== "terminated") yield [terminatedUpdate(instanceId, last, coordinatorId, "coordinator lost")];
+          return;
+        }
+        if (last) cursor = { afterSeq: last.seq };
+        await sleep(Math.min(1000, 100 * 2 ** attempt), signal);
+      } finally {
+        const streams = this.streamsByCoordinator.get(coordinatorId);
+        streams?.delete(lost);
+        if (streams?.size === 0) this.streamsByCoordinator.delete(coordinatorId);
+      }
     }
   }
 
@@ -121,5 +190,36 @@ export class GatewayCore {
       default:
         throw new ConnectError("target (instance_id or agent_id) is required", Code.InvalidArgument);
     }
+  }
+}
+
+/** Codes of a broken connection to a coordinator, worth resuming from the last seq. */
+const TRANSIENT: ReadonlySet<Code> = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted]);
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/** What clients get when an instance's coordinator is gone: the same event a crash produces. */
+function terminatedUpdate(instanceId: string, last: StreamUpdate | undefined, coordinatorId: string, reason: string): StreamUpdate {
+  return create(StreamUpdateSchema, {
+    instanceId,
+    agentId: last?.agentId ?? "",
+    seq: (last?.seq ?? 0n) + 1n,
+    timestamp: timestampNow(),
+    messageType: "terminated",
+    content: { reason, coordinator_id: coordinatorId, exit_code: null, signal: null },
+  });
+}
+
+class CoordinatorLost extends Error {
+  constructor(readonly coordinatorId: string) {
+    super(`coordinator ${coordinatorId} is gone`);
   }
 }

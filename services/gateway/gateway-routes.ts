@@ -10,6 +10,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
 import { deploymentToProto } from "../registry/to-proto.js";
+import { resolveDeploymentId } from "../registry/deployment-registry.js";
 
 function requireField(value: string, field: string): string {
   if (!value) throw new ConnectError(`${field} is required`, Code.InvalidArgument);
@@ -90,7 +91,7 @@ export function gatewayRoutes(core: GatewayCore) {
         return { deployments: (await core.registry.list()).map(deploymentToProto) };
       },
       async getDeployment(req) {
-        const deployment = await core.registry.get(requireField(req.deploymentId, "deployment_id"));
+        const deployment = await core.registry.get(resolveDeploymentId(requireField(req.deploymentId, "deployment_id"), core.registry.name).id);
         if (!deployment) throw new ConnectError(`unknown deployment ${req.deploymentId}`, Code.NotFound);
         return { deployment: deploymentToProto(deployment) };
       },

@@ -14,7 +14,7 @@ import {
 } from "./rest-json.js";
 import { FileTargetSchema, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
 import { deploymentToProto } from "../registry/to-proto.js";
-import { parseDeploymentId } from "../registry/bundle-manifest.js";
+import { resolveDeploymentId } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
 
@@ -158,8 +158,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
   });
   route("GET", `/api/v1/deployments/${ID}`, async ({ res, params }) => {
     const raw = decodeSegments([params[0] as string]);
-    const parsed = parseDeploymentId(raw, core.registry.name);
-    const deployment = await core.registry.get(`${parsed.name}:${parsed.version}@${parsed.registry}`);
+    const deployment = await core.registry.get(resolveDeploymentId(raw, core.registry.name).id);
     if (!deployment) throw new ConnectError(`unknown deployment ${raw}`, Code.NotFound);
     sendJson(res, 200, deploymentJson(deploymentToProto(deployment)));
   });

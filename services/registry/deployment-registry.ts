@@ -2,7 +2,7 @@
  * The registry interface: where uploaded bundles live. `LocalRegistry` (a directory) implements it;
  * an S3 registry will implement the same interface. Semantics: docs/deployments.md.
  */
-import type { BundleRuntime } from "./bundle-manifest.js";
+import { DEFAULT_REGISTRY, formatDeploymentId, parseDeploymentId, type BundleRuntime } from "./bundle-manifest.js";
 
 export interface DeploymentRecord {
   /** "{name}:{version}@{registry}". */
@@ -68,4 +68,15 @@ export function compareVersions(a: string, b: string): number {
 export function compareRecords(a: DeploymentRecord, b: DeploymentRecord): number {
   if (a.name !== b.name) return a.name < b.name ? -1 : 1;
   return compareVersions(a.version, b.version) || (a.registry < b.registry ? -1 : a.registry > b.registry ? 1 : 0);
+}
+
+/**
+ * The id under which `registryName` stores a deployment. "name:version" means the configured
+ * registry, and so does "@local": clients (the seed's `{agentType}:1.0.0@local`) keep working when a
+ * cluster's registry is S3. Any other registry name is kept, so lookups of it fail clearly.
+ */
+export function resolveDeploymentId(id: string, registryName: string): { id: string; foreign: boolean } {
+  const parsed = parseDeploymentId(id, registryName);
+  const registry = parsed.registry === DEFAULT_REGISTRY ? registryName : parsed.registry;
+  return { id: formatDeploymentId({ ...parsed, registry }), foreign: registry !== registryName };
 }

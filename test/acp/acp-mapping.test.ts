@@ -3,7 +3,7 @@ import { describe, expect, it } from "@jest/globals";
 import { AcpMapper, displayText, toolKind, type AcpAction } from "../../services/acp/acp-mapping.js";
 import { promptContent } from "../../services/acp/prompt-content.js";
 import type { ClientEventDraft, ClientEventType } from "../../services/translator/client-event.js";
-import { mapPodiumEvent } from "../../services/translator/map-event.js";
+import { mapPodiumEvent, type PodiumEventInput } from "../../services/translator/map-event.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
 const d = (type: ClientEventType, data: JsonObject = {}): ClientEventDraft => ({ type, data });
@@ -144,12 +144,13 @@ describe("AcpMapper", () => {
 
   it("works on the translator's output (Podium event -> client event -> ACP)", () => {
     const mapper = new AcpMapper();
-    const actions = [
+    const input: PodiumEventInput[] = [
       { messageType: "stream_update", content: { text: "a" } },
       { messageType: "thinking_update", content: { delta: "b" } },
       { messageType: "tool.call", content: { id: 7, tool_name: "Bash", arguments: '{"cmd":"ls"}' } },
       { messageType: "stream_end" },
-    ].flatMap((event) => mapPodiumEvent(event).flatMap((draft) => mapper.map(draft)));
+    ];
+    const actions = input.flatMap((event) => mapPodiumEvent(event).flatMap((draft) => mapper.map(draft)));
     expect(actions).toEqual([
       { kind: "update", update: { sessionUpdate: "agent_message_chunk", content: { type: "text", text: "a" } } },
       { kind: "update", update: { sessionUpdate: "agent_thought_chunk", content: { type: "text", text: "b" } } },

@@ -131,7 +131,7 @@ describe("client event bridge over WebSocket", () => {
     expect(next).toMatchObject({ seq: (cut.seq as number) + 1, sessionId: "browser-1", type: (got[5] as JsonObject).type, data: (got[5] as JsonObject).data });
   });
 
-  it("TranslatorService is served by the gateway: Translate, and StreamClientEvents replays the instance from the start", async () => {
+  it("TranslatorService is served by the gateway: Translate, and StreamClientEvents replays an instance from the start", async () => {
     const withKey: Interceptor = (next) => (req) => {
       req.header.set("authorization", `Bearer ${API_KEY}`);
       return next(req);
@@ -141,15 +141,30 @@ describe("client event bridge over WebSocket", () => {
     expect(translated.events.map((e) => [e.type, Number(e.seq)])).toEqual([["text_delta", 5]]);
     expect(translated.sessionSeq).toBe(5n);
 
-    const controller = new AbortController();
-    const streamed: string[] = [];
-    for await (const res of translator.streamClientEvents({ instanceId, afterSeq: 0n }, { signal: controller.signal })) {
-      streamed.push(res.event?.type ?? "");
-      if (streamed.length === 12) break;
+    // An instance that has ended, so the stream ends by itself.
+    const created = await fixture.api("POST", "/api/v1/instances", { deployment_id: "echo-ts:1.0.0@local" });
+    const ended = created.json.instance_id as string;
+    await fixture.api("POST", `/api/v1/instances/${ended}/messages`, { content: { text: "a b" } });
+    for (let i = 0; i < 200; i++) {
+      const history = await fixture.api("GET", `/api/v1/instances/${ended}/messages`);
+      if ((history.json.messages as JsonObject[]).some((m) => m.message_type === "stream_end")) break;
+      await new Promise((r) => setTimeout(r, 25));
     }
-    controller.abort();
-    // The whole history: the state seeded at start (before the bridge socket existed), then the first turn.
-    expect(streamed).toEqual(["state_delta", ...events(first).slice(0, 11).map((e) => e.type)]);
+    expect((await fixture.api("DELETE", `/api/v1/instances/${ended}`)).status).toBe(200);
+    const streamed: Array<[string, number]> = [];
+    for await (const res of translator.streamClientEvents({ instanceId: ended, afterSeq: 0n, sessionId: "replay" })) {
+      streamed.push([res.event?.type ?? "", Number(res.event?.seq)]);
+    }
+    expect(streamed).toEqual([
+      ["state_delta", 1],
+      ["turn_started", 2],
+      ["text_delta", 3],
+      ["text_delta", 4],
+      ["turn_complete", 5],
+      ["state_delta", 6],
+      ["session_state", 7],
+      ["session_state", 8],
+    ]);
   });
 
   it("refuses an unknown instance", async () => {
