@@ -8,7 +8,10 @@ const suites: [string, string, string][] = [
   ["instance create -> ready (vs bare spawn)", "./create-bench.ts", "runCreateBench"],
   ["per-agent SQLite stores", "./store-bench.ts", "runStoreBench"],
   ["Chronicle workspace capture", "./chronicle-bench.ts", "runChronicleBench"],
-  ["streaming through the gateway", "./stream-bench.ts", "runStreamBench"],
+  ["restart-to-ready with a large state", "./restart-bench.ts", "runRestartBench"],
+  ["streaming through the gateway (in-process coordinator)", "./stream-bench.ts", "runStreamBench"],
+  ["gateway + coordinator as separate processes", "./cluster-bench.ts", "runClusterBench"],
+  ["Litestream replication", "./replication-bench.ts", "runReplicationBench"],
 ];
 
 const only = process.argv[2];

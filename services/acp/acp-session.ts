@@ -92,6 +92,7 @@ export class AcpSession {
       sent = await this.send(content, signal);
     } catch (err) {
       signal.removeEventListener("abort", onAbort);
+      if (starting.cancelled || signal.aborted) return { stopReason: "cancelled" };
       throw err;
     } finally {
       this.starting = undefined;

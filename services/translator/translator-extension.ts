@@ -13,7 +13,11 @@ export interface TranslatorExtensionOptions {
 export function translatorExtension(core: GatewayCore, options: TranslatorExtensionOptions = {}): GatewayExtension {
   const logger = options.logger ?? createLogger({ fields: { service: "translator" } });
   return {
-    routes: translatorRoutes({ streamUpdates: (instanceId, afterSeq, signal) => core.streamUpdates(instanceId, afterSeq > 0 ? { afterSeq: BigInt(afterSeq) } : { replayAll: true }, signal) }),
+    // StreamClientEvents: after_seq 0 replays the whole history, N > 0 what came after update N.
+    routes: translatorRoutes({
+      streamUpdates: (instanceId, afterSeq, signal) =>
+        core.streamUpdates(instanceId, afterSeq > 0 ? { afterSeq: BigInt(afterSeq) } : { replayAll: true }, signal),
+    }),
     services: [TranslatorService],
     wsRoutes: [eventsBridgeRoute({ core, logger })],
   };

@@ -4,10 +4,13 @@
  * initialize -> session/new -> session/prompt (streamed) -> permission and question round trips
  * -> cancel -> turn error -> a second editor process lists and loads the session (history replayed).
  */
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import * as acp from "@agentclientprotocol/sdk";
 import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 import { AcpTestClient, agentText } from "./acp-test-client.js";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 
 const DEPLOYMENT = "acp-ts:1.0.0@local";
 const CWD = "/tmp/acp-project";
@@ -184,5 +187,17 @@ describe("podium acp over stdio", () => {
     const code = await editor.close();
     expect(code).toBe(0);
     expect(stderr).not.toMatch(/"level":"error"/);
+  });
+});
+
+describe("podium acp arguments", () => {
+  it("exits 2 with usage when --url or --deployment is missing", () => {
+    const result = spawnSync(process.execPath, [path.join(REPO_ROOT, "bin/podium.js"), "acp", "--url", "http://127.0.0.1:9"], {
+      env: { ...process.env, PODIUM_URL: "", PODIUM_DEPLOYMENT: "" },
+      encoding: "utf8",
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("--deployment");
+    expect(result.stdout).toBe("");
   });
 });

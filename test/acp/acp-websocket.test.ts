@@ -9,6 +9,7 @@ import { createWebSocketStream } from "@agentclientprotocol/sdk/experimental/ws-
 import { WebSocket } from "ws";
 import { API_KEY, WsClient, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 import { AcpTestClient, agentText } from "./acp-test-client.js";
+import type { JsonObject } from "../../services/shared/json.js";
 
 let fixture: DevFixture;
 const clients: AcpTestClient[] = [];
@@ -96,6 +97,20 @@ describe("/acp over WebSocket", () => {
     const text = agentText(browser.sessionUpdates(sessionId));
     expect(text).toContain('permission:{"approved":false,"option_id":"reject_once"}');
     expect(text).toContain('answer:"2"');
+  });
+
+  it("a prompt to a session whose instance was stopped starts a new instance of the same agent", async () => {
+    const browser = open("deployment=echo-ts:1.0.0@local");
+    await browser.agent.request(acp.methods.agent.initialize, { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {} });
+    const created = await browser.agent.request(acp.methods.agent.session.new, { cwd: "/r", mcpServers: [] });
+    const first = (created._meta?.podium as { instanceId: string }).instanceId;
+    expect((await fixture.api("DELETE", `/api/v1/instances/${first}`)).status).toBe(200);
+    const response = await browser.agent.request(acp.methods.agent.session.prompt, { sessionId: created.sessionId, prompt: [{ type: "text", text: "still here" }] });
+    expect(response.stopReason).toBe("end_turn");
+    expect(agentText(browser.sessionUpdates(created.sessionId))).toBe("still here");
+    const live = await fixture.api("GET", `/api/v1/instances?agent_id=${created.sessionId}`);
+    expect(live.json.instances).toEqual([expect.objectContaining({ agent_id: created.sessionId })]);
+    expect((live.json.instances as JsonObject[])[0]?.instance_id).not.toBe(first);
   });
 
   it("session/new without a deployment is invalid params; _meta.podium.deploymentId picks one", async () => {
