@@ -333,6 +333,8 @@ export class AgentInstance {
     this.captureWorkspace(turn);
     if (error !== undefined) this.emit("error", { message: error }, turn);
     else if (!current.ended) this.emit("complete", {}, turn);
+    // The turn's last event: its state delta, workspace changes and end marker are all recorded.
+    this.emit("turn.done", { turn, ok: error === undefined }, turn);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     this.pump();

@@ -20,7 +20,8 @@ afterAll(async () => {
 });
 
 function turnFrames(ws: WsClient, from: number): JsonObject[] {
-  return ws.frames.slice(from).filter((f) => typeof f.messageType === "string" && f.messageType !== "state.delta" && f.messageType !== "workspace.changed");
+  const platform = new Set(["state.delta", "workspace.changed", "turn.done"]);
+  return ws.frames.slice(from).filter((f) => typeof f.messageType === "string" && !platform.has(f.messageType));
 }
 
 describe.each([

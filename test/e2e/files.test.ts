@@ -19,7 +19,7 @@ afterAll(async () => {
 async function turn(ws: WsClient, ops: JsonObject[]): Promise<number> {
   const before = ws.frames.length;
   ws.send({ type: "process_message", content: { ops } });
-  await ws.waitFor((f) => f.messageType === "complete" && ws.frames.indexOf(f) >= before);
+  await ws.waitFor((f) => f.messageType === "turn.done" && ws.frames.indexOf(f) >= before);
   const changed = ws.frames.slice(before).find((f) => f.messageType === "workspace.changed");
   return changed ? ((changed.content as JsonObject).iteration as number) : 0;
 }

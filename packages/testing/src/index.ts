@@ -1,0 +1,2 @@
+export { createTestPodium, TestPodium, type StartOptions, type TestPodiumOptions } from "./test-podium.js";
+export { TestAgent, type TestEvent, type TurnResult } from "./test-agent.js";

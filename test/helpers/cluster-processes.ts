@@ -1,0 +1,319 @@
+/**
+ * A real cluster for end-to-end tests and benchmarks: `redis-server` (startRedis), an S3 endpoint
+ * (s3rver, in-process: startS3), and N coordinators and M gateways each started as its own OS process
+ * with `node bin/podium.js coordinator|gateway` on port 0. Every process is tracked: close() kills what
+ * is left (SIGKILL), and a process "exit" hook does the same if the test runner dies first.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
+import type { JsonObject } from "../../services/shared/json.js";
+import { startRedis, type RedisServer } from "./redis-server.js";
+import { startS3, type S3Server } from "./s3-server.js";
+import { WsClient } from "./dev-fixture.js";
+
+export const PODIUM_BIN = path.join(REPO_ROOT, "bin/podium.js");
+export const CLUSTER_API_KEY = "cluster-e2e-key-0123456789";
+export const CLUSTER_SECRET = "cluster-e2e-secret-0123456789";
+
+export type PodiumRole = "gateway" | "coordinator";
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface PodiumProcess {
+  readonly role: PodiumRole;
+  /** The coordinator id (`--id`), or the gateway's name. */
+  readonly id: string;
+  readonly pid: number;
+  /** http://127.0.0.1:PORT from the "listening on" line. */
+  readonly url: string;
+  readonly dataDir: string;
+  readonly exited: Promise<ProcessExit>;
+  readonly alive: boolean;
+  /** stdout + stderr so far (the last 256 KiB). */
+  output(): string;
+  /** Sends `signal` and resolves when the process has exited. SIGTERM falls back to SIGKILL after `graceMs`. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<ProcessExit>;
+  /** kill -9. */
+  kill(): Promise<ProcessExit>;
+}
+
+/** Every process started by this module and still running, killed on exit whatever happens. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const child of running) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+/** The environment of a child: the parent's minus PODIUM_* / NODE_OPTIONS (jest's VM flags), plus `extra`. */
+export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith("PODIUM_") || key === "NODE_OPTIONS" || key.startsWith("AWS_")) continue;
+    env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+export interface SpawnPodiumOptions {
+  role: PodiumRole;
+  id: string;
+  args: string[];
+  env: Record<string, string>;
+  dataDir?: string;
+  /** How long to wait for the "listening on" line. Default 30 s. */
+  startTimeoutMs?: number;
+}
+
+/** Starts `node bin/podium.js <role> …` and resolves once it prints its URL. */
+export function spawnPodium(options: SpawnPodiumOptions): Promise<PodiumProcess> {
+  installExitHook();
+  const child = spawn(process.execPath, [PODIUM_BIN, options.role, ...options.args], {
+    cwd: REPO_ROOT,
+    env: childEnv(options.env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  let output = "";
+  let stdout = "";
+  const append = (chunk: Buffer): void => {
+    output += chunk.toString();
+    if (output.length > 512 * 1024) output = output.slice(-256 * 1024);
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
+  const exited = new Promise<ProcessExit>((resolve) => {
+    child.once("exit", (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const waitExit = async (signal: NodeJS.Signals, graceMs: number): Promise<ProcessExit> => {
+    if (child.exitCode !== null || child.signalCode !== null) return exited;
+    child.kill(signal);
+    const force = signal === "SIGKILL" ? undefined : setTimeout(() => child.kill("SIGKILL"), graceMs);
+    const result = await exited;
+    clearTimeout(force);
+    return result;
+  };
+  return new Promise((resolve, reject) => {
+    const timeoutMs = options.startTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${options.role} ${options.id} did not print its URL within ${timeoutMs} ms:\n${output.slice(-4000)}`));
+    }, timeoutMs);
+    // The start-up line on stdout ("podium gateway listening on http://…"), not the JSON logs on stderr.
+    const onData = (chunk: Buffer): void => {
+      stdout += chunk.toString();
+      const match = /^podium (?:gateway|coordinator)\b.* listening on (http:\/\/\S+)$/m.exec(stdout);
+      if (!match?.[1]) return;
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      const url = match[1];
+      resolve({
+        role: options.role,
+        id: options.id,
+        pid: child.pid ?? 0,
+        url,
+        dataDir: options.dataDir ?? "",
+        exited,
+        get alive() {
+          return child.exitCode === null && child.signalCode === null;
+        },
+        output: () => output,
+        stop: (signal = "SIGTERM", graceMs = 30_000) => waitExit(signal, graceMs),
+        kill: () => waitExit("SIGKILL", 0),
+      });
+    };
+    child.stdout?.on("data", onData);
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${options.role} ${options.id} exited (${code ?? signal}) before it listened:\n${output.slice(-4000)}`));
+    });
+  });
+}
+
+export interface ClusterOptions {
+  coordinators?: number;
+  gateways?: number;
+  /** Per-coordinator capacity (--capacity). */
+  capacity?: number;
+  /** More environment for every process. */
+  env?: Record<string, string>;
+}
+
+export interface RestResult {
+  status: number;
+  json: JsonObject;
+}
+
+export interface TestCluster {
+  readonly redis: RedisServer;
+  readonly s3: S3Server;
+  readonly apiKey: string;
+  readonly secret: string;
+  readonly coordinators: PodiumProcess[];
+  readonly gateways: PodiumProcess[];
+  /** Starts one more coordinator (id `coord-<n>` unless given). */
+  addCoordinator(id?: string): Promise<PodiumProcess>;
+  addGateway(id?: string): Promise<PodiumProcess>;
+  /** A REST call with the API key to `base` (a gateway URL). */
+  api(base: string, method: string, urlPath: string, body?: unknown): Promise<RestResult>;
+  /** A WebSocket on `/api/v1/instances/{id}/connect` through `base` (closed by close()). */
+  connect(base: string, instanceId: string, query?: string): Promise<WsClient>;
+  /** Kills every process (SIGKILL), stops Valkey and S3, removes temp dirs. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts Valkey, S3, then the coordinators and gateways (in parallel). On failure, everything started is cleaned up. */
+export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "podium-cluster-"));
+  const processes: PodiumProcess[] = [];
+  const sockets = new Set<WsClient>();
+  let redis: RedisServer | undefined;
+  let s3: S3Server | undefined;
+  let closed = false;
+  const counter = { coordinator: 0, gateway: 0 };
+
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    for (const ws of sockets) ws.close();
+    await Promise.all(processes.map((p) => p.kill()));
+    await redis?.stop();
+    await s3?.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  };
+
+  try {
+    [redis, s3] = await Promise.all([startRedis(), startS3()]);
+    const shared = {
+      PODIUM_CLUSTER_SECRET: CLUSTER_SECRET,
+      PODIUM_VALKEY_URL: redis.url,
+      PODIUM_S3_BUCKET: s3.bucket,
+      PODIUM_S3_ENDPOINT: s3.endpoint,
+      PODIUM_S3_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "S3RVER",
+      AWS_SECRET_ACCESS_KEY: "S3RVER",
+      ...options.env,
+    };
+    const addCoordinator = async (id?: string): Promise<PodiumProcess> => {
+      const coordinatorId = id ?? `coord-${++counter.coordinator}`;
+      const dataDir = path.join(root, coordinatorId);
+      fs.mkdirSync(dataDir, { recursive: true });
+      const args = ["--port", "0", "--host", "127.0.0.1", "--data", dataDir, "--id", coordinatorId];
+      if (options.capacity !== undefined) args.push("--capacity", String(options.capacity));
+      const proc = await spawnPodium({ role: "coordinator", id: coordinatorId, args, env: shared, dataDir });
+      processes.push(proc);
+      return proc;
+    };
+    const addGateway = async (id?: string): Promise<PodiumProcess> => {
+      const name = id ?? `gateway-${String.fromCharCode(96 + ++counter.gateway)}`;
+      const proc = await spawnPodium({ role: "gateway", id: name, args: ["--port", "0", "--host", "127.0.0.1"], env: { ...shared, PODIUM_API_KEY: CLUSTER_API_KEY } });
+      processes.push(proc);
+      return proc;
+    };
+    const coordinatorIds = Array.from({ length: options.coordinators ?? 3 }, () => `coord-${++counter.coordinator}`);
+    const gatewayIds = Array.from({ length: options.gateways ?? 2 }, () => `gateway-${String.fromCharCode(96 + ++counter.gateway)}`);
+    const coordinators = await Promise.all(coordinatorIds.map((id) => addCoordinator(id)));
+    const gateways = await Promise.all(gatewayIds.map((id) => addGateway(id)));
+    const liveRedis = redis;
+    const liveS3 = s3;
+    return {
+      redis: liveRedis,
+      s3: liveS3,
+      apiKey: CLUSTER_API_KEY,
+      secret: CLUSTER_SECRET,
+      coordinators,
+      gateways,
+      addCoordinator,
+      addGateway,
+      api: (base, method, urlPath, body) => restCall(base, method, urlPath, body),
+      async connect(base, instanceId, query = "") {
+        const ws = await WsClient.open(`${base.replace(/^http/, "ws")}/api/v1/instances/${instanceId}/connect?api_key=${CLUSTER_API_KEY}${query ? "&" + query : ""}`);
+        sockets.add(ws);
+        return ws;
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** REST with the cluster's API key; the body is JSON unless it is a Buffer (sent as gzip). */
+export async function restCall(base: string, method: string, urlPath: string, body?: unknown, apiKey = CLUSTER_API_KEY): Promise<RestResult> {
+  const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+  let payload: string | Buffer | undefined;
+  if (Buffer.isBuffer(body)) {
+    headers["content-type"] = "application/gzip";
+    payload = body;
+  } else if (body !== undefined) {
+    headers["content-type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const res = await fetch(base + urlPath, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+  const text = await res.text();
+  let json: JsonObject = {};
+  try {
+    json = text ? (JSON.parse(text) as JsonObject) : {};
+  } catch {
+    json = { raw: text };
+  }
+  return { status: res.status, json };
+}
+
+/** Runs `podium deploy DIR --url URL` as a user would; resolves with its exit code and JSON output. */
+export function deployWithCli(dir: string, url: string, apiKey = CLUSTER_API_KEY): Promise<{ code: number | null; result: JsonObject; stderr: string }> {
+  installExitHook();
+  const child = spawn(process.execPath, [PODIUM_BIN, "deploy", dir, "--url", url], { cwd: REPO_ROOT, env: childEnv({ PODIUM_API_KEY: apiKey }), stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => {
+    child.once("exit", (code) => {
+      running.delete(child);
+      let result: JsonObject = {};
+      try {
+        result = JSON.parse(stdout) as JsonObject;
+      } catch {
+        result = { raw: stdout };
+      }
+      resolve({ code, result, stderr });
+    });
+  });
+}
+
+/** True while a process with this pid exists (and is not a zombie we could still reap). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return true;
+  }
+}
