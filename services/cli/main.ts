@@ -18,7 +18,8 @@ Usage:
   podium gateway --coordinator URL [--coordinator URL ...] [--port N] [--registry DIR]
   podium coordinator [--port N] [--data DIR] [--registry DIR] [--capacity N]
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
-  podium acp --url URL --deployment ID                             an ACP agent over stdio (for editors)
+  podium acp --url URL --deployment ID [--api-key KEY] [--stop-on-exit] [--cancel-grace-ms N] [--log-level L]
+                                                                   an ACP agent over stdio (for editors)
   podium version
 
 Environment: PODIUM_API_KEY (client keys, comma-separated), PODIUM_CLUSTER_SECRET, PODIUM_URL,

@@ -55,6 +55,7 @@ export function rowToStreamUpdate(row: MessageRow, agentId: string): StreamUpdat
     timestamp: timestampFromMs(row.timestamp),
     messageType: row.messageType,
     ...(row.content ? { content: row.content } : {}),
+    turn: BigInt(row.turn),
   });
 }
 

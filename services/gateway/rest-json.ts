@@ -54,7 +54,7 @@ export function instanceJson(i: Instance): JsonObject {
   };
 }
 
-/** The WebSocket `/connect` frame: `{"messageType","content","agentId","instanceId","seq","timestamp"}`. */
+/** The WebSocket `/connect` frame: `{"messageType","content","agentId","instanceId","seq","timestamp","turn"}`. */
 export function updateFrame(u: StreamUpdate): JsonObject {
   const frame: JsonObject = { messageType: u.messageType };
   if (u.content) frame.content = u.content;
@@ -62,6 +62,7 @@ export function updateFrame(u: StreamUpdate): JsonObject {
   frame.instanceId = u.instanceId;
   frame.seq = Number(u.seq);
   frame.timestamp = iso(u.timestamp);
+  if (u.turn > 0n) frame.turn = Number(u.turn);
   return frame;
 }
 

@@ -100,7 +100,7 @@ describe("gRPC through the gateway", () => {
     await expect(
       call(S + "CreateInstance", codec(CreateInstanceRequestSchema) as never, codec(CreateInstanceResponseSchema) as never,
         create(CreateInstanceRequestSchema, { deploymentId: "missing:9.9.9@local" })),
-    ).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    ).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: expect.stringContaining("unknown deployment") });
   });
 
   it("reports SERVING through grpc.health.v1 without a key", async () => {

@@ -41,6 +41,8 @@ export interface PodiumProcess {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<ProcessExit>;
   /** kill -9. */
   kill(): Promise<ProcessExit>;
+  /** Sends a signal and returns at once (e.g. SIGSTOP to freeze the process with its sockets open). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /** Every process started by this module and still running, killed on exit whatever happens. */
@@ -139,6 +141,7 @@ export function spawnPodium(options: SpawnPodiumOptions): Promise<PodiumProcess>
         output: () => output,
         stop: (signal = "SIGTERM", graceMs = 30_000) => waitExit(signal, graceMs),
         kill: () => waitExit("SIGKILL", 0),
+        signal: (signal) => void child.kill(signal),
       });
     };
     child.stdout?.on("data", onData);
@@ -168,6 +171,7 @@ export interface TestCluster {
   readonly s3: S3Server;
   readonly apiKey: string;
   readonly secret: string;
+  /** Every coordinator started, including added and stopped ones (see `alive`). */
   readonly coordinators: PodiumProcess[];
   readonly gateways: PodiumProcess[];
   /** Starts one more coordinator (id `coord-<n>` unless given). */
@@ -185,6 +189,8 @@ export interface TestCluster {
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "podium-cluster-"));
   const processes: PodiumProcess[] = [];
+  const coordinators: PodiumProcess[] = [];
+  const gateways: PodiumProcess[] = [];
   const sockets = new Set<WsClient>();
   let redis: RedisServer | undefined;
   let s3: S3Server | undefined;
@@ -221,18 +227,22 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       if (options.capacity !== undefined) args.push("--capacity", String(options.capacity));
       const proc = await spawnPodium({ role: "coordinator", id: coordinatorId, args, env: shared, dataDir });
       processes.push(proc);
+      coordinators.push(proc);
       return proc;
     };
     const addGateway = async (id?: string): Promise<PodiumProcess> => {
       const name = id ?? `gateway-${String.fromCharCode(96 + ++counter.gateway)}`;
       const proc = await spawnPodium({ role: "gateway", id: name, args: ["--port", "0", "--host", "127.0.0.1"], env: { ...shared, PODIUM_API_KEY: CLUSTER_API_KEY } });
       processes.push(proc);
+      gateways.push(proc);
       return proc;
     };
     const coordinatorIds = Array.from({ length: options.coordinators ?? 3 }, () => `coord-${++counter.coordinator}`);
     const gatewayIds = Array.from({ length: options.gateways ?? 2 }, () => `gateway-${String.fromCharCode(96 + ++counter.gateway)}`);
-    const coordinators = await Promise.all(coordinatorIds.map((id) => addCoordinator(id)));
-    const gateways = await Promise.all(gatewayIds.map((id) => addGateway(id)));
+    await Promise.all([...coordinatorIds.map((id) => addCoordinator(id)), ...gatewayIds.map((id) => addGateway(id))]);
+    const byId = (a: PodiumProcess, b: PodiumProcess): number => (a.id < b.id ? -1 : 1);
+    coordinators.sort(byId);
+    gateways.sort(byId);
     const liveRedis = redis;
     const liveS3 = s3;
     return {

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file podium/v1/stream_update.proto.
  */
 export const file_podium_v1_stream_update: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wb2RpdW0vdjEvc3RyZWFtX3VwZGF0ZS5wcm90bxIJcG9kaXVtLnYxIrEBCgxTdHJlYW1VcGRhdGUSEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSCwoDc2VxGAMgASgEEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWVzc2FnZV90eXBlGAUgASgJEigKB2NvbnRlbnQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0YgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1wb2RpdW0vdjEvc3RyZWFtX3VwZGF0ZS5wcm90bxIJcG9kaXVtLnYxIr8BCgxTdHJlYW1VcGRhdGUSEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSCwoDc2VxGAMgASgEEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWVzc2FnZV90eXBlGAUgASgJEigKB2NvbnRlbnQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBHR1cm4YByABKARiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * StreamUpdate is Podium's native event: one thing an agent instance (or the
@@ -66,6 +66,14 @@ export type StreamUpdate = Message<"podium.v1.StreamUpdate"> & {
    * @generated from field: google.protobuf.Struct content = 6;
    */
   content?: JsonObject | undefined;
+
+  /**
+   * The turn the update belongs to: the seq of the inbound message that started it; 0 for updates
+   * outside any turn (start-up, stop).
+   *
+   * @generated from field: uint64 turn = 7;
+   */
+  turn: bigint;
 };
 
 /**
