@@ -136,6 +136,19 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           return { messages: rows.map(rowToMessageRecord), nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n };
         });
       },
+      async getAgent(req) {
+        const agentId = requireId(req.agentId, "agent_id");
+        const live = manager.list({ agentId })[0];
+        return manager.withAgentStore(agentId, (store) => ({
+          agent: {
+            agentId,
+            instanceId: live?.instanceId ?? "",
+            coordinatorId: manager.coordinatorId,
+            lastSeq: BigInt(store.messages.lastSeq()),
+            stateVersion: BigInt(store.state.version()),
+          },
+        }));
+      },
       async listLogs(req) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
         return manager.withAgentStore(instance.agentId, (store) => {

@@ -9,6 +9,7 @@ import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import type {
   CreateInstanceRequestSchema,
   GetStateRequestSchema,
+  GetAgentResponse,
   GetStateResponse,
   ListLogsRequestSchema,
   ListLogsResponse,
@@ -178,6 +179,11 @@ export class GatewayCore {
   async listLogs(req: MessageInitShape<typeof ListLogsRequestSchema> & { instanceId: string }, signal?: AbortSignal): Promise<ListLogsResponse> {
     const coordinator = await this.directory.locateInstance(req.instanceId, signal);
     return coordinator.instances.listLogs(req, { signal });
+  }
+
+  async getAgent(agentId: string, signal?: AbortSignal): Promise<GetAgentResponse> {
+    const coordinator = await this.directory.locateAgent(agentId, signal);
+    return coordinator.instances.getAgent({ agentId }, { signal });
   }
 
   /** The FileService client of the coordinator that holds the target's workspace. */

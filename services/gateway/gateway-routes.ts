@@ -56,6 +56,9 @@ export function gatewayRoutes(core: GatewayCore) {
         requireField(req.instanceId, "instance_id");
         return core.listMessages(req, ctx.signal);
       },
+      async getAgent(req, ctx) {
+        return core.getAgent(requireField(req.agentId, "agent_id"), ctx.signal);
+      },
       async listLogs(req, ctx) {
         requireField(req.instanceId, "instance_id");
         return core.listLogs(req, ctx.signal);

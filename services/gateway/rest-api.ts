@@ -108,6 +108,18 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     sendJson(res, 200, { logs: page.logs.map(logJson), next_after: Number(page.nextAfter) || null });
   });
 
+  route("GET", `/api/v1/agents/${ID}`, async ({ res, params, signal }) => {
+    const { agent } = await core.getAgent(params[0] as string, signal);
+    if (!agent) throw new ConnectError(`unknown agent ${params[0] as string}`, Code.NotFound);
+    sendJson(res, 200, {
+      agent_id: agent.agentId,
+      instance_id: agent.instanceId || null,
+      coordinator_id: agent.coordinatorId,
+      last_seq: Number(agent.lastSeq),
+      state_version: Number(agent.stateVersion),
+    });
+  });
+
   // Files: /api/v1/{instances|agents}/{id}/files[/{path}[/history | /at/{iteration}]]
   route("GET", `/api/v1/(instances|agents)/${ID}/files`, async ({ res, params, query, signal }) => {
     const target = fileTarget(params[0] as string, params[1] as string);

@@ -76,7 +76,9 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       const afterRaw = url.searchParams.get("after_seq");
       if (afterRaw !== null && !/^\d{1,15}$/.test(afterRaw)) throw new ConnectError("after_seq must be a non-negative integer", Code.InvalidArgument);
-      return (ws, socket) => bridgeInstance(core, logger, ws, socket, instanceId, afterRaw === null ? undefined : BigInt(afterRaw));
+      // Without after_seq the stream starts "live" at the upgrade: after the last seq as of now, so the events
+      // emitted before the upstream stream is subscribed (e.g. the answer to a message sent at once) are not lost.
+      return (ws, socket) => bridgeInstance(core, logger, ws, socket, instanceId, afterRaw === null ? instance.lastSeq : BigInt(afterRaw));
     },
   };
 }
@@ -100,7 +102,7 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
   }
 }
 
-function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, socket: Duplex, instanceId: string, afterSeq: bigint | undefined): void {
+function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, socket: Duplex, instanceId: string, afterSeq: bigint): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
@@ -116,7 +118,7 @@ function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, socket
     })().catch((err) => sendWsError(ws, err));
   });
   void (async () => {
-    const after = afterSeq === undefined ? {} : afterSeq === 0n ? { replayAll: true } : { afterSeq };
+    const after = afterSeq === 0n ? { replayAll: true } : { afterSeq };
     try {
       for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
         if (ws.readyState !== ws.OPEN) break;

@@ -137,3 +137,16 @@ describe("per-deployment limits from podium.json", () => {
     await podium.api("DELETE", `/api/v1/instances/${created.instance_id as string}`);
   });
 });
+
+describe("agents", () => {
+  it("describes a durable agent with and without a live instance, and 404s unknown ones", async () => {
+    const created = await create("echo-ts");
+    const agentId = created.agent_id as string;
+    const live = await podium.api("GET", `/api/v1/agents/${agentId}`);
+    expect(live.json).toMatchObject({ agent_id: agentId, instance_id: created.instance_id, state_version: 1 });
+    await podium.api("DELETE", `/api/v1/instances/${created.instance_id as string}`);
+    const stopped = await podium.api("GET", `/api/v1/agents/${agentId}`);
+    expect(stopped.json).toMatchObject({ agent_id: agentId, instance_id: null, state_version: 1 });
+    expect((await podium.api("GET", "/api/v1/agents/agent-unknown")).status).toBe(404);
+  });
+});

@@ -16,7 +16,82 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file podium/v1/instance_service.proto.
  */
 export const file_podium_v1_instance_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBwb2RpdW0vdjEvaW5zdGFuY2Vfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIqwCChVDcmVhdGVJbnN0YW5jZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRI+CgdzZWNyZXRzGAMgAygLMi0ucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdC5TZWNyZXRzRW50cnkSRgoLZW52aXJvbm1lbnQYBCADKAsyMS5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0LkVudmlyb25tZW50RW50cnkaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KFkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiKQoSR2V0SW5zdGFuY2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJIjwKE0dldEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiPwoUTGlzdEluc3RhbmNlc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCSI/ChVMaXN0SW5zdGFuY2VzUmVzcG9uc2USJgoJaW5zdGFuY2VzGAEgAygLMhMucG9kaXVtLnYxLkluc3RhbmNlIjwKE1N0b3BJbnN0YW5jZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIZ3JhY2VfbXMYAiABKA0iPQoUU3RvcEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiUwoSU2VuZE1lc3NhZ2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEigKB2NvbnRlbnQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkgKE1NlbmRNZXNzYWdlUmVzcG9uc2USCwoDc2VxGAEgASgEEgwKBHR1cm4YAiABKAQSFgoOcXVldWVfcG9zaXRpb24YAyABKA0iNgoRQ2FuY2VsVHVyblJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSDAoEdHVybhgCIAEoBCI1ChJDYW5jZWxUdXJuUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIEgwKBHR1cm4YAiABKAQiZgoUQW5zd2VyUmVxdWVzdFJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIXChVBbnN3ZXJSZXF1ZXN0UmVzcG9uc2UiUgoUU3RyZWFtVXBkYXRlc1JlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEEhIKCnJlcGxheV9hbGwYAyABKAgiQQoVU3RyZWFtVXBkYXRlc1Jlc3BvbnNlEigKB3VwZGF0ZXMYASADKAsyFy5wb2RpdW0udjEuU3RyZWFtVXBkYXRlIkQKD0dldFN0YXRlUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRISCgVzaW5jZRgCIAEoBEgAiAEBQggKBl9zaW5jZSJ0CgpTdGF0ZVBhdGNoEg8KB3ZlcnNpb24YASABKAQSJgoFcGF0Y2gYAiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoQR2V0U3RhdGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiYKBXN0YXRlGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgdwYXRjaGVzGAMgAygLMhUucG9kaXVtLnYxLlN0YXRlUGF0Y2gi3gEKDU1lc3NhZ2VSZWNvcmQSCwoDc2VxGAEgASgEEi4KCWRpcmVjdGlvbhgCIAEoDjIbLnBvZGl1bS52MS5NZXNzYWdlRGlyZWN0aW9uEhMKC2luc3RhbmNlX2lkGAMgASgJEhQKDG1lc3NhZ2VfdHlwZRgEIAEoCRIoCgdjb250ZW50GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCgl0aW1lc3RhbXAYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR1cm4YByABKAQiTAoTTGlzdE1lc3NhZ2VzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIRCglhZnRlcl9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iWgoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKgoIbWVzc2FnZXMYASADKAsyGC5wb2RpdW0udjEuTWVzc2FnZVJlY29yZBIWCg5uZXh0X2FmdGVyX3NlcRgCIAEoBCK0AQoJTG9nUmVjb3JkEgoKAmlkGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGV2ZWwYAyABKAkSDgoGc291cmNlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSEwoLaW5zdGFuY2VfaWQYBiABKAkSJwoGZmllbGRzGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJECg9MaXN0TG9nc1JlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSDQoFYWZ0ZXIYAiABKAQSDQoFbGltaXQYAyABKA0iSgoQTGlzdExvZ3NSZXNwb25zZRIiCgRsb2dzGAEgAygLMhQucG9kaXVtLnYxLkxvZ1JlY29yZBISCgpuZXh0X2FmdGVyGAIgASgEKnQKEE1lc3NhZ2VEaXJlY3Rpb24SIQodTUVTU0FHRV9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIdChlNRVNTQUdFX0RJUkVDVElPTl9JTkJPVU5EEAESHgoaTUVTU0FHRV9ESVJFQ1RJT05fT1VUQk9VTkQQAjL5BgoPSW5zdGFuY2VTZXJ2aWNlElUKDkNyZWF0ZUluc3RhbmNlEiAucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdBohLnBvZGl1bS52MS5DcmVhdGVJbnN0YW5jZVJlc3BvbnNlEkwKC0dldEluc3RhbmNlEh0ucG9kaXVtLnYxLkdldEluc3RhbmNlUmVxdWVzdBoeLnBvZGl1bS52MS5HZXRJbnN0YW5jZVJlc3BvbnNlElIKDUxpc3RJbnN0YW5jZXMSHy5wb2RpdW0udjEuTGlzdEluc3RhbmNlc1JlcXVlc3QaIC5wb2RpdW0udjEuTGlzdEluc3RhbmNlc1Jlc3BvbnNlEk8KDFN0b3BJbnN0YW5jZRIeLnBvZGl1bS52MS5TdG9wSW5zdGFuY2VSZXF1ZXN0Gh8ucG9kaXVtLnYxLlN0b3BJbnN0YW5jZVJlc3BvbnNlEkwKC1NlbmRNZXNzYWdlEh0ucG9kaXVtLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoeLnBvZGl1bS52MS5TZW5kTWVzc2FnZVJlc3BvbnNlEkkKCkNhbmNlbFR1cm4SHC5wb2RpdW0udjEuQ2FuY2VsVHVyblJlcXVlc3QaHS5wb2RpdW0udjEuQ2FuY2VsVHVyblJlc3BvbnNlElIKDUFuc3dlclJlcXVlc3QSHy5wb2RpdW0udjEuQW5zd2VyUmVxdWVzdFJlcXVlc3QaIC5wb2RpdW0udjEuQW5zd2VyUmVxdWVzdFJlc3BvbnNlElQKDVN0cmVhbVVwZGF0ZXMSHy5wb2RpdW0udjEuU3RyZWFtVXBkYXRlc1JlcXVlc3QaIC5wb2RpdW0udjEuU3RyZWFtVXBkYXRlc1Jlc3BvbnNlMAESQwoIR2V0U3RhdGUSGi5wb2RpdW0udjEuR2V0U3RhdGVSZXF1ZXN0GhsucG9kaXVtLnYxLkdldFN0YXRlUmVzcG9uc2USTwoMTGlzdE1lc3NhZ2VzEh4ucG9kaXVtLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5wb2RpdW0udjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USQwoITGlzdExvZ3MSGi5wb2RpdW0udjEuTGlzdExvZ3NSZXF1ZXN0GhsucG9kaXVtLnYxLkxpc3RMb2dzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_podium_v1_instance, file_podium_v1_stream_update]);
+  fileDesc("CiBwb2RpdW0vdjEvaW5zdGFuY2Vfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIm8KBUFnZW50EhAKCGFnZW50X2lkGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEhYKDmNvb3JkaW5hdG9yX2lkGAMgASgJEhAKCGxhc3Rfc2VxGAQgASgEEhUKDXN0YXRlX3ZlcnNpb24YBSABKAQiIwoPR2V0QWdlbnRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJIjMKEEdldEFnZW50UmVzcG9uc2USHwoFYWdlbnQYASABKAsyEC5wb2RpdW0udjEuQWdlbnQirAIKFUNyZWF0ZUluc3RhbmNlUmVxdWVzdBIVCg1kZXBsb3ltZW50X2lkGAEgASgJEhAKCGFnZW50X2lkGAIgASgJEj4KB3NlY3JldHMYAyADKAsyLS5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0LlNlY3JldHNFbnRyeRJGCgtlbnZpcm9ubWVudBgEIAMoCzIxLnBvZGl1bS52MS5DcmVhdGVJbnN0YW5jZVJlcXVlc3QuRW52aXJvbm1lbnRFbnRyeRouCgxTZWNyZXRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPwoWQ3JlYXRlSW5zdGFuY2VSZXNwb25zZRIlCghpbnN0YW5jZRgBIAEoCzITLnBvZGl1bS52MS5JbnN0YW5jZSIpChJHZXRJbnN0YW5jZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkiPAoTR2V0SW5zdGFuY2VSZXNwb25zZRIlCghpbnN0YW5jZRgBIAEoCzITLnBvZGl1bS52MS5JbnN0YW5jZSI/ChRMaXN0SW5zdGFuY2VzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIj8KFUxpc3RJbnN0YW5jZXNSZXNwb25zZRImCglpbnN0YW5jZXMYASADKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiPAoTU3RvcEluc3RhbmNlUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIQCghncmFjZV9tcxgCIAEoDSI9ChRTdG9wSW5zdGFuY2VSZXNwb25zZRIlCghpbnN0YW5jZRgBIAEoCzITLnBvZGl1bS52MS5JbnN0YW5jZSJTChJTZW5kTWVzc2FnZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSKAoHY29udGVudBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiSAoTU2VuZE1lc3NhZ2VSZXNwb25zZRILCgNzZXEYASABKAQSDAoEdHVybhgCIAEoBBIWCg5xdWV1ZV9wb3NpdGlvbhgDIAEoDSI2ChFDYW5jZWxUdXJuUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIMCgR0dXJuGAIgASgEIjUKEkNhbmNlbFR1cm5SZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgSDAoEdHVybhgCIAEoBCJmChRBbnN3ZXJSZXF1ZXN0UmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIhcKFUFuc3dlclJlcXVlc3RSZXNwb25zZSJSChRTdHJlYW1VcGRhdGVzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIRCglhZnRlcl9zZXEYAiABKAQSEgoKcmVwbGF5X2FsbBgDIAEoCCJBChVTdHJlYW1VcGRhdGVzUmVzcG9uc2USKAoHdXBkYXRlcxgBIAMoCzIXLnBvZGl1bS52MS5TdHJlYW1VcGRhdGUiRAoPR2V0U3RhdGVSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEhIKBXNpbmNlGAIgASgESACIAQFCCAoGX3NpbmNlInQKClN0YXRlUGF0Y2gSDwoHdmVyc2lvbhgBIAEoBBImCgVwYXRjaBgCIAMoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChBHZXRTdGF0ZVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAQSJgoFc3RhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKB3BhdGNoZXMYAyADKAsyFS5wb2RpdW0udjEuU3RhdGVQYXRjaCLeAQoNTWVzc2FnZVJlY29yZBILCgNzZXEYASABKAQSLgoJZGlyZWN0aW9uGAIgASgOMhsucG9kaXVtLnYxLk1lc3NhZ2VEaXJlY3Rpb24SEwoLaW5zdGFuY2VfaWQYAyABKAkSFAoMbWVzc2FnZV90eXBlGAQgASgJEigKB2NvbnRlbnQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdHVybhgHIAEoBCJMChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEhEKCWFmdGVyX3NlcRgCIAEoBBINCgVsaW1pdBgDIAEoDSJaChRMaXN0TWVzc2FnZXNSZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLnBvZGl1bS52MS5NZXNzYWdlUmVjb3JkEhYKDm5leHRfYWZ0ZXJfc2VxGAIgASgEIrQBCglMb2dSZWNvcmQSCgoCaWQYASABKAQSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsZXZlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRITCgtpbnN0YW5jZV9pZBgGIAEoCRInCgZmaWVsZHMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkQKD0xpc3RMb2dzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRINCgVhZnRlchgCIAEoBBINCgVsaW1pdBgDIAEoDSJKChBMaXN0TG9nc1Jlc3BvbnNlEiIKBGxvZ3MYASADKAsyFC5wb2RpdW0udjEuTG9nUmVjb3JkEhIKCm5leHRfYWZ0ZXIYAiABKAQqdAoQTWVzc2FnZURpcmVjdGlvbhIhCh1NRVNTQUdFX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEh0KGU1FU1NBR0VfRElSRUNUSU9OX0lOQk9VTkQQARIeChpNRVNTQUdFX0RJUkVDVElPTl9PVVRCT1VORBACMr4HCg9JbnN0YW5jZVNlcnZpY2USVQoOQ3JlYXRlSW5zdGFuY2USIC5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0GiEucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USTAoLR2V0SW5zdGFuY2USHS5wb2RpdW0udjEuR2V0SW5zdGFuY2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLkdldEluc3RhbmNlUmVzcG9uc2USUgoNTGlzdEluc3RhbmNlcxIfLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVxdWVzdBogLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVzcG9uc2USTwoMU3RvcEluc3RhbmNlEh4ucG9kaXVtLnYxLlN0b3BJbnN0YW5jZVJlcXVlc3QaHy5wb2RpdW0udjEuU3RvcEluc3RhbmNlUmVzcG9uc2USTAoLU2VuZE1lc3NhZ2USHS5wb2RpdW0udjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSQoKQ2FuY2VsVHVybhIcLnBvZGl1bS52MS5DYW5jZWxUdXJuUmVxdWVzdBodLnBvZGl1bS52MS5DYW5jZWxUdXJuUmVzcG9uc2USUgoNQW5zd2VyUmVxdWVzdBIfLnBvZGl1bS52MS5BbnN3ZXJSZXF1ZXN0UmVxdWVzdBogLnBvZGl1bS52MS5BbnN3ZXJSZXF1ZXN0UmVzcG9uc2USVAoNU3RyZWFtVXBkYXRlcxIfLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVxdWVzdBogLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVzcG9uc2UwARJDCghHZXRTdGF0ZRIaLnBvZGl1bS52MS5HZXRTdGF0ZVJlcXVlc3QaGy5wb2RpdW0udjEuR2V0U3RhdGVSZXNwb25zZRJPCgxMaXN0TWVzc2FnZXMSHi5wb2RpdW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBofLnBvZGl1bS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJDCghMaXN0TG9ncxIaLnBvZGl1bS52MS5MaXN0TG9nc1JlcXVlc3QaGy5wb2RpdW0udjEuTGlzdExvZ3NSZXNwb25zZRJDCghHZXRBZ2VudBIaLnBvZGl1bS52MS5HZXRBZ2VudFJlcXVlc3QaGy5wb2RpdW0udjEuR2V0QWdlbnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_podium_v1_instance, file_podium_v1_stream_update]);
+
+/**
+ * Agent is a durable agent: its identity and where its history stands.
+ *
+ * @generated from message podium.v1.Agent
+ */
+export type Agent = Message<"podium.v1.Agent"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * The live instance, when there is one.
+   *
+   * @generated from field: string instance_id = 2;
+   */
+  instanceId: string;
+
+  /**
+   * @generated from field: string coordinator_id = 3;
+   */
+  coordinatorId: string;
+
+  /**
+   * @generated from field: uint64 last_seq = 4;
+   */
+  lastSeq: bigint;
+
+  /**
+   * @generated from field: uint64 state_version = 5;
+   */
+  stateVersion: bigint;
+};
+
+/**
+ * Describes the message podium.v1.Agent.
+ * Use `create(AgentSchema)` to create a new message.
+ */
+export const AgentSchema: GenMessage<Agent> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 0);
+
+/**
+ * @generated from message podium.v1.GetAgentRequest
+ */
+export type GetAgentRequest = Message<"podium.v1.GetAgentRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message podium.v1.GetAgentRequest.
+ * Use `create(GetAgentRequestSchema)` to create a new message.
+ */
+export const GetAgentRequestSchema: GenMessage<GetAgentRequest> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 1);
+
+/**
+ * @generated from message podium.v1.GetAgentResponse
+ */
+export type GetAgentResponse = Message<"podium.v1.GetAgentResponse"> & {
+  /**
+   * @generated from field: podium.v1.Agent agent = 1;
+   */
+  agent?: Agent | undefined;
+};
+
+/**
+ * Describes the message podium.v1.GetAgentResponse.
+ * Use `create(GetAgentResponseSchema)` to create a new message.
+ */
+export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*/
+  messageDesc(file_podium_v1_instance_service, 2);
 
 /**
  * @generated from message podium.v1.CreateInstanceRequest
@@ -54,7 +129,7 @@ export type CreateInstanceRequest = Message<"podium.v1.CreateInstanceRequest"> &
  * Use `create(CreateInstanceRequestSchema)` to create a new message.
  */
 export const CreateInstanceRequestSchema: GenMessage<CreateInstanceRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 0);
+  messageDesc(file_podium_v1_instance_service, 3);
 
 /**
  * @generated from message podium.v1.CreateInstanceResponse
@@ -71,7 +146,7 @@ export type CreateInstanceResponse = Message<"podium.v1.CreateInstanceResponse">
  * Use `create(CreateInstanceResponseSchema)` to create a new message.
  */
 export const CreateInstanceResponseSchema: GenMessage<CreateInstanceResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 1);
+  messageDesc(file_podium_v1_instance_service, 4);
 
 /**
  * @generated from message podium.v1.GetInstanceRequest
@@ -88,7 +163,7 @@ export type GetInstanceRequest = Message<"podium.v1.GetInstanceRequest"> & {
  * Use `create(GetInstanceRequestSchema)` to create a new message.
  */
 export const GetInstanceRequestSchema: GenMessage<GetInstanceRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 2);
+  messageDesc(file_podium_v1_instance_service, 5);
 
 /**
  * @generated from message podium.v1.GetInstanceResponse
@@ -105,7 +180,7 @@ export type GetInstanceResponse = Message<"podium.v1.GetInstanceResponse"> & {
  * Use `create(GetInstanceResponseSchema)` to create a new message.
  */
 export const GetInstanceResponseSchema: GenMessage<GetInstanceResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 3);
+  messageDesc(file_podium_v1_instance_service, 6);
 
 /**
  * @generated from message podium.v1.ListInstancesRequest
@@ -131,7 +206,7 @@ export type ListInstancesRequest = Message<"podium.v1.ListInstancesRequest"> & {
  * Use `create(ListInstancesRequestSchema)` to create a new message.
  */
 export const ListInstancesRequestSchema: GenMessage<ListInstancesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 4);
+  messageDesc(file_podium_v1_instance_service, 7);
 
 /**
  * @generated from message podium.v1.ListInstancesResponse
@@ -148,7 +223,7 @@ export type ListInstancesResponse = Message<"podium.v1.ListInstancesResponse"> &
  * Use `create(ListInstancesResponseSchema)` to create a new message.
  */
 export const ListInstancesResponseSchema: GenMessage<ListInstancesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 5);
+  messageDesc(file_podium_v1_instance_service, 8);
 
 /**
  * @generated from message podium.v1.StopInstanceRequest
@@ -172,7 +247,7 @@ export type StopInstanceRequest = Message<"podium.v1.StopInstanceRequest"> & {
  * Use `create(StopInstanceRequestSchema)` to create a new message.
  */
 export const StopInstanceRequestSchema: GenMessage<StopInstanceRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 6);
+  messageDesc(file_podium_v1_instance_service, 9);
 
 /**
  * @generated from message podium.v1.StopInstanceResponse
@@ -189,7 +264,7 @@ export type StopInstanceResponse = Message<"podium.v1.StopInstanceResponse"> & {
  * Use `create(StopInstanceResponseSchema)` to create a new message.
  */
 export const StopInstanceResponseSchema: GenMessage<StopInstanceResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 7);
+  messageDesc(file_podium_v1_instance_service, 10);
 
 /**
  * @generated from message podium.v1.SendMessageRequest
@@ -213,7 +288,7 @@ export type SendMessageRequest = Message<"podium.v1.SendMessageRequest"> & {
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 8);
+  messageDesc(file_podium_v1_instance_service, 11);
 
 /**
  * @generated from message podium.v1.SendMessageResponse
@@ -246,7 +321,7 @@ export type SendMessageResponse = Message<"podium.v1.SendMessageResponse"> & {
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 9);
+  messageDesc(file_podium_v1_instance_service, 12);
 
 /**
  * @generated from message podium.v1.CancelTurnRequest
@@ -270,7 +345,7 @@ export type CancelTurnRequest = Message<"podium.v1.CancelTurnRequest"> & {
  * Use `create(CancelTurnRequestSchema)` to create a new message.
  */
 export const CancelTurnRequestSchema: GenMessage<CancelTurnRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 10);
+  messageDesc(file_podium_v1_instance_service, 13);
 
 /**
  * @generated from message podium.v1.CancelTurnResponse
@@ -294,7 +369,7 @@ export type CancelTurnResponse = Message<"podium.v1.CancelTurnResponse"> & {
  * Use `create(CancelTurnResponseSchema)` to create a new message.
  */
 export const CancelTurnResponseSchema: GenMessage<CancelTurnResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 11);
+  messageDesc(file_podium_v1_instance_service, 14);
 
 /**
  * @generated from message podium.v1.AnswerRequestRequest
@@ -325,7 +400,7 @@ export type AnswerRequestRequest = Message<"podium.v1.AnswerRequestRequest"> & {
  * Use `create(AnswerRequestRequestSchema)` to create a new message.
  */
 export const AnswerRequestRequestSchema: GenMessage<AnswerRequestRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 12);
+  messageDesc(file_podium_v1_instance_service, 15);
 
 /**
  * @generated from message podium.v1.AnswerRequestResponse
@@ -338,7 +413,7 @@ export type AnswerRequestResponse = Message<"podium.v1.AnswerRequestResponse"> &
  * Use `create(AnswerRequestResponseSchema)` to create a new message.
  */
 export const AnswerRequestResponseSchema: GenMessage<AnswerRequestResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 13);
+  messageDesc(file_podium_v1_instance_service, 16);
 
 /**
  * @generated from message podium.v1.StreamUpdatesRequest
@@ -370,7 +445,7 @@ export type StreamUpdatesRequest = Message<"podium.v1.StreamUpdatesRequest"> & {
  * Use `create(StreamUpdatesRequestSchema)` to create a new message.
  */
 export const StreamUpdatesRequestSchema: GenMessage<StreamUpdatesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 14);
+  messageDesc(file_podium_v1_instance_service, 17);
 
 /**
  * @generated from message podium.v1.StreamUpdatesResponse
@@ -389,7 +464,7 @@ export type StreamUpdatesResponse = Message<"podium.v1.StreamUpdatesResponse"> &
  * Use `create(StreamUpdatesResponseSchema)` to create a new message.
  */
 export const StreamUpdatesResponseSchema: GenMessage<StreamUpdatesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 15);
+  messageDesc(file_podium_v1_instance_service, 18);
 
 /**
  * @generated from message podium.v1.GetStateRequest
@@ -413,7 +488,7 @@ export type GetStateRequest = Message<"podium.v1.GetStateRequest"> & {
  * Use `create(GetStateRequestSchema)` to create a new message.
  */
 export const GetStateRequestSchema: GenMessage<GetStateRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 16);
+  messageDesc(file_podium_v1_instance_service, 19);
 
 /**
  * StatePatch is one delta: the RFC 6902 operations of one turn.
@@ -444,7 +519,7 @@ export type StatePatch = Message<"podium.v1.StatePatch"> & {
  * Use `create(StatePatchSchema)` to create a new message.
  */
 export const StatePatchSchema: GenMessage<StatePatch> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 17);
+  messageDesc(file_podium_v1_instance_service, 20);
 
 /**
  * @generated from message podium.v1.GetStateResponse
@@ -475,7 +550,7 @@ export type GetStateResponse = Message<"podium.v1.GetStateResponse"> & {
  * Use `create(GetStateResponseSchema)` to create a new message.
  */
 export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 18);
+  messageDesc(file_podium_v1_instance_service, 21);
 
 /**
  * MessageRecord is one row of the agent's messages database.
@@ -526,7 +601,7 @@ export type MessageRecord = Message<"podium.v1.MessageRecord"> & {
  * Use `create(MessageRecordSchema)` to create a new message.
  */
 export const MessageRecordSchema: GenMessage<MessageRecord> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 19);
+  messageDesc(file_podium_v1_instance_service, 22);
 
 /**
  * @generated from message podium.v1.ListMessagesRequest
@@ -555,7 +630,7 @@ export type ListMessagesRequest = Message<"podium.v1.ListMessagesRequest"> & {
  * Use `create(ListMessagesRequestSchema)` to create a new message.
  */
 export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 20);
+  messageDesc(file_podium_v1_instance_service, 23);
 
 /**
  * @generated from message podium.v1.ListMessagesResponse
@@ -579,7 +654,7 @@ export type ListMessagesResponse = Message<"podium.v1.ListMessagesResponse"> & {
  * Use `create(ListMessagesResponseSchema)` to create a new message.
  */
 export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 21);
+  messageDesc(file_podium_v1_instance_service, 24);
 
 /**
  * LogRecord is one line of the agent's logs database.
@@ -632,7 +707,7 @@ export type LogRecord = Message<"podium.v1.LogRecord"> & {
  * Use `create(LogRecordSchema)` to create a new message.
  */
 export const LogRecordSchema: GenMessage<LogRecord> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 22);
+  messageDesc(file_podium_v1_instance_service, 25);
 
 /**
  * @generated from message podium.v1.ListLogsRequest
@@ -663,7 +738,7 @@ export type ListLogsRequest = Message<"podium.v1.ListLogsRequest"> & {
  * Use `create(ListLogsRequestSchema)` to create a new message.
  */
 export const ListLogsRequestSchema: GenMessage<ListLogsRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 23);
+  messageDesc(file_podium_v1_instance_service, 26);
 
 /**
  * @generated from message podium.v1.ListLogsResponse
@@ -685,7 +760,7 @@ export type ListLogsResponse = Message<"podium.v1.ListLogsResponse"> & {
  * Use `create(ListLogsResponseSchema)` to create a new message.
  */
 export const ListLogsResponseSchema: GenMessage<ListLogsResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 24);
+  messageDesc(file_podium_v1_instance_service, 27);
 
 /**
  * MessageDirection tells inbound messages from outbound events.
@@ -832,6 +907,16 @@ export const InstanceService: GenService<{
     methodKind: "unary";
     input: typeof ListLogsRequestSchema;
     output: typeof ListLogsResponseSchema;
+  },
+  /**
+   * Describes a durable agent (also one with no live instance); NOT_FOUND for unknown agents.
+   *
+   * @generated from rpc podium.v1.InstanceService.GetAgent
+   */
+  getAgent: {
+    methodKind: "unary";
+    input: typeof GetAgentRequestSchema;
+    output: typeof GetAgentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_podium_v1_instance_service, 0);
