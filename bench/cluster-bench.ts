@@ -1,0 +1,142 @@
+/**
+ * The cluster path with real processes: redis-server, s3rver, one `podium coordinator` and one
+ * `podium gateway` (separate OS processes, as in production). Measures
+ *   - placement: POST /api/v1/instances -> 201 (gateway places via Valkey, coordinator starts the agent);
+ *   - WebSocket round trip client -> gateway -> coordinator -> agent -> back, beside a raw `ws` echo
+ *     server doing the same exchange in the same run;
+ *   - updates/s streamed agent -> coordinator -> gateway -> client, beside the raw `ws` server.
+ */
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { WebSocket, WebSocketServer } from "ws";
+import { packBundle } from "../services/registry/bundle-archive.js";
+import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
+import { startCluster, type TestCluster } from "../test/helpers/cluster-processes.js";
+import { printTable, summarize, type BenchResults } from "./bench-util.js";
+
+export interface ClusterBenchOptions {
+  placements?: number;
+  roundTrips?: number;
+  updates?: number;
+}
+
+function open(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+  });
+}
+
+/** Sends `frame`, resolves when `count` frames matching `until` have arrived. */
+function exchange(ws: WebSocket, frame: string, count: number, until: (data: string) => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const onMessage = (data: Buffer): void => {
+      if (until(data.toString()) && ++seen === count) {
+        ws.off("message", onMessage);
+        resolve();
+      }
+    };
+    ws.on("message", onMessage);
+    ws.send(frame);
+  });
+}
+
+/** A raw `ws` server answering like the flood agent: n stream_update frames, then stream_end. */
+async function rawEchoServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  server.on("connection", (socket) =>
+    socket.on("message", (data) => {
+      const frame = JSON.parse(data.toString()) as { content?: { n?: number; text?: string } };
+      const n = frame.content?.n ?? 1;
+      for (let i = 0; i < n; i++) socket.send(JSON.stringify({ messageType: "stream_update", content: { text: frame.content?.text ?? "x", i }, seq: i }));
+      socket.send(JSON.stringify({ messageType: "stream_end" }));
+    }),
+  );
+  await new Promise((resolve) => server.once("listening", resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `ws://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+async function placementLatency(cluster: TestCluster, gateway: string, count: number): Promise<{ total: number[]; agentStart: number[] }> {
+  const total: number[] = [];
+  const agentStart: number[] = [];
+  for (let i = 0; i < count + 3; i++) {
+    const start = performance.now();
+    const res = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
+    const ms = performance.now() - start;
+    if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.json)}`);
+    if (i >= 3) {
+      total.push(ms);
+      agentStart.push(Date.parse(String(res.json.ready_at)) - Date.parse(String(res.json.created_at)));
+    }
+    await cluster.api(gateway, "DELETE", `/api/v1/instances/${String(res.json.instance_id)}?grace_ms=0`);
+  }
+  return { total, agentStart };
+}
+
+export async function runClusterBench(options: ClusterBenchOptions = {}): Promise<BenchResults> {
+  const placements = options.placements ?? 30;
+  const roundTrips = options.roundTrips ?? 300;
+  const updates = options.updates ?? 50_000;
+  const raw = await rawEchoServer();
+  const cluster = await startCluster({ coordinators: 1, gateways: 1 });
+  const gateway = (cluster.gateways[0] as { url: string }).url;
+  const isEnd = (data: string): boolean => data.includes('"stream_end"');
+  const isUpdate = (data: string): boolean => data.includes('"stream_update"');
+  try {
+    const deployed = await cluster.api(gateway, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "bench/agents/flood-ts")));
+    if (deployed.status >= 300) throw new Error(`deploy failed: ${deployed.status} ${JSON.stringify(deployed.json)}`);
+    const placement = await placementLatency(cluster, gateway, placements);
+
+    const created = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
+    const podiumWs = await open(`${gateway.replace("http", "ws")}/api/v1/instances/${String(created.json.instance_id)}/connect?api_key=${cluster.apiKey}`);
+    const rawWs = await open(raw.url);
+    const ping = JSON.stringify({ type: "process_message", content: { text: "ping" } });
+    // Alternating samples, so a load spike on the host hits both sides alike.
+    const rawSamples: number[] = [];
+    const podiumSamples: number[] = [];
+    for (let i = 0; i < roundTrips; i++) {
+      for (const [ws, samples] of [[rawWs, rawSamples], [podiumWs, podiumSamples]] as const) {
+        const start = performance.now();
+        await exchange(ws, ping, 1, isEnd);
+        samples.push(performance.now() - start);
+      }
+    }
+    const warm = Math.floor(roundTrips / 10);
+    const rawRtt = summarize(rawSamples.slice(warm));
+    const podiumRtt = summarize(podiumSamples.slice(warm));
+    const flood = async (ws: WebSocket): Promise<number> => {
+      const start = performance.now();
+      await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates } }), updates, isUpdate);
+      return updates / ((performance.now() - start) / 1000);
+    };
+    await flood(podiumWs); // warm-up (JIT, SQLite pages)
+    const rawRate = await flood(rawWs);
+    const podiumRate = await flood(podiumWs);
+    podiumWs.close();
+    rawWs.close();
+    const total = summarize(placement.total);
+    const agentStart = summarize(placement.agentStart);
+    return {
+      "placement: create -> 201 p50 ms": total.p50,
+      "placement: create -> 201 p95 ms": total.p95,
+      "  of which agent start on the coordinator p50 ms": agentStart.p50,
+      "  gateway + Valkey + gRPC hop p50 ms": total.p50 - agentStart.p50,
+      "raw ws round trip p50 ms": rawRtt.p50,
+      "cluster round trip p50 ms (gateway -> coordinator -> agent)": podiumRtt.p50,
+      "cluster round trip p95 ms": podiumRtt.p95,
+      "round trip ratio (cluster / raw; goal <= 2)": podiumRtt.p50 / rawRtt.p50,
+      "raw ws updates/s": rawRate,
+      "cluster updates/s through the gateway (goal >= 50000)": podiumRate,
+    };
+  } finally {
+    await cluster.close();
+    await raw.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printTable("cluster: gateway and coordinator as separate processes", await runClusterBench());
+}
