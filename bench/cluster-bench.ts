@@ -18,6 +18,8 @@ export interface ClusterBenchOptions {
   placements?: number;
   roundTrips?: number;
   updates?: number;
+  /** More environment for the podium processes (e.g. NODE_OPTIONS for profiling). */
+  env?: Record<string, string>;
 }
 
 function open(url: string): Promise<WebSocket> {
@@ -81,7 +83,7 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
   const roundTrips = options.roundTrips ?? 300;
   const updates = options.updates ?? 50_000;
   const raw = await rawEchoServer();
-  const cluster = await startCluster({ coordinators: 1, gateways: 1 });
+  const cluster = await startCluster({ coordinators: 1, gateways: 1, ...(options.env ? { env: options.env } : {}) });
   const gateway = (cluster.gateways[0] as { url: string }).url;
   const isEnd = (data: string): boolean => data.includes('"stream_end"');
   const isUpdate = (data: string): boolean => data.includes('"stream_update"');

@@ -11,12 +11,12 @@
  * serialized in this process. Other processes may read the same directory (a coordinator next to a
  * gateway); concurrent writers in several processes are not serialized (use one uploader).
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isJsonObject } from "../shared/json.js";
+import { parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
 import { atomicWriteFile, TEMP_SUFFIX } from "./atomic-write.js";
 import { extractBundle } from "./bundle-extract.js";
 import { NAME_PATTERN, REGISTRY_PATTERN, VERSION_PATTERN, formatDeploymentId, parseDeploymentId } from "./bundle-manifest.js";
@@ -39,34 +39,8 @@ export interface LocalRegistryOptions {
   limits?: { maxFiles?: number; maxBytes?: number };
 }
 
-interface StoredRecord extends DeploymentRecord {
-  /** sha256 hex of bundle.tar.gz, to detect a record and an archive from different uploads. */
-  archiveSha256: string;
-}
-
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
 function isMissing(error: unknown): boolean {
   return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "ENOENT";
-}
-
-const isString = (value: unknown): value is string => typeof value === "string";
-
-function parseStored(json: unknown): StoredRecord | undefined {
-  if (!isJsonObject(json)) return undefined;
-  const { deploymentId, name, version, runtime, entry, digest, size, createdAt, registry, archiveSha256 } = json;
-  if (!isString(deploymentId) || !isString(name) || !isString(version) || !isString(entry)) return undefined;
-  if (!isString(digest) || !isString(registry) || !isString(archiveSha256)) return undefined;
-  if (runtime !== "python" && runtime !== "typescript") return undefined;
-  if (typeof size !== "number" || typeof createdAt !== "number") return undefined;
-  return { deploymentId, name, version, runtime, entry, digest, size, createdAt, registry, archiveSha256 };
-}
-
-function toPublic(stored: StoredRecord): DeploymentRecord {
-  const { archiveSha256: _omit, ...record } = stored;
-  return record;
 }
 
 export class LocalRegistry implements DeploymentRegistry {

@@ -11,13 +11,12 @@
  * the same content again writes nothing. Errors: S3 unreachable -> Unavailable; missing bucket or
  * denied access -> FailedPrecondition; unknown deployment -> undefined / NotFound.
  */
-import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isJsonObject } from "../shared/json.js";
+import { parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
 import { extractBundle } from "./bundle-extract.js";
 import { NAME_PATTERN, REGISTRY_PATTERN, VERSION_PATTERN, formatDeploymentId, parseDeploymentId } from "./bundle-manifest.js";
 import { throwIfAborted } from "./cancel.js";
@@ -41,32 +40,6 @@ export interface S3RegistryOptions {
   limits?: { maxFiles?: number; maxBytes?: number };
   /** Where uploads are extracted for validation. Default os.tmpdir(). */
   scratchDir?: string;
-}
-
-interface StoredRecord extends DeploymentRecord {
-  /** sha256 hex of bundle.tar.gz, to detect a record and an archive from different uploads. */
-  archiveSha256: string;
-}
-
-function sha256(data: Buffer): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-const isString = (value: unknown): value is string => typeof value === "string";
-
-function parseStored(json: unknown): StoredRecord | undefined {
-  if (!isJsonObject(json)) return undefined;
-  const { deploymentId, name, version, runtime, entry, digest, size, createdAt, registry, archiveSha256 } = json;
-  if (!isString(deploymentId) || !isString(name) || !isString(version) || !isString(entry)) return undefined;
-  if (!isString(digest) || !isString(registry) || !isString(archiveSha256)) return undefined;
-  if (runtime !== "python" && runtime !== "typescript") return undefined;
-  if (typeof size !== "number" || typeof createdAt !== "number") return undefined;
-  return { deploymentId, name, version, runtime, entry, digest, size, createdAt, registry, archiveSha256 };
-}
-
-function toPublic(stored: StoredRecord): DeploymentRecord {
-  const { archiveSha256: _omit, ...record } = stored;
-  return record;
 }
 
 export class S3Registry implements DeploymentRegistry {
