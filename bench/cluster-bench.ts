@@ -11,6 +11,8 @@ import { performance } from "node:perf_hooks";
 import { WebSocket, WebSocketServer } from "ws";
 import { packBundle } from "../services/registry/bundle-archive.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
+import { grpcCoordinatorConnector } from "../services/cluster/grpc-coordinator-connector.js";
+import type { CoordinatorClients } from "../services/gateway/coordinator-directory.js";
 import { startCluster, type TestCluster } from "../test/helpers/cluster-processes.js";
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
 
@@ -61,21 +63,63 @@ async function rawEchoServer(): Promise<{ url: string; close(): Promise<void> }>
   return { url: `ws://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-async function placementLatency(cluster: TestCluster, gateway: string, count: number): Promise<{ total: number[]; agentStart: number[] }> {
-  const total: number[] = [];
-  const agentStart: number[] = [];
+interface PlacementSamples {
+  gateway: number[];
+  direct: number[];
+  agentStart: number[];
+}
+
+/**
+ * POST /api/v1/instances through the gateway, alternating with CreateInstance called directly on the
+ * coordinator (gRPC with the cluster secret): the difference is what the gateway adds (auth, placement,
+ * the extra hop, the Valkey write). Each instance is stopped before the next, so load stays constant.
+ */
+async function placementLatency(cluster: TestCluster, gateway: string, coordinator: CoordinatorClients, count: number): Promise<PlacementSamples> {
+  const samples: PlacementSamples = { gateway: [], direct: [], agentStart: [] };
   for (let i = 0; i < count + 3; i++) {
-    const start = performance.now();
-    const res = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
-    const ms = performance.now() - start;
-    if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.json)}`);
-    if (i >= 3) {
-      total.push(ms);
-      agentStart.push(Date.parse(String(res.json.ready_at)) - Date.parse(String(res.json.created_at)));
-    }
-    await cluster.api(gateway, "DELETE", `/api/v1/instances/${String(res.json.instance_id)}?grace_ms=0`);
+      let start = performance.now();
+      const res = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
+      const viaGateway = performance.now() - start;
+      if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.json)}`);
+      await cluster.api(gateway, "DELETE", `/api/v1/instances/${String(res.json.instance_id)}?grace_ms=0`);
+      start = performance.now();
+      const { instance } = await coordinator.instances.createInstance({ deploymentId: "flood-ts:1.0.0" });
+      const direct = performance.now() - start;
+      await coordinator.instances.stopInstance({ instanceId: instance?.instanceId ?? "", graceMs: 0 });
+      if (i < 3) continue; // warm-up
+      samples.gateway.push(viaGateway);
+      samples.direct.push(direct);
+      samples.agentStart.push(Date.parse(String(res.json.ready_at)) - Date.parse(String(res.json.created_at)));
   }
-  return { total, agentStart };
+  return samples;
+}
+
+/** Round trips straight to the coordinator (gRPC SendMessage, then stream_end on StreamUpdates): no gateway. */
+async function directRoundTrips(coordinator: CoordinatorClients, count: number): Promise<number[]> {
+  const { instance } = await coordinator.instances.createInstance({ deploymentId: "flood-ts:1.0.0" });
+  const instanceId = instance?.instanceId ?? "";
+  const stop = new AbortController();
+  let onEnd: (() => void) | undefined;
+  const consuming = (async () => {
+    for await (const res of coordinator.instances.streamUpdates({ instanceId }, { signal: stop.signal })) {
+      if (res.updates.some((u) => u.messageType === "stream_end")) onEnd?.();
+    }
+  })().catch(() => undefined);
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      const ended = new Promise<void>((resolve) => (onEnd = resolve));
+      await coordinator.instances.sendMessage({ instanceId, content: { text: "ping" } });
+      await ended;
+      samples.push(performance.now() - start);
+    }
+  } finally {
+    stop.abort();
+    await consuming;
+    await coordinator.instances.stopInstance({ instanceId, graceMs: 0 });
+  }
+  return samples;
 }
 
 export async function runClusterBench(options: ClusterBenchOptions = {}): Promise<BenchResults> {
@@ -87,10 +131,13 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
   const gateway = (cluster.gateways[0] as { url: string }).url;
   const isEnd = (data: string): boolean => data.includes('"stream_end"');
   const isUpdate = (data: string): boolean => data.includes('"stream_update"');
+  const coordinator = grpcCoordinatorConnector({
+    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${cluster.secret}`), next(req))],
+  })({ coordinatorId: "bench", address: (cluster.coordinators[0] as { url: string }).url });
   try {
     const deployed = await cluster.api(gateway, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "bench/agents/flood-ts")));
     if (deployed.status >= 300) throw new Error(`deploy failed: ${deployed.status} ${JSON.stringify(deployed.json)}`);
-    const placement = await placementLatency(cluster, gateway, placements);
+    const placement = await placementLatency(cluster, gateway, coordinator, placements);
 
     const created = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
     const podiumWs = await open(`${gateway.replace("http", "ws")}/api/v1/instances/${String(created.json.instance_id)}/connect?api_key=${cluster.apiKey}`);
@@ -109,6 +156,7 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
     const warm = Math.floor(roundTrips / 10);
     const rawRtt = summarize(rawSamples.slice(warm));
     const podiumRtt = summarize(podiumSamples.slice(warm));
+    const directRtt = summarize((await directRoundTrips(coordinator, roundTrips)).slice(warm));
     const flood = async (ws: WebSocket): Promise<number> => {
       const start = performance.now();
       await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates } }), updates, isUpdate);
@@ -119,21 +167,24 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
     const podiumRate = await flood(podiumWs);
     podiumWs.close();
     rawWs.close();
-    const total = summarize(placement.total);
-    const agentStart = summarize(placement.agentStart);
+    const viaGateway = summarize(placement.gateway);
+    const direct = summarize(placement.direct);
     return {
-      "placement: create -> 201 p50 ms": total.p50,
-      "placement: create -> 201 p95 ms": total.p95,
-      "  of which agent start on the coordinator p50 ms": agentStart.p50,
-      "  gateway + Valkey + gRPC hop p50 ms": total.p50 - agentStart.p50,
+      "placement: create -> 201 through the gateway p50 ms": viaGateway.p50,
+      "placement: create -> 201 through the gateway p95 ms": viaGateway.p95,
+      "create directly on the coordinator p50 ms": direct.p50,
+      "gateway share of create p50 ms (auth, placement, hop, Valkey)": viaGateway.p50 - direct.p50,
+      "agent process start (coordinator created_at -> ready_at) p50 ms": summarize(placement.agentStart).p50,
       "raw ws round trip p50 ms": rawRtt.p50,
       "cluster round trip p50 ms (gateway -> coordinator -> agent)": podiumRtt.p50,
       "cluster round trip p95 ms": podiumRtt.p95,
       "round trip ratio (cluster / raw; goal <= 2)": podiumRtt.p50 / rawRtt.p50,
+      "  same round trip straight to the coordinator (gRPC) p50 ms": directRtt.p50,
       "raw ws updates/s": rawRate,
       "cluster updates/s through the gateway (goal >= 50000)": podiumRate,
     };
   } finally {
+    await coordinator.close?.();
     await cluster.close();
     await raw.close();
   }

@@ -1,6 +1,8 @@
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, it, expect, beforeEach, afterEach } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
@@ -262,20 +264,36 @@ describe("Chronicle capture and history", () => {
     expectConnectError(() => reopened.restore("a.txt", 1), Code.FailedPrecondition);
   });
 
-  (process.getuid?.() === 0 ? it.skip : it)("keeps files below unreadable directories and reports them", () => {
-    const c = fx.open();
-    fx.write("locked/a.txt", "a");
-    c.capture();
-    fs.chmodSync(path.join(fx.workspace, "locked"), 0o000);
-    try {
-      fx.write("new.txt", "n");
+  it("keeps files below unreadable directories and reports them", () => {
+    // Root reads everything, so the scenario runs in a child process as an unprivileged user.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-unreadable-"));
+    fs.chmodSync(dir, 0o777);
+    const chronicleModule = path.join(REPO_ROOT, "services/coordinator/chronicle/chronicle.ts");
+    const script = `
+      import fs from "node:fs";
+      import { Chronicle } from ${JSON.stringify(chronicleModule)};
+      const ws = ${JSON.stringify(path.join(dir, "ws"))};
+      fs.mkdirSync(ws + "/locked", { recursive: true });
+      fs.writeFileSync(ws + "/locked/a.txt", "a");
+      const c = Chronicle.open({ workspaceDir: ws, dbPath: ${JSON.stringify(path.join(dir, "c.db"))} });
+      c.capture();
+      fs.chmodSync(ws + "/locked", 0o000);
+      fs.writeFileSync(ws + "/new.txt", "n");
       const result = c.capture();
-      expect(result?.files).toEqual([{ path: "new.txt", change: "created" }]);
-      expect(result?.skipped).toEqual([{ path: "locked", reason: "EACCES" }]);
-      expect(c.read("locked/a.txt").content).toBe("a");
-    } finally {
-      fs.chmodSync(path.join(fx.workspace, "locked"), 0o755);
-    }
+      const kept = c.read("locked/a.txt").content;
+      fs.chmodSync(ws + "/locked", 0o755);
+      c.close();
+      process.stdout.write(JSON.stringify({ files: result?.files, skipped: result?.skipped, kept }));
+    `;
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", cwd: REPO_ROOT, ...asUser });
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(child.stderr).toBe("");
+    expect(JSON.parse(child.stdout)).toEqual({
+      files: [{ path: "new.txt", change: "created" }],
+      skipped: [{ path: "locked", reason: "EACCES" }],
+      kept: "a",
+    });
   });
 
   it("fails a blob stream when the chronicle closes mid-way", async () => {
