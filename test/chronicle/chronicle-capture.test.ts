@@ -265,9 +265,8 @@ describe("Chronicle capture and history", () => {
   });
 
   it("keeps files below unreadable directories and reports them", () => {
-    // Root reads everything, so the scenario runs in a child process as an unprivileged user.
+    // Root reads everything, so as root the scenario runs in a child without the DAC capabilities.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-unreadable-"));
-    fs.chmodSync(dir, 0o777);
     const chronicleModule = path.join(REPO_ROOT, "services/coordinator/chronicle/chronicle.ts");
     const script = `
       import fs from "node:fs";
@@ -285,8 +284,10 @@ describe("Chronicle capture and history", () => {
       c.close();
       process.stdout.write(JSON.stringify({ files: result?.files, skipped: result?.skipped, kept }));
     `;
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", cwd: REPO_ROOT, ...asUser });
+    const node = [process.execPath, "--import", "tsx", "--input-type=module", "-e", script];
+    const drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search", "--"];
+    const [command, ...args] = process.getuid?.() === 0 ? [...drop, ...node] : node;
+    const child = spawnSync(command as string, args, { encoding: "utf8", cwd: REPO_ROOT });
     fs.rmSync(dir, { recursive: true, force: true });
     expect(child.stderr).toBe("");
     expect(JSON.parse(child.stdout)).toEqual({
