@@ -135,7 +135,7 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
     interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${cluster.secret}`), next(req))],
   })({ coordinatorId: "bench", address: (cluster.coordinators[0] as { url: string }).url });
   try {
-    const deployed = await cluster.api(gateway, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "bench/agents/flood-ts")));
+    const deployed = await cluster.api(gateway, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles/flood-ts")));
     if (deployed.status >= 300) throw new Error(`deploy failed: ${deployed.status} ${JSON.stringify(deployed.json)}`);
     const placement = await placementLatency(cluster, gateway, coordinator, placements);
 

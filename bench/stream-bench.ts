@@ -48,7 +48,7 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
   await new Promise((r) => raw.once("listening", r));
   const rawPort = (raw.address() as { port: number }).port;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
-  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "bench/agents"), logger: silentLogger });
+  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "test/fixtures/bundles"), logger: silentLogger });
   const isEnd = (data: string) => data.includes('"stream_end"');
   const isUpdate = (data: string) => data.includes('"stream_update"');
   try {

@@ -190,14 +190,8 @@ export class AgentInstance {
     return { seq: row.seq, turn, queuePosition };
   }
 
-  /**
-   * Replays outbound updates with seq > afterSeq, then delivers live ones. Replay and registration
-   * happen in one synchronous step, so there is no gap and no duplicate.
-   */
-  subscribe(afterSeq: number | "live", subscriber: UpdateSubscriber): () => void {
-    if (afterSeq !== "live") {
-      for (const row of this.options.store.messages.iterate(afterSeq, "outbound")) subscriber.onUpdate(row);
-    }
+  /** Delivers every update recorded from now on; replay of history is the caller's (see streamInstanceUpdates). */
+  subscribe(subscriber: UpdateSubscriber): () => void {
     if (!this.live && this.endedAt !== undefined) {
       subscriber.onEnd();
       return () => undefined;

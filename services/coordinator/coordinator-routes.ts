@@ -44,7 +44,14 @@ export function lastSeqOf(instance: AgentInstance): number {
   }
 }
 
-/** Replay-then-live stream of an instance's outbound updates, in batches of what is ready. */
+const REPLAY_PAGE = 500;
+
+/**
+ * Replay-then-live stream of an instance's outbound updates, in batches of what is ready. Live
+ * updates are captured first (into a queue) and the history up to that point is then read from
+ * messages.db a page at a time, so a long history neither blocks the event loop nor overflows the
+ * queue, and nothing is missed or repeated at the seam.
+ */
 export async function* streamInstanceUpdates(
   manager: InstanceManager,
   instanceId: string,
@@ -53,17 +60,23 @@ export async function* streamInstanceUpdates(
 ): AsyncGenerator<MessageRow[]> {
   const instance = manager.require(instanceId);
   const queue = new AsyncQueue<MessageRow>(100_000, ctx.signal);
-  let unsubscribe: () => void = () => undefined;
-  if (instance.live) {
-    unsubscribe = instance.subscribe(afterSeq, { onUpdate: (row) => queue.push(row), onEnd: () => queue.end() });
-  } else {
-    manager.withAgentStore(instance.agentId, (store) => {
-      if (afterSeq !== "live") for (const row of store.messages.iterate(afterSeq, "outbound")) queue.push(row);
-    });
-    queue.end();
-  }
+  const liveFrom = manager.withAgentStore(instance.agentId, (store) => store.messages.lastSeq());
+  const unsubscribe = instance.live ? instance.subscribe({ onUpdate: (row) => queue.push(row), onEnd: () => queue.end() }) : () => undefined;
+  if (!instance.live) queue.end();
   try {
-    yield* queue.batches(500);
+    let cursor = afterSeq === "live" ? liveFrom : afterSeq;
+    while (cursor < liveFrom && !ctx.signal.aborted) {
+      const page = manager
+        .withAgentStore(instance.agentId, (store) => store.messages.list(cursor, REPLAY_PAGE, "outbound"))
+        .filter((row) => row.seq <= liveFrom);
+      if (page.length === 0) break;
+      cursor = (page[page.length - 1] as MessageRow).seq;
+      yield page;
+    }
+    for await (const batch of queue.batches(REPLAY_PAGE)) {
+      const fresh = batch.filter((row) => row.seq > liveFrom);
+      if (fresh.length > 0) yield fresh;
+    }
   } finally {
     unsubscribe();
   }

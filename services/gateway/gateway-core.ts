@@ -54,9 +54,14 @@ export class GatewayCore {
     this.directory = options.directory;
     this.registry = options.registry;
     // ValkeyCoordinatorDirectory reports coordinators that died or left; end their streams with `terminated`.
-    const lostSource = options.directory as Partial<{ onCoordinatorLost(listener: (id: string) => void): () => void }>;
-    lostSource.onCoordinatorLost?.((coordinatorId) => {
-      for (const aborter of this.streamsByCoordinator.get(coordinatorId) ?? []) aborter.abort(new CoordinatorLost(coordinatorId));
+    const lostSource = options.directory as Partial<{ onCoordinatorLost(listener: (id: string, reason: string) => void): () => void }>;
+    lostSource.onCoordinatorLost?.((coordinatorId, reason) => {
+      const streams = [...(this.streamsByCoordinator.get(coordinatorId) ?? [])];
+      const cut = (): void => streams.forEach((aborter) => aborter.abort(new CoordinatorLost(coordinatorId)));
+      // A clean leave (drain) comes after the coordinator stopped its instances: their real `terminated`
+      // may still be in flight on the stream (pub/sub is faster), so cut only what is left after a grace.
+      if (reason === "left") setTimeout(cut, LEAVE_GRACE_MS).unref();
+      else cut();
     });
   }
 
@@ -144,7 +149,7 @@ export class GatewayCore {
         const gone = lost.signal.reason instanceof CoordinatorLost || (code === Code.NotFound && last !== undefined);
         if (!gone && !(TRANSIENT.has(code) && Date.now() < deadline)) {
           if (last === undefined) throw err;
-          yield [terminatedUpdate(instanceId, last, coordinatorId, "coordinator unreachable")];
+          if (last.messageType !== "terminated") yield [terminatedUpdate(instanceId, last, coordinatorId, "coordinator unreachable")];
           return;
         }
         if (gone) {
@@ -198,6 +203,9 @@ export class GatewayCore {
     }
   }
 }
+
+/** After a coordinator's clean leave, how long its streams may still deliver their last events. */
+const LEAVE_GRACE_MS = 2000;
 
 /** Codes of a broken connection to a coordinator, worth resuming from the last seq. */
 const TRANSIENT: ReadonlySet<Code> = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted]);

@@ -157,3 +157,25 @@ describe("turns and errors", () => {
     await podium.api("DELETE", `/api/v1/instances/${created.json.instance_id as string}`);
   });
 });
+
+describe("long histories", () => {
+  // Long on purpose: more history than one replay page holds.
+  it("replays 30,000 events after_seq=0 in order, then continues live", async () => {
+    const created = await podium.api("POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0@local" });
+    const id = created.json.instance_id as string;
+    const sent = await podium.api("POST", `/api/v1/instances/${id}/messages`, { content: { n: 30_000 } });
+    expect(sent.status).toBe(202);
+    const live = await podium.connect(id, "after_seq=0");
+    await live.waitFor((f) => f.messageType === "turn.done", 60_000);
+    const historyEnd = live.frames[live.frames.length - 1]?.seq as number;
+    live.close();
+    const replay = await podium.connect(id, "after_seq=0");
+    replay.send({ type: "process_message", content: { n: 2, text: "live" } });
+    await replay.waitFor((f) => f.messageType === "turn.done" && (f.seq as number) > historyEnd, 60_000);
+    const seqs = replay.frames.map((f) => f.seq as number);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1] as number);
+    expect(replay.frames.filter((f) => f.messageType === "stream_update").length).toBe(30_002);
+    expect(replay.frames.filter((f) => (f.content as JsonObject | undefined)?.text === "live").length).toBe(2);
+    await podium.api("DELETE", `/api/v1/instances/${id}`);
+  }, 120_000);
+});

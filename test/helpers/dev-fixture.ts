@@ -96,9 +96,13 @@ export class WsClient {
   /** Resolves with all frames so far once `predicate` holds for one of them. */
   async waitFor(predicate: (frame: JsonObject) => boolean, timeoutMs = 10_000): Promise<JsonObject> {
     const deadline = Date.now() + timeoutMs;
+    let scanned = 0;
     for (;;) {
-      const found = this.frames.find(predicate);
-      if (found) return found;
+      // Only frames that arrived since the last look are checked: long streams stay linear.
+      for (; scanned < this.frames.length; scanned++) {
+        const frame = this.frames[scanned] as JsonObject;
+        if (predicate(frame)) return frame;
+      }
       if (this.closed) throw new Error(`socket closed (${this.closed.code}) before the expected frame; got ${JSON.stringify(this.frames).slice(0, 500)}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out; frames: ${JSON.stringify(this.frames).slice(0, 1000)}`);
