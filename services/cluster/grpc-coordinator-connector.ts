@@ -25,6 +25,10 @@ export function grpcCoordinatorConnector(options: GrpcCoordinatorConnectorOption
     });
     // No gzip between gateway and coordinator (acceptCompression: []): on a LAN it costs more CPU than it saves.
     const transport = createGrpcTransport({ baseUrl: address, sessionManager, interceptors: options.interceptors ?? [], acceptCompression: [] });
-    return { ...coordinatorClients(coordinatorId, transport), close: () => sessionManager.abort() };
+    const close = (graceMs = 0): void => {
+      if (graceMs > 0) setTimeout(() => sessionManager.abort(), graceMs).unref();
+      else sessionManager.abort();
+    };
+    return { ...coordinatorClients(coordinatorId, transport), close };
   };
 }

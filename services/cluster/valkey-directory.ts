@@ -21,8 +21,11 @@ export interface CoordinatorAddress {
   address: string;
 }
 
-/** Clients for one coordinator; `close` (if any) is called when the coordinator leaves the view. */
-export type ClosableCoordinatorClients = CoordinatorClients & { close?(): void | Promise<void> };
+/**
+ * Clients for one coordinator; `close` (if any) is called when the coordinator leaves the view, with a
+ * grace (ms) during which calls in flight may still finish (after a clean leave; 0 otherwise).
+ */
+export type ClosableCoordinatorClients = CoordinatorClients & { close?(graceMs?: number): void | Promise<void> };
 
 export interface ValkeyCoordinatorDirectoryOptions {
   /** A connection (the caller closes it) or a URL (the directory opens and closes its own). */
@@ -43,6 +46,9 @@ export interface ValkeyCoordinatorDirectoryOptions {
   /** Connection tuning when `redis` is a URL. */
   valkey?: ValkeyClientOptions;
 }
+
+/** After a coordinator's clean leave, how long calls in flight to it may still finish. */
+const LEFT_CLOSE_GRACE_MS = 2000;
 
 export type CoordinatorLostListener = (coordinatorId: string, reason: CoordinatorLostReason) => void;
 
@@ -191,12 +197,12 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
   }
 
   /** Closes and forgets a coordinator's clients (unless they already point at `keepAddress`). */
-  private dropClients(coordinatorId: string, keepAddress?: string): void {
+  private dropClients(coordinatorId: string, keepAddress?: string, graceMs = 0): void {
     const cached = this.clients.get(coordinatorId);
     if (!cached || cached.address === keepAddress) return;
     this.clients.delete(coordinatorId);
     try {
-      void Promise.resolve(cached.clients.close?.()).catch(() => undefined);
+      void Promise.resolve(cached.clients.close?.(graceMs)).catch(() => undefined);
     } catch {
       // closing a transport is best effort
     }
@@ -204,7 +210,8 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
 
   private onLost(coordinatorId: string, reason: CoordinatorLostReason): void {
     this.logger.warn("coordinator lost", { coordinator_id: coordinatorId, reason });
-    this.dropClients(coordinatorId);
+    // After a clean leave its streams still carry their last events (each instance's real `terminated`).
+    this.dropClients(coordinatorId, undefined, reason === "left" ? LEFT_CLOSE_GRACE_MS : 0);
     for (const listener of [...this.lostListeners]) {
       try {
         listener(coordinatorId, reason);

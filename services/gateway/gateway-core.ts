@@ -125,8 +125,8 @@ export class GatewayCore {
     let last: StreamUpdate | undefined;
     const giveUpAt = () => Date.now() + this.resumeWindowMs;
     let deadline = giveUpAt();
+    let coordinatorId = ""; // where the instance was last found: named in a synthesized `terminated`
     for (let attempt = 0; ; attempt++) {
-      let coordinatorId = "";
       const lost = new AbortController();
       try {
         const coordinator = await this.directory.locateInstance(instanceId, signal);
@@ -157,7 +157,8 @@ export class GatewayCore {
           return;
         }
         if (last) cursor = { afterSeq: last.seq };
-        await sleep(Math.min(1000, 100 * 2 ** attempt), signal);
+        // Woken early when the coordinator is declared lost meanwhile, so the next lookup can say so.
+        await sleep(Math.min(1000, 100 * 2 ** attempt), signal ? AbortSignal.any([signal, lost.signal]) : lost.signal);
       } finally {
         const streams = this.streamsByCoordinator.get(coordinatorId);
         streams?.delete(lost);
@@ -207,8 +208,11 @@ export class GatewayCore {
 /** After a coordinator's clean leave, how long its streams may still deliver their last events. */
 const LEAVE_GRACE_MS = 2000;
 
-/** Codes of a broken connection to a coordinator, worth resuming from the last seq. */
-const TRANSIENT: ReadonlySet<Code> = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted]);
+/**
+ * Codes of a broken connection to a coordinator, worth resuming from the last seq. A dropped HTTP/2
+ * connection surfaces as Canceled (RST_STREAM CANCEL); our own aborts are told apart before this is used.
+ */
+const TRANSIENT: ReadonlySet<Code> = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted, Code.Canceled]);
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -77,7 +77,8 @@ export class OnePortServer {
       this.sessions.add(session);
       session.once("close", () => this.sessions.delete(session));
     });
-    this.tcp = net.createServer((socket) => this.route(socket));
+    // noDelay: small frames (events, round trips) must not wait for Nagle's algorithm.
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));
   }
 
   private route(socket: net.Socket): void {

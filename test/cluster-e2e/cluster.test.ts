@@ -2,8 +2,9 @@
  * The cluster as an operator runs it: redis-server, an S3 endpoint (s3rver), 3 coordinators and 2
  * gateways, each `node bin/podium.js …` in its own OS process. One cluster serves the whole file, so
  * the tests run in order and each leaves the cluster as the next one expects:
- * deploy + spread + any gateway serves any instance -> cluster secret -> kill -9 -> a hung coordinator
- * (SIGSTOP) -> drain -> Valkey restart.
+ * deploy + spread + any gateway serves any instance -> cluster secret -> a dropped gateway-coordinator
+ * connection -> kill -9 -> a hung coordinator (SIGSTOP) -> drain -> Valkey restart. Gateways reach the
+ * coordinators through TCP proxies, so a test can cut their connections while both sides stay up.
  */
 import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import fs from "node:fs";
@@ -26,7 +27,7 @@ let B: string; // gateway B: instances are created through it
 const instances = new Map<string, JsonObject>();
 
 beforeAll(async () => {
-  cluster = await startCluster({ coordinators: 3, gateways: 2 });
+  cluster = await startCluster({ coordinators: 3, gateways: 2, proxyCoordinators: true });
   [A, B] = cluster.gateways.map((g) => g.url) as [string, string];
 }, 60_000);
 
@@ -133,6 +134,34 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
     expect(await call(`Bearer ${cluster.secret}`)).toBe(`OK ${coordinator.id}`);
   });
 
+  it("a dropped gateway-coordinator connection (both processes up) is resumed from the last seq: no gap, no duplicate, no false `terminated`", async () => {
+    const slow = await create("slow-ts:1.0.0", A);
+    const sockets = await Promise.all([cluster.connect(A, String(slow.instance_id)), cluster.connect(B, String(slow.instance_id))]);
+    (sockets[0] as WsClient).send({ type: "process_message", content: { n: 200, delay: 10 } });
+    for (const ws of sockets) await ws.waitFor((f) => textOf(f) === "30 ", 15_000);
+    const seen = sockets.map((ws) => ws.frames.length);
+    const cutAt = Date.now();
+    const cut = cluster.cutLinks(String(slow.coordinator_id));
+    expect(cut).toBeGreaterThanOrEqual(2); // one HTTP/2 connection from each gateway
+    const resumedMs = await Promise.all(sockets.map(async (ws, i) => (await ws.waitFor((f) => ws.frames.indexOf(f) >= (seen[i] ?? 0) + 5, 15_000), Date.now() - cutAt)));
+    console.log(`cut ${cut} gateway-coordinator connections: both streams flowing again within ${resumedMs.join(" / ")} ms`);
+    for (const ws of sockets) {
+      await ws.waitFor((f) => f.messageType === "turn.done", 15_000);
+      const updates = ws.frames.filter((f) => f.messageType === "stream_update");
+      expect(updates.map(textOf)).toEqual(Array.from({ length: 200 }, (_, i) => `${i} `));
+      const seqs = ws.frames.map((f) => Number(f.seq));
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(new Set(seqs).size).toBe(seqs.length);
+      expect(ws.frames.filter(isTerminated)).toEqual([]);
+      expect(ws.closed).toBeUndefined();
+    }
+    expect((await cluster.api(B, "GET", `/api/v1/instances/${String(slow.instance_id)}`)).status).toBe(200);
+    // The same sockets keep working.
+    (sockets[1] as WsClient).send({ type: "process_message", content: { n: 3, delay: 1 } });
+    for (const ws of sockets) await ws.waitFor((f) => f.messageType === "turn.done" && (f.content as JsonObject).turn === 2, 15_000);
+    for (const ws of sockets) ws.close();
+  }, 60_000);
+
   it("kill -9 of a coordinator mid-stream: clients get `terminated`, GET answers 404, new instances go to the survivors", async () => {
     const slow = await create("slow-ts:1.0.0@local");
     const victim = coordinatorOf(slow);
@@ -152,7 +181,7 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
     const goneMs = Date.now() - killedAt;
     console.log(`kill -9 ${victim.id}: clients got terminated after ${terminated.map((t) => t.ms).join(" / ")} ms (reason "${String((terminated[0]?.frame.content as JsonObject).reason)}"); GET answered 404 through both gateways after ${goneMs} ms`);
     for (const { frame, closed } of terminated) {
-      expect(frame).toMatchObject({ instanceId: slow.instance_id, content: { reason: expect.stringMatching(/^coordinator (lost|unreachable)$/), coordinator_id: victim.id } });
+      expect(frame).toMatchObject({ instanceId: slow.instance_id, content: { reason: "coordinator lost", coordinator_id: victim.id } });
       expect(closed.code).toBe(1000);
       expect(frame.seq).toBeGreaterThan(20);
     }
@@ -202,10 +231,10 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
 
   it("SIGTERM drains a coordinator: no new placements on it, the running turn finishes, its instances end, it deregisters and exits 0", async () => {
     const survivors = cluster.coordinators.filter((c) => c.alive);
-    expect(survivors.length).toBe(2);
+    expect(survivors.length).toBeGreaterThanOrEqual(2); // 2 when the whole file runs
     // A slow instance on each survivor; the one on the coordinator to drain runs a ~2 s turn.
     const slows = new Map<string, JsonObject>();
-    while (slows.size < 2) {
+    while (slows.size < survivors.length) {
       const s = await create("slow-ts:1.0.0");
       if (!slows.has(String(s.coordinator_id))) slows.set(String(s.coordinator_id), s);
     }
@@ -218,6 +247,7 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
 
     const admin = new Redis(cluster.redis.url);
     try {
+      const termAt = Date.now();
       const stopping = drained.stop("SIGTERM");
       await until(async () => ((await admin.get(`podium:coordinator:${drained.id}`))?.includes('"draining":true') ? true : undefined), "the draining flag in Valkey", 5000, 10);
       await sleep(100); // pub/sub delivery to the gateways
@@ -225,11 +255,12 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
       expect(during.filter((i) => i.coordinator_id === drained.id)).toEqual([]);
 
       const exit = await stopping;
+      const turnEnd = Date.parse(String(ws.frames.find((f) => f.messageType === "turn.done" || f.messageType === "complete")?.timestamp));
+      console.log(`SIGTERM ${drained.id}: exited ${Date.now() - termAt} ms later, ${Date.now() - turnEnd} ms after its running turn ended`);
       expect(exit).toEqual({ code: 0, signal: null });
       // The turn ran to its end, then the instance was stopped cleanly.
       await ws.waitFor(isTerminated);
       const types = ws.frames.map((f) => f.messageType);
-      console.log("DEBUG frames", JSON.stringify(ws.frames.slice(-6)), drained.output().slice(-3000));
       expect(ws.frames.filter((f) => f.messageType === "stream_update").map(textOf)).toEqual(Array.from({ length: 40 }, (_, i) => `${i} `));
       expect(types.indexOf("terminating")).toBeGreaterThan(types.lastIndexOf("stream_update"));
       expect(ws.frames.find(isTerminated)?.content).toMatchObject({ reason: "stopped" });
@@ -240,7 +271,7 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
       for (const i of drainedInstances) expect((await cluster.api(B, "GET", `/api/v1/instances/${String(i.instance_id)}`)).status).toBe(404);
       for (const i of drainedInstances) expect(pidAlive(Number(i.pid))).toBe(false);
       const afterDrain = await create("echo-py:1.0.0", A);
-      expect(afterDrain.coordinator_id).toBe(survivors[1]?.id);
+      expect(afterDrain.coordinator_id).not.toBe(drained.id);
     } finally {
       admin.disconnect();
     }
@@ -253,11 +284,13 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
     const ws = await cluster.connect(A, String(live.instance_id));
 
     await cluster.redis.pause();
+    const downAt = Date.now();
     const down = await Promise.all([
       cluster.api(B, "POST", "/api/v1/instances", { deployment_id: "echo-ts:1.0.0" }),
       cluster.api(A, "GET", `/api/v1/instances/${String(live.instance_id)}`),
       cluster.api(A, "GET", "/api/v1/instances"),
     ]);
+    console.log(`Valkey down: 3 REST calls answered 503 within ${Date.now() - downAt} ms`);
     for (const r of down) expect(r).toMatchObject({ status: 503, json: { error: { code: "unavailable", message: expect.stringMatching(/Valkey/) } } });
     // An open socket stays open; what needs discovery fails with an error frame, not a hang or a close.
     ws.send({ type: "process_message", content: { text: "during the outage" } });
@@ -286,6 +319,8 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
       await until(async () => (ws.frames.some((f) => textOf(f) === "outage") ? true : undefined), "the echo through the old socket", 10_000);
       expect(ws.closed).toBeUndefined();
       expect(Date.now() - restartedAt).toBeLessThan(15_000);
+      // No process of the cluster ever exited on its own, through every test of this file.
+      expect([...cluster.gateways, ...cluster.coordinators].filter((p) => p.crashed).map((p) => p.id)).toEqual([]);
     } finally {
       admin.disconnect();
     }

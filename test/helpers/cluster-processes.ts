@@ -6,11 +6,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../../services/shared/json.js";
-import { startRedis, type RedisServer } from "./redis-server.js";
+import { freePort, startRedis, type RedisServer } from "./redis-server.js";
 import { startS3, type S3Server } from "./s3-server.js";
 import { WsClient } from "./dev-fixture.js";
 
@@ -43,6 +44,8 @@ export interface PodiumProcess {
   kill(): Promise<ProcessExit>;
   /** Sends a signal and returns at once (e.g. SIGSTOP to freeze the process with its sockets open). */
   signal(signal: NodeJS.Signals): void;
+  /** True when the process exited without being stopped or signalled through this object (a crash). */
+  readonly crashed: boolean;
 }
 
 /** Every process started by this module and still running, killed on exit whatever happens. */
@@ -100,14 +103,18 @@ export function spawnPodium(options: SpawnPodiumOptions): Promise<PodiumProcess>
   };
   child.stdout?.on("data", append);
   child.stderr?.on("data", append);
+  let asked = false;
+  let crashed = false;
   const exited = new Promise<ProcessExit>((resolve) => {
     child.once("exit", (code, signal) => {
       running.delete(child);
+      crashed = !asked;
       resolve({ code, signal });
     });
   });
   const waitExit = async (signal: NodeJS.Signals, graceMs: number): Promise<ProcessExit> => {
     if (child.exitCode !== null || child.signalCode !== null) return exited;
+    asked = true;
     child.kill(signal);
     const force = signal === "SIGKILL" ? undefined : setTimeout(() => child.kill("SIGKILL"), graceMs);
     const result = await exited;
@@ -141,7 +148,13 @@ export function spawnPodium(options: SpawnPodiumOptions): Promise<PodiumProcess>
         output: () => output,
         stop: (signal = "SIGTERM", graceMs = 30_000) => waitExit(signal, graceMs),
         kill: () => waitExit("SIGKILL", 0),
-        signal: (signal) => void child.kill(signal),
+        signal: (signal) => {
+          asked = true;
+          child.kill(signal);
+        },
+        get crashed() {
+          return crashed;
+        },
       });
     };
     child.stdout?.on("data", onData);
@@ -159,6 +172,11 @@ export interface ClusterOptions {
   capacity?: number;
   /** More environment for every process. */
   env?: Record<string, string>;
+  /**
+   * Put a TCP proxy between gateways and each coordinator (its advertised address), so a test can cut
+   * the connections with `cutLinks(id)` while both processes stay up (a network blip).
+   */
+  proxyCoordinators?: boolean;
 }
 
 export interface RestResult {
@@ -177,6 +195,8 @@ export interface TestCluster {
   /** Starts one more coordinator (id `coord-<n>` unless given). */
   addCoordinator(id?: string): Promise<PodiumProcess>;
   addGateway(id?: string): Promise<PodiumProcess>;
+  /** With `proxyCoordinators`: destroys every open gateway connection to this coordinator; returns how many. */
+  cutLinks(coordinatorId: string): number;
   /** A REST call with the API key to `base` (a gateway URL). */
   api(base: string, method: string, urlPath: string, body?: unknown): Promise<RestResult>;
   /** A WebSocket on `/api/v1/instances/{id}/connect` through `base` (closed by close()). */
@@ -197,10 +217,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   let closed = false;
   const counter = { coordinator: 0, gateway: 0 };
 
+  const proxies = new Map<string, TcpProxy>();
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    for (const proxy of proxies.values()) proxy.close();
     for (const ws of sockets) ws.close();
+    for (const p of processes.filter((p) => p.crashed)) process.stderr.write(`${p.role} ${p.id} exited by itself; its output:\n${p.output().slice(-8000)}\n`);
     await Promise.all(processes.map((p) => p.kill()));
     await redis?.stop();
     await s3?.stop();
@@ -224,6 +247,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       const dataDir = path.join(root, coordinatorId);
       fs.mkdirSync(dataDir, { recursive: true });
       const args = ["--port", "0", "--host", "127.0.0.1", "--data", dataDir, "--id", coordinatorId];
+      if (options.proxyCoordinators) {
+        const port = await freePort();
+        const proxy = await startTcpProxy(port);
+        proxies.set(coordinatorId, proxy);
+        args.splice(1, 1, String(port));
+        args.push("--advertise", `http://127.0.0.1:${proxy.port}`);
+      }
       if (options.capacity !== undefined) args.push("--capacity", String(options.capacity));
       const proc = await spawnPodium({ role: "coordinator", id: coordinatorId, args, env: shared, dataDir });
       processes.push(proc);
@@ -254,6 +284,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       gateways,
       addCoordinator,
       addGateway,
+      cutLinks(coordinatorId) {
+        const proxy = proxies.get(coordinatorId);
+        if (!proxy) throw new Error(`coordinator ${coordinatorId} is not behind a proxy (startCluster({ proxyCoordinators: true }))`);
+        return proxy.cut();
+      },
       api: (base, method, urlPath, body) => restCall(base, method, urlPath, body),
       async connect(base, instanceId, query = "") {
         const ws = await WsClient.open(`${base.replace(/^http/, "ws")}/api/v1/instances/${instanceId}/connect?api_key=${CLUSTER_API_KEY}${query ? "&" + query : ""}`);
@@ -266,6 +301,54 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     await close();
     throw error;
   }
+}
+
+interface TcpProxy {
+  port: number;
+  /** Destroys every open connection (both sides); new connections still work. Returns how many were open. */
+  cut(): number;
+  close(): void;
+}
+
+/** A TCP proxy on a free port to 127.0.0.1:`target`. */
+async function startTcpProxy(target: number): Promise<TcpProxy> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target, "127.0.0.1");
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    pairs.add(pair);
+    const drop = (): void => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of pair) {
+      socket.setNoDelay(true);
+      socket.on("error", drop);
+      socket.on("close", drop);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const cut = (): number => {
+    const count = pairs.size;
+    for (const [client, upstream] of [...pairs]) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+    return count;
+  };
+  return {
+    port,
+    cut,
+    close() {
+      cut();
+      server.close();
+    },
+  };
 }
 
 /** REST with the cluster's API key; the body is JSON unless it is a Buffer (sent as gzip). */

@@ -26,12 +26,13 @@ import type {
   FileEntry,
   FileStat,
   IterationMeta,
+  SkippedPath,
 } from "./chronicle-types.js";
 import { listTree } from "./file-tree.js";
-import { Manifest, type ManifestEntry } from "./manifest.js";
+import { Manifest, type ManifestEntry, type ManifestUpdate } from "./manifest.js";
 import { VersionLog, type VersionRow } from "./version-log.js";
 import { captureWorkspace, isRacy, type CaptureContext } from "./workspace-capture.js";
-import { writeWorkspaceFile } from "./workspace-io.js";
+import { errnoCode, writeWorkspaceFile } from "./workspace-io.js";
 import { resolveWorkspacePath } from "./workspace-path.js";
 
 export type * from "./chronicle-types.js";
@@ -64,6 +65,16 @@ function toMeta(row: VersionRow): IterationMeta {
 export function encodeContent(data: Buffer): Pick<FileContent, "content" | "encoding"> {
   if (isUtf8(data) && !data.includes(0)) return { content: data.toString("utf8"), encoding: "utf8" };
   return { content: data.toString("base64"), encoding: "base64" };
+}
+
+/** What `materializeWorkspace()` wrote. */
+export interface MaterializeResult {
+  /** The iteration the workspace now shows (the latest). */
+  iteration: number;
+  files: number;
+  bytes: number;
+  /** Files not written: content over maxFileBytes (never stored) or a blocked target. */
+  skipped: SkippedPath[];
 }
 
 export class Chronicle {
@@ -211,6 +222,41 @@ export class Chronicle {
     this.manifest.apply([[version.path, entry]]);
     this.latest = iterationNo;
     return { iteration: iterationNo, timestamp, size: version.size, hash: formatHash(version.hash), change };
+  }
+
+  /**
+   * Writes every file of the latest iteration into the workspace: used after the database was restored
+   * from a replica onto a host without the workspace (docs/replication.md). Refreshes the written files'
+   * stat fingerprints, so the next capture finds no change; records no iteration. Files on disk that the
+   * manifest does not list are left alone (the next capture records them as created). Files whose content
+   * was never stored (over maxFileBytes) or whose target is blocked are skipped, and the next capture
+   * records them as deleted. Permission bits are not versioned: written files get 0644.
+   */
+  materializeWorkspace(): MaterializeResult {
+    this.assertOpen();
+    const written: [string, ManifestEntry][] = [];
+    const skipped: SkippedPath[] = [];
+    let bytes = 0;
+    for (const [relative, entry] of this.manifest.entries) {
+      if (entry.blobId === null) {
+        skipped.push({ path: relative, reason: "tooLarge" });
+        continue;
+      }
+      let stat: fs.Stats;
+      try {
+        stat = writeWorkspaceFile(this.options.workspaceReal, relative, this.blobs.read(entry.blobId));
+      } catch (err) {
+        skipped.push({ path: relative, reason: err instanceof ConnectError ? err.rawMessage : errnoCode(err) });
+        continue;
+      }
+      written.push([relative, { ...entry, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino }]);
+      bytes += entry.size;
+    }
+    const now = Date.now();
+    const updates: ManifestUpdate[] = written.map(([relative, entry]) => [relative, { ...entry, racy: isRacy(entry.mtimeMs, now) }]);
+    this.db.transaction(() => this.manifest.write(updates)).immediate();
+    this.manifest.apply(updates);
+    return { iteration: this.latest, files: written.length, bytes, skipped };
   }
 
   /** Streams a (possibly huge) file's raw bytes chunk by chunk, latest or at `iteration`. */

@@ -1,0 +1,320 @@
+/**
+ * The one object a coordinator uses for durability (docs/replication.md):
+ *
+ *   prepare(agentId, agentDir)  take the agent's single-writer lease; restore its directory from S3
+ *                               when this host has no copy, or a stale one (another coordinator wrote
+ *                               the agent since)
+ *   track(agentId, agentDir)    replicate its four databases (one supervised Litestream per agent)
+ *   release(agentId)            wait for the last writes to reach S3, stop Litestream (final sync),
+ *                               give the lease up
+ *   status / holds / fork / close
+ *
+ * Losing a lease (another coordinator took the agent) kills that agent's Litestream at once, without a
+ * final upload, and calls `onLeaseLost`; the coordinator then stops the agent (fencing).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Redis } from "ioredis";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DEFAULT_KEY_PREFIX } from "../cluster/cluster-keys.js";
+import { closeValkey, ownValkey, toValkeyError } from "../cluster/valkey-client.js";
+import { errorMessage } from "../shared/errors.js";
+import type { Logger } from "../shared/logger.js";
+import { AgentLease } from "./agent-lease.js";
+import { restoreAgent } from "./agent-restore.js";
+import { LitestreamSupervisor } from "./litestream-supervisor.js";
+import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
+import type { DatabaseReplicationStatus } from "./replication-tracker.js";
+
+export interface ReplicationStatus {
+  agentId: string;
+  /** replicating: Litestream running; restarting: it died and is being restarted; fenced: lease lost. */
+  state: "replicating" | "restarting" | "stopped" | "fenced";
+  /** Age of the oldest local change not yet in S3 (max over the databases); 0 when caught up. */
+  lagMs: number;
+  /** Generation and position of the database furthest behind ("<generation>/<index hex>:<offset>"). */
+  generation: string | undefined;
+  position: string | undefined;
+  /** Last time Litestream reported any of the agent's replicas (epoch ms). */
+  lastSyncAt: number | undefined;
+  restarts: number;
+  lastError: string | undefined;
+  databases: DatabaseReplicationStatus[];
+}
+
+export interface AgentReplication {
+  /** Takes the lease and restores from S3 when needed. Call before opening the agent's stores. */
+  prepare(agentId: string, agentDir: string, signal?: AbortSignal): Promise<{ restored: boolean }>;
+  /** Starts replicating. Call after the stores (and the Chronicle) are open: only existing files are tracked. */
+  track(agentId: string, agentDir: string): void;
+  /** Final sync, stop replicating, release the lease. Call after the agent stopped, before closing its stores. */
+  release(agentId: string): Promise<{ synced: boolean }>;
+  status(agentId: string): ReplicationStatus | undefined;
+  /** True while this coordinator may write the agent (lease held; always true without Valkey). */
+  holds(agentId: string): boolean;
+  /** Restores `sourceAgentId` as of `timestamp` into `targetDir` as the new agent `targetAgentId`, and replicates it. */
+  fork(options: ForkOptions): Promise<{ restored: true; ms: number }>;
+  close(): Promise<void>;
+}
+
+export interface ForkOptions {
+  sourceAgentId: string;
+  targetAgentId: string;
+  targetDir: string;
+  timestamp?: Date;
+  signal?: AbortSignal;
+}
+
+export interface AgentReplicationOptions extends ReplicationTimings {
+  s3: ReplicationS3Settings;
+  /** Valkey (URL or connection) for leases; without it there is no single-writer guarantee (one coordinator). */
+  redis?: Redis | string;
+  coordinatorId: string;
+  onLeaseLost: (agentId: string, reason: string) => void;
+  logger: Logger;
+  /** Lease time to live. Default 5000 (renewed every ttl/3). */
+  leaseTtlMs?: number;
+  /** prepare() waits this long for a dead coordinator's lease to expire. Default ttl + 1000. */
+  leaseWaitMs?: number;
+  keyPrefix?: string;
+  /** Where the generated Litestream configs go. Default <tmpdir>/podium-replication-<coordinatorId>. */
+  configDir?: string;
+  /** release(): how long to wait for S3 to catch up, then for Litestream's final sync. Default 10000 each. */
+  finalSyncTimeoutMs?: number;
+  binary?: string;
+  probeIntervalMs?: number;
+}
+
+interface Entry {
+  agentDir: string;
+  lease: AgentLease | undefined;
+  supervisor: LitestreamSupervisor | undefined;
+  fenced: boolean;
+}
+
+function aggregate(agentId: string, entry: Entry): ReplicationStatus {
+  const status = entry.supervisor?.status();
+  const databases = status?.databases ?? [];
+  const worst = databases.reduce<DatabaseReplicationStatus | undefined>((a, b) => (!a || b.lagMs > a.lagMs ? b : a), undefined);
+  const syncs = databases.map((d) => d.lastSyncAt).filter((t): t is number => t !== undefined);
+  const state = entry.fenced ? "fenced" : !status || status.state === "stopped" || status.state === "stopping" ? "stopped" : status.state === "backoff" ? "restarting" : "replicating";
+  return {
+    agentId,
+    state,
+    lagMs: worst?.lagMs ?? 0,
+    generation: worst?.generation,
+    position: worst?.position,
+    lastSyncAt: syncs.length > 0 ? Math.max(...syncs) : undefined,
+    restarts: status?.restarts ?? 0,
+    lastError: status?.lastError,
+    databases,
+  };
+}
+
+export function createAgentReplication(options: AgentReplicationOptions): AgentReplication {
+  const s3 = compileS3Settings(options.s3);
+  const timings = compileTimings(options);
+  const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  const valkey = options.redis === undefined ? undefined : ownValkey(options.redis, { connectionName: `podium-replication-${options.coordinatorId}` });
+  const configDir = options.configDir ?? path.join(os.tmpdir(), `podium-replication-${options.coordinatorId}`);
+  const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
+  const entries = new Map<string, Entry>();
+  const busy = new Set<string>();
+  const logger = options.logger;
+  const writerKey = (agentId: string) => `${keyPrefix}agent-writer:${agentId}`;
+  let closed = false;
+
+  const fence = (agentId: string, reason: string): void => {
+    const entry = entries.get(agentId);
+    if (!entry || entry.fenced) return;
+    entry.fenced = true;
+    try {
+      options.onLeaseLost(agentId, reason);
+    } finally {
+      // No final upload: another coordinator owns the agent's replicas now.
+      void entry.supervisor?.stop({ graceful: false });
+    }
+  };
+
+  const acquire = (agentId: string, signal?: AbortSignal): Promise<AgentLease | undefined> => {
+    if (!valkey) return Promise.resolve(undefined);
+    return AgentLease.acquire(
+      { redis: valkey.redis, agentId, owner: options.coordinatorId, keyPrefix, logger, onLost: fence, ...(options.leaseTtlMs ? { ttlMs: options.leaseTtlMs } : {}) },
+      { ...(options.leaseWaitMs ? { waitMs: options.leaseWaitMs } : {}), ...(signal ? { signal } : {}) },
+    );
+  };
+
+  /** The local copy is stale when another coordinator wrote the agent last (unknown: keep it). */
+  const localCopyIsCurrent = async (agentId: string, agentDir: string): Promise<boolean> => {
+    if (!agentDatabasePaths(agentDir).some((db) => fs.existsSync(db.path))) return false;
+    if (!valkey) return true;
+    let writer: string | null;
+    try {
+      writer = await valkey.redis.get(writerKey(agentId));
+    } catch (err) {
+      throw toValkeyError(err, `read the last writer of agent ${agentId}`);
+    }
+    if (writer === null || writer === options.coordinatorId) return true;
+    const aside = `${agentDir}.stale-${Date.now()}`;
+    fs.renameSync(agentDir, aside);
+    logger.warn("local copy of agent is stale (another coordinator wrote it since); restoring from S3", { agentId, lastWriter: writer, movedTo: aside });
+    return false;
+  };
+
+  const markWriter = async (agentId: string): Promise<void> => {
+    if (!valkey) return;
+    try {
+      await valkey.redis.set(writerKey(agentId), options.coordinatorId);
+    } catch (err) {
+      throw toValkeyError(err, `record the writer of agent ${agentId}`);
+    }
+  };
+
+  const startSupervisor = (agentId: string, agentDir: string): LitestreamSupervisor => {
+    const databases = agentDatabasePaths(agentDir)
+      .filter((db) => fs.existsSync(db.path))
+      .map((db) => ({ name: db.name, path: path.resolve(db.path), replicaPath: replicaPath(s3, agentId, db.name) }));
+    return LitestreamSupervisor.start({
+      name: agentId,
+      databases,
+      s3,
+      timings,
+      configDir,
+      logger: logger.child({ agentId }),
+      ...(options.binary ? { binary: options.binary } : {}),
+      ...(options.probeIntervalMs ? { probeIntervalMs: options.probeIntervalMs } : {}),
+    });
+  };
+
+  const stopSupervisor = async (agentId: string, supervisor: LitestreamSupervisor): Promise<boolean> => {
+    const caughtUp = await supervisor.waitForCatchUp(finalSyncMs);
+    const { synced } = await supervisor.stop({ graceful: true, timeoutMs: finalSyncMs });
+    if (!synced) {
+      logger.warn("agent's last writes may not be in S3 (final sync failed or timed out)", { agentId, caughtUp, error: supervisor.status().lastError });
+    }
+    return synced;
+  };
+
+  const exclusive = async <T>(agentId: string, fn: () => Promise<T>): Promise<T> => {
+    if (closed) throw new ConnectError("replication is closed", Code.Unavailable);
+    // A new instance of an agent that is still being released waits for the final sync.
+    await releasing.get(agentId);
+    if (busy.has(agentId) || entries.has(agentId)) {
+      throw new ConnectError(`agent ${agentId} is already being prepared or replicated on this coordinator`, Code.AlreadyExists);
+    }
+    busy.add(agentId);
+    try {
+      return await fn();
+    } finally {
+      busy.delete(agentId);
+    }
+  };
+
+  const releasing = new Map<string, Promise<{ synced: boolean }>>();
+  const release = (agentId: string): Promise<{ synced: boolean }> => {
+    const entry = entries.get(agentId);
+    if (!entry) return releasing.get(agentId) ?? Promise.resolve({ synced: false });
+    entries.delete(agentId);
+    const done = releaseEntry(agentId, entry).finally(() => releasing.delete(agentId));
+    releasing.set(agentId, done);
+    return done;
+  };
+
+  const releaseEntry = async (agentId: string, entry: Entry): Promise<{ synced: boolean }> => {
+    let synced = false;
+    try {
+      if (entry.supervisor && !entry.fenced) synced = await stopSupervisor(agentId, entry.supervisor);
+      else await entry.supervisor?.stop({ graceful: false });
+    } catch (err) {
+      logger.error("stopping replication failed", { agentId, error: errorMessage(err) });
+    } finally {
+      await entry.lease?.release();
+    }
+    logger.info("agent released", { agentId, synced });
+    return { synced };
+  };
+
+  return {
+    prepare(agentId, agentDir, signal) {
+      return exclusive(agentId, async () => {
+        const lease = await acquire(agentId, signal);
+        try {
+          let restored = false;
+          if (!(await localCopyIsCurrent(agentId, agentDir))) {
+            restored = (await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) })).restored;
+          }
+          await markWriter(agentId);
+          entries.set(agentId, { agentDir, lease, supervisor: undefined, fenced: false });
+          logger.info("agent prepared", { agentId, restored, lease: lease ? "held" : "none" });
+          return { restored };
+        } catch (err) {
+          await lease?.release();
+          throw err;
+        }
+      });
+    },
+
+    track(agentId, agentDir) {
+      const entry = entries.get(agentId);
+      if (!entry) throw new ConnectError(`agent ${agentId} was not prepared for replication`, Code.FailedPrecondition);
+      if (entry.supervisor) throw new ConnectError(`agent ${agentId} is already replicated`, Code.AlreadyExists);
+      if (entry.fenced) return;
+      entry.supervisor = startSupervisor(agentId, agentDir);
+    },
+
+    release,
+
+    status(agentId) {
+      const entry = entries.get(agentId);
+      return entry ? aggregate(agentId, entry) : undefined;
+    },
+
+    holds(agentId) {
+      const entry = entries.get(agentId);
+      if (!entry || entry.fenced) return false;
+      return entry.lease ? entry.lease.holds() : true;
+    },
+
+    fork({ sourceAgentId, targetAgentId, targetDir, timestamp, signal }) {
+      return exclusive(targetAgentId, async () => {
+        const started = performance.now();
+        if (fs.existsSync(targetDir)) throw new ConnectError(`agent ${targetAgentId} already exists on this coordinator`, Code.AlreadyExists);
+        const lease = await acquire(targetAgentId, signal);
+        try {
+          const known = valkey ? await valkey.redis.exists(writerKey(targetAgentId)).catch((err: unknown) => Promise.reject(toValkeyError(err, "look up the fork id"))) : 0;
+          if (known > 0) {
+            throw new ConnectError(`agent ${targetAgentId} already exists`, Code.AlreadyExists);
+          }
+          await restoreAgent({
+            agentId: sourceAgentId,
+            targetDir,
+            s3: options.s3,
+            ...(timestamp ? { timestamp } : {}),
+            ...(signal ? { signal } : {}),
+            ...(options.binary ? { binary: options.binary } : {}),
+          });
+          await markWriter(targetAgentId);
+          // Replicate the fork under its own id, so it can resume on any coordinator.
+          const supervisor = startSupervisor(targetAgentId, targetDir);
+          if (!(await stopSupervisor(targetAgentId, supervisor))) {
+            throw new ConnectError(`fork ${targetAgentId} was restored locally but could not be replicated to S3`, Code.Unavailable);
+          }
+          return { restored: true as const, ms: Math.round(performance.now() - started) };
+        } catch (err) {
+          if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) fs.rmSync(targetDir, { recursive: true, force: true });
+          throw err;
+        } finally {
+          await lease?.release();
+        }
+      });
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...entries.keys()].map((agentId) => release(agentId)));
+      if (valkey?.owned) await closeValkey(valkey.redis);
+    },
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * Restores an agent directory from its replicas in S3: `litestream restore` for each of the four
+ * databases (in parallel), then the workspace files from chronicle.db (Chronicle.materializeWorkspace).
+ * With `timestamp`, every database is restored as of that time (point in time); restoring agent X into
+ * another agent's directory is a fork. A brand-new agent has no replica: `restored: false`, nothing
+ * written. docs/replication.md has the timings and the limits (what a timestamp can reach).
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Chronicle, type MaterializeResult } from "../coordinator/chronicle/chronicle.js";
+import { errorMessage } from "../shared/errors.js";
+import { litestreamBinary, litestreamEnv, renderRestoreConfig } from "./litestream-config.js";
+import { agentDatabasePaths, compileS3Settings, replicaPath, type ReplicationS3Settings } from "./replication-options.js";
+
+export interface RestoreAgentOptions {
+  /** The agent whose replicas are read (for a fork: the original). */
+  agentId: string;
+  /** The agent directory to fill; it must not hold any of the databases yet. Created when missing. */
+  targetDir: string;
+  s3: ReplicationS3Settings;
+  /** Restore the state as of this time; default: the latest replicated state. */
+  timestamp?: Date;
+  signal?: AbortSignal;
+  /** Write the workspace files from chronicle.db. Default true. */
+  materializeWorkspace?: boolean;
+  binary?: string;
+}
+
+export interface RestoredDatabase {
+  name: string;
+  restored: boolean;
+  bytes: number;
+  ms: number;
+}
+
+export interface RestoreAgentResult {
+  /** True when at least one database had a replica (the agent existed). */
+  restored: boolean;
+  databases: RestoredDatabase[];
+  workspace?: MaterializeResult;
+  ms: number;
+}
+
+interface RunResult {
+  code: number | null;
+  stderr: string;
+}
+
+function runLitestream(binary: string, args: string[], env: Record<string, string>, signal?: AbortSignal): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { env, stdio: ["ignore", "pipe", "pipe"], ...(signal ? { signal } : {}) });
+    let stderr = "";
+    const collect = (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000));
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
+    child.once("error", (err) => {
+      if (signal?.aborted) reject(new ConnectError(`restore cancelled`, Code.Canceled));
+      else reject(new ConnectError(`cannot run litestream: ${errorMessage(err)}`, Code.Internal));
+    });
+    child.once("close", (code) => resolve({ code, stderr }));
+  });
+}
+
+async function restoreDatabase(
+  name: string,
+  output: string,
+  options: RestoreAgentOptions,
+  configDir: string,
+  binary: string,
+): Promise<RestoredDatabase> {
+  const started = performance.now();
+  const s3 = compileS3Settings(options.s3);
+  const configFile = path.join(configDir, `${name}.yml`);
+  fs.writeFileSync(configFile, renderRestoreConfig({ path: output, replicaPath: replicaPath(s3, options.agentId, name) }, s3), { mode: 0o600 });
+  const args = ["restore", "-config", configFile, "-o", output, "-if-replica-exists"];
+  if (options.timestamp) args.push("-timestamp", options.timestamp.toISOString());
+  args.push(output);
+  const { code, stderr } = await runLitestream(binary, args, litestreamEnv(s3), options.signal);
+  if (code !== 0) {
+    const why = stderr.trim().split("\n").slice(-3).join(" | ");
+    const notFound = /timestamp does not exist|no matching backups|no snapshots available/.test(stderr);
+    throw new ConnectError(
+      `cannot restore ${name} of agent ${options.agentId}${options.timestamp ? ` at ${options.timestamp.toISOString()}` : ""}: ${why}`,
+      notFound ? Code.NotFound : Code.Unavailable,
+    );
+  }
+  const stat = fs.statSync(output, { throwIfNoEntry: false });
+  return { name, restored: stat !== undefined, bytes: stat?.size ?? 0, ms: Math.round(performance.now() - started) };
+}
+
+export async function restoreAgent(options: RestoreAgentOptions): Promise<RestoreAgentResult> {
+  const started = performance.now();
+  const binary = options.binary ?? litestreamBinary();
+  const databases = agentDatabasePaths(options.targetDir);
+  for (const db of databases) {
+    if (fs.existsSync(db.path)) {
+      throw new ConnectError(`cannot restore agent ${options.agentId} into ${options.targetDir}: ${db.name} already exists`, Code.FailedPrecondition);
+    }
+  }
+  fs.mkdirSync(options.targetDir, { recursive: true });
+  const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-restore-"));
+  let results: RestoredDatabase[];
+  try {
+    results = await Promise.all(databases.map((db) => restoreDatabase(db.name, db.path, options, configDir, binary)));
+  } catch (err) {
+    for (const db of databases) fs.rmSync(db.path, { force: true });
+    throw err;
+  } finally {
+    fs.rmSync(configDir, { recursive: true, force: true });
+  }
+  const restored = results.some((r) => r.restored);
+  if (options.timestamp && !restored) {
+    throw new ConnectError(`agent ${options.agentId} has no replicated state at ${options.timestamp.toISOString()}`, Code.NotFound);
+  }
+  const result: RestoreAgentResult = { restored, databases: results, ms: 0 };
+  const chronicleDb = databases.find((db) => db.name === "chronicle.db");
+  if (chronicleDb && (options.materializeWorkspace ?? true) && results.find((r) => r.name === "chronicle.db")?.restored) {
+    const workspaceDir = path.join(options.targetDir, "workspace");
+    fs.mkdirSync(workspaceDir, { recursive: true });
+    const chronicle = Chronicle.open({ workspaceDir, dbPath: chronicleDb.path });
+    try {
+      result.workspace = chronicle.materializeWorkspace();
+    } finally {
+      chronicle.close();
+    }
+  }
+  result.ms = Math.round(performance.now() - started);
+  return result;
+}
