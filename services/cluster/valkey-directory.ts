@@ -136,7 +136,8 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     this.checkOpen(signal);
     const coordinatorId = await valkeyCall(this.redis, `locate agent ${agentId}`, () => this.redis.get(this.keys.agent(agentId)));
     if (!coordinatorId) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
-    return this.liveCoordinator(coordinatorId, `agent ${agentId} last ran on coordinator ${coordinatorId}, which is gone (no heartbeat); its data is unavailable until that coordinator returns`);
+    // UNAVAILABLE, not NOT_FOUND: the agent exists, so a create must not start it afresh elsewhere.
+    return this.liveCoordinator(coordinatorId, `agent ${agentId} last ran on coordinator ${coordinatorId}, which is gone (no heartbeat); its data is unavailable until that coordinator returns`, Code.Unavailable);
   }
 
   /** Idempotent: the coordinator writes the same mapping; an existing instance mapping (and its TTL) is kept. */
@@ -181,9 +182,9 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     }
   }
 
-  private async liveCoordinator(coordinatorId: string, goneMessage: string): Promise<CoordinatorClients> {
+  private async liveCoordinator(coordinatorId: string, goneMessage: string, goneCode: Code = Code.NotFound): Promise<CoordinatorClients> {
     const member = this.membership.get(coordinatorId) ?? (await this.membership.fetch(coordinatorId));
-    if (!member) throw new ConnectError(goneMessage, Code.NotFound);
+    if (!member) throw new ConnectError(goneMessage, goneCode);
     return this.clientsFor(member);
   }
 

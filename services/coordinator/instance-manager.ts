@@ -50,6 +50,8 @@ export class InstanceManager {
   private readonly instances = new Map<string, AgentInstance>();
   private readonly liveByAgent = new Map<string, string>();
   private readonly starting = new Set<string>();
+  /** The last record read for each deployment id (used while the registry is unreachable). */
+  private readonly knownDeployments = new Map<string, DeploymentRecord>();
   /** Python bundle directories already compiled to bytecode. */
   private readonly compiled = new Map<string, Promise<void>>();
   private readonly limits: InstanceLimits;
@@ -85,8 +87,18 @@ export class InstanceManager {
   async resolveDeployment(deploymentId: string): Promise<DeploymentRecord> {
     const { id, foreign } = resolveDeploymentId(deploymentId, this.options.registry.name);
     if (foreign) throw new ConnectError(`deployment ${id}: this coordinator reads registry "${this.options.registry.name}"`, Code.NotFound);
-    const record = await this.options.registry.get(id);
+    let record: DeploymentRecord | undefined;
+    try {
+      record = await this.options.registry.get(id);
+    } catch (err) {
+      // The registry (S3) is briefly unreachable: a deployment seen before still starts.
+      const known = this.knownDeployments.get(id);
+      if (!known || ConnectError.from(err).code !== Code.Unavailable) throw err;
+      this.options.logger.warn(`registry unavailable; starting ${id} from the last known record`, { deployment_id: id });
+      return known;
+    }
     if (!record) throw new ConnectError(`unknown deployment ${id}; upload it first (podium deploy DIR)`, Code.NotFound);
+    this.knownDeployments.set(id, record);
     return record;
   }
 

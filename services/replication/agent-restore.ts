@@ -12,8 +12,9 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Chronicle, type MaterializeResult } from "../coordinator/chronicle/chronicle.js";
 import { errorMessage } from "../shared/errors.js";
+import { createReplicationS3Client, readGenerationMarker } from "./generation-marker.js";
 import { litestreamBinary, litestreamEnv, renderRestoreConfig } from "./litestream-config.js";
-import { agentDatabasePaths, compileS3Settings, replicaPath, type ReplicationS3Settings } from "./replication-options.js";
+import { agentDatabasePaths, compileS3Settings, replicaPath, type CompiledS3Settings, type ReplicationS3Settings } from "./replication-options.js";
 
 export interface RestoreAgentOptions {
   /** The agent whose replicas are read (for a fork: the original). */
@@ -68,17 +69,27 @@ async function restoreDatabase(
   name: string,
   output: string,
   options: RestoreAgentOptions,
+  s3: CompiledS3Settings,
+  generation: string | undefined,
   configDir: string,
   binary: string,
 ): Promise<RestoredDatabase> {
   const started = performance.now();
-  const s3 = compileS3Settings(options.s3);
   const configFile = path.join(configDir, `${name}.yml`);
   fs.writeFileSync(configFile, renderRestoreConfig({ path: output, replicaPath: replicaPath(s3, options.agentId, name) }, s3), { mode: 0o600 });
-  const args = ["restore", "-config", configFile, "-o", output, "-if-replica-exists"];
-  if (options.timestamp) args.push("-timestamp", options.timestamp.toISOString());
-  args.push(output);
-  const { code, stderr } = await runLitestream(binary, args, litestreamEnv(s3), options.signal);
+  const run = (withGeneration: string | undefined) => {
+    const args = ["restore", "-config", configFile, "-o", output, "-if-replica-exists"];
+    if (options.timestamp) args.push("-timestamp", options.timestamp.toISOString());
+    if (withGeneration) args.push("-generation", withGeneration);
+    args.push(output);
+    return runLitestream(binary, args, litestreamEnv(s3), options.signal);
+  };
+  let { code, stderr } = await run(generation);
+  // The recorded generation may be gone (retention): let Litestream choose.
+  if (generation && (code !== 0 || !fs.existsSync(output))) {
+    fs.rmSync(output, { force: true });
+    ({ code, stderr } = await run(undefined));
+  }
   if (code !== 0) {
     const why = stderr.trim().split("\n").slice(-3).join(" | ");
     const notFound = /timestamp does not exist|no matching backups|no snapshots available/.test(stderr);
@@ -100,11 +111,25 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
       throw new ConnectError(`cannot restore agent ${options.agentId} into ${options.targetDir}: ${db.name} already exists`, Code.FailedPrecondition);
     }
   }
+  const s3 = compileS3Settings(options.s3);
+  // "The latest" is the generation the last writer recorded (generation-marker.ts); a point in time
+  // is found by Litestream across generations.
+  let generations: Record<string, string> = {};
+  if (!options.timestamp) {
+    const client = createReplicationS3Client(s3);
+    try {
+      generations = (await readGenerationMarker(client, s3, options.agentId, options.signal))?.generations ?? {};
+    } catch (err) {
+      throw new ConnectError(`cannot restore agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
+    } finally {
+      client.destroy();
+    }
+  }
   fs.mkdirSync(options.targetDir, { recursive: true });
   const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-restore-"));
   let results: RestoredDatabase[];
   try {
-    results = await Promise.all(databases.map((db) => restoreDatabase(db.name, db.path, options, configDir, binary)));
+    results = await Promise.all(databases.map((db) => restoreDatabase(db.name, db.path, options, s3, generations[db.name], configDir, binary)));
   } catch (err) {
     for (const db of databases) fs.rmSync(db.path, { force: true });
     throw err;

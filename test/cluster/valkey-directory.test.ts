@@ -165,7 +165,7 @@ describe("ValkeyCoordinatorDirectory + CoordinatorRegistration", () => {
     expect(c.connector.connects.filter((id) => id === "coord-a")).toHaveLength(1);
   });
 
-  it("an instance whose coordinator left -> NotFound saying the coordinator is gone", async () => {
+  it("an instance whose coordinator left -> NotFound; its agent -> Unavailable (never restarted afresh elsewhere)", async () => {
     const c = cluster();
     const a = await c.register("coord-a");
     await waitFor(() => c.ids().length === 1, "coord-a");
@@ -174,7 +174,7 @@ describe("ValkeyCoordinatorDirectory + CoordinatorRegistration", () => {
     await a.registration.stop();
     await waitFor(() => c.ids().length === 0, "coord-a to leave");
     await expectCode(c.directory.locateInstance("inst-9"), Code.NotFound, /coordinator coord-a, which is gone/);
-    await expectCode(c.directory.locateAgent("agent-9"), Code.NotFound, /coord-a, which is gone/);
+    await expectCode(c.directory.locateAgent("agent-9"), Code.Unavailable, /coord-a, which is gone/);
     expect(c.connector.closes).toContain("coord-a");
     await expectCode(c.directory.place(), Code.Unavailable, /no coordinator is registered/);
   });
