@@ -14,16 +14,17 @@ import { PODIUM_VERSION } from "../shared/version.js";
 const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
 
 Usage:
-  podium dev [--port N] [--host H] [--data DIR] [--agents DIR]    gateway + coordinator in one process
-  podium gateway --coordinator URL [--coordinator URL ...] [--port N] [--registry DIR]
-  podium coordinator [--port N] [--data DIR] [--registry DIR] [--capacity N]
+  podium dev [--port N] [--host H] [--data DIR] [--agents DIR] [--log-level L]   gateway + coordinator in one process
+  podium gateway [--port N] [--host H] (--valkey URL | --coordinator URL ...) [--s3-bucket B --s3-endpoint URL | --registry DIR]
+  podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--id ID] [--advertise URL]
+                     [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
   podium acp --url URL --deployment ID [--api-key KEY] [--stop-on-exit] [--cancel-grace-ms N] [--log-level L]
                                                                    an ACP agent over stdio (for editors)
   podium version
 
 Environment: PODIUM_API_KEY (client keys, comma-separated), PODIUM_CLUSTER_SECRET, PODIUM_URL,
-PODIUM_PORT, PODIUM_DATA_DIR. See docs/configuration.md.`;
+PODIUM_PORT, PODIUM_DATA_DIR, PODIUM_VALKEY_URL, PODIUM_S3_*. Every flag and variable: docs/configuration.md.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -8,12 +8,14 @@
  * final sync instead of lingering as an orphan. Killing the group also takes tail with it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import type { S3Client } from "@aws-sdk/client-s3";
 import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 import { LineSplitter } from "../coordinator/line-splitter.js";
 import { litestreamBinary, litestreamEnv, renderReplicateConfig } from "./litestream-config.js";
+import { writeGenerationMarker } from "./generation-marker.js";
 import { parseLitestreamLine, type LitestreamLogEvent } from "./litestream-log.js";
 import type { CompiledS3Settings, CompiledTimings } from "./replication-options.js";
 import { ReplicationTracker, type DatabaseReplicationStatus } from "./replication-tracker.js";
@@ -50,6 +52,11 @@ export interface LitestreamSupervisorOptions {
   onEvent?: (event: LitestreamLogEvent) => void;
   /** Age of each local change when it reached S3 (bench). */
   onCovered?: (db: string, ageMs: number) => void;
+  /**
+   * Record the generation of every database in `<prefix>agents/<agentId>/generations.json` after its
+   * first upload (generation-marker.ts), while `mayWrite()` (the lease) allows.
+   */
+  generationMarker?: { client: S3Client; agentId: string; coordinatorId: string; mayWrite: () => boolean };
 }
 
 export type SupervisorState = "running" | "backoff" | "stopping" | "stopped";
@@ -80,6 +87,10 @@ export class LitestreamSupervisor {
   private lastErrorText: string | undefined;
   private lastErrorLoggedAt = 0;
   private stderrTail = "";
+  private readonly generations: Record<string, string> = {};
+  private markerQueued = false;
+  private markerChain: Promise<void> = Promise.resolve();
+  private markerRetry: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: LitestreamSupervisorOptions) {
     for (const db of options.databases) {
@@ -151,6 +162,8 @@ export class LitestreamSupervisor {
   async stop(options: { graceful: boolean; timeoutMs?: number }): Promise<{ synced: boolean }> {
     clearInterval(this.probeTimer);
     clearTimeout(this.restartTimer);
+    clearTimeout(this.markerRetry);
+    await this.markerChain;
     const child = this.child;
     if (this.stateValue === "stopped" || this.stateValue === "stopping") {
       await this.exited;
@@ -263,9 +276,37 @@ export class LitestreamSupervisor {
       if (tracker && event.type === "replicated") {
         const { generation, index } = event.position;
         tracker.replicated(event.position, readShadowWalSalt(event.db, generation, index), now);
+        if (this.generations[tracker.db] !== generation) {
+          this.generations[tracker.db] = generation;
+          this.queueMarker();
+        }
       }
     }
     this.options.onEvent?.(event);
+  }
+
+  /** Writes the generation marker soon (one write for a burst of generation changes), retrying on failure. */
+  private queueMarker(): void {
+    const marker = this.options.generationMarker;
+    if (!marker || this.markerQueued || this.stateValue === "stopped") return;
+    this.markerQueued = true;
+    this.markerChain = this.markerChain.then(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      this.markerQueued = false;
+      if (!marker.mayWrite()) return;
+      try {
+        await writeGenerationMarker(marker.client, this.options.s3, marker.agentId, {
+          generations: { ...this.generations },
+          coordinatorId: marker.coordinatorId,
+          updatedAt: Date.now(),
+        });
+      } catch (err) {
+        this.recordError(`cannot record generations: ${errorMessage(err)}`);
+        if (this.stateValue === "stopping" || this.stateValue === "stopped") return;
+        this.markerRetry = setTimeout(() => this.queueMarker(), 1000);
+        this.markerRetry.unref();
+      }
+    });
   }
 
   private recordError(message: string): void {
