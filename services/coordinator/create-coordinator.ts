@@ -104,6 +104,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     async listen(port, host = "127.0.0.1") {
       const auth = new ApiKeyAuth(options.clusterSecret ? [options.clusterSecret] : []);
       server = new OnePortServer({
+        // Gateways reach coordinators over h2c only (gRPC / Connect).
+        http2Only: true,
         handler: createConnectHandler({
           routes: [routes],
           services: [InstanceService, FileService, CoordinatorService],

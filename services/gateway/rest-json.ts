@@ -10,8 +10,19 @@ import type { Deployment } from "../../gen/podium/v1/deployment_service_pb.js";
 import type { FileContent, FileEntry, IterationMeta } from "../../gen/podium/v1/file_service_pb.js";
 import type { Json, JsonObject } from "../shared/json.js";
 
+let lastSeconds = -1n;
+let lastNanos = -1;
+let lastIso = "";
+
+/** RFC 3339 text of a Timestamp. Bursts of events share a millisecond, so the last one is reused. */
 export function iso(ts: Timestamp | undefined): string | null {
-  return ts ? timestampDate(ts).toISOString() : null;
+  if (!ts) return null;
+  if (ts.seconds !== lastSeconds || ts.nanos !== lastNanos) {
+    lastSeconds = ts.seconds;
+    lastNanos = ts.nanos;
+    lastIso = timestampDate(ts).toISOString();
+  }
+  return lastIso;
 }
 
 const STATUS_NAMES: Record<InstanceStatus, string> = {

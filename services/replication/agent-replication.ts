@@ -22,6 +22,7 @@ import { closeValkey, ownValkey, toValkeyError } from "../cluster/valkey-client.
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { AgentLease } from "./agent-lease.js";
+import { createReplicationS3Client } from "./generation-marker.js";
 import { restoreAgent } from "./agent-restore.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
@@ -119,6 +120,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const valkey = options.redis === undefined ? undefined : ownValkey(options.redis, { connectionName: `podium-replication-${options.coordinatorId}` });
   const configDir = options.configDir ?? path.join(os.tmpdir(), `podium-replication-${options.coordinatorId}`);
   const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
+  const s3Client = createReplicationS3Client(s3);
   const entries = new Map<string, Entry>();
   const busy = new Set<string>();
   const logger = options.logger;
@@ -171,7 +173,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     }
   };
 
-  const startSupervisor = (agentId: string, agentDir: string): LitestreamSupervisor => {
+  const startSupervisor = (agentId: string, agentDir: string, lease: AgentLease | undefined): LitestreamSupervisor => {
     const databases = agentDatabasePaths(agentDir)
       .filter((db) => fs.existsSync(db.path))
       .map((db) => ({ name: db.name, path: path.resolve(db.path), replicaPath: replicaPath(s3, agentId, db.name) }));
@@ -182,6 +184,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       timings,
       configDir,
       logger: logger.child({ agentId }),
+      generationMarker: { client: s3Client, agentId, coordinatorId: options.coordinatorId, mayWrite: () => !entries.get(agentId)?.fenced && (lease?.holds() ?? true) },
       ...(options.binary ? { binary: options.binary } : {}),
       ...(options.probeIntervalMs ? { probeIntervalMs: options.probeIntervalMs } : {}),
     });
@@ -260,7 +263,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       if (!entry) throw new ConnectError(`agent ${agentId} was not prepared for replication`, Code.FailedPrecondition);
       if (entry.supervisor) throw new ConnectError(`agent ${agentId} is already replicated`, Code.AlreadyExists);
       if (entry.fenced) return;
-      entry.supervisor = startSupervisor(agentId, agentDir);
+      entry.supervisor = startSupervisor(agentId, agentDir, entry.lease);
     },
 
     release,
@@ -296,7 +299,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
           });
           await markWriter(targetAgentId);
           // Replicate the fork under its own id, so it can resume on any coordinator.
-          const supervisor = startSupervisor(targetAgentId, targetDir);
+          const supervisor = startSupervisor(targetAgentId, targetDir, lease);
           if (!(await stopSupervisor(targetAgentId, supervisor))) {
             throw new ConnectError(`fork ${targetAgentId} was restored locally but could not be replicated to S3`, Code.Unavailable);
           }
@@ -315,6 +318,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       closed = true;
       await Promise.all([...entries.keys()].map((agentId) => release(agentId)));
       if (valkey?.owned) await closeValkey(valkey.redis);
+      s3Client.destroy();
     },
   };
 }

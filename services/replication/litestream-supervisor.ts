@@ -163,7 +163,7 @@ export class LitestreamSupervisor {
     clearInterval(this.probeTimer);
     clearTimeout(this.restartTimer);
     clearTimeout(this.markerRetry);
-    await this.markerChain;
+    await Promise.race([this.markerChain, new Promise((resolve) => setTimeout(resolve, options.graceful ? 5000 : 0))]);
     const child = this.child;
     if (this.stateValue === "stopped" || this.stateValue === "stopping") {
       await this.exited;

@@ -18,6 +18,11 @@ export interface OnePortServerOptions {
   onUpgrade?: UpgradeHandler;
   /** Idle HTTP/1.1 keep-alive timeout, ms. */
   keepAliveTimeoutMs?: number;
+  /**
+   * Serve HTTP/2 cleartext only (no sniffing): what coordinators need for their internal gRPC API.
+   * Sockets then go to nghttp2 untouched, which saves the replay wrapper on every frame.
+   */
+  http2Only?: boolean;
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -67,8 +72,10 @@ export class OnePortServer {
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
+  private readonly http2Only: boolean;
 
   constructor(options: OnePortServerOptions) {
+    this.http2Only = options.http2Only ?? false;
     this.h1 = http.createServer((req, res) => options.handler(req, res));
     this.h1.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
     if (options.onUpgrade) this.h1.on("upgrade", options.onUpgrade);
@@ -85,6 +92,10 @@ export class OnePortServer {
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
     socket.on("error", () => socket.destroy());
+    if (this.http2Only) {
+      this.h2.emit("connection", socket);
+      return;
+    }
     let seen = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);

@@ -8,11 +8,14 @@ import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import { LitestreamSupervisor } from "../../services/replication/litestream-supervisor.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath } from "../../services/replication/replication-options.js";
 import { restoreAgent } from "../../services/replication/agent-restore.js";
+import { createReplicationS3Client } from "../../services/replication/generation-marker.js";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { silentLogger } from "../../services/shared/logger.js";
 import { AgentWriter, readAgent, sleep, startReplicationFixture, waitFor, type ReplicationFixture } from "./replication-fixture.js";
 
 describe("LitestreamSupervisor", () => {
   let fx: ReplicationFixture;
+  let client: S3Client;
   const supervisors: LitestreamSupervisor[] = [];
   const writers: AgentWriter[] = [];
 
@@ -26,6 +29,7 @@ describe("LitestreamSupervisor", () => {
       configDir: path.join(fx.root, "litestream"),
       logger: silentLogger,
       restartDelay: { initialMs: 100, maxMs: 1000 },
+      generationMarker: { client, agentId, coordinatorId: "coord-test", mayWrite: () => true },
     });
     supervisors.push(supervisor);
     return supervisor;
@@ -40,10 +44,12 @@ describe("LitestreamSupervisor", () => {
 
   beforeAll(async () => {
     fx = await startReplicationFixture();
+    client = createReplicationS3Client(compileS3Settings(fx.settings));
   });
   afterAll(async () => {
     await Promise.all(supervisors.map((s) => s.stop({ graceful: false })));
     for (const w of writers) w.close();
+    client.destroy();
     await fx.cleanup();
   });
 
@@ -66,7 +72,11 @@ describe("LitestreamSupervisor", () => {
     expect(await supervisor.stop({ graceful: true })).toEqual({ synced: true });
 
     const restored = fx.agentDir("host-b", "crashy");
-    await restoreAgent({ agentId: "crashy", targetDir: restored, s3: fx.settings });
+    const rr = await restoreAgent({ agentId: "crashy", targetDir: restored, s3: fx.settings });
+    const { readGenerationMarker } = await import("../../services/replication/generation-marker.js");
+    const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+    const lo = await fx.s3.client.send(new ListObjectsV2Command({ Bucket: fx.s3.bucket, Prefix: "agents/crashy/messages.db" }));
+    console.log("DBG", JSON.stringify(rr), JSON.stringify(await readGenerationMarker(client, compileS3Settings(fx.settings), "crashy")), lo.Contents?.map((o) => `${o.Key}:${o.Size}`).join(" "), JSON.stringify(supervisor.status()));
     expect(readAgent(restored).inbound).toEqual(["in before", "in after"]);
   }, 60_000);
 

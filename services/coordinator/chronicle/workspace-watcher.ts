@@ -1,0 +1,278 @@
+/**
+ * Optional change tracking for capture(): one worker thread per Chronicle holds an inotify watch (Node
+ * `fs.watch`, non-recursive) on every directory of the workspace and collects the relative paths that events
+ * name. capture() is synchronous and is called right after the agent's turn, so events for the last writes
+ * may still sit in the kernel queue; `drain()` therefore runs a **barrier**: it writes a sequence number into
+ * a private sentinel file that the same worker watches. All watches of one thread share one inotify instance
+ * (one libuv loop), whose queue is ordered, and the kernel queues a write's event inside the write syscall;
+ * so once the worker has handled the sentinel event, it has handled every event of every write that
+ * returned before `drain()` started. The worker answers with the dirty paths since the previous barrier;
+ * the main thread waits for it with `Atomics.wait` (it cannot run its own event loop inside capture()).
+ *
+ * The worker never decides what changed: it only says where to look. A directory event (created, removed,
+ * renamed, chmod'ed) names the directory, and the capture walks that whole subtree; a new directory is watched
+ * *before* its path is reported, so files written into it before the watch existed are found by that walk.
+ * Lost events are the danger: inotify drops events silently when its queue (max_queued_events) overflows and
+ * libuv does not report the overflow. An overflow needs a full queue, and every queued event is eventually
+ * delivered, so the worker counts events: more than half the queue size since the last barrier, and
+ * `drain()` asks for a full scan. Worker errors, timeouts and a replaced workspace root do too (docs/chronicle.md).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+
+/** Plain CommonJS run with `eval: true` (works the same under tsx, jest and compiled output). */
+const WORKER_SOURCE = String.raw`
+const { workerData } = require("node:worker_threads");
+const fs = require("node:fs");
+const { root, ignore, sentinel, shared, port } = workerData;
+const state = new Int32Array(shared); // [0] 0 starting, 1 ready, 2 failed; [1] last barrier seq handled
+const ignored = new Set(ignore);
+const watchers = new Map(); // relative dir -> { watcher, ino }
+let pending = new Set();
+let events = 0;
+let acked = 0;
+let failed = false;
+
+function fail(message) {
+  if (failed) return;
+  failed = true;
+  port.postMessage({ error: String(message) });
+  Atomics.store(state, 0, 2);
+  Atomics.notify(state, 0);
+  Atomics.notify(state, 1);
+  for (const { watcher } of watchers.values()) watcher.close();
+  watchers.clear();
+}
+const join = (dir, name) => (dir === "" ? name : dir + "/" + name);
+const abs = (rel) => (rel === "" ? root : root + "/" + rel);
+
+function unwatchTree(rel) {
+  const prefix = rel + "/";
+  for (const [dir, entry] of watchers) {
+    if (dir === rel || dir.startsWith(prefix)) {
+      entry.watcher.close();
+      watchers.delete(dir);
+    }
+  }
+}
+
+// Watch first, list second: a directory created after the listing is reported by its parent's watch.
+function watchTree(rel) {
+  const stack = [rel];
+  while (stack.length > 0 && !failed) {
+    const dir = stack.pop();
+    let stat;
+    try {
+      stat = fs.lstatSync(abs(dir));
+    } catch {
+      continue;
+    }
+    if (!stat.isDirectory()) continue;
+    let watcher;
+    try {
+      watcher = fs.watch(abs(dir), { persistent: true }, (type, name) => onEvent(dir, name));
+    } catch (err) {
+      const code = err && err.code;
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES") continue; // gone, or unreadable (kept by capture)
+      fail("cannot watch " + JSON.stringify(dir) + ": " + (code || err));
+      return;
+    }
+    watcher.on("error", (err) => fail("watch error on " + JSON.stringify(dir) + ": " + ((err && err.code) || err)));
+    watchers.set(dir, { watcher, ino: stat.ino });
+    let entries;
+    try {
+      entries = fs.readdirSync(abs(dir), { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      if (entry.isDirectory() && !ignored.has(entry.name)) stack.push(join(dir, entry.name));
+    }
+  }
+}
+
+function onEvent(dir, name) {
+  events++;
+  if (failed) return;
+  if (name === null || name === undefined) {
+    pending.add(dir); // no name: look at the whole directory
+    return;
+  }
+  name = String(name);
+  if (ignored.has(name)) return;
+  const rel = join(dir, name);
+  let stat;
+  try {
+    stat = fs.lstatSync(abs(rel));
+  } catch {}
+  const current = watchers.get(rel);
+  if (stat && stat.isDirectory()) {
+    if (!current || current.ino !== stat.ino) {
+      unwatchTree(rel);
+      watchTree(rel);
+    }
+  } else if (current) {
+    unwatchTree(rel);
+  }
+  pending.add(rel); // reported after the watch exists: the capture walks the subtree
+}
+
+function onSentinel() {
+  if (failed) return;
+  let seq = 0;
+  try {
+    seq = Number(fs.readFileSync(sentinel, "utf8")) || 0;
+  } catch {}
+  if (seq <= acked) return;
+  acked = seq;
+  port.postMessage({ seq, events, paths: [...pending] });
+  pending = new Set();
+  events = 0;
+  Atomics.store(state, 1, seq);
+  Atomics.notify(state, 1);
+}
+
+try {
+  watchTree("");
+  if (!watchers.has("")) fail("cannot watch the workspace root");
+  const sentinelWatcher = fs.watch(sentinel, { persistent: true }, onSentinel);
+  sentinelWatcher.on("error", (err) => fail("sentinel watch error: " + ((err && err.code) || err)));
+  if (!failed) {
+    Atomics.store(state, 0, 1);
+    Atomics.notify(state, 0);
+  }
+} catch (err) {
+  fail("watcher start failed: " + ((err && err.code) || err));
+}
+`;
+
+interface BarrierMessage {
+  seq: number;
+  events: number;
+  paths: string[];
+}
+
+function isBarrierMessage(value: unknown): value is BarrierMessage {
+  return typeof value === "object" && value !== null && "seq" in value && "paths" in value && Array.isArray(value.paths);
+}
+
+/** What `drain()` found: dirty paths since the previous drain, or a reason to scan everything. */
+export type DrainResult = { ok: true; paths: Set<string> } | { ok: false; reason: string; fatal: boolean };
+
+export interface WorkspaceWatcherOptions {
+  /** How long drain() waits for the worker to confirm the barrier before falling back (default 2000 ms). */
+  barrierTimeoutMs?: number;
+}
+
+function maxQueuedEvents(): number {
+  try {
+    const value = Number(fs.readFileSync("/proc/sys/fs/inotify/max_queued_events", "utf8"));
+    return Number.isSafeInteger(value) && value > 0 ? value : 16384;
+  } catch {
+    return 16384;
+  }
+}
+
+export class WorkspaceWatcher {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly state: Int32Array;
+  private readonly sentinelDir: string;
+  private readonly sentinel: string;
+  private readonly rootIno: number;
+  private readonly eventLimit: number;
+  private readonly barrierTimeoutMs: number;
+  private seq = 0;
+  private events = 0;
+  private paths = new Set<string>();
+  private error: string | undefined;
+  private closed = false;
+
+  /** Only where inotify backs fs.watch (Linux). */
+  static supported(): boolean {
+    return process.platform === "linux";
+  }
+
+  constructor(
+    private readonly rootReal: string,
+    ignore: ReadonlySet<string>,
+    options: WorkspaceWatcherOptions = {},
+  ) {
+    this.barrierTimeoutMs = options.barrierTimeoutMs ?? 2000;
+    this.eventLimit = Math.floor(maxQueuedEvents() / 2);
+    this.rootIno = fs.lstatSync(rootReal).ino;
+    this.sentinelDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-chronicle-watch-"));
+    this.sentinel = path.join(this.sentinelDir, "barrier");
+    fs.writeFileSync(this.sentinel, "0");
+    const shared = new SharedArrayBuffer(8);
+    this.state = new Int32Array(shared);
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { root: rootReal, ignore: [...ignore], sentinel: this.sentinel, shared, port: channel.port2 },
+      transferList: [channel.port2],
+    });
+    this.worker.on("error", (err: unknown) => (this.error ??= `watch worker failed: ${String(err)}`));
+    this.worker.on("exit", () => (this.error ??= "watch worker exited"));
+    this.worker.unref();
+  }
+
+  /** True once every directory is watched: a full scan that starts after this can be trusted as a baseline. */
+  get ready(): boolean {
+    return Atomics.load(this.state, 0) === 1;
+  }
+
+  /**
+   * Runs the barrier and returns every path named by an event since the previous drain. `ok: false` means
+   * "scan everything": `fatal` when the watcher is broken for good (close it), else only this time.
+   */
+  drain(): DrainResult {
+    if (this.closed) return { ok: false, reason: "closed", fatal: true };
+    const root = fs.lstatSync(this.rootReal, { throwIfNoEntry: false });
+    if (!root || !root.isDirectory() || root.ino !== this.rootIno) return { ok: false, reason: "workspace root replaced", fatal: true };
+    const target = ++this.seq;
+    fs.writeFileSync(this.sentinel, String(target));
+    const deadline = Date.now() + this.barrierTimeoutMs;
+    for (;;) {
+      const seen = Atomics.load(this.state, 1);
+      if (seen >= target || Atomics.load(this.state, 0) === 2) break;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      Atomics.wait(this.state, 1, seen, left);
+    }
+    this.receive();
+    if (this.error !== undefined || Atomics.load(this.state, 0) === 2) {
+      return { ok: false, reason: this.error ?? "watch worker failed", fatal: true };
+    }
+    if (Atomics.load(this.state, 1) < target) return { ok: false, reason: "barrier timeout", fatal: false };
+    const paths = this.paths;
+    const events = this.events;
+    this.paths = new Set();
+    this.events = 0;
+    if (events > this.eventLimit) return { ok: false, reason: `${events} events: the inotify queue may have overflowed`, fatal: false };
+    return { ok: true, paths };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    void this.worker.terminate().catch(() => undefined);
+    this.port.close();
+    fs.rmSync(this.sentinelDir, { recursive: true, force: true });
+  }
+
+  private receive(): void {
+    for (let message = receiveMessageOnPort(this.port); message !== undefined; message = receiveMessageOnPort(this.port)) {
+      const value: unknown = message.message;
+      if (isBarrierMessage(value)) {
+        this.events += value.events;
+        for (const p of value.paths) this.paths.add(p);
+      } else if (typeof value === "object" && value !== null && "error" in value) {
+        this.error ??= String(value.error);
+      }
+    }
+  }
+}
