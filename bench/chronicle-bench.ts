@@ -4,8 +4,9 @@
  * - capture p50/p95 for the 10-changed turns, and for turns where nothing changed;
  * - a bare recursive readdir + lstat walk of the same tree in the same run (p50/p95) and the ratio;
  * - the first (full) capture;
- * - storage: database size vs the raw size of every version stored.
- * Run: node --import tsx bench/chronicle-bench.ts
+ * - storage: database size vs the raw size of every version stored;
+ * - how many timed captures walked the whole tree (with the watcher: only periodic/fallback scans).
+ * Run: node --import tsx bench/chronicle-bench.ts [--no-watch]   (--no-watch: full scan every capture)
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -72,7 +73,7 @@ export function bareStatWalk(root: string): number {
 
 const round = (n: number) => Math.round(n * 100) / 100;
 
-export async function runChronicleBench(): Promise<Record<string, number>> {
+export async function runChronicleBench(watch = true): Promise<Record<string, number>> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "podium-chronicle-bench-"));
   const workspace = path.join(root, "ws");
   const dbPath = path.join(root, "chronicle.db");
@@ -89,7 +90,7 @@ export async function runChronicleBench(): Promise<Record<string, number>> {
       }
     }
   }
-  let chronicle = Chronicle.open({ workspaceDir: workspace, dbPath });
+  let chronicle = Chronicle.open({ workspaceDir: workspace, dbPath, watch });
   try {
     const initialMs = timeMs(() => chronicle.capture());
     // Settle: files written just now are "racy" and get re-hashed once.
@@ -98,6 +99,7 @@ export async function runChronicleBench(): Promise<Record<string, number>> {
     const idleSamples: number[] = [];
     const walkSamples: number[] = [];
     let walked = 0;
+    let fullScans = 0;
     for (let turn = 0; turn < TURNS; turn++) {
       for (let i = 0; i < CHANGED_PER_TURN; i++) {
         const file = files[Math.floor(random() * files.length)];
@@ -105,20 +107,24 @@ export async function runChronicleBench(): Promise<Record<string, number>> {
       }
       let changed = 0;
       captureSamples.push(timeMs(() => (changed = chronicle.capture()?.files.length ?? 0)));
+      if (chronicle.lastFullScanReason !== undefined) fullScans++;
       if (changed === 0) throw new Error(`turn ${turn}: capture saw no change`);
       walkSamples.push(timeMs(() => (walked = bareStatWalk(workspace))));
       idleSamples.push(timeMs(() => chronicle.capture()));
+      if (chronicle.lastFullScanReason !== undefined) fullScans++;
     }
     if (walked !== files.length) throw new Error(`walk saw ${walked} files, expected ${files.length}`);
     const usage = chronicle.usage();
     chronicle.close();
     // Reopen cost (loads the manifest) and the database size after the WAL is folded in by close().
-    const reopenMs = timeMs(() => (chronicle = Chronicle.open({ workspaceDir: workspace, dbPath })));
+    const reopenMs = timeMs(() => (chronicle = Chronicle.open({ workspaceDir: workspace, dbPath, watch })));
     chronicle.close();
     const dbBytes = fs.statSync(dbPath).size;
     const captureP50 = percentile(captureSamples, 50);
     const walkP50 = percentile(walkSamples, 50);
     return {
+      watch: watch ? 1 : 0,
+      fullScanCaptures: fullScans,
       files: files.length,
       changedPerTurn: CHANGED_PER_TURN,
       turns: TURNS,
@@ -143,7 +149,7 @@ export async function runChronicleBench(): Promise<Record<string, number>> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runChronicleBench().then(
+  runChronicleBench(!process.argv.includes("--no-watch")).then(
     (result) => {
       for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(20)} ${value}`);
     },

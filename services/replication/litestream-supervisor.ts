@@ -137,8 +137,9 @@ export class LitestreamSupervisor {
     };
   }
 
-  /** True when every change seen in the local WALs is in S3. */
+  /** True when every change committed to the local WALs so far is in S3 (samples them first). */
   get caughtUp(): boolean {
+    this.sample();
     return [...this.trackers.values()].every((tracker) => tracker.caughtUp);
   }
 
@@ -146,7 +147,6 @@ export class LitestreamSupervisor {
   async waitForCatchUp(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      this.sample();
       if (this.caughtUp) return true;
       if (Date.now() >= deadline || signal?.aborted || this.stateValue === "stopped") return false;
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -154,10 +154,11 @@ export class LitestreamSupervisor {
   }
 
   /**
-   * Stops Litestream. Graceful: SIGTERM (Litestream syncs every database one last time, exit 0 when
-   * that worked), SIGKILL after `timeoutMs` (default 10 s; Litestream retries forever while S3 is
-   * down). Not graceful: SIGKILL at once, no final upload (fencing). `synced` is true only for a
-   * graceful exit with status 0.
+   * Stops Litestream. Graceful: SIGTERM (Litestream uploads what its shadow WAL holds one last time),
+   * SIGKILL after `timeoutMs` (default 10 s; Litestream retries forever while S3 is down). Not graceful:
+   * SIGKILL at once, no final upload (fencing). `synced`: Litestream exited by itself with status 0
+   * and its reports cover every change in the local WALs (exit 0 alone proves nothing: a Litestream
+   * stopped before its first monitor tick exits 0 without uploading anything).
    */
   async stop(options: { graceful: boolean; timeoutMs?: number }): Promise<{ synced: boolean }> {
     clearInterval(this.probeTimer);
@@ -170,7 +171,7 @@ export class LitestreamSupervisor {
       return { synced: false };
     }
     this.stateValue = "stopping";
-    let synced = false;
+    let exitedCleanly = false;
     if (child && child.exitCode === null && child.signalCode === null) {
       const result = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
         child.once("exit", (code, signal) => resolve({ code, signal })),
@@ -180,14 +181,14 @@ export class LitestreamSupervisor {
         const timer = setTimeout(() => this.killGroup(child), options.timeoutMs ?? 10_000);
         const { code, signal } = await result;
         clearTimeout(timer);
-        synced = code === 0 && signal === null;
+        exitedCleanly = code === 0 && signal === null;
       } else {
         this.killGroup(child);
         await result;
       }
-      this.killGroup(child); // tail, if still there
     }
-    await this.exited;
+    await this.exited; // stdout drained: the final uploads' reports are in
+    const synced = options.graceful && exitedCleanly && this.caughtUp;
     this.stateValue = "stopped";
     fs.rmSync(this.configFile, { force: true });
     return { synced };
@@ -218,16 +219,21 @@ export class LitestreamSupervisor {
     });
     child.stdout?.on("data", (chunk: Buffer) => splitter.push(chunk));
     child.stderr?.on("data", (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString()).slice(-2000)));
+    // "close" comes after stdout is drained; tail (-exec) holds stdout open until the group is killed.
     this.exited = new Promise((resolve) => {
       child.once("error", (err) => {
         this.recordError(`litestream: ${errorMessage(err)}`);
         resolve();
+        if (this.stateValue === "running") this.onUnexpectedExit(null, null);
       });
-      child.once("exit", (code, signal) => {
+      child.once("close", () => {
         splitter.end();
         resolve();
-        if (this.stateValue === "running") this.onUnexpectedExit(code, signal);
       });
+    });
+    child.once("exit", (code, signal) => {
+      this.killGroup(child);
+      if (this.stateValue === "running") this.onUnexpectedExit(code, signal);
     });
     options.logger.debug("litestream started", { agentId: options.name, pid: child.pid ?? null, databases: options.databases.length });
   }
@@ -235,7 +241,6 @@ export class LitestreamSupervisor {
   private onUnexpectedExit(code: number | null, signal: NodeJS.Signals | null): void {
     const ranMs = Date.now() - this.startedAt;
     if (ranMs >= STABLE_RUN_MS) this.failures = 0;
-    if (this.child) this.killGroup(this.child);
     const why = `${signal ?? `exit ${String(code)}`}${this.stderrTail ? `: ${this.stderrTail.trim().slice(-300)}` : ""}`;
     this.recordError(`litestream exited (${why})`);
     this.scheduleRestart();

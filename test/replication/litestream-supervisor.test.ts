@@ -72,11 +72,7 @@ describe("LitestreamSupervisor", () => {
     expect(await supervisor.stop({ graceful: true })).toEqual({ synced: true });
 
     const restored = fx.agentDir("host-b", "crashy");
-    const rr = await restoreAgent({ agentId: "crashy", targetDir: restored, s3: fx.settings });
-    const { readGenerationMarker } = await import("../../services/replication/generation-marker.js");
-    const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
-    const lo = await fx.s3.client.send(new ListObjectsV2Command({ Bucket: fx.s3.bucket, Prefix: "agents/crashy/messages.db" }));
-    console.log("DBG", JSON.stringify(rr), JSON.stringify(await readGenerationMarker(client, compileS3Settings(fx.settings), "crashy")), lo.Contents?.map((o) => `${o.Key}:${o.Size}`).join(" "), JSON.stringify(supervisor.status()));
+    await restoreAgent({ agentId: "crashy", targetDir: restored, s3: fx.settings });
     expect(readAgent(restored).inbound).toEqual(["in before", "in after"]);
   }, 60_000);
 
@@ -89,7 +85,7 @@ describe("LitestreamSupervisor", () => {
     await sleep(2500); // let the last upload round finish
     const since = Date.now();
     await sleep(10_000);
-    const requests = fx.proxy.requests.filter((r) => r.at >= since && r.path.includes("/agents/idle/"));
+    const requests = fx.proxy.requests.filter((r) => r.at >= since && r.path.includes("agents/idle/"));
     // Extrapolation for the docs: 0 in 10 s -> 0 PUTs per idle agent-hour from the sync loop (the
     // time-based checkpoint ~1 min after the last write and the daily retention pass are one-offs).
     expect(requests).toEqual([]);

@@ -15,6 +15,7 @@ export interface CompiledChronicleOptions {
   quotaBytes: number;
   maxFileBytes: number;
   ignore: ReadonlySet<string>;
+  watch: boolean;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -53,5 +54,6 @@ export function compileChronicleOptions(options: ChronicleOptions): CompiledChro
     quotaBytes: positive("quotaBytes", options.quotaBytes, DEFAULT_QUOTA_BYTES),
     maxFileBytes: positive("maxFileBytes", options.maxFileBytes, DEFAULT_MAX_FILE_BYTES),
     ignore: new Set(options.ignore ?? []),
+    watch: options.watch ?? true,
   };
 }

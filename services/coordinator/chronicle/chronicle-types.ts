@@ -19,6 +19,13 @@ export interface ChronicleOptions {
   maxFileBytes?: number;
   /** Path segment names never captured anywhere in the tree (e.g. ".git", "node_modules"). Default none. */
   ignore?: readonly string[];
+  /**
+   * Track changes with inotify between captures (a worker thread watching every directory), so that
+   * capture() looks only at the paths that changed instead of stat'ing every file; a full scan still runs
+   * on the first capture, at least every 60 s / 100 captures, and whenever the watcher is in doubt
+   * (docs/chronicle.md, "Change tracking"). Default true on Linux; ignored (always a full scan) elsewhere.
+   */
+  watch?: boolean;
 }
 
 export type ChangeKind = "created" | "modified" | "deleted";

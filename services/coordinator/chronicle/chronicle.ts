@@ -6,7 +6,8 @@
  *
  * One Chronicle per database per process (opening the same dbPath twice throws FailedPrecondition).
  * All methods are synchronous (better-sqlite3); capture() costs ~ a stat walk of the tree plus reading
- * the changed files.
+ * the changed files, or, with change tracking (`watch`, workspace-watcher.ts), a stat of each path inotify
+ * reported plus reading the changed files, with a full scan as the fallback and periodic safety net.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -34,6 +35,11 @@ import { VersionLog, type VersionRow } from "./version-log.js";
 import { captureWorkspace, isRacy, type CaptureContext } from "./workspace-capture.js";
 import { errnoCode, writeWorkspaceFile } from "./workspace-io.js";
 import { resolveWorkspacePath } from "./workspace-path.js";
+import { WorkspaceWatcher } from "./workspace-watcher.js";
+
+/** With a watcher, a full scan still runs at least this often (a safety net for anything inotify missed). */
+export const FULL_SCAN_INTERVAL_MS = 60_000;
+export const FULL_SCAN_EVERY_CAPTURES = 100;
 
 export type * from "./chronicle-types.js";
 
@@ -85,6 +91,13 @@ export class Chronicle {
   private readonly captureContext: CaptureContext;
   private latest: number;
   private closed = false;
+  private watcher: WorkspaceWatcher | undefined;
+  /** A full scan ran after the watcher was ready: from then on its dirty paths are complete. */
+  private watchBaseline = false;
+  private lastFullScanAt = 0;
+  private capturesSinceFullScan = 0;
+  /** Why the last capture walked the whole tree (undefined: it used the watcher's dirty paths). For tests/benches. */
+  lastFullScanReason: string | undefined;
 
   private constructor(
     private readonly options: CompiledChronicleOptions,
@@ -96,6 +109,13 @@ export class Chronicle {
     this.log = new VersionLog(db);
     this.captureContext = { options, db, blobs: this.blobs, manifest: this.manifest, log: this.log };
     this.latest = this.log.latestIteration();
+    if (options.watch && fs.existsSync(options.workspaceReal) && WorkspaceWatcher.supported(options.workspaceReal)) {
+      try {
+        this.watcher = new WorkspaceWatcher(options.workspaceReal, options.ignore);
+      } catch {
+        this.watcher = undefined; // no watcher: every capture is a full scan
+      }
+    }
   }
 
   static open(options: ChronicleOptions): Chronicle {
@@ -128,9 +148,60 @@ export class Chronicle {
   /** Records what changed in the workspace since the last capture; undefined when nothing did. */
   capture(): CaptureResult | undefined {
     this.assertOpen();
-    const result = captureWorkspace(this.captureContext, this.latest);
+    const dirty = this.dirtyPaths();
+    let result: CaptureResult | undefined;
+    try {
+      result = captureWorkspace(this.captureContext, this.latest, dirty);
+    } catch (err) {
+      this.watchBaseline = false; // the drained paths are lost: the next capture scans everything
+      throw err;
+    }
+    if (dirty) {
+      this.capturesSinceFullScan++;
+    } else {
+      this.lastFullScanAt = Date.now();
+      this.capturesSinceFullScan = 0;
+    }
     if (result) this.latest = result.iteration;
     return result;
+  }
+
+  /** True while a change-tracking watcher is running (see `watch` in ChronicleOptions). */
+  get watching(): boolean {
+    return this.watcher !== undefined;
+  }
+
+  /**
+   * The watcher's dirty paths since the previous capture, or undefined for a full scan. The watcher is
+   * always drained (its barrier makes sure every write that returned before this call has been seen), even
+   * when a full scan follows, so the next capture starts from a clean slate.
+   */
+  private dirtyPaths(): Set<string> | undefined {
+    const watcher = this.watcher;
+    const full = (reason: string) => {
+      this.lastFullScanReason = reason;
+      return undefined;
+    };
+    if (!watcher) return full("no watcher");
+    // The first capture is a full scan anyway; it waits (once) for the worker to watch every directory, so
+    // that it can serve as the baseline. Not ready in time: full scans until it is.
+    if (!watcher.waitReady(2000) && !watcher.failed) return full("watcher starting");
+    const drained = watcher.drain();
+    if (!drained.ok) {
+      if (drained.fatal) {
+        watcher.close();
+        this.watcher = undefined;
+      }
+      return full(drained.reason);
+    }
+    if (!this.watchBaseline) {
+      this.watchBaseline = true;
+      return full("baseline");
+    }
+    if (Date.now() - this.lastFullScanAt >= FULL_SCAN_INTERVAL_MS) return full("interval");
+    if (this.capturesSinceFullScan >= FULL_SCAN_EVERY_CAPTURES) return full("interval");
+    this.lastFullScanReason = undefined;
+    return drained.paths;
   }
 
   /** The current tree below `dirPath` ("" = root), `depth` levels deep (0 or undefined = 1). */
@@ -292,6 +363,8 @@ export class Chronicle {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.watcher?.close();
+    this.watcher = undefined;
     Chronicle.openDbs.delete(this.dbKey);
     this.db.close();
   }

@@ -93,6 +93,17 @@ export class Manifest {
     return this.byDir.get(dir);
   }
 
+  /** Every file at or below `path` ("" = all), with its full path. */
+  *filesUnder(path: string): Generator<[string, ManifestEntry]> {
+    const entry = this.entries.get(path);
+    if (entry) yield [path, entry];
+    const prefix = `${path}/`;
+    for (const [dir, files] of this.byDir) {
+      if (path !== "" && dir !== path && !dir.startsWith(prefix)) continue;
+      for (const [name, file] of files) yield [dir === "" ? name : `${dir}/${name}`, file];
+    }
+  }
+
   /** True when some current file lies below `path` ("" is the root and always a directory). */
   isDirectory(path: string): boolean {
     if (path === "") return true;

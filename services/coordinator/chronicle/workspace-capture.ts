@@ -1,7 +1,8 @@
 /**
  * Turns the workspace on disk into (at most) one new iteration.
  *
- * 1. Scan: readdir + lstat every regular file (no reads).
+ * 1. Scan: readdir + lstat every regular file (no reads). With change tracking, only the paths the watcher
+ *    reported (files lstat'ed, directories walked whole) plus the racy files; the full scan when in doubt.
  * 2. Candidates: files whose (size, mtime, ctime, inode) differ from the manifest, new files, and files
  *    marked racy. Everything else is unchanged without being opened.
  * 3. Open each candidate safely (workspace-io.ts), hash and store it (blob-store.ts). Same content as
@@ -20,7 +21,7 @@ import type { CaptureResult, ChangeKind, FileChange, SkippedPath } from "./chron
 import type { Manifest, ManifestEntry, ManifestUpdate } from "./manifest.js";
 import type { VersionLog } from "./version-log.js";
 import { errnoCode, openForCapture } from "./workspace-io.js";
-import { scanWorkspace, type ScanResult } from "./workspace-scanner.js";
+import { scanWorkspace, type FileVisitor } from "./workspace-scanner.js";
 
 /**
  * A file whose mtime is within this window of a capture may be rewritten right after with the same size and
@@ -60,46 +61,144 @@ function isKept(path: string, skippedFiles: ReadonlySet<string>, unreadableDirs:
 
 let scanGeneration = 0;
 
-export function captureWorkspace(ctx: CaptureContext, latestIteration: number): CaptureResult | undefined {
-  const { options, manifest, blobs } = ctx;
-  const timestamp = Date.now();
-  const generation = ++scanGeneration;
+/** What the scan phase produced: files to open and hash, and recorded files it did not find. */
+interface ScanPhase {
+  candidates: string[];
+  scannedMtime: Map<string, number>;
+  missing: string[];
+  skipped: SkippedPath[];
+}
+
+function splitRelative(path: string): [dir: string, name: string] {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? ["", path] : [path.slice(0, slash), path.slice(slash + 1)];
+}
+
+/**
+ * Builds the per-file visitor shared by the full and the dirty-path scan: files whose stat fingerprint
+ * matches the manifest (and are not racy) are skipped, the rest become candidates. A file visited twice in
+ * one scan (dirty, and below a dirty directory) counts once.
+ */
+function collector(manifest: Manifest, generation: number) {
   const candidates: string[] = [];
   const scannedMtime = new Map<string, number>();
   let seenRecorded = 0;
-  let scanned: ScanResult;
-  try {
-    let lastDir: string | undefined;
-    let recordedHere: ReadonlyMap<string, ManifestEntry> | undefined;
-    scanned = scanWorkspace(options.workspaceReal, options.ignore, (dir, name, stat) => {
-      if (dir !== lastDir) {
-        lastDir = dir;
-        recordedHere = manifest.directory(dir);
-      }
-      const previous = recordedHere?.get(name);
-      if (previous) {
-        previous.seen = generation;
-        seenRecorded++;
-        if (!previous.racy && sameStat(previous, stat)) return;
-      }
-      const path = dir === "" ? name : `${dir}/${name}`;
-      candidates.push(path);
-      scannedMtime.set(path, stat.mtimeMs);
-    });
-  } catch (err) {
-    const why = errnoCode(err);
-    throw new ConnectError(`cannot scan workspace ${options.workspaceDir}: ${why}`, Code.FailedPrecondition);
-  }
+  let lastDir: string | undefined;
+  let recordedHere: ReadonlyMap<string, ManifestEntry> | undefined;
+  const visit: FileVisitor = (dir, name, stat) => {
+    if (dir !== lastDir) {
+      lastDir = dir;
+      recordedHere = manifest.directory(dir);
+    }
+    const previous = recordedHere?.get(name);
+    if (previous) {
+      if (previous.seen === generation) return;
+      previous.seen = generation;
+      seenRecorded++;
+      if (!previous.racy && sameStat(previous, stat)) return;
+    }
+    const path = dir === "" ? name : `${dir}/${name}`;
+    if (!previous && scannedMtime.has(path)) return;
+    candidates.push(path);
+    scannedMtime.set(path, stat.mtimeMs);
+  };
+  return { candidates, scannedMtime, visit, seenRecorded: () => seenRecorded };
+}
+
+function scanFull(options: CompiledChronicleOptions, manifest: Manifest, generation: number): ScanPhase {
+  const collect = collector(manifest, generation);
+  const scanned = scanWorkspace(options.workspaceReal, options.ignore, collect.visit);
   const missing: string[] = [];
-  if (seenRecorded !== manifest.entries.size) {
+  if (collect.seenRecorded() !== manifest.entries.size) {
     const skippedFiles = new Set(scanned.skipped.map((s) => s.path));
     for (const [path, entry] of manifest.entries) {
       if (entry.seen !== generation && !isKept(path, skippedFiles, scanned.unreadableDirs)) missing.push(path);
     }
   }
+  return { candidates: collect.candidates, scannedMtime: collect.scannedMtime, missing, skipped: scanned.skipped };
+}
+
+/**
+ * The watcher's fast path: looks only at the dirty paths (plus the files marked racy). A dirty path that is
+ * a directory is walked completely (it may be new, renamed in, or made readable); recorded files at or
+ * below a dirty path that the walk did not see are deletions. Returns undefined when in doubt (a path that
+ * cannot be stat'ed for a reason other than absence, a name that is not valid UTF-8): the caller scans fully.
+ */
+function scanDirty(options: CompiledChronicleOptions, manifest: Manifest, generation: number, dirty: ReadonlySet<string>): ScanPhase | undefined {
+  const root = options.workspaceReal;
+  const paths = new Set(dirty);
+  for (const [path, entry] of manifest.entries) if (entry.racy) paths.add(path);
+  const collect = collector(manifest, generation);
+  const realDirs = new Map<string, boolean>([["", true]]);
+  /** True when every ancestor of `path` is a real directory (not a symlink): what the full walk would enter. */
+  const reachable = (dir: string): boolean => {
+    const known = realDirs.get(dir);
+    if (known !== undefined) return known;
+    const [parent] = splitRelative(dir);
+    let ok = reachable(parent);
+    if (ok) ok = fs.lstatSync(`${root}/${dir}`, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    realDirs.set(dir, ok);
+    return ok;
+  };
+  const walkRoots: string[] = [];
+  const scopes: string[] = [];
+  try {
+    for (const path of paths) {
+      if (path === "" || path.includes("\uFFFD")) return undefined;
+      if (options.ignore.size > 0 && path.split("/").some((segment) => options.ignore.has(segment))) continue;
+      scopes.push(path);
+      const [dir, name] = splitRelative(path);
+      if (!reachable(dir)) continue;
+      const stat = fs.lstatSync(`${root}/${path}`, { throwIfNoEntry: false });
+      if (stat?.isDirectory()) walkRoots.push(path);
+      else if (stat?.isFile()) collect.visit(dir, name, stat);
+    }
+  } catch {
+    return undefined; // e.g. EACCES on a parent: let the full scan decide what is kept
+  }
+  walkRoots.sort();
+  const skipped: SkippedPath[] = [];
+  const unreadableDirs: string[] = [];
+  let previousRoot: string | undefined;
+  for (const dir of walkRoots) {
+    if (previousRoot !== undefined && (dir === previousRoot || dir.startsWith(`${previousRoot}/`))) continue;
+    previousRoot = dir;
+    const scanned = scanWorkspace(root, options.ignore, collect.visit, dir);
+    skipped.push(...scanned.skipped);
+    unreadableDirs.push(...scanned.unreadableDirs);
+  }
+  const skippedFiles = new Set(skipped.map((s) => s.path));
+  const missing = new Set<string>();
+  for (const scope of scopes) {
+    const file = manifest.get(scope);
+    const recorded: Iterable<[string, ManifestEntry]> = file ? [[scope, file]] : manifest.isDirectory(scope) ? manifest.filesUnder(scope) : [];
+    for (const [path, entry] of recorded) {
+      if (entry.seen !== generation && !isKept(path, skippedFiles, unreadableDirs)) missing.add(path);
+    }
+  }
+  return { candidates: collect.candidates, scannedMtime: collect.scannedMtime, missing: [...missing], skipped };
+}
+
+/**
+ * `dirty`: when given (the watcher's paths since the previous capture, see workspace-watcher.ts), only those
+ * paths are looked at; otherwise the whole workspace is walked.
+ */
+export function captureWorkspace(ctx: CaptureContext, latestIteration: number, dirty?: ReadonlySet<string>): CaptureResult | undefined {
+  const { options, manifest, blobs } = ctx;
+  const timestamp = Date.now();
+  const generation = ++scanGeneration;
+  let phase: ScanPhase | undefined;
+  try {
+    if (dirty) phase = scanDirty(options, manifest, generation, dirty);
+    phase ??= scanFull(options, manifest, dirty ? ++scanGeneration : generation);
+  } catch (err) {
+    const why = errnoCode(err);
+    throw new ConnectError(`cannot scan workspace ${options.workspaceDir}: ${why}`, Code.FailedPrecondition);
+  }
+  const { candidates, scannedMtime, missing } = phase;
   if (candidates.length === 0 && missing.length === 0) return undefined;
 
-  const skipped: SkippedPath[] = [...scanned.skipped];
+  const skipped: SkippedPath[] = [...phase.skipped];
   const iteration = latestIteration + 1;
   const recorded: Recorded[] = [];
   const updates: ManifestUpdate[] = [];

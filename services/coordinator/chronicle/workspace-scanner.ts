@@ -19,14 +19,18 @@ export interface ScanResult {
 /** `dir` is the relative directory ("" = root, the same string object for all files of one directory). */
 export type FileVisitor = (dir: string, name: string, stat: fs.Stats) => void;
 
-export function scanWorkspace(rootReal: string, ignore: ReadonlySet<string>, visit: FileVisitor): ScanResult {
+/**
+ * Walks the tree below `startDir` (relative, "" = the whole workspace). Only the workspace root itself
+ * throws when it cannot be listed; a start directory below it that vanished is simply empty.
+ */
+export function scanWorkspace(rootReal: string, ignore: ReadonlySet<string>, visit: FileVisitor, startDir = ""): ScanResult {
   let fileCount = 0;
   const unreadableDirs: string[] = [];
   const skipped: SkippedPath[] = [];
   const checkIgnore = ignore.size > 0;
   // Parallel stacks of relative ("" = root) and absolute directory paths.
-  const relStack: string[] = [""];
-  const absStack: string[] = [rootReal];
+  const relStack: string[] = [startDir];
+  const absStack: string[] = [startDir === "" ? rootReal : `${rootReal}/${startDir}`];
   for (let relDir = relStack.pop(); relDir !== undefined; relDir = relStack.pop()) {
     const absDir = absStack.pop() ?? rootReal;
     let entries: fs.Dirent[];

@@ -134,6 +134,7 @@ function onSentinel() {
   Atomics.notify(state, 1);
 }
 
+process.on("uncaughtException", (err) => fail("watch worker crashed: " + ((err && err.stack) || err)));
 try {
   watchTree("");
   if (!watchers.has("")) fail("cannot watch the workspace root");
@@ -147,6 +148,9 @@ try {
   fail("watcher start failed: " + ((err && err.code) || err));
 }
 `;
+
+/** statfs f_type of local Linux file systems: ext2/3/4, xfs, btrfs, tmpfs, overlayfs, f2fs, zfs, bcachefs. */
+const LOCAL_FS_MAGIC = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0xf2f52010, 0x2fc12fc1, 0xca451a4e]);
 
 interface BarrierMessage {
   seq: number;
@@ -185,14 +189,24 @@ export class WorkspaceWatcher {
   private readonly eventLimit: number;
   private readonly barrierTimeoutMs: number;
   private seq = 0;
+  private timeouts = 0;
+  private waited = false;
   private events = 0;
   private paths = new Set<string>();
   private error: string | undefined;
   private closed = false;
 
-  /** Only where inotify backs fs.watch (Linux). */
-  static supported(): boolean {
-    return process.platform === "linux";
+  /**
+   * Only where inotify backs fs.watch (Linux) and only on local file systems, where every write made through
+   * this kernel produces an event (not NFS, FUSE, 9p, SMB...: writes by other hosts or daemons are invisible).
+   */
+  static supported(rootReal: string): boolean {
+    if (process.platform !== "linux") return false;
+    try {
+      return LOCAL_FS_MAGIC.has(Number(fs.statfsSync(rootReal).type));
+    } catch {
+      return false;
+    }
   }
 
   constructor(
@@ -212,6 +226,8 @@ export class WorkspaceWatcher {
     this.port = channel.port1;
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      // Not the parent's flags: e.g. `--input-type=module` would make this CommonJS source an ES module.
+      execArgv: [],
       workerData: { root: rootReal, ignore: [...ignore], sentinel: this.sentinel, shared, port: channel.port2 },
       transferList: [channel.port2],
     });
@@ -225,6 +241,26 @@ export class WorkspaceWatcher {
     return Atomics.load(this.state, 0) === 1;
   }
 
+  get failed(): boolean {
+    return this.error !== undefined || Atomics.load(this.state, 0) === 2;
+  }
+
+  /**
+   * Blocks until the worker watches every directory (or failed, or `timeoutMs` passed); returns `ready`.
+   * Waits at most once per watcher: a worker that died before it could say so would otherwise stall every call.
+   */
+  waitReady(timeoutMs: number): boolean {
+    if (this.waited) timeoutMs = 0;
+    this.waited = true;
+    const deadline = Date.now() + timeoutMs;
+    for (let state = Atomics.load(this.state, 0); state === 0; state = Atomics.load(this.state, 0)) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed) break;
+      Atomics.wait(this.state, 0, 0, left);
+    }
+    return this.ready;
+  }
+
   /**
    * Runs the barrier and returns every path named by an event since the previous drain. `ok: false` means
    * "scan everything": `fatal` when the watcher is broken for good (close it), else only this time.
@@ -234,7 +270,11 @@ export class WorkspaceWatcher {
     const root = fs.lstatSync(this.rootReal, { throwIfNoEntry: false });
     if (!root || !root.isDirectory() || root.ino !== this.rootIno) return { ok: false, reason: "workspace root replaced", fatal: true };
     const target = ++this.seq;
-    fs.writeFileSync(this.sentinel, String(target));
+    try {
+      fs.writeFileSync(this.sentinel, String(target));
+    } catch (err) {
+      return { ok: false, reason: `cannot write the barrier sentinel: ${String(err)}`, fatal: true };
+    }
     const deadline = Date.now() + this.barrierTimeoutMs;
     for (;;) {
       const seen = Atomics.load(this.state, 1);
@@ -247,7 +287,11 @@ export class WorkspaceWatcher {
     if (this.error !== undefined || Atomics.load(this.state, 0) === 2) {
       return { ok: false, reason: this.error ?? "watch worker failed", fatal: true };
     }
-    if (Atomics.load(this.state, 1) < target) return { ok: false, reason: "barrier timeout", fatal: false };
+    if (Atomics.load(this.state, 1) < target) {
+      // Once: a busy worker (e.g. watching a huge new tree). Twice in a row: the barrier does not work here.
+      return { ok: false, reason: "barrier timeout", fatal: ++this.timeouts >= 2 };
+    }
+    this.timeouts = 0;
     const paths = this.paths;
     const events = this.events;
     this.paths = new Set();

@@ -1,0 +1,102 @@
+/**
+ * The facade across two coordinators sharing a real redis-server and S3 (s3rver): resume on another
+ * coordinator, stale local copies, exclusion, fencing.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createAgentReplication, type AgentReplication } from "../../services/replication/agent-replication.js";
+import { leaseKey } from "../../services/replication/agent-lease.js";
+import { closeValkey, createValkeyClient } from "../../services/cluster/valkey-client.js";
+import { silentLogger } from "../../services/shared/logger.js";
+import { startRedis, type RedisServer } from "../helpers/redis-server.js";
+import { AgentWriter, readAgent, startReplicationFixture, waitFor, type ReplicationFixture } from "./replication-fixture.js";
+
+describe("createAgentReplication with leases (redis-server + s3rver + Litestream)", () => {
+  let fx: ReplicationFixture;
+  let server: RedisServer;
+  const lost: { coordinator: string; agentId: string; reason: string }[] = [];
+  let a: AgentReplication;
+  let b: AgentReplication;
+  const make = (coordinatorId: string) =>
+    createAgentReplication({
+      s3: fx.settings,
+      redis: server.url,
+      coordinatorId,
+      leaseTtlMs: 1500,
+      onLeaseLost: (agentId, reason) => lost.push({ coordinator: coordinatorId, agentId, reason }),
+      logger: silentLogger,
+      configDir: path.join(fx.root, coordinatorId, "litestream"),
+    });
+
+  beforeAll(async () => {
+    fx = await startReplicationFixture();
+    server = await startRedis();
+    a = make("coord-a");
+    b = make("coord-b");
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+    await server.stop();
+    await fx.cleanup();
+  });
+
+  async function session(replication: AgentReplication, coordinator: string, agentId: string, turns: string[]): Promise<{ restored: boolean }> {
+    const dir = fx.agentDir(coordinator, agentId);
+    const prepared = await replication.prepare(agentId, dir);
+    const writer = new AgentWriter(dir);
+    if (!prepared.restored && writer.store.state.version() === 0) writer.init();
+    replication.track(agentId, dir);
+    for (const turn of turns) writer.writeTurn(turn);
+    const { synced } = await replication.release(agentId);
+    writer.close();
+    expect(synced).toBe(true);
+    return prepared;
+  }
+
+  it("resumes an agent on another coordinator, and refreshes a stale local copy", async () => {
+    expect(await session(a, "coord-a", "roamer", ["a1", "a2"])).toEqual({ restored: false });
+    expect(await session(b, "coord-b", "roamer", ["b1"])).toEqual({ restored: true });
+    // coord-a still has its old copy, but coord-b wrote the agent since: restore, keep the old copy aside.
+    expect(await session(a, "coord-a", "roamer", ["a3"])).toEqual({ restored: true });
+    expect(readAgent(fx.agentDir("coord-a", "roamer")).inbound).toEqual(["in a1", "in a2", "in b1", "in a3"]);
+    const aside = fs.readdirSync(path.join(fx.root, "coord-a", "agents")).filter((name) => name.startsWith("roamer.stale-"));
+    expect(aside).toHaveLength(1);
+    expect(readAgent(path.join(fx.root, "coord-a", "agents", aside[0] as string)).inbound).toEqual(["in a1", "in a2"]);
+    // coord-a wrote last: its local copy is used as is.
+    expect(await session(a, "coord-a", "roamer", ["a4"])).toEqual({ restored: false });
+  }, 90_000);
+
+  it("refuses to prepare an agent another coordinator holds", async () => {
+    const dir = fx.agentDir("coord-a", "held");
+    await a.prepare("held", dir);
+    const started = Date.now();
+    const err = await b.prepare("held", fx.agentDir("coord-b", "held")).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.AlreadyExists);
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(a.holds("held")).toBe(true);
+    expect(b.holds("held")).toBe(false);
+    await a.release("held");
+  });
+
+  it("fences an agent whose lease was taken: onLeaseLost, Litestream stopped, no more writes allowed", async () => {
+    const dir = fx.agentDir("coord-a", "fenced");
+    await a.prepare("fenced", dir);
+    const writer = new AgentWriter(dir);
+    writer.init();
+    a.track("fenced", dir);
+    await waitFor(() => a.status("fenced")?.databases.every((d) => d.position) === true, 15_000, "first replication");
+    const redis = createValkeyClient(server.url);
+    await redis.set(leaseKey("fenced"), "coord-b:takeover", "PX", 10_000);
+    await closeValkey(redis);
+    await waitFor(() => lost.length > 0, 3000, "onLeaseLost");
+    expect(lost).toEqual([{ coordinator: "coord-a", agentId: "fenced", reason: "taken over by coordinator coord-b" }]);
+    expect(a.holds("fenced")).toBe(false);
+    expect(a.status("fenced")?.state).toBe("fenced");
+    expect(await a.release("fenced")).toEqual({ synced: false });
+    writer.close();
+  }, 30_000);
+});
