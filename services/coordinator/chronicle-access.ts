@@ -19,15 +19,18 @@ export interface ChronicleAccess extends FileAccess {
 export function createChronicleAccess(options: { quotaBytes?: number | undefined }): ChronicleAccess {
   const live = new Map<string, Chronicle>();
   let manager: InstanceManager | undefined;
-  const open = (agentDir: string) =>
+  // Live agents get change tracking (a watcher thread); a Chronicle opened for one read of a
+  // stopped agent's files does not need it.
+  const open = (agentDir: string, watch = false) =>
     Chronicle.open({
       workspaceDir: path.join(agentDir, "workspace"),
       dbPath: path.join(agentDir, "chronicle.db"),
+      watch,
       ...(options.quotaBytes ? { quotaBytes: options.quotaBytes } : {}),
     });
   return {
     factory(agentDir) {
-      const chronicle = open(agentDir);
+      const chronicle = open(agentDir, true);
       live.set(agentDir, chronicle);
       return {
         capture: () => chronicle.capture(),
