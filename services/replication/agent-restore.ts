@@ -145,7 +145,8 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
   if (chronicleDb && (options.materializeWorkspace ?? true) && results.find((r) => r.name === "chronicle.db")?.restored) {
     const workspaceDir = path.join(options.targetDir, "workspace");
     fs.mkdirSync(workspaceDir, { recursive: true });
-    const chronicle = Chronicle.open({ workspaceDir, dbPath: chronicleDb.path });
+    // One-off: no change-tracking watcher thread.
+    const chronicle = Chronicle.open({ workspaceDir, dbPath: chronicleDb.path, watch: false });
     try {
       result.workspace = chronicle.materializeWorkspace();
     } finally {

@@ -80,7 +80,7 @@ export class AgentWriter {
 /** What an agent directory holds, read back through the stores. */
 export function readAgent(dir: string): { inbound: string[]; state: Record<string, unknown>; version: number; logs: string[]; files: string[]; iterations: number } {
   const store = AgentStore.open({ dir });
-  const chronicle = Chronicle.open({ workspaceDir: path.join(dir, "workspace"), dbPath: path.join(dir, "chronicle.db") });
+  const chronicle = Chronicle.open({ workspaceDir: path.join(dir, "workspace"), dbPath: path.join(dir, "chronicle.db"), watch: false });
   try {
     const inbound = store.messages.list(0, 100_000, "inbound").map((m) => String(m.content?.text));
     const { version, state } = store.state.current();

@@ -1,0 +1,14 @@
+// postinstall: applies patches/ (a documented s3rver fix used by the tests; see docs/replication.md).
+// patch-package is a dev dependency, so production installs (--omit=dev) skip this quietly.
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+let bin;
+try {
+  bin = require.resolve("patch-package/index.js");
+} catch {
+  process.exit(0);
+}
+const result = spawnSync(process.execPath, [bin], { stdio: "inherit" });
+process.exit(result.status ?? 1);
