@@ -23,3 +23,15 @@ export function printTable(title: string, results: BenchResults): void {
   const width = Math.max(...Object.keys(results).map((k) => k.length));
   for (const [key, value] of Object.entries(results)) process.stdout.write(`${key.padEnd(width)}  ${round(value, 2)}\n`);
 }
+
+/** Deterministic PRNG (mulberry32), so every run of a benchmark builds the same data. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Chronicle } from "../services/coordinator/chronicle/chronicle.js";
+import { prng } from "./bench-util.js";
 
 const TOP_DIRS = 20;
 const SUB_DIRS = 5;
@@ -21,17 +22,6 @@ const CHANGED_PER_TURN = 10;
 const TURNS = 30;
 const WORDS = ["const", "value", "return", "function", "import", "export", "agent", "state", "await", "if", "else", "=>", "{", "}", ";"];
 
-/** Deterministic PRNG (mulberry32) so every run writes the same tree. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function text(random: () => number, bytes: number): string {
   const lines: string[] = [];

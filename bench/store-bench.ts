@@ -22,6 +22,7 @@ import Database from "better-sqlite3";
 import type { JsonObject } from "../services/shared/json.js";
 import { AgentStore, STATE_DB, type AgentStoreOptions } from "../services/coordinator/store/agent-store.js";
 import type { NewMessage } from "../services/coordinator/store/message-log.js";
+import { prng } from "./bench-util.js";
 
 const DELTAS = 50_000;
 const BASELINE_INSERTS = 50_000;
@@ -32,17 +33,6 @@ const DELTAS_AFTER_SNAPSHOT = 10_000;
 const WARMUP_DELTAS = 2000;
 const OPEN_RUNS = 3;
 
-/** Deterministic PRNG (mulberry32) so every run builds the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An agent-like state: a conversation of messages with Zipf-ish words, ids, numbers, tool calls. */
 function bigState(bytes: number): JsonObject {
