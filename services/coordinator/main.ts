@@ -29,7 +29,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   const dataDir = path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium");
   const clusterSecret = env.PODIUM_CLUSTER_SECRET ?? "";
   const log = (line: string) => process.stderr.write(`[podium coordinator] ${line}\n`);
-  if (!clusterSecret) log("PODIUM_CLUSTER_SECRET is not set: any caller can use this coordinator (dev only)");
+  if (!clusterSecret) log("PODIUM_CLUSTER_SECRET is not set, so every caller can use this coordinator (dev only)");
   const capacity = values.capacity ?? env.PODIUM_CAPACITY;
   const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
   const advertise = values.advertise ?? env.PODIUM_ADVERTISE_ADDRESS;

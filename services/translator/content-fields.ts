@@ -15,7 +15,7 @@ import { isJsonObject } from "../shared/json.js";
  * - `number`: a finite number, or a decimal string of one.
  * - `exit_code`: an integer, or null (killed by a signal); decimal strings accepted.
  * - `boolean`: true/false, or the strings "true"/"false".
- * - `json`: any JSON value except null.
+ * - `json`: every JSON value except null.
  * - `args`: like `json`, but a string holding JSON is parsed (tool arguments often arrive serialised).
  */
 export type FieldKind = "text" | "id" | "message" | "count" | "number" | "exit_code" | "boolean" | "json" | "args";

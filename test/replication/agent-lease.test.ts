@@ -151,7 +151,7 @@ describe("fencing a paused owner (SIGSTOP)", () => {
     child.kill("SIGCONT");
     await waitFor(() => out.includes("LOST"), 3000, "the old owner to notice");
     const noticedMs = performance.now() - resumedAt;
-    await sleep(300); // it keeps running: any write would land now
+    await sleep(300); // it keeps running, so a write would land now
 
     const db = new Database(dbPath, { readonly: true });
     const { n, last } = db.prepare("SELECT count(*) AS n, max(at) AS last FROM writes WHERE writer = 'coord-old'").get() as { n: number; last: number };
