@@ -5,6 +5,7 @@
  * a body that fits none of these is a protocol error.
  */
 import { protocolError } from "./http-request.js";
+import { count, isRecord, str, time } from "./json-fields.js";
 
 export interface FileEntry {
   /** Relative to the workspace root. */
@@ -36,36 +37,6 @@ export interface IterationMeta {
   hash: string;
   /** "created" | "modified" | "deleted" ("" when the server does not say). */
   change: string;
-}
-
-type Rec = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Rec {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function field(record: Rec, snake: string): unknown {
-  if (record[snake] !== undefined) return record[snake];
-  return record[snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())];
-}
-
-function str(record: Rec, key: string): string | undefined {
-  const value = field(record, key);
-  return typeof value === "string" ? value : undefined;
-}
-
-function count(record: Rec, key: string): number | undefined {
-  const value = field(record, key);
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
-  if (typeof value === "string" && /^\d+$/.test(value)) return Number(value);
-  return undefined;
-}
-
-function time(record: Rec, key: string): string | undefined {
-  const value = field(record, key);
-  if (typeof value === "string" && !Number.isNaN(Date.parse(value))) return new Date(value).toISOString();
-  if (typeof value === "number" && Number.isFinite(value)) return new Date(value).toISOString();
-  return undefined;
 }
 
 function list(body: unknown, keys: readonly string[], what: string): unknown[] {

@@ -4,6 +4,7 @@
  * A body that does not fit is a protocol error.
  */
 import { protocolError } from "./http-request.js";
+import { count, isRecord, str, time } from "./json-fields.js";
 
 export interface InstanceInfo {
   instanceId: string;
@@ -44,29 +45,6 @@ export interface MessagePage {
   nextAfterSeq?: number;
 }
 
-type Rec = Record<string, unknown>;
-
-export function isRecord(value: unknown): value is Rec {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function field(record: Rec, snake: string): unknown {
-  if (record[snake] !== undefined) return record[snake];
-  return record[snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())];
-}
-
-function str(record: Rec, key: string): string | undefined {
-  const value = field(record, key);
-  return typeof value === "string" ? value : undefined;
-}
-
-function count(record: Rec, key: string): number | undefined {
-  const value = field(record, key);
-  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
-  if (typeof value === "string" && /^\d{1,15}$/.test(value)) return Number(value);
-  return undefined;
-}
-
 export function toInstanceInfo(body: unknown, what: string): InstanceInfo {
   const record = isRecord(body) && isRecord(body.instance) ? body.instance : body;
   if (!isRecord(record)) throw protocolError(what, "expected an instance object");
@@ -79,8 +57,8 @@ export function toInstanceInfo(body: unknown, what: string): InstanceInfo {
     status: str(record, "status") ?? "unknown",
     lastSeq: count(record, "last_seq") ?? 0,
   };
-  const createdAt = str(record, "created_at");
-  if (createdAt && !Number.isNaN(Date.parse(createdAt))) info.createdAt = new Date(createdAt).toISOString();
+  const createdAt = time(record, "created_at");
+  if (createdAt) info.createdAt = createdAt;
   return info;
 }
 
@@ -114,8 +92,8 @@ export function toMessagePage(body: unknown, what: string): MessagePage {
       turn: count(item, "turn") ?? 0,
     };
     if (isRecord(item.content)) record.content = item.content;
-    const timestamp = str(item, "timestamp");
-    if (timestamp && !Number.isNaN(Date.parse(timestamp))) record.timestamp = new Date(timestamp).toISOString();
+    const timestamp = time(item, "timestamp");
+    if (timestamp) record.timestamp = timestamp;
     return record;
   });
   const next = count(body, "next_after_seq");
