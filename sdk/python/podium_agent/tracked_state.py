@@ -134,7 +134,22 @@ def _plain(node):
     return decode(encode(node))
 
 
-class TrackedDict(dict):
+class _PlainCopies:
+    """Copies of tracked containers are plain and detached (mutating them records nothing)."""
+
+    __slots__ = ()
+
+    def copy(self):
+        return _plain(self)
+
+    def __copy__(self):
+        return _plain(self)
+
+    def __deepcopy__(self, memo=None):
+        return _plain(self)
+
+
+class TrackedDict(_PlainCopies, dict):
     """A dict in ctx.state. Behaves like dict; mutations are recorded."""
 
     __slots__ = ("_tr", "_parent", "_key")
@@ -233,15 +248,6 @@ class TrackedDict(dict):
 
     # ---- copies are plain and detached ----
 
-    def copy(self):
-        return _plain(self)
-
-    def __copy__(self):
-        return _plain(self)
-
-    def __deepcopy__(self, memo=None):
-        return _plain(self)
-
     def __reduce__(self):
         return (dict, (_plain(self),))
 
@@ -256,7 +262,7 @@ class TrackedDict(dict):
         return result
 
 
-class TrackedList(list):
+class TrackedList(_PlainCopies, list):
     """A list in ctx.state. Behaves like list; mutations are recorded."""
 
     __slots__ = ("_tr", "_parent", "_key")
@@ -445,15 +451,6 @@ class TrackedList(list):
         self._record_changed(self._base(), before)
 
     # ---- copies are plain and detached ----
-
-    def copy(self):
-        return _plain(self)
-
-    def __copy__(self):
-        return _plain(self)
-
-    def __deepcopy__(self, memo=None):
-        return _plain(self)
 
     def __reduce__(self):
         return (list, (_plain(self),))
