@@ -70,6 +70,8 @@ export class AgentInstance {
   endedAt: number | undefined;
   exit: InstanceExit | undefined;
   status: InstanceStatusName = "starting";
+  /** The newest seq recorded for the agent (kept after the instance ended and its store closed). */
+  lastSeq: number;
   /** Settles when the process has exited and `terminated` was recorded. */
   readonly ended: Promise<void>;
 
@@ -93,6 +95,7 @@ export class AgentInstance {
     this.deploymentId = options.deploymentId;
     this.runtime = options.runtime;
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
+    this.lastSeq = options.store.messages.lastSeq();
   }
 
   get pid(): number {
@@ -184,6 +187,7 @@ export class AgentInstance {
     });
     // A turn is named after the seq of the message that started it: unique and increasing per agent.
     const turn = row.seq;
+    this.lastSeq = row.seq;
     const queuePosition = this.queue.length + (this.current ? 1 : 0);
     this.queue.push({ turn, content });
     this.pump();
@@ -387,6 +391,7 @@ export class AgentInstance {
     const rows = this.options.store.messages.appendMany(
       events.map((e) => ({ direction: "outbound" as const, instanceId: this.instanceId, turn: e.turn, messageType: e.messageType, content: e.content, timestamp })),
     );
+    this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
     for (const subscriber of this.subscribers) {
       try {
         for (const row of rows) subscriber.onUpdate(row);

@@ -36,14 +36,6 @@ function clampLimit(limit: number): number {
   return limit === 0 ? 100 : Math.min(limit, 1000);
 }
 
-export function lastSeqOf(instance: AgentInstance): number {
-  try {
-    return instance.store.messages.lastSeq();
-  } catch {
-    return 0;
-  }
-}
-
 const REPLAY_PAGE = 500;
 
 /**
@@ -84,7 +76,7 @@ export async function* streamInstanceUpdates(
 
 export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
   const { manager } = deps;
-  const toProto = (instance: AgentInstance) => instanceToProto(instance, manager.coordinatorId, lastSeqOf(instance));
+  const toProto = (instance: AgentInstance) => instanceToProto(instance, manager.coordinatorId, instance.lastSeq);
   return (router: ConnectRouter) => {
     router.service(InstanceService, {
       async createInstance(req, ctx) {
