@@ -16,7 +16,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
+import { newRecord, parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
 import { atomicWriteFile, TEMP_SUFFIX } from "./atomic-write.js";
 import { extractBundle } from "./bundle-extract.js";
 import { NAME_PATTERN, REGISTRY_PATTERN, VERSION_PATTERN, formatDeploymentId, parseDeploymentId } from "./bundle-manifest.js";
@@ -78,18 +78,7 @@ export class LocalRegistry implements DeploymentRegistry {
       if (existing && existing.digest === digest && (await this.archiveIntact(versionDir, existing))) {
         return { deployment: toPublic(existing), created: false };
       }
-      const record: DeploymentRecord = {
-        deploymentId,
-        name: manifest.name,
-        version: manifest.version,
-        runtime: manifest.runtime,
-        entry: manifest.entry,
-        digest,
-        size: archive.length,
-        // strictly newer than what it replaces, even within the same millisecond
-        createdAt: Math.max(Date.now(), existing ? existing.createdAt + 1 : 0),
-        registry: this.name,
-      };
+      const record = newRecord({ deploymentId, manifest, digest, size: archive.length, registry: this.name, replaces: existing });
       await fsp.mkdir(versionDir, { recursive: true });
       await this.removeStaleTemps(versionDir);
       await atomicWriteFile(path.join(versionDir, ARCHIVE_FILE), archive);

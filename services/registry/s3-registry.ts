@@ -16,7 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
+import { newRecord, parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
 import { extractBundle } from "./bundle-extract.js";
 import { NAME_PATTERN, REGISTRY_PATTERN, VERSION_PATTERN, formatDeploymentId, parseDeploymentId } from "./bundle-manifest.js";
 import { throwIfAborted } from "./cancel.js";
@@ -85,18 +85,7 @@ export class S3Registry implements DeploymentRegistry {
       if (existing && existing.digest === digest && (await this.archiveIntact(existing, signal))) {
         return { deployment: toPublic(existing), created: false };
       }
-      const record: DeploymentRecord = {
-        deploymentId,
-        name: manifest.name,
-        version: manifest.version,
-        runtime: manifest.runtime,
-        entry: manifest.entry,
-        digest,
-        size: archive.length,
-        // strictly newer than what it replaces, even within the same millisecond
-        createdAt: Math.max(Date.now(), existing ? existing.createdAt + 1 : 0),
-        registry: this.name,
-      };
+      const record = newRecord({ deploymentId, manifest, digest, size: archive.length, registry: this.name, replaces: existing });
       const what = `upload ${deploymentId}`;
       await putObject(this.s3, this.key(manifest.name, manifest.version, S3_ARCHIVE_OBJECT), archive, {
         contentType: "application/gzip",

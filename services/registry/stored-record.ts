@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { isJsonObject } from "../shared/json.js";
+import type { BundleManifest } from "./bundle-manifest.js";
 import type { DeploymentRecord } from "./deployment-registry.js";
 
 export interface StoredRecord extends DeploymentRecord {
@@ -31,4 +32,28 @@ export function parseStored(json: unknown): StoredRecord | undefined {
 export function toPublic(stored: StoredRecord): DeploymentRecord {
   const { archiveSha256: _omit, ...record } = stored;
   return record;
+}
+
+/** The record of a new upload; its createdAt is strictly newer than the record it replaces. */
+export function newRecord(upload: {
+  deploymentId: string;
+  manifest: BundleManifest;
+  digest: string;
+  size: number;
+  registry: string;
+  replaces: DeploymentRecord | undefined;
+}): DeploymentRecord {
+  const { manifest, replaces } = upload;
+  return {
+    deploymentId: upload.deploymentId,
+    name: manifest.name,
+    version: manifest.version,
+    runtime: manifest.runtime,
+    entry: manifest.entry,
+    digest: upload.digest,
+    size: upload.size,
+    // strictly newer than what it replaces, even within the same millisecond
+    createdAt: Math.max(Date.now(), replaces ? replaces.createdAt + 1 : 0),
+    registry: upload.registry,
+  };
 }
