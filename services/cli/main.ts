@@ -5,6 +5,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { deploy } from "./deploy-command.js";
+import { restore } from "./restore-command.js";
 import { runDev } from "../dev/main.js";
 import { runCoordinator } from "../coordinator/main.js";
 import { runGateway } from "../gateway/main.js";
@@ -18,13 +19,16 @@ Usage:
   podium gateway [--port N] [--host H] (--valkey URL | --coordinator URL ...) [--s3-bucket B --s3-endpoint URL | --registry DIR]
   podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--id ID] [--advertise URL]
                      [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
+                     [--replicate-bucket B [--replicate-prefix P] [--replicate-endpoint URL]]   Litestream to S3
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
+  podium restore --agent ID [--timestamp T] [--as NEW_ID] [--url URL] [--api-key KEY]
+                                                                   fork an agent as it was at T (RFC 3339 or -5m)
   podium acp --url URL --deployment ID [--api-key KEY] [--stop-on-exit] [--cancel-grace-ms N] [--log-level L]
                                                                    an ACP agent over stdio (for editors)
   podium version
 
 Environment: PODIUM_API_KEY (client keys, comma-separated), PODIUM_CLUSTER_SECRET, PODIUM_URL,
-PODIUM_PORT, PODIUM_DATA_DIR, PODIUM_VALKEY_URL, PODIUM_S3_*. Every flag and variable: docs/configuration.md.`;
+PODIUM_PORT, PODIUM_DATA_DIR, PODIUM_VALKEY_URL, PODIUM_S3_*, PODIUM_REPLICATION_*. Every flag and variable: docs/configuration.md.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -51,6 +55,23 @@ export async function main(argv: string[]): Promise<number> {
           url: values.url ?? process.env.PODIUM_URL ?? "http://127.0.0.1:7070",
           apiKey: values["api-key"] ?? firstKey(process.env.PODIUM_API_KEY),
         });
+        process.stdout.write(JSON.stringify(result) + "\n");
+        return 0;
+      }
+      case "restore": {
+        const { values } = parseArgs({
+          args: rest,
+          options: { agent: { type: "string" }, timestamp: { type: "string" }, as: { type: "string" }, url: { type: "string" }, "api-key": { type: "string" } },
+        });
+        if (!values.agent) throw new UsageError("restore needs --agent ID: podium restore --agent ID --timestamp 2026-11-23T13:00:00Z");
+        const result = await restore({
+          agentId: values.agent,
+          timestamp: values.timestamp,
+          targetAgentId: values.as,
+          url: values.url ?? process.env.PODIUM_URL ?? "http://127.0.0.1:7070",
+          apiKey: values["api-key"] ?? firstKey(process.env.PODIUM_API_KEY),
+        });
+        process.stderr.write(`restored ${result.source_agent_id}${result.timestamp ? ` as of ${result.timestamp}` : ""} into ${result.agent_id} (${result.restore_ms} ms)\n`);
         process.stdout.write(JSON.stringify(result) + "\n");
         return 0;
       }

@@ -17,6 +17,8 @@ export interface CoordinatorLoad {
   /** Resident memory of the coordinator and its agents, bytes. */
   memoryBytes: number;
   draining: boolean;
+  /** Its agents are replicated to S3 (docs/replication.md): a replicated agent whose coordinator is gone resumes on such a coordinator. */
+  replicated?: boolean;
 }
 
 /** The value of `<prefix>coordinator:<id>`: identity + load, rewritten every heartbeat. */
@@ -78,6 +80,11 @@ export class ClusterKeys {
     return `${this.prefix}agent:${agentId}`;
   }
 
+  /** STRING: the coordinator that last wrote the agent's replicated databases (set by replication, docs/replication.md). */
+  agentWriter(agentId: string): string {
+    return `${this.prefix}agent-writer:${agentId}`;
+  }
+
   /** Pub/sub channel of MembershipEvent JSON messages. */
   get membershipChannel(): string {
     return `${this.prefix}membership`;
@@ -102,7 +109,7 @@ export function heartbeatFromJson(json: unknown): CoordinatorHeartbeat | undefin
   if (!isString(coordinatorId) || !CLIENT_ID_PATTERN.test(coordinatorId) || !isString(address) || !isString(version)) return undefined;
   if (!isFiniteNumber(instances) || !isFiniteNumber(capacity) || !isFiniteNumber(cpuLoad) || !isFiniteNumber(memoryBytes)) return undefined;
   if (!isFiniteNumber(startedAt) || !isFiniteNumber(heartbeatAt) || !isFiniteNumber(ttlMs) || typeof draining !== "boolean") return undefined;
-  return { coordinatorId, address, instances, capacity, cpuLoad, memoryBytes, draining, startedAt, version, heartbeatAt, ttlMs };
+  return { coordinatorId, address, instances, capacity, cpuLoad, memoryBytes, draining, startedAt, version, heartbeatAt, ttlMs, ...(json.replicated === true ? { replicated: true } : {}) };
 }
 
 export function parseHeartbeat(text: string | null | undefined): CoordinatorHeartbeat | undefined {

@@ -199,6 +199,7 @@ export class CoordinatorRegistration {
       cpuLoad: load.cpuLoad,
       memoryBytes: load.memoryBytes,
       draining: load.draining,
+      ...(load.replicated ? { replicated: true } : {}),
       startedAt: this.options.startedAt,
       version: this.options.version,
       heartbeatAt: Date.now(),

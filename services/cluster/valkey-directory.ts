@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { CoordinatorClients, CoordinatorDirectory } from "../gateway/coordinator-directory.js";
+import type { CoordinatorClients, CoordinatorDirectory, PlacementRequirements } from "../gateway/coordinator-directory.js";
 import { ClusterKeys, parseInstanceLocation } from "./cluster-keys.js";
 import { expireOrphans } from "./cluster-scripts.js";
 import { CoordinatorMembership, type CoordinatorLostReason, type CoordinatorMember } from "./coordinator-membership.js";
@@ -111,11 +111,14 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     return () => this.lostListeners.delete(listener);
   }
 
-  async place(signal?: AbortSignal): Promise<CoordinatorClients> {
+  async place(signal?: AbortSignal, requirements: PlacementRequirements = {}): Promise<CoordinatorClients> {
     await this.membership.ready;
     this.checkOpen(signal);
     this.checkValkey("cannot place new instances right now");
-    const members = this.membership.members();
+    const members = this.membership.members().filter((m) => !requirements.replicated || m.replicated === true);
+    if (requirements.replicated && members.length === 0) {
+      throw new ConnectError("no coordinator with replication (--replicate-bucket) is registered", Code.Unavailable);
+    }
     const view = members.map((m) => ({ member: m, coordinatorId: m.coordinatorId, instances: m.instances + m.pending, capacity: m.capacity, cpuLoad: m.cpuLoad, draining: m.draining }));
     const chosen = pickCoordinator(view, this.random);
     if (!chosen) throw new ConnectError(describeNoCapacity(view), Code.Unavailable);
@@ -138,6 +141,30 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     if (!coordinatorId) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
     // UNAVAILABLE, not NOT_FOUND: the agent exists, so a create must not start it afresh elsewhere.
     return this.liveCoordinator(coordinatorId, `agent ${agentId} last ran on coordinator ${coordinatorId}, which is gone (no heartbeat); its data is unavailable until that coordinator returns`, Code.Unavailable);
+  }
+
+  async placeAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients> {
+    this.checkOpen(signal);
+    const [home, writer] = await valkeyCall(this.redis, `locate agent ${agentId}`, async () =>
+      pipelineResults(await this.redis.multi().get(this.keys.agent(agentId)).get(this.keys.agentWriter(agentId)).exec()),
+    );
+    if (typeof home !== "string") return this.place(signal);
+    const member = this.membership.get(home) ?? (await this.membership.fetch(home));
+    if (member) return this.clientsFor(member);
+    // Its coordinator is gone. A replicated agent resumes on any replicated coordinator (restored from S3).
+    if (typeof writer === "string") {
+      this.logger.info("agent's coordinator is gone; resuming it from its replicas", { agent_id: agentId, coordinator_id: home });
+      return this.place(signal, { replicated: true });
+    }
+    throw new ConnectError(
+      `agent ${agentId} last ran on coordinator ${home}, which is gone (no heartbeat); its data is unavailable until that coordinator returns (agents are not replicated: docs/replication.md)`,
+      Code.Unavailable,
+    );
+  }
+
+  async recordAgent(agentId: string, coordinatorId: string): Promise<void> {
+    this.checkOpen();
+    await valkeyCall(this.redis, `record agent ${agentId}`, () => this.redis.set(this.keys.agent(agentId), coordinatorId));
   }
 
   /** Idempotent: the coordinator writes the same mapping; an existing instance mapping (and its TTL) is kept. */

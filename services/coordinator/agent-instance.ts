@@ -47,6 +47,11 @@ export interface AgentInstanceOptions {
   workspaceCapture?: WorkspaceCapture;
   limits: InstanceLimits;
   logger: Logger;
+  /**
+   * Checked before every write to the agent's databases: false once this coordinator lost the agent's
+   * single-writer lease (replication). The instance is then fenced: killed, nothing more written.
+   */
+  mayWrite?: () => boolean;
 }
 
 interface PendingTurn {
@@ -87,6 +92,8 @@ export class AgentInstance {
   /** The last stderr lines, quoted in start-up errors. */
   private readonly stderrTail: string[] = [];
   private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
+  /** Set when the instance was fenced (another coordinator owns the agent): nothing is written after it. */
+  private fencedReason: string | undefined;
 
   constructor(options: AgentInstanceOptions) {
     this.options = options;
@@ -168,8 +175,9 @@ export class AgentInstance {
   /** Records an inbound message and queues it as a turn. */
   send(content: JsonObject): { seq: number; turn: number; queuePosition: number } {
     if (!this.live || this.status === "stopping") {
-      throw new ConnectError(`instance ${this.instanceId} is ${this.status}`, Code.FailedPrecondition);
+      throw new ConnectError(`instance ${this.instanceId} is ${this.status}${this.fencedReason ? `: ${this.fencedReason}` : ""}`, Code.FailedPrecondition);
     }
+    if (!this.writable()) throw new ConnectError(`instance ${this.instanceId} was stopped: ${this.fencedReason ?? "fenced"}`, Code.Unavailable);
     const size = Buffer.byteLength(JSON.stringify(content));
     if (size > this.options.limits.maxMessageBytes) {
       throw new ConnectError(`message is ${size} bytes; the limit is ${this.options.limits.maxMessageBytes}`, Code.InvalidArgument);
@@ -234,6 +242,34 @@ export class AgentInstance {
     return this.ended;
   }
 
+  /**
+   * Ends the instance without writing anything more to the agent's databases: another coordinator owns
+   * the agent now (its lease was lost). The process is killed; subscribers still get `terminated`.
+   */
+  fence(reason: string): void {
+    if (this.fencedReason !== undefined || !this.live) return;
+    this.fencedReason = reason;
+    this.killReason = reason;
+    this.stopRequested = true;
+    this.status = "stopping";
+    this.options.logger.warn("instance fenced", { instance_id: this.instanceId, agent_id: this.agentId, reason });
+    this.process?.kill("SIGKILL");
+  }
+
+  get fenced(): boolean {
+    return this.fencedReason !== undefined;
+  }
+
+  /** May this instance still write the agent's databases? Fences it the first time the answer is no. */
+  private writable(): boolean {
+    if (this.fencedReason !== undefined) return false;
+    if (this.options.mayWrite && !this.options.mayWrite()) {
+      this.fence("this coordinator lost the agent's single-writer lease (another coordinator took the agent over)");
+      return false;
+    }
+    return true;
+  }
+
   /** Runs of events are persisted in one transaction, then broadcast; other frames keep their order. */
   private onFrames(frames: AgentToHost[]): void {
     let run: { messageType: string; content: JsonObject | undefined; turn: number }[] = [];
@@ -289,7 +325,7 @@ export class AgentInstance {
   }
 
   private applyState(ops: Parameters<AgentStore["state"]["apply"]>[0], turn: number): void {
-    if (ops.length === 0) return;
+    if (ops.length === 0 || !this.writable()) return;
     try {
       const row = this.options.store.state.apply(ops, { instanceId: this.instanceId, turn });
       this.emit("state.delta", { version: row.version, patch: ops }, turn);
@@ -340,7 +376,7 @@ export class AgentInstance {
 
   private captureWorkspace(turn: number): void {
     const capture = this.options.workspaceCapture;
-    if (!capture) return;
+    if (!capture || !this.writable()) return;
     try {
       const result = capture.capture();
       if (!result) return;
@@ -388,10 +424,15 @@ export class AgentInstance {
   /** Persists events (one transaction), then hands them to subscribers. */
   private emitMany(events: { messageType: string; content: JsonObject | undefined; turn: number }[]): void {
     const timestamp = Date.now();
-    const rows = this.options.store.messages.appendMany(
-      events.map((e) => ({ direction: "outbound" as const, instanceId: this.instanceId, turn: e.turn, messageType: e.messageType, content: e.content, timestamp })),
-    );
-    this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
+    const outbound = events.map((e) => ({ direction: "outbound" as const, instanceId: this.instanceId, turn: e.turn, messageType: e.messageType, content: e.content, timestamp }));
+    let rows: MessageRow[];
+    if (this.writable()) {
+      rows = this.options.store.messages.appendMany(outbound);
+      this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
+    } else {
+      // Fenced: only `terminated` reaches subscribers, and it is not recorded (the agent's history is the new owner's).
+      rows = outbound.filter((e) => e.messageType === "terminated").map((e, i) => ({ ...e, seq: this.lastSeq + 1 + i }));
+    }
     for (const subscriber of this.subscribers) {
       try {
         for (const row of rows) subscriber.onUpdate(row);
@@ -403,7 +444,7 @@ export class AgentInstance {
 
   private log(level: "debug" | "info" | "warn" | "error", source: "stdout" | "stderr" | "agent" | "platform", message: string, fields?: JsonObject): void {
     try {
-      this.options.store.logs.append({ level, source, message, instanceId: this.instanceId, ...(fields ? { fields } : {}) });
+      if (this.writable()) this.options.store.logs.append({ level, source, message, instanceId: this.instanceId, ...(fields ? { fields } : {}) });
     } catch (err) {
       this.options.logger.error("could not write agent log", { instance_id: this.instanceId, error: errorMessage(err) });
     }

@@ -177,6 +177,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
             draining: manager.isDraining,
             startedAt: timestampFromMs(deps.startedAt),
             version: deps.version,
+            replicated: manager.replicated,
           },
         };
       },

@@ -25,6 +25,20 @@ import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { PODIUM_VERSION } from "../shared/version.js";
+import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
+import { createAgentReplication, type AgentReplication, type AgentReplicationOptions } from "../replication/agent-replication.js";
+import { removeStaleCopies } from "../replication/stale-copies.js";
+import { replicationRoutes } from "./replication-routes.js";
+
+/**
+ * Replication of every agent to S3 (docs/replication.md). Leases and last-writer records use the
+ * coordinator's Valkey (`valkey`) unless `redis` is given; without either there is no single-writer
+ * guarantee, which is only safe with one coordinator.
+ */
+export type CoordinatorReplicationOptions = Omit<AgentReplicationOptions, "coordinatorId" | "onLeaseLost" | "logger" | "keyPrefix"> & {
+  /** Stale local copies (`<agent>.stale-<ms>`) older than this are removed at start-up. Default 7 days. */
+  staleRetentionMs?: number;
+};
 
 export interface CoordinatorOptions {
   dataDir: string;
@@ -50,6 +64,8 @@ export interface CoordinatorOptions {
   valkeyKeyPrefix?: string;
   /** On close(), how long running turns may finish before instances are stopped (registered coordinators). Default 20 s. */
   drainDeadlineMs?: number;
+  /** Replicate agents to S3 with Litestream (resume anywhere, point-in-time forks). Off by default. */
+  replication?: CoordinatorReplicationOptions;
 }
 
 export interface Coordinator {
@@ -58,6 +74,8 @@ export interface Coordinator {
   readonly routes: (router: ConnectRouter) => void;
   readonly health: HealthStatusRegistry;
   readonly chronicles: ChronicleAccess;
+  /** Present when replication is configured. */
+  readonly replication: AgentReplication | undefined;
   /** Serves the Connect/gRPC API on one port; resolves with the bound port. */
   listen(port: number, host?: string): Promise<number>;
   close(): Promise<void>;
@@ -68,6 +86,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const logger = options.logger ?? createLogger({ fields: { service: "coordinator", coordinator_id: id } });
   const startedAt = Date.now();
   const chronicles = createChronicleAccess({ quotaBytes: options.workspaceQuotaBytes });
+  let fenceAgent = (_agentId: string, _reason: string): void => undefined;
+  const replication = options.replication ? startReplication(options.replication, options, id, logger, (agentId, reason) => fenceAgent(agentId, reason)) : undefined;
   const manager = new InstanceManager({
     coordinatorId: id,
     dataDir: options.dataDir,
@@ -80,7 +100,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     capacity: options.capacity ?? Math.max(8, os.cpus().length * 32),
     workspaces: chronicles.factory,
     sandbox: createSandbox(options.sandbox ?? "auto", (message) => logger.warn(message)),
+    ...(replication ? { replication } : {}),
   });
+  fenceAgent = (agentId, reason) => manager.fenceAgent(agentId, reason);
   chronicles.attach(manager);
   let advertise = options.advertiseAddress ?? "";
   const routes = coordinatorRoutes({
@@ -92,23 +114,28 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     version: PODIUM_VERSION,
     files: chronicles,
   });
+  const replicationRouter = replicationRoutes({ manager, replication });
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
   let server: OnePortServer | undefined;
   let registration: CoordinatorRegistration | undefined;
   return {
     id,
     manager,
-    routes,
+    routes: (router) => {
+      routes(router);
+      replicationRouter(router);
+    },
     health,
     chronicles,
+    replication,
     async listen(port, host = "127.0.0.1") {
       const auth = new ApiKeyAuth(options.clusterSecret ? [options.clusterSecret] : []);
       server = new OnePortServer({
         // Gateways reach coordinators over h2c only (gRPC / Connect).
         http2Only: true,
         handler: createConnectHandler({
-          routes: [routes],
-          services: [InstanceService, FileService, CoordinatorService],
+          routes: [routes, replicationRouter],
+          services: [InstanceService, FileService, CoordinatorService, ReplicationService],
           interceptors: [auth.interceptor(OPEN_SERVICES)],
           health,
         }),
@@ -127,6 +154,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
             cpuLoad: (os.loadavg()[0] ?? 0) / Math.max(1, os.cpus().length),
             memoryBytes: process.memoryUsage().rss,
             draining: manager.isDraining,
+            replicated: manager.replicated,
           }),
           liveInstances: () => manager.list().map((i) => ({ instanceId: i.instanceId, agentId: i.agentId })),
           startedAt,
@@ -145,11 +173,38 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         await registration.heartbeatNow(); // gateways stop placing here now, not at the next tick
         await drained;
       }
-      await manager.close();
+      await manager.close(); // every agent's final sync to S3 happens here
+      await replication?.close();
       await registration?.stop(); // after the instances ended: deletes the key, publishes leave
       chronicles.close();
       await server?.close();
       health.close();
     },
   };
+}
+
+function startReplication(
+  settings: CoordinatorReplicationOptions,
+  options: CoordinatorOptions,
+  coordinatorId: string,
+  logger: Logger,
+  onLeaseLost: (agentId: string, reason: string) => void,
+): AgentReplication {
+  const { staleRetentionMs, ...replication } = settings;
+  const removed = removeStaleCopies(path.join(options.dataDir, "agents"), staleRetentionMs ?? 7 * 24 * 3600_000);
+  if (removed > 0) logger.info("removed stale local copies of agents", { count: removed });
+  const redis = replication.redis ?? options.valkey;
+  if (!redis) logger.warn("replication without Valkey: no single-writer lease; run only one coordinator against this bucket");
+  return createAgentReplication({
+    configDir: path.join(options.dataDir, "replication"),
+    ...replication,
+    ...(redis ? { redis } : {}),
+    ...(options.valkeyKeyPrefix ? { keyPrefix: options.valkeyKeyPrefix } : {}),
+    coordinatorId,
+    logger: logger.child({ component: "replication" }),
+    onLeaseLost: (agentId, reason) => {
+      logger.warn("lost an agent's lease; stopping it here", { agent_id: agentId, reason });
+      onLeaseLost(agentId, reason);
+    },
+  });
 }

@@ -11,6 +11,8 @@ import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeComma
 import type { Sandbox } from "./sandbox.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
+import type { AgentReplication } from "../replication/agent-replication.js";
+import { isStaleCopyName } from "../replication/stale-copies.js";
 import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
@@ -42,6 +44,8 @@ export interface InstanceManagerOptions {
   endedRetentionMs?: number;
   workspaces?: WorkspaceFactory;
   sandbox: Sandbox;
+  /** Durability (docs/replication.md): lease + restore before an agent starts, Litestream while it runs. */
+  replication?: AgentReplication;
 }
 
 const RESERVED_ENV = /^PODIUM_/;
@@ -50,6 +54,8 @@ export class InstanceManager {
   private readonly instances = new Map<string, AgentInstance>();
   private readonly liveByAgent = new Map<string, string>();
   private readonly starting = new Set<string>();
+  /** agentId -> settles when its last instance's replication was released and its databases closed. */
+  private readonly closing = new Map<string, Promise<void>>();
   /** The last record read for each deployment id (used while the registry is unreachable). */
   private readonly knownDeployments = new Map<string, DeploymentRecord>();
   /** Python bundle directories already compiled to bytecode. */
@@ -70,6 +76,11 @@ export class InstanceManager {
 
   get capacity(): number {
     return this.options.capacity;
+  }
+
+  /** Agents here are replicated to S3 (and can resume on any replicated coordinator). */
+  get replicated(): boolean {
+    return this.options.replication !== undefined;
   }
 
   get isDraining(): boolean {
@@ -110,15 +121,14 @@ export class InstanceManager {
     validateEnv("environment", params.environment);
     validateEnv("secrets", params.secrets);
     const agentId = params.agentId || newId("agent");
-    if (!isValidClientId(agentId)) {
-      throw new ConnectError("agent_id must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", Code.InvalidArgument);
-    }
+    assertAgentId(agentId);
     const running = this.liveByAgent.get(agentId);
     if (running || this.starting.has(agentId)) {
       throw new ConnectError(`agent ${agentId} already has a live instance${running ? ` (${running})` : ""}; stop it first`, Code.AlreadyExists);
     }
     this.starting.add(agentId);
     try {
+      await this.closing.get(agentId); // the previous instance's final sync and close
       const deployment = await this.resolveDeployment(params.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment, signal);
       if (deployment.runtime === "python") {
@@ -137,10 +147,6 @@ export class InstanceManager {
     const workspace = path.join(agentDir, "workspace");
     // HOME is outside the versioned workspace, so tool caches and dotfiles do not become history.
     const home = path.join(agentDir, "home");
-    fs.mkdirSync(workspace, { recursive: true });
-    fs.mkdirSync(home, { recursive: true });
-    const store = AgentStore.open({ dir: agentDir });
-    const workspaceCapture = this.options.workspaces?.(agentDir, workspace);
     const limits = this.deploymentLimits(bundleDir);
     const agentEnv = { ...params.environment, ...params.secrets };
     const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
@@ -152,6 +158,22 @@ export class InstanceManager {
       readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
       memoryBytes: limits.memoryBytes,
     });
+    const { replication } = this.options;
+    // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
+    if (replication) await replication.prepare(agentId, agentDir, signal);
+    let store: AgentStore | undefined;
+    let workspaceCapture: ReturnType<WorkspaceFactory>;
+    try {
+      fs.mkdirSync(workspace, { recursive: true });
+      fs.mkdirSync(home, { recursive: true });
+      store = AgentStore.open({ dir: agentDir });
+      workspaceCapture = this.options.workspaces?.(agentDir, workspace);
+      replication?.track(agentId, agentDir);
+    } catch (err) {
+      await replication?.release(agentId);
+      store?.close();
+      throw err;
+    }
     const instance = new AgentInstance({
       instanceId,
       agentId,
@@ -177,15 +199,23 @@ export class InstanceManager {
       ...(workspaceCapture ? { workspaceCapture } : {}),
       limits,
       logger: this.options.logger,
+      ...(replication ? { mayWrite: () => replication.holds(agentId) } : {}),
     });
     this.instances.set(instanceId, instance);
     this.liveByAgent.set(agentId, instanceId);
-    void instance.ended.then(() => {
+    const opened = store;
+    const closed = instance.ended.then(async () => {
       if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
+      // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
+      await replication?.release(agentId);
       workspaceCapture?.close();
-      store.close();
+      opened.close();
       const timer = setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000);
       timer.unref();
+    });
+    this.closing.set(agentId, closed);
+    void closed.finally(() => {
+      if (this.closing.get(agentId) === closed) this.closing.delete(agentId);
     });
     try {
       await instance.start(signal);
@@ -239,6 +269,38 @@ export class InstanceManager {
     return instance;
   }
 
+  /** Stops the agent's live instance without writing anything more (another coordinator took the agent over). */
+  fenceAgent(agentId: string, reason: string): void {
+    for (const instance of this.list({ agentId })) instance.fence(reason);
+  }
+
+  /** Restores `sourceAgentId` as of `timestamp` into the new agent `targetAgentId` here (replication required). */
+  async forkAgent(params: { sourceAgentId: string; targetAgentId?: string; timestamp?: Date }, signal?: AbortSignal): Promise<{ agentId: string; ms: number }> {
+    const { replication } = this.options;
+    if (!replication) throw replicationNotConfigured(this.coordinatorId);
+    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
+    assertAgentId(params.sourceAgentId, "source_agent_id");
+    const agentId = params.targetAgentId || newId("agent");
+    assertAgentId(agentId, "target_agent_id");
+    if (agentId === params.sourceAgentId) throw new ConnectError("target_agent_id must differ from source_agent_id", Code.InvalidArgument);
+    if (this.liveByAgent.has(agentId) || this.starting.has(agentId) || fs.existsSync(this.agentDir(agentId))) {
+      throw new ConnectError(`agent ${agentId} already exists`, Code.AlreadyExists);
+    }
+    this.starting.add(agentId);
+    try {
+      const { ms } = await replication.fork({
+        sourceAgentId: params.sourceAgentId,
+        targetAgentId: agentId,
+        targetDir: this.agentDir(agentId),
+        ...(params.timestamp ? { timestamp: params.timestamp } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      return { agentId, ms };
+    } finally {
+      this.starting.delete(agentId);
+    }
+  }
+
   /** Runs `fn` with the agent's store, opening it read-side when no instance is live. */
   withAgentStore<T>(agentId: string, fn: (store: AgentStore) => T): T {
     const liveId = this.liveByAgent.get(agentId);
@@ -270,7 +332,19 @@ export class InstanceManager {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.instances.values()].map((i) => i.stop()));
+    await Promise.all(this.closing.values());
   }
+}
+
+export function replicationNotConfigured(coordinatorId: string): ConnectError {
+  return new ConnectError(`replication is not configured on coordinator ${coordinatorId} (set --replicate-bucket / PODIUM_REPLICATION_BUCKET; docs/replication.md)`, Code.FailedPrecondition);
+}
+
+function assertAgentId(agentId: string, field = "agent_id"): void {
+  if (!isValidClientId(agentId)) {
+    throw new ConnectError(`${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`, Code.InvalidArgument);
+  }
+  if (isStaleCopyName(agentId)) throw new ConnectError(`${field}: names ending in ".stale-<digits>" are reserved for stale local copies`, Code.InvalidArgument);
 }
 
 function validateEnv(field: string, env: Record<string, string> | undefined): void {

@@ -6,6 +6,7 @@ import { LocalRegistry } from "../registry/local-registry.js";
 import { S3Registry } from "../registry/s3-registry.js";
 import { createS3Client } from "../registry/s3-client.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
+import { REPLICATION_FLAGS, replicationFromFlags } from "./replication-config.js";
 
 export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -24,6 +25,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       "s3-endpoint": { type: "string" },
       "s3-region": { type: "string" },
       "s3-prefix": { type: "string" },
+      ...REPLICATION_FLAGS,
     },
   });
   const dataDir = path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium");
@@ -45,6 +47,8 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   const registry = s3Client && s3Bucket
     ? new S3Registry({ client: s3Client, bucket: s3Bucket, prefix: values["s3-prefix"] ?? env.PODIUM_S3_PREFIX })
     : new LocalRegistry({ dir: path.resolve(values.registry ?? env.PODIUM_REGISTRY_DIR ?? path.join(dataDir, "registry")) });
+  const replication = replicationFromFlags(values, env);
+  if (replication) log(`replicating agents to s3://${replication.s3.bucket}/${replication.s3.prefix ?? ""}agents/ (Litestream)`);
   const coordinator = createCoordinator({
     dataDir,
     registry,
@@ -54,6 +58,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ...(advertise ? { advertiseAddress: advertise } : {}),
     ...(capacity ? { capacity: Number(capacity) } : {}),
     ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
+    ...(replication ? { replication } : {}),
   });
   const port = await coordinator.listen(Number(values.port ?? env.PODIUM_PORT ?? 7100), host);
   process.stdout.write(`podium coordinator ${coordinator.id} listening on http://${host}:${port}\n`);

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { createDevServer } from "./create-dev-server.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { createLogger, type LoggerLevel } from "../shared/logger.js";
+import { REPLICATION_FLAGS, replicationFromFlags } from "../coordinator/replication-config.js";
 
 export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -14,6 +15,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       data: { type: "string" },
       agents: { type: "string" },
       "log-level": { type: "string" },
+      ...REPLICATION_FLAGS,
     },
   });
   const port = Number(values.port ?? env.PODIUM_PORT ?? 7070);
@@ -29,6 +31,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   }
   const level = values["log-level"] ?? env.PODIUM_LOG_LEVEL ?? "info";
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new Error(`--log-level must be debug, info, warn, error or silent, got ${level}`);
+  const replication = replicationFromFlags(values, env);
   const server = await createDevServer({
     logger: createLogger({ level: level as LoggerLevel, fields: { service: "podium-dev" } }),
     port,
@@ -36,7 +39,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     dataDir: path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium"),
     ...(values.agents ? { agentsDir: path.resolve(values.agents) } : {}),
     apiKeys,
-    coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin" },
+    coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ...(replication ? { replication } : {}) },
   });
   for (const d of server.deployments) log(`deployed ${d.deploymentId} (${d.runtime}, ${d.digest.slice(0, 19)})`);
   process.stdout.write(`podium dev listening on ${server.url}\n`);

@@ -6,22 +6,37 @@ import { Code, ConnectError, createClient, type Client, type Transport } from "@
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
+import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
 
 export interface CoordinatorClients {
   readonly id: string;
   readonly instances: Client<typeof InstanceService>;
   readonly files: Client<typeof FileService>;
   readonly control: Client<typeof CoordinatorService>;
+  readonly replication: Client<typeof ReplicationService>;
+}
+
+export interface PlacementRequirements {
+  /** Only coordinators that replicate their agents to S3 (docs/replication.md). */
+  replicated?: boolean;
 }
 
 export interface CoordinatorDirectory {
   /** Chooses the coordinator for a new instance (never a full or draining one). */
-  place(signal?: AbortSignal): Promise<CoordinatorClients>;
+  place(signal?: AbortSignal, requirements?: PlacementRequirements): Promise<CoordinatorClients>;
+  /**
+   * Where an instance of `agentId` should start: its home coordinator (where its data is) when that is
+   * alive; a new placement for a new agent; for a replicated agent whose home is gone, any replicated
+   * coordinator (it restores the agent from S3). UNAVAILABLE when the agent's data cannot be reached.
+   */
+  placeAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients>;
   /** The coordinator hosting an instance; NOT_FOUND when no coordinator is known to host it. */
   locateInstance(instanceId: string, signal?: AbortSignal): Promise<CoordinatorClients>;
   /** The coordinator that holds an agent's data (its live instance, or where it last ran). */
   locateAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients>;
   recordInstance(record: { instanceId: string; agentId: string; coordinatorId: string }): Promise<void>;
+  /** Records where an agent's data is (a fork made there). */
+  recordAgent(agentId: string, coordinatorId: string): Promise<void>;
   all(signal?: AbortSignal): Promise<CoordinatorClients[]>;
   close(): Promise<void>;
 }
@@ -32,6 +47,7 @@ export function coordinatorClients(id: string, transport: Transport): Coordinato
     instances: createClient(InstanceService, transport),
     files: createClient(FileService, transport),
     control: createClient(CoordinatorService, transport),
+    replication: createClient(ReplicationService, transport),
   };
 }
 
@@ -51,7 +67,7 @@ export class StaticCoordinatorDirectory implements CoordinatorDirectory {
     return this.byId.size === 1 ? this.byId.values().next().value : undefined;
   }
 
-  async place(signal?: AbortSignal): Promise<CoordinatorClients> {
+  async place(signal?: AbortSignal, requirements: PlacementRequirements = {}): Promise<CoordinatorClients> {
     const only = this.only();
     if (only) return only;
     const candidates = [...this.byId.values()];
@@ -59,7 +75,8 @@ export class StaticCoordinatorDirectory implements CoordinatorDirectory {
       candidates.map(async (c) => {
         try {
           const { info } = await c.control.getCoordinatorInfo({}, { signal, timeoutMs: 2000 });
-          return info && !info.draining && info.instances < info.capacity ? { c, load: info.instances / Math.max(1, info.capacity) } : undefined;
+          const usable = info && !info.draining && info.instances < info.capacity && (!requirements.replicated || info.replicated);
+          return usable ? { c, load: info.instances / Math.max(1, info.capacity) } : undefined;
         } catch {
           return undefined;
         }
@@ -86,9 +103,19 @@ export class StaticCoordinatorDirectory implements CoordinatorDirectory {
     return found;
   }
 
+  async placeAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients> {
+    const id = this.agents.get(agentId);
+    const home = id ? this.byId.get(id) : undefined;
+    return home ?? this.place(signal);
+  }
+
   async recordInstance(record: { instanceId: string; agentId: string; coordinatorId: string }): Promise<void> {
     this.instances.set(record.instanceId, record.coordinatorId);
     this.agents.set(record.agentId, record.coordinatorId);
+  }
+
+  async recordAgent(agentId: string, coordinatorId: string): Promise<void> {
+    this.agents.set(agentId, coordinatorId);
   }
 
   async all(): Promise<CoordinatorClients[]> {

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from "../shared/logger.js";
 import { OnePortServer } from "../shared/one-port-server.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
+import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { translatorExtension } from "../translator/translator-extension.js";
 import { acpExtension } from "../acp/acp-extension.js";
@@ -71,7 +72,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const handler = createConnectHandler({
     routes: [gatewayRoutes(core), ...extensions.flatMap((e) => (e.routes ? [e.routes] : []))],
-    services: [InstanceService, DeploymentService, FileService, ...extensions.flatMap((e) => e.services ?? [])],
+    services: [InstanceService, DeploymentService, FileService, ReplicationService, ...extensions.flatMap((e) => e.services ?? [])],
     interceptors: [auth.interceptor(OPEN_SERVICES)],
     health,
     fallback: rest,

@@ -4,7 +4,8 @@
  * and keeps deployments in the registry.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { CoordinatorDirectory } from "./coordinator-directory.js";
+import type { CoordinatorClients, CoordinatorDirectory } from "./coordinator-directory.js";
+import type { ForkAgentRequestSchema, ForkAgentResponse, ReplicationStatus } from "../../gen/podium/v1/replication_service_pb.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import type {
   CreateInstanceRequestSchema,
@@ -67,21 +68,45 @@ export class GatewayCore {
 
   async createInstance(req: MessageInitShape<typeof CreateInstanceRequestSchema>, signal?: AbortSignal): Promise<Instance> {
     if (!req.deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
-    const coordinator = (req.agentId ? await this.homeOf(req.agentId, signal) : undefined) ?? (await this.directory.place(signal));
+    // Agents resume where their data is (or, replicated, on any replicated coordinator when that is gone).
+    const coordinator = req.agentId ? await this.directory.placeAgent(req.agentId, signal) : await this.directory.place(signal);
     const { instance } = await coordinator.instances.createInstance(req, { signal });
     const created = must(instance, "instance");
     await this.directory.recordInstance({ instanceId: created.instanceId, agentId: created.agentId, coordinatorId: coordinator.id });
     return created;
   }
 
-  /** The live coordinator that holds an agent's data, if any (agents resume where their data is). */
-  private async homeOf(agentId: string, signal?: AbortSignal) {
+  /**
+   * Replication status of an agent: from the coordinator replicating it, or, when it is not live (or its
+   * coordinator is gone), from any replicated coordinator reading S3.
+   */
+  async replicationStatus(agentId: string, signal?: AbortSignal): Promise<ReplicationStatus> {
+    let home: CoordinatorClients | undefined;
     try {
-      return await this.directory.locateAgent(agentId, signal);
+      home = await this.directory.locateAgent(agentId, signal);
     } catch (err) {
-      if (ConnectError.from(err).code === Code.NotFound) return undefined;
-      throw err;
+      const code = ConnectError.from(err).code;
+      if (code !== Code.NotFound && code !== Code.Unavailable) throw err;
     }
+    if (home) {
+      try {
+        return must((await home.replication.getReplicationStatus({ agentId }, { signal })).status, "replication status");
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err; // not replicated there: ask another
+      }
+    }
+    const coordinator = await this.directory.place(signal, { replicated: true });
+    return must((await coordinator.replication.getReplicationStatus({ agentId }, { signal })).status, "replication status");
+  }
+
+  /** Restores an agent as of a point in time into a new agent on a replicated coordinator (see ReplicationService.ForkAgent). */
+  async forkAgent(req: MessageInitShape<typeof ForkAgentRequestSchema>, signal?: AbortSignal): Promise<ForkAgentResponse> {
+    if (!req.sourceAgentId) throw new ConnectError("source_agent_id is required", Code.InvalidArgument);
+    // The coordinator refuses a target id that exists (its directory, or the last-writer record in Valkey).
+    const coordinator = await this.directory.place(signal, { replicated: true });
+    const forked = await coordinator.replication.forkAgent(req, { signal });
+    await this.directory.recordAgent(forked.agentId, coordinator.id);
+    return forked;
   }
 
   async getInstance(instanceId: string, signal?: AbortSignal): Promise<Instance> {

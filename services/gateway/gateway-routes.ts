@@ -11,6 +11,7 @@ import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
 import { deploymentToProto } from "../registry/to-proto.js";
 import { resolveDeploymentId } from "../registry/deployment-registry.js";
+import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
 
 function requireField(value: string, field: string): string {
   if (!value) throw new ConnectError(`${field} is required`, Code.InvalidArgument);
@@ -82,6 +83,15 @@ export function gatewayRoutes(core: GatewayCore) {
       },
       async restoreFile(req, ctx) {
         return (await core.filesFor(req.target, ctx.signal)).restoreFile(req, { signal: ctx.signal });
+      },
+    });
+    router.service(ReplicationService, {
+      async getReplicationStatus(req, ctx) {
+        return { status: await core.replicationStatus(requireField(req.agentId, "agent_id"), ctx.signal) };
+      },
+      async forkAgent(req, ctx) {
+        requireField(req.sourceAgentId, "source_agent_id");
+        return core.forkAgent(req, ctx.signal);
       },
     });
     router.service(DeploymentService, {

@@ -10,8 +10,9 @@ import {
   type AnyRequest, type AnyResponse,
 } from "./http-io.js";
 import {
-  deploymentJson, fileContentJson, fileEntryJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson,
+  deploymentJson, fileContentJson, fileEntryJson, forkJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson, replicationJson,
 } from "./rest-json.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { FileTargetSchema, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
 import { deploymentToProto } from "../registry/to-proto.js";
 import { resolveDeploymentId } from "../registry/deployment-registry.js";
@@ -118,6 +119,27 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
       last_seq: Number(agent.lastSeq),
       state_version: Number(agent.stateVersion),
     });
+  });
+
+  route("GET", `/api/v1/agents/${ID}/replication`, async ({ res, params, signal }) => {
+    sendJson(res, 200, replicationJson(await core.replicationStatus(params[0] as string, signal)));
+  });
+  route("POST", `/api/v1/agents/${ID}/fork`, async ({ req, res, params, signal }) => {
+    const body = await readJsonObject(req, options.maxJsonBytes, signal);
+    const timestampText = optionalString(body, "timestamp");
+    let timestamp: Date | undefined;
+    if (timestampText !== undefined) {
+      // RFC 3339 with a zone ("2026-11-23T13:00:00Z"); local times would be ambiguous.
+      timestamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(timestampText) ? new Date(timestampText) : undefined;
+      if (!timestamp || Number.isNaN(timestamp.getTime())) {
+        throw new ConnectError(`timestamp must be an RFC 3339 time with a zone, e.g. "2026-11-23T13:00:00Z", got ${JSON.stringify(timestampText.slice(0, 64))}`, Code.InvalidArgument);
+      }
+    }
+    const forked = await core.forkAgent(
+      { sourceAgentId: params[0] as string, targetAgentId: optionalString(body, "agent_id") ?? "", ...(timestamp ? { timestamp: timestampFromDate(timestamp) } : {}) },
+      signal,
+    );
+    sendJson(res, 201, forkJson(forked));
   });
 
   // Files: /api/v1/{instances|agents}/{id}/files[/{path}[/history | /at/{iteration}]]

@@ -8,6 +8,7 @@ import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import { MessageDirection, type LogRecord, type MessageRecord } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Deployment } from "../../gen/podium/v1/deployment_service_pb.js";
 import type { FileContent, FileEntry, IterationMeta } from "../../gen/podium/v1/file_service_pb.js";
+import type { ForkAgentResponse, ReplicationStatus } from "../../gen/podium/v1/replication_service_pb.js";
 import type { Json, JsonObject } from "../shared/json.js";
 
 let lastSeconds = -1n;
@@ -130,4 +131,36 @@ export function iterationJson(m: IterationMeta): JsonObject {
 
 export function patchesJson(patches: { version: bigint; patch: JsonObject[]; timestamp?: Timestamp | undefined }[]): Json[] {
   return patches.map((p) => ({ version: Number(p.version), patch: p.patch, timestamp: iso(p.timestamp) }));
+}
+
+/** GET /api/v1/agents/{id}/replication (docs/replication.md); unknown generation / position are null. */
+export function replicationJson(r: ReplicationStatus): JsonObject {
+  return {
+    agent_id: r.agentId,
+    state: r.state,
+    lag_ms: Number(r.lagMs),
+    generation: r.generation || null,
+    position: r.position || null,
+    last_sync_at: iso(r.lastSyncAt),
+    restarts: r.restarts,
+    last_error: r.lastError || null,
+    coordinator_id: r.coordinatorId,
+    databases: r.databases.map((d) => ({
+      name: d.name,
+      lag_ms: Number(d.lagMs),
+      generation: d.generation || null,
+      position: d.position || null,
+      last_sync_at: iso(d.lastSyncAt),
+    })),
+  };
+}
+
+export function forkJson(f: ForkAgentResponse): JsonObject {
+  return {
+    agent_id: f.agentId,
+    source_agent_id: f.sourceAgentId,
+    timestamp: iso(f.timestamp),
+    restore_ms: Number(f.restoreMs),
+    coordinator_id: f.coordinatorId,
+  };
 }

@@ -17,13 +17,14 @@ import os from "node:os";
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DEFAULT_KEY_PREFIX } from "../cluster/cluster-keys.js";
+import { ClusterKeys } from "../cluster/cluster-keys.js";
 import { closeValkey, ownValkey, toValkeyError } from "../cluster/valkey-client.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { AgentLease } from "./agent-lease.js";
-import { createReplicationS3Client } from "./generation-marker.js";
+import { createReplicationS3Client, readGenerationMarker, writeGenerationMarker, type GenerationMarker } from "./generation-marker.js";
 import { restoreAgent } from "./agent-restore.js";
+import { moveAsideStaleCopy } from "./stale-copies.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
 import type { DatabaseReplicationStatus } from "./replication-tracker.js";
@@ -52,6 +53,11 @@ export interface AgentReplication {
   /** Final sync, stop replicating, release the lease. Call after the agent stopped, before closing its stores. */
   release(agentId: string): Promise<{ synced: boolean }>;
   status(agentId: string): ReplicationStatus | undefined;
+  /**
+   * status() while the agent is replicated here; otherwise what is known of its replicas: the last
+   * release on this coordinator, or the generation marker in S3 (state "stopped"). Undefined: no replica.
+   */
+  describe(agentId: string, signal?: AbortSignal): Promise<ReplicationStatus | undefined>;
   /** True while this coordinator may write the agent (lease held; always true without Valkey). */
   holds(agentId: string): boolean;
   /** Restores `sourceAgentId` as of `timestamp` into `targetDir` as the new agent `targetAgentId`, and replicates it. */
@@ -94,6 +100,9 @@ interface Entry {
   fenced: boolean;
 }
 
+/** How many released agents' last status a coordinator remembers. */
+const RELEASED_MEMO = 10_000;
+
 function aggregate(agentId: string, entry: Entry): ReplicationStatus {
   const status = entry.supervisor?.status();
   const databases = status?.databases ?? [];
@@ -116,7 +125,8 @@ function aggregate(agentId: string, entry: Entry): ReplicationStatus {
 export function createAgentReplication(options: AgentReplicationOptions): AgentReplication {
   const s3 = compileS3Settings(options.s3);
   const timings = compileTimings(options);
-  const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  const keys = new ClusterKeys(options.keyPrefix);
+  const keyPrefix = keys.prefix;
   const valkey = options.redis === undefined ? undefined : ownValkey(options.redis, { connectionName: `podium-replication-${options.coordinatorId}` });
   const configDir = options.configDir ?? path.join(os.tmpdir(), `podium-replication-${options.coordinatorId}`);
   const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
@@ -124,7 +134,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const entries = new Map<string, Entry>();
   const busy = new Set<string>();
   const logger = options.logger;
-  const writerKey = (agentId: string) => `${keyPrefix}agent-writer:${agentId}`;
+  const writerKey = (agentId: string) => keys.agentWriter(agentId);
   let closed = false;
 
   const fence = (agentId: string, reason: string): void => {
@@ -158,8 +168,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       throw toValkeyError(err, `read the last writer of agent ${agentId}`);
     }
     if (writer === null || writer === options.coordinatorId) return true;
-    const aside = `${agentDir}.stale-${Date.now()}`;
-    fs.renameSync(agentDir, aside);
+    const aside = moveAsideStaleCopy(agentDir);
     logger.warn("local copy of agent is stale (another coordinator wrote it since); restoring from S3", { agentId, lastWriter: writer, movedTo: aside });
     return false;
   };
@@ -229,6 +238,9 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     try {
       if (entry.supervisor && !entry.fenced) synced = await stopSupervisor(agentId, entry.supervisor);
       else await entry.supervisor?.stop({ graceful: false });
+      const final = aggregate(agentId, entry);
+      remember(agentId, { ...final, state: "stopped", lagMs: synced ? 0 : final.lagMs });
+      if (synced && entry.lease?.holds() !== false) await recordFinalPositions(agentId, final);
     } catch (err) {
       logger.error("stopping replication failed", { agentId, error: errorMessage(err) });
     } finally {
@@ -236,6 +248,52 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     }
     logger.info("agent released", { agentId, synced });
     return { synced };
+  };
+
+  /** Status of agents released here, newest last (bounded). */
+  const released = new Map<string, ReplicationStatus>();
+  const remember = (agentId: string, status: ReplicationStatus): void => {
+    released.delete(agentId);
+    released.set(agentId, status);
+    if (released.size > RELEASED_MEMO) released.delete(released.keys().next().value as string);
+  };
+
+  /** After a complete final sync: the marker records where every replica ends (status of stopped agents on any coordinator). */
+  const recordFinalPositions = async (agentId: string, final: ReplicationStatus): Promise<void> => {
+    const generations: Record<string, string> = {};
+    const positions: Record<string, string> = {};
+    for (const db of final.databases) {
+      if (db.generation) generations[db.db] = db.generation;
+      if (db.position) positions[db.db] = db.position;
+    }
+    if (Object.keys(generations).length === 0) return;
+    const marker: GenerationMarker = { generations, coordinatorId: options.coordinatorId, updatedAt: Date.now(), positions, ...(final.lastSyncAt ? { lastSyncAt: final.lastSyncAt } : {}) };
+    await writeGenerationMarker(s3Client, s3, agentId, marker).catch((err: unknown) => {
+      logger.warn("could not record the final replica positions", { agentId, error: errorMessage(err) });
+    });
+  };
+
+  const fromMarker = (agentId: string, marker: GenerationMarker): ReplicationStatus => {
+    const databases: DatabaseReplicationStatus[] = Object.entries(marker.generations).map(([db, generation]) => ({
+      db,
+      lagMs: 0,
+      generation,
+      position: marker.positions?.[db],
+      lastSyncAt: marker.lastSyncAt,
+      pendingChanges: 0,
+    }));
+    const first = databases.find((d) => d.db === "messages.db") ?? databases[0];
+    return {
+      agentId,
+      state: "stopped",
+      lagMs: 0,
+      generation: first?.generation,
+      position: first?.position,
+      lastSyncAt: marker.lastSyncAt,
+      restarts: 0,
+      lastError: undefined,
+      databases,
+    };
   };
 
   return {
@@ -273,6 +331,21 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       return entry ? aggregate(agentId, entry) : undefined;
     },
 
+    async describe(agentId, signal) {
+      const entry = entries.get(agentId);
+      if (entry) return aggregate(agentId, entry);
+      await releasing.get(agentId);
+      const memo = released.get(agentId);
+      if (memo) return memo;
+      let marker: GenerationMarker | undefined;
+      try {
+        marker = await readGenerationMarker(s3Client, s3, agentId, signal);
+      } catch (err) {
+        throw new ConnectError(`cannot read the replicas of agent ${agentId}: ${errorMessage(err)}`, Code.Unavailable);
+      }
+      return marker ? fromMarker(agentId, marker) : undefined;
+    },
+
     holds(agentId) {
       const entry = entries.get(agentId);
       if (!entry || entry.fenced) return false;
@@ -289,7 +362,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
           if (known > 0) {
             throw new ConnectError(`agent ${targetAgentId} already exists`, Code.AlreadyExists);
           }
-          await restoreAgent({
+          const { restored } = await restoreAgent({
             agentId: sourceAgentId,
             targetDir,
             s3: options.s3,
@@ -297,6 +370,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             ...(signal ? { signal } : {}),
             ...(options.binary ? { binary: options.binary } : {}),
           });
+          if (!restored) throw new ConnectError(`agent ${sourceAgentId} has no replica in S3`, Code.NotFound);
           await markWriter(targetAgentId);
           // Replicate the fork under its own id, so it can resume on any coordinator.
           const supervisor = startSupervisor(targetAgentId, targetDir, lease);
@@ -316,7 +390,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all([...entries.keys()].map((agentId) => release(agentId)));
+      // Agents already being released (their instance ended) are awaited too.
+      await Promise.all([...[...entries.keys()].map((agentId) => release(agentId)), ...releasing.values()]);
       if (valkey?.owned) await closeValkey(valkey.redis);
       s3Client.destroy();
     },

@@ -18,6 +18,10 @@ export interface GenerationMarker {
   generations: Record<string, string>;
   coordinatorId: string;
   updatedAt: number;
+  /** Written when the agent was released after a complete final sync: where each replica ends. */
+  positions?: Record<string, string>;
+  /** Epoch ms of the last upload Litestream reported before the release. */
+  lastSyncAt?: number;
 }
 
 export function markerKey(s3: CompiledS3Settings, agentId: string): string {
@@ -47,13 +51,23 @@ function parseMarker(text: string): GenerationMarker | undefined {
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value !== "object" || value === null) return undefined;
-    const { generations, coordinatorId, updatedAt } = value as Record<string, unknown>;
+    const { generations, coordinatorId, updatedAt, positions, lastSyncAt } = value as Record<string, unknown>;
     if (typeof generations !== "object" || generations === null) return undefined;
     const clean: Record<string, string> = {};
     for (const [db, generation] of Object.entries(generations)) {
       if (typeof generation === "string" && /^[0-9a-f]{16}$/.test(generation)) clean[db] = generation;
     }
-    return { generations: clean, coordinatorId: typeof coordinatorId === "string" ? coordinatorId : "", updatedAt: typeof updatedAt === "number" ? updatedAt : 0 };
+    const cleanPositions: Record<string, string> = {};
+    for (const [db, position] of Object.entries(typeof positions === "object" && positions !== null ? positions : {})) {
+      if (typeof position === "string" && /^[0-9a-f]{16}\/[0-9a-f]+:\d+$/.test(position)) cleanPositions[db] = position;
+    }
+    return {
+      generations: clean,
+      coordinatorId: typeof coordinatorId === "string" ? coordinatorId : "",
+      updatedAt: typeof updatedAt === "number" ? updatedAt : 0,
+      ...(Object.keys(cleanPositions).length > 0 ? { positions: cleanPositions } : {}),
+      ...(typeof lastSyncAt === "number" && Number.isFinite(lastSyncAt) ? { lastSyncAt } : {}),
+    };
   } catch {
     return undefined;
   }

@@ -10,3 +10,4 @@ export type { LitestreamSupervisorOptions, SupervisedDatabase, SupervisorStatus 
 export { AGENT_DATABASES, compileS3Settings, compileTimings, replicaPath, replicaUrl } from "./replication-options.js";
 export type { ReplicationS3Settings, ReplicationTimings } from "./replication-options.js";
 export type { DatabaseReplicationStatus } from "./replication-tracker.js";
+export { moveAsideStaleCopy, removeStaleCopies, isStaleCopyName } from "./stale-copies.js";

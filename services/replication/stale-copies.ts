@@ -1,0 +1,47 @@
+/**
+ * Stale local copies of agents. When another coordinator wrote an agent since this host last ran it,
+ * the local directory is out of date: it is moved aside as `<agentDir>.stale-<epoch ms>` (kept for
+ * inspection, e.g. to recover writes of a partitioned host) and the agent is restored from S3. Only the
+ * newest stale copy of each agent is kept, and copies older than the retention are removed when the
+ * coordinator starts (docs/replication.md).
+ */
+import fs from "node:fs";
+import path from "node:path";
+
+const STALE = /^(.+)\.stale-(\d+)$/;
+
+/** Moves `agentDir` aside; removes the agent's older stale copies. Returns the new path. */
+export function moveAsideStaleCopy(agentDir: string, now = Date.now()): string {
+  const aside = `${agentDir}.stale-${now}`;
+  fs.renameSync(agentDir, aside);
+  const parent = path.dirname(agentDir);
+  const name = path.basename(agentDir);
+  for (const entry of fs.readdirSync(parent)) {
+    const match = STALE.exec(entry);
+    if (match?.[1] === name && path.join(parent, entry) !== aside) fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+  }
+  return aside;
+}
+
+/** Removes stale copies under `agentsDir` older than `retentionMs`; returns how many were removed. */
+export function removeStaleCopies(agentsDir: string, retentionMs: number, now = Date.now()): number {
+  let removed = 0;
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(agentsDir);
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const match = STALE.exec(entry);
+    if (!match || now - Number(match[2]) < retentionMs) continue;
+    fs.rmSync(path.join(agentsDir, entry), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+/** True for directory names of stale copies (not agents). */
+export function isStaleCopyName(name: string): boolean {
+  return STALE.test(name);
+}
