@@ -70,7 +70,16 @@ export class GatewayCore {
     if (!req.deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
     // Agents resume where their data is (or, replicated, on any replicated coordinator when that is gone).
     const coordinator = req.agentId ? await this.directory.placeAgent(req.agentId, signal) : await this.directory.place(signal);
-    const { instance } = await coordinator.instances.createInstance(req, { signal });
+    let instance: Instance | undefined;
+    try {
+      ({ instance } = await coordinator.instances.createInstance(req, { signal }));
+    } catch (err) {
+      // Our client did not cancel: the connection to the coordinator was dropped (it was declared gone).
+      if (!signal?.aborted && ConnectError.from(err).code === Code.Canceled) {
+        throw new ConnectError(`coordinator ${coordinator.id} became unreachable while creating the instance; retry`, Code.Unavailable);
+      }
+      throw err;
+    }
     const created = must(instance, "instance");
     await this.directory.recordInstance({ instanceId: created.instanceId, agentId: created.agentId, coordinatorId: coordinator.id });
     return created;

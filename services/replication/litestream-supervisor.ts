@@ -164,7 +164,9 @@ export class LitestreamSupervisor {
     clearInterval(this.probeTimer);
     clearTimeout(this.restartTimer);
     clearTimeout(this.markerRetry);
-    await Promise.race([this.markerChain, new Promise((resolve) => setTimeout(resolve, options.graceful ? 5000 : 0))]);
+    let markerTimer: NodeJS.Timeout | undefined;
+    await Promise.race([this.markerChain, new Promise((resolve) => (markerTimer = setTimeout(resolve, options.graceful ? 5000 : 0)))]);
+    clearTimeout(markerTimer);
     const child = this.child;
     if (this.stateValue === "stopped" || this.stateValue === "stopping") {
       await this.exited;

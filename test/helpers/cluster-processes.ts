@@ -177,6 +177,8 @@ export interface ClusterOptions {
    * the connections with `cutLinks(id)` while both processes stay up (a network blip).
    */
   proxyCoordinators?: boolean;
+  /** Coordinators replicate their agents to the S3 endpoint with Litestream (prefix "replicas/"). */
+  replication?: boolean;
 }
 
 export interface RestResult {
@@ -240,6 +242,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       PODIUM_S3_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: "S3RVER",
       AWS_SECRET_ACCESS_KEY: "S3RVER",
+      ...(options.replication ? { PODIUM_REPLICATION_BUCKET: s3.bucket, PODIUM_REPLICATION_PREFIX: "replicas/" } : {}),
       ...options.env,
     };
     const addCoordinator = async (id?: string): Promise<PodiumProcess> => {
