@@ -23,17 +23,19 @@ export interface RestoreResult {
   coordinator_id: string;
 }
 
+import { parseRfc3339 } from "../shared/rfc3339.js";
+
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** An RFC 3339 time, or "-<n><s|m|h|d>" before now, as RFC 3339 (UTC). */
-export function resolvePointInTime(text: string, now = Date.now()): string {
-  const relative = /^-(\d+(?:\.\d+)?)([smhd])$/.exec(text.trim());
+/** An RFC 3339 time with a zone, or "-<n><s|m|h|d>" before now (returned as RFC 3339 UTC). */
+export function resolvePointInTime(input: string, now = Date.now()): string {
+  const text = input.trim();
+  const relative = /^-(\d+(?:\.\d+)?)([smhd])$/.exec(text);
   if (relative) return new Date(now - Number(relative[1]) * (UNITS[relative[2] as string] as number)).toISOString();
-  const date = new Date(text);
-  if (!/^\d{4}-\d\d-\d\dT/.test(text) || Number.isNaN(date.getTime())) {
-    throw new RangeError(`--timestamp must be an RFC 3339 time ("2026-11-23T13:00:00Z") or an offset like -5m, got ${JSON.stringify(text)}`);
+  if (!parseRfc3339(text)) {
+    throw new RangeError(`--timestamp must be an RFC 3339 time with a zone ("2026-11-23T13:00:00Z") or an offset like -5m, got ${JSON.stringify(input)}`);
   }
-  return /(Z|[+-]\d\d:\d\d)$/.test(text) ? text : date.toISOString();
+  return text;
 }
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {

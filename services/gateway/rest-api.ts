@@ -18,6 +18,7 @@ import { deploymentToProto } from "../registry/to-proto.js";
 import { resolveDeploymentId } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
+import { parseRfc3339 } from "../shared/rfc3339.js";
 
 export interface RestApiOptions {
   core: GatewayCore;
@@ -129,9 +130,8 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const timestampText = optionalString(body, "timestamp");
     let timestamp: Date | undefined;
     if (timestampText !== undefined) {
-      // RFC 3339 with a zone ("2026-11-23T13:00:00Z"); local times would be ambiguous.
-      timestamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(timestampText) ? new Date(timestampText) : undefined;
-      if (!timestamp || Number.isNaN(timestamp.getTime())) {
+      timestamp = parseRfc3339(timestampText);
+      if (!timestamp) {
         throw new ConnectError(`timestamp must be an RFC 3339 time with a zone, e.g. "2026-11-23T13:00:00Z", got ${JSON.stringify(timestampText.slice(0, 64))}`, Code.InvalidArgument);
       }
     }

@@ -12,7 +12,9 @@ const STALE = /^(.+)\.stale-(\d+)$/;
 
 /** Moves `agentDir` aside; removes the agent's older stale copies. Returns the new path. */
 export function moveAsideStaleCopy(agentDir: string, now = Date.now()): string {
-  const aside = `${agentDir}.stale-${now}`;
+  let stamp = now;
+  while (fs.existsSync(`${agentDir}.stale-${stamp}`)) stamp++;
+  const aside = `${agentDir}.stale-${stamp}`;
   fs.renameSync(agentDir, aside);
   const parent = path.dirname(agentDir);
   const name = path.basename(agentDir);
