@@ -206,13 +206,16 @@ export class InstanceManager {
     const opened = store;
     const closed = instance.ended.then(async () => {
       if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
-      // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
-      await replication?.release(agentId);
-      workspaceCapture?.close();
-      opened.close();
       const timer = setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000);
       timer.unref();
-    });
+      try {
+        // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
+        await replication?.release(agentId);
+        workspaceCapture?.close();
+      } finally {
+        opened.close();
+      }
+    }).catch((err: unknown) => this.options.logger.error("closing an ended instance's databases failed", { agent_id: agentId, instance_id: instanceId, error: errorMessage(err) }));
     this.closing.set(agentId, closed);
     void closed.finally(() => {
       if (this.closing.get(agentId) === closed) this.closing.delete(agentId);

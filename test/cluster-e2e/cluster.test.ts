@@ -17,7 +17,7 @@ import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { packBundle } from "../../services/registry/bundle-archive.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../../services/shared/json.js";
-import { deployWithCli, pidAlive, startCluster, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
+import { deployWithCli, pidAlive, startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import type { WsClient } from "../helpers/dev-fixture.js";
 
 let cluster: TestCluster;
@@ -42,17 +42,6 @@ async function create(deploymentId: string, base = B): Promise<JsonObject> {
   expect({ status: res.status, body: res.json }).toMatchObject({ status: 201, body: { deployment_id: expect.stringMatching(/@s3$/), status: "ready" } });
   instances.set(String(res.json.instance_id), res.json);
   return res.json;
-}
-
-/** Polls `fn` until it returns a value; resolves with it and the elapsed ms. */
-async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 15_000, intervalMs = 25): Promise<{ value: T; ms: number }> {
-  const start = Date.now();
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return { value, ms: Date.now() - start };
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
 }
 
 const coordinatorOf = (instance: JsonObject): PodiumProcess => {

@@ -18,7 +18,7 @@ import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { restoreAgent } from "../../services/replication/agent-restore.js";
 import { AgentStore } from "../../services/coordinator/store/agent-store.js";
 import type { JsonObject } from "../../services/shared/json.js";
-import { PODIUM_BIN, childEnv, startCluster, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
+import { PODIUM_BIN, childEnv, startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import type { WsClient } from "../helpers/dev-fixture.js";
 
 const run = promisify(execFile);
@@ -37,16 +37,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<{ value: T; ms: number }> {
-  const start = Date.now();
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return { value, ms: Date.now() - start };
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
 
 /** Creates an instance of `agentId`, retrying while its old coordinator is still being declared gone or its lease runs out. */
 async function createAgent(agentId: string): Promise<{ instance: JsonObject; ms: number; attempts: string[] }> {
@@ -144,7 +134,7 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const replicating = await until(async () => {
       const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
       return r.json.coordinator_id === survivor.id && r.json.state === "replicating" && r.json.lag_ms === 0 ? r.json : undefined;
-    }, "replication on the survivor to catch up");
+    }, "replication on the survivor to catch up", 30_000, 100);
     expect(replicating.value.generation).toMatch(/^[0-9a-f]{16}$/);
     expect((await cluster.api(G, "DELETE", `/api/v1/instances/${String(resumed.instance.instance_id)}`)).status).toBe(200);
   }, 90_000);
@@ -209,7 +199,7 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
       owner.signal("SIGCONT");
       resumedOwner = true;
       // The old owner finds its lease gone: it stops its instance and writes nothing (its agent said "late" meanwhile).
-      await until(async () => (/lost an agent's lease/.test(owner.output()) ? true : undefined), "the old owner to notice it lost the lease", 10_000);
+      await until(async () => (/lost an agent's lease/.test(owner.output()) ? true : undefined), "the old owner to notice it lost the lease", 10_000, 100);
       await sleep(1500);
       const local = new Database(path.join(owner.dataDir, "agents", agentId, "messages.db"), { readonly: true, fileMustExist: true });
       try {

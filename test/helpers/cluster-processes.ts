@@ -413,3 +413,14 @@ export function pidAlive(pid: number): boolean {
     return true;
   }
 }
+
+/** Polls `fn` until it returns a value; resolves with it and the elapsed ms. */
+export async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 15_000, intervalMs = 25): Promise<{ value: T; ms: number }> {
+  const start = Date.now();
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return { value, ms: Date.now() - start };
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
