@@ -25,6 +25,7 @@ import { AgentLease } from "./agent-lease.js";
 import { createReplicationS3Client, readGenerationMarker, writeGenerationMarker, type GenerationMarker } from "./generation-marker.js";
 import { restoreAgent } from "./agent-restore.js";
 import { moveAsideStaleCopy } from "./stale-copies.js";
+import { reconcileRestoredAgent, UNCLEAN_RESTORE_SEQ_GAP } from "./restore-reconcile.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
 import type { DatabaseReplicationStatus } from "./replication-tracker.js";
@@ -303,7 +304,13 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
         try {
           let restored = false;
           if (!(await localCopyIsCurrent(agentId, agentDir))) {
-            restored = (await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) })).restored;
+            const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
+            restored = result.restored;
+            if (restored && !result.clean) {
+              // Its last writer died: the databases were cut at different points, and seqs after the cut were never replicated.
+              const reconciled = reconcileRestoredAgent(agentDir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP });
+              logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", { agentId, ...reconciled });
+            }
           }
           await markWriter(agentId);
           entries.set(agentId, { agentDir, lease, supervisor: undefined, fenced: false });
@@ -371,6 +378,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             ...(options.binary ? { binary: options.binary } : {}),
           });
           if (!restored) throw new ConnectError(`agent ${sourceAgentId} has no replica in S3`, Code.NotFound);
+          // Each database was restored as of `timestamp` on its own: cut them to the same turn.
+          reconcileRestoredAgent(targetDir, { seqGap: 0 });
           await markWriter(targetAgentId);
           // Replicate the fork under its own id, so it can resume on any coordinator.
           const supervisor = startSupervisor(targetAgentId, targetDir, lease);

@@ -40,6 +40,12 @@ export interface RestoredDatabase {
 export interface RestoreAgentResult {
   /** True when at least one database had a replica (the agent existed). */
   restored: boolean;
+  /**
+   * The latest state of an agent whose last writer released it after a complete final sync (the
+   * generation marker records its final positions): the databases are consistent with each other.
+   * False after an unclean loss (host death) and for point-in-time restores.
+   */
+  clean: boolean;
   databases: RestoredDatabase[];
   workspace?: MaterializeResult;
   ms: number;
@@ -115,10 +121,13 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
   // "The latest" is the generation the last writer recorded (generation-marker.ts); a point in time
   // is found by Litestream across generations.
   let generations: Record<string, string> = {};
+  let clean = false;
   if (!options.timestamp) {
     const client = createReplicationS3Client(s3);
     try {
-      generations = (await readGenerationMarker(client, s3, options.agentId, options.signal))?.generations ?? {};
+      const marker = await readGenerationMarker(client, s3, options.agentId, options.signal);
+      generations = marker?.generations ?? {};
+      clean = databases.every((db) => marker?.positions?.[db.name] !== undefined && marker.positions[db.name]?.startsWith(`${generations[db.name] ?? "-"}/`));
     } catch (err) {
       throw new ConnectError(`cannot restore agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
     } finally {
@@ -140,7 +149,7 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
   if (options.timestamp && !restored) {
     throw new ConnectError(`agent ${options.agentId} has no replicated state at ${options.timestamp.toISOString()}`, Code.NotFound);
   }
-  const result: RestoreAgentResult = { restored, databases: results, ms: 0 };
+  const result: RestoreAgentResult = { restored, clean: restored && clean, databases: results, ms: 0 };
   const chronicleDb = databases.find((db) => db.name === "chronicle.db");
   if (chronicleDb && (options.materializeWorkspace ?? true) && results.find((r) => r.name === "chronicle.db")?.restored) {
     const workspaceDir = path.join(options.targetDir, "workspace");

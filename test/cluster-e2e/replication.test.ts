@@ -66,19 +66,21 @@ const coordinatorOf = (instance: JsonObject): PodiumProcess => {
 };
 
 /** The durable data of an agent as a new instance sees it: notes (state), `complete` texts (messages), files. */
-async function agentData(instanceId: string): Promise<{ notes: string[]; completes: string[]; files: string[] }> {
+async function agentData(instanceId: string): Promise<{ notes: string[]; completes: string[]; files: string[]; messages: JsonObject[] }> {
   const state = await cluster.api(G, "GET", `/api/v1/instances/${instanceId}/state`);
   const notes = ((state.json.state as JsonObject).notes as string[]) ?? [];
   const completes: string[] = [];
+  const messages: JsonObject[] = [];
   for (let after = 0; ; ) {
     const page = await cluster.api(G, "GET", `/api/v1/instances/${instanceId}/messages?after_seq=${after}&limit=1000`);
+    messages.push(...(page.json.messages as JsonObject[]));
     for (const m of page.json.messages as JsonObject[]) if (m.message_type === "complete") completes.push(String((m.content as JsonObject).text));
     if (!page.json.next_after_seq) break;
     after = Number(page.json.next_after_seq);
   }
   const listed = await cluster.api(G, "GET", `/api/v1/instances/${instanceId}/files?path=notes`);
   const files = ((listed.json.entries as JsonObject[] | undefined) ?? []).map((e) => String(e.path));
-  return { notes, completes, files };
+  return { notes, completes, files, messages };
 }
 
 describe("replicated agents across coordinator processes (Litestream, s3rver, redis-server)", () => {
@@ -105,8 +107,8 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     expect(survivor.id).not.toBe(home.id);
     const data = await agentData(String(resumed.instance.instance_id));
     const texts = acked.map((a) => a.text);
-    // Each database comes back as a prefix of what was acknowledged (they replicate independently, so
-    // each is cut at its own point): state (notes), messages (`complete` events) and files (iterations).
+    // What survived is a prefix of what was acknowledged, whole turns, the same in state and messages
+    // (restore reconciles the databases, which Litestream cuts at different points); files may be ahead.
     const restored = { state: data.notes, messages: data.completes.map((t) => t.replace(/^noted /, "")), files: data.files.map((f) => `t${/(\d+)\.txt$/.exec(f)?.[1] ?? "?"}`) };
     restored.files.sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
     const windows: Record<string, number> = {};
@@ -116,9 +118,17 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
       const firstLost = acked[got.length];
       windows[db] = firstLost ? killedAt - firstLost.at : 0;
     }
+    expect(restored.messages).toEqual(restored.state);
+    expect(restored.files.length).toBeGreaterThanOrEqual(restored.state.length);
+    // Seqs the dead host may have handed out are never reused: the resumed agent continues after a gap.
+    const marker = data.messages.find((m) => m.message_type === "agent.restored");
+    const kept = data.messages.filter((m) => m.message_type !== "agent.restored" && Number(m.seq) < Number(marker?.seq ?? 0));
+    expect(marker?.content).toMatchObject({ last_replicated_seq: Number(kept.at(-1)?.seq) });
+    expect(Number(marker?.seq)).toBe(Number(kept.at(-1)?.seq) + 1_000_000);
+    expect(data.messages.filter((m) => Number(m.seq) > Number(marker?.seq)).every((m) => m.instance_id === resumed.instance.instance_id)).toBe(true);
     console.log(
-      `host death: ${acked.length} turns acknowledged in 4 s; restored on ${survivor.id}: state ${restored.state.length}, messages ${restored.messages.length}, files ${restored.files.length}; ` +
-        `oldest lost write per database acknowledged ${JSON.stringify(windows)} ms before the kill; resumed ${resumed.ms} ms after the kill ` +
+      `host death: ${acked.length} turns acknowledged in 4 s; restored on ${survivor.id}: state ${restored.state.length}, messages ${restored.messages.length}, files ${restored.files.length} ` +
+        `(${JSON.stringify(marker?.content)}); oldest lost write per database acknowledged ${JSON.stringify(windows)} ms before the kill; resumed ${resumed.ms} ms after the kill ` +
         `(${resumed.attempts.length} refused attempts while the old coordinator was declared gone and its lease ran out)`,
     );
     // Documented bound (docs/replication.md): sync interval + monitor interval + one upload, about 2 s.

@@ -1,0 +1,135 @@
+/**
+ * Makes a restored agent consistent again. Litestream replicates each database on its own, so after a
+ * host death the four come back cut at different points (measured: messages up to ~1 s behind state).
+ * messages.db is the ledger: every turn records the state version it produced (`state.delta`) and the
+ * workspace iteration it captured (`workspace.changed`), and ends with `turn.done`. After a restore:
+ *
+ * 1. messages are cut back to the last turn end whose state versions and workspace iterations the
+ *    restored state.db and chronicle.db actually hold (a turn is kept whole or not at all);
+ * 2. state.db is rolled back to the version the kept ledger ends with, when it got further (possible
+ *    while that version is newer than its newest snapshot; otherwise it stays ahead, reported);
+ * 3. after an unclean loss (`seqGap` > 0), a platform event `agent.restored` is recorded `seqGap` seqs
+ *    after the last kept one, so events a client saw from the lost host (seqs that were never
+ *    replicated) are never reused for different events of the resumed agent.
+ *
+ * chronicle.db is not rolled back (its manifest is the current workspace): files can be up to a sync
+ * window newer than the ledger, and their history shows those iterations. logs.db is left as it is.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+
+export interface ReconcileResult {
+  /** Last seq kept in messages.db (0: empty). */
+  lastSeq: number;
+  /** Messages removed because a later database did not have their turn's writes. */
+  droppedMessages: number;
+  /** State version after reconciling. */
+  stateVersion: number;
+  /** Patches removed from state.db (it was ahead of the ledger). */
+  droppedPatches: number;
+  /** state.db is still ahead of the ledger (it snapshotted past the cut). */
+  stateAhead: boolean;
+  /** Seq of the `agent.restored` event (0: none written). */
+  restoredEventSeq: number;
+}
+
+export interface ReconcileOptions {
+  /** Seqs skipped before the `agent.restored` event; 0 writes no event (a clean restore, a fork). */
+  seqGap: number;
+  /** Why the agent was restored (the event's `reason`). */
+  reason?: string;
+}
+
+/** A gap no sync window can fill: Podium persists ~30k events/s per agent, the window is seconds. */
+export const UNCLEAN_RESTORE_SEQ_GAP = 1_000_000;
+
+interface LedgerRow {
+  seq: number;
+  message_type: string;
+  content: string | null;
+}
+
+function scalar(db: Database.Database, sql: string, ...params: number[]): number {
+  const value = db.prepare(sql).pluck().get(...params) as number | null | undefined;
+  return value ?? 0;
+}
+
+function field(content: string | null, name: string): number | undefined {
+  if (content === null) return undefined;
+  try {
+    const value = (JSON.parse(content) as Record<string, unknown>)[name];
+    return typeof value === "number" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptions): ReconcileResult {
+  const messagesPath = path.join(agentDir, "messages.db");
+  const statePath = path.join(agentDir, "state.db");
+  const chroniclePath = path.join(agentDir, "chronicle.db");
+  const result: ReconcileResult = { lastSeq: 0, droppedMessages: 0, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 };
+  if (!fs.existsSync(messagesPath)) return result;
+  const messages = new Database(messagesPath);
+  const state = fs.existsSync(statePath) ? new Database(statePath) : undefined;
+  const chronicle = fs.existsSync(chroniclePath) ? new Database(chroniclePath, { readonly: true }) : undefined;
+  try {
+    const stateMax = state ? Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots")) : 0;
+    const iterationMax = chronicle ? scalar(chronicle, "SELECT max(iteration) FROM iterations") : 0;
+    // The ledger's writes the other databases lack: the first state version / iteration beyond theirs.
+    const rows = messages
+      .prepare("SELECT seq, message_type, content FROM messages WHERE direction = 'outbound' AND message_type IN ('state.delta', 'workspace.changed') ORDER BY seq")
+      .iterate() as IterableIterator<LedgerRow>;
+    let firstMissing: number | undefined;
+    for (const row of rows) {
+      const missing = row.message_type === "state.delta" ? (field(row.content, "version") ?? 0) > stateMax : (field(row.content, "iteration") ?? 0) > iterationMax;
+      if (missing) {
+        firstMissing = row.seq;
+        break;
+      }
+    }
+    const cut = messages.transaction(() => {
+      if (firstMissing !== undefined) {
+        // Keep whole turns: cut back to the last turn end before the first missing write.
+        const keepThrough = scalar(messages, "SELECT max(seq) FROM messages WHERE message_type = 'turn.done' AND seq < ?", firstMissing);
+        result.droppedMessages = messages.prepare("DELETE FROM messages WHERE seq > ?").run(keepThrough).changes;
+      }
+      result.lastSeq = scalar(messages, "SELECT max(seq) FROM messages");
+      const ledgerVersion = messages
+        .prepare("SELECT content FROM messages WHERE message_type = 'state.delta' ORDER BY seq DESC LIMIT 1")
+        .pluck()
+        .get() as string | null | undefined;
+      return field(ledgerVersion ?? null, "version") ?? 0;
+    })();
+    if (state) {
+      const newestSnapshot = scalar(state, "SELECT max(version) FROM snapshots");
+      if (stateMax > cut && cut >= newestSnapshot) {
+        result.droppedPatches = state.prepare("DELETE FROM patches WHERE version > ?").run(cut).changes;
+      }
+      result.stateVersion = Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots"));
+      result.stateAhead = result.stateVersion > cut;
+    }
+    if (options.seqGap > 0) {
+      const seq = result.lastSeq + options.seqGap;
+      messages
+        .prepare("INSERT INTO messages (seq, direction, instance_id, turn, message_type, content, timestamp) VALUES (?, 'outbound', '', 0, 'agent.restored', ?, ?)")
+        .run(
+          seq,
+          JSON.stringify({
+            reason: options.reason ?? "restored from S3 after its coordinator was lost",
+            last_replicated_seq: result.lastSeq,
+            dropped_messages: result.droppedMessages,
+            state_version: result.stateVersion,
+          }),
+          Date.now(),
+        );
+      result.restoredEventSeq = seq;
+    }
+    return result;
+  } finally {
+    chronicle?.close();
+    state?.close();
+    messages.close();
+  }
+}
