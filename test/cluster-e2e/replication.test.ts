@@ -246,4 +246,30 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
       if (!resumedOwner) owner.signal("SIGCONT");
     }
   }, 90_000);
+
+  it("a drained coordinator (SIGTERM) hands its agents over cleanly: they resume elsewhere with everything, no reconciliation", async () => {
+    const agentId = "durable-drained";
+    const { instance } = await createAgent(agentId);
+    const owner = coordinatorOf(instance);
+    const instanceId = String(instance.instance_id);
+    const ws = await cluster.connect(G, instanceId);
+    for (const text of ["a", "b", "c"]) await turn(ws, instanceId, text);
+    ws.close();
+    expect(await owner.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    const stopped = await until(async () => {
+      const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+      return r.status === 200 && r.json.state === "stopped" ? r.json : undefined;
+    }, "the stopped agent's replication status (from S3)");
+    // Read from S3 by a coordinator that never ran it: the final positions of the clean release.
+    expect(stopped.value).toMatchObject({ lag_ms: 0, generation: expect.stringMatching(/^[0-9a-f]{16}$/), position: expect.stringMatching(/^[0-9a-f]{16}\//) });
+    expect(stopped.value.coordinator_id).not.toBe(owner.id);
+    const resumed = await createAgent(agentId);
+    expect(resumed.instance.coordinator_id).not.toBe(owner.id);
+    const data = await agentData(String(resumed.instance.instance_id));
+    expect(data.notes).toEqual(["a", "b", "c"]);
+    expect(data.completes).toEqual(["noted a", "noted b", "noted c"]);
+    expect(data.files.sort()).toEqual(["notes/1.txt", "notes/2.txt", "notes/3.txt"]);
+    expect(data.messages.some((m) => m.message_type === "agent.restored")).toBe(false);
+    await cluster.api(G, "DELETE", `/api/v1/instances/${String(resumed.instance.instance_id)}`);
+  }, 90_000);
 });
