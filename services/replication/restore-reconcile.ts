@@ -90,9 +90,18 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
       }
     }
     const cut = messages.transaction(() => {
-      if (firstMissing !== undefined) {
-        // Keep whole turns: cut back to the last turn end before the first missing write.
-        const keepThrough = scalar(messages, "SELECT max(seq) FROM messages WHERE message_type = 'turn.done' AND seq < ?", firstMissing);
+      // A turn ends with turn.done, or with the instance's end (a turn cut by a crash records error + terminated).
+      const ends = "message_type IN ('turn.done', 'terminated')";
+      let firstUnwhole = firstMissing;
+      if (firstUnwhole === undefined) {
+        // Nothing missing, but the ledger may end inside a turn (the host died mid-turn): that turn goes too.
+        const lastEnd = scalar(messages, `SELECT max(seq) FROM messages WHERE ${ends}`);
+        const open = scalar(messages, "SELECT min(seq) FROM messages WHERE seq > ? AND direction = 'outbound' AND turn > 0", lastEnd);
+        if (open > 0) firstUnwhole = open;
+      }
+      if (firstUnwhole !== undefined) {
+        // Keep whole turns: cut back to the last turn end before the first write that is not whole.
+        const keepThrough = scalar(messages, `SELECT max(seq) FROM messages WHERE ${ends} AND seq < ?`, firstUnwhole);
         result.droppedMessages = messages.prepare("DELETE FROM messages WHERE seq > ?").run(keepThrough).changes;
       }
       result.lastSeq = scalar(messages, "SELECT max(seq) FROM messages");
