@@ -20,6 +20,7 @@ Usage:
   podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--id ID] [--advertise URL]
                      [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
                      [--replicate-bucket B [--replicate-prefix P] [--replicate-endpoint URL]]   Litestream to S3
+                     [--metrics-port N]                                               Prometheus
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
   podium restore --agent ID [--timestamp T] [--as NEW_ID] [--url URL] [--api-key KEY]
                                                                    fork an agent as it was at T (RFC 3339 or -5m)

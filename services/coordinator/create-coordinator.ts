@@ -29,6 +29,9 @@ import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.j
 import { createAgentReplication, type AgentReplication, type AgentReplicationOptions } from "../replication/agent-replication.js";
 import { removeStaleCopies } from "../replication/stale-copies.js";
 import { replicationRoutes } from "./replication-routes.js";
+import { coordinatorMetrics } from "./coordinator-metrics.js";
+import type { MetricsRegistry } from "../shared/metrics.js";
+import { startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 
 /**
  * Replication of every agent to S3 (docs/replication.md). Leases and last-writer records use the
@@ -66,6 +69,11 @@ export interface CoordinatorOptions {
   drainDeadlineMs?: number;
   /** Replicate agents to S3 with Litestream (resume anywhere, point-in-time forks). Off by default. */
   replication?: CoordinatorReplicationOptions;
+  /**
+   * Serve Prometheus metrics over HTTP/1.1 on this port (0: a free one) at GET /metrics, on the same host
+   * as the API (whose port speaks h2c only). With a cluster secret, scrapes must send it as a bearer token.
+   */
+  metricsPort?: number;
 }
 
 export interface Coordinator {
@@ -76,6 +84,9 @@ export interface Coordinator {
   readonly chronicles: ChronicleAccess;
   /** Present when replication is configured. */
   readonly replication: AgentReplication | undefined;
+  readonly metrics: MetricsRegistry;
+  /** The bound metrics port, once listening with `metricsPort`. */
+  readonly metricsPort: number | undefined;
   /** Serves the Connect/gRPC API on one port; resolves with the bound port. */
   listen(port: number, host?: string): Promise<number>;
   close(): Promise<void>;
@@ -115,6 +126,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     files: chronicles,
   });
   const replicationRouter = replicationRoutes({ manager, replication });
+  const metrics = coordinatorMetrics(manager, replication);
+  let metricsServer: MetricsServer | undefined;
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
   let server: OnePortServer | undefined;
   let registration: CoordinatorRegistration | undefined;
@@ -128,6 +141,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     health,
     chronicles,
     replication,
+    metrics,
+    get metricsPort() {
+      return metricsServer?.port;
+    },
     async listen(port, host = "127.0.0.1") {
       const auth = new ApiKeyAuth(options.clusterSecret ? [options.clusterSecret] : []);
       server = new OnePortServer({
@@ -141,6 +158,10 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         }),
       });
       const bound = await server.listen(port, host);
+      if (options.metricsPort !== undefined && !metricsServer) {
+        metricsServer = await startMetricsServer({ registry: metrics, port: options.metricsPort, host, bearer: options.clusterSecret ?? "" });
+        logger.info(`metrics on http://${host}:${metricsServer.port}/metrics`);
+      }
       if (!advertise) advertise = `http://${host}:${bound.port}`;
       logger.info(`coordinator listening on http://${host}:${bound.port}`);
       if (options.valkey && !registration) {
@@ -177,6 +198,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       await replication?.close();
       await registration?.stop(); // after the instances ended: deletes the key, publishes leave
       chronicles.close();
+      await metricsServer?.close();
       await server?.close();
       health.close();
     },

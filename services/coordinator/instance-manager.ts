@@ -62,6 +62,8 @@ export class InstanceManager {
   private readonly compiled = new Map<string, Promise<void>>();
   private readonly limits: InstanceLimits;
   private draining = false;
+  /** Monotonic counts since start (metrics): instances that became ready, and ended ones by final status. */
+  readonly counts = { started: 0, terminated: 0, failed: 0 };
   private closed = false;
 
   constructor(private readonly options: InstanceManagerOptions) {
@@ -206,6 +208,8 @@ export class InstanceManager {
     const opened = store;
     const closed = instance.ended.then(async () => {
       if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
+      if (instance.status === "failed") this.counts.failed++;
+      else this.counts.terminated++;
       const timer = setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000);
       timer.unref();
       try {
@@ -222,6 +226,7 @@ export class InstanceManager {
     });
     try {
       await instance.start(signal);
+      this.counts.started++;
     } catch (err) {
       throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
     }

@@ -25,6 +25,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       "s3-endpoint": { type: "string" },
       "s3-region": { type: "string" },
       "s3-prefix": { type: "string" },
+      "metrics-port": { type: "string" },
       ...REPLICATION_FLAGS,
     },
   });
@@ -48,6 +49,11 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ? new S3Registry({ client: s3Client, bucket: s3Bucket, prefix: values["s3-prefix"] ?? env.PODIUM_S3_PREFIX })
     : new LocalRegistry({ dir: path.resolve(values.registry ?? env.PODIUM_REGISTRY_DIR ?? path.join(dataDir, "registry")) });
   const replication = replicationFromFlags(values, env);
+  const metricsPortText = values["metrics-port"] ?? env.PODIUM_METRICS_PORT;
+  const metricsPort = metricsPortText === undefined || metricsPortText === "" ? undefined : Number(metricsPortText);
+  if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+    throw new Error(`--metrics-port must be 0..65535, got ${metricsPortText}`);
+  }
   if (replication) log(`replicating agents to s3://${replication.s3.bucket}/${replication.s3.prefix ?? ""}agents/ (Litestream)`);
   const coordinator = createCoordinator({
     dataDir,
@@ -59,9 +65,11 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ...(capacity ? { capacity: Number(capacity) } : {}),
     ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
     ...(replication ? { replication } : {}),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
   });
   const port = await coordinator.listen(Number(values.port ?? env.PODIUM_PORT ?? 7100), host);
   process.stdout.write(`podium coordinator ${coordinator.id} listening on http://${host}:${port}\n`);
+  if (coordinator.metricsPort !== undefined) process.stdout.write(`podium coordinator ${coordinator.id} metrics on http://${host}:${coordinator.metricsPort}/metrics\n`);
   return runUntilSignal(async () => {
     await coordinator.close();
     s3Client?.destroy();

@@ -70,6 +70,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
     registry,
     apiKeys: options.apiKeys ?? [],
     logger: logger.child({ service: "gateway" }),
+    metrics: [coordinator.metrics],
   });
   const host = options.host ?? "127.0.0.1";
   let port: number;

@@ -21,6 +21,7 @@ import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.j
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { translatorExtension } from "../translator/translator-extension.js";
 import { acpExtension } from "../acp/acp-extension.js";
+import { MetricsRegistry, renderAll } from "../shared/metrics.js";
 
 export interface GatewayExtension {
   routes?: (router: ConnectRouter) => void;
@@ -40,6 +41,8 @@ export interface GatewayOptions {
   maxBundleBytes?: number;
   /** More services on the same port (the translator and the ACP bridge are always mounted). */
   extensions?: (core: GatewayCore) => GatewayExtension[];
+  /** More metrics served on GET /metrics after the gateway's own (dev mode: the in-process coordinator's). */
+  metrics?: MetricsRegistry[];
 }
 
 export interface Gateway {
@@ -57,12 +60,24 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxBundleBytes = options.maxBundleBytes ?? 100 * 1024 * 1024;
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
   const extensions = [translatorExtension(core), acpExtension(core), ...(options.extensions?.(core) ?? [])];
+  const responses = new Map<number, number>();
+  const metrics = new MetricsRegistry().register(
+    { name: "podium_gateway_coordinators", help: "Coordinators this gateway can place on.", type: "gauge", collect: async () => (await options.directory.all()).length },
+    {
+      name: "podium_gateway_rest_requests_total",
+      help: "REST responses by HTTP status (Connect, gRPC and WebSocket traffic is not counted here).",
+      type: "counter",
+      collect: () => [...responses].map(([code, value]) => ({ labels: { code: String(code) }, value })),
+    },
+  );
   const rest = createRestApi({
     core,
     auth,
     maxJsonBytes,
     maxBundleBytes,
     health: async () => ({ coordinators: (await options.directory.all()).length }),
+    metrics: () => renderAll([metrics, ...(options.metrics ?? [])]),
+    onResponse: (status) => responses.set(status, (responses.get(status) ?? 0) + 1),
   });
   const ws = createWsUpgradeHandler({
     auth,

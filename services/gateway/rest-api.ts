@@ -19,6 +19,7 @@ import { resolveDeploymentId } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
 import { parseRfc3339 } from "../shared/rfc3339.js";
+import { METRICS_CONTENT_TYPE } from "../shared/metrics.js";
 
 export interface RestApiOptions {
   core: GatewayCore;
@@ -27,6 +28,10 @@ export interface RestApiOptions {
   maxBundleBytes: number;
   /** Extra fields for GET /health. */
   health: () => Promise<JsonObject>;
+  /** GET /metrics (Prometheus text; API key required like the rest of the API). */
+  metrics: () => Promise<string>;
+  /** Called with the status of every REST response (metrics). */
+  onResponse?: (status: number) => void;
 }
 
 type Handler = (ctx: { req: AnyRequest; res: AnyResponse; params: string[]; query: URLSearchParams; signal: AbortSignal }) => Promise<void>;
@@ -45,6 +50,11 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
 
   route("GET", "/health", async ({ res }) => sendJson(res, 200, { status: "ok", ...(await options.health()) }), true);
   route("GET", "/healthz", async ({ res }) => sendJson(res, 200, { status: "ok" }), true);
+  route("GET", "/metrics", async ({ res }) => {
+    const text = await options.metrics();
+    res.writeHead(200, { "content-type": METRICS_CONTENT_TYPE, "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  });
 
   route("POST", "/api/v1/instances", async ({ req, res, signal }) => {
     const body = await readJsonObject(req, options.maxJsonBytes, signal);
@@ -200,6 +210,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
   return (req, res) => {
     const controller = new AbortController();
     res.once("close", () => controller.abort());
+    if (options.onResponse) res.once("finish", () => options.onResponse?.(res.statusCode));
     void (async () => {
       try {
         const url = new URL(req.url ?? "/", "http://localhost");

@@ -54,6 +54,10 @@ export interface AgentReplication {
   /** Final sync, stop replicating, release the lease. Call after the agent stopped, before closing its stores. */
   release(agentId: string): Promise<{ synced: boolean }>;
   status(agentId: string): ReplicationStatus | undefined;
+  /** Status of every agent replicated here now. */
+  statuses(): ReplicationStatus[];
+  /** Monotonic counts since this coordinator started (metrics). */
+  counters(): ReplicationCounters;
   /**
    * status() while the agent is replicated here; otherwise what is known of its replicas: the last
    * release on this coordinator, or the generation marker in S3 (state "stopped"). Undefined: no replica.
@@ -64,6 +68,19 @@ export interface AgentReplication {
   /** Restores `sourceAgentId` as of `timestamp` into `targetDir` as the new agent `targetAgentId`, and replicates it. */
   fork(options: ForkOptions): Promise<{ restored: true; ms: number }>;
   close(): Promise<void>;
+}
+
+export interface ReplicationCounters {
+  /** Restores from S3: after a clean release elsewhere, or reconciled after an unclean loss. */
+  restoresClean: number;
+  restoresReconciled: number;
+  releasesSynced: number;
+  releasesUnsynced: number;
+  /** Agents fenced here (lease lost to another coordinator). */
+  fenced: number;
+  forks: number;
+  /** Litestream processes restarted after dying. */
+  litestreamRestarts: number;
 }
 
 export interface ForkOptions {
@@ -133,6 +150,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
   const s3Client = createReplicationS3Client(s3);
   const entries = new Map<string, Entry>();
+  const counts: ReplicationCounters = { restoresClean: 0, restoresReconciled: 0, releasesSynced: 0, releasesUnsynced: 0, fenced: 0, forks: 0, litestreamRestarts: 0 };
   const busy = new Set<string>();
   const logger = options.logger;
   const writerKey = (agentId: string) => keys.agentWriter(agentId);
@@ -142,6 +160,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     const entry = entries.get(agentId);
     if (!entry || entry.fenced) return;
     entry.fenced = true;
+    counts.fenced++;
     try {
       options.onLeaseLost(agentId, reason);
     } finally {
@@ -229,6 +248,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     const entry = entries.get(agentId);
     if (!entry) return releasing.get(agentId) ?? Promise.resolve({ synced: false });
     entries.delete(agentId);
+    counts.litestreamRestarts += entry.supervisor?.status().restarts ?? 0;
     const done = releaseEntry(agentId, entry).finally(() => releasing.delete(agentId));
     releasing.set(agentId, done);
     return done;
@@ -240,6 +260,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       if (entry.supervisor && !entry.fenced) synced = await stopSupervisor(agentId, entry.supervisor);
       else await entry.supervisor?.stop({ graceful: false });
       const final = aggregate(agentId, entry);
+      if (synced) counts.releasesSynced++;
+      else counts.releasesUnsynced++;
       remember(agentId, { ...final, state: "stopped", lagMs: synced ? 0 : final.lagMs });
       if (synced && entry.lease?.holds() !== false) await recordFinalPositions(agentId, final);
     } catch (err) {
@@ -306,7 +328,9 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
           if (!(await localCopyIsCurrent(agentId, agentDir))) {
             const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
             restored = result.restored;
+            if (restored && result.clean) counts.restoresClean++;
             if (restored && !result.clean) {
+              counts.restoresReconciled++;
               // Its last writer died: the databases were cut at different points, and seqs after the cut were never replicated.
               const reconciled = reconcileRestoredAgent(agentDir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP });
               logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", { agentId, ...reconciled });
@@ -336,6 +360,17 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     status(agentId) {
       const entry = entries.get(agentId);
       return entry ? aggregate(agentId, entry) : undefined;
+    },
+
+    statuses() {
+      return [...entries].map(([agentId, entry]) => aggregate(agentId, entry));
+    },
+
+    counters() {
+      // Live agents' Litestream restarts are added at release; count them meanwhile too.
+      let live = 0;
+      for (const entry of entries.values()) live += entry.supervisor?.status().restarts ?? 0;
+      return { ...counts, litestreamRestarts: counts.litestreamRestarts + live };
     },
 
     async describe(agentId, signal) {
@@ -386,6 +421,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
           if (!(await stopSupervisor(targetAgentId, supervisor))) {
             throw new ConnectError(`fork ${targetAgentId} was restored locally but could not be replicated to S3`, Code.Unavailable);
           }
+          counts.forks++;
           return { restored: true as const, ms: Math.round(performance.now() - started) };
         } catch (err) {
           if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) fs.rmSync(targetDir, { recursive: true, force: true });

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import fs from "node:fs";
 import path from "node:path";
-import { startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
+import { startDevFixture, API_KEY, type DevFixture } from "../helpers/dev-fixture.js";
 import { startReplicationFixture, type ReplicationFixture } from "./replication-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
@@ -23,6 +23,12 @@ async function turn(instanceId: string, text: string): Promise<void> {
   } finally {
     ws.close();
   }
+}
+
+async function metrics(): Promise<string> {
+  const res = await fetch(`${podium.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  expect(res.status).toBe(200);
+  return res.text();
 }
 
 async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -69,6 +75,9 @@ describe("a coordinator with replication", () => {
     expect(typeof live.last_sync_at).toBe("string");
     expect((live.databases as JsonObject[]).map((d) => d.name).sort()).toEqual(["chronicle.db", "logs.db", "messages.db", "state.db"]);
     expect(live.coordinator_id).toBe("local");
+    const liveMetrics = await metrics();
+    expect(liveMetrics).toMatch(/^podium_replication_lag_seconds\{coordinator_id="local",agent_id="durable-1"\} [0-9.]+$/m);
+    expect(liveMetrics).toMatch(/^podium_replication_agents\{coordinator_id="local",state="replicating"\} 1$/m);
 
     const stopped = await podium.api("DELETE", `/api/v1/instances/${instanceId}`);
     expect(stopped.status).toBe(200);
@@ -118,6 +127,13 @@ describe("a coordinator with replication", () => {
     expect(latest.status).toBe(201);
     expect(String(latest.json.agent_id)).toMatch(/^agent-/);
     expect(latest.json.timestamp).toBeNull();
+
+    const counters = await metrics();
+    expect(counters).toMatch(/^podium_replication_restores_total\{coordinator_id="local",kind="clean"\} 1$/m);
+    expect(counters).toMatch(/^podium_replication_restores_total\{coordinator_id="local",kind="reconciled"\} 0$/m);
+    expect(counters).toMatch(/^podium_replication_forks_total\{coordinator_id="local"\} 2$/m);
+    expect(counters).toMatch(/^podium_replication_releases_total\{coordinator_id="local",synced="true"\} 3$/m);
+    expect(counters).toMatch(/^podium_replication_fenced_total\{coordinator_id="local"\} 0$/m);
   }, 90_000);
 
   it("refuses bad fork and status requests with clear errors", async () => {
