@@ -109,15 +109,16 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
         .prepare("SELECT content FROM messages WHERE message_type = 'state.delta' ORDER BY seq DESC LIMIT 1")
         .pluck()
         .get() as string | null | undefined;
-      return field(ledgerVersion ?? null, "version") ?? 0;
+      return field(ledgerVersion ?? null, "version");
     })();
     if (state) {
       const newestSnapshot = scalar(state, "SELECT max(version) FROM snapshots");
-      if (stateMax > cut && cut >= newestSnapshot) {
+      // Only to a version the ledger names: a ledger without state.delta events says nothing about state.
+      if (cut !== undefined && stateMax > cut && cut >= newestSnapshot) {
         result.droppedPatches = state.prepare("DELETE FROM patches WHERE version > ?").run(cut).changes;
       }
       result.stateVersion = Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots"));
-      result.stateAhead = result.stateVersion > cut;
+      result.stateAhead = cut !== undefined && result.stateVersion > cut;
     }
     if (options.seqGap > 0) {
       const seq = result.lastSeq + options.seqGap;

@@ -54,7 +54,7 @@ export class AgentWriter {
     this.chronicle = Chronicle.open({ workspaceDir: this.workspace, dbPath: path.join(dir, "chronicle.db") });
   }
 
-  /** One turn: an inbound and an outbound message, a state patch, a log line, a file change + capture. */
+  /** One turn: an inbound and an outbound message, a state patch, a log line, a file change + capture, `turn.done`. */
   writeTurn(label: string): void {
     const turn = ++this.turn;
     const instanceId = "inst_test";
@@ -64,6 +64,8 @@ export class AgentWriter {
     this.store.logs.append({ level: "info", source: "agent", message: `log ${label}`, instanceId });
     fs.writeFileSync(path.join(this.workspace, `turn-${label}.txt`), `content of ${label}\n`);
     this.chronicle.capture();
+    // The end of a turn, as the coordinator records it (restore reconciliation keeps whole turns only).
+    this.store.messages.append({ direction: "outbound", instanceId, turn, messageType: "turn.done", content: { turn, ok: true }, timestamp: Date.now() });
   }
 
   /** Starts the state as `{ turns: {} }`. */
