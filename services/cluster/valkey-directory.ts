@@ -123,7 +123,7 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     const chosen = pickCoordinator(view, this.random);
     if (!chosen) throw new ConnectError(describeNoCapacity(view), Code.Unavailable);
     // Counted until the coordinator's next heartbeat reports it, so a burst of placements spreads out.
-    chosen.member.pending++;
+    if (!requirements.read) chosen.member.pending++;
     return this.clientsFor(chosen.member);
   }
 

@@ -19,6 +19,8 @@ export interface CoordinatorClients {
 export interface PlacementRequirements {
   /** Only coordinators that replicate their agents to S3 (docs/replication.md). */
   replicated?: boolean;
+  /** Any such coordinator for a read (e.g. replication status from S3): not counted as a placement. */
+  read?: boolean;
 }
 
 export interface CoordinatorDirectory {

@@ -104,7 +104,7 @@ export class GatewayCore {
         if (ConnectError.from(err).code !== Code.FailedPrecondition) throw err; // not replicated there: ask another
       }
     }
-    const coordinator = await this.directory.place(signal, { replicated: true });
+    const coordinator = await this.directory.place(signal, { replicated: true, read: true });
     return must((await coordinator.replication.getReplicationStatus({ agentId }, { signal })).status, "replication status");
   }
 

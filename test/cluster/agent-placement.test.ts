@@ -282,6 +282,17 @@ describe("ValkeyCoordinatorDirectory.place({ replicated: true })", () => {
     expect((await d.place()).id).toBe("coord-n");
   });
 
+  it("a read (replication status) is not counted as a placement; a placement is, until the next heartbeat", async () => {
+    const c = cluster();
+    await c.register("coord-r", { replicated: true });
+    const d = await c.gateway();
+    const pending = (): number => d.members().find((m) => m.coordinatorId === "coord-r")?.pending ?? -1;
+    for (let i = 0; i < 5; i++) await d.place(undefined, { replicated: true, read: true });
+    expect(pending()).toBe(0);
+    await d.place(undefined, { replicated: true });
+    expect(pending()).toBe(1);
+  });
+
   it("no replicated coordinator registered -> Unavailable", async () => {
     const c = cluster();
     await c.register("coord-n1");
