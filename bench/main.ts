@@ -12,6 +12,7 @@ const suites: [string, string, string][] = [
   ["streaming through the gateway (in-process coordinator)", "./stream-bench.ts", "runStreamBench"],
   ["gateway + coordinator as separate processes", "./cluster-bench.ts", "runClusterBench"],
   ["Litestream replication", "./replication-bench.ts", "runReplicationBench"],
+  ["instance life cycle with replication (vs without)", "./replicated-lifecycle-bench.ts", "runReplicatedLifecycleBench"],
 ];
 
 const only = process.argv[2];

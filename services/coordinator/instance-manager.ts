@@ -162,7 +162,7 @@ export class InstanceManager {
     });
     const { replication } = this.options;
     // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
-    if (replication) await replication.prepare(agentId, agentDir, signal);
+    if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: !params.agentId });
     let store: AgentStore | undefined;
     let workspaceCapture: ReturnType<WorkspaceFactory>;
     try {
@@ -170,7 +170,6 @@ export class InstanceManager {
       fs.mkdirSync(home, { recursive: true });
       store = AgentStore.open({ dir: agentDir });
       workspaceCapture = this.options.workspaces?.(agentDir, workspace);
-      replication?.track(agentId, agentDir);
     } catch (err) {
       await replication?.release(agentId);
       store?.close();
@@ -227,6 +226,9 @@ export class InstanceManager {
     try {
       await instance.start(signal);
       this.counts.started++;
+      // Litestream starts once the agent is ready (off the create path); its first sync copies every
+      // database whole, so writes made during start-up are replicated too.
+      if (replication && instance.live) replication.track(agentId, agentDir);
     } catch (err) {
       throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
     }

@@ -47,8 +47,11 @@ export interface ReplicationStatus {
 }
 
 export interface AgentReplication {
-  /** Takes the lease and restores from S3 when needed. Call before opening the agent's stores. */
-  prepare(agentId: string, agentDir: string, signal?: AbortSignal): Promise<{ restored: boolean }>;
+  /**
+   * Takes the lease and restores from S3 when needed. Call before opening the agent's stores. `fresh`:
+   * the id was just generated, so there is nothing to restore (no S3 lookup; new agents start while S3 is down).
+   */
+  prepare(agentId: string, agentDir: string, signal?: AbortSignal, options?: { fresh?: boolean }): Promise<{ restored: boolean }>;
   /** Starts replicating. Call after the stores (and the Chronicle) are open: only existing files are tracked. */
   track(agentId: string, agentDir: string): void;
   /** Final sync, stop replicating, release the lease. Call after the agent stopped, before closing its stores. */
@@ -320,13 +323,13 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   };
 
   return {
-    prepare(agentId, agentDir, signal) {
+    prepare(agentId, agentDir, signal, prepareOptions = {}) {
       return exclusive(agentId, async () => {
         const lease = await acquire(agentId, signal);
         try {
           let restored = false;
-          if (!(await localCopyIsCurrent(agentId, agentDir))) {
-            const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
+          if (!prepareOptions.fresh && !(await localCopyIsCurrent(agentId, agentDir))) {
+            const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, client: s3Client, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
             restored = result.restored;
             if (restored && result.clean) counts.restoresClean++;
             if (restored && !result.clean) {
@@ -408,6 +411,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             agentId: sourceAgentId,
             targetDir,
             s3: options.s3,
+            client: s3Client,
             ...(timestamp ? { timestamp } : {}),
             ...(signal ? { signal } : {}),
             ...(options.binary ? { binary: options.binary } : {}),

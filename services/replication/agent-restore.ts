@@ -12,7 +12,8 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Chronicle, type MaterializeResult } from "../coordinator/chronicle/chronicle.js";
 import { errorMessage } from "../shared/errors.js";
-import { createReplicationS3Client, readGenerationMarker } from "./generation-marker.js";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { createReplicationS3Client, readGenerationMarker, type GenerationMarker } from "./generation-marker.js";
 import { litestreamBinary, litestreamEnv, renderRestoreConfig } from "./litestream-config.js";
 import { agentDatabasePaths, compileS3Settings, replicaPath, type CompiledS3Settings, type ReplicationS3Settings } from "./replication-options.js";
 
@@ -25,6 +26,8 @@ export interface RestoreAgentOptions {
   /** Restore the state as of this time; default: the latest replicated state. */
   timestamp?: Date;
   signal?: AbortSignal;
+  /** An S3 client for the settings to reuse (kept open); default: one made and closed for this call. */
+  client?: S3Client;
   /** Write the workspace files from chronicle.db. Default true. */
   materializeWorkspace?: boolean;
   binary?: string;
@@ -108,6 +111,18 @@ async function restoreDatabase(
   return { name, restored: stat !== undefined, bytes: stat?.size ?? 0, ms: Math.round(performance.now() - started) };
 }
 
+/**
+ * Whether anything is stored under the agent's replica prefix: one LIST with a delimiter, which answers
+ * with at most the four database "directories" and generations.json (never a truncated page).
+ */
+async function hasReplica(client: S3Client, s3: CompiledS3Settings, agentId: string, signal?: AbortSignal): Promise<boolean> {
+  const listed = await client.send(
+    new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${s3.prefix}agents/${agentId}/`, Delimiter: "/" }),
+    signal ? { abortSignal: signal } : {},
+  );
+  return (listed.Contents?.length ?? 0) + (listed.CommonPrefixes?.length ?? 0) > 0;
+}
+
 export async function restoreAgent(options: RestoreAgentOptions): Promise<RestoreAgentResult> {
   const started = performance.now();
   const binary = options.binary ?? litestreamBinary();
@@ -120,21 +135,25 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
   const s3 = compileS3Settings(options.s3);
   // "The latest" is the generation the last writer recorded (generation-marker.ts); a point in time
   // is found by Litestream across generations.
-  let generations: Record<string, string> = {};
-  let clean = false;
-  if (!options.timestamp) {
-    const client = createReplicationS3Client(s3);
-    try {
-      const marker = await readGenerationMarker(client, s3, options.agentId, options.signal);
-      generations = marker?.generations ?? {};
-      clean = databases.every((db) => marker?.positions?.[db.name] !== undefined && marker.positions[db.name]?.startsWith(`${generations[db.name] ?? "-"}/`));
-    } catch (err) {
-      throw new ConnectError(`cannot restore agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
-    } finally {
-      client.destroy();
-    }
+  const client = options.client ?? createReplicationS3Client(s3);
+  let present: boolean;
+  let marker: GenerationMarker | undefined;
+  try {
+    // One LIST first: an agent with no replica (the common case of a new named agent) costs no restore processes.
+    present = await hasReplica(client, s3, options.agentId, options.signal);
+    if (present && !options.timestamp) marker = await readGenerationMarker(client, s3, options.agentId, options.signal);
+  } catch (err) {
+    throw new ConnectError(`cannot restore agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
+  } finally {
+    if (!options.client) client.destroy();
   }
   fs.mkdirSync(options.targetDir, { recursive: true });
+  if (!present) {
+    if (options.timestamp) throw new ConnectError(`agent ${options.agentId} has no replicated state at ${options.timestamp.toISOString()}`, Code.NotFound);
+    return { restored: false, clean: false, databases: databases.map((db) => ({ name: db.name, restored: false, bytes: 0, ms: 0 })), ms: Math.round(performance.now() - started) };
+  }
+  const generations = marker?.generations ?? {};
+  const clean = databases.every((db) => marker?.positions?.[db.name]?.startsWith(`${generations[db.name] ?? "-"}/`) === true);
   const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-restore-"));
   let results: RestoredDatabase[];
   try {
