@@ -28,23 +28,9 @@ import { moveAsideStaleCopy } from "./stale-copies.js";
 import { reconcileRestoredAgent, UNCLEAN_RESTORE_SEQ_GAP } from "./restore-reconcile.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
-import type { DatabaseReplicationStatus } from "./replication-tracker.js";
+import { finalMarker, liveStatus, ReleasedStatuses, statusFromMarker, type ReplicationCounters, type ReplicationStatus } from "./replication-status.js";
 
-export interface ReplicationStatus {
-  agentId: string;
-  /** replicating: Litestream running; restarting: it died and is being restarted; fenced: lease lost. */
-  state: "replicating" | "restarting" | "stopped" | "fenced";
-  /** Age of the oldest local change not yet in S3 (max over the databases); 0 when caught up. */
-  lagMs: number;
-  /** Generation and position of the database furthest behind ("<generation>/<index hex>:<offset>"). */
-  generation: string | undefined;
-  position: string | undefined;
-  /** Last time Litestream reported any of the agent's replicas (epoch ms). */
-  lastSyncAt: number | undefined;
-  restarts: number;
-  lastError: string | undefined;
-  databases: DatabaseReplicationStatus[];
-}
+export type { ReplicationCounters, ReplicationStatus } from "./replication-status.js";
 
 export interface AgentReplication {
   /**
@@ -71,19 +57,6 @@ export interface AgentReplication {
   /** Restores `sourceAgentId` as of `timestamp` into `targetDir` as the new agent `targetAgentId`, and replicates it. */
   fork(options: ForkOptions): Promise<{ restored: true; ms: number }>;
   close(): Promise<void>;
-}
-
-export interface ReplicationCounters {
-  /** Restores from S3: after a clean release elsewhere, or reconciled after an unclean loss. */
-  restoresClean: number;
-  restoresReconciled: number;
-  releasesSynced: number;
-  releasesUnsynced: number;
-  /** Agents fenced here (lease lost to another coordinator). */
-  fenced: number;
-  forks: number;
-  /** Litestream processes restarted after dying. */
-  litestreamRestarts: number;
 }
 
 export interface ForkOptions {
@@ -121,28 +94,6 @@ interface Entry {
   fenced: boolean;
 }
 
-/** How many released agents' last status a coordinator remembers. */
-const RELEASED_MEMO = 10_000;
-
-function aggregate(agentId: string, entry: Entry): ReplicationStatus {
-  const status = entry.supervisor?.status();
-  const databases = status?.databases ?? [];
-  const worst = databases.reduce<DatabaseReplicationStatus | undefined>((a, b) => (!a || b.lagMs > a.lagMs ? b : a), undefined);
-  const syncs = databases.map((d) => d.lastSyncAt).filter((t): t is number => t !== undefined);
-  const state = entry.fenced ? "fenced" : !status || status.state === "stopped" || status.state === "stopping" ? "stopped" : status.state === "backoff" ? "restarting" : "replicating";
-  return {
-    agentId,
-    state,
-    lagMs: worst?.lagMs ?? 0,
-    generation: worst?.generation,
-    position: worst?.position,
-    lastSyncAt: syncs.length > 0 ? Math.max(...syncs) : undefined,
-    restarts: status?.restarts ?? 0,
-    lastError: status?.lastError,
-    databases,
-  };
-}
-
 export function createAgentReplication(options: AgentReplicationOptions): AgentReplication {
   const s3 = compileS3Settings(options.s3);
   const timings = compileTimings(options);
@@ -153,6 +104,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
   const s3Client = createReplicationS3Client(s3);
   const entries = new Map<string, Entry>();
+  const released = new ReleasedStatuses();
+  const aggregate = (agentId: string, entry: Entry): ReplicationStatus => liveStatus(agentId, entry.supervisor?.status(), entry.fenced);
   const counts: ReplicationCounters = { restoresClean: 0, restoresReconciled: 0, releasesSynced: 0, releasesUnsynced: 0, fenced: 0, forks: 0, litestreamRestarts: 0 };
   const busy = new Set<string>();
   const logger = options.logger;
@@ -265,8 +218,14 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       const final = aggregate(agentId, entry);
       if (synced) counts.releasesSynced++;
       else counts.releasesUnsynced++;
-      remember(agentId, { ...final, state: "stopped", lagMs: synced ? 0 : final.lagMs });
-      if (synced && entry.lease?.holds() !== false) await recordFinalPositions(agentId, final);
+      released.remember({ ...final, state: "stopped", lagMs: synced ? 0 : final.lagMs });
+      const marker = synced && entry.lease?.holds() !== false ? finalMarker(final, options.coordinatorId) : undefined;
+      // The final positions let any coordinator report this stopped agent, and mark the restore as clean.
+      if (marker) {
+        await writeGenerationMarker(s3Client, s3, agentId, marker).catch((err: unknown) => {
+          logger.warn("could not record the final replica positions", { agentId, error: errorMessage(err) });
+        });
+      }
     } catch (err) {
       logger.error("stopping replication failed", { agentId, error: errorMessage(err) });
     } finally {
@@ -274,52 +233,6 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     }
     logger.info("agent released", { agentId, synced });
     return { synced };
-  };
-
-  /** Status of agents released here, newest last (bounded). */
-  const released = new Map<string, ReplicationStatus>();
-  const remember = (agentId: string, status: ReplicationStatus): void => {
-    released.delete(agentId);
-    released.set(agentId, status);
-    if (released.size > RELEASED_MEMO) released.delete(released.keys().next().value as string);
-  };
-
-  /** After a complete final sync: the marker records where every replica ends (status of stopped agents on any coordinator). */
-  const recordFinalPositions = async (agentId: string, final: ReplicationStatus): Promise<void> => {
-    const generations: Record<string, string> = {};
-    const positions: Record<string, string> = {};
-    for (const db of final.databases) {
-      if (db.generation) generations[db.db] = db.generation;
-      if (db.position) positions[db.db] = db.position;
-    }
-    if (Object.keys(generations).length === 0) return;
-    const marker: GenerationMarker = { generations, coordinatorId: options.coordinatorId, updatedAt: Date.now(), positions, ...(final.lastSyncAt ? { lastSyncAt: final.lastSyncAt } : {}) };
-    await writeGenerationMarker(s3Client, s3, agentId, marker).catch((err: unknown) => {
-      logger.warn("could not record the final replica positions", { agentId, error: errorMessage(err) });
-    });
-  };
-
-  const fromMarker = (agentId: string, marker: GenerationMarker): ReplicationStatus => {
-    const databases: DatabaseReplicationStatus[] = Object.entries(marker.generations).map(([db, generation]) => ({
-      db,
-      lagMs: 0,
-      generation,
-      position: marker.positions?.[db],
-      lastSyncAt: marker.lastSyncAt,
-      pendingChanges: 0,
-    }));
-    const first = databases.find((d) => d.db === "messages.db") ?? databases[0];
-    return {
-      agentId,
-      state: "stopped",
-      lagMs: 0,
-      generation: first?.generation,
-      position: first?.position,
-      lastSyncAt: marker.lastSyncAt,
-      restarts: 0,
-      lastError: undefined,
-      databases,
-    };
   };
 
   return {
@@ -388,7 +301,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       } catch (err) {
         throw new ConnectError(`cannot read the replicas of agent ${agentId}: ${errorMessage(err)}`, Code.Unavailable);
       }
-      return marker ? fromMarker(agentId, marker) : undefined;
+      return marker ? statusFromMarker(agentId, marker) : undefined;
     },
 
     holds(agentId) {
