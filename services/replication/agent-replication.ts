@@ -25,7 +25,6 @@ import { AgentLease } from "./agent-lease.js";
 import { createReplicationS3Client, readGenerationMarker, writeGenerationMarker, type GenerationMarker } from "./generation-marker.js";
 import { restoreAgent } from "./agent-restore.js";
 import { moveAsideStaleCopy } from "./stale-copies.js";
-import { reconcileRestoredAgent, UNCLEAN_RESTORE_SEQ_GAP } from "./restore-reconcile.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
 import { finalMarker, liveStatus, ReleasedStatuses, statusFromMarker, type ReplicationCounters, type ReplicationStatus } from "./replication-status.js";
@@ -210,6 +209,15 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     return done;
   };
 
+  /** After a complete final sync: any coordinator can report the stopped agent, and its next restore is clean. */
+  const recordFinalPositions = async (agentId: string, final: ReplicationStatus): Promise<void> => {
+    const marker = finalMarker(final, options.coordinatorId);
+    if (!marker) return;
+    await writeGenerationMarker(s3Client, s3, agentId, marker).catch((err: unknown) => {
+      logger.warn("could not record the final replica positions", { agentId, error: errorMessage(err) });
+    });
+  };
+
   const releaseEntry = async (agentId: string, entry: Entry): Promise<{ synced: boolean }> => {
     let synced = false;
     try {
@@ -219,13 +227,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       if (synced) counts.releasesSynced++;
       else counts.releasesUnsynced++;
       released.remember({ ...final, state: "stopped", lagMs: synced ? 0 : final.lagMs });
-      const marker = synced && entry.lease?.holds() !== false ? finalMarker(final, options.coordinatorId) : undefined;
-      // The final positions let any coordinator report this stopped agent, and mark the restore as clean.
-      if (marker) {
-        await writeGenerationMarker(s3Client, s3, agentId, marker).catch((err: unknown) => {
-          logger.warn("could not record the final replica positions", { agentId, error: errorMessage(err) });
-        });
-      }
+      if (synced && entry.lease?.holds() !== false) await recordFinalPositions(agentId, final);
     } catch (err) {
       logger.error("stopping replication failed", { agentId, error: errorMessage(err) });
     } finally {
@@ -245,11 +247,10 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, client: s3Client, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
             restored = result.restored;
             if (restored && result.clean) counts.restoresClean++;
-            if (restored && !result.clean) {
-              counts.restoresReconciled++;
+            if (result.reconciled) {
               // Its last writer died: the databases were cut at different points, and seqs after the cut were never replicated.
-              const reconciled = reconcileRestoredAgent(agentDir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP });
-              logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", { agentId, ...reconciled });
+              counts.restoresReconciled++;
+              logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", { agentId, ...result.reconciled });
             }
           }
           await markWriter(agentId);
@@ -330,14 +331,13 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             ...(options.binary ? { binary: options.binary } : {}),
           });
           if (!restored) throw new ConnectError(`agent ${sourceAgentId} has no replica in S3`, Code.NotFound);
-          // Each database was restored as of `timestamp` on its own: cut them to the same turn.
-          reconcileRestoredAgent(targetDir, { seqGap: 0 });
           await markWriter(targetAgentId);
           // Replicate the fork under its own id, so it can resume on any coordinator.
           const supervisor = startSupervisor(targetAgentId, targetDir, lease);
           if (!(await stopSupervisor(targetAgentId, supervisor))) {
             throw new ConnectError(`fork ${targetAgentId} was restored locally but could not be replicated to S3`, Code.Unavailable);
           }
+          await recordFinalPositions(targetAgentId, liveStatus(targetAgentId, supervisor.status(), false));
           counts.forks++;
           return { restored: true as const, ms: Math.round(performance.now() - started) };
         } catch (err) {

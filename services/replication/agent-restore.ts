@@ -14,6 +14,7 @@ import { Chronicle, type MaterializeResult } from "../coordinator/chronicle/chro
 import { errorMessage } from "../shared/errors.js";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { createReplicationS3Client, readGenerationMarker, type GenerationMarker } from "./generation-marker.js";
+import { reconcileRestoredAgent, UNCLEAN_RESTORE_SEQ_GAP, type ReconcileResult } from "./restore-reconcile.js";
 import { litestreamBinary, litestreamEnv, renderRestoreConfig } from "./litestream-config.js";
 import { agentDatabasePaths, compileS3Settings, replicaPath, type CompiledS3Settings, type ReplicationS3Settings } from "./replication-options.js";
 
@@ -28,6 +29,11 @@ export interface RestoreAgentOptions {
   signal?: AbortSignal;
   /** An S3 client for the settings to reuse (kept open); default: one made and closed for this call. */
   client?: S3Client;
+  /**
+   * Reconcile the databases when they may have been cut at different points (restore-reconcile.ts): after
+   * an unclean loss (with a seq gap) and for point-in-time restores (without). Default true.
+   */
+  reconcile?: boolean;
   /** Write the workspace files from chronicle.db. Default true. */
   materializeWorkspace?: boolean;
   binary?: string;
@@ -51,6 +57,8 @@ export interface RestoreAgentResult {
   clean: boolean;
   databases: RestoredDatabase[];
   workspace?: MaterializeResult;
+  /** What reconciliation changed, when it ran. */
+  reconciled?: ReconcileResult;
   ms: number;
 }
 
@@ -169,6 +177,10 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
     throw new ConnectError(`agent ${options.agentId} has no replicated state at ${options.timestamp.toISOString()}`, Code.NotFound);
   }
   const result: RestoreAgentResult = { restored, clean: restored && clean, databases: results, ms: 0 };
+  if (restored && !clean && (options.reconcile ?? true)) {
+    // Before the workspace is written: reconciliation may roll chronicle.db back.
+    result.reconciled = reconcileRestoredAgent(options.targetDir, { seqGap: options.timestamp ? 0 : UNCLEAN_RESTORE_SEQ_GAP });
+  }
   const chronicleDb = databases.find((db) => db.name === "chronicle.db");
   if (chronicleDb && (options.materializeWorkspace ?? true) && results.find((r) => r.name === "chronicle.db")?.restored) {
     const workspaceDir = path.join(options.targetDir, "workspace");

@@ -7,13 +7,14 @@
  * 1. messages are cut back to the last turn end whose state versions and workspace iterations the
  *    restored state.db and chronicle.db actually hold (a turn is kept whole or not at all);
  * 2. state.db is rolled back to the version the kept ledger ends with, when it got further (possible
- *    while that version is newer than its newest snapshot; otherwise it stays ahead, reported);
+ *    while that version is newer than its newest snapshot; otherwise it stays ahead, reported), and
+ *    chronicle.db to the iteration the kept ledger ends with (its manifest rebuilt from the versions;
+ *    not when a file restore made a later iteration, which the ledger does not record: reported);
  * 3. after an unclean loss (`seqGap` > 0), a platform event `agent.restored` is recorded `seqGap` seqs
  *    after the last kept one, so events a client saw from the lost host (seqs that were never
  *    replicated) are never reused for different events of the resumed agent.
  *
- * chronicle.db is not rolled back (its manifest is the current workspace): files can be up to a sync
- * window newer than the ledger, and their history shows those iterations. logs.db is left as it is.
+ * Run it before the workspace is written from chronicle.db. logs.db is left as it is.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -30,6 +31,10 @@ export interface ReconcileResult {
   droppedPatches: number;
   /** state.db is still ahead of the ledger (it snapshotted past the cut). */
   stateAhead: boolean;
+  /** Workspace iterations removed from chronicle.db (it was ahead of the ledger). */
+  droppedIterations: number;
+  /** chronicle.db is still ahead of the ledger (a file restore made a later iteration). */
+  workspaceAhead: boolean;
   /** Seq of the `agent.restored` event (0: none written). */
   restoredEventSeq: number;
 }
@@ -65,15 +70,46 @@ function field(content: string | null, name: string): number | undefined {
   }
 }
 
+/**
+ * chronicle.db as of `iteration`: later versions and iterations removed, the manifest (the workspace's
+ * current files) rebuilt from the newest version of each path. Its stat fields are placeholders marked
+ * racy, so the next capture re-hashes rather than trusts them; materializing the workspace rewrites them.
+ * Blobs only later versions used stay (unreferenced), as they do after any restore.
+ */
+function rollBackChronicle(db: Database.Database, iteration: number): number {
+  return db.transaction(() => {
+    db.prepare("DELETE FROM versions WHERE iteration > ?").run(iteration);
+    const dropped = db.prepare("DELETE FROM iterations WHERE iteration > ?").run(iteration).changes;
+    db.prepare("DELETE FROM manifest").run();
+    db.prepare(
+      `INSERT INTO manifest (path, size, mtime_ms, ctime_ms, ino, blob_id, iteration, racy)
+       SELECT v.path, v.size, v.mtime_ms, 0, 0, v.blob_id, v.iteration, 1
+       FROM versions v JOIN (SELECT path, max(iteration) AS newest FROM versions GROUP BY path) n
+         ON v.path = n.path AND v.iteration = n.newest
+       WHERE v.change <> 'deleted'`,
+    ).run();
+    return dropped;
+  })();
+}
+
 export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptions): ReconcileResult {
   const messagesPath = path.join(agentDir, "messages.db");
   const statePath = path.join(agentDir, "state.db");
   const chroniclePath = path.join(agentDir, "chronicle.db");
-  const result: ReconcileResult = { lastSeq: 0, droppedMessages: 0, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 };
+  const result: ReconcileResult = {
+    lastSeq: 0,
+    droppedMessages: 0,
+    stateVersion: 0,
+    droppedPatches: 0,
+    stateAhead: false,
+    droppedIterations: 0,
+    workspaceAhead: false,
+    restoredEventSeq: 0,
+  };
   if (!fs.existsSync(messagesPath)) return result;
   const messages = new Database(messagesPath);
   const state = fs.existsSync(statePath) ? new Database(statePath) : undefined;
-  const chronicle = fs.existsSync(chroniclePath) ? new Database(chroniclePath, { readonly: true }) : undefined;
+  const chronicle = fs.existsSync(chroniclePath) ? new Database(chroniclePath) : undefined;
   try {
     const stateMax = state ? Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots")) : 0;
     const iterationMax = chronicle ? scalar(chronicle, "SELECT max(iteration) FROM iterations") : 0;
@@ -105,20 +141,24 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
         result.droppedMessages = messages.prepare("DELETE FROM messages WHERE seq > ?").run(keepThrough).changes;
       }
       result.lastSeq = scalar(messages, "SELECT max(seq) FROM messages");
-      const ledgerVersion = messages
-        .prepare("SELECT content FROM messages WHERE message_type = 'state.delta' ORDER BY seq DESC LIMIT 1")
-        .pluck()
-        .get() as string | null | undefined;
-      return field(ledgerVersion ?? null, "version");
+      const last = (type: string): string | null =>
+        (messages.prepare("SELECT content FROM messages WHERE message_type = ? ORDER BY seq DESC LIMIT 1").pluck().get(type) as string | null | undefined) ?? null;
+      return { version: field(last("state.delta"), "version"), iteration: field(last("workspace.changed"), "iteration") };
     })();
     if (state) {
       const newestSnapshot = scalar(state, "SELECT max(version) FROM snapshots");
       // Only to a version the ledger names: a ledger without state.delta events says nothing about state.
-      if (cut !== undefined && stateMax > cut && cut >= newestSnapshot) {
-        result.droppedPatches = state.prepare("DELETE FROM patches WHERE version > ?").run(cut).changes;
+      if (cut.version !== undefined && stateMax > cut.version && cut.version >= newestSnapshot) {
+        result.droppedPatches = state.prepare("DELETE FROM patches WHERE version > ?").run(cut.version).changes;
       }
       result.stateVersion = Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots"));
-      result.stateAhead = cut !== undefined && result.stateVersion > cut;
+      result.stateAhead = cut.version !== undefined && result.stateVersion > cut.version;
+    }
+    // The same for the workspace: only to an iteration the ledger names, and only over captures.
+    if (chronicle && cut.iteration !== undefined && iterationMax > cut.iteration) {
+      const laterRestores = scalar(chronicle, "SELECT count(*) FROM iterations WHERE iteration > ? AND kind <> 'capture'", cut.iteration);
+      if (laterRestores === 0) result.droppedIterations = rollBackChronicle(chronicle, cut.iteration);
+      else result.workspaceAhead = true;
     }
     if (options.seqGap > 0) {
       const seq = result.lastSeq + options.seqGap;

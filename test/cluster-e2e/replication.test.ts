@@ -107,8 +107,8 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     expect(survivor.id).not.toBe(home.id);
     const data = await agentData(String(resumed.instance.instance_id));
     const texts = acked.map((a) => a.text);
-    // What survived is a prefix of what was acknowledged, whole turns, the same in state and messages
-    // (restore reconciles the databases, which Litestream cuts at different points); files may be ahead.
+    // What survived is a prefix of what was acknowledged, whole turns, the same in state, messages and
+    // files (restore reconciles the databases, which Litestream cuts at different points).
     const restored = { state: data.notes, messages: data.completes.map((t) => t.replace(/^noted /, "")), files: data.files.map((f) => `t${/(\d+)\.txt$/.exec(f)?.[1] ?? "?"}`) };
     restored.files.sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
     const windows: Record<string, number> = {};
@@ -119,7 +119,7 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
       windows[db] = firstLost ? killedAt - firstLost.at : 0;
     }
     expect(restored.messages).toEqual(restored.state);
-    expect(restored.files.length).toBeGreaterThanOrEqual(restored.state.length);
+    expect(restored.files).toEqual(restored.state);
     // Seqs the dead host may have handed out are never reused: the resumed agent continues after a gap.
     const marker = data.messages.find((m) => m.message_type === "agent.restored");
     const kept = data.messages.filter((m) => m.message_type !== "agent.restored" && Number(m.seq) < Number(marker?.seq ?? 0));

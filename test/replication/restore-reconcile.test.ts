@@ -205,7 +205,7 @@ describe("reconcileRestoredAgent", () => {
     const agent = recordAgent(dir, 4);
     const before = readBack(dir);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 4).seqs.done,
       droppedMessages: 0,
       stateVersion: 5,
@@ -224,7 +224,7 @@ describe("reconcileRestoredAgent", () => {
     const agent = recordAgent(dir, 4);
     expect(cutMessagesAfter(dir, turnAt(agent, 2).seqs.done)).toBe(2 * ROWS_PER_TURN);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 2).seqs.done,
       droppedMessages: 0,
       stateVersion: turnAt(agent, 2).version,
@@ -236,15 +236,46 @@ describe("reconcileRestoredAgent", () => {
     expect(back.types).toEqual(typesThrough(2));
     expect(back.version).toBe(3);
     expect(back.notes).toEqual(notesThrough(2));
-    // chronicle.db is not rolled back: its manifest is the live workspace.
-    expect(scalarOf(dir, "chronicle.db", "SELECT max(iteration) FROM iterations")).toBe(4);
+    // chronicle.db is rolled back with them: the workspace is as of turn 2.
+    expect(result).toMatchObject({ droppedIterations: 2, workspaceAhead: false });
+    expect(scalarOf(dir, "chronicle.db", "SELECT max(iteration) FROM iterations")).toBe(turnAt(agent, 2).iteration);
+    const workspace = path.join(dir, "workspace");
+    fs.rmSync(workspace, { recursive: true, force: true });
+    fs.mkdirSync(workspace);
+    const chronicle = Chronicle.open({ workspaceDir: workspace, dbPath: path.join(dir, "chronicle.db"), watch: false });
+    try {
+      const written = chronicle.materializeWorkspace();
+      expect(written.iteration).toBe(turnAt(agent, 2).iteration);
+      expect(fs.readdirSync(path.join(workspace, "notes")).sort()).toEqual(["1.txt", "2.txt"]);
+      // The next capture sees the materialized files as they are: nothing changed.
+      expect(chronicle.capture()).toBeUndefined();
+    } finally {
+      chronicle.close();
+    }
+  });
+
+  it("leaves chronicle.db ahead (reported) when a file restore made a later iteration the ledger does not record", () => {
+    const agent = recordAgent(dir, 4);
+    const workspace = path.join(dir, "workspace");
+    const chronicle = Chronicle.open({ workspaceDir: workspace, dbPath: path.join(dir, "chronicle.db"), watch: false });
+    try {
+      fs.rmSync(path.join(workspace, "notes/1.txt"));
+      expect(chronicle.capture()?.iteration).toBe(5);
+      expect(chronicle.restore("notes/1.txt", turnAt(agent, 1).iteration).iteration).toBe(6); // kind 'restore'
+    } finally {
+      chronicle.close();
+    }
+    cutMessagesAfter(dir, turnAt(agent, 2).seqs.done);
+    const result = reconcileRestoredAgent(dir, { seqGap: 0 });
+    expect(result).toMatchObject({ droppedIterations: 0, workspaceAhead: true, droppedPatches: 2 });
+    expect(scalarOf(dir, "chronicle.db", "SELECT count(*) FROM iterations")).toBe(6);
   });
 
   it("cuts messages back to the last whole turn whose state version state.db holds", () => {
     const agent = recordAgent(dir, 4);
     expect(cutPatchesAfter(dir, turnAt(agent, 2).version)).toBe(2);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 2).seqs.done,
       droppedMessages: 2 * ROWS_PER_TURN,
       stateVersion: 3,
@@ -263,7 +294,7 @@ describe("reconcileRestoredAgent", () => {
     const agent = recordAgent(dir, 4);
     cutIterationsAfter(dir, turnAt(agent, 2).iteration);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 2).seqs.done,
       droppedMessages: 2 * ROWS_PER_TURN,
       stateVersion: 3,
@@ -296,7 +327,7 @@ describe("reconcileRestoredAgent", () => {
     cutMessagesAfter(dir, turnAt(agent, 3).seqs.delta);
     cutPatchesAfter(dir, turnAt(agent, 2).version);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 2).seqs.done,
       droppedMessages: 2,
       stateVersion: 3,
@@ -315,7 +346,7 @@ describe("reconcileRestoredAgent", () => {
     // messages.db got turn 3 through its workspace.changed; state.db and chronicle.db have all 4 turns.
     cutMessagesAfter(dir, turnAt(agent, 3).seqs.workspace);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 2).seqs.done,
       droppedMessages: 3,
       stateVersion: 3,
@@ -332,7 +363,7 @@ describe("reconcileRestoredAgent", () => {
     recordAgent(dir, 2);
     cutPatchesAfter(dir, 0);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({ lastSeq: 0, droppedMessages: 1 + 2 * ROWS_PER_TURN, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 });
+    expect(result).toMatchObject({ lastSeq: 0, droppedMessages: 1 + 2 * ROWS_PER_TURN, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 });
     const back = readBack(dir);
     expect(back.messages).toEqual([]);
     expect(back.version).toBe(0);
@@ -344,7 +375,7 @@ describe("reconcileRestoredAgent", () => {
     expect(scalarOf(dir, "state.db", "SELECT max(version) FROM snapshots")).toBe(5);
     cutMessagesAfter(dir, turnAt(agent, 2).seqs.done);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq: turnAt(agent, 2).seqs.done,
       droppedMessages: 0,
       stateVersion: 5,
@@ -378,7 +409,7 @@ describe("reconcileRestoredAgent", () => {
     const before = Date.now();
     const result = reconcileRestoredAgent(dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP, reason: "host-a lost" });
     const lastSeq = turnAt(agent, 3).seqs.done;
-    expect(result).toEqual({
+    expect(result).toMatchObject({
       lastSeq,
       droppedMessages: ROWS_PER_TURN,
       stateVersion: 4,
@@ -445,7 +476,7 @@ describe("reconcileRestoredAgent", () => {
 
   it("returns zeros for a directory without messages.db and creates nothing", () => {
     fs.mkdirSync(dir, { recursive: true });
-    const zeros = { lastSeq: 0, droppedMessages: 0, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 };
+    const zeros = { lastSeq: 0, droppedMessages: 0, stateVersion: 0, droppedPatches: 0, stateAhead: false, droppedIterations: 0, workspaceAhead: false, restoredEventSeq: 0 };
     expect(reconcileRestoredAgent(dir, { seqGap: 0 })).toEqual(zeros);
     expect(reconcileRestoredAgent(dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP })).toEqual(zeros);
     expect(reconcileRestoredAgent(path.join(root, "missing"), { seqGap: UNCLEAN_RESTORE_SEQ_GAP })).toEqual(zeros);
@@ -469,7 +500,7 @@ describe("reconcileRestoredAgent", () => {
     }
     const chronicle = Chronicle.open({ workspaceDir: path.join(dir, "workspace"), dbPath: path.join(dir, "chronicle.db"), watch: false });
     try {
-      expect(chronicle.latestIteration).toBe(2);
+      expect(chronicle.latestIteration).toBe(turnAt(agent, 1).iteration); // rolled back with the ledger
     } finally {
       chronicle.close();
     }
