@@ -33,6 +33,11 @@ export interface GatewayCoreOptions {
   directory: CoordinatorDirectory;
   /** Retry window for a broken upstream stream (default 8 s: longer than discovery's failure bound). */
   resumeWindowMs?: number;
+  /**
+   * How long a create of a named agent keeps asking while the agent's coordinator is unreachable (until
+   * discovery declares it gone and a replicated agent resumes elsewhere). Default 8 s.
+   */
+  failoverWaitMs?: number;
   registry: DeploymentRegistry;
 }
 
@@ -47,11 +52,13 @@ export class GatewayCore {
 
   /** How long a broken upstream stream is retried before clients are told the instance is gone. */
   private readonly resumeWindowMs: number;
+  private readonly failoverWaitMs: number;
   /** coordinatorId -> aborters of the streams currently proxied from it. */
   private readonly streamsByCoordinator = new Map<string, Set<AbortController>>();
 
   constructor(options: GatewayCoreOptions) {
     this.resumeWindowMs = options.resumeWindowMs ?? 8000;
+    this.failoverWaitMs = options.failoverWaitMs ?? 8000;
     this.directory = options.directory;
     this.registry = options.registry;
     // ValkeyCoordinatorDirectory reports coordinators that died or left; end their streams with `terminated`.
@@ -68,21 +75,30 @@ export class GatewayCore {
 
   async createInstance(req: MessageInitShape<typeof CreateInstanceRequestSchema>, signal?: AbortSignal): Promise<Instance> {
     if (!req.deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
-    // Agents resume where their data is (or, replicated, on any replicated coordinator when that is gone).
-    const coordinator = req.agentId ? await this.directory.placeAgent(req.agentId, signal) : await this.directory.place(signal);
-    let instance: Instance | undefined;
-    try {
-      ({ instance } = await coordinator.instances.createInstance(req, { signal }));
-    } catch (err) {
-      // Our client did not cancel: the connection to the coordinator was dropped (it was declared gone).
-      if (!signal?.aborted && ConnectError.from(err).code === Code.Canceled) {
-        throw new ConnectError(`coordinator ${coordinator.id} became unreachable while creating the instance; retry`, Code.Unavailable);
+    const deadline = Date.now() + this.failoverWaitMs;
+    for (;;) {
+      // Agents resume where their data is (or, replicated, on any replicated coordinator when that is gone).
+      const coordinator = req.agentId ? await this.directory.placeAgent(req.agentId, signal) : await this.directory.place(signal);
+      let instance: Instance | undefined;
+      try {
+        ({ instance } = await coordinator.instances.createInstance(req, { signal }));
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        const code = ConnectError.from(err).code;
+        // Unreachable (or draining) home of a named agent: it may be a coordinator that died and is not yet
+        // declared gone. Ask again until it is (then a replicated agent resumes elsewhere) or the wait is over.
+        if (req.agentId && (code === Code.Unavailable || code === Code.Canceled) && Date.now() < deadline) {
+          await sleep(FAILOVER_POLL_MS, signal);
+          continue;
+        }
+        // Our client did not cancel: the connection to the coordinator was dropped (it was declared gone).
+        if (code === Code.Canceled) throw new ConnectError(`coordinator ${coordinator.id} became unreachable while creating the instance; retry`, Code.Unavailable);
+        throw err;
       }
-      throw err;
+      const created = must(instance, "instance");
+      await this.directory.recordInstance({ instanceId: created.instanceId, agentId: created.agentId, coordinatorId: coordinator.id });
+      return created;
     }
-    const created = must(instance, "instance");
-    await this.directory.recordInstance({ instanceId: created.instanceId, agentId: created.agentId, coordinatorId: coordinator.id });
-    return created;
   }
 
   /**
@@ -238,6 +254,9 @@ export class GatewayCore {
     }
   }
 }
+
+/** How often a create of a named agent asks again while its coordinator is unreachable. */
+const FAILOVER_POLL_MS = 250;
 
 /** After a coordinator's clean leave, how long its streams may still deliver their last events. */
 const LEAVE_GRACE_MS = 2000;

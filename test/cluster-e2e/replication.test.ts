@@ -38,7 +38,7 @@ afterAll(async () => {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Creates an instance of `agentId`, retrying while its old coordinator is still being declared gone or its lease runs out. */
+/** Creates an instance of `agentId`; retries what the gateway answers 503/409 (it already waits up to 8 s for a dead coordinator to be declared gone). */
 async function createAgent(agentId: string): Promise<{ instance: JsonObject; ms: number; attempts: string[] }> {
   const attempts: string[] = [];
   const { value, ms } = await until(async () => {
@@ -129,7 +129,7 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     console.log(
       `host death: ${acked.length} turns acknowledged in 4 s; restored on ${survivor.id}: state ${restored.state.length}, messages ${restored.messages.length}, files ${restored.files.length} ` +
         `(${JSON.stringify(marker?.content)}); oldest lost write per database acknowledged ${JSON.stringify(windows)} ms before the kill; resumed ${resumed.ms} ms after the kill ` +
-        `(${resumed.attempts.length} refused attempts while the old coordinator was declared gone and its lease ran out)`,
+        `(one POST, which the gateway holds while the dead coordinator is declared gone; ${resumed.attempts.length} refused attempts)`,
     );
     // Documented bound (docs/replication.md): sync interval + monitor interval + one upload, about 2 s.
     for (const ms of Object.values(windows)) expect(ms).toBeLessThanOrEqual(3000);
