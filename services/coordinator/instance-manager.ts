@@ -225,12 +225,19 @@ export class InstanceManager {
     });
     try {
       await instance.start(signal);
-      this.counts.started++;
-      // Litestream starts once the agent is ready (off the create path); its first sync copies every
-      // database whole, so writes made during start-up are replicated too.
-      if (replication && instance.live) replication.track(agentId, agentDir);
     } catch (err) {
       throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
+    }
+    this.counts.started++;
+    if (replication && instance.live) {
+      // Litestream starts once the agent is ready; its first sync copies every database whole, so writes
+      // made during start-up are replicated too. An agent that cannot be replicated does not run.
+      try {
+        replication.track(agentId, agentDir);
+      } catch (err) {
+        await instance.stop(0);
+        throw new ConnectError(`cannot replicate agent ${agentId}: ${errorMessage(err)}`, Code.Internal);
+      }
     }
     return instance;
   }
