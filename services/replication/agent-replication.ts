@@ -209,7 +209,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     return done;
   };
 
-  /** After a complete final sync: any coordinator can report the stopped agent, and its next restore is clean. */
+  /** After a complete final sync, every coordinator can report the stopped agent, and its next restore is clean. */
   const recordFinalPositions = async (agentId: string, final: ReplicationStatus): Promise<void> => {
     const marker = finalMarker(final, options.coordinatorId);
     if (!marker) return;
