@@ -15,7 +15,8 @@ import { PODIUM_VERSION } from "../shared/version.js";
 const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
 
 Usage:
-  podium dev [--port N] [--host H] [--data DIR] [--agents DIR] [--log-level L]   gateway + coordinator in one process
+  podium dev [--port N] [--host H] [--data DIR] [--agents DIR] [--log-level L] [--replicate-bucket B ...]
+                                                                   gateway + coordinator in one process
   podium gateway [--port N] [--host H] (--valkey URL | --coordinator URL ...) [--s3-bucket B --s3-endpoint URL | --registry DIR]
   podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--id ID] [--advertise URL]
                      [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
