@@ -11,14 +11,13 @@
  * serialized in this process. Other processes may read the same directory (a coordinator next to a
  * gateway); concurrent writers in several processes are not serialized (use one uploader).
  */
-import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { newRecord, parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
 import { atomicWriteFile, TEMP_SUFFIX } from "./atomic-write.js";
-import { extractBundle } from "./bundle-extract.js";
+import { checkUpload } from "./checked-upload.js";
 import { NAME_PATTERN, REGISTRY_PATTERN, VERSION_PATTERN, formatDeploymentId, parseDeploymentId } from "./bundle-manifest.js";
 import { throwIfAborted } from "./cancel.js";
 import { compareRecords } from "./deployment-registry.js";
@@ -59,18 +58,7 @@ export class LocalRegistry implements DeploymentRegistry {
 
   async upload(archive: Buffer, signal?: AbortSignal): Promise<UploadResult> {
     throwIfAborted(signal, "upload");
-    const scratchRoot = path.join(this.dir, ".tmp");
-    await fsp.mkdir(scratchRoot, { recursive: true });
-    const scratch = path.join(scratchRoot, `upload-${randomBytes(8).toString("hex")}`);
-    let extracted;
-    try {
-      extracted = await extractBundle(archive, scratch, { ...this.limits, signal });
-    } finally {
-      await fsp.rm(scratch, { recursive: true, force: true });
-    }
-    const { manifest, digest } = extracted;
-    const deploymentId = formatDeploymentId({ name: manifest.name, version: manifest.version, registry: this.name });
-    const archiveSha256 = sha256(archive);
+    const { manifest, digest, deploymentId, archiveSha256 } = await checkUpload(archive, { registry: this.name, scratchParent: path.join(this.dir, ".tmp"), limits: this.limits, signal });
     return this.locks.run(deploymentId, async () => {
       throwIfAborted(signal, "upload");
       const versionDir = this.versionDir(manifest.name, manifest.version);

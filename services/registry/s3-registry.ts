@@ -11,13 +11,11 @@
  * the same content again writes nothing. Errors: S3 unreachable -> Unavailable; missing bucket or
  * denied access -> FailedPrecondition; unknown deployment -> undefined / NotFound.
  */
-import * as fsp from "node:fs/promises";
 import * as os from "node:os";
-import * as path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { newRecord, parseStored, sha256, toPublic, type StoredRecord } from "./stored-record.js";
-import { extractBundle } from "./bundle-extract.js";
+import { checkUpload } from "./checked-upload.js";
 import { NAME_PATTERN, REGISTRY_PATTERN, VERSION_PATTERN, formatDeploymentId, parseDeploymentId } from "./bundle-manifest.js";
 import { throwIfAborted } from "./cancel.js";
 import { compareRecords, type DeploymentRecord, type DeploymentRegistry, type UploadResult } from "./deployment-registry.js";
@@ -68,16 +66,7 @@ export class S3Registry implements DeploymentRegistry {
 
   async upload(archive: Buffer, signal?: AbortSignal): Promise<UploadResult> {
     throwIfAborted(signal, "upload");
-    const scratch = await fsp.mkdtemp(path.join(this.scratchDir, "podium-s3-upload-"));
-    let extracted;
-    try {
-      extracted = await extractBundle(archive, path.join(scratch, "bundle"), { ...this.limits, signal });
-    } finally {
-      await fsp.rm(scratch, { recursive: true, force: true });
-    }
-    const { manifest, digest } = extracted;
-    const deploymentId = formatDeploymentId({ name: manifest.name, version: manifest.version, registry: this.name });
-    const archiveSha256 = sha256(archive);
+    const { manifest, digest, deploymentId, archiveSha256 } = await checkUpload(archive, { registry: this.name, scratchParent: this.scratchDir, limits: this.limits, signal });
     return this.locks.run(deploymentId, async () => {
       throwIfAborted(signal, "upload");
       await this.ensureBucket();
