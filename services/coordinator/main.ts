@@ -2,10 +2,8 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createCoordinator } from "./create-coordinator.js";
-import { LocalRegistry } from "../registry/local-registry.js";
-import { S3Registry } from "../registry/s3-registry.js";
-import { createS3Client } from "../registry/s3-client.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
+import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "./replication-config.js";
 
 export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -15,16 +13,12 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       port: { type: "string" },
       host: { type: "string" },
       data: { type: "string" },
-      registry: { type: "string" },
       capacity: { type: "string" },
       id: { type: "string" },
       advertise: { type: "string" },
       valkey: { type: "string" },
       "valkey-prefix": { type: "string" },
-      "s3-bucket": { type: "string" },
-      "s3-endpoint": { type: "string" },
-      "s3-region": { type: "string" },
-      "s3-prefix": { type: "string" },
+      ...REGISTRY_FLAGS,
       "metrics-port": { type: "string" },
       ...REPLICATION_FLAGS,
     },
@@ -41,13 +35,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   if (valkey && !advertise && (host === "0.0.0.0" || host === "::")) {
     throw new Error("with --valkey and a wildcard --host, set --advertise (PODIUM_ADVERTISE_ADDRESS) to a URL gateways can reach");
   }
-  const s3Bucket = values["s3-bucket"] ?? env.PODIUM_S3_BUCKET;
-  const s3Client = s3Bucket
-    ? createS3Client({ endpoint: values["s3-endpoint"] ?? env.PODIUM_S3_ENDPOINT, region: values["s3-region"] ?? env.PODIUM_S3_REGION ?? env.AWS_REGION })
-    : undefined;
-  const registry = s3Client && s3Bucket
-    ? new S3Registry({ client: s3Client, bucket: s3Bucket, prefix: values["s3-prefix"] ?? env.PODIUM_S3_PREFIX })
-    : new LocalRegistry({ dir: path.resolve(values.registry ?? env.PODIUM_REGISTRY_DIR ?? path.join(dataDir, "registry")) });
+  const { registry, s3Client } = registryFromFlags(values, env, path.join(dataDir, "registry"));
   const replication = replicationFromFlags(values, env);
   const metricsPortText = values["metrics-port"] ?? env.PODIUM_METRICS_PORT;
   const metricsPort = metricsPortText === undefined || metricsPortText === "" ? undefined : Number(metricsPortText);

@@ -1,17 +1,14 @@
 /** `podium gateway`: a standalone gateway in front of one or more coordinators. */
-import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { coordinatorClients, StaticCoordinatorDirectory, type CoordinatorDirectory } from "./coordinator-directory.js";
 import { ValkeyCoordinatorDirectory } from "../cluster/valkey-directory.js";
 import { grpcCoordinatorConnector } from "../cluster/grpc-coordinator-connector.js";
-import { S3Registry } from "../registry/s3-registry.js";
-import { createS3Client } from "../registry/s3-client.js";
 import { createLogger } from "../shared/logger.js";
 import { createGateway } from "./create-gateway.js";
-import { LocalRegistry } from "../registry/local-registry.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
+import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
 
 export function clusterSecretInterceptor(secret: string): Interceptor {
   return (next) => (req) => {
@@ -26,15 +23,11 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
     options: {
       port: { type: "string" },
       host: { type: "string" },
-      registry: { type: "string" },
       coordinator: { type: "string", multiple: true },
       "insecure-no-auth": { type: "boolean" },
       valkey: { type: "string" },
       "valkey-prefix": { type: "string" },
-      "s3-bucket": { type: "string" },
-      "s3-endpoint": { type: "string" },
-      "s3-region": { type: "string" },
-      "s3-prefix": { type: "string" },
+      ...REGISTRY_FLAGS,
     },
   });
   const log = (line: string) => process.stderr.write(`[podium gateway] ${line}\n`);
@@ -51,13 +44,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
       })
     : await staticDirectory(values.coordinator ?? (env.PODIUM_COORDINATORS ?? "").split(",").filter(Boolean), secret, log);
   if (directory instanceof ValkeyCoordinatorDirectory) await directory.ready();
-  const s3Bucket = values["s3-bucket"] ?? env.PODIUM_S3_BUCKET;
-  const s3Client = s3Bucket
-    ? createS3Client({ endpoint: values["s3-endpoint"] ?? env.PODIUM_S3_ENDPOINT, region: values["s3-region"] ?? env.PODIUM_S3_REGION ?? env.AWS_REGION })
-    : undefined;
-  const registry = s3Client && s3Bucket
-    ? new S3Registry({ client: s3Client, bucket: s3Bucket, prefix: values["s3-prefix"] ?? env.PODIUM_S3_PREFIX })
-    : new LocalRegistry({ dir: path.resolve(values.registry ?? env.PODIUM_REGISTRY_DIR ?? ".podium/registry") });
+  const { registry, s3Client } = registryFromFlags(values, env, ".podium/registry");
   const gateway = createGateway({ directory, registry, apiKeys });
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
   const port = await gateway.listen(Number(values.port ?? env.PODIUM_PORT ?? 7070), host);
