@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { packBundle } from "../registry/bundle-archive.js";
 import { MANIFEST_FILE } from "../registry/bundle-manifest.js";
+import { readGatewayJson } from "./gateway-response.js";
 
 export interface DeployOptions {
   dir: string;
@@ -60,18 +61,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     duplex: "half",
     ...(options.signal ? { signal: options.signal } : {}),
   } as RequestInit);
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`upload failed: HTTP ${res.status} ${text.slice(0, 200)}`);
-  }
-  if (!res.ok) {
-    const error = (json as { error?: { code?: string; message?: string } }).error;
-    throw new Error(`upload failed: HTTP ${res.status} ${error?.code ?? ""}: ${error?.message ?? text.slice(0, 200)}`);
-  }
-  const result = json as DeployResult;
+  const result = await readGatewayJson<DeployResult>(res, "upload");
   write(`${result.created ? "deployed" : "unchanged"} ${result.deployment_id} (${result.digest})`);
   return result;
 }

@@ -24,6 +24,7 @@ export interface RestoreResult {
 }
 
 import { parseRfc3339 } from "../shared/rfc3339.js";
+import { readGatewayJson } from "./gateway-response.js";
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -50,16 +51,5 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     body: JSON.stringify(body),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`restore failed: HTTP ${res.status} ${text.slice(0, 200)}`);
-  }
-  if (!res.ok) {
-    const error = (json as { error?: { code?: string; message?: string } }).error;
-    throw new Error(`restore failed: HTTP ${res.status} ${error?.code ?? ""}: ${error?.message ?? text.slice(0, 200)}`);
-  }
-  return json as RestoreResult;
+  return readGatewayJson<RestoreResult>(res, "restore");
 }
