@@ -2,7 +2,6 @@
  * The coordinator's Connect services: InstanceService (what gateways forward to), CoordinatorService
  * (identity, load, drain) and FileService. Handlers are thin: they validate and call InstanceManager.
  */
-import os from "node:os";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -166,18 +165,16 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
     });
     router.service(CoordinatorService, {
       async getCoordinatorInfo() {
+        const load = manager.load();
         return {
           info: {
+            ...load,
             coordinatorId: manager.coordinatorId,
             address: deps.address,
-            instances: manager.liveCount,
-            capacity: manager.capacity,
-            cpuLoad: (os.loadavg()[0] ?? 0) / Math.max(1, os.cpus().length),
-            memoryBytes: BigInt(process.memoryUsage().rss),
-            draining: manager.isDraining,
+            memoryBytes: BigInt(load.memoryBytes),
+            replicated: load.replicated === true,
             startedAt: timestampFromMs(deps.startedAt),
             version: deps.version,
-            replicated: manager.replicated,
           },
         };
       },

@@ -97,8 +97,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const logger = options.logger ?? createLogger({ fields: { service: "coordinator", coordinator_id: id } });
   const startedAt = Date.now();
   const chronicles = createChronicleAccess({ quotaBytes: options.workspaceQuotaBytes });
-  let fenceAgent = (_agentId: string, _reason: string): void => undefined;
-  const replication = options.replication ? startReplication(options.replication, options, id, logger, (agentId, reason) => fenceAgent(agentId, reason)) : undefined;
+  // Leases exist only for agents the manager started, so `manager` is there by the time one is lost.
+  const replication = options.replication ? startReplication(options.replication, options, id, logger, (agentId, reason) => manager.fenceAgent(agentId, reason)) : undefined;
   const manager = new InstanceManager({
     coordinatorId: id,
     dataDir: options.dataDir,
@@ -113,7 +113,6 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     sandbox: createSandbox(options.sandbox ?? "auto", (message) => logger.warn(message)),
     ...(replication ? { replication } : {}),
   });
-  fenceAgent = (agentId, reason) => manager.fenceAgent(agentId, reason);
   chronicles.attach(manager);
   let advertise = options.advertiseAddress ?? "";
   const routes = coordinatorRoutes({
@@ -169,14 +168,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
           redis: options.valkey,
           coordinatorId: id,
           address: () => advertise,
-          info: () => ({
-            instances: manager.liveCount,
-            capacity: manager.capacity,
-            cpuLoad: (os.loadavg()[0] ?? 0) / Math.max(1, os.cpus().length),
-            memoryBytes: process.memoryUsage().rss,
-            draining: manager.isDraining,
-            replicated: manager.replicated,
-          }),
+          info: () => manager.load(),
           liveInstances: () => manager.list().map((i) => ({ instanceId: i.instanceId, agentId: i.agentId })),
           startedAt,
           version: PODIUM_VERSION,

@@ -3,6 +3,7 @@
  * spawns the process, enforces one live instance per agent, and stops everything on close.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance, type WorkspaceCapture } from "./agent-instance.js";
@@ -11,6 +12,7 @@ import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeComma
 import type { Sandbox } from "./sandbox.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
+import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
 import type { AgentReplication } from "../replication/agent-replication.js";
 import { isStaleCopyName } from "../replication/stale-copies.js";
 import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
@@ -80,7 +82,19 @@ export class InstanceManager {
     return this.options.capacity;
   }
 
-  /** Agents here are replicated to S3 (and can resume on any replicated coordinator). */
+  /** What this coordinator reports about itself (heartbeats, GetCoordinatorInfo). */
+  load(): CoordinatorLoad {
+    return {
+      instances: this.liveCount,
+      capacity: this.capacity,
+      cpuLoad: (os.loadavg()[0] ?? 0) / Math.max(1, os.cpus().length),
+      memoryBytes: process.memoryUsage().rss,
+      draining: this.draining,
+      replicated: this.replicated,
+    };
+  }
+
+  /** Agents here are replicated to S3 (and can resume on every replicated coordinator). */
   get replicated(): boolean {
     return this.options.replication !== undefined;
   }
