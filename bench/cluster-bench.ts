@@ -14,6 +14,7 @@ import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { grpcCoordinatorConnector } from "../services/cluster/grpc-coordinator-connector.js";
 import type { CoordinatorClients } from "../services/gateway/coordinator-directory.js";
 import { startCluster, type TestCluster } from "../test/helpers/cluster-processes.js";
+import { exchange, openWebSocket } from "./ws-exchange.js";
 import { percentile, printTable, summarize, type BenchResults } from "./bench-util.js";
 
 export interface ClusterBenchOptions {
@@ -22,29 +23,6 @@ export interface ClusterBenchOptions {
   updates?: number;
   /** More environment for the podium processes (e.g. NODE_OPTIONS for profiling). */
   env?: Record<string, string>;
-}
-
-function open(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-  });
-}
-
-/** Sends `frame`, resolves when `count` frames matching `until` have arrived. */
-function exchange(ws: WebSocket, frame: string, count: number, until: (data: string) => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = 0;
-    const onMessage = (data: Buffer): void => {
-      if (until(data.toString()) && ++seen === count) {
-        ws.off("message", onMessage);
-        resolve();
-      }
-    };
-    ws.on("message", onMessage);
-    ws.send(frame);
-  });
 }
 
 /** A raw `ws` server answering like the flood agent: n stream_update frames, then stream_end. */
@@ -140,8 +118,8 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
     const placement = await placementLatency(cluster, gateway, coordinator, placements);
 
     const created = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
-    const podiumWs = await open(`${gateway.replace("http", "ws")}/api/v1/instances/${String(created.json.instance_id)}/connect?api_key=${cluster.apiKey}`);
-    const rawWs = await open(raw.url);
+    const podiumWs = await openWebSocket(`${gateway.replace("http", "ws")}/api/v1/instances/${String(created.json.instance_id)}/connect?api_key=${cluster.apiKey}`);
+    const rawWs = await openWebSocket(raw.url);
     const ping = JSON.stringify({ type: "process_message", content: { text: "ping" } });
     // Alternating samples, so a load spike on the host hits both sides alike.
     const rawSamples: number[] = [];

@@ -10,30 +10,8 @@ import { WebSocket, WebSocketServer } from "ws";
 import { createDevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { silentLogger } from "../services/shared/logger.js";
+import { exchange, openWebSocket } from "./ws-exchange.js";
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
-
-function open(url: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-  });
-}
-
-/** Sends `frame`, resolves when `until` has seen `count` matching frames. */
-function exchange(ws: WebSocket, frame: string, count: number, until: (data: string) => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = 0;
-    const onMessage = (data: Buffer) => {
-      if (until(data.toString()) && ++seen === count) {
-        ws.off("message", onMessage);
-        resolve();
-      }
-    };
-    ws.on("message", onMessage);
-    ws.send(frame);
-  });
-}
 
 export async function runStreamBench(roundTrips = 300, updates = 50_000): Promise<BenchResults> {
   const raw = new WebSocketServer({ port: 0, host: "127.0.0.1" });
@@ -54,8 +32,8 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
   try {
     const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: "flood-ts:1.0.0" }) });
     const { instance_id: id } = (await res.json()) as { instance_id: string };
-    const podiumWs = await open(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
-    const rawWs = await open(`ws://127.0.0.1:${rawPort}`);
+    const podiumWs = await openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
+    const rawWs = await openWebSocket(`ws://127.0.0.1:${rawPort}`);
     const message = JSON.stringify({ type: "process_message", content: { text: "ping" } });
     const rtt = async (ws: WebSocket) => {
       const samples: number[] = [];
