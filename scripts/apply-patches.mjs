@@ -1,4 +1,6 @@
-// postinstall: applies patches/ (a documented s3rver fix used by the tests; see docs/replication.md).
+// postinstall: applies patches/ (a documented s3rver fix used by the tests, see docs/replication.md; and
+// connect-es answering INVALID_ARGUMENT, not INTERNAL, for request messages that do not parse, see
+// services/shared/connect-handler.ts).
 // patch-package is a dev dependency, so production installs (--omit=dev) skip this quietly.
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";

@@ -23,8 +23,9 @@ import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import { fromJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { errorMessage } from "../shared/errors.js";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
@@ -161,8 +162,14 @@ export class GatewayCore {
   }
 
   async answerRequest(instanceId: string, requestId: string, value: Json, signal?: AbortSignal): Promise<void> {
+    let protoValue: Value;
+    try {
+      protoValue = fromJson(ValueSchema, value);
+    } catch (err) {
+      throw new ConnectError(`answer value: ${errorMessage(err)}`, Code.InvalidArgument);
+    }
     const coordinator = await this.directory.locateInstance(instanceId, signal);
-    await coordinator.instances.answerRequest({ instanceId, requestId, value: fromJson(ValueSchema, value) }, { signal });
+    await coordinator.instances.answerRequest({ instanceId, requestId, value: protoValue }, { signal });
   }
 
   /**

@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { HTTP_STATUS_HEADER, toHttpError } from "../shared/errors.js";
 import type { Json } from "../shared/json.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
+import { parseClientJson } from "../shared/parse-client-json.js";
 
 export type AnyRequest = NodeServerRequest;
 export type AnyResponse = NodeServerResponse;
@@ -46,12 +47,7 @@ export function readBody(req: AnyRequest, limit: number, signal?: AbortSignal): 
 export async function readJsonObject(req: AnyRequest, limit: number, signal?: AbortSignal): Promise<JsonObject> {
   const body = await readBody(req, limit, signal);
   if (body.length === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString("utf8"));
-  } catch (err) {
-    throw new ConnectError(`malformed JSON body: ${(err as Error).message}`, Code.InvalidArgument);
-  }
+  const value = parseClientJson(body.toString("utf8"), "request body");
   if (!isJsonObject(value)) throw new ConnectError("JSON body must be an object", Code.InvalidArgument);
   return value;
 }
@@ -96,6 +92,15 @@ export function queryInt(params: URLSearchParams, name: string, fallback: number
   if (raw === null || raw === "") return fallback;
   if (!/^\d{1,15}$/.test(raw)) throw new ConnectError(`${name} must be a non-negative integer`, Code.InvalidArgument);
   return Number(raw);
+}
+
+/** The request target as a URL; a target that does not parse (e.g. `//[`) is the client's error. */
+export function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? "/", "http://localhost");
+  } catch {
+    throw new ConnectError("malformed request target", Code.InvalidArgument);
+  }
 }
 
 /** Decodes each path segment; rejects malformed percent-encoding. */

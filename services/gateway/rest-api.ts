@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import type { GatewayCore } from "./gateway-core.js";
 import {
-  decodeSegments, optionalString, optionalStringMap, queryInt, readBody, readJsonObject, sendDownload, sendError, sendJson,
+  decodeSegments, optionalString, optionalStringMap, queryInt, readBody, readJsonObject, requestUrl, sendDownload, sendError, sendJson,
   type AnyRequest, type AnyResponse,
 } from "./http-io.js";
 import {
@@ -213,7 +213,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     if (options.onResponse) res.once("finish", () => options.onResponse?.(res.statusCode));
     void (async () => {
       try {
-        const url = new URL(req.url ?? "/", "http://localhost");
+        const url = requestUrl(req.url);
         const candidates = routes.filter((r) => r.pattern.test(url.pathname));
         const match = candidates.find((r) => r.method === req.method);
         if (!match) {

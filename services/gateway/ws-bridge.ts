@@ -10,13 +10,18 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayCore } from "./gateway-core.js";
 import { instanceJson, isLive, updateFrame } from "./rest-json.js";
 import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
-import { codeName, errorMessage, toHttpError } from "../shared/errors.js";
+import { errorMessage, toHttpError } from "../shared/errors.js";
+import { decodeSegments, requestUrl } from "./http-io.js";
 import { isJsonObject } from "../shared/json.js";
+import { parseClientJson } from "../shared/parse-client-json.js";
 import type { Logger } from "../shared/logger.js";
 
 export interface WsRoute {
   pattern: RegExp;
-  /** Called after auth; may reject with a ConnectError (mapped to an HTTP status on the upgrade). */
+  /**
+   * Called after auth with the pattern's groups, percent-decoded (bad escapes were refused with 400);
+   * may reject with a ConnectError (mapped to an HTTP status on the upgrade).
+   */
   accept(req: http.IncomingMessage, params: string[], url: URL): Promise<(ws: WebSocket, socket: Duplex) => void>;
 }
 
@@ -45,14 +50,15 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
   const handler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     void (async () => {
-      const url = new URL(req.url ?? "/", "http://localhost");
-      const route = options.routes.find((r) => r.pattern.test(url.pathname));
-      if (!route) return refuse(socket, 404, "not_found", `no WebSocket endpoint at ${url.pathname}`);
-      const key = ApiKeyAuth.extract(nodeHeaders(req.headers), url.searchParams.get("api_key"));
-      if (!options.auth.verify(key)) return refuse(socket, 401, codeName(Code.Unauthenticated), key ? "invalid API key" : "missing API key");
       let onOpen: (ws: WebSocket, socket: Duplex) => void;
       try {
-        onOpen = await route.accept(req, (route.pattern.exec(url.pathname) ?? []).slice(1), url);
+        const url = requestUrl(req.url);
+        const route = options.routes.find((r) => r.pattern.test(url.pathname));
+        if (!route) throw new ConnectError(`no WebSocket endpoint at ${url.pathname}`, Code.NotFound);
+        const key = ApiKeyAuth.extract(nodeHeaders(req.headers), url.searchParams.get("api_key"));
+        if (!options.auth.verify(key)) throw new ConnectError(key ? "invalid API key" : "missing API key", Code.Unauthenticated);
+        const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((param) => decodeSegments([param]));
+        onOpen = await route.accept(req, params, url);
       } catch (err) {
         const { status, body } = toHttpError(err);
         return refuse(socket, status, body.error.code, body.error.message);
@@ -71,7 +77,7 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/connect$/,
     async accept(_req, params, url) {
-      const instanceId = decodeURIComponent(params[0] as string);
+      const instanceId = params[0] as string;
       const instance = await core.getInstance(instanceId);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       const afterRaw = url.searchParams.get("after_seq");
@@ -108,12 +114,7 @@ function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, socket
   ws.on("error", () => controller.abort());
   ws.on("message", (data, isBinary) => {
     void (async () => {
-      let frame: unknown;
-      try {
-        frame = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString());
-      } catch {
-        throw new ConnectError("frame is not valid JSON", Code.InvalidArgument);
-      }
+      const frame = parseClientJson(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString(), "frame");
       await handleInboundFrame(core, instanceId, frame, controller.signal);
     })().catch((err) => sendWsError(ws, err));
   });

@@ -1,7 +1,8 @@
 /**
  * Safe extraction of an uploaded bundle archive (.tar.gz). Untrusted input: only regular files and
- * directories are created, paths stay inside destDir, and file count / unpacked size are limited
- * while streaming (gzip-bomb safe). Any failure removes everything written. See docs/deployments.md.
+ * directories are created, paths stay inside destDir, and file count, unpacked size and the
+ * decompression ratio are limited while streaming (gzip-bomb safe); what follows the tar's
+ * end-of-archive marker is counted, not parsed. Any failure removes everything written. See docs/deployments.md.
  */
 import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
@@ -17,6 +18,9 @@ import { digestFiles, isSkippedPath, readManifest, walkBundle } from "./bundle-f
 
 export const DEFAULT_MAX_FILES = 10_000;
 export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
+/** Most decompressed bytes per compressed byte, checked once RATIO_GRACE_BYTES have been decompressed. */
+export const DEFAULT_MAX_RATIO = 100;
+const RATIO_GRACE_BYTES = 4 * 1024 * 1024;
 /** Tar bytes allowed per entry on top of content: header, pax header, padding. */
 const ENTRY_OVERHEAD = 3 * 1024;
 const FIXED_OVERHEAD = 1024 * 1024;
@@ -28,6 +32,11 @@ export interface ExtractLimits {
   maxFiles?: number;
   /** Most bytes of file content in the archive. Default 512 MiB. */
   maxBytes?: number;
+  /**
+   * Most decompressed bytes per compressed byte (gzip of zeros reaches ~1000). Checked once the
+   * first 4 MiB are decompressed, so small archives with tar padding pass. Default 100.
+   */
+  maxRatio?: number;
   /** Aborts the extraction (ConnectError Canceled); nothing is left behind. */
   signal?: AbortSignal;
 }
@@ -128,13 +137,14 @@ async function hoistSingleFolder(destDir: string): Promise<void> {
 export async function extractBundle(archive: Buffer, destDir: string, limits: ExtractLimits = {}): Promise<ExtractedBundle> {
   const maxFiles = positive(limits.maxFiles, DEFAULT_MAX_FILES, "maxFiles");
   const maxBytes = positive(limits.maxBytes, DEFAULT_MAX_BYTES, "maxBytes");
+  const maxRatio = positive(limits.maxRatio, DEFAULT_MAX_RATIO, "maxRatio");
   if (archive.length < 2 || archive[0] !== 0x1f || archive[1] !== 0x8b) {
     throw invalid("bundle is not a gzip-compressed tar archive (.tar.gz)");
   }
   throwIfAborted(limits.signal, "bundle extraction");
   const created = await prepareDest(destDir);
   try {
-    await unpack(archive, destDir, { maxFiles, maxBytes, signal: limits.signal });
+    await unpack(archive, destDir, { maxFiles, maxBytes, maxRatio, signal: limits.signal });
     await hoistSingleFolder(destDir);
     const files = await walkBundle(destDir);
     const manifest = await readManifest(files);
@@ -143,13 +153,16 @@ export async function extractBundle(archive: Buffer, destDir: string, limits: Ex
   } catch (error) {
     await cleanup(destDir, created);
     if (error instanceof ConnectError) throw error;
-    throw new ConnectError(`bundle extraction failed: ${errorMessage(error)}`, Code.Internal, undefined, undefined, error);
+    // The message names no host path (the caller's client sees it); the cause keeps the details.
+    const code = errorCode(error);
+    throw new ConnectError(`bundle extraction failed${code ? ` (${code})` : ""}`, Code.Internal, undefined, undefined, error);
   }
 }
 
 interface UnpackOptions {
   maxFiles: number;
   maxBytes: number;
+  maxRatio: number;
   signal: AbortSignal | undefined;
 }
 
@@ -222,10 +235,11 @@ async function unpack(archive: Buffer, destDir: string, opts: UnpackOptions): Pr
       await handle.close();
     }
   };
-  const conflict = (error: unknown): unknown => {
+  /** fs errors name the scratch path on the host: say what conflicts in the archive's own terms. */
+  const conflict = (error: unknown, entryPath: string): unknown => {
     const code = errorCode(error);
     if (code === "EEXIST" || code === "ENOTDIR" || code === "EISDIR") {
-      return invalid(`bundle entries conflict (a path is both a file and a directory): ${errorMessage(error)}`);
+      return invalid(`bundle entry ${JSON.stringify(entryPath)} conflicts with another entry (a path is both a file and a directory)`);
     }
     return error;
   };
@@ -234,8 +248,12 @@ async function unpack(archive: Buffer, destDir: string, opts: UnpackOptions): Pr
   parser.on("entry", (entry: ReadEntry) => {
     chain = chain
       .then(() => (failure === undefined ? handleEntry(entry) : undefined))
-      .catch((error: unknown) => fail(conflict(error)));
+      .catch((error: unknown) => fail(conflict(error, entry.path)));
   });
+  // The end-of-archive marker: tar ignores what follows, and the parser would keep it all by
+  // concatenating every chunk onto the rest (quadratic: 100 MB of zeros took minutes of CPU).
+  let endOfArchive = false;
+  parser.on("eof", () => (endOfArchive = true));
   parser.on("ignoredEntry", (entry: ReadEntry) => {
     fail(entry.meta
       ? invalid(`bundle has a tar extended header larger than ${MAX_META_ENTRY} bytes`)
@@ -261,7 +279,13 @@ async function unpack(archive: Buffer, destDir: string, opts: UnpackOptions): Pr
         fail(invalid(`bundle unpacks to more than ${opts.maxBytes} bytes`));
         break;
       }
-      if (!parser.write(buffer)) await waitFor("drain");
+      // bytesWritten: the compressed bytes gunzip has consumed so far.
+      if (raw > RATIO_GRACE_BYTES && raw > opts.maxRatio * gunzip.bytesWritten) {
+        fail(invalid(`bundle expands more than ${opts.maxRatio} times when decompressed (a compression bomb?)`));
+        break;
+      }
+      // After the end-of-archive marker the stream is still counted (limits above), never parsed.
+      if (!endOfArchive && !parser.write(buffer)) await waitFor("drain");
     }
   } catch (error) {
     fail(invalid(`bundle is not a valid gzip stream: ${errorMessage(error)}`));

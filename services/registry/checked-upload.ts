@@ -4,6 +4,7 @@
  */
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
+import { ConnectError } from "@connectrpc/connect";
 import { extractBundle } from "./bundle-extract.js";
 import { formatDeploymentId, type BundleManifest } from "./bundle-manifest.js";
 import { sha256 } from "./stored-record.js";
@@ -26,6 +27,8 @@ export async function checkUpload(
   let extracted;
   try {
     extracted = await extractBundle(archive, path.join(scratch, "bundle"), { ...options.limits, ...(options.signal ? { signal: options.signal } : {}) });
+  } catch (error) {
+    throw withoutScratchPath(error, scratch);
   } finally {
     await fsp.rm(scratch, { recursive: true, force: true });
   }
@@ -36,4 +39,14 @@ export async function checkUpload(
     deploymentId: formatDeploymentId({ name: manifest.name, version: manifest.version, registry: options.registry }),
     archiveSha256: sha256(archive),
   };
+}
+
+/**
+ * The uploader sees this error: it must not learn where the registry keeps its scratch space. Paths
+ * inside the extracted bundle become bundle-relative, any other mention of the scratch directory "<upload>".
+ */
+function withoutScratchPath(error: unknown, scratch: string): unknown {
+  if (!(error instanceof ConnectError) || !error.rawMessage.includes(scratch)) return error;
+  const message = error.rawMessage.split(path.join(scratch, "bundle") + path.sep).join("").split(scratch).join("<upload>");
+  return new ConnectError(message, error.code, error.metadata, undefined, error.cause);
 }

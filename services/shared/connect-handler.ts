@@ -1,6 +1,11 @@
 /**
  * Builds the request handler a service serves on its one port: Connect, gRPC and gRPC-Web for the
  * given routes (plus gRPC health and reflection), and a fallback for everything else (REST).
+ *
+ * A request message that is not valid protobuf (or nests deeper than protobuf-es' recursion limit of
+ * 100) is INVALID_ARGUMENT, like malformed JSON: connect-es 2.2 says INTERNAL for binary parse errors,
+ * which patches/@connectrpc+connect+2.2.0.patch changes for the request side only (applied by
+ * `npm ci`'s postinstall). Responses a client cannot parse stay INTERNAL.
  */
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";

@@ -11,7 +11,8 @@ export interface MetricsServer {
 
 export async function startMetricsServer(options: { registry: MetricsRegistry; port: number; host: string; bearer: string }): Promise<MetricsServer> {
   const auth = new ApiKeyAuth(options.bearer ? [options.bearer] : []);
-  const server = http.createServer((req, res) => {
+  // A scrape is one small GET: a connection that has not sent its headers within 10 s is closed.
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     const reply = (status: number, code: string, message: string) => {
       const body = JSON.stringify({ error: { code, message } });
       res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });

@@ -2,6 +2,12 @@
  * One TCP port for every protocol: connections that open with the HTTP/2 preface ("PRI * HTTP/2.0")
  * go to an h2c server (gRPC, Connect, gRPC-Web over HTTP/2); everything else goes to an HTTP/1.1
  * server (REST, WebSocket upgrades, Connect and gRPC-Web over HTTP/1.1).
+ *
+ * Connections that do nothing are closed (docs/configuration.md, "Connection timeouts"): one that
+ * sends no byte within `idleTimeoutMs`, an HTTP/1.1 request whose headers take longer than
+ * `headersTimeoutMs` (or whose whole request takes longer than `requestTimeoutMs`), and an h2c
+ * session that is silent for `idleTimeoutMs` while it has no open stream. Open streams, WebSockets
+ * and HTTP/1.1 responses in progress are never cut for being quiet.
  */
 import http from "node:http";
 import http2 from "node:http2";
@@ -16,8 +22,14 @@ export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: B
 export interface OnePortServerOptions {
   handler: RequestHandler;
   onUpgrade?: UpgradeHandler;
-  /** Idle HTTP/1.1 keep-alive timeout, ms. */
+  /** Idle HTTP/1.1 keep-alive timeout, ms. Default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** A connection that sends nothing (before its first request; on h2c, while no stream is open) is closed after this, ms. Default 10 s. */
+  idleTimeoutMs?: number;
+  /** Most time an HTTP/1.1 client may take to send a request's headers, ms. Default 10 s. */
+  headersTimeoutMs?: number;
+  /** Most time an HTTP/1.1 client may take to send a whole request, body included, ms. Default 300 s. */
+  requestTimeoutMs?: number;
   /**
    * Serve HTTP/2 cleartext only (no sniffing): what coordinators need for their internal gRPC API.
    * Sockets then go to nghttp2 untouched, which saves the replay wrapper on every frame.
@@ -26,6 +38,9 @@ export interface OnePortServerOptions {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+export const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 
 /** A Duplex over a socket that first yields bytes that were already read from it. */
 class ReplaySocket extends Duplex {
@@ -73,19 +88,51 @@ export class OnePortServer {
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
   private readonly http2Only: boolean;
+  private readonly idleTimeoutMs: number;
 
   constructor(options: OnePortServerOptions) {
     this.http2Only = options.http2Only ?? false;
-    this.h1 = http.createServer((req, res) => options.handler(req, res));
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.h1 = http.createServer(
+      {
+        headersTimeout: options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+        requestTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => options.handler(req, res),
+    );
     this.h1.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+    // Node enforces headersTimeout / requestTimeout (and closeIdleConnections) only for connections of
+    // a server that emitted 'listening'; this one never listens (route() hands it the sockets).
+    this.h1.emit("listening");
     if (options.onUpgrade) this.h1.on("upgrade", options.onUpgrade);
     this.h2 = http2.createServer({}, (req, res) => options.handler(req, res));
-    this.h2.on("session", (session) => {
-      this.sessions.add(session);
-      session.once("close", () => this.sessions.delete(session));
-    });
+    this.h2.on("session", (session) => this.watchSession(session));
     // noDelay: small frames (events, round trips) must not wait for Nagle's algorithm.
     this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));
+  }
+
+  /** Tracks the session for close(), and closes it when it is silent with no stream open. */
+  private watchSession(session: http2.ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once("close", () => this.sessions.delete(session));
+    let openStreams = 0;
+    const onIdle = () => {
+      if (openStreams > 0 || session.closed || session.destroyed) return;
+      session.close();
+      setTimeout(() => session.destroy(), 1000).unref();
+    };
+    // The timer restarts on most frames (pings included) and again when the last stream closes; a
+    // quiet stream (a live gRPC stream with no events) keeps the session open. (setTimeout's own
+    // callback is a once-listener, so the listener is added separately.)
+    session.on("timeout", onIdle);
+    session.setTimeout(this.idleTimeoutMs);
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      openStreams++;
+      stream.once("close", () => {
+        if (--openStreams === 0 && !session.destroyed) session.setTimeout(this.idleTimeoutMs);
+      });
+    });
   }
 
   private route(socket: net.Socket): void {
@@ -96,6 +143,9 @@ export class OnePortServer {
       this.h2.emit("connection", socket);
       return;
     }
+    // Until the first bytes say which protocol this is, nobody else watches the socket.
+    const deadline = setTimeout(() => socket.destroy(), this.idleTimeoutMs).unref();
+    socket.once("close", () => clearTimeout(deadline));
     let seen = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
@@ -103,6 +153,7 @@ export class OnePortServer {
       const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && seen.length < PREFACE.length) return; // need more bytes to decide
       socket.off("data", onData);
+      clearTimeout(deadline);
       if (isH2) {
         // nghttp2 reads from the socket's native handle, so bytes already read in JS would be lost;
         // hand it a JS stream that replays them first.

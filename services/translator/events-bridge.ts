@@ -19,6 +19,7 @@ import type { Logger } from "../shared/logger.js";
 import { orderedClientEvent } from "./client-event.js";
 import { handleClientMessage, type BridgeCore } from "./client-message-handler.js";
 import { parseClientMessage, type MessageId } from "./parse-client-message.js";
+import { parseClientJson } from "../shared/parse-client-json.js";
 import { SessionSequencer } from "./session-sequencer.js";
 import { translateUpdate } from "./translator-routes.js";
 
@@ -63,7 +64,7 @@ export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/events$/,
     async accept(_req, params, url) {
-      const instanceId = decodeURIComponent(params[0] as string);
+      const instanceId = params[0] as string;
       const query = parseQuery(url);
       const instance = await options.core.getInstance(instanceId);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
@@ -110,9 +111,9 @@ function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: stri
     const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString();
     let json: unknown;
     try {
-      json = JSON.parse(text);
-    } catch {
-      send(ws, errorFrame(new ConnectError("message is not valid JSON", Code.InvalidArgument), undefined, undefined));
+      json = parseClientJson(text, "message");
+    } catch (err) {
+      send(ws, errorFrame(err, undefined, undefined));
       return;
     }
     const rough = roughIdentity(json);

@@ -6,6 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Json, JsonObject } from "../shared/json.js";
 import { isJsonObject } from "../shared/json.js";
+import { parseClientJson } from "../shared/parse-client-json.js";
 
 export type MessageId = string | number;
 
@@ -107,13 +108,7 @@ export function parseClientMessage(json: unknown): ClientMessage {
   }
 }
 
-/** Parses one text frame (JSON) and validates it. */
+/** Parses one text frame (JSON, depth-limited: shared/parse-client-json.ts) and validates it. */
 export function parseClientFrame(text: string): ClientMessage {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw invalid("message is not valid JSON");
-  }
-  return parseClientMessage(json);
+  return parseClientMessage(parseClientJson(text, "message"));
 }

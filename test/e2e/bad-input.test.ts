@@ -23,7 +23,7 @@ function errorOf(json: JsonObject): JsonObject {
 
 describe("REST", () => {
   it.each([
-    ["malformed JSON", "POST", "/api/v1/instances", "{not json", 400, "invalid_argument", "malformed JSON"],
+    ["malformed JSON", "POST", "/api/v1/instances", "{not json", 400, "invalid_argument", "not valid JSON"],
     ["a JSON array body", "POST", "/api/v1/instances", "[1,2]", 400, "invalid_argument", "must be an object"],
     ["missing deployment_id", "POST", "/api/v1/instances", {}, 400, "invalid_argument", "deployment_id is required"],
     ["deployment_id of the wrong type", "POST", "/api/v1/instances", { deployment_id: 42 }, 400, "invalid_argument", "deployment_id must be a string"],
