@@ -6,11 +6,14 @@ import { printTable, type BenchResults } from "./bench-util.js";
 
 const suites: [string, string, string][] = [
   ["instance create -> ready (vs bare spawn)", "./create-bench.ts", "runCreateBench"],
+  ["sandbox cost: create -> ready with and without isolation", "./sandbox-bench.ts", "runSandboxBench"],
   ["per-agent SQLite stores", "./store-bench.ts", "runStoreBench"],
   ["Chronicle workspace capture", "./chronicle-bench.ts", "runChronicleBench"],
   ["restart-to-ready with a large state", "./restart-bench.ts", "runRestartBench"],
   ["streaming through the gateway (in-process coordinator)", "./stream-bench.ts", "runStreamBench"],
   ["gateway + coordinator as separate processes", "./cluster-bench.ts", "runClusterBench"],
+  ["reliability: slow readers and a coordinator's death window", "./reliability-bench.ts", "runReliabilityBench"],
+  ["bursts of concurrent creates over 2 coordinators (heartbeats, 429s, orphans)", "./create-burst-bench.ts", "runCreateBurstBench"],
   ["Litestream replication", "./replication-bench.ts", "runReplicationBench"],
   ["instance life cycle with replication (vs without)", "./replicated-lifecycle-bench.ts", "runReplicatedLifecycleBench"],
 ];

@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses when they are missing: redis-server (a
-# Valkey-compatible server for the scale-out tests) and bubblewrap (agent sandboxing).
-# Runs before `npm test`; a no-op when both are present.
+# Valkey-compatible server for the scale-out tests), bubblewrap (agent sandboxing), slirp4netns and
+# nftables (agents' network egress and its host firewall). Makes /dev/net/tun usable by agents'
+# unprivileged uids (0666, udev's default; minimal VMs and containers without udev leave it 0600).
+# Runs before `npm test`; a no-op when everything is in place.
 set -euo pipefail
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != "0" ] && ! command -v sudo >/dev/null 2>&1; then
-  echo "system-deps: missing ${missing[*]}; install them (apt-get install -y ${missing[*]})" >&2
-  exit 1
-fi
+has redis-server || missing+=(redis-server)
+has bwrap || missing+=(bubblewrap)
+has slirp4netns || missing+=(slirp4netns)
+has nft || missing+=(nftables)
 SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
-echo "system-deps: installing ${missing[*]}" >&2
-$SUDO apt-get update -qq >/dev/null
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "system-deps: missing ${missing[*]}; install them (apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "system-deps: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != "666" ]; then
+  if [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; then
+    echo "system-deps: chmod 0666 /dev/net/tun (slirp4netns runs as each agent's uid)" >&2
+    $SUDO chmod 0666 /dev/net/tun
+  fi
+fi

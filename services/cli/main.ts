@@ -22,6 +22,9 @@ Usage:
                      [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
                      [--replicate-bucket B [--replicate-prefix P] [--replicate-endpoint URL]]   Litestream to S3
                      [--metrics-port N]                                               Prometheus
+                     [--agent-uids FIRST-LAST] [--agent-network-allow CIDR[:PORT] ...]  sandbox (docs/security.md)
+                     [--agent-limit KEY=VALUE ...] [--agent-limit-max KEY=VALUE ...]
+                     [--unsandboxed] [--insecure-no-auth]                             opt out (never in production)
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
   podium restore --agent ID [--timestamp T] [--as NEW_ID] [--url URL] [--api-key KEY]
                                                                    fork an agent as it was at T (RFC 3339 or -5m)

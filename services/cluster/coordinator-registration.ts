@@ -10,6 +10,7 @@
  * restarted empty) it rewrites every mapping of its live instances. Layout: docs/cluster.md.
  */
 import type { Redis } from "ioredis";
+import { HeartbeatKeeper } from "./heartbeat-keeper.js";
 import { ClusterKeys, assertClusterId, parseHeartbeat, type CoordinatorHeartbeat, type CoordinatorLoad, type MembershipEvent } from "./cluster-keys.js";
 import { closeValkey, ownValkey, pipelineResults, valkeyCall, watchValkeyConnection, type ValkeyClientOptions } from "./valkey-client.js";
 import { errorMessage } from "../shared/errors.js";
@@ -42,6 +43,12 @@ export interface CoordinatorRegistrationOptions {
   logger?: Logger;
   /** Connection tuning when `redis` is a URL. */
   valkey?: ValkeyClientOptions;
+  /**
+   * A worker thread extends the heartbeat key's TTL every `heartbeatMs` while the main thread's event loop
+   * has run within this many ms (heartbeat-keeper.ts), so long synchronous work (a burst of agent spawns)
+   * never lets the key expire. 0 turns it off. Default 10000.
+   */
+  keepAliveStallLimitMs?: number;
 }
 
 interface CompiledRegistrationOptions {
@@ -55,6 +62,7 @@ interface CompiledRegistrationOptions {
   startedAt: number;
   version: string;
   logger: Logger;
+  keepAliveStallLimitMs: number;
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
@@ -80,6 +88,7 @@ export function compileRegistrationOptions(options: CoordinatorRegistrationOptio
     startedAt: options.startedAt ?? Date.now(),
     version: options.version ?? PODIUM_VERSION,
     logger: (options.logger ?? silentLogger).child({ coordinator_id: options.coordinatorId }),
+    keepAliveStallLimitMs: options.keepAliveStallLimitMs === 0 ? 0 : positiveInt(options.keepAliveStallLimitMs, 10_000, "keepAliveStallLimitMs"),
   };
 }
 
@@ -90,6 +99,8 @@ export class CoordinatorRegistration {
   private readonly owned: boolean;
   private readonly keys: ClusterKeys;
   private readonly unwatch: () => void;
+  private readonly source: Redis | string;
+  private keeper: HeartbeatKeeper | undefined;
   /** instanceId -> agentId of the instances this coordinator hosts. */
   private readonly live = new Map<string, string>();
   /** Writes that have not reached Valkey yet, retried by each heartbeat. */
@@ -102,11 +113,15 @@ export class CoordinatorRegistration {
   private failing = false;
   private duplicateReported = false;
   private lastBeatOk = 0;
+  /** When the next scheduled heartbeat is due (epoch ms); heartbeats keep a fixed rate, not "period after the last one". */
+  private nextBeatAt = 0;
+  private readonly lag = { beats: 0, lastMs: 0, maxMs: 0 };
 
   constructor(options: CoordinatorRegistrationOptions) {
     this.options = compileRegistrationOptions(options);
     this.coordinatorId = this.options.coordinatorId;
     this.keys = new ClusterKeys(options.keyPrefix);
+    this.source = options.redis;
     ({ redis: this.redis, owned: this.owned } = ownValkey(options.redis, { connectionName: `podium-coordinator-${this.coordinatorId}`, ...options.valkey }));
     this.unwatch = watchValkeyConnection(this.redis, this.options.logger, "registration");
   }
@@ -117,6 +132,15 @@ export class CoordinatorRegistration {
   }
 
   /**
+   * How late scheduled heartbeats started (ms behind their due time: the event loop was busy): the last one
+   * and the largest since start. Gateways declare a coordinator lost once its key outlives `ttlMs`, so a lag
+   * approaching `ttlMs - heartbeatMs` is the warning sign.
+   */
+  get heartbeatLag(): { beats: number; lastMs: number; maxMs: number } {
+    return { ...this.lag };
+  }
+
+  /**
    * Registers (first heartbeat) and keeps heartbeating until stop(). Resolves after the first
    * attempt even if Valkey is unreachable then (it is logged, and retried every heartbeatMs).
    */
@@ -124,8 +148,25 @@ export class CoordinatorRegistration {
     if (this.state !== "new") throw new Error(`registration of ${this.coordinatorId} was already started`);
     if (!this.options.address()) throw new RangeError("address is empty; start the registration after the coordinator listens");
     this.state = "running";
+    this.nextBeatAt = Date.now();
     await this.heartbeatNow();
     this.schedule();
+    if (this.options.keepAliveStallLimitMs > 0) {
+      this.keeper = HeartbeatKeeper.start({
+        redis: this.source,
+        key: this.keys.coordinator(this.coordinatorId),
+        ttlMs: this.options.ttlMs,
+        periodMs: this.options.heartbeatMs,
+        stallLimitMs: this.options.keepAliveStallLimitMs,
+        connectionName: `podium-coordinator-${this.coordinatorId}-keepalive`,
+      });
+      if (!this.keeper) this.options.logger.warn("the Valkey connection's options cannot be handed to a worker thread: heartbeats run on the main thread only");
+    }
+  }
+
+  /** Keep-alives the worker thread made (heartbeat-keeper.ts); 0 without one. */
+  get keepAlives(): number {
+    return this.keeper?.keepAlives ?? 0;
   }
 
   /** A heartbeat now (e.g. right after draining starts) instead of at the next tick. */
@@ -158,6 +199,7 @@ export class CoordinatorRegistration {
     const wasRunning = this.state === "running";
     this.state = "stopped";
     clearTimeout(this.timer);
+    await this.keeper?.close(); // before the key is deleted: nothing extends it afterwards
     await this.chain;
     if (wasRunning) {
       this.reconcile();
@@ -181,11 +223,20 @@ export class CoordinatorRegistration {
     if (this.owned) await closeValkey(this.redis);
   }
 
+  /** The next heartbeat at a fixed rate: due `heartbeatMs` after the previous one was due, at once when overdue. */
   private schedule(): void {
     if (this.state !== "running") return;
+    const now = Date.now();
+    this.nextBeatAt = Math.max(this.nextBeatAt + this.options.heartbeatMs, now);
+    const due = this.nextBeatAt;
     this.timer = setTimeout(() => {
+      const late = Math.max(0, Date.now() - due);
+      this.lag.beats++;
+      this.lag.lastMs = late;
+      if (late > this.lag.maxMs) this.lag.maxMs = late;
+      if (late >= this.options.heartbeatMs) this.options.logger.warn(`a heartbeat started ${late} ms late: the event loop was busy`, { lag_ms: late, ttl_ms: this.options.ttlMs });
       void this.heartbeatNow().finally(() => this.schedule());
-    }, this.options.heartbeatMs);
+    }, due - now);
     this.timer.unref();
   }
 

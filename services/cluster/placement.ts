@@ -9,11 +9,13 @@ export interface PlacementCandidate {
   capacity: number;
   cpuLoad: number;
   draining: boolean;
+  /** Not answering: its circuit breaker is open (or half-open, waiting for a probe). */
+  unanswering?: boolean;
 }
 
-/** Never draining, never full. */
+/** Never draining, never full, never one that does not answer. */
 export function isPlaceable(c: PlacementCandidate): boolean {
-  return !c.draining && c.capacity > 0 && c.instances < c.capacity;
+  return !c.draining && !c.unanswering && c.capacity > 0 && c.instances < c.capacity;
 }
 
 export function placementLoad(c: PlacementCandidate): number {
@@ -44,5 +46,7 @@ export function describeNoCapacity(candidates: readonly PlacementCandidate[]): s
   if (candidates.length === 0) return "no coordinator is registered in service discovery";
   const draining = candidates.filter((c) => c.draining).length;
   const full = candidates.filter((c) => !c.draining && c.instances >= c.capacity).length;
-  return `no coordinator can take a new instance: ${candidates.length} registered, ${draining} draining, ${full} at capacity`;
+  const unanswering = candidates.filter((c) => c.unanswering && !c.draining && c.instances < c.capacity).length;
+  const notAnswering = unanswering > 0 ? `, ${unanswering} not answering (circuit open)` : "";
+  return `no coordinator can take a new instance: ${candidates.length} registered, ${draining} draining, ${full} at capacity${notAnswering}`;
 }

@@ -7,7 +7,7 @@
  */
 import type { Redis } from "ioredis";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { CoordinatorClients, CoordinatorDirectory, PlacementRequirements } from "../gateway/coordinator-directory.js";
+import { isAnswering, type CoordinatorClients, type CoordinatorDirectory, type PlacementRequirements } from "../gateway/coordinator-directory.js";
 import { ClusterKeys, parseInstanceLocation } from "./cluster-keys.js";
 import { expireOrphans } from "./cluster-scripts.js";
 import { CoordinatorMembership, type CoordinatorLostReason, type CoordinatorMember } from "./coordinator-membership.js";
@@ -115,16 +115,30 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     await this.membership.ready;
     this.checkOpen(signal);
     this.checkValkey("cannot place new instances right now");
-    const members = this.membership.members().filter((m) => !requirements.replicated || m.replicated === true);
-    if (requirements.replicated && members.length === 0) {
+    const eligible = this.membership.members().filter((m) => !requirements.replicated || m.replicated === true);
+    if (requirements.replicated && eligible.length === 0) {
       throw new ConnectError("no coordinator with replication (--replicate-bucket) is registered", Code.Unavailable);
     }
-    const view = members.map((m) => ({ member: m, coordinatorId: m.coordinatorId, instances: m.instances + m.pending, capacity: m.capacity, cpuLoad: m.cpuLoad, draining: m.draining }));
-    const chosen = pickCoordinator(view, this.random);
+    const members = eligible.filter((m) => !requirements.exclude?.has(m.coordinatorId));
+    const view = members.map((m) => ({
+      member: m,
+      coordinatorId: m.coordinatorId,
+      instances: m.instances + m.pending,
+      capacity: m.capacity,
+      cpuLoad: m.cpuLoad,
+      draining: m.draining,
+      // Its circuit breaker is open: it failed or hung before its heartbeat expired.
+      unanswering: !isAnswering(this.clientsFor(m)),
+    }));
+    let chosen = pickCoordinator(view, this.random);
+    // Every usable coordinator's circuit is open: try one of them anyway (past its breaker) rather than refuse.
+    const panic = !chosen && view.some((c) => c.unanswering);
+    if (panic) chosen = pickCoordinator(view.map((c) => ({ ...c, unanswering: false })), this.random);
     if (!chosen) throw new ConnectError(describeNoCapacity(view), Code.Unavailable);
     // Counted until the coordinator's next heartbeat reports it, so a burst of placements spreads out.
     if (!requirements.read) chosen.member.pending++;
-    return this.clientsFor(chosen.member);
+    const clients = this.clientsFor(chosen.member);
+    return panic ? (clients.unguarded ?? clients) : clients;
   }
 
   async locateInstance(instanceId: string, signal?: AbortSignal): Promise<CoordinatorClients> {

@@ -3,9 +3,11 @@
  * messages.db before anyone sees it), state deltas, workspace capture, stop and crash handling.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { AgentProcess, type ProcessExitInfo } from "./agent-process.js";
+import { AgentProcess, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import type { InstanceLimits } from "./instance-limits.js";
+import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
+import { findUnfinishedTurns, INTERRUPTED_MESSAGE } from "./unfinished-turns.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow } from "./store/message-log.js";
@@ -39,10 +41,17 @@ export interface AgentInstanceOptions {
   command: string;
   args: string[];
   workspace: string;
-  /** The whole process environment of the agent. */
+  /** The whole process environment of the agent's runner (the platform's variables only). */
   processEnv: Record<string, string>;
-  /** environment + secrets, given to the agent as ctx.env. */
+  /** environment + secrets: the runner puts them in its environment, inside the sandbox, and in ctx.env. */
   agentEnv: Record<string, string>;
+  /** Outer uid/gid of the process (sandbox/agent-uids.ts). */
+  uid?: number;
+  gid?: number;
+  /** Sandbox set-up between bwrap's start and the agent's (cgroup, network); see AgentProcess. */
+  prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
+  /** Why the platform's limits ended the process (read once it exited: out of memory). */
+  exitReason?: () => string | undefined;
   store: AgentStore;
   workspaceCapture?: WorkspaceCapture;
   limits: InstanceLimits;
@@ -58,6 +67,8 @@ interface PendingTurn {
   turn: number;
   content: JsonObject;
 }
+
+type EventRecord = { messageType: string; content: JsonObject | undefined; turn: number };
 
 interface RunningTurn extends PendingTurn {
   ended: boolean;
@@ -91,9 +102,13 @@ export class AgentInstance {
   private markEnded!: () => void;
   /** The last stderr lines, quoted in start-up errors. */
   private readonly stderrTail: string[] = [];
+  /** Requests the agent asked (content.request_id) and no one answered yet. */
+  private readonly openRequests = new OpenRequests();
   private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
   /** Set when the instance was fenced (another coordinator owns the agent): nothing is written after it. */
   private fencedReason: string | undefined;
+  /** start() succeeded: turns run from now on. An instance that never served leaves its queue unfinished. */
+  private serving = false;
 
   constructor(options: AgentInstanceOptions) {
     this.options = options;
@@ -109,6 +124,19 @@ export class AgentInstance {
     return this.process?.alive ? this.process.pid : 0;
   }
 
+  /** Ready, with no turn running and none queued. */
+  get idle(): boolean {
+    return this.status === "ready" && !this.current && this.queue.length === 0;
+  }
+
+  /** Kills the process for a platform limit; `reason` is the `terminated` event's and the log's. */
+  kill(reason: string): void {
+    if (!this.live || this.killReason !== undefined) return;
+    this.killReason = reason;
+    this.log("error", "platform", `killing the agent: ${reason}`);
+    this.process?.kill("SIGKILL");
+  }
+
   get queuedMessages(): number {
     return this.queue.length;
   }
@@ -121,15 +149,24 @@ export class AgentInstance {
     return this.options.store;
   }
 
-  /** Spawns the process and resolves when the agent said `ready`; rejects (and cleans up) otherwise. */
+  /**
+   * Spawns the process and resolves when the agent said `ready`; rejects (and cleans up) otherwise.
+   * First it keeps the delivery promise for what an earlier instance left unfinished (its coordinator
+   * stopped without ending it): turns that had begun get `error` + `turn.done`, acknowledged messages that
+   * never ran are queued again, in order, ahead of anything sent now.
+   */
   async start(signal?: AbortSignal): Promise<void> {
     const { options } = this;
+    this.recoverUnfinishedTurns();
     const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
     this.process = new AgentProcess({
       command: options.command,
       args: options.args,
       cwd: options.workspace,
       env: options.processEnv,
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
+      ...(options.prepare ? { prepare: options.prepare } : {}),
       onFrames: (frames) => this.onFrames(frames),
       onOutput: (stream, line) => {
         if (stream === "stderr" && !this.readyAt) {
@@ -161,6 +198,8 @@ export class AgentInstance {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await ready;
+      // Ready just as the create was cancelled: no one will know this instance, so it must not run.
+      if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
     } catch (err) {
       this.process.kill("SIGKILL");
       await this.ended;
@@ -170,6 +209,8 @@ export class AgentInstance {
       signal?.removeEventListener("abort", onAbort);
       this.readySettle = undefined;
     }
+    this.serving = true;
+    this.pump();
   }
 
   /** Records an inbound message and queues it as a turn. */
@@ -220,10 +261,16 @@ export class AgentInstance {
     return current.turn;
   }
 
-  /** Relays an answer to an ask/permission request and records it as `tool.approval_resolved`. */
+  /**
+   * Relays an answer to an open ask/permission request and records it as `tool.approval_resolved`.
+   * NotFound (nothing recorded) for a request the agent never sent or that was answered already.
+   */
   answer(requestId: string, value: Json): void {
     if (!this.live || !this.process?.alive) throw new ConnectError(`instance ${this.instanceId} is ${this.status}`, Code.FailedPrecondition);
-    this.emit("tool.approval_resolved", { request_id: requestId, value }, this.current?.turn ?? 0);
+    if (!this.openRequests.take(requestId)) {
+      throw new ConnectError(`instance ${this.instanceId} has no open request ${JSON.stringify(requestId.slice(0, 128))} (never asked, or already answered)`, Code.NotFound);
+    }
+    this.emit(RESOLVED_EVENT, { request_id: requestId, value }, this.current?.turn ?? 0);
     this.process.send({ type: "answer", id: requestId, value });
   }
 
@@ -272,7 +319,7 @@ export class AgentInstance {
 
   /** Runs of events are persisted in one transaction, then broadcast; other frames keep their order. */
   private onFrames(frames: AgentToHost[]): void {
-    let run: { messageType: string; content: JsonObject | undefined; turn: number }[] = [];
+    let run: EventRecord[] = [];
     const flush = () => {
       if (run.length > 0) this.emitMany(run);
       run = [];
@@ -284,6 +331,7 @@ export class AgentInstance {
         continue;
       }
       if (this.current && frame.turn === this.current.turn && TURN_END_EVENTS.has(frame.messageType)) this.current.ended = true;
+      this.openRequests.track(frame.messageType, frame.content);
       run.push({ messageType: frame.messageType, content: frame.content, turn: frame.turn });
     }
     flush();
@@ -334,8 +382,24 @@ export class AgentInstance {
     }
   }
 
+  private recoverUnfinishedTurns(): void {
+    if (!this.writable()) return;
+    const { begun, waiting } = findUnfinishedTurns(this.options.store.messages);
+    // What an interrupted turn left in the workspace is recorded by the next capture (not here: the first
+    // capture waits for the change-tracking thread, which has just started).
+    if (begun.length > 0) this.emitMany(begun.flatMap(({ turn }): EventRecord[] => turnFailed(turn, { message: INTERRUPTED_MESSAGE, code: "aborted", turn })));
+    // Acknowledged before, so the queue limit does not refuse them; it applies to what is sent from now on.
+    this.queue.unshift(...waiting);
+    if (begun.length + waiting.length > 0) {
+      this.log("warn", "platform", `the agent's previous instance ended with its coordinator: ${begun.length} interrupted turn(s) recorded as failed, ${waiting.length} acknowledged message(s) queued again`, {
+        interrupted: begun.map((t) => t.turn),
+        queued: waiting.map((t) => t.turn),
+      });
+    }
+  }
+
   private pump(): void {
-    if (this.current || this.status !== "ready" || this.stopRequested) return;
+    if (!this.serving || this.current || this.status !== "ready" || this.stopRequested) return;
     const next = this.queue.shift();
     if (!next) return;
     const timer = setTimeout(() => this.onTurnTimeout(), this.options.limits.maxTurnMs);
@@ -389,18 +453,25 @@ export class AgentInstance {
 
   private onExit(info: ProcessExitInfo): void {
     const crashed = !this.stopRequested;
+    this.killReason ??= this.options.exitReason?.();
     const reason = this.killReason ?? (crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped");
     this.exit = { code: info.code, signal: info.signal, reason };
     if (this.current) {
       clearTimeout(this.current.timer);
       if (this.current.killTimer) clearTimeout(this.current.killTimer);
       this.captureWorkspace(this.current.turn);
-      this.emit("error", { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }, this.current.turn);
+      this.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
     } else {
       this.captureWorkspace(0);
     }
-    for (const pending of this.queue.splice(0)) {
-      this.emit("error", { message: "instance ended before this message was processed", turn: pending.turn }, pending.turn);
+    const pending = this.queue.splice(0);
+    if (!this.serving) {
+      // Never served (failed to start, or its create was cancelled): nothing ran, so the queue (messages queued
+      // again at start, and any sent while starting) stays unfinished in messages.db and runs, in order, on the
+      // agent's next instance that starts.
+      if (pending.length > 0) this.log("warn", "platform", `${pending.length} acknowledged message(s) stay queued for the agent's next instance`);
+    } else if (pending.length > 0) {
+      this.emitMany(pending.flatMap(({ turn }) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
     }
     this.current = undefined;
     this.status = crashed ? "failed" : "terminated";
@@ -422,7 +493,7 @@ export class AgentInstance {
   }
 
   /** Persists events (one transaction), then hands them to subscribers. */
-  private emitMany(events: { messageType: string; content: JsonObject | undefined; turn: number }[]): void {
+  private emitMany(events: EventRecord[]): void {
     const timestamp = Date.now();
     const outbound = events.map((e) => ({ direction: "outbound" as const, instanceId: this.instanceId, turn: e.turn, messageType: e.messageType, content: e.content, timestamp }));
     let rows: MessageRow[];
@@ -450,4 +521,12 @@ export class AgentInstance {
     }
     if (source === "platform") this.options.logger[level](message, { instance_id: this.instanceId, agent_id: this.agentId });
   }
+}
+
+/** A turn that will not run (further): its `error`, then `turn.done` (ok: false), the turn's last event. */
+function turnFailed(turn: number, error: JsonObject): EventRecord[] {
+  return [
+    { messageType: "error", content: error, turn },
+    { messageType: "turn.done", content: { turn, ok: false }, turn },
+  ];
 }

@@ -9,11 +9,25 @@ import { parseAgentFrame, type AgentToHost, type HostToAgent } from "./agent-pro
 import { errorMessage } from "../shared/errors.js";
 import { LineSplitter } from "./line-splitter.js";
 
+/** Host pids of a sandbox, from bwrap's info fd: bwrap itself and the sandbox's init (its namespaces' owner). */
+export interface SandboxPids {
+  outer: number;
+  sandbox: number;
+}
+
 export interface AgentProcessOptions {
   command: string;
   args: string[];
   cwd: string;
   env: Record<string, string>;
+  /** Outer uid/gid of the process (the coordinator is root): Node drops to them, clearing supplementary groups. */
+  uid?: number;
+  gid?: number;
+  /**
+   * The command is bwrap with --info-fd 4 --block-fd 5: once it reports the sandbox's pid, `prepare` runs
+   * (cgroup, network) and only then is the agent's command let go. A failed `prepare` kills the sandbox.
+   */
+  prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
   /** Every complete frame of one read from fd 3, in order (a burst is one batch). */
   onFrames(frames: AgentToHost[]): void;
   onOutput(stream: "stdout" | "stderr", line: string): void;
@@ -38,8 +52,10 @@ export class AgentProcess {
     this.child = spawn(options.command, options.args, {
       cwd: options.cwd,
       env: options.env,
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
+      stdio: options.prepare ? ["pipe", "pipe", "pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
       detached: true, // own process group, so stop kills the agent's children too
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
     const stdio = this.child.stdio;
     this.input = stdio[0] as Writable;
@@ -80,6 +96,37 @@ export class AgentProcess {
         options.onOutput(name, line.length > MAX_OUTPUT_LINE ? line.slice(0, MAX_OUTPUT_LINE) + " …[truncated]" : line);
       });
     }
+    if (options.prepare) this.handshake(this.child.stdio[4] as Readable, (this.child.stdio as unknown as Writable[])[5] as Writable, options);
+  }
+
+  private handshake(info: Readable, block: Writable, options: AgentProcessOptions): void {
+    const prepare = options.prepare;
+    if (!prepare) return;
+    const abort = new AbortController();
+    void this.exited.then(() => abort.abort(new Error("the sandbox exited")));
+    block.on("error", () => undefined);
+    let text = "";
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      const match = /"child-pid"\s*:\s*(\d+)/.exec(text);
+      if (!match) {
+        if (text.length > 4096) fail(new Error("bwrap wrote no child-pid"));
+        return;
+      }
+      info.off("data", onData);
+      info.destroy();
+      prepare({ outer: this.pid, sandbox: Number(match[1]) }, abort.signal).then(
+        () => block.end("1"),
+        (err: unknown) => fail(err),
+      );
+    };
+    const fail = (err: unknown) => {
+      if (!this.alive) return;
+      options.onOutput("stderr", `sandbox setup failed: ${errorMessage(err)}`);
+      this.kill("SIGKILL");
+    };
+    info.on("data", onData);
+    info.on("error", () => undefined);
   }
 
   get pid(): number {

@@ -40,6 +40,7 @@
  */
 import type { Json, JsonObject, JsonPatchOp } from "../shared/json.js";
 import { isJsonObject } from "../shared/json.js";
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "../shared/parse-client-json.js";
 
 export const AGENT_PROTOCOL_VERSION = 1;
 
@@ -115,6 +116,8 @@ export function parseAgentFrame(line: string): AgentToHost {
     throw new AgentFrameError("frame is not valid JSON");
   }
   if (!isJsonObject(value) || typeof value.type !== "string") throw new AgentFrameError("frame has no type");
+  // The frame itself is one level; its content gets what clients get (protobuf Struct recursion bounds it).
+  if (jsonDepthExceeds(value, MAX_JSON_DEPTH + 2)) throw new AgentFrameError(`frame nests deeper than ${MAX_JSON_DEPTH} levels`);
   switch (value.type) {
     case "ready":
       if (!nonNegativeInt(value.protocol)) throw new AgentFrameError("ready.protocol must be an integer");

@@ -17,6 +17,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { AsyncQueue } from "../shared/async-queue.js";
 import { fileRoutes, type FileAccess } from "./file-routes.js";
+import { CreateRequests } from "./create-requests.js";
 
 export interface CoordinatorRoutesDeps {
   manager: InstanceManager;
@@ -76,13 +77,15 @@ export async function* streamInstanceUpdates(
 export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
   const { manager } = deps;
   const toProto = (instance: AgentInstance) => instanceToProto(instance, manager.coordinatorId, instance.lastSeq);
+  // A create whose callers all left before it finished is stopped: nobody was told about it.
+  const creates = new CreateRequests<AgentInstance>({ discard: (instance) => manager.stop(instance.instanceId, 0).then(() => undefined) });
   return (router: ConnectRouter) => {
     router.service(InstanceService, {
       async createInstance(req, ctx) {
         requireId(req.deploymentId, "deployment_id");
-        const instance = await manager.create(
-          { deploymentId: req.deploymentId, agentId: req.agentId, secrets: req.secrets, environment: req.environment },
-          ctx.signal,
+        // A gateway retrying a create (same request_id) joins the first attempt instead of starting a second agent.
+        const instance = await creates.run(req.requestId, ctx.signal, (signal) =>
+          manager.create({ deploymentId: req.deploymentId, agentId: req.agentId, secrets: req.secrets, environment: req.environment }, signal),
         );
         return { instance: toProto(instance) };
       },

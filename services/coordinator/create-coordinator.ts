@@ -8,11 +8,16 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { CoordinatorRegistration } from "../cluster/coordinator-registration.js";
 import { coordinatorRoutes } from "./coordinator-routes.js";
-import { InstanceManager } from "./instance-manager.js";
+import { InstanceManager, type StartLimits } from "./instance-manager.js";
+import { removeOrphanWatchDirs } from "./chronicle/workspace-watcher.js";
 import type { InstanceLimits } from "./instance-limits.js";
 import { resolveRuntimeCommands, type RuntimeCommands } from "./runtime-commands.js";
 import { createChronicleAccess, type ChronicleAccess } from "./chronicle-access.js";
-import { createSandbox, type SandboxMode } from "./sandbox.js";
+import { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
+import type { SandboxMode } from "./sandbox/sandbox.js";
+import type { UidRange } from "./sandbox/agent-uids.js";
+import type { EgressAllowRule } from "./sandbox/agent-network.js";
+import { NOBODY, unreachableBy } from "./sandbox/reachable.js";
 import { BundleCache } from "../registry/bundle-cache.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
@@ -50,16 +55,37 @@ export interface CoordinatorOptions {
   /** Where gateways reach this coordinator, as published to discovery. */
   advertiseAddress?: string;
   capacity?: number;
+  /**
+   * Instance starts in flight at once (default 2 per core), waiting for a slot (default 16 per core) and for how
+   * long (default 10 s); beyond, creates are refused with RESOURCE_EXHAUSTED + retry-after (429).
+   */
+  starts?: Partial<StartLimits>;
   limits?: Partial<InstanceLimits>;
+  /** The most a deployment's podium.json `limits` may ask for (defaults: instance-limits.ts). */
+  limitMaxima?: Partial<InstanceLimits>;
   commands?: Partial<RuntimeCommands>;
-  /** Calls must carry this secret (as a bearer token); empty disables the check (in-process dev mode). */
+  /**
+   * Calls must carry this secret (as a bearer token); empty disables the check, which listen() refuses
+   * on a non-loopback address unless `insecureNoAuth` is set.
+   */
   clusterSecret?: string;
+  insecureNoAuth?: boolean;
   /** PATH for agent processes. */
   agentPath?: string;
   /** Per-agent workspace quota, bytes. */
   workspaceQuotaBytes?: number;
-  /** "auto" (default): bubblewrap when available, with a warning otherwise. */
+  /**
+   * "bwrap" (default): every agent in a bubblewrap sandbox, refusing to start without one; "auto" (podium
+   * dev): bubblewrap when it works, a loud warning otherwise; "none" (--unsandboxed): no isolation.
+   */
   sandbox?: SandboxMode;
+  /** Agents' outer uids when the coordinator runs as root (default 600000000-600999999). */
+  agentUids?: UidRange;
+  /** Private destinations agents with network "egress" may reach anyway. */
+  networkAllow?: EgressAllowRule[];
+  /** Whole-tree limits with cgroups and disk quotas with loop mounts, where possible (default true). */
+  cgroups?: boolean;
+  diskVolumes?: boolean;
   logger?: Logger;
   /** Valkey connection or URL: when set, the coordinator registers for service discovery once it listens. */
   valkey?: Redis | string;
@@ -96,21 +122,43 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const id = options.coordinatorId ?? newId("coord");
   const logger = options.logger ?? createLogger({ fields: { service: "coordinator", coordinator_id: id } });
   const startedAt = Date.now();
-  const chronicles = createChronicleAccess({ quotaBytes: options.workspaceQuotaBytes });
+  // Change-tracking sentinels of coordinators killed on this host (kill -9 never ran their close()).
+  const orphanWatchDirs = removeOrphanWatchDirs();
+  if (orphanWatchDirs > 0) logger.info("removed workspace watch directories of coordinators that are gone", { count: orphanWatchDirs });
+
   // Leases exist only for agents the manager started, so `manager` is there by the time one is lost.
   const replication = options.replication ? startReplication(options.replication, options, id, logger, (agentId, reason) => manager.fenceAgent(agentId, reason)) : undefined;
+  const commands = agentReachableCommands(resolveRuntimeCommands(options.commands), process.getuid?.() === 0 && options.sandbox !== "none", logger);
+  const sandboxes = new AgentSandboxes({
+    runtimePaths: [commands.bun, commands.tsRunner, commands.pyRunner, commands.python],
+    coordinatorId: id,
+    dataDir: options.dataDir,
+    mode: options.sandbox ?? "bwrap",
+    ...(options.agentUids ? { uidRange: options.agentUids } : {}),
+    ...(options.networkAllow ? { networkAllow: options.networkAllow } : {}),
+    ...(options.cgroups !== undefined ? { cgroups: options.cgroups } : {}),
+    ...(options.diskVolumes !== undefined ? { volumes: options.diskVolumes } : {}),
+    logger,
+  });
+  logger.info(`agents are isolated by: ${sandboxes.describe()}`);
+  const chronicles = createChronicleAccess({
+    quotaBytes: options.workspaceQuotaBytes,
+    mountWorkspace: (agentDir, signal) => sandboxes.mountWorkspace(agentDir, signal),
+  });
   const manager = new InstanceManager({
     coordinatorId: id,
     dataDir: options.dataDir,
     registry: options.registry,
     bundles: new BundleCache({ dir: path.join(options.dataDir, "bundles"), registry: options.registry }),
-    commands: resolveRuntimeCommands(options.commands),
+    commands,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.limitMaxima ? { limitMaxima: options.limitMaxima } : {}),
     logger,
     agentPath: options.agentPath ?? "/usr/local/bin:/usr/bin:/bin",
     capacity: options.capacity ?? Math.max(8, os.cpus().length * 32),
+    ...(options.starts ? { starts: options.starts } : {}),
     workspaces: chronicles.factory,
-    sandbox: createSandbox(options.sandbox ?? "auto", (message) => logger.warn(message)),
+    sandboxes,
     ...(replication ? { replication } : {}),
   });
   chronicles.attach(manager);
@@ -126,10 +174,27 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   });
   const replicationRouter = replicationRoutes({ manager, replication });
   const metrics = coordinatorMetrics(manager, replication);
+  let registration: CoordinatorRegistration | undefined;
+  const labels = { coordinator_id: id };
+  metrics.register(
+    { name: "podium_instance_starts", help: "Instance starts running now (bounded: see starts.concurrency).", type: "gauge", collect: () => [{ labels, value: manager.admission.active }] },
+    { name: "podium_instance_starts_waiting", help: "Creates waiting for a start slot.", type: "gauge", collect: () => [{ labels, value: manager.admission.queued }] },
+    {
+      name: "podium_instance_starts_refused_total",
+      help: "Creates refused with RESOURCE_EXHAUSTED (429 + Retry-After) because too many starts were in flight or waiting.",
+      type: "counter",
+      collect: () => [{ labels, value: manager.admission.counts.refused }],
+    },
+    {
+      name: "podium_heartbeat_lag_max_seconds",
+      help: "Largest delay of a heartbeat behind its schedule since start (a busy event loop); heartbeats expire after the TTL (3 s).",
+      type: "gauge",
+      collect: () => (registration ? [{ labels, value: registration.heartbeatLag.maxMs / 1000 }] : []),
+    },
+  );
   let metricsServer: MetricsServer | undefined;
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
   let server: OnePortServer | undefined;
-  let registration: CoordinatorRegistration | undefined;
   return {
     id,
     manager,
@@ -145,6 +210,9 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       return metricsServer?.port;
     },
     async listen(port, host = "127.0.0.1") {
+      if (!options.clusterSecret && !options.insecureNoAuth && !isLoopbackHost(host)) {
+        throw new Error(`refusing to serve coordinator ${id} on ${host} without a cluster secret: set PODIUM_CLUSTER_SECRET (or start with --insecure-no-auth)`);
+      }
       const auth = new ApiKeyAuth(options.clusterSecret ? [options.clusterSecret] : []);
       server = new OnePortServer({
         // Gateways reach coordinators over h2c only (gRPC / Connect).
@@ -187,6 +255,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
         await drained;
       }
       await manager.close(); // every agent's final sync to S3 happens here
+      await sandboxes.close();
       await replication?.close();
       await registration?.stop(); // after the instances ended: deletes the key, publishes leave
       chronicles.close();
@@ -221,4 +290,22 @@ function startReplication(
       onLeaseLost(agentId, reason);
     },
   });
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Agents of a root coordinator run as unprivileged uids, which must reach their interpreter: a Python
+ * under a private home (pyenv in /root) is replaced by the system's when that one is reachable.
+ */
+function agentReachableCommands(commands: RuntimeCommands, unprivileged: boolean, logger: Logger): RuntimeCommands {
+  if (!unprivileged || !unreachableBy(commands.python, NOBODY, NOBODY)) return commands;
+  const system = "/usr/bin/python3";
+  if (commands.python !== system && !unreachableBy(system, NOBODY, NOBODY)) {
+    logger.info(`agents cannot reach ${commands.python}; Python agents use ${system}`);
+    return { ...commands, python: system, pythonPrefix: "/usr" };
+  }
+  return commands;
 }

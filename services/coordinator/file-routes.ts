@@ -13,6 +13,11 @@ export interface FileAccess {
   withChronicle<T>(agentId: string, fn: (chronicle: ChronicleReader) => T): T;
   /** The agent's Chronicle for work that outlives one tick (a download); call release() when done. */
   acquire(agentId: string): { chronicle: ChronicleReader; release(): void };
+  /**
+   * Like withChronicle, for calls that write the workspace (restore): a stopped agent's disk volume is
+   * mounted for the call (unmounted, its workspace is absent and a capture would fail).
+   */
+  withWorkspace<T>(agentId: string, fn: (chronicle: ChronicleReader) => T, signal?: AbortSignal): Promise<T>;
 }
 
 /** Files larger than this are not returned inline by ReadFile / FileAtIteration (use DownloadFile). */
@@ -101,8 +106,11 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
           release();
         }
       },
-      async restoreFile(req) {
-        return { iteration: iterationToProto(access(req.target, (c) => c.restore(req.path, Number(req.iteration)))) };
+      async restoreFile(req, ctx) {
+        const agentId = agentOf(manager, req.target);
+        if (!files) throw new ConnectError("this coordinator has no versioned workspaces", Code.Unimplemented);
+        const meta = await files.withWorkspace(agentId, (c) => c.restore(req.path, Number(req.iteration)), ctx.signal);
+        return { iteration: iterationToProto(meta) };
       },
     });
 }

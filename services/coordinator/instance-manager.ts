@@ -7,9 +7,15 @@ import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance, type WorkspaceCapture } from "./agent-instance.js";
-import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, type InstanceLimits } from "./instance-limits.js";
+import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
 import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
-import type { Sandbox } from "./sandbox.js";
+import { validateAgentEnv } from "./agent-env.js";
+import { IdleCpuWatch } from "./idle-cpu-watch.js";
+import { StartAdmission } from "./start-admission.js";
+import { StoreTemplate } from "./store-template.js";
+import { WorkSlots } from "./work-slots.js";
+import type { AgentLaunch, AgentSandboxes } from "./sandbox/agent-sandboxes.js";
+import { DEFAULT_NETWORK_POLICY, NETWORK_POLICIES, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
 import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
@@ -37,6 +43,8 @@ export interface InstanceManagerOptions {
   bundles: BundleCache;
   commands: RuntimeCommands;
   limits?: Partial<InstanceLimits>;
+  /** The most a deployment's podium.json `limits` may ask for. */
+  limitMaxima?: Partial<InstanceLimits>;
   logger: Logger;
   /** PATH given to agent processes. */
   agentPath: string;
@@ -45,12 +53,26 @@ export interface InstanceManagerOptions {
   /** How long ended instances stay visible to GetInstance. */
   endedRetentionMs?: number;
   workspaces?: WorkspaceFactory;
-  sandbox: Sandbox;
+  /** Isolation of every agent: sandbox, uid, cgroup, network, disk (sandbox/agent-sandboxes.ts). */
+  sandboxes: AgentSandboxes;
   /** Durability (docs/replication.md): lease + restore before an agent starts, Litestream while it runs. */
   replication?: AgentReplication;
+  /** Admission of starts (start-admission.ts); defaults from `startLimitsFor()`. */
+  starts?: Partial<StartLimits>;
 }
 
-const RESERVED_ENV = /^PODIUM_/;
+/** How many instance starts run at once, and how many may wait (how long) before creates are refused with 429. */
+export interface StartLimits {
+  concurrency: number;
+  maxWaiting: number;
+  maxWaitMs: number;
+}
+
+/** 2 starts per core, 16 waiting per core (at least 16), 10 s of waiting at most. */
+export function startLimitsFor(cores: number, overrides: Partial<StartLimits> = {}): StartLimits {
+  const n = Math.max(1, cores);
+  return { concurrency: 2 * n, maxWaiting: Math.max(16, 16 * n), maxWaitMs: 10_000, ...overrides };
+}
 
 export class InstanceManager {
   private readonly instances = new Map<string, AgentInstance>();
@@ -63,6 +85,14 @@ export class InstanceManager {
   /** Python bundle directories already compiled to bytecode. */
   private readonly compiled = new Map<string, Promise<void>>();
   private readonly limits: InstanceLimits;
+  private readonly maxima: InstanceLimits;
+  private readonly idleCpu: IdleCpuWatch;
+  /** Bounds the start-up work in flight, so a burst of creates cannot starve heartbeats and running agents. */
+  readonly admission: StartAdmission;
+  /** New agents' databases are copied from it (off the event loop) instead of created in place. */
+  private readonly storeTemplate: StoreTemplate;
+  /** Teardowns of ended instances, a few at a time (as many as starts). */
+  private readonly teardowns: WorkSlots;
   private draining = false;
   /** Monotonic counts since start (metrics): instances that became ready, and ended ones by final status. */
   readonly counts = { started: 0, terminated: 0, failed: 0 };
@@ -70,6 +100,12 @@ export class InstanceManager {
 
   constructor(private readonly options: InstanceManagerOptions) {
     this.limits = { ...DEFAULT_INSTANCE_LIMITS, ...options.limits };
+    this.maxima = { ...DEFAULT_LIMIT_MAXIMA, ...options.limitMaxima };
+    this.idleCpu = new IdleCpuWatch();
+    this.storeTemplate = new StoreTemplate(path.join(options.dataDir, "store-template"), options.logger);
+    const starts = startLimitsFor(os.availableParallelism(), options.starts);
+    this.admission = new StartAdmission({ ...starts, name: options.coordinatorId });
+    this.teardowns = new WorkSlots(starts.concurrency);
     fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
     this.compiled.set(path.dirname(options.commands.pyRunner), precompilePython(options.commands, path.dirname(options.commands.pyRunner)));
   }
@@ -129,13 +165,18 @@ export class InstanceManager {
     return record;
   }
 
+  /**
+   * Starts an instance. Once `signal` aborts (the caller cancelled, its deadline passed, or it went away) no
+   * agent is left running for it: an abort during start kills the agent, and an instance that became ready
+   * just as the caller left is stopped; the create then fails with CANCELED.
+   */
   async create(params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
     if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
     if (this.liveCount >= this.options.capacity) {
-      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} instances)`, Code.ResourceExhausted);
+      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} instances)`, Code.ResourceExhausted, { "retry-after": "1" });
     }
-    validateEnv("environment", params.environment);
-    validateEnv("secrets", params.secrets);
+    validateAgentEnv("environment", params.environment);
+    validateAgentEnv("secrets", params.secrets);
     const agentId = params.agentId || newId("agent");
     assertAgentId(agentId);
     const running = this.liveByAgent.get(agentId);
@@ -143,16 +184,21 @@ export class InstanceManager {
       throw new ConnectError(`agent ${agentId} already has a live instance${running ? ` (${running})` : ""}; stop it first`, Code.AlreadyExists);
     }
     this.starting.add(agentId);
+    let release: (() => void) | undefined;
     try {
       await this.closing.get(agentId); // the previous instance's final sync and close
+      release = await this.admission.acquire(signal);
+      throwIfCancelled(signal);
       const deployment = await this.resolveDeployment(params.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment, signal);
       if (deployment.runtime === "python") {
         if (!this.compiled.has(bundleDir)) this.compiled.set(bundleDir, precompilePython(this.options.commands, bundleDir));
         await Promise.all(this.compiled.values());
       }
+      throwIfCancelled(signal);
       return await this.spawn(deployment, bundleDir, agentId, params, signal);
     } finally {
+      release?.();
       this.starting.delete(agentId);
     }
   }
@@ -160,33 +206,50 @@ export class InstanceManager {
   private async spawn(deployment: DeploymentRecord, bundleDir: string, agentId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
     const instanceId = newId("inst");
     const agentDir = this.agentDir(agentId);
-    const workspace = path.join(agentDir, "workspace");
-    // HOME is outside the versioned workspace, so tool caches and dotfiles do not become history.
-    const home = path.join(agentDir, "home");
-    const limits = this.deploymentLimits(bundleDir);
+    const { limits, network } = this.deploymentSettings(bundleDir);
     const agentEnv = { ...params.environment, ...params.secrets };
     const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
-    const { command, args } = this.options.sandbox.wrap({
-      command: runner,
-      args: runnerArgs,
-      workspace,
-      home,
-      readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
-      memoryBytes: limits.memoryBytes,
-    });
     const { replication } = this.options;
     // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
     if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: !params.agentId });
+    let launch: AgentLaunch;
     let store: AgentStore | undefined;
-    let workspaceCapture: ReturnType<WorkspaceFactory>;
+    let workspaceCapture: ReturnType<WorkspaceFactory> = undefined;
     try {
-      fs.mkdirSync(workspace, { recursive: true });
-      fs.mkdirSync(home, { recursive: true });
-      store = AgentStore.open({ dir: agentDir });
-      workspaceCapture = this.options.workspaces?.(agentDir, workspace);
+      throwIfCancelled(signal);
+      // Workspace and HOME (outside the versioned workspace, so tool caches do not become history):
+      // owned by the agent's uid, on its quota-limited disk (what was restored is moved onto it).
+      launch = await this.options.sandboxes.launch({
+        agentId,
+        instanceId,
+        agentDir,
+        command: runner,
+        args: runnerArgs,
+        readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
+        limits,
+        network,
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
       await replication?.release(agentId);
+      throw err;
+    }
+    const { workspace, home } = launch;
+    try {
+      // Each step below is synchronous work (files, SQLite, a worker thread): between them, heartbeats, probes
+      // and running agents get the event loop, however many starts are in flight.
+      await this.storeTemplate.seed(agentDir);
+      store = AgentStore.open({ dir: agentDir });
+      await yieldToEventLoop();
+      throwIfCancelled(signal);
+      workspaceCapture = this.options.workspaces?.(agentDir, workspace);
+      await yieldToEventLoop();
+      throwIfCancelled(signal);
+    } catch (err) {
+      workspaceCapture?.close();
       store?.close();
+      await replication?.release(agentId);
+      await launch.release();
       throw err;
     }
     const instance = new AgentInstance({
@@ -194,16 +257,21 @@ export class InstanceManager {
       agentId,
       deploymentId: deployment.deploymentId,
       runtime: deployment.runtime,
-      command,
-      args,
+      command: launch.command,
+      args: launch.args,
+      ...(launch.uid !== undefined ? { uid: launch.uid } : {}),
+      ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
+      ...(launch.prepare ? { prepare: launch.prepare } : {}),
+      exitReason: launch.exitReason,
       workspace,
+      // environment + secrets are not here: the runner applies them inside the sandbox (init.env).
       processEnv: {
         PATH: this.options.agentPath,
         HOME: home,
+        TMPDIR: "/tmp",
         LANG: "C.UTF-8",
         PYTHONUNBUFFERED: "1",
         PYTHONDONTWRITEBYTECODE: "1",
-        ...agentEnv,
         PODIUM_INSTANCE_ID: instanceId,
         PODIUM_AGENT_ID: agentId,
         PODIUM_DEPLOYMENT_ID: deployment.deploymentId,
@@ -216,6 +284,7 @@ export class InstanceManager {
       logger: this.options.logger,
       ...(replication ? { mayWrite: () => replication.holds(agentId) } : {}),
     });
+    this.idleCpu.track(instance, launch, limits.idleCpuMs);
     this.instances.set(instanceId, instance);
     this.liveByAgent.set(agentId, instanceId);
     const opened = store;
@@ -228,9 +297,19 @@ export class InstanceManager {
       try {
         // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
         await replication?.release(agentId);
-        workspaceCapture?.close();
       } finally {
-        opened.close();
+        // Closing is synchronous work (checkpoints, a watcher thread, unmounting, cgroups): many instances
+        // ending at once (a drain, a mass delete, cancelled creates) take turns, and with the event loop.
+        await this.teardowns.run(async () => {
+          try {
+            await yieldToEventLoop();
+            workspaceCapture?.close();
+          } finally {
+            await yieldToEventLoop();
+            opened.close();
+            await launch.release();
+          }
+        });
       }
     }).catch((err: unknown) => this.options.logger.error("closing an ended instance's databases failed", { agent_id: agentId, instance_id: instanceId, error: errorMessage(err) }));
     this.closing.set(agentId, closed);
@@ -243,6 +322,11 @@ export class InstanceManager {
       throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
     }
     this.counts.started++;
+    if (signal?.aborted) {
+      // Ready just as the caller went away: nobody knows this instance, so it does not run.
+      await instance.stop(0);
+      throwIfCancelled(signal);
+    }
     if (replication && instance.live) {
       // Litestream starts once the agent is ready; its first sync copies every database whole, so writes
       // made during start-up are replicated too. An agent that cannot be replicated does not run.
@@ -256,16 +340,20 @@ export class InstanceManager {
     return instance;
   }
 
-  /** The coordinator's limits with the deployment's podium.json `limits` applied. */
-  private deploymentLimits(bundleDir: string): InstanceLimits {
-    let manifest: { limits?: unknown };
+  /** The coordinator's limits with the deployment's podium.json `limits` applied, and its network policy. */
+  private deploymentSettings(bundleDir: string): { limits: InstanceLimits; network: AgentNetworkPolicy } {
+    let manifest: { limits?: unknown; network?: unknown };
     try {
-      manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as { limits?: unknown };
+      manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as { limits?: unknown; network?: unknown };
     } catch (err) {
       throw new ConnectError(`cannot read the bundle's podium.json: ${errorMessage(err)}`, Code.DataLoss);
     }
+    const network = manifest.network ?? DEFAULT_NETWORK_POLICY;
+    if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
+      throw new ConnectError(`podium.json: "network" must be one of ${NETWORK_POLICIES.join(", ")}`, Code.InvalidArgument);
+    }
     try {
-      return applyManifestLimits(this.limits, manifest.limits);
+      return { limits: applyManifestLimits(this.limits, manifest.limits, this.maxima), network: network as AgentNetworkPolicy };
     } catch (err) {
       throw new ConnectError(errorMessage(err), Code.InvalidArgument);
     }
@@ -362,9 +450,19 @@ export class InstanceManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.idleCpu.close();
     await Promise.all([...this.instances.values()].map((i) => i.stop()));
     await Promise.all(this.closing.values());
   }
+}
+
+/** Lets pending I/O (heartbeat replies, probes, agents' frames) run before the next piece of synchronous work. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
 }
 
 export function replicationNotConfigured(coordinatorId: string): ConnectError {
@@ -376,12 +474,4 @@ function assertAgentId(agentId: string, field = "agent_id"): void {
     throw new ConnectError(`${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`, Code.InvalidArgument);
   }
   if (isStaleCopyName(agentId)) throw new ConnectError(`${field}: names ending in ".stale-<digits>" are reserved for stale local copies`, Code.InvalidArgument);
-}
-
-function validateEnv(field: string, env: Record<string, string> | undefined): void {
-  for (const [key, value] of Object.entries(env ?? {})) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ConnectError(`${field}: "${key.slice(0, 64)}" is not a valid variable name`, Code.InvalidArgument);
-    if (RESERVED_ENV.test(key)) throw new ConnectError(`${field}: ${key} is reserved (PODIUM_*)`, Code.InvalidArgument);
-    if (typeof value !== "string" || value.includes("\0")) throw new ConnectError(`${field}: ${key} must be a string without NUL bytes`, Code.InvalidArgument);
-  }
 }

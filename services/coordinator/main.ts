@@ -1,10 +1,13 @@
 /** `podium coordinator`: a standalone coordinator host serving the internal Connect/gRPC API. */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { createCoordinator } from "./create-coordinator.js";
+import { createCoordinator, isLoopbackHost } from "./create-coordinator.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "./replication-config.js";
+import { parseLimitSettings } from "./instance-limits.js";
+import { parseUidRange } from "./sandbox/agent-uids.js";
+import { parseEgressAllow } from "./sandbox/agent-network.js";
 
 export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -21,17 +24,34 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       ...REGISTRY_FLAGS,
       "metrics-port": { type: "string" },
       ...REPLICATION_FLAGS,
+      unsandboxed: { type: "boolean" },
+      "insecure-no-auth": { type: "boolean" },
+      "agent-uids": { type: "string" },
+      "agent-network-allow": { type: "string", multiple: true },
+      "agent-limit": { type: "string", multiple: true },
+      "agent-limit-max": { type: "string", multiple: true },
     },
   });
+  const list = (flag: string[] | undefined, variable: string | undefined) => [...(flag ?? []), ...(variable ? variable.split(",") : [])];
+  const uidsText = values["agent-uids"] ?? env.PODIUM_AGENT_UIDS;
+  const agentUids = uidsText ? parseUidRange(uidsText) : undefined;
+  const networkAllow = list(values["agent-network-allow"], env.PODIUM_AGENT_NETWORK_ALLOW).map((rule) => parseEgressAllow(rule.trim()));
+  const limits = parseLimitSettings(list(values["agent-limit"], env.PODIUM_AGENT_LIMITS), "--agent-limit");
+  const limitMaxima = parseLimitSettings(list(values["agent-limit-max"], env.PODIUM_AGENT_LIMIT_MAXIMA), "--agent-limit-max");
+  const unsandboxed = values.unsandboxed === true || env.PODIUM_UNSANDBOXED === "1";
+  const insecureNoAuth = values["insecure-no-auth"] === true;
   const dataDir = path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium");
   const clusterSecret = env.PODIUM_CLUSTER_SECRET ?? "";
   const log = (line: string) => process.stderr.write(`[podium coordinator] ${line}\n`);
-  if (!clusterSecret) log("PODIUM_CLUSTER_SECRET is not set, so every caller can use this coordinator (dev only)");
+  if (!clusterSecret) log("PODIUM_CLUSTER_SECRET is not set, so every caller can use this coordinator (loopback only, unless --insecure-no-auth)");
   const capacity = values.capacity ?? env.PODIUM_CAPACITY;
   const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
   const advertise = values.advertise ?? env.PODIUM_ADVERTISE_ADDRESS;
   const coordinatorId = values.id ?? env.PODIUM_COORDINATOR_ID;
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
+  if (!clusterSecret && !insecureNoAuth && !isLoopbackHost(host)) {
+    throw new Error(`refusing to serve on ${host} without a cluster secret: set PODIUM_CLUSTER_SECRET on every gateway and coordinator (or start with --insecure-no-auth)`);
+  }
   if (valkey && !advertise && (host === "0.0.0.0" || host === "::")) {
     throw new Error("with --valkey and a wildcard --host, set --advertise (PODIUM_ADVERTISE_ADDRESS) to a URL gateways can reach");
   }
@@ -47,6 +67,12 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     dataDir,
     registry,
     clusterSecret,
+    insecureNoAuth,
+    sandbox: unsandboxed ? "none" : "bwrap",
+    ...(agentUids ? { agentUids } : {}),
+    ...(networkAllow.length > 0 ? { networkAllow } : {}),
+    limits,
+    limitMaxima,
     agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     ...(coordinatorId ? { coordinatorId } : {}),
     ...(advertise ? { advertiseAddress: advertise } : {}),

@@ -58,6 +58,8 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
   const coordinator = createCoordinator({
     ...options.coordinator,
     coordinatorId: options.coordinator?.coordinatorId ?? "local",
+    // The developer's own agents on their machine: bubblewrap when it works, a loud warning when not.
+    sandbox: options.coordinator?.sandbox ?? "auto",
     dataDir: options.dataDir,
     registry,
     logger: logger.child({ service: "coordinator" }),

@@ -7,6 +7,7 @@ import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
+import type { CoordinatorBreaker } from "./coordinator-breaker.js";
 
 export interface CoordinatorClients {
   readonly id: string;
@@ -14,6 +15,17 @@ export interface CoordinatorClients {
   readonly files: Client<typeof FileService>;
   readonly control: Client<typeof CoordinatorService>;
   readonly replication: Client<typeof ReplicationService>;
+  /** The circuit breaker every call goes through, when there is one: placement skips the coordinator while it is not closed. */
+  readonly breaker?: CoordinatorBreaker;
+  /** The same coordinator past its breaker: placement uses it when every coordinator's circuit is open (better to try than to refuse). */
+  readonly unguarded?: CoordinatorClients;
+  /** Closes the connection (after `graceMs` for calls in flight) and the breaker, when the clients own them. */
+  close?(graceMs?: number): void | Promise<void>;
+}
+
+/** False while the coordinator's circuit breaker is open or half-open. */
+export function isAnswering(clients: CoordinatorClients): boolean {
+  return clients.breaker?.available ?? true;
 }
 
 export interface PlacementRequirements {
@@ -21,6 +33,8 @@ export interface PlacementRequirements {
   replicated?: boolean;
   /** Any such coordinator for a read (e.g. replication status from S3): not counted as a placement. */
   read?: boolean;
+  /** Coordinators not to choose (a create retried after they failed or refused it). */
+  exclude?: ReadonlySet<string>;
 }
 
 export interface CoordinatorDirectory {
@@ -70,9 +84,12 @@ export class StaticCoordinatorDirectory implements CoordinatorDirectory {
   }
 
   async place(signal?: AbortSignal, requirements: PlacementRequirements = {}): Promise<CoordinatorClients> {
-    const only = this.only();
-    if (only) return only;
-    const candidates = [...this.byId.values()];
+    const allowed = [...this.byId.values()].filter((c) => !requirements.exclude?.has(c.id));
+    if (allowed.length === 0) throw new ConnectError("no coordinator can take a new instance right now", Code.Unavailable);
+    // Every circuit open: try them anyway rather than refuse.
+    const answering = allowed.filter(isAnswering);
+    const candidates = answering.length > 0 ? answering : allowed.map((c) => c.unguarded ?? c);
+    if (this.byId.size === 1) return candidates[0] as CoordinatorClients;
     const infos = await Promise.all(
       candidates.map(async (c) => {
         try {
@@ -124,5 +141,8 @@ export class StaticCoordinatorDirectory implements CoordinatorDirectory {
     return [...this.byId.values()];
   }
 
-  async close(): Promise<void> {}
+  /** Closes the clients that can be closed (connections, breakers). */
+  async close(): Promise<void> {
+    for (const clients of this.byId.values()) await clients.close?.();
+  }
 }

@@ -4,7 +4,8 @@
  */
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
-import type { CoordinatorDirectory } from "./coordinator-directory.js";
+import { isAnswering, type CoordinatorDirectory } from "./coordinator-directory.js";
+import type { WsOutboundOptions } from "./ws-outbound.js";
 import { GatewayCore } from "./gateway-core.js";
 import { gatewayRoutes } from "./gateway-routes.js";
 import { createRestApi } from "./rest-api.js";
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   extensions?: (core: GatewayCore) => GatewayExtension[];
   /** More metrics served on GET /metrics after the gateway's own (dev mode: the in-process coordinator's). */
   metrics?: MetricsRegistry[];
+  /** How much a slow WebSocket client may leave unread before it is closed with 4008 (ws-outbound.ts). */
+  wsOutbound?: WsOutboundOptions;
 }
 
 export interface Gateway {
@@ -59,10 +62,24 @@ export function createGateway(options: GatewayOptions): Gateway {
   const maxJsonBytes = options.maxJsonBytes ?? 2 * 1024 * 1024;
   const maxBundleBytes = options.maxBundleBytes ?? 100 * 1024 * 1024;
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
-  const extensions = [translatorExtension(core), acpExtension(core), ...(options.extensions?.(core) ?? [])];
+  let slowClientCloses = 0;
+  const outbound: WsOutboundOptions = { ...options.wsOutbound, onTooSlow: () => slowClientCloses++ };
+  const extensions = [translatorExtension(core, { outbound }), acpExtension(core), ...(options.extensions?.(core) ?? [])];
   const responses = new Map<number, number>();
   const metrics = new MetricsRegistry().register(
     { name: "podium_gateway_coordinators", help: "Coordinators this gateway can place on.", type: "gauge", collect: async () => (await options.directory.all()).length },
+    {
+      name: "podium_gateway_coordinators_not_answering",
+      help: "Coordinators whose circuit breaker is open (they failed or hung): no placement or calls until a probe answers.",
+      type: "gauge",
+      collect: async () => (await options.directory.all()).filter((c) => !isAnswering(c)).length,
+    },
+    {
+      name: "podium_gateway_ws_slow_closes_total",
+      help: "WebSocket clients closed with 4008 because they did not read their events fast enough (they reconnect with after_seq).",
+      type: "counter",
+      collect: () => slowClientCloses,
+    },
     {
       name: "podium_gateway_rest_requests_total",
       help: "REST responses by HTTP status (Connect, gRPC and WebSocket traffic is not counted here).",
@@ -83,7 +100,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     auth,
     logger,
     maxFrameBytes: maxJsonBytes,
-    routes: [instanceConnectRoute(core, logger), ...extensions.flatMap((e) => e.wsRoutes ?? [])],
+    routes: [instanceConnectRoute(core, logger, outbound), ...extensions.flatMap((e) => e.wsRoutes ?? [])],
   });
   const handler = createConnectHandler({
     routes: [gatewayRoutes(core), ...extensions.flatMap((e) => (e.routes ? [e.routes] : []))],

@@ -25,10 +25,20 @@ import type { Json, JsonObject } from "../shared/json.js";
 import { fromJson } from "@bufbuild/protobuf";
 import { ValueSchema, type Value } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errorMessage } from "../shared/errors.js";
+import { errorMessage, withRetryAfter } from "../shared/errors.js";
+import { callFailure } from "./call-failure.js";
+import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
+
+/** Where an update stream starts: after a seq, or the whole history; without either, live. */
+export interface StreamStart {
+  afterSeq?: bigint;
+  replayAll?: boolean;
+  /** The instance's agent, if the caller knows it: named in a `terminated` synthesized before any event was relayed. */
+  agentId?: string;
+}
 
 export interface GatewayCoreOptions {
   directory: CoordinatorDirectory;
@@ -74,31 +84,66 @@ export class GatewayCore {
     });
   }
 
+  /**
+   * Places and starts an instance. A create is retried on another coordinator when the first could not
+   * have started anything (connection refused, circuit open) or did not answer (reset, cut): always with
+   * the same `request_id`, so a coordinator that did get the first attempt answers the retry with that
+   * instance instead of starting a second agent. A coordinator that answers it is full, overloaded or
+   * draining (RESOURCE_EXHAUSTED / UNAVAILABLE) is passed over for another; when none is left the client
+   * gets that answer with a `retry-after` (the coordinator's, else 1 s).
+   */
   async createInstance(req: MessageInitShape<typeof CreateInstanceRequestSchema>, signal?: AbortSignal): Promise<Instance> {
     if (!req.deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
+    const request = { ...req, requestId: `create-${randomUUID()}` };
     const deadline = Date.now() + this.failoverWaitMs;
-    for (;;) {
-      // Agents resume where their data is (or, replicated, on any replicated coordinator when that is gone).
-      const coordinator = req.agentId ? await this.directory.placeAgent(req.agentId, signal) : await this.directory.place(signal);
+    const passedOver = new Set<string>();
+    let lastError: unknown;
+    for (let attempt = 1; ; attempt++) {
+      let coordinator: CoordinatorClients;
+      try {
+        // Agents resume where their data is (or, replicated, on any replicated coordinator when that is gone).
+        coordinator = req.agentId ? await this.directory.placeAgent(req.agentId, signal) : await this.directory.place(signal, { exclude: passedOver });
+      } catch (err) {
+        // Nowhere left to try: the last coordinator's answer says more than "no coordinator can take it".
+        throw withRetryAfter(lastError !== undefined && ConnectError.from(err).code === Code.Unavailable ? lastError : err);
+      }
       let instance: Instance | undefined;
       try {
-        ({ instance } = await coordinator.instances.createInstance(req, { signal }));
+        instance = await this.createOn(coordinator, request, signal);
       } catch (err) {
         if (signal?.aborted) throw err;
-        const code = ConnectError.from(err).code;
+        lastError = unreachableAsUnavailable(err, coordinator.id);
+        const error = ConnectError.from(err);
+        const failure = callFailure(error);
+        const busy = error.code === Code.ResourceExhausted || error.code === Code.Unavailable;
         // Unreachable (or draining) home of a named agent: it may be a coordinator that died and is not yet
         // declared gone. Ask again until it is (then a replicated agent resumes elsewhere) or the wait is over.
-        if (req.agentId && (code === Code.Unavailable || code === Code.Canceled) && Date.now() < deadline) {
-          await sleep(FAILOVER_POLL_MS, signal);
+        if (req.agentId) {
+          if ((failure !== "answered" || error.code === Code.Unavailable) && Date.now() < deadline) {
+            await sleep(FAILOVER_POLL_MS, signal);
+            continue;
+          }
+          throw withRetryAfter(lastError);
+        }
+        if ((failure !== "answered" || busy) && attempt < MAX_CREATE_ATTEMPTS) {
+          passedOver.add(coordinator.id);
           continue;
         }
-        // Our client did not cancel: the connection to the coordinator was dropped (it was declared gone).
-        if (code === Code.Canceled) throw new ConnectError(`coordinator ${coordinator.id} became unreachable while creating the instance; retry`, Code.Unavailable);
-        throw err;
+        throw withRetryAfter(lastError);
       }
       const created = must(instance, "instance");
       await this.directory.recordInstance({ instanceId: created.instanceId, agentId: created.agentId, coordinatorId: coordinator.id });
       return created;
+    }
+  }
+
+  /** One create on one coordinator; a call that got no answer is asked once more there (same request id: never two agents). */
+  private async createOn(coordinator: CoordinatorClients, request: MessageInitShape<typeof CreateInstanceRequestSchema>, signal?: AbortSignal): Promise<Instance | undefined> {
+    try {
+      return (await coordinator.instances.createInstance(request, { signal })).instance;
+    } catch (err) {
+      if (signal?.aborted || callFailure(err) !== "no_answer") throw err;
+      return (await coordinator.instances.createInstance(request, { signal })).instance;
     }
   }
 
@@ -175,10 +220,11 @@ export class GatewayCore {
   /**
    * Replay-then-live updates of an instance, in the batches the coordinator sends. A broken
    * upstream stream is resumed from the last seq (no gap, no duplicate); when the coordinator is
-   * gone for good the stream ends with a synthesized `terminated`, never a silent hang.
+   * gone for good the stream ends with a synthesized `terminated`, never a silent hang — also for a
+   * client that has not received any event yet (`after.agentId` names the agent in that event).
    */
-  async *streamUpdateBatches(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate[]> {
-    let cursor = after;
+  async *streamUpdateBatches(instanceId: string, after: StreamStart, signal?: AbortSignal): AsyncGenerator<StreamUpdate[]> {
+    let cursor: { afterSeq?: bigint; replayAll?: boolean } = after.replayAll ? { replayAll: true } : after.afterSeq !== undefined ? { afterSeq: after.afterSeq } : {};
     let last: StreamUpdate | undefined;
     const giveUpAt = () => Date.now() + this.resumeWindowMs;
     let deadline = giveUpAt();
@@ -203,14 +249,13 @@ export class GatewayCore {
       } catch (err) {
         if (signal?.aborted) throw err;
         const code = ConnectError.from(err).code;
-        const gone = lost.signal.reason instanceof CoordinatorLost || (code === Code.NotFound && last !== undefined);
-        if (!gone && !(TRANSIENT.has(code) && Date.now() < deadline)) {
-          if (last === undefined) throw err;
-          if (last.messageType !== "terminated") yield [terminatedUpdate(instanceId, last, coordinatorId, "coordinator unreachable")];
-          return;
-        }
-        if (gone) {
-          if (last?.messageType !== "terminated") yield [terminatedUpdate(instanceId, last, coordinatorId, "coordinator lost")];
+        // Once the instance was found live on a coordinator, "not found" means that coordinator is gone (or
+        // forgot it): the stream ends like the instance did, whether or not an event was relayed yet.
+        const located = coordinatorId !== "";
+        const gone = lost.signal.reason instanceof CoordinatorLost || (code === Code.NotFound && located);
+        if (gone || !(TRANSIENT.has(code) && Date.now() < deadline)) {
+          if (!gone && !located) throw err;
+          if (last?.messageType !== "terminated") yield [terminatedUpdate(instanceId, { agentId: last?.agentId || after.agentId || "", seq: last?.seq ?? after.afterSeq ?? 0n }, coordinatorId, gone ? "coordinator lost" : "coordinator unreachable")];
           return;
         }
         if (last) cursor = { afterSeq: last.seq };
@@ -225,7 +270,7 @@ export class GatewayCore {
   }
 
   /** The same stream, one update at a time. */
-  async *streamUpdates(instanceId: string, after: { afterSeq?: bigint; replayAll?: boolean }, signal?: AbortSignal): AsyncGenerator<StreamUpdate> {
+  async *streamUpdates(instanceId: string, after: StreamStart, signal?: AbortSignal): AsyncGenerator<StreamUpdate> {
     for await (const batch of this.streamUpdateBatches(instanceId, after, signal)) yield* batch;
   }
 
@@ -265,6 +310,18 @@ export class GatewayCore {
 /** How often a create of a named agent asks again while its coordinator is unreachable. */
 const FAILOVER_POLL_MS = 250;
 
+/** Coordinators a create of a new agent tries before it gives up (each at most once). */
+const MAX_CREATE_ATTEMPTS = 4;
+
+/** A create cut or turned away without an answer reads as UNAVAILABLE (503, retry), not as the transport's CANCELED / ABORTED / INTERNAL. */
+function unreachableAsUnavailable(err: unknown, coordinatorId: string): unknown {
+  const error = ConnectError.from(err);
+  const failure = callFailure(error);
+  if (failure === "answered" || error.code === Code.Unavailable) return err;
+  const what = failure === "refused" ? "turned the create away" : "became unreachable while creating the instance";
+  return new ConnectError(`coordinator ${coordinatorId} ${what} (${error.rawMessage}); retry`, Code.Unavailable, undefined, undefined, err);
+}
+
 /** After a coordinator's clean leave, how long its streams may still deliver their last events. */
 const LEAVE_GRACE_MS = 2000;
 
@@ -272,7 +329,16 @@ const LEAVE_GRACE_MS = 2000;
  * Codes of a broken connection to a coordinator, worth resuming from the last seq. A dropped HTTP/2
  * connection surfaces as Canceled (RST_STREAM CANCEL); our own aborts are told apart before this is used.
  */
-const TRANSIENT: ReadonlySet<Code> = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.Aborted, Code.Canceled]);
+const TRANSIENT: ReadonlySet<Code> = new Set([
+  Code.Unavailable,
+  Code.Unknown,
+  Code.Internal,
+  Code.Aborted,
+  Code.Canceled,
+  // The coordinator cut a stream that fell too far behind (the gateway stopped reading it for a slow client):
+  // resuming replays the rest from messages.db.
+  Code.ResourceExhausted,
+]);
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -284,12 +350,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** What clients get when an instance's coordinator is gone: the same event a crash produces. */
-function terminatedUpdate(instanceId: string, last: StreamUpdate | undefined, coordinatorId: string, reason: string): StreamUpdate {
+/** What clients get when an instance's coordinator is gone: the same event a crash produces, after `previous.seq`. */
+function terminatedUpdate(instanceId: string, previous: { agentId: string; seq: bigint }, coordinatorId: string, reason: string): StreamUpdate {
   return create(StreamUpdateSchema, {
     instanceId,
-    agentId: last?.agentId ?? "",
-    seq: (last?.seq ?? 0n) + 1n,
+    agentId: previous.agentId,
+    seq: previous.seq + 1n,
     timestamp: timestampNow(),
     messageType: "terminated",
     content: { reason, coordinator_id: coordinatorId, exit_code: null, signal: null },

@@ -52,19 +52,20 @@ export async function readJsonObject(req: AnyRequest, limit: number, signal?: Ab
   return value;
 }
 
-export function sendJson(res: AnyResponse, status: number, body: Json): void {
+export function sendJson(res: AnyResponse, status: number, body: Json, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
   if (res.headersSent) {
     res.end();
     return;
   }
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
+  res.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(payload) });
   res.end(payload);
 }
 
+/** The error as JSON with its status, and its headers (`Retry-After` on overload answers). */
 export function sendError(res: AnyResponse, err: unknown, extra?: JsonObject): void {
-  const { status, body } = toHttpError(err);
-  sendJson(res, status, extra ? { ...body, ...extra } : body);
+  const { status, body, headers } = toHttpError(err);
+  sendJson(res, status, extra ? { ...body, ...extra } : body, headers);
 }
 
 /** Typed accessors for a JSON body's optional fields, with precise errors. */

@@ -1,8 +1,7 @@
 /** `podium gateway`: a standalone gateway in front of one or more coordinators. */
 import { parseArgs } from "node:util";
 import type { Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { coordinatorClients, StaticCoordinatorDirectory, type CoordinatorDirectory } from "./coordinator-directory.js";
+import { StaticCoordinatorDirectory, type CoordinatorDirectory } from "./coordinator-directory.js";
 import { ValkeyCoordinatorDirectory } from "../cluster/valkey-directory.js";
 import { grpcCoordinatorConnector } from "../cluster/grpc-coordinator-connector.js";
 import { createLogger } from "../shared/logger.js";
@@ -35,17 +34,18 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (apiKeys.length === 0 && !values["insecure-no-auth"]) throw new Error("PODIUM_API_KEY is required (or pass --insecure-no-auth)");
   const secret = env.PODIUM_CLUSTER_SECRET ?? "";
   const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
+  const logger = createLogger({ fields: { service: "gateway" } });
   const directory: CoordinatorDirectory = valkey
     ? new ValkeyCoordinatorDirectory({
         redis: valkey,
         keyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX,
-        connect: grpcCoordinatorConnector({ interceptors: [clusterSecretInterceptor(secret)] }),
-        logger: createLogger({ fields: { service: "gateway" } }),
+        connect: grpcCoordinatorConnector({ interceptors: [clusterSecretInterceptor(secret)], logger }),
+        logger,
       })
-    : await staticDirectory(values.coordinator ?? (env.PODIUM_COORDINATORS ?? "").split(",").filter(Boolean), secret, log);
+    : await staticDirectory(values.coordinator ?? (env.PODIUM_COORDINATORS ?? "").split(",").filter(Boolean), grpcCoordinatorConnector({ interceptors: [clusterSecretInterceptor(secret)], logger }), log);
   if (directory instanceof ValkeyCoordinatorDirectory) await directory.ready();
   const { registry, s3Client } = registryFromFlags(values, env, ".podium/registry");
-  const gateway = createGateway({ directory, registry, apiKeys });
+  const gateway = createGateway({ directory, registry, apiKeys, logger });
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
   const port = await gateway.listen(Number(values.port ?? env.PODIUM_PORT ?? 7070), host);
   process.stdout.write(`podium gateway listening on http://${host}:${port}\n`);
@@ -56,12 +56,10 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
   }, log);
 }
 
-/** The fixed-list directory (no Valkey): coordinators from --coordinator / PODIUM_COORDINATORS. */
-async function staticDirectory(addresses: string[], secret: string, log: (line: string) => void): Promise<StaticCoordinatorDirectory> {
+/** The fixed-list directory (no Valkey): coordinators from --coordinator / PODIUM_COORDINATORS, each behind its circuit breaker. */
+async function staticDirectory(addresses: string[], connect: ReturnType<typeof grpcCoordinatorConnector>, log: (line: string) => void): Promise<StaticCoordinatorDirectory> {
   if (addresses.length === 0) throw new Error("set --valkey (PODIUM_VALKEY_URL) or at least one --coordinator URL");
-  const clients = addresses.map((address) =>
-    coordinatorClients(address, createGrpcTransport({ baseUrl: address, interceptors: [clusterSecretInterceptor(secret)] })),
-  );
+  const clients = addresses.map((address) => connect({ coordinatorId: address, address }));
   // Coordinators report their own ids; key the directory by them so recorded placements match.
   const named = await Promise.all(
     clients.map(async (c) => {

@@ -15,6 +15,8 @@ import { decodeSegments, requestUrl } from "./http-io.js";
 import { isJsonObject } from "../shared/json.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
 import type { Logger } from "../shared/logger.js";
+import { OrderedFrames } from "./ordered-frames.js";
+import { WsOutbound, type WsOutboundOptions } from "./ws-outbound.js";
 
 export interface WsRoute {
   pattern: RegExp;
@@ -72,8 +74,8 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
   return { handler, close: () => wss.close() };
 }
 
-/** `/api/v1/instances/{id}/connect`. */
-export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute {
+/** `/api/v1/instances/{id}/connect`. `outbound` bounds what a slow client may leave unread (ws-outbound.ts). */
+export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound: WsOutboundOptions = {}): WsRoute {
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/connect$/,
     async accept(_req, params, url) {
@@ -84,13 +86,14 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger): WsRoute
       if (afterRaw !== null && !/^\d{1,15}$/.test(afterRaw)) throw new ConnectError("after_seq must be a non-negative integer", Code.InvalidArgument);
       // Without after_seq the stream starts "live" at the upgrade: after the last seq as of now, so the events
       // emitted before the upstream stream is subscribed (e.g. the answer to a message sent at once) are not lost.
-      return (ws, socket) => bridgeInstance(core, logger, ws, socket, instanceId, afterRaw === null ? instance.lastSeq : BigInt(afterRaw));
+      const afterSeq = afterRaw === null ? instance.lastSeq : BigInt(afterRaw);
+      return (ws, socket) => bridgeInstance({ core, logger, ws, socket, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound) });
     },
   };
 }
 
 /** The frames a client may send on `/connect`: process_message, cancel, answer. */
-export async function handleInboundFrame(core: GatewayCore, instanceId: string, frame: unknown, signal: AbortSignal): Promise<void> {
+export async function handleInboundFrame(core: GatewayCore, instanceId: string, frame: unknown, signal?: AbortSignal): Promise<void> {
   const type = isJsonObject(frame) ? frame.type : undefined;
   if (!isJsonObject(frame) || (type !== "process_message" && type !== "cancel" && type !== "answer")) {
     throw new ConnectError(`unsupported frame type ${JSON.stringify(type ?? null)}; expected "process_message", "cancel" or "answer"`, Code.InvalidArgument);
@@ -108,25 +111,48 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
   }
 }
 
-function bridgeInstance(core: GatewayCore, logger: Logger, ws: WebSocket, socket: Duplex, instanceId: string, afterSeq: bigint): void {
+interface InstanceBridge {
+  core: GatewayCore;
+  logger: Logger;
+  ws: WebSocket;
+  socket: Duplex;
+  instanceId: string;
+  agentId: string;
+  afterSeq: bigint;
+  outbound: WsOutbound;
+}
+
+function bridgeInstance({ core, logger, ws, socket, instanceId, agentId, afterSeq, outbound }: InstanceBridge): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
+  // In order, one at a time: a frame reaches the coordinator (which gives it its seq) before the next is sent.
+  // Not cut when the client closes: a frame that reached the gateway is delivered.
+  const inbound = new OrderedFrames(ws);
   ws.on("message", (data, isBinary) => {
-    void (async () => {
-      const frame = parseClientJson(isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString(), "frame");
-      await handleInboundFrame(core, instanceId, frame, controller.signal);
-    })().catch((err) => sendWsError(ws, err));
+    const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString();
+    inbound.push(async () => {
+      try {
+        await handleInboundFrame(core, instanceId, parseClientJson(text, "frame"));
+      } catch (err) {
+        sendWsError(ws, err);
+      }
+    });
   });
   void (async () => {
-    const after = afterSeq === 0n ? { replayAll: true } : { afterSeq };
+    const after = afterSeq === 0n ? { replayAll: true, agentId } : { afterSeq, agentId };
     try {
       for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
-        if (ws.readyState !== ws.OPEN) break;
+        // Pull no further while the client has not read what it was sent (closed with 4008 if it never does).
+        if (!(await outbound.ready())) break;
         // One write for the whole batch: cork the socket while ws frames it.
         socket.cork();
-        for (const update of updates) ws.send(JSON.stringify(updateFrame(update)));
+        for (const update of updates) {
+          outbound.send(JSON.stringify(updateFrame(update)));
+          if (!outbound.checkpoint()) break;
+        }
         socket.uncork();
+        if (outbound.tooSlow) break;
       }
       if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
     } catch (err) {

@@ -1,8 +1,9 @@
 /**
  * podium.json (the bundle manifest) and deployment ids.
  *
- * podium.json: {"name", "version", "runtime": "python" | "typescript", "entry"}. Unknown fields are
- * ignored (forward compatibility). Deployment id: "{name}:{version}@{registry}"; "{name}:{version}"
+ * podium.json: {"name", "version", "runtime": "python" | "typescript", "entry", "network"?, "limits"?}.
+ * Unknown fields are ignored (forward compatibility); `limits` is checked by the coordinator, which
+ * knows its maxima. Deployment id: "{name}:{version}@{registry}"; "{name}:{version}"
  * means the default registry. See docs/deployments.md.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -16,7 +17,13 @@ export interface BundleManifest {
   runtime: BundleRuntime;
   /** The entry file, relative to the bundle root, '/'-separated, without a leading "./". */
   entry: string;
+  /** What the agent's processes may reach (docs/security.md); default "egress". */
+  network: AgentNetworkPolicy;
 }
+
+export type AgentNetworkPolicy = "none" | "egress" | "host";
+export const NETWORK_POLICIES: readonly AgentNetworkPolicy[] = ["none", "egress", "host"];
+export const DEFAULT_NETWORK_POLICY: AgentNetworkPolicy = "egress";
 
 export const MANIFEST_FILE = "podium.json";
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -47,7 +54,7 @@ function show(value: unknown): string {
  */
 export function parseBundleManifest(json: unknown): BundleManifest {
   if (!isJsonObject(json)) throw invalid(`${MANIFEST_FILE} must be a JSON object (got ${show(json)})`);
-  const { name, version, runtime, entry } = json;
+  const { name, version, runtime, entry, network = DEFAULT_NETWORK_POLICY } = json;
   if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
     throw invalid(`${MANIFEST_FILE}: "name" must match ${NAME_PATTERN.source} (got ${show(name)})`);
   }
@@ -60,7 +67,10 @@ export function parseBundleManifest(json: unknown): BundleManifest {
   if (typeof entry !== "string") {
     throw invalid(`${MANIFEST_FILE}: "entry" must be a string path relative to the bundle root (got ${show(entry)})`);
   }
-  return { name, version, runtime, entry: normalizeEntry(entry, runtime) };
+  if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
+    throw invalid(`${MANIFEST_FILE}: "network" must be one of ${NETWORK_POLICIES.map((p) => `"${p}"`).join(", ")} (got ${show(network)})`);
+  }
+  return { name, version, runtime, entry: normalizeEntry(entry, runtime), network: network as AgentNetworkPolicy };
 }
 
 function normalizeEntry(entry: string, runtime: BundleRuntime): string {

@@ -250,7 +250,13 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             if (result.reconciled) {
               // Its last writer died: the databases were cut at different points, and seqs after the cut were never replicated.
               counts.restoresReconciled++;
-              logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", { agentId, ...result.reconciled });
+              const { interruptedTurns, queuedTurns, ...reconciled } = result.reconciled;
+              logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", {
+                agentId,
+                ...reconciled,
+                interruptedTurns: interruptedTurns.join(","),
+                queuedTurns: queuedTurns.join(","),
+              });
             }
           }
           await markWriter(agentId);

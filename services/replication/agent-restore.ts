@@ -179,7 +179,7 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
   const result: RestoreAgentResult = { restored, clean: restored && clean, databases: results, ms: 0 };
   if (restored && !clean && (options.reconcile ?? true)) {
     // Before the workspace is written: reconciliation may roll chronicle.db back.
-    result.reconciled = reconcileRestoredAgent(options.targetDir, { seqGap: options.timestamp ? 0 : UNCLEAN_RESTORE_SEQ_GAP });
+    result.reconciled = reconcileRestoredAgent(options.targetDir, options.timestamp ? { seqGap: 0, unfinished: "close" } : { seqGap: UNCLEAN_RESTORE_SEQ_GAP });
   }
   const chronicleDb = databases.find((db) => db.name === "chronicle.db");
   if (chronicleDb && (options.materializeWorkspace ?? true) && results.find((r) => r.name === "chronicle.db")?.restored) {

@@ -5,26 +5,39 @@
  * workspace iteration it captured (`workspace.changed`), and ends with `turn.done`. After a restore:
  *
  * 1. messages are cut back to the last turn end whose state versions and workspace iterations the
- *    restored state.db and chronicle.db actually hold (a turn is kept whole or not at all);
+ *    restored state.db and chronicle.db actually hold (a turn is kept whole or not at all). Acknowledged
+ *    messages (inbound `process_message`) are kept: the delivery promise (docs/runtime.md) holds for
+ *    every one that reached the replica;
  * 2. state.db is rolled back to the version the kept ledger ends with, when it got further (possible
  *    while that version is newer than its newest snapshot; otherwise it stays ahead, reported), and
  *    chronicle.db to the iteration the kept ledger ends with (its manifest rebuilt from the versions;
  *    not when a file restore made a later iteration, which the ledger does not record: reported);
  * 3. after an unclean loss (`seqGap` > 0), a platform event `agent.restored` is recorded `seqGap` seqs
  *    after the last kept one, so events a client saw from the lost host (seqs that were never
- *    replicated) are never reused for different events of the resumed agent.
+ *    replicated) are never reused for different events of the resumed agent;
+ * 4. unfinished turns are settled the way a coordinator's restart does (unfinished-turns.ts): a turn whose
+ *    events were cut had begun, so it gets `error` ("interrupted") + `turn.done` (ok: false) and is not
+ *    run again; messages whose turn never began stay queued and run when the agent next starts
+ *    (`unfinished: "resume"`), or, in a point-in-time copy (`"close"`), all get `error` ("not run").
  *
  * Run it before the workspace is written from chronicle.db. logs.db is left as it is.
  */
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { MessageLog, type NewMessage } from "../coordinator/store/message-log.js";
+import { findUnfinishedTurns } from "../coordinator/unfinished-turns.js";
+import type { JsonObject } from "../shared/json.js";
 
 export interface ReconcileResult {
-  /** Last seq kept in messages.db (0: empty). */
+  /** Last seq kept in messages.db (0: empty), before the rows this reconciliation added. */
   lastSeq: number;
-  /** Messages removed because a later database did not have their turn's writes. */
+  /** Events removed because a later database did not have their turn's writes (acknowledged messages stay). */
   droppedMessages: number;
+  /** Turns given `error` + `turn.done` (ok: false) here: begun and cut, or, with "close", every unfinished one. */
+  interruptedTurns: number[];
+  /** Acknowledged messages left unfinished to run when the agent next starts ("resume"). */
+  queuedTurns: number[];
   /** State version after reconciling. */
   stateVersion: number;
   /** Patches removed from state.db (it was ahead of the ledger). */
@@ -44,7 +57,16 @@ export interface ReconcileOptions {
   seqGap: number;
   /** Why the agent was restored (the event's `reason`). */
   reason?: string;
+  /**
+   * Acknowledged messages whose turn never began: "resume" (default; the agent itself, resumed) leaves them
+   * queued for its next start; "close" (a point-in-time copy) ends each with an error, since the original
+   * agent answered them.
+   */
+  unfinished?: "resume" | "close";
 }
+
+const INTERRUPTED = "interrupted: the coordinator was lost during this turn; its events were not all replicated, so it is not run again";
+const NOT_RUN_IN_COPY = "not run: this agent is a point-in-time copy, made while this message was pending in the original agent";
 
 /** A gap no sync window can fill: Podium persists ~30k events/s per agent, the window is seconds. */
 export const UNCLEAN_RESTORE_SEQ_GAP = 1_000_000;
@@ -99,6 +121,8 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
   const result: ReconcileResult = {
     lastSeq: 0,
     droppedMessages: 0,
+    interruptedTurns: [],
+    queuedTurns: [],
     stateVersion: 0,
     droppedPatches: 0,
     stateAhead: false,
@@ -135,15 +159,22 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
         const open = scalar(messages, "SELECT min(seq) FROM messages WHERE seq > ? AND direction = 'outbound' AND turn > 0", lastEnd);
         if (open > 0) firstUnwhole = open;
       }
+      let cutTurns: number[] = [];
       if (firstUnwhole !== undefined) {
         // Keep whole turns: cut back to the last turn end before the first write that is not whole.
         const keepThrough = scalar(messages, `SELECT max(seq) FROM messages WHERE ${ends} AND seq < ?`, firstUnwhole);
-        result.droppedMessages = messages.prepare("DELETE FROM messages WHERE seq > ?").run(keepThrough).changes;
+        cutTurns = messages
+          .prepare("SELECT DISTINCT turn FROM messages WHERE seq > ? AND direction = 'outbound' AND turn > 0 ORDER BY turn")
+          .pluck()
+          .all(keepThrough) as number[];
+        result.droppedMessages = messages
+          .prepare("DELETE FROM messages WHERE seq > ? AND NOT (direction = 'inbound' AND message_type = 'process_message')")
+          .run(keepThrough).changes;
       }
       result.lastSeq = scalar(messages, "SELECT max(seq) FROM messages");
       const last = (type: string): string | null =>
         (messages.prepare("SELECT content FROM messages WHERE message_type = ? ORDER BY seq DESC LIMIT 1").pluck().get(type) as string | null | undefined) ?? null;
-      return { version: field(last("state.delta"), "version"), iteration: field(last("workspace.changed"), "iteration") };
+      return { version: field(last("state.delta"), "version"), iteration: field(last("workspace.changed"), "iteration"), cutTurns };
     })();
     if (state) {
       const newestSnapshot = scalar(state, "SELECT max(version) FROM snapshots");
@@ -160,22 +191,38 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
       if (laterRestores === 0) result.droppedIterations = rollBackChronicle(chronicle, cut.iteration);
       else result.workspaceAhead = true;
     }
-    if (options.seqGap > 0) {
-      const seq = result.lastSeq + options.seqGap;
-      messages
-        .prepare("INSERT INTO messages (seq, direction, instance_id, turn, message_type, content, timestamp) VALUES (?, 'outbound', '', 0, 'agent.restored', ?, ?)")
-        .run(
-          seq,
-          JSON.stringify({
-            reason: options.reason ?? "restored from S3 after its coordinator was lost",
-            last_replicated_seq: result.lastSeq,
-            dropped_messages: result.droppedMessages,
-            state_version: result.stateVersion,
-          }),
-          Date.now(),
-        );
-      result.restoredEventSeq = seq;
-    }
+    // Settle unfinished turns (before the marker is written, so the marker can say what happened to them).
+    const unfinished = findUnfinishedTurns(new MessageLog(messages));
+    const open = [...unfinished.begun, ...unfinished.waiting].map((t) => t.turn).sort((a, b) => a - b);
+    const interrupted = options.unfinished === "close" ? open : open.filter((turn) => cut.cutTurns.includes(turn) || unfinished.begun.some((t) => t.turn === turn));
+    result.interruptedTurns = interrupted;
+    result.queuedTurns = open.filter((turn) => !interrupted.includes(turn));
+    messages.transaction(() => {
+      if (options.seqGap > 0) {
+        const seq = result.lastSeq + options.seqGap;
+        messages
+          .prepare("INSERT INTO messages (seq, direction, instance_id, turn, message_type, content, timestamp) VALUES (?, 'outbound', '', 0, 'agent.restored', ?, ?)")
+          .run(
+            seq,
+            JSON.stringify({
+              reason: options.reason ?? "restored from S3 after its coordinator was lost",
+              last_replicated_seq: result.lastSeq,
+              dropped_messages: result.droppedMessages,
+              state_version: result.stateVersion,
+              interrupted_turns: result.interruptedTurns,
+              queued_turns: result.queuedTurns,
+            }),
+            Date.now(),
+          );
+        result.restoredEventSeq = seq;
+      }
+      if (interrupted.length === 0) return;
+      // A MessageLog opened after the marker: its seqs continue after it.
+      const message = options.unfinished === "close" ? NOT_RUN_IN_COPY : INTERRUPTED;
+      const timestamp = Date.now();
+      const event = (turn: number, messageType: string, content: JsonObject): NewMessage => ({ direction: "outbound", instanceId: "", turn, messageType, content, timestamp });
+      new MessageLog(messages).appendMany(interrupted.flatMap((turn) => [event(turn, "error", { message, code: "aborted", turn }), event(turn, "turn.done", { turn, ok: false })]));
+    })();
     return result;
   } finally {
     chronicle?.close();

@@ -7,11 +7,30 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { mountsUnder, readMountTable } from "../coordinator/sandbox/mount-table.js";
 
 const STALE = /^(.+)\.stale-(\d+)$/;
 
+/**
+ * Mount points at or below `dir` (an agent's disk volume, sandbox/agent-volumes.ts). A copy with mounts is
+ * never renamed or removed: a recursive removal would delete the mounted volume's content and then fail
+ * with EBUSY. The coordinator unmounts volumes when instances end and sweeps left-overs at start.
+ */
+function mountedUnder(dir: string): string[] {
+  try {
+    return mountsUnder(readMountTable(), fs.realpathSync(dir)).map((m) => m.mountPoint);
+  } catch {
+    return []; // no such directory, or no /proc/self/mountinfo (not Linux): nothing mounted we could know of
+  }
+}
+
 /** Moves `agentDir` aside; removes the agent's older stale copies. Returns the new path. */
 export function moveAsideStaleCopy(agentDir: string, now = Date.now()): string {
+  const mounted = mountedUnder(agentDir);
+  if (mounted.length > 0) {
+    throw new ConnectError(`cannot move the stale copy ${agentDir} aside: its disk volume is still mounted (${mounted.join(", ")})`, Code.FailedPrecondition);
+  }
   let stamp = now;
   while (fs.existsSync(`${agentDir}.stale-${stamp}`)) stamp++;
   const aside = `${agentDir}.stale-${stamp}`;
@@ -20,7 +39,8 @@ export function moveAsideStaleCopy(agentDir: string, now = Date.now()): string {
   const name = path.basename(agentDir);
   for (const entry of fs.readdirSync(parent)) {
     const match = STALE.exec(entry);
-    if (match?.[1] === name && path.join(parent, entry) !== aside) fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+    const older = path.join(parent, entry);
+    if (match?.[1] === name && older !== aside && mountedUnder(older).length === 0) fs.rmSync(older, { recursive: true, force: true });
   }
   return aside;
 }
@@ -37,6 +57,7 @@ export function removeStaleCopies(agentsDir: string, retentionMs: number, now = 
   for (const entry of entries) {
     const match = STALE.exec(entry);
     if (!match || now - Number(match[2]) < retentionMs) continue;
+    if (mountedUnder(path.join(agentsDir, entry)).length > 0) continue;
     fs.rmSync(path.join(agentsDir, entry), { recursive: true, force: true });
     removed++;
   }

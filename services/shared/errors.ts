@@ -35,6 +35,29 @@ export function httpStatusOf(code: Code): number {
 export interface HttpError {
   status: number;
   body: { error: { code: string; message: string } };
+  /** Response headers the error asks for (`retry-after`). */
+  headers: Record<string, string>;
+}
+
+/** Error metadata (and HTTP header) telling a client how many seconds to wait before trying again. */
+export const RETRY_AFTER_HEADER = "retry-after";
+
+/** The error's `retry-after` in whole seconds, when it has a valid one. */
+export function retryAfterOf(err: unknown): string | undefined {
+  const value = ConnectError.from(err).metadata.get(RETRY_AFTER_HEADER)?.trim();
+  return value !== undefined && /^\d{1,6}$/.test(value) ? value : undefined;
+}
+
+/**
+ * An overload answer (RESOURCE_EXHAUSTED or UNAVAILABLE) with a `retry-after` (the one it carries, else
+ * `defaultSeconds`) and no other metadata: what a client gets when a coordinator or the gateway is too
+ * busy, never the upstream's own response headers. Other errors are returned unchanged.
+ */
+export function withRetryAfter(err: unknown, defaultSeconds = 1): unknown {
+  const error = ConnectError.from(err);
+  if (error.code !== Code.ResourceExhausted && error.code !== Code.Unavailable) return err;
+  const seconds = retryAfterOf(error) ?? String(defaultSeconds);
+  return new ConnectError(error.rawMessage, error.code, { [RETRY_AFTER_HEADER]: seconds }, undefined, error.cause);
 }
 
 /** Error metadata key that overrides the HTTP status for one error (e.g. 413 for a body over the limit). */
@@ -47,7 +70,8 @@ export function toHttpError(err: unknown): HttpError {
   const message = internal && !(err instanceof ConnectError) ? "internal error" : connectError.rawMessage;
   const override = Number(connectError.metadata.get(HTTP_STATUS_HEADER));
   const status = Number.isInteger(override) && override >= 400 && override < 600 ? override : httpStatusOf(connectError.code);
-  return { status, body: { error: { code: codeName(connectError.code), message } } };
+  const retryAfter = retryAfterOf(connectError);
+  return { status, body: { error: { code: codeName(connectError.code), message } }, headers: retryAfter ? { [RETRY_AFTER_HEADER]: retryAfter } : {} };
 }
 
 export function notFound(message: string): ConnectError {

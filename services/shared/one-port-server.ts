@@ -38,6 +38,9 @@ export interface OnePortServerOptions {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** `maxSessionMemory` (MB) of an h2c-only (internal) server's sessions. */
+const INTERNAL_SESSION_MEMORY_MB = 1024;
 export const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
@@ -106,7 +109,11 @@ export class OnePortServer {
     // a server that emitted 'listening'; this one never listens (route() hands it the sockets).
     this.h1.emit("listening");
     if (options.onUpgrade) this.h1.on("upgrade", options.onUpgrade);
-    this.h2 = http2.createServer({}, (req, res) => options.handler(req, res));
+    // An internal (h2c-only) server carries every stream a gateway proxies on one connection. Node counts the
+    // data queued for a stream the peer does not read yet (a gateway holding back a slow client's stream) in
+    // the session's memory and refuses new streams (ENHANCE_YOUR_CALM) past `maxSessionMemory`, 10 MB by
+    // default: about 20 paused streams of full gRPC batches. Peers here are authenticated gateways.
+    this.h2 = http2.createServer(this.http2Only ? { maxSessionMemory: INTERNAL_SESSION_MEMORY_MB } : {}, (req, res) => options.handler(req, res));
     this.h2.on("session", (session) => this.watchSession(session));
     // noDelay: small frames (events, round trips) must not wait for Nagle's algorithm.
     this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket));

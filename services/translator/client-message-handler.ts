@@ -12,9 +12,9 @@ import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
 import type { ClientMessage } from "./parse-client-message.js";
 
 /** The part of GatewayCore the bridge uses (tests may pass a fake). */
-export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdates" | "getInstance">;
+export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdateBatches" | "getInstance">;
 
-export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal: AbortSignal): Promise<JsonObject> {
+export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal?: AbortSignal): Promise<JsonObject> {
   switch (message.type) {
     case "process_message": {
       const sent = await core.sendMessage(instanceId, message.content, signal);
@@ -34,7 +34,7 @@ export async function handleClientMessage(core: BridgeCore, instanceId: string, 
 
 type FileMessage = Extract<ClientMessage, { type: "list_files" | "read_file" | "file_history" | "file_at_iteration" }>;
 
-async function handleFileMessage(core: BridgeCore, instanceId: string, message: FileMessage, signal: AbortSignal): Promise<JsonObject> {
+async function handleFileMessage(core: BridgeCore, instanceId: string, message: FileMessage, signal?: AbortSignal): Promise<JsonObject> {
   const target = create(FileTargetSchema, { target: { case: "instanceId", value: instanceId } });
   const files = await core.filesFor(target, signal);
   switch (message.type) {

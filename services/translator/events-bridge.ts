@@ -18,16 +18,20 @@ import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { orderedClientEvent } from "./client-event.js";
 import { handleClientMessage, type BridgeCore } from "./client-message-handler.js";
-import { parseClientMessage, type MessageId } from "./parse-client-message.js";
+import { parseClientMessage, type ClientMessage, type MessageId } from "./parse-client-message.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
 import { SessionSequencer } from "./session-sequencer.js";
 import { translateUpdate } from "./translator-routes.js";
+import { OrderedFrames } from "../gateway/ordered-frames.js";
+import { WsOutbound, type WsOutboundOptions } from "../gateway/ws-outbound.js";
 
 export interface EventsBridgeOptions {
   core: BridgeCore;
   logger: Logger;
   /** Clock for updates without a timestamp. Default Date.now. */
   now?: () => number;
+  /** Bounds what a slow client may leave unread (closed with 4008 beyond it; see ws-outbound.ts). */
+  outbound?: WsOutboundOptions;
 }
 
 interface BridgeQuery {
@@ -70,7 +74,7 @@ export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       // Without after_seq the stream starts at the instance's last update when the socket was
       // accepted: nothing that happens after the handshake can be missed.
-      return (ws) => runBridge(options, ws, instanceId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query);
+      return (ws) => runBridge(options, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query);
     },
   };
 }
@@ -100,12 +104,16 @@ function roughIdentity(json: unknown): { id: MessageId | undefined; request: str
   };
 }
 
-function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: string, query: BridgeQuery): void {
+function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: string, agentId: string, query: BridgeQuery): void {
   const { core, logger } = options;
   const now = options.now ?? Date.now;
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
+  // process_message / cancel / answer reach the instance one at a time, in the order sent (and are delivered
+  // even if the client closes meanwhile); file messages run beside them and end with the socket.
+  const ordered = new OrderedFrames(ws);
+  const outbound = new WsOutbound(ws, options.outbound);
 
   ws.on("message", (data, isBinary) => {
     const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString();
@@ -117,31 +125,40 @@ function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: stri
       return;
     }
     const rough = roughIdentity(json);
-    void (async () => {
-      const message = parseClientMessage(json);
-      const result = await handleClientMessage(core, instanceId, message, controller.signal);
-      // process_message / cancel / answer without an id succeed silently; file messages always get their result.
-      const isFileMessage = message.type !== "process_message" && message.type !== "cancel" && message.type !== "answer";
-      if (message.id === undefined && !isFileMessage) return;
-      const reply: JsonObject = { type: "reply" };
-      if (message.id !== undefined) reply.id = message.id;
-      reply.request = message.type;
-      reply.result = result;
-      send(ws, JSON.stringify(reply));
-    })().catch((err: unknown) => {
-      if (controller.signal.aborted) return;
-      send(ws, errorFrame(err, rough.id, rough.request));
-    });
+    const handle = async (signal: AbortSignal | undefined): Promise<void> => {
+      try {
+        const message = parseClientMessage(json);
+        const result = await handleClientMessage(core, instanceId, message, signal);
+        // process_message / cancel / answer without an id succeed silently; file messages always get their result.
+        if (message.id === undefined && !isFileMessage(message)) return;
+        const reply: JsonObject = { type: "reply" };
+        if (message.id !== undefined) reply.id = message.id;
+        reply.request = message.type;
+        reply.result = result;
+        send(ws, JSON.stringify(reply));
+      } catch (err: unknown) {
+        if (signal?.aborted) return;
+        send(ws, errorFrame(err, rough.id, rough.request));
+      }
+    };
+    if (rough.request === "process_message" || rough.request === "cancel" || rough.request === "answer") ordered.push(() => handle(undefined));
+    else void handle(controller.signal);
   });
 
   void (async () => {
     const sequencer = new SessionSequencer({ sessionId: query.sessionId ?? instanceId, instanceId, lastSeq: query.sessionSeq });
-    const after = query.afterSeq === undefined ? {} : query.afterSeq === 0n ? { replayAll: true } : { afterSeq: query.afterSeq };
+    const after = query.afterSeq === undefined ? { agentId } : query.afterSeq === 0n ? { replayAll: true, agentId } : { afterSeq: query.afterSeq, agentId };
     try {
-      for await (const update of core.streamUpdates(instanceId, after, controller.signal)) {
-        if (ws.readyState !== ws.OPEN) break;
-        if (query.afterSeq !== undefined && update.seq <= query.afterSeq) continue;
-        for (const event of translateUpdate(update, sequencer, now)) send(ws, eventFrame(event, update.seq));
+      for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
+        // Pull no further while the client has not read what it was sent (closed with 4008 if it never does).
+        if (!(await outbound.ready())) break;
+        for (const update of updates) {
+          if (query.afterSeq !== undefined && update.seq <= query.afterSeq) continue;
+          // Every event of an update, then the limit: a client closed for being slow resumes after a whole update.
+          for (const event of translateUpdate(update, sequencer, now)) outbound.send(eventFrame(event, update.seq));
+          if (!outbound.checkpoint()) break;
+        }
+        if (outbound.tooSlow) break;
       }
       if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
     } catch (err) {
@@ -151,4 +168,8 @@ function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: stri
       if (ws.readyState === ws.OPEN) ws.close(1011, "update stream failed");
     }
   })();
+}
+
+function isFileMessage(message: ClientMessage): boolean {
+  return message.type !== "process_message" && message.type !== "cancel" && message.type !== "answer";
 }

@@ -5,9 +5,12 @@ import { createLogger, type Logger } from "../shared/logger.js";
 import { TranslatorService } from "../../gen/podium/v1/translator_service_pb.js";
 import { eventsBridgeRoute } from "./events-bridge.js";
 import { translatorRoutes } from "./translator-routes.js";
+import type { WsOutboundOptions } from "../gateway/ws-outbound.js";
 
 export interface TranslatorExtensionOptions {
   logger?: Logger;
+  /** Bounds what a slow `/events` client may leave unread (see ws-outbound.ts). */
+  outbound?: WsOutboundOptions;
 }
 
 export function translatorExtension(core: GatewayCore, options: TranslatorExtensionOptions = {}): GatewayExtension {
@@ -19,6 +22,6 @@ export function translatorExtension(core: GatewayCore, options: TranslatorExtens
         core.streamUpdates(instanceId, afterSeq > 0 ? { afterSeq: BigInt(afterSeq) } : { replayAll: true }, signal),
     }),
     services: [TranslatorService],
-    wsRoutes: [eventsBridgeRoute({ core, logger })],
+    wsRoutes: [eventsBridgeRoute({ core, logger, ...(options.outbound ? { outbound: options.outbound } : {}) })],
   };
 }

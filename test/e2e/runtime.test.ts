@@ -78,6 +78,13 @@ describe.each([
     const history = await podium.api("GET", `/api/v1/instances/${resumed.instance_id as string}/messages?limit=1000`);
     const stored = new Set((history.json.messages as JsonObject[]).map((m) => m.seq as number));
     expect(received.filter((seq) => !stored.has(seq))).toEqual([]);
+    // Every acknowledged message ended with one turn.done: the ones the crash stopped with an error before it.
+    const rows = history.json.messages as JsonObject[];
+    for (const message of rows.filter((m) => m.direction === "inbound")) {
+      const ends = rows.filter((m) => m.message_type === "turn.done" && m.turn === message.seq);
+      expect({ seq: message.seq, ends: ends.length }).toEqual({ seq: message.seq, ends: 1 });
+      if ((ends[0]?.content as JsonObject).ok === false) expect(rows.some((m) => m.message_type === "error" && m.turn === message.seq)).toBe(true);
+    }
     const state = await podium.api("GET", `/api/v1/instances/${resumed.instance_id as string}/state`);
     expect((state.json.state as JsonObject).writes).toBeGreaterThanOrEqual(3);
     await podium.api("DELETE", `/api/v1/instances/${resumed.instance_id as string}`);

@@ -4,7 +4,7 @@
  * with `node bin/podium.js coordinator|gateway` on port 0. Every process is tracked: close() kills what
  * is left (SIGKILL), and a process "exit" hook does the same if the test runner dies first.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -210,6 +210,8 @@ export interface TestCluster {
 /** Starts Valkey, S3, then the coordinators and gateways (in parallel). On failure, everything started is cleaned up. */
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "podium-cluster-"));
+  // Coordinators run agents as unprivileged uids (as root): the data dirs' parents must be searchable by them.
+  fs.chmodSync(root, 0o711);
   const processes: PodiumProcess[] = [];
   const coordinators: PodiumProcess[] = [];
   const gateways: PodiumProcess[] = [];
@@ -229,6 +231,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     await Promise.all(processes.map((p) => p.kill()));
     await redis?.stop();
     await s3?.stop();
+    unmountLeftovers(root);
     fs.rmSync(root, { recursive: true, force: true });
   };
 
@@ -304,6 +307,25 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     await close();
     throw error;
   }
+}
+
+/**
+ * Agent volumes a killed coordinator left mounted under `root` (it could not unmount them), detached
+ * deepest first so the temp dir can be removed.
+ */
+function unmountLeftovers(root: string): void {
+  let table: string;
+  try {
+    table = fs.readFileSync("/proc/self/mounts", "utf8");
+  } catch {
+    return;
+  }
+  const points = table
+    .split("\n")
+    .map((line) => (line.split(" ")[1] ?? "").replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .filter((point) => point.startsWith(root + path.sep))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) spawnSync("umount", ["-l", "--", point], { stdio: "ignore" });
 }
 
 interface TcpProxy {

@@ -91,7 +91,16 @@ describe("a coordinator with replication", () => {
 
     // The host loses the agent's directory: the next instance restores it from S3.
     const agentDir = path.join(podium.dataDir, "agents", agentId);
-    fs.rmSync(agentDir, { recursive: true, force: true });
+    // Its disk volume is unmounted just after the final sync (docs/security.md): until then rm sees EBUSY.
+    await waitUntil("agent dir removed", async () => {
+      try {
+        fs.rmSync(agentDir, { recursive: true, force: true });
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
+        return undefined;
+      }
+    });
     const again = await podium.api("POST", "/api/v1/instances", { deployment_id: "durable-ts:1.0.0@local", agent_id: agentId });
     expect(again.status).toBe(201);
     const againId = String(again.json.instance_id);

@@ -13,6 +13,7 @@ import type { MessageRow } from "../../services/coordinator/store/message-log.js
 import { Chronicle } from "../../services/coordinator/chronicle/chronicle.js";
 import type { JsonObject, JsonPatchOp } from "../../services/shared/json.js";
 import { reconcileRestoredAgent, UNCLEAN_RESTORE_SEQ_GAP } from "../../services/replication/restore-reconcile.js";
+import { findUnfinishedTurns } from "../../services/coordinator/unfinished-turns.js";
 
 const INSTANCE = "inst_reconcile";
 
@@ -164,6 +165,11 @@ function readBack(dir: string): ReadBack {
   }
 }
 
+/** Seqs of the init delta and the first `n` whole turns. */
+function readBackSeqsThrough(agent: RecordedAgent, n: number): number[] {
+  return [agent.initSeq, ...agent.turns.slice(0, n).flatMap((t) => [t.seqs.inbound, t.seqs.delta, t.seqs.workspace, t.seqs.complete, t.seqs.done])];
+}
+
 function notesThrough(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `t${i + 1}`);
 }
@@ -175,6 +181,24 @@ function typesThrough(n: number): string[] {
 }
 
 const ROWS_PER_TURN = 5;
+/** A cut turn keeps its acknowledged message (the delivery promise); its other rows go. */
+const EVENTS_PER_TURN = ROWS_PER_TURN - 1;
+
+/**
+ * Message types after a cut of whole turns that had begun: `kept` whole turns, the cut turns' messages (with
+ * `between` after them), then `error` + `turn.done` for each cut turn.
+ */
+function typesAfterCut(kept: number, cutTurns: number, between: string[] = []): string[] {
+  return [...typesThrough(kept), ...Array.from({ length: cutTurns }, () => "process_message"), ...between, ...Array.from({ length: cutTurns }, () => ["error", "turn.done"]).flat()];
+}
+
+/** The cut turns end as interrupted, in order: `error` then `turn.done` (ok: false), recorded by the platform. */
+function expectInterrupted(back: ReadBack, turns: RecordedTurn[]): void {
+  const settled = back.messages.filter((m) => m.instanceId === "" && (m.messageType === "error" || m.messageType === "turn.done"));
+  expect(settled.map((m) => [m.messageType, m.turn])).toEqual(turns.flatMap((t) => [["error", t.turn], ["turn.done", t.turn]]));
+  expect(settled.filter((m) => m.messageType === "turn.done").map((m) => m.content)).toEqual(turns.map((t) => ({ turn: t.turn, ok: false })));
+  for (const error of settled.filter((m) => m.messageType === "error")) expect(String(error.content?.message)).toMatch(/^interrupted: /);
+}
 
 describe("reconcileRestoredAgent", () => {
   let root: string;
@@ -276,16 +300,19 @@ describe("reconcileRestoredAgent", () => {
     expect(cutPatchesAfter(dir, turnAt(agent, 2).version)).toBe(2);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
     expect(result).toMatchObject({
-      lastSeq: turnAt(agent, 2).seqs.done,
-      droppedMessages: 2 * ROWS_PER_TURN,
+      lastSeq: turnAt(agent, 4).seqs.inbound,
+      droppedMessages: 2 * EVENTS_PER_TURN,
+      interruptedTurns: [turnAt(agent, 3).turn, turnAt(agent, 4).turn],
+      queuedTurns: [],
       stateVersion: 3,
       droppedPatches: 0,
       stateAhead: false,
       restoredEventSeq: 0,
     });
     const back = readBack(dir);
-    expect(back.seqs[back.seqs.length - 1]).toBe(turnAt(agent, 2).seqs.done);
-    expect(back.types).toEqual(typesThrough(2));
+    expect(back.seqs.filter((seq) => seq <= turnAt(agent, 2).seqs.done)).toEqual(readBackSeqsThrough(agent, 2));
+    expect(back.types).toEqual(typesAfterCut(2, 2));
+    expectInterrupted(back, [turnAt(agent, 3), turnAt(agent, 4)]);
     expect(back.version).toBe(3);
     expect(back.notes).toEqual(notesThrough(2));
   });
@@ -295,15 +322,17 @@ describe("reconcileRestoredAgent", () => {
     cutIterationsAfter(dir, turnAt(agent, 2).iteration);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
     expect(result).toMatchObject({
-      lastSeq: turnAt(agent, 2).seqs.done,
-      droppedMessages: 2 * ROWS_PER_TURN,
+      lastSeq: turnAt(agent, 4).seqs.inbound,
+      droppedMessages: 2 * EVENTS_PER_TURN,
+      interruptedTurns: [turnAt(agent, 3).turn, turnAt(agent, 4).turn],
       stateVersion: 3,
       droppedPatches: 2,
       stateAhead: false,
       restoredEventSeq: 0,
     });
     const back = readBack(dir);
-    expect(back.types).toEqual(typesThrough(2));
+    expect(back.types).toEqual(typesAfterCut(2, 2));
+    expectInterrupted(back, [turnAt(agent, 3), turnAt(agent, 4)]);
     expect(back.version).toBe(3);
     expect(back.notes).toEqual(notesThrough(2));
     expect(scalarOf(dir, "state.db", "SELECT max(version) FROM patches")).toBe(3);
@@ -314,10 +343,12 @@ describe("reconcileRestoredAgent", () => {
     // Turn 4's patch is in state.db (and its state.delta in messages.db), its capture is not in chronicle.db.
     cutIterationsAfter(dir, turnAt(agent, 3).iteration);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toMatchObject({ lastSeq: turnAt(agent, 3).seqs.done, droppedMessages: ROWS_PER_TURN, droppedPatches: 1, stateVersion: 4, stateAhead: false });
+    expect(result).toMatchObject({ lastSeq: turnAt(agent, 4).seqs.inbound, droppedMessages: EVENTS_PER_TURN, interruptedTurns: [turnAt(agent, 4).turn], droppedPatches: 1, stateVersion: 4, stateAhead: false });
     const back = readBack(dir);
-    expect(back.types).toEqual(typesThrough(3));
-    expect(back.seqs).not.toContain(turnAt(agent, 4).seqs.inbound);
+    expect(back.types).toEqual(typesAfterCut(3, 1));
+    expect(back.seqs).toContain(turnAt(agent, 4).seqs.inbound);
+    expect(back.messages.filter((m) => m.turn === turnAt(agent, 4).turn).map((m) => m.messageType)).toEqual(["error", "turn.done"]);
+    expectInterrupted(back, [turnAt(agent, 4)]);
     expect(back.notes).toEqual(notesThrough(3));
   });
 
@@ -328,15 +359,17 @@ describe("reconcileRestoredAgent", () => {
     cutPatchesAfter(dir, turnAt(agent, 2).version);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
     expect(result).toMatchObject({
-      lastSeq: turnAt(agent, 2).seqs.done,
-      droppedMessages: 2,
+      lastSeq: turnAt(agent, 3).seqs.inbound,
+      droppedMessages: 1,
+      interruptedTurns: [turnAt(agent, 3).turn],
       stateVersion: 3,
       droppedPatches: 0,
       stateAhead: false,
       restoredEventSeq: 0,
     });
     const back = readBack(dir);
-    expect(back.types).toEqual(typesThrough(2));
+    expect(back.types).toEqual(typesAfterCut(2, 1));
+    expectInterrupted(back, [turnAt(agent, 3)]);
     expect(back.notes).toEqual(notesThrough(2));
   });
 
@@ -347,25 +380,28 @@ describe("reconcileRestoredAgent", () => {
     cutMessagesAfter(dir, turnAt(agent, 3).seqs.workspace);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
     expect(result).toMatchObject({
-      lastSeq: turnAt(agent, 2).seqs.done,
-      droppedMessages: 3,
+      lastSeq: turnAt(agent, 3).seqs.inbound,
+      droppedMessages: 2,
+      interruptedTurns: [turnAt(agent, 3).turn],
       stateVersion: 3,
       droppedPatches: 2,
       stateAhead: false,
       restoredEventSeq: 0,
     });
     const back = readBack(dir);
-    expect(back.types).toEqual(typesThrough(2));
+    expect(back.types).toEqual(typesAfterCut(2, 1));
+    expectInterrupted(back, [turnAt(agent, 3)]);
     expect(back.notes).toEqual(notesThrough(2));
   });
 
-  it("drops everything when state.db lost even the initial patch", () => {
-    recordAgent(dir, 2);
+  it("drops every event when state.db lost even the initial patch (the acknowledged messages stay, interrupted)", () => {
+    const agent = recordAgent(dir, 2);
     cutPatchesAfter(dir, 0);
     const result = reconcileRestoredAgent(dir, { seqGap: 0 });
-    expect(result).toMatchObject({ lastSeq: 0, droppedMessages: 1 + 2 * ROWS_PER_TURN, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 });
+    expect(result).toMatchObject({ lastSeq: turnAt(agent, 2).seqs.inbound, droppedMessages: 1 + 2 * EVENTS_PER_TURN, stateVersion: 0, droppedPatches: 0, stateAhead: false, restoredEventSeq: 0 });
     const back = readBack(dir);
-    expect(back.messages).toEqual([]);
+    expect(back.types).toEqual(["process_message", "process_message", "error", "turn.done", "error", "turn.done"]);
+    expectInterrupted(back, [turnAt(agent, 1), turnAt(agent, 2)]);
     expect(back.version).toBe(0);
     expect(back.notes).toBeUndefined();
   });
@@ -408,10 +444,11 @@ describe("reconcileRestoredAgent", () => {
     cutPatchesAfter(dir, turnAt(agent, 3).version);
     const before = Date.now();
     const result = reconcileRestoredAgent(dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP, reason: "host-a lost" });
-    const lastSeq = turnAt(agent, 3).seqs.done;
+    const lastSeq = turnAt(agent, 4).seqs.inbound;
     expect(result).toMatchObject({
       lastSeq,
-      droppedMessages: ROWS_PER_TURN,
+      droppedMessages: EVENTS_PER_TURN,
+      interruptedTurns: [turnAt(agent, 4).turn],
       stateVersion: 4,
       droppedPatches: 0,
       stateAhead: false,
@@ -419,25 +456,34 @@ describe("reconcileRestoredAgent", () => {
     });
 
     const back = readBack(dir);
-    expect(back.types).toEqual([...typesThrough(3), "agent.restored"]);
-    const restored = back.messages[back.messages.length - 1];
+    expect(back.types).toEqual(typesAfterCut(3, 1, ["agent.restored"]));
+    expectInterrupted(back, [turnAt(agent, 4)]);
+    const restored = back.messages.find((m) => m.messageType === "agent.restored");
     expect(restored).toMatchObject({
       seq: lastSeq + UNCLEAN_RESTORE_SEQ_GAP,
       direction: "outbound",
       instanceId: "",
       turn: 0,
       messageType: "agent.restored",
-      content: { reason: "host-a lost", last_replicated_seq: lastSeq, dropped_messages: ROWS_PER_TURN, state_version: 4 },
+      content: {
+        reason: "host-a lost",
+        last_replicated_seq: lastSeq,
+        dropped_messages: EVENTS_PER_TURN,
+        state_version: 4,
+        interrupted_turns: [turnAt(agent, 4).turn],
+        queued_turns: [],
+      },
     });
     expect(restored?.timestamp).toBeGreaterThanOrEqual(before);
-    expect(back.seqs[back.seqs.length - 2]).toBe(lastSeq);
+    expect(back.seqs[back.seqs.length - 4]).toBe(lastSeq);
+    // The interrupted turn's error and turn.done come right after the marker.
+    expect(back.seqs.slice(-3)).toEqual([0, 1, 2].map((i) => result.restoredEventSeq + i));
 
     const store = AgentStore.open({ dir });
     try {
-      expect(store.messages.lastSeq()).toBe(result.restoredEventSeq);
+      expect(store.messages.lastSeq()).toBe(result.restoredEventSeq + 2);
       const next = store.messages.append({ direction: "inbound", instanceId: "inst_next", turn: 0, messageType: "process_message", content: { text: "after restore" }, timestamp: Date.now() });
-      expect(next.seq).toBeGreaterThan(result.restoredEventSeq);
-      expect(next.seq).toBe(result.restoredEventSeq + 1);
+      expect(next.seq).toBe(result.restoredEventSeq + 3);
     } finally {
       store.close();
     }
@@ -455,13 +501,14 @@ describe("reconcileRestoredAgent", () => {
   });
 
   it("writes agent.restored at seq gap when the whole ledger was dropped", () => {
-    recordAgent(dir, 2);
+    const agent = recordAgent(dir, 2);
     cutPatchesAfter(dir, 0);
     const result = reconcileRestoredAgent(dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP });
-    expect(result).toMatchObject({ lastSeq: 0, stateVersion: 0, restoredEventSeq: UNCLEAN_RESTORE_SEQ_GAP });
+    const lastSeq = turnAt(agent, 2).seqs.inbound;
+    expect(result).toMatchObject({ lastSeq, stateVersion: 0, restoredEventSeq: lastSeq + UNCLEAN_RESTORE_SEQ_GAP });
     const back = readBack(dir);
-    expect(back.seqs).toEqual([UNCLEAN_RESTORE_SEQ_GAP]);
-    expect(back.messages[0]?.content).toMatchObject({ last_replicated_seq: 0, dropped_messages: 1 + 2 * ROWS_PER_TURN, state_version: 0 });
+    expect(back.seqs).toEqual([turnAt(agent, 1).seqs.inbound, lastSeq, ...[0, 1, 2, 3, 4].map((i) => lastSeq + UNCLEAN_RESTORE_SEQ_GAP + i)]);
+    expect(back.messages[2]?.content).toMatchObject({ last_replicated_seq: lastSeq, dropped_messages: 1 + 2 * EVENTS_PER_TURN, state_version: 0 });
   });
 
   it("writes no agent.restored with seqGap 0", () => {
@@ -474,9 +521,56 @@ describe("reconcileRestoredAgent", () => {
     expect(back.seqs[back.seqs.length - 1]).toBe(turnAt(agent, 2).seqs.done);
   });
 
+  /** Appends acknowledged messages no turn began for (queued behind the last turn when the host died). */
+  function queueMessages(texts: string[]): number[] {
+    const store = AgentStore.open({ dir });
+    try {
+      return texts.map((text) => store.messages.append({ direction: "inbound", instanceId: INSTANCE, turn: 0, messageType: "process_message", content: { text }, timestamp: Date.now() }).seq);
+    } finally {
+      store.close();
+    }
+  }
+
+  it("keeps acknowledged messages whose turn never began: they stay queued for the agent's next start", () => {
+    const agent = recordAgent(dir, 3);
+    const queued = queueMessages(["q1", "q2"]);
+    cutPatchesAfter(dir, turnAt(agent, 2).version); // turn 3 is cut: it had begun, so it is interrupted
+    const result = reconcileRestoredAgent(dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP });
+    expect(result).toMatchObject({ lastSeq: queued[1], interruptedTurns: [turnAt(agent, 3).turn], queuedTurns: queued });
+    const store = AgentStore.open({ dir });
+    try {
+      const found = findUnfinishedTurns(store.messages);
+      expect(found).toEqual({ begun: [], waiting: queued.map((turn, i) => ({ turn, content: { text: `q${i + 1}` } })) });
+      const marker = store.messages.list(0, 1000).find((m) => m.messageType === "agent.restored");
+      expect(marker?.content).toMatchObject({ interrupted_turns: [turnAt(agent, 3).turn], queued_turns: queued });
+    } finally {
+      store.close();
+    }
+  });
+
+  it("a point-in-time copy (unfinished: close) ends every unfinished message with an error instead", () => {
+    const agent = recordAgent(dir, 3);
+    const queued = queueMessages(["q1", "q2"]);
+    cutPatchesAfter(dir, turnAt(agent, 2).version);
+    const result = reconcileRestoredAgent(dir, { seqGap: 0, unfinished: "close" });
+    const closed = [turnAt(agent, 3).turn, ...queued];
+    expect(result).toMatchObject({ interruptedTurns: closed, queuedTurns: [] });
+    const back = readBack(dir);
+    const errors = back.messages.filter((m) => m.messageType === "error" && m.instanceId === "");
+    expect(errors.map((m) => m.turn)).toEqual(closed);
+    for (const error of errors) expect(String(error.content?.message)).toMatch(/^not run: /);
+    expect(back.messages.filter((m) => m.messageType === "turn.done" && closed.includes(m.turn)).map((m) => m.content)).toEqual(closed.map((turn) => ({ turn, ok: false })));
+    const store = AgentStore.open({ dir });
+    try {
+      expect(findUnfinishedTurns(store.messages)).toEqual({ begun: [], waiting: [] });
+    } finally {
+      store.close();
+    }
+  });
+
   it("returns zeros for a directory without messages.db and creates nothing", () => {
     fs.mkdirSync(dir, { recursive: true });
-    const zeros = { lastSeq: 0, droppedMessages: 0, stateVersion: 0, droppedPatches: 0, stateAhead: false, droppedIterations: 0, workspaceAhead: false, restoredEventSeq: 0 };
+    const zeros = { lastSeq: 0, droppedMessages: 0, interruptedTurns: [], queuedTurns: [], stateVersion: 0, droppedPatches: 0, stateAhead: false, droppedIterations: 0, workspaceAhead: false, restoredEventSeq: 0 };
     expect(reconcileRestoredAgent(dir, { seqGap: 0 })).toEqual(zeros);
     expect(reconcileRestoredAgent(dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP })).toEqual(zeros);
     expect(reconcileRestoredAgent(path.join(root, "missing"), { seqGap: UNCLEAN_RESTORE_SEQ_GAP })).toEqual(zeros);

@@ -161,11 +161,6 @@ class Runtime:
 
     def run(self):
         start_reader(self._on_frame, self._on_bad_line, self._on_eof)
-        try:
-            module = load_entry(self.entry)
-            hooks = self._hooks(module)
-        except BaseException as error:  # includes SyntaxError and SystemExit at import time
-            return self.fatal(error)
         init = self.inbox.get()
         while init["type"] != "init":
             if init["type"] == "stop":  # stopped (or EOF) before init: nothing to run on_stop for
@@ -175,6 +170,18 @@ class Runtime:
                     pass
                 return 0
             init = self.inbox.get()
+        # environment + secrets reach the agent only here, inside its sandbox, before its module runs
+        # (module-level code may read os.environ); never through the environment of a host process.
+        env = init.get("env")
+        if type(env) is dict and env:
+            import os  # not loaded by `python3 -I -S` until needed
+
+            os.environ.update({k: v for k, v in env.items() if type(k) is str and type(v) is str})
+        try:
+            module = load_entry(self.entry)
+            hooks = self._hooks(module)
+        except BaseException as error:  # includes SyntaxError and SystemExit at import time
+            return self.fatal(error)
         if any(_is_async(fn) for fn in hooks.values() if fn is not None):
             import asyncio
 

@@ -49,7 +49,7 @@ export function toAgentError(error: unknown): AgentErrorInfo {
 }
 
 export class AgentRuntime {
-  private readonly loading: Promise<Agent>;
+  private loading: Promise<Agent> = new Promise(() => undefined);
   private readonly requests = new PendingRequests();
   private reader: FdLineReader | undefined;
   private agent: Agent | undefined;
@@ -62,11 +62,7 @@ export class AgentRuntime {
   private current: RunningTurn | undefined;
   private readonly queue: Queued[] = [];
 
-  constructor(private readonly options: AgentRuntimeOptions) {
-    // Import the entry while `init` is on its way; a module that fails to load sends `fatal` at once.
-    this.loading = options.load();
-    this.loading.catch((error: unknown) => this.fatal(error));
-  }
+  constructor(private readonly options: AgentRuntimeOptions) {}
 
   start(): void {
     this.reader = new FdLineReader(this.options.inputFd, (line) => this.onLine(line), () => this.requestStop(EOF_GRACE_MS));
@@ -99,6 +95,12 @@ export class AgentRuntime {
       case "init":
         if (this.initSeen) return;
         this.initSeen = true;
+        // environment + secrets reach the agent only here, inside its sandbox, before its module runs
+        // (module-level code may read process.env); never through the environment of a host process.
+        Object.assign(process.env, frame.env);
+        // The host writes `init` right after spawning, so it is waiting on stdin once the runtime is up.
+        this.loading = this.options.load();
+        this.loading.catch((error: unknown) => this.fatal(error));
         void this.boot(frame);
         return;
       case "message":

@@ -33,7 +33,7 @@ import { listTree } from "./file-tree.js";
 import { Manifest, type ManifestEntry, type ManifestUpdate } from "./manifest.js";
 import { VersionLog, type VersionRow } from "./version-log.js";
 import { captureWorkspace, isRacy, type CaptureContext } from "./workspace-capture.js";
-import { errnoCode, writeWorkspaceFile } from "./workspace-io.js";
+import { errnoCode, workspaceOwner, writeWorkspaceFile } from "./workspace-io.js";
 import { resolveWorkspacePath } from "./workspace-path.js";
 import { WorkspaceWatcher } from "./workspace-watcher.js";
 
@@ -260,6 +260,7 @@ export class Chronicle {
    * Writes the content a file had at `iteration` back into the workspace and records it as a new
    * iteration (kind 'restore'). Pending workspace changes are captured first, as their own iteration.
    * When the file already has that content nothing is written and its current version is returned.
+   * The file (and any parent it creates) belongs to the owner of the workspace root.
    */
   restore(filePath: string, iteration: number): IterationMeta {
     const version = this.versionAt(filePath, iteration);
@@ -301,13 +302,15 @@ export class Chronicle {
    * stat fingerprints, so the next capture finds no change; records no iteration. Files on disk that the
    * manifest does not list are left alone (the next capture records them as created). Files whose content
    * was never stored (over maxFileBytes) or whose target is blocked are skipped, and the next capture
-   * records them as deleted. Permission bits are not versioned: written files get 0644.
+   * records them as deleted. Permission bits are not versioned: written files get 0644. Written files and
+   * created directories belong to the owner of the workspace root (workspace-io.ts `workspaceOwner`).
    */
   materializeWorkspace(): MaterializeResult {
     this.assertOpen();
     const written: [string, ManifestEntry][] = [];
     const skipped: SkippedPath[] = [];
     let bytes = 0;
+    const owner = workspaceOwner(this.options.workspaceReal);
     for (const [relative, entry] of this.manifest.entries) {
       if (entry.blobId === null) {
         skipped.push({ path: relative, reason: "tooLarge" });
@@ -315,7 +318,7 @@ export class Chronicle {
       }
       let stat: fs.Stats;
       try {
-        stat = writeWorkspaceFile(this.options.workspaceReal, relative, this.blobs.read(entry.blobId));
+        stat = writeWorkspaceFile(this.options.workspaceReal, relative, this.blobs.read(entry.blobId), owner);
       } catch (err) {
         skipped.push({ path: relative, reason: err instanceof ConnectError ? err.rawMessage : errnoCode(err) });
         continue;

@@ -7,6 +7,9 @@
  * - writes (restore) refuse symlinked or non-directory parents, write a temp file created with
  *   O_EXCL | O_NOFOLLOW next to the target and rename it over the target (atomic; replaces a symlink at
  *   the target instead of following it).
+ * - what the platform writes belongs to the owner of the workspace root (the agent's uid when the
+ *   coordinator runs as root and agents run as their own users), so the agent can change it: the temp
+ *   file is fchown'ed before the rename, a created parent directory lchown'ed (never a link's target).
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -69,27 +72,44 @@ export function openForCapture(rootReal: string, absolute: string): OpenResult {
   }
 }
 
+/**
+ * Who files written into the workspace should belong to: the owner of its root, when we are root and that
+ * is someone else (a process that is not root can only create files it owns). undefined: leave as created.
+ */
+export function workspaceOwner(rootReal: string): { uid: number; gid: number } | undefined {
+  if (process.geteuid?.() !== 0) return undefined;
+  const root = fs.statSync(rootReal);
+  if (root.uid === 0 && root.gid === 0) return undefined;
+  return { uid: root.uid, gid: root.gid };
+}
+
 function failed(relative: string, why: string): ConnectError {
   return new ConnectError(`cannot write ${JSON.stringify(relative)} into the workspace: ${why}`, Code.FailedPrecondition);
 }
 
-/** Creates missing parent directories; refuses parents that are symlinks or files. */
-function ensureParents(rootReal: string, relative: string): string {
+/** Creates missing parent directories (given to `owner`); refuses parents that are symlinks or files. */
+function ensureParents(rootReal: string, relative: string, owner: { uid: number; gid: number } | undefined): string {
   let dir = rootReal;
   const parents = relative.split("/").slice(0, -1);
   for (const segment of parents) {
     dir = path.join(dir, segment);
     const stat = fs.lstatSync(dir, { throwIfNoEntry: false });
-    if (stat === undefined) fs.mkdirSync(dir);
-    else if (stat.isSymbolicLink()) throw failed(relative, `'${path.relative(rootReal, dir)}' is a symlink`);
+    if (stat === undefined) {
+      fs.mkdirSync(dir);
+      // lchown: had it been swapped for a link since mkdir, the link (not its target) changes owner.
+      if (owner) fs.lchownSync(dir, owner.uid, owner.gid);
+    } else if (stat.isSymbolicLink()) throw failed(relative, `'${path.relative(rootReal, dir)}' is a symlink`);
     else if (!stat.isDirectory()) throw failed(relative, `'${path.relative(rootReal, dir)}' is not a directory`);
   }
   return dir;
 }
 
-/** Atomically replaces (or creates) `relative` with `data`; keeps the permission bits of a file it replaces. */
-export function writeWorkspaceFile(rootReal: string, relative: string, data: Buffer): fs.Stats {
-  const dir = ensureParents(rootReal, relative);
+/**
+ * Atomically replaces (or creates) `relative` with `data`; keeps the permission bits of a file it replaces;
+ * the result belongs to the owner of the workspace root (see workspaceOwner).
+ */
+export function writeWorkspaceFile(rootReal: string, relative: string, data: Buffer, owner = workspaceOwner(rootReal)): fs.Stats {
+  const dir = ensureParents(rootReal, relative, owner);
   const target = path.join(rootReal, ...relative.split("/"));
   const current = fs.lstatSync(target, { throwIfNoEntry: false });
   if (current?.isDirectory()) throw failed(relative, "it is a directory now");
@@ -102,6 +122,8 @@ export function writeWorkspaceFile(rootReal: string, relative: string, data: Buf
     if (real !== undefined && !isInside(rootReal, real)) throw failed(relative, "a parent directory was replaced during the write");
     let written = 0;
     while (written < data.length) written += fs.writeSync(fd, data, written, data.length - written);
+    // Owner first: a chown by root clears set-uid/gid bits, which the fchmod then restores.
+    if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
     fs.fchmodSync(fd, mode);
     fs.closeSync(fd);
     fs.renameSync(temp, target);

@@ -149,6 +149,45 @@ try {
 }
 `;
 
+/** Sentinel directories are `<tmpdir>/podium-chronicle-watch-<pid>-<random>`: the pid says whose it is. */
+export const WATCH_DIR_PREFIX = "podium-chronicle-watch-";
+
+/**
+ * Removes the sentinel directories of processes that are gone (a coordinator killed with -9 never ran
+ * close()). Directories of live processes, of this one, and without a pid in their name are left alone:
+ * several coordinators may share a host and its temp dir. Returns how many were removed.
+ */
+export function removeOrphanWatchDirs(tmpDir: string = os.tmpdir()): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmpDir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!name.startsWith(WATCH_DIR_PREFIX)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(WATCH_DIR_PREFIX.length))?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
+    try {
+      fs.rmSync(path.join(tmpDir, name), { recursive: true, force: true });
+      removed++;
+    } catch {
+      // another process's cleanup raced this one, or not ours to remove: leave it
+    }
+  }
+  return removed;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM"; // alive, under another user
+  }
+}
+
 /** statfs f_type of local Linux file systems: ext2/3/4, xfs, btrfs, tmpfs, overlayfs, f2fs, zfs, bcachefs. */
 const LOCAL_FS_MAGIC = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0xf2f52010, 0x2fc12fc1, 0xca451a4e]);
 
@@ -217,7 +256,7 @@ export class WorkspaceWatcher {
     this.barrierTimeoutMs = options.barrierTimeoutMs ?? 2000;
     this.eventLimit = Math.floor(maxQueuedEvents() / 2);
     this.rootIno = fs.lstatSync(rootReal).ino;
-    this.sentinelDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-chronicle-watch-"));
+    this.sentinelDir = fs.mkdtempSync(path.join(os.tmpdir(), `${WATCH_DIR_PREFIX}${process.pid}-`));
     this.sentinel = path.join(this.sentinelDir, "barrier");
     fs.writeFileSync(this.sentinel, "0");
     const shared = new SharedArrayBuffer(8);

@@ -54,6 +54,7 @@ export class MessageLog {
   private readonly listAll;
   private readonly listDirection;
   private readonly insertMany;
+  private readonly listBeforeStmt;
 
   constructor(private readonly db: SqliteDatabase) {
     this.insert = db.prepare<[number, MessageDirection, string, number, string, string | null, number]>(
@@ -65,6 +66,7 @@ export class MessageLog {
         `SELECT ${COLUMNS} FROM messages WHERE direction = ? AND seq > ? ORDER BY seq LIMIT ?`,
       )
       .raw();
+    this.listBeforeStmt = db.prepare<[number, number], DbRow>(`SELECT ${COLUMNS} FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?`).raw();
     this.seq = (db.prepare<[], number | null>("SELECT max(seq) FROM messages").pluck().get() ?? 0) as number;
     this.insertMany = db.transaction((rows: readonly NewMessage[]) => rows.map((row) => this.insertRow(row)));
   }
@@ -104,6 +106,14 @@ export class MessageLog {
     if (limit === 0) return [];
     const rows = direction === undefined ? this.listAll.all(afterSeq, limit) : this.listDirection.all(direction, afterSeq, limit);
     return rows.map(fromDb);
+  }
+
+  /** Up to `limit` messages with seq < beforeSeq, newest first (reading the log backwards). */
+  listBefore(beforeSeq: number, limit: number): MessageRow[] {
+    if (!this.db.open) throw closedError("message log");
+    checkPaging(beforeSeq, limit);
+    if (limit === 0) return [];
+    return this.listBeforeStmt.all(beforeSeq, limit).map(fromDb);
   }
 
   /**

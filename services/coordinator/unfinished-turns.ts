@@ -1,0 +1,70 @@
+/**
+ * The delivery promise (docs/runtime.md "Delivery"): every acknowledged message — an inbound
+ * `process_message` in messages.db, whose seq names its turn — ends with a `turn.done` for that turn,
+ * after it ran or with an `error` saying why it will not run. A coordinator that stopped without ending its
+ * instances (kill -9, host lost) leaves messages without one; findUnfinishedTurns finds them when the
+ * agent's next instance starts.
+ *
+ * Turns run one at a time in seq order and end in that order, so a `turn.done` for turn T means every
+ * message before T is finished: the log is read backwards only down to the newest turn end.
+ */
+import type { JsonObject } from "../shared/json.js";
+import type { MessageLog } from "./store/message-log.js";
+
+export interface UnfinishedTurn {
+  /** The seq of the inbound message (= its turn). */
+  turn: number;
+  content: JsonObject;
+}
+
+export interface UnfinishedTurns {
+  /** Turns with recorded events: the agent was running them when its coordinator stopped. */
+  begun: UnfinishedTurn[];
+  /** Acknowledged messages nothing was recorded for: they never reached the agent, or left no trace. */
+  waiting: UnfinishedTurn[];
+}
+
+const PAGE = 500;
+
+/** Unfinished turns, each list in seq order. Cost: the rows after the newest turn end (one turn and the queue). */
+export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): UnfinishedTurns {
+  const inbound: UnfinishedTurn[] = [];
+  const done = new Set<number>();
+  const begun = new Set<number>();
+  /** Before `turn.done` existed for ended instances, an instance's end recorded only `error` for each of its turns. */
+  const erroredBeforeEnd = new Set<number>();
+  let ended = false;
+  let floor = 0;
+  let before = Number.MAX_SAFE_INTEGER;
+  scan: for (;;) {
+    const page = messages.listBefore(before, PAGE);
+    for (const row of page) {
+      if (row.seq <= floor) break scan;
+      if (row.direction === "inbound") {
+        if (row.messageType === "process_message") inbound.push({ turn: row.seq, content: row.content ?? {} });
+        continue;
+      }
+      if (row.messageType === "terminated") ended = true;
+      if (row.turn <= 0) continue;
+      begun.add(row.turn);
+      if (row.messageType === "turn.done") {
+        done.add(row.turn);
+        floor = Math.max(floor, row.turn);
+      } else if (row.messageType === "error" && ended) {
+        erroredBeforeEnd.add(row.turn);
+      }
+    }
+    const last = page[page.length - 1];
+    if (page.length < PAGE || !last) break;
+    before = last.seq;
+  }
+  const result: UnfinishedTurns = { begun: [], waiting: [] };
+  for (const message of inbound.reverse()) {
+    if (message.turn <= floor || done.has(message.turn) || erroredBeforeEnd.has(message.turn)) continue;
+    (begun.has(message.turn) ? result.begun : result.waiting).push(message);
+  }
+  return result;
+}
+
+/** The `error` recorded for a turn that had begun when its coordinator stopped (it is not run again). */
+export const INTERRUPTED_MESSAGE = "interrupted: the coordinator stopped during this turn";
