@@ -4,7 +4,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentProcess, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
-import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
+import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
 import type { InstanceLimits } from "./instance-limits.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { findUnfinishedTurns, INTERRUPTED_MESSAGE } from "./unfinished-turns.js";
@@ -50,6 +50,8 @@ export interface AgentInstanceOptions {
   gid?: number;
   /** Sandbox set-up between bwrap's start and the agent's (cgroup, network); see AgentProcess. */
   prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
+  /** Settles when the sandbox's set-up that may finish after the process started (egress) is done. */
+  beforeInit?: Promise<void>;
   /** Why the platform's limits ended the process (read once it exited: out of memory). */
   exitReason?: () => string | undefined;
   store: AgentStore;
@@ -180,7 +182,7 @@ export class AgentInstance {
     this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid})`);
     void this.process.exited.then((info) => this.onExit(info));
     const { state, version } = options.store.state.current();
-    this.process.send({
+    const init: HostToAgent = {
       type: "init",
       protocol: AGENT_PROTOCOL_VERSION,
       instanceId: this.instanceId,
@@ -190,7 +192,19 @@ export class AgentInstance {
       env: options.agentEnv,
       state,
       stateVersion: version,
-    });
+    };
+    // The runner loads the agent's code on `init`: held until the sandbox is fully set up (its network),
+    // so the runtime's own start-up overlaps that set-up and the agent never runs without it.
+    if (!options.beforeInit) this.process.send(init);
+    else {
+      options.beforeInit.then(
+        () => this.process?.send(init),
+        (err: unknown) => {
+          this.log("error", "platform", `sandbox setup failed: ${errorMessage(err)}`);
+          this.process?.kill("SIGKILL");
+        },
+      );
+    }
     const timeout = setTimeout(() => {
       this.readySettle?.reject(new ConnectError(`agent did not become ready within ${options.limits.startTimeoutMs} ms`, Code.DeadlineExceeded));
     }, options.limits.startTimeoutMs);

@@ -115,14 +115,24 @@ export class AgentProcess {
       }
       info.off("data", onData);
       info.destroy();
-      prepare({ outer: this.pid, sandbox: Number(match[1]) }, abort.signal).then(
+      sandboxPid = Number(match[1]);
+      prepare({ outer: this.pid, sandbox: sandboxPid }, abort.signal).then(
         () => block.end("1"),
         (err: unknown) => fail(err),
       );
     };
+    let sandboxPid: number | undefined;
     const fail = (err: unknown) => {
       if (!this.alive) return;
       options.onOutput("stderr", `sandbox setup failed: ${errorMessage(err)}`);
+      // bwrap arms --die-with-parent only once it read the block fd: its sandbox would outlive it.
+      if (sandboxPid) {
+        try {
+          process.kill(sandboxPid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
       this.kill("SIGKILL");
     };
     info.on("data", onData);

@@ -82,6 +82,8 @@ export class InstanceManager {
   private readonly closing = new Map<string, Promise<void>>();
   /** The last record read for each deployment id (used while the registry is unreachable). */
   private readonly knownDeployments = new Map<string, DeploymentRecord>();
+  /** Registry reads in flight, shared by the creates that want the same deployment meanwhile (a burst reads it once). */
+  private readonly deploymentReads = new Map<string, Promise<DeploymentRecord | undefined>>();
   /** Python bundle directories already compiled to bytecode. */
   private readonly compiled = new Map<string, Promise<void>>();
   private readonly limits: InstanceLimits;
@@ -152,7 +154,12 @@ export class InstanceManager {
     if (foreign) throw new ConnectError(`deployment ${id}: this coordinator reads registry "${this.options.registry.name}"`, Code.NotFound);
     let record: DeploymentRecord | undefined;
     try {
-      record = await this.options.registry.get(id);
+      let read = this.deploymentReads.get(id);
+      if (!read) {
+        read = this.options.registry.get(id).finally(() => this.deploymentReads.delete(id));
+        this.deploymentReads.set(id, read);
+      }
+      record = await read;
     } catch (err) {
       // The registry (S3) is briefly unreachable: a deployment seen before still starts.
       const known = this.knownDeployments.get(id);
@@ -262,6 +269,7 @@ export class InstanceManager {
       ...(launch.uid !== undefined ? { uid: launch.uid } : {}),
       ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
       ...(launch.prepare ? { prepare: launch.prepare } : {}),
+      ...(launch.beforeInit ? { beforeInit: launch.beforeInit } : {}),
       exitReason: launch.exitReason,
       workspace,
       // environment + secrets are not here: the runner applies them inside the sandbox (init.env).

@@ -33,9 +33,9 @@ export interface CoordinatorBreakerOptions {
   failureThreshold?: number;
   /** How long the breaker stays open before a half-open probe. Default 2000. */
   cooldownMs?: number;
-  /** A call waiting this long (with no answer from the coordinator meanwhile) triggers a probe. Default 500. */
+  /** A call waiting this long (with no answer from the coordinator meanwhile) triggers a probe. Default 2000 (a loaded 2-core host answers 500 ms late without hanging). */
   slowCallMs?: number;
-  /** How long a probe waits for an answer. Default 1000. */
+  /** How long a probe waits for an answer. Default 2000. */
   probeTimeoutMs?: number;
   /** Probes in a row without an answer (while a call waits) that open the breaker. Default 2. */
   hangProbes?: number;
@@ -75,8 +75,8 @@ export class CoordinatorBreaker {
     this.options = {
       failureThreshold: options.failureThreshold ?? 3,
       cooldownMs: options.cooldownMs ?? 2000,
-      slowCallMs: options.slowCallMs ?? 500,
-      probeTimeoutMs: options.probeTimeoutMs ?? 1000,
+      slowCallMs: options.slowCallMs ?? 2000,
+      probeTimeoutMs: options.probeTimeoutMs ?? 2000,
       hangProbes: options.hangProbes ?? 2,
     };
     this.logger = deps.logger ?? silentLogger;

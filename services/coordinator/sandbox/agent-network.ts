@@ -1,11 +1,10 @@
 /**
  * Egress for agents' network namespaces (docs/security.md). Policy per deployment: "none" (only
- * loopback: bwrap's --unshare-net alone), "host" (no network namespace) or "egress" (default), where
- * slirp4netns gives the namespace a tap0 (10.0.2.100, gateway 10.0.2.2, DNS 10.0.2.3) and makes the
- * agent's connections from the host's network namespace as the agent's outer uid. No port is forwarded
- * into the namespace, so agents cannot listen on host interfaces; --disable-host-loopback keeps 10.0.2.2
- * from reaching the host's 127.0.0.1, and when the coordinator is root the nftables table of
- * egress-firewall.ts refuses the host's addresses, private ranges and metadata to the agent uid range.
+ * loopback: bwrap's --unshare-net alone), "host" (no network namespace) or "egress" (default): slirp4netns
+ * gives the namespace a tap0 (10.0.2.100, gateway 10.0.2.2, DNS 10.0.2.3) and opens the agent's
+ * connections from the host's network namespace as the agent's outer uid. Nothing is forwarded into the
+ * namespace (agents cannot listen on host interfaces); --disable-host-loopback keeps 10.0.2.2 from the
+ * host's 127.0.0.1; when the coordinator is root, egress-firewall.ts filters the rest.
  *
  * Joining the namespace: bwrap nests the sandbox's user namespace inside the one that owns its network
  * namespace (for --disable-userns and /dev), and only a member of the owner can setns into it. A few
@@ -60,12 +59,9 @@ export interface AgentNetworks {
 export interface AttachParams {
   /** The sandbox's init (bwrap's child-pid), whose network namespace gets egress. */
   pid: number | Promise<number>;
-  /**
-   * The agent's outer uid, required when the coordinator is root: slirp4netns runs as it (it owns the
-   * namespace) with group EGRESS_GID, which the firewall matches (so "host" agents are not filtered).
-   */
+  /** The agent's outer uid (required when root): slirp4netns runs as it, with group EGRESS_GID. */
   uid?: number;
-  /** Accepted for symmetry with the launch; slirp4netns's group is always EGRESS_GID when root. */
+  /** Ignored: slirp4netns's group is EGRESS_GID, which the firewall matches ("host" agents are not filtered). */
   gid?: number;
   signal?: AbortSignal;
 }

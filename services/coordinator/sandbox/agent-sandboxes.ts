@@ -59,6 +59,8 @@ export interface AgentLaunch {
   workspace: string;
   home: string;
   prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
+  /** The agent's code may run once this settled (its egress is attached); `init` waits for it. */
+  beforeInit?: Promise<void>;
   /** CPU of the agent's whole tree, µs (undefined without a cgroup). */
   cpuUsageMicros(): number | undefined;
   /** Why the platform's limits ended the process (OOM), read after it exited. */
@@ -208,14 +210,12 @@ export class AgentSandboxes {
       exitReason: () => (cgroup?.oomKilled() ? `out of memory: the agent's processes used more than ${Math.round(limits.memoryBytes / 1048576)} MiB` : undefined),
       release,
     };
+    if (attaching) launch.beforeInit = attaching.then(() => undefined);
     if (wrapped.handshake) {
-      launch.prepare = async (pids, signal) => {
+      launch.prepare = async (pids) => {
         cgroup?.add(pids.outer);
         cgroup?.add(pids.sandbox);
-        if (!attaching) return;
         sandboxPid?.resolve(pids.sandbox);
-        const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new Error("the sandbox exited")), { once: true }));
-        await Promise.race([attaching, aborted]);
       };
     }
     return launch;
