@@ -133,7 +133,13 @@ export class AgentSandboxes {
       allow: this.options.networkAllow ?? [],
       logger: this.options.logger,
     }).then((networks) => {
-      if (!networks.available) this.options.logger.warn(`agents with network "egress" cannot start: ${networks.reason}`);
+      if (!networks.available) {
+        this.options.logger.warn(
+          this.options.mode === "bwrap"
+            ? `agents with network "egress" cannot start: ${networks.reason}`
+            : `no network namespaces with egress (${networks.reason}): agents share this host's network; install slirp4netns to isolate them`,
+        );
+      }
       else if (!networks.filtered) this.options.logger.warn(`agents' egress is NOT filtered (${networks.reason}): they can reach private addresses and this host's services (docs/security.md)`);
       return networks;
     });
@@ -146,8 +152,16 @@ export class AgentSandboxes {
     const bwrap = this.sandbox.kind === "bwrap";
     const uid = this.uids?.uidFor(request.agentId);
     const owner = uid !== undefined ? { uid, gid: uid } : undefined;
-    const networks = bwrap && request.network === "egress" ? await this.egress() : undefined;
-    if (networks && !networks.available) throw new ConnectError(`this coordinator cannot give agents network egress: ${networks.reason}`, Code.FailedPrecondition);
+    let networks = bwrap && request.network === "egress" ? await this.egress() : undefined;
+    if (networks && !networks.available) {
+      if (this.options.mode === "bwrap") {
+        this.options.logger.error(`cannot give agent ${request.agentId} network egress: ${networks.reason}`);
+        throw new ConnectError("this coordinator cannot give agents network egress (see the coordinator's log)", Code.FailedPrecondition);
+      }
+      // podium dev without slirp4netns: the developer's own agents share the host's network (warned at start).
+      networks = undefined;
+      request = { ...request, network: "host" };
+    }
     if (request.network === "host") this.options.logger.warn(`agent ${request.agentId} runs with network "host": it shares this host's network`, { agent_id: request.agentId });
     fs.mkdirSync(agentDir, { recursive: true, mode: 0o711 });
     if (owner) fs.chmodSync(agentDir, 0o711);
