@@ -3,7 +3,6 @@
  * and turns stdout/stderr into log lines. Owns the child: `kill()` and `exited` always settle.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import readline from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { parseAgentFrame, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
 import { errorMessage } from "../shared/errors.js";
@@ -39,8 +38,10 @@ export interface ProcessExitInfo {
   signal: NodeJS.Signals | null;
 }
 
-/** Longest stdout/stderr line kept; longer lines are cut (frames on fd 3 have no such limit). */
+/** Longest stdout/stderr line kept; longer lines are cut. */
 const MAX_OUTPUT_LINE = 64 * 1024;
+/** Largest frame on fd 3 (the largest max_message_bytes); a larger one kills the agent. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 export class AgentProcess {
   readonly exited: Promise<ProcessExitInfo>;
@@ -75,26 +76,37 @@ export class AgentProcess {
         resolve(this.exitInfo);
       });
     });
-    const splitter = new LineSplitter((lines) => {
-      const batch: AgentToHost[] = [];
-      for (const line of lines) {
-        if (line.length === 0) continue;
-        try {
-          batch.push(parseAgentFrame(line));
-        } catch (err) {
-          options.onBadFrame(errorMessage(err), line.slice(0, 200));
+    const splitter = new LineSplitter(
+      (lines) => {
+        const batch: AgentToHost[] = [];
+        for (const line of lines) {
+          if (line.length === 0) continue;
+          try {
+            batch.push(parseAgentFrame(line));
+          } catch (err) {
+            options.onBadFrame(errorMessage(err), line.slice(0, 200));
+          }
         }
-      }
-      if (batch.length > 0) options.onFrames(batch);
-    });
+        if (batch.length > 0) options.onFrames(batch);
+      },
+      MAX_FRAME_BYTES,
+      () => {
+        // A frame this large is a broken or hostile agent: it is dropped, and the agent with it.
+        options.onOutput("stderr", `agent frame larger than ${MAX_FRAME_BYTES} bytes; killing the agent`);
+        this.kill("SIGKILL");
+      },
+    );
     frames.on("data", (chunk: Buffer) => splitter.push(chunk));
     frames.once("end", () => splitter.end());
     for (const name of ["stdout", "stderr"] as const) {
       const stream = this.child[name];
       if (!stream) continue;
-      readline.createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
-        options.onOutput(name, line.length > MAX_OUTPUT_LINE ? line.slice(0, MAX_OUTPUT_LINE) + " …[truncated]" : line);
-      });
+      // Bytes, not readline: a line that never ends is cut at MAX_OUTPUT_LINE instead of growing forever.
+      const lines = new LineSplitter((batch) => {
+        for (const line of batch) options.onOutput(name, line.endsWith("\r") ? line.slice(0, -1) : line);
+      }, MAX_OUTPUT_LINE);
+      stream.on("data", (chunk: Buffer) => lines.push(chunk));
+      stream.once("end", () => lines.end());
     }
     if (options.prepare) this.handshake(this.child.stdio[4] as Readable, (this.child.stdio as unknown as Writable[])[5] as Writable, options);
   }
