@@ -15,6 +15,9 @@ import type { Json, JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 
+/** Most agent output one instance records in logs.db (docs/security.md). */
+const LOG_BUDGET_BYTES = 256 * 1024 * 1024;
+
 export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
 
 export interface WorkspaceCapture {
@@ -109,6 +112,9 @@ export class AgentInstance {
   private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
   /** Set when the instance was fenced (another coordinator owns the agent): nothing is written after it. */
   private fencedReason: string | undefined;
+  /** Bytes of agent output (stdout, stderr, ctx.log) recorded in logs.db by this instance. */
+  private loggedBytes = 0;
+  private logSuppressed = false;
   /** start() succeeded: turns run from now on. An instance that never served leaves its queue unfinished. */
   private serving = false;
 
@@ -528,6 +534,17 @@ export class AgentInstance {
   }
 
   private log(level: "debug" | "info" | "warn" | "error", source: "stdout" | "stderr" | "agent" | "platform", message: string, fields?: JsonObject): void {
+    if (source !== "platform") {
+      // What the agent writes to logs.db is budgeted per instance: a flood cannot fill the host's disk.
+      this.loggedBytes += message.length + (fields ? 64 : 0);
+      if (this.loggedBytes > LOG_BUDGET_BYTES) {
+        if (!this.logSuppressed) {
+          this.logSuppressed = true;
+          this.log("warn", "platform", `the agent wrote more than ${LOG_BUDGET_BYTES / 1048576} MiB of logs; further output of this instance is dropped`);
+        }
+        return;
+      }
+    }
     try {
       if (this.writable()) this.options.store.logs.append({ level, source, message, instanceId: this.instanceId, ...(fields ? { fields } : {}) });
     } catch (err) {
