@@ -203,11 +203,13 @@ export class AgentInstance {
     // so the runtime's own start-up overlaps that set-up and the agent never runs without it.
     if (!options.beforeInit) this.process.send(init);
     else {
+      // Egress that could not be attached leaves the agent in its namespace with loopback only:
+      // fail-closed, and the agent still starts (its network calls fail) instead of the create.
       options.beforeInit.then(
         () => this.process?.send(init),
         (err: unknown) => {
-          this.log("error", "platform", `sandbox setup failed: ${errorMessage(err)}`);
-          this.process?.kill("SIGKILL");
+          this.log("warn", "platform", `network egress could not be attached (${errorMessage(err)}); the agent runs without network`);
+          this.process?.send(init);
         },
       );
     }
