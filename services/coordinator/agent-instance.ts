@@ -15,6 +15,8 @@ import type { Json, JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 
+/** Longest the agent's `init` waits for sandbox set-up that may finish late (egress). */
+const BEFORE_INIT_WAIT_MS = 3000;
 /** Most agent output one instance records in logs.db (docs/security.md). */
 const LOG_BUDGET_BYTES = 256 * 1024 * 1024;
 
@@ -205,7 +207,9 @@ export class AgentInstance {
     else {
       // Egress that could not be attached leaves the agent in its namespace with loopback only:
       // fail-closed, and the agent still starts (its network calls fail) instead of the create.
-      options.beforeInit.then(
+      // Bounded wait: a slow attach (a starved host) lets the agent start; its egress comes up later.
+      const waited = Promise.race([options.beforeInit, new Promise<void>((resolve) => setTimeout(resolve, BEFORE_INIT_WAIT_MS).unref())]);
+      waited.then(
         () => this.process?.send(init),
         (err: unknown) => {
           this.log("warn", "platform", `network egress could not be attached (${errorMessage(err)}); the agent runs without network`);
