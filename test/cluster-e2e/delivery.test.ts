@@ -7,21 +7,15 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import fs from "node:fs";
-import path from "node:path";
-import { packBundle } from "../../services/registry/bundle-archive.js";
-import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../../services/shared/json.js";
-import { startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
+import { startReplicatedCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import { readMessages, turnOutcomes } from "../helpers/delivery-check.js";
 
 let cluster: TestCluster;
 let G: string;
 
 beforeAll(async () => {
-  cluster = await startCluster({ coordinators: 2, gateways: 1, replication: true });
-  G = (cluster.gateways[0] as PodiumProcess).url;
-  const deployed = await cluster.api(G, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles/durable-ts")));
-  expect(deployed.status).toBe(201);
+  ({ cluster, gateway: G } = await startReplicatedCluster("durable-ts"));
 }, 60_000);
 
 afterAll(async () => {

@@ -13,12 +13,10 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
-import { packBundle } from "../../services/registry/bundle-archive.js";
-import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { restoreAgent } from "../../services/replication/agent-restore.js";
 import { AgentStore } from "../../services/coordinator/store/agent-store.js";
 import type { JsonObject } from "../../services/shared/json.js";
-import { PODIUM_BIN, childEnv, startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
+import { PODIUM_BIN, childEnv, startReplicatedCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import type { WsClient } from "../helpers/dev-fixture.js";
 
 const run = promisify(execFile);
@@ -26,10 +24,7 @@ let cluster: TestCluster;
 let G: string;
 
 beforeAll(async () => {
-  cluster = await startCluster({ coordinators: 2, gateways: 1, replication: true });
-  G = (cluster.gateways[0] as PodiumProcess).url;
-  const deployed = await cluster.api(G, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles/durable-ts")));
-  expect(deployed.status).toBe(201);
+  ({ cluster, gateway: G } = await startReplicatedCluster("durable-ts"));
 }, 60_000);
 
 afterAll(async () => {

@@ -14,6 +14,7 @@ import type { JsonObject } from "../../services/shared/json.js";
 import { freePort, startRedis, type RedisServer } from "./redis-server.js";
 import { startS3, type S3Server } from "./s3-server.js";
 import { WsClient } from "./dev-fixture.js";
+import { packBundle } from "../../services/registry/bundle-archive.js";
 
 export const PODIUM_BIN = path.join(REPO_ROOT, "bin/podium.js");
 export const CLUSTER_API_KEY = "cluster-e2e-key-0123456789";
@@ -445,4 +446,16 @@ export async function until<T>(fn: () => Promise<T | undefined>, what: string, t
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** Two replicating coordinators and one gateway, with test bundle `bundle` deployed through the gateway. */
+export async function startReplicatedCluster(bundle: string): Promise<{ cluster: TestCluster; gateway: string }> {
+  const cluster = await startCluster({ coordinators: 2, gateways: 1, replication: true });
+  const gateway = (cluster.gateways[0] as PodiumProcess).url;
+  const deployed = await cluster.api(gateway, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles", bundle)));
+  if (deployed.status !== 201) {
+    await cluster.close();
+    throw new Error(`deploying ${bundle} failed: ${deployed.status} ${JSON.stringify(deployed.json)}`);
+  }
+  return { cluster, gateway };
 }

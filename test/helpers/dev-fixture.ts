@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { WebSocket } from "ws";
 import { createDevServer, type DevServer, type DevServerOptions } from "../../services/dev/create-dev-server.js";
-import { silentLogger } from "../../services/shared/logger.js";
+import { createLogger, silentLogger } from "../../services/shared/logger.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
@@ -25,7 +25,10 @@ export interface DevFixture {
 export async function startDevFixture(options: Partial<DevServerOptions> = {}): Promise<DevFixture> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-e2e-"));
   const agentsDir = options.agentsDir ?? path.join(REPO_ROOT, "examples");
-  const server = await createDevServer({ port: 0, dataDir, agentsDir, apiKeys: [API_KEY], logger: silentLogger, ...options });
+  // PODIUM_TEST_LOG=FILE: every fixture's platform log, appended to FILE (diagnosing a failed start).
+  const logFile = process.env.PODIUM_TEST_LOG;
+  const logger = logFile ? createLogger({ level: "debug", write: (line) => fs.appendFileSync(logFile, line + "\n") }) : silentLogger;
+  const server = await createDevServer({ port: 0, dataDir, agentsDir, apiKeys: [API_KEY], logger, ...options });
   const extra = path.join(REPO_ROOT, "test/fixtures/bundles");
   if (fs.existsSync(extra) && !options.agentsDir) {
     const { LocalRegistry } = await import("../../services/registry/local-registry.js");
@@ -74,6 +77,7 @@ export class WsClient {
       this.closed = { code, reason: reason.toString() };
       this.wake();
     });
+    ws.on("error", () => undefined); // a reset is followed by "close", which the waiters see
   }
 
   static open(url: string, headers: Record<string, string> = {}): Promise<WsClient> {

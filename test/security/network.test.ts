@@ -13,7 +13,8 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { createAgentNetworks, parseEgressAllow, type AgentNetworks } from "../../services/coordinator/sandbox/agent-network.js";
-import { egressRuleset, hostResolvers, processStartTime, runNft } from "../../services/coordinator/sandbox/egress-firewall.js";
+import { egressRuleset, hostResolvers, runNft } from "../../services/coordinator/sandbox/egress-firewall.js";
+import { processStartTime } from "../../services/coordinator/sandbox/system-tools.js";
 import { silentLogger } from "../../services/shared/logger.js";
 import { PUBLIC_ADDRESS, PUBLIC_PORT, PYTHON, startProbeSandbox, startPublicServer, type Probe, type PublicServer } from "../helpers/network-sandbox.js";
 

@@ -46,7 +46,10 @@ beforeAll(async () => {
   fs.cpSync(path.join(REPO_ROOT, "examples/echo-py"), path.join(agentsDir, "echo-py"), { recursive: true });
   podium = await startDevFixture({ agentsDir });
   redis = await startRedis();
-  listener = net.createServer((socket) => socket.end("hello\n"));
+  listener = net.createServer((socket) => {
+    socket.on("error", () => undefined); // agents hang up at once: a reset is expected
+    socket.end("hello\n");
+  });
   await new Promise<void>((resolve) => listener.listen(0, "0.0.0.0", resolve));
   listenerPort = (listener.address() as net.AddressInfo).port;
 }, 60_000);

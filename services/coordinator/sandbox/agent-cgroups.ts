@@ -11,8 +11,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "../../shared/logger.js";
 import { errnoCode, errorMessage } from "../../shared/errors.js";
-import { listPids, readText, removeGroupDir, sleep, type CgroupDriver } from "./cgroup-files.js";
+import { listPids, removeGroupDir, sleep, type CgroupDriver } from "./cgroup-files.js";
 import { probeCgroups } from "./cgroup-probe.js";
+import { processStartTime } from "./system-tools.js";
 
 export interface CgroupLimits {
   /** Max tasks (processes and threads) in the agent's whole tree. */
@@ -84,13 +85,6 @@ class NoCgroups implements AgentCgroups {
     throw new Error(`agents get no cgroups here: ${this.reason}`);
   }
   async close(): Promise<void> {}
-}
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks): a pid and its start time name one process for good. */
-export function processStartTime(pid: number): string | undefined {
-  const stat = readText(`/proc/${pid}/stat`);
-  if (stat === undefined) return undefined;
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }
 
 function checkLimits(limits: CgroupLimits): void {

@@ -14,14 +14,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import type { AgentNetworkPolicy } from "../../registry/bundle-manifest.js";
 import { errorMessage } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { DEFAULT_AGENT_UID_RANGE, type UidRange } from "./agent-uids.js";
 import { allowsHostLoopback, parseCidr, type EgressAllowRule } from "./egress-allow.js";
-import { EgressFirewall, hostResolvers, processStartTime, removeDeadTables } from "./egress-firewall.js";
+import { EgressFirewall, hostResolvers, removeDeadTables } from "./egress-firewall.js";
+import { findSystemTool, processStartTime, SYSTEM_DIRS } from "./system-tools.js";
 
 export { parseEgressAllow, type EgressAllowRule } from "./egress-allow.js";
 export type NetworkPolicy = AgentNetworkPolicy;
@@ -74,7 +74,6 @@ export interface AgentEgress {
 }
 
 /** Where system packages install binaries; the agent's uid must be able to run them (not /root/...). */
-const SYSTEM_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 const READY_TIMEOUT_MS = 10_000;
 /** slirp4netns's group when the coordinator is root: nogroup, which no agent process can have. */
 export const EGRESS_GID = 65534;
@@ -96,17 +95,6 @@ fcntl($owner, 2, 0) or die "F_SETFD: $!\\n"; # keep it open across exec
 exec { $cmd[0] } $cmd[0], "--userns-path=/proc/self/fd/$fd", @cmd[1 .. $#cmd] or die "exec $cmd[0]: $!\\n";
 `;
 
-function findExecutable(name: string): string | undefined {
-  const candidates = name.includes("/") ? [name] : SYSTEM_DIRS.map((dir) => path.join(dir, name));
-  return candidates.find((file) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return fs.statSync(file).isFile();
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Why slirp4netns running as an agent's uid (others, when root) could not open /dev/net/tun. */
 function tunProblem(root: boolean): string | undefined {
@@ -259,8 +247,8 @@ export async function createAgentNetworks(options: AgentNetworksOptions): Promis
   const root = process.getuid?.() === 0;
   const uidRange = options.uidRange ?? DEFAULT_AGENT_UID_RANGE;
   const allow = options.allow ?? [];
-  const slirp = findExecutable(options.slirp4netns ?? "slirp4netns");
-  const perl = findExecutable("perl");
+  const slirp = findSystemTool(options.slirp4netns ?? "slirp4netns");
+  const perl = findSystemTool("perl");
   const unavailable = !slirp
     ? `${options.slirp4netns ?? "slirp4netns"} was not found in ${SYSTEM_DIRS.join(", ")} (install the slirp4netns package)`
     : !perl
@@ -271,7 +259,7 @@ export async function createAgentNetworks(options: AgentNetworksOptions): Promis
   const block = (options.block ?? []).map((cidr) => parseCidr(cidr).cidr);
   let firewall: EgressFirewall | undefined;
   let reason: string | undefined;
-  const nft = findExecutable("nft");
+  const nft = findSystemTool("nft");
   if (!root) reason = "the coordinator is not root, so it cannot install the nftables filter for agents' egress";
   else if (!nft) reason = "nft was not found (install nftables)";
   else {

@@ -19,6 +19,7 @@ import { AgentUids, DEFAULT_AGENT_UID_RANGE, type UidRange } from "./agent-uids.
 import { NOBODY, unreachableBy } from "./reachable.js";
 import { createSandbox, INNER_UID, type Sandbox, type SandboxMode } from "./sandbox.js";
 import { sandboxSystemFiles, type SandboxSystemFiles } from "./sandbox-system-files.js";
+import { chownTree, ownerOf } from "./volume-tree.js";
 
 export interface AgentSandboxesOptions {
   coordinatorId: string;
@@ -174,7 +175,13 @@ export class AgentSandboxes {
       ({ workspace, home, tmp } = volume);
     } else {
       for (const dir of [workspace, home]) fs.mkdirSync(dir, { recursive: true });
-      if (owner) adoptTree([workspace, home], owner);
+      // Restored or pre-sandbox files belong to root: give the tree to the agent (fds, never a link).
+      if (owner) {
+        for (const dir of [workspace, home]) {
+          const current = ownerOf(dir);
+          if (current.uid !== owner.uid || current.gid !== owner.gid) chownTree(dir, owner);
+        }
+      }
     }
     if (owner) this.checkReachable([workspace, home, ...request.readOnly], owner.uid);
     // Without bwrap nothing holds the agent back until it is in its cgroup: rlimits bound it instead.
@@ -254,28 +261,5 @@ export class AgentSandboxes {
     await networks?.close();
     await this.cgroups?.close();
     await this.volumes?.close();
-  }
-}
-
-/** Gives `dirs` (recursively, never following links) to `owner` when their root belongs to someone else. */
-export function adoptTree(dirs: string[], owner: { uid: number; gid: number }): void {
-  const walk = (target: string) => {
-    fs.lchownSync(target, owner.uid, owner.gid);
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(target, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const child = path.join(target, entry.name);
-      if (entry.isDirectory()) walk(child);
-      else fs.lchownSync(child, owner.uid, owner.gid);
-    }
-  };
-  for (const dir of dirs) {
-    const stat = fs.lstatSync(dir);
-    if (stat.isSymbolicLink()) throw new Error(`${path.basename(dir)} is a symbolic link`);
-    if (stat.uid !== owner.uid || stat.gid !== owner.gid) walk(dir);
   }
 }

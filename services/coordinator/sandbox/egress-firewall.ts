@@ -18,6 +18,7 @@ import fs from "node:fs";
 import net from "node:net";
 import type { UidRange } from "./agent-uids.js";
 import { BLOCKED_IPV4, BLOCKED_IPV6, parseCidr, type EgressAllowRule } from "./egress-allow.js";
+import { processStartTime } from "./system-tools.js";
 
 export interface EgressPolicy {
   /** slirp4netns runs as an agent uid of this range with group `gid`; nothing else has both. */
@@ -34,17 +35,6 @@ export interface EgressPolicy {
 
 const TABLE_PREFIX = "podium_";
 let tablesInProcess = 0;
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or undefined when gone (or a zombie). */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
 
 function pidNamespace(): number {
   return fs.statSync("/proc/self/ns/pid").ino;

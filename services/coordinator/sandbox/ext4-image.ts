@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import path from "node:path";
+import { findSystemTool } from "./system-tools.js";
 
 export const TOOL_DIRS = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
@@ -22,18 +22,6 @@ export interface VolumeTools {
   fstrim: string | undefined;
 }
 
-function findTool(name: string, dirs: readonly string[]): string | undefined {
-  for (const dir of dirs) {
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** The tools, or the names of the missing required ones. */
 export function findTools(dirs: readonly string[] = TOOL_DIRS): VolumeTools | { missing: string[] } {
@@ -41,7 +29,7 @@ export function findTools(dirs: readonly string[] = TOOL_DIRS): VolumeTools | { 
   const found: Partial<Record<keyof typeof required, string>> = {};
   const missing: string[] = [];
   for (const [key, name] of Object.entries(required) as [keyof typeof required, string][]) {
-    const tool = findTool(name, dirs);
+    const tool = findSystemTool(name, dirs);
     if (tool) found[key] = tool;
     else missing.push(name);
   }
@@ -54,8 +42,8 @@ export function findTools(dirs: readonly string[] = TOOL_DIRS): VolumeTools | { 
     resize2fs: found.resize2fs ?? "",
     e2fsck: found.e2fsck ?? "",
     cp: found.cp ?? "",
-    losetup: findTool("losetup", dirs),
-    fstrim: findTool("fstrim", dirs),
+    losetup: findSystemTool("losetup", dirs),
+    fstrim: findSystemTool("fstrim", dirs),
   };
 }
 
