@@ -38,6 +38,22 @@ function listen(host: string, greeting: string): Promise<net.Server> {
 }
 const portOf = (server: net.Server) => (server.address() as net.AddressInfo).port;
 
+/** The pid of `unshare`'s command once it runs in its own network namespace. */
+async function waitForNetns(pid: number): Promise<number> {
+  const own = fs.readlinkSync("/proc/self/ns/net");
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    const netns = (() => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/ns/net`);
+      } catch {
+        return own;
+      }
+    })();
+    if (netns !== own && fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep") return pid;
+  }
+  throw new Error(`pid ${pid} never got its own network namespace`);
+}
+
 async function counter(name: string): Promise<number> {
   const json = JSON.parse(await runNft("nft", ["-j", "list", "counter", "inet", TEST_TABLE, name])) as { nftables: { counter?: { packets: number } }[] };
   return json.nftables.find((entry) => entry.counter)?.counter?.packets ?? -1;
@@ -163,6 +179,29 @@ withTools("agent network namespaces with real slirp4netns and nftables", () => {
     const out = await sandbox.run();
     egress.close();
     expect(out).toMatchObject({ allowed: "ok:allowed", other: "ConnectionRefusedError", interface: "ConnectionRefusedError" });
+  }, 30_000);
+
+  it("slirp4netns waits for the namespace's own loopback address (bwrap adds it exclusively) before bringing lo up", async () => {
+    const uid = RANGE_B.first + 3;
+    const agentNetworks = await create({ first: uid, last: uid });
+    // A namespace like bwrap's child before its loopback_setup: owned by the agent's uid, lo without an address.
+    const holder = spawn("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "unshare", "--user", "--map-root-user", "--net", "sleep", "60"], { stdio: "ignore" });
+    try {
+      const pid = await waitForNetns(holder.pid ?? -1);
+      let attached = false;
+      const attaching = agentNetworks.attach({ pid, uid, gid: uid }).then((egress) => ((attached = true), egress));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(attached).toBe(false);
+      // What bwrap does: RTM_NEWADDR with NLM_F_EXCL ("ip address add"), then lo up. EEXIST would fail it.
+      const inside = (command: string) => spawnSync("nsenter", ["-t", String(pid), "--user", "--net", "sh", "-c", command], { encoding: "utf8" });
+      const added = inside("ip address add 127.0.0.1/8 dev lo && ip link set lo up");
+      expect({ status: added.status, stderr: added.stderr }).toEqual({ status: 0, stderr: "" });
+      const egress = await attaching;
+      expect(inside("ip -o link show").stdout).toMatch(/tap0/);
+      egress.close();
+    } finally {
+      holder.kill("SIGKILL");
+    }
   }, 30_000);
 
   it('agents with network "host" (an agent uid with its own gid, no namespace) are not filtered', async () => {

@@ -86,6 +86,15 @@ my $pid = <STDIN>;
 defined $pid && $pid =~ /^(\\d+)$/ or die "no sandbox pid\\n";
 $pid = $1;
 s/^\\{pid\\}$/$pid/ for @cmd;
+# bwrap's child adds 127.0.0.1 to lo with NLM_F_EXCL; --configure brings lo up, which adds it too, so
+# slirp4netns must wait for bwrap's address (fib_trie lists it) or bwrap fails with "loopback: ...".
+for (my $tries = 0; ; $tries++) {
+  open(my $fib, "<", "/proc/$pid/net/fib_trie") or die "the sandbox (pid $pid) is gone: $!\\n";
+  my $routes = do { local $/; <$fib> };
+  last if defined $routes && index($routes, "127.0.0.1") >= 0;
+  $tries < 20000 or die "the loopback of pid $pid did not come up\\n";
+  select(undef, undef, undef, 0.0005);
+}
 open(my $net, "<", "/proc/$pid/ns/net") or die "cannot open the network namespace of $pid: $!\\n";
 my $fd = ioctl($net, 0xb701, 0); # NS_GET_USERNS
 defined $fd or die "NS_GET_USERNS on $pid: $!\\n";
