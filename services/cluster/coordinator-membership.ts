@@ -6,7 +6,9 @@
  *
  * While Valkey is unreachable the view is frozen and `healthy` is false; nothing is declared lost.
  * For `reconnectGraceMs` after Valkey comes back (possibly restarted empty) absent coordinators are
- * not declared lost either, so they have time to heartbeat again.
+ * not declared lost either, so they have time to heartbeat again. "Comes back" is either a refresh
+ * that succeeds after one failed, or a connection of this view that closed: a Valkey restarted faster
+ * than one refresh period fails no refresh, yet its keys are gone.
  */
 import type { Redis } from "ioredis";
 import { parseHeartbeat, parseMembershipEvent, type ClusterKeys, type CoordinatorHeartbeat } from "./cluster-keys.js";
@@ -51,6 +53,11 @@ export class CoordinatorMembership {
   /** Set once the first refresh succeeds: the reconnect grace applies to recoveries, not to start-up. */
   private everHealthy = false;
   private graceUntil = 0;
+  /** Local time one of this view's connections last closed (after the first healthy refresh). */
+  private disconnectedAt = -Infinity;
+  private readonly onClose = () => {
+    if (this.everHealthy) this.disconnectedAt = Date.now();
+  };
   private closed = false;
   readonly ready: Promise<void>;
 
@@ -63,6 +70,8 @@ export class CoordinatorMembership {
     this.unwatch = watchValkeyConnection(redis, options.logger, "directory");
     this.subscriber = redis.duplicate({ connectionName: "podium-gateway-membership", disconnectTimeout: 200 });
     this.subscriber.on("error", () => undefined); // reported through the main connection's watcher
+    redis.on("close", this.onClose);
+    this.subscriber.on("close", this.onClose);
     this.subscriber.on("message", (channel: string, message: string) => {
       if (channel === keys.membershipChannel) this.onMessage(message);
     });
@@ -113,6 +122,7 @@ export class CoordinatorMembership {
     clearInterval(this.timer);
     await this.refreshing;
     this.unwatch();
+    this.redis.off("close", this.onClose);
     await closeValkey(this.subscriber);
   }
 
@@ -142,7 +152,7 @@ export class CoordinatorMembership {
       present.add(id);
       this.upsert(heartbeat, startedAt);
     });
-    if (Date.now() < this.graceUntil) return;
+    if (Date.now() < this.graceUntil || Date.now() - this.disconnectedAt < this.options.reconnectGraceMs) return;
     for (const member of [...this.byId.values()]) {
       if (!present.has(member.coordinatorId) && member.seenAt < startedAt) this.remove(member.coordinatorId, "expired");
     }

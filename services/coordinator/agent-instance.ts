@@ -169,6 +169,11 @@ export class AgentInstance {
     const { options } = this;
     this.recoverUnfinishedTurns();
     const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
+    // Where a start that never became ready got stuck, for its error and the log.
+    const began = Date.now();
+    const steps: string[] = [];
+    const step = (what: string) => steps.push(`${what} after ${Date.now() - began} ms`);
+    const prepare = options.prepare;
     this.process = new AgentProcess({
       command: options.command,
       args: options.args,
@@ -176,8 +181,19 @@ export class AgentInstance {
       env: options.processEnv,
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.gid !== undefined ? { gid: options.gid } : {}),
-      ...(options.prepare ? { prepare: options.prepare } : {}),
-      onFrames: (frames) => this.onFrames(frames),
+      ...(prepare
+        ? {
+            prepare: async (pids: SandboxPids, prepareSignal: AbortSignal) => {
+              step("sandbox started");
+              await prepare(pids, prepareSignal);
+              step("sandbox set up");
+            },
+          }
+        : {}),
+      onFrames: (frames) => {
+        if (steps.length < 8 && !this.readyAt) step("first frame");
+        this.onFrames(frames);
+      },
       onOutput: (stream, line) => {
         if (stream === "stderr" && !this.readyAt) {
           this.stderrTail.push(line);
@@ -203,22 +219,26 @@ export class AgentInstance {
     };
     // The runner loads the agent's code on `init`: held until the sandbox is fully set up (its network),
     // so the runtime's own start-up overlaps that set-up and the agent never runs without it.
-    if (!options.beforeInit) this.process.send(init);
+    const sendInit = () => {
+      step("init sent");
+      this.process?.send(init);
+    };
+    if (!options.beforeInit) sendInit();
     else {
       // Egress that could not be attached leaves the agent in its namespace with loopback only:
       // fail-closed, and the agent still starts (its network calls fail) instead of the create.
       // Bounded wait: a slow attach (a starved host) lets the agent start; its egress comes up later.
       const waited = Promise.race([options.beforeInit, new Promise<void>((resolve) => setTimeout(resolve, BEFORE_INIT_WAIT_MS).unref())]);
-      waited.then(
-        () => this.process?.send(init),
-        (err: unknown) => {
-          this.log("warn", "platform", `network egress could not be attached (${errorMessage(err)}); the agent runs without network`);
-          this.process?.send(init);
-        },
-      );
+      waited.then(sendInit, (err: unknown) => {
+        this.log("warn", "platform", `network egress could not be attached (${errorMessage(err)}); the agent runs without network`);
+        sendInit();
+      });
     }
     const timeout = setTimeout(() => {
-      this.readySettle?.reject(new ConnectError(`agent did not become ready within ${options.limits.startTimeoutMs} ms`, Code.DeadlineExceeded));
+      const progress = steps.length > 0 ? steps.join(", ") : "the sandbox never started";
+      const message = `agent did not become ready within ${options.limits.startTimeoutMs} ms (${progress})`;
+      this.log("error", "platform", message);
+      this.readySettle?.reject(new ConnectError(message, Code.DeadlineExceeded));
     }, options.limits.startTimeoutMs);
     const onAbort = () => this.readySettle?.reject(new ConnectError("instance creation was cancelled", Code.Canceled));
     signal?.addEventListener("abort", onAbort, { once: true });

@@ -355,7 +355,9 @@ function terminatedUpdate(instanceId: string, previous: { agentId: string; seq: 
   return create(StreamUpdateSchema, {
     instanceId,
     agentId: previous.agentId,
-    seq: previous.seq + 1n,
+    // Not stored, so it takes no seq of its own: the last one delivered, which is also where to resume
+    // (after_seq) on the agent's next instance. A seq above it would be the next stored event's, skipped.
+    seq: previous.seq,
     timestamp: timestampNow(),
     messageType: "terminated",
     content: { reason, coordinator_id: coordinatorId, exit_code: null, signal: null },

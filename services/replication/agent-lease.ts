@@ -7,6 +7,15 @@
  *            again when the key is gone (Valkey restarted empty) while our own deadline has not passed
  *   release  compare-and-delete (Lua)
  *
+ * A Valkey restarted empty has lost every lease while their holders still run the agents; they re-create
+ * them at their next renew (within ttl/3), or, unable to renew, fence themselves at their deadline (within
+ * ttl). Until then an absent key proves nothing, so `acquire`, once it saw Valkey's run_id change, takes
+ * no lease while Valkey has been up for less than ttl (INFO server): it waits, then finds the lease
+ * re-created by its live holder, or absent because there is none. The run_id a process compares with is
+ * the one it saw when it connected (rememberValkeyRun); one that connects to a Valkey restarted less than
+ * ttl before cannot tell it from a new one. A holder that re-created its
+ * lease reports it (`onRecreated`), so that what else the restart lost (the last-writer key) is written again.
+ *
  * Fencing: the holder computes its own deadline as (start of the last successful renew) + ttl on the
  * monotonic clock. Valkey's expiry is later than that (its TTL starts when the command arrives), so
  * the holder stops believing it holds the lease before anyone else can get it. `holds()` checks that
@@ -43,6 +52,8 @@ export interface AgentLeaseOptions {
   keyPrefix?: string;
   /** Called once, promptly, when the lease is lost; the caller stops the agent. */
   onLost: (agentId: string, reason: string) => void;
+  /** Called when a renew found the key gone (Valkey restarted empty) and set it again. */
+  onRecreated?: (agentId: string) => void;
   logger: Logger;
 }
 
@@ -58,6 +69,49 @@ export function leaseKey(agentId: string, keyPrefix = DEFAULT_KEY_PREFIX): strin
 
 function holderOf(value: string | null): string {
   return value ? value.slice(0, value.lastIndexOf(":")) : "nobody";
+}
+
+/** Valkey's run_id (a new one at every start) and uptime (whole seconds, rounded down, in ms). */
+export async function valkeyRun(redis: Redis): Promise<{ runId: string; uptimeMs: number }> {
+  const info = await redis.info("server");
+  const uptime = /^uptime_in_seconds:(\d+)/m.exec(info);
+  return { runId: /^run_id:(\w+)/m.exec(info)?.[1] ?? "", uptimeMs: uptime ? Number(uptime[1]) * 1000 : Infinity };
+}
+
+/** The run_id each connection saw first: a different one later means Valkey restarted while this process ran. */
+const firstRunIds = new WeakMap<Redis, Promise<string | undefined>>();
+
+/**
+ * Remembers the run_id of the Valkey `redis` is connected to, now: call when the connection is created,
+ * so that a Valkey restarted before this process's first acquire is still told from a new one.
+ */
+export function rememberValkeyRun(redis: Redis): void {
+  if (firstRunIds.has(redis)) return;
+  firstRunIds.set(redis, valkeyRun(redis).then((run) => run.runId, () => undefined));
+}
+
+/**
+ * Resolves at once, unless Valkey restarted since this connection first saw it and has been up for less
+ * than `minMs`: then once it has (see the module comment).
+ */
+async function waitAfterValkeyRestart(redis: Redis, minMs: number, agentId: string, signal: AbortSignal | undefined): Promise<void> {
+  for (;;) {
+    signal?.throwIfAborted();
+    let run: { runId: string; uptimeMs: number };
+    try {
+      run = await valkeyRun(redis);
+    } catch (err) {
+      throw toValkeyError(err, `acquire the lease of agent ${agentId}`);
+    }
+    let first = await firstRunIds.get(redis);
+    if (first === undefined) {
+      firstRunIds.set(redis, Promise.resolve(run.runId));
+      first = run.runId;
+    }
+    // Uptime is rounded down to whole seconds: minMs + 1 s of it is at least minMs.
+    if (first === run.runId || run.uptimeMs >= minMs + 1000) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 export class AgentLease {
@@ -87,6 +141,7 @@ export class AgentLease {
     const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     const key = leaseKey(options.agentId, options.keyPrefix);
     const token = `${options.owner}:${randomUUID()}`;
+    await waitAfterValkeyRestart(options.redis, ttlMs, options.agentId, acquire.signal);
     const waitUntil = performance.now() + (acquire.waitMs ?? ttlMs + 1000);
     let lastTtl = Infinity;
     for (;;) {
@@ -172,7 +227,10 @@ export class AgentLease {
       if (!this.checkDeadline()) return; // the answer came too late to count
       this.deadline = startedAt + this.ttlMs;
       this.armDeadline();
-      if (result === 2) this.options.logger.warn("agent lease was missing in Valkey; re-created", { agentId: this.options.agentId });
+      if (result === 2) {
+        this.options.logger.warn("agent lease was missing in Valkey; re-created", { agentId: this.options.agentId });
+        this.options.onRecreated?.(this.options.agentId);
+      }
     } catch (err) {
       // Keep trying until the deadline; the deadline timer reports the loss.
       this.options.logger.debug("agent lease renew failed", { agentId: this.options.agentId, error: errorMessage(err) });

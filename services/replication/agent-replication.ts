@@ -21,7 +21,7 @@ import { ClusterKeys } from "../cluster/cluster-keys.js";
 import { closeValkey, ownValkey, toValkeyError } from "../cluster/valkey-client.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
-import { AgentLease } from "./agent-lease.js";
+import { AgentLease, rememberValkeyRun } from "./agent-lease.js";
 import { createReplicationS3Client, readGenerationMarker, writeGenerationMarker, type GenerationMarker } from "./generation-marker.js";
 import { restoreAgent } from "./agent-restore.js";
 import { moveAsideStaleCopy } from "./stale-copies.js";
@@ -99,6 +99,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const keys = new ClusterKeys(options.keyPrefix);
   const keyPrefix = keys.prefix;
   const valkey = options.redis === undefined ? undefined : ownValkey(options.redis, { connectionName: `podium-replication-${options.coordinatorId}` });
+  if (valkey) rememberValkeyRun(valkey.redis); // tells a Valkey restarted empty from a new one (agent-lease.ts)
   const configDir = options.configDir ?? path.join(os.tmpdir(), `podium-replication-${options.coordinatorId}`);
   const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
   const s3Client = createReplicationS3Client(s3);
@@ -127,7 +128,17 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const acquire = (agentId: string, signal?: AbortSignal): Promise<AgentLease | undefined> => {
     if (!valkey) return Promise.resolve(undefined);
     return AgentLease.acquire(
-      { redis: valkey.redis, agentId, owner: options.coordinatorId, keyPrefix, logger, onLost: fence, ...(options.leaseTtlMs ? { ttlMs: options.leaseTtlMs } : {}) },
+      {
+        redis: valkey.redis,
+        agentId,
+        owner: options.coordinatorId,
+        keyPrefix,
+        logger,
+        onLost: fence,
+        // Valkey restarted empty: the last-writer key went with the lease; without it a stale copy elsewhere looks current.
+        onRecreated: (id) => void markWriter(id).catch((err: unknown) => logger.warn("cannot record the agent's last writer again", { agentId: id, error: errorMessage(err) })),
+        ...(options.leaseTtlMs ? { ttlMs: options.leaseTtlMs } : {}),
+      },
       { ...(options.leaseWaitMs ? { waitMs: options.leaseWaitMs } : {}), ...(signal ? { signal } : {}) },
     );
   };

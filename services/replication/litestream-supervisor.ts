@@ -5,7 +5,9 @@
  *
  * The child runs in its own process group with `-exec "tail --pid=<this process>"`: if this process
  * dies (kill -9 of the coordinator), tail exits within a second and Litestream shuts down after a
- * final sync instead of lingering as an orphan. Killing the group also takes tail with it.
+ * final sync instead of lingering as an orphan; its output goes through a relay (output-relay.ts) so
+ * that the broken pipes of the dead coordinator do not kill it first. Killing the group also takes
+ * tail and the relay with it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -14,6 +16,7 @@ import path from "node:path";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 import { LineSplitter } from "../coordinator/line-splitter.js";
+import { relayedCommand } from "./output-relay.js";
 import { litestreamBinary, litestreamEnv, renderReplicateConfig } from "./litestream-config.js";
 import { writeGenerationMarker } from "./generation-marker.js";
 import { parseLitestreamLine, type LitestreamLogEvent } from "./litestream-log.js";
@@ -202,7 +205,9 @@ export class LitestreamSupervisor {
     if ((options.watchParent ?? true) && TAIL) args.push("-exec", `${TAIL} -s 1 --pid=${process.pid} -f /dev/null`);
     let child: ChildProcess;
     try {
-      child = spawn(options.binary ?? litestreamBinary(), args, {
+      // Through the relay (output-relay.ts): a coordinator's death must not kill Litestream before its final sync.
+      const command = relayedCommand(options.binary ?? litestreamBinary(), args);
+      child = spawn(command.command, command.args, {
         env: litestreamEnv(options.s3),
         stdio: ["ignore", "pipe", "pipe"],
         detached: true,

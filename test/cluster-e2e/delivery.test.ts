@@ -6,9 +6,8 @@
  * reached the replica ends with `turn.done`: it runs on the survivor, or says why it will not.
  */
 import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
-import fs from "node:fs";
 import type { JsonObject } from "../../services/shared/json.js";
-import { startReplicatedCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
+import { processesUnder, startReplicatedCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import { readMessages, turnOutcomes } from "../helpers/delivery-check.js";
 
 let cluster: TestCluster;
@@ -39,20 +38,6 @@ async function createAgent(agentId: string): Promise<JsonObject> {
     200,
   );
   return value;
-}
-
-/** Pids of the processes whose command line names `dir` (a dead coordinator's Litestream children). */
-function processesUnder(dir: string): number[] {
-  const pids: number[] = [];
-  for (const name of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (fs.readFileSync(`/proc/${name}/cmdline`, "utf8").includes(dir)) pids.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 describe("acknowledged messages across a replicated resume", () => {

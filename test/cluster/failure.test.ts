@@ -157,6 +157,27 @@ describe("cluster failures", () => {
     expect(directoryLog.count(/coordinator lost/)).toBe(0);
   }, 40_000);
 
+  it("Valkey restarted (empty) faster than one refresh: no coordinator is declared lost", async () => {
+    const fakes = new Map([["coord-a", fakeCoordinator("coord-a")], ["coord-b", fakeCoordinator("coord-b")]]);
+    const { directory, lost, log: directoryLog } = newDirectory(fakes);
+    const registrations = ["coord-a", "coord-b"].map((id) => {
+      const fake = fakes.get(id) as FakeCoordinator;
+      const registration = new CoordinatorRegistration({ redis: redis.url, coordinatorId: id, address: `http://${id}.test:7100`, info: () => fake.load(), logger: captureLogger().logger });
+      cleanups.push(() => registration.stop());
+      return registration;
+    });
+    for (const r of registrations) await r.start();
+    await waitFor(() => directory.members().length === 2, "both coordinators");
+    for (let round = 0; round < 3; round++) {
+      await redis.restart(); // no refresh fails in between: the keys are simply gone for a moment
+      await waitFor(async () => directory.healthy && (await directory.place().then(() => true, () => false)), "a healthy view", 15_000, 50);
+      await sleep(1500); // more than a refresh period, less than the grace
+    }
+    await waitFor(() => directory.members().length === 2, "both coordinators", 15_000, 50);
+    expect(lost).toEqual([]);
+    expect(directoryLog.count(/coordinator lost/)).toBe(0);
+  }, 60_000);
+
   it("a coordinator restarted with the same id replaces its old self at once (reason: restarted)", async () => {
     const fakes = new Map([["coord-r", fakeCoordinator("coord-r")]]);
     const { directory, lost } = newDirectory(fakes);

@@ -230,10 +230,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     for (const ws of sockets) ws.close();
     for (const p of processes.filter((p) => p.crashed)) process.stderr.write(`${p.role} ${p.id} exited by itself; its output:\n${p.output().slice(-8000)}\n`);
     await Promise.all(processes.map((p) => p.kill()));
+    // Killed coordinators' Litestream processes outlive them (their final sync): stop them too.
+    for (const pid of processesUnder(root)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
     await redis?.stop();
     await s3?.stop();
     unmountLeftovers(root);
-    fs.rmSync(root, { recursive: true, force: true });
+    // Retried: a killed coordinator's agent processes may still be writing as they die.
+    fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   };
 
   try {
@@ -420,6 +429,20 @@ export function deployWithCli(dir: string, url: string, apiKey = CLUSTER_API_KEY
       resolve({ code, result, stderr });
     });
   });
+}
+
+/** Pids of the processes whose command line names something under `dir` (e.g. a coordinator's Litestream children). */
+export function processesUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, "utf8").includes(dir)) pids.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
 }
 
 /** True while a process with this pid exists (and is not a zombie we could still reap). */

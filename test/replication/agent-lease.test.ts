@@ -108,6 +108,22 @@ describe("AgentLease", () => {
     await server.restart();
     await waitFor(() => redis.status === "ready", 5000, "reconnect");
   });
+  it("Valkey restarted empty: no one takes a live holder's lease before the holder re-created it", async () => {
+    const recreated: string[] = [];
+    const holder = await AgentLease.acquire({ ...options("a5", "coord-1", 1500), onRecreated: (id) => recreated.push(id) });
+    leases.push(holder);
+    await server.restart();
+    await waitFor(() => redis.status === "ready", 5000, "reconnect");
+    // At once: the key is gone and the holder has not renewed yet. The contender waits out the ttl, then finds it held.
+    const startedAt = performance.now();
+    const refused = await rejection(AgentLease.acquire(options("a5", "coord-2", 1500), { waitMs: 300 }));
+    expect(refused.code).toBe(Code.AlreadyExists);
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(1000);
+    expect(lost).toEqual([]);
+    expect(holder.holds()).toBe(true);
+    expect(await redis.get(leaseKey("a5"))).toBe(holder.token);
+    expect(recreated).toEqual(["a5"]);
+  }, 20_000);
 });
 
 describe("fencing a paused owner (SIGSTOP)", () => {

@@ -2,6 +2,7 @@
  * The Litestream child under supervision: restarted after it dies, silent (no S3 requests) while the
  * agent is idle, and what a host loss costs (writes inside the sync window).
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
@@ -11,6 +12,7 @@ import { restoreAgent } from "../../services/replication/agent-restore.js";
 import { createReplicationS3Client } from "../../services/replication/generation-marker.js";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { silentLogger } from "../../services/shared/logger.js";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { AgentWriter, readAgent, sleep, startReplicationFixture, waitFor, type ReplicationFixture } from "./replication-fixture.js";
 
 describe("LitestreamSupervisor", () => {
@@ -75,6 +77,46 @@ describe("LitestreamSupervisor", () => {
     await restoreAgent({ agentId: "crashy", targetDir: restored, s3: fx.settings });
     expect(readAgent(restored).inbound).toEqual(["in before", "in after"]);
   }, 60_000);
+
+  it("kill -9 of its coordinator: Litestream still uploads every committed write before it exits", async () => {
+    const dir = fx.agentDir("host-a", "orphaned");
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/replication/fixtures/replicating-process.ts"), JSON.stringify(fx.settings), "orphaned", dir, path.join(fx.root, "litestream-orphaned")], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const wrote: string[] = [];
+    let caughtUp = false;
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      for (const line of chunk.split("\n")) {
+        if (line.startsWith("WROTE ")) wrote.push(line.slice(6));
+        if (line === "CAUGHT_UP") caughtUp = true;
+      }
+    });
+    try {
+      await waitFor(() => caughtUp && wrote.length >= 60, 30_000, "the writer to replicate");
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw err;
+    }
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL"); // the coordinator dies; Litestream, in its own process group, does not
+    await exited;
+    const litestreams = () => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("litestream-orphaned");
+      } catch {
+        return false;
+      }
+    })());
+    // tail --pid notices within a second; then the final sync and exit.
+    await waitFor(() => litestreams().length === 0, 20_000, "Litestream to finish and exit");
+    const restored = fx.agentDir("host-b", "orphaned");
+    await restoreAgent({ agentId: "orphaned", targetDir: restored, s3: fx.settings, reconcile: false });
+    const inbound = readAgent(restored).inbound;
+    // Every turn the dead process had committed (and printed) is in S3.
+    expect(inbound.slice(0, wrote.length)).toEqual(wrote.map((label) => `in ${label}`));
+  }, 90_000);
 
   it("makes no S3 request while the agent is idle", async () => {
     const dir = fx.agentDir("host-a", "idle");

@@ -231,7 +231,11 @@ export class AgentSandboxes {
       exitReason: () => (cgroup?.oomKilled() ? `out of memory: the agent's processes used more than ${Math.round(limits.memoryBytes / 1048576)} MiB` : undefined),
       release,
     };
-    if (attaching) launch.beforeInit = attaching.then(() => undefined);
+    if (attaching) {
+      const beforeInit = attaching.then(() => undefined);
+      beforeInit.catch(() => undefined); // a launch released before it started never awaits it (no unhandled rejection)
+      launch.beforeInit = beforeInit;
+    }
     if (wrapped.handshake) {
       launch.prepare = async (pids) => {
         cgroup?.add(pids.outer);
