@@ -79,7 +79,7 @@ export async function valkeyRun(redis: Redis): Promise<{ runId: string; uptimeMs
 }
 
 /** The run_id each connection saw first: a different one later means Valkey restarted while this process ran. */
-const firstRunIds = new WeakMap<Redis, Promise<string | undefined>>();
+const firstRunIds = new WeakMap<Redis, Promise<string>>();
 
 /**
  * Remembers the run_id of the Valkey `redis` is connected to, now: call when the connection is created,
@@ -87,7 +87,13 @@ const firstRunIds = new WeakMap<Redis, Promise<string | undefined>>();
  */
 export function rememberValkeyRun(redis: Redis): void {
   if (firstRunIds.has(redis)) return;
-  firstRunIds.set(redis, valkeyRun(redis).then((run) => run.runId, () => undefined));
+  // Without an offline queue, commands fail until the connection is ready: read it once it is.
+  const seen = new Promise<string>((resolve) => {
+    const read = (): void => void valkeyRun(redis).then((run) => resolve(run.runId), () => redis.once("ready", read));
+    if (redis.status === "ready") read();
+    else redis.once("ready", read);
+  });
+  firstRunIds.set(redis, seen);
 }
 
 /**
@@ -103,7 +109,9 @@ async function waitAfterValkeyRestart(redis: Redis, minMs: number, agentId: stri
     } catch (err) {
       throw toValkeyError(err, `acquire the lease of agent ${agentId}`);
     }
-    let first = await firstRunIds.get(redis);
+    // Remembered at connect; it is known by now, unless the connection came up just for this call.
+    const remembered = firstRunIds.get(redis);
+    let first = remembered && (await Promise.race([remembered, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1000).unref())]));
     if (first === undefined) {
       firstRunIds.set(redis, Promise.resolve(run.runId));
       first = run.runId;
@@ -141,11 +149,12 @@ export class AgentLease {
     const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     const key = leaseKey(options.agentId, options.keyPrefix);
     const token = `${options.owner}:${randomUUID()}`;
-    await waitAfterValkeyRestart(options.redis, ttlMs, options.agentId, acquire.signal);
     const waitUntil = performance.now() + (acquire.waitMs ?? ttlMs + 1000);
     let lastTtl = Infinity;
     for (;;) {
       acquire.signal?.throwIfAborted();
+      // Before every attempt: Valkey may restart while this loop waits for a holder's lease to expire.
+      await waitAfterValkeyRestart(options.redis, ttlMs, options.agentId, acquire.signal);
       const startedAt = performance.now();
       let ok: string | null;
       let holder: string | null = null;

@@ -164,13 +164,13 @@ async function inject(kind: FaultKind, cluster: TestCluster, lives: CoordinatorL
     case "coordinator": {
       const victim = pick(cluster.coordinators.filter((c) => c.alive)) as PodiumProcess;
       await victim.kill();
-      options.log?.(`killed coordinator ${victim.id} (pid ${victim.pid}); coordinators alive: ${cluster.coordinators.filter((c) => c.alive).map((c) => `${c.id} pid ${c.pid}`).join(", ")}`);
       const life = lives.find((l) => l.id === victim.id && l.killedAt === undefined);
       if (life) life.killedAt = Date.now();
       await sleep(options.coordinatorDownMs ?? 1500);
+      const restarting = Date.now();
       await cluster.addCoordinator(victim.id);
       lives.push({ id: victim.id, startedAt: Date.now() });
-      return `kill -9 of coordinator ${victim.id}, restarted`;
+      return `kill -9 of coordinator ${victim.id}, restarted (listening ${Date.now() - restarting} ms after its start)`;
     }
     case "valkey":
       await cluster.redis.restart();

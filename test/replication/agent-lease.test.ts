@@ -124,6 +124,18 @@ describe("AgentLease", () => {
     expect(await redis.get(leaseKey("a5"))).toBe(holder.token);
     expect(recreated).toEqual(["a5"]);
   }, 20_000);
+
+  it("Valkey restarted while an acquire waits for a silent holder's lease: it still waits out the ttl", async () => {
+    await redis.set(leaseKey("a6"), "coord-dead:token", "PX", 3000); // a holder that renews no more
+    const acquiring = AgentLease.acquire(options("a6", "coord-2", 1500), { waitMs: 20_000 });
+    await sleep(300);
+    await server.restart(); // the silent holder's key is gone at once
+    const restartedAt = performance.now();
+    const lease = await acquiring;
+    leases.push(lease);
+    expect(performance.now() - restartedAt).toBeGreaterThanOrEqual(1400); // not before a live holder could have re-created it
+    expect(await redis.get(leaseKey("a6"))).toBe(lease.token);
+  }, 20_000);
 });
 
 describe("fencing a paused owner (SIGSTOP)", () => {
