@@ -143,7 +143,8 @@ export class AgentLease {
 
   /**
    * Takes the lease. While another coordinator holds it, retries until it expires (a dead holder) or
-   * `waitMs` passes; a holder that keeps renewing is alive: AlreadyExists at once. Valkey down: Unavailable.
+   * `waitMs` passes; a holder that keeps renewing is alive: AlreadyExists at once. Valkey down: Unavailable
+   * at once; Valkey lost while waiting for a holder (a restart): retried until `waitMs`.
    */
   static async acquire(options: AgentLeaseOptions, acquire: AcquireOptions = {}): Promise<AgentLease> {
     const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
@@ -151,19 +152,22 @@ export class AgentLease {
     const token = `${options.owner}:${randomUUID()}`;
     const waitUntil = performance.now() + (acquire.waitMs ?? ttlMs + 1000);
     let lastTtl = Infinity;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       acquire.signal?.throwIfAborted();
-      // Before every attempt: Valkey may restart while this loop waits for a holder's lease to expire.
-      await waitAfterValkeyRestart(options.redis, ttlMs, options.agentId, acquire.signal);
-      const startedAt = performance.now();
+      let startedAt = performance.now();
       let ok: string | null;
       let holder: string | null = null;
       let ttl = -2;
       try {
+        // Before every attempt: Valkey may restart while this loop waits for a holder's lease to expire.
+        await waitAfterValkeyRestart(options.redis, ttlMs, options.agentId, acquire.signal);
+        startedAt = performance.now();
         ok = await options.redis.set(key, token, "PX", ttlMs, "NX");
         if (ok !== "OK") [holder, ttl] = await Promise.all([options.redis.get(key), options.redis.pttl(key)]);
       } catch (err) {
-        throw toValkeyError(err, `acquire the lease of agent ${options.agentId}`);
+        if (attempt === 0 || performance.now() >= waitUntil || acquire.signal?.aborted) throw toValkeyError(err, `acquire the lease of agent ${options.agentId}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
       }
       if (ok === "OK") return new AgentLease(options, key, token, ttlMs, startedAt);
       // The holder renewed since the last look (its TTL went up): it is alive.
