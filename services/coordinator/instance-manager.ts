@@ -339,9 +339,10 @@ export class InstanceManager {
       // Litestream starts once the agent is ready; its first sync copies every database whole, so writes
       // made during start-up are replicated too. An agent that cannot be replicated does not run.
       try {
-        replication.track(agentId, agentDir);
+        await replication.track(agentId, agentDir);
       } catch (err) {
         await instance.stop(0);
+        if (err instanceof ConnectError && err.code === Code.Unavailable) throw err;
         throw new ConnectError(`cannot replicate agent ${agentId}: ${errorMessage(err)}`, Code.Internal);
       }
     }

@@ -52,6 +52,9 @@ export interface GatewayCoreOptions {
   registry: DeploymentRegistry;
 }
 
+/** Codes of a coordinator that cannot be reached (as opposed to one that answered with an error). */
+const UNREACHABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown]);
+
 function must<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new ConnectError(`coordinator returned no ${what}`, Code.Internal);
   return value;
@@ -185,10 +188,18 @@ export class GatewayCore {
     return must((await coordinator.instances.getInstance({ instanceId }, { signal })).instance, "instance");
   }
 
+  /**
+   * The live instances of every coordinator in view. One that cannot be reached right now (dying, its
+   * circuit open) is left out, as its instances cannot be reached either; only when none answers, or one
+   * answers with a real error, does the listing fail.
+   */
   async listInstances(filter: { agentId?: string; deploymentId?: string }, signal?: AbortSignal): Promise<Instance[]> {
     const coordinators = await this.directory.all(signal);
-    const lists = await Promise.all(coordinators.map((c) => c.instances.listInstances(filter, { signal })));
-    return lists.flatMap((l) => l.instances);
+    const lists = await Promise.allSettled(coordinators.map((c) => c.instances.listInstances(filter, { signal })));
+    const failures = lists.flatMap((l) => (l.status === "rejected" ? [ConnectError.from(l.reason)] : []));
+    const real = failures.find((err) => !UNREACHABLE.has(err.code));
+    if (real || (failures.length > 0 && failures.length === lists.length)) throw real ?? failures[0];
+    return lists.flatMap((l) => (l.status === "fulfilled" ? l.value.instances : []));
   }
 
   async stopInstance(instanceId: string, graceMs: number, signal?: AbortSignal): Promise<Instance> {

@@ -13,8 +13,8 @@
  * no lease while Valkey has been up for less than ttl (INFO server): it waits, then finds the lease
  * re-created by its live holder, or absent because there is none. The run_id a process compares with is
  * the one it saw when it connected (rememberValkeyRun); one that connects to a Valkey restarted less than
- * ttl before cannot tell it from a new one. A holder that re-created its
- * lease reports it (`onRecreated`), so that what else the restart lost (the last-writer key) is written again.
+ * ttl before cannot tell it from a new one. A holder that re-created its lease reports it (`onRecreated`),
+ * so that what else the restart lost (the last-writer key) is written again.
  *
  * Fencing: the holder computes its own deadline as (start of the last successful renew) + ttl on the
  * monotonic clock. Valkey's expiry is later than that (its TTL starts when the command arrives), so
@@ -87,7 +87,7 @@ const firstRunIds = new WeakMap<Redis, Promise<string>>();
  */
 export function rememberValkeyRun(redis: Redis): void {
   if (firstRunIds.has(redis)) return;
-  // Without an offline queue, commands fail until the connection is ready: read it once it is.
+  // A command fails while the connection is down (one retry per request): then read it once it is ready.
   const seen = new Promise<string>((resolve) => {
     const read = (): void => void valkeyRun(redis).then((run) => resolve(run.runId), () => redis.once("ready", read));
     if (redis.status === "ready") read();

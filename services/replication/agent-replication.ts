@@ -37,8 +37,12 @@ export interface AgentReplication {
    * the id was just generated, so there is nothing to restore (no S3 lookup; new agents start while S3 is down).
    */
   prepare(agentId: string, agentDir: string, signal?: AbortSignal, options?: { fresh?: boolean }): Promise<{ restored: boolean }>;
-  /** Starts replicating. Call after the stores (and the Chronicle) are open: only existing files are tracked. */
-  track(agentId: string, agentDir: string): void;
+  /**
+   * Starts replicating. Call after the stores (and the Chronicle) are open: only existing files are
+   * tracked. Resolves once Litestream runs; rejects (Unavailable) when the replica's generation marker
+   * could not be re-opened, so the agent must not run (see prepare).
+   */
+  track(agentId: string, agentDir: string): Promise<void>;
   /** Final sync, stop replicating, release the lease. Call after the agent stopped, before closing its stores. */
   release(agentId: string): Promise<{ synced: boolean }>;
   status(agentId: string): ReplicationStatus | undefined;
@@ -91,6 +95,8 @@ interface Entry {
   lease: AgentLease | undefined;
   supervisor: LitestreamSupervisor | undefined;
   fenced: boolean;
+  /** The generation marker re-opened (its clean positions removed) before this session uploads anything. */
+  opened: Promise<void>;
 }
 
 export function createAgentReplication(options: AgentReplicationOptions): AgentReplication {
@@ -254,9 +260,12 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
         const lease = await acquire(agentId, signal);
         try {
           let restored = false;
+          /** Whether S3 holds a replica (and so maybe a marker): unknown (undefined) unless a restore looked. */
+          let replicaFound: boolean | undefined;
           if (!prepareOptions.fresh && !(await localCopyIsCurrent(agentId, agentDir))) {
             const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, client: s3Client, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
             restored = result.restored;
+            replicaFound = result.restored;
             if (restored && result.clean) counts.restoresClean++;
             if (result.reconciled) {
               // Its last writer died: the databases were cut at different points, and seqs after the cut were never replicated.
@@ -271,7 +280,16 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             }
           }
           await markWriter(agentId);
-          entries.set(agentId, { agentDir, lease, supervisor: undefined, fenced: false });
+          // The marker names the generation a restore takes (and, after a clean release, where it ends). This
+          // session's Litestream may start a new generation, and a coordinator that dies before recording it
+          // would leave the marker naming the old one: the restore would drop this session's writes as if
+          // they never happened. So the marker is re-opened (no generation, no positions: Litestream picks
+          // the newest) before anything is uploaded; the write overlaps the agent's start, and track() waits
+          // for it. Not needed when S3 has no replica of the agent (a new agent).
+          const reopen = !prepareOptions.fresh && (replicaFound ?? true);
+          const opened = reopen ? writeGenerationMarker(s3Client, s3, agentId, { generations: {}, coordinatorId: options.coordinatorId, updatedAt: Date.now() }) : Promise.resolve();
+          opened.catch(() => undefined); // awaited in track()
+          entries.set(agentId, { agentDir, lease, supervisor: undefined, fenced: false, opened });
           logger.info("agent prepared", { agentId, restored, lease: lease ? "held" : "none" });
           return { restored };
         } catch (err) {
@@ -281,11 +299,16 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       });
     },
 
-    track(agentId, agentDir) {
+    async track(agentId, agentDir) {
       const entry = entries.get(agentId);
       if (!entry) throw new ConnectError(`agent ${agentId} was not prepared for replication`, Code.FailedPrecondition);
       if (entry.supervisor) throw new ConnectError(`agent ${agentId} is already replicated`, Code.AlreadyExists);
-      if (entry.fenced) return;
+      try {
+        await entry.opened;
+      } catch (err) {
+        throw new ConnectError(`cannot re-open the replica of agent ${agentId} (S3): ${errorMessage(err)}`, Code.Unavailable);
+      }
+      if (entry.fenced || entries.get(agentId) !== entry || entry.supervisor) return;
       entry.supervisor = startSupervisor(agentId, agentDir, entry.lease);
     },
 

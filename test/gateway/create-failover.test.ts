@@ -66,6 +66,10 @@ class FakeCoordinator {
             });
             return { instance };
           },
+          async listInstances() {
+            if (fake.behaviour === "not-found") throw new ConnectError("listing is broken", Code.Internal);
+            return { instances: fake.started };
+          },
         });
       },
       { transport: { interceptors: [fake.network()] } },
@@ -76,12 +80,12 @@ class FakeCoordinator {
   /** What the network does to a call before and after the coordinator handles it. */
   private network(): Interceptor {
     return (next) => async (req) => {
-      if (req.method.name !== "CreateInstance") return next(req);
       if (this.behaviour === "refuse") {
         const cause = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED", syscall: "connect" });
         throw new ConnectError(cause.message, Code.Unavailable, undefined, undefined, cause);
       }
       const res = await next(req);
+      if (req.method.name !== "CreateInstance") return res;
       if (this.behaviour === "reset-after" && !this.resetOnce) {
         this.resetOnce = true;
         const cause = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET", syscall: "read" });
@@ -175,6 +179,23 @@ describe("creates: failover, idempotent retries, overload answers", () => {
     const res = await post();
     expect(res).toMatchObject({ status: 503, retryAfter: "1", body: { error: { code: "unavailable" } } });
     expect([...a.started, ...b.started]).toEqual([]);
+  });
+
+  it("listing instances: a coordinator that cannot be reached is left out; none reachable is 503; a real error fails the listing", async () => {
+    await post();
+    a.behaviour = "refuse"; // dying: connection refused
+    const list = async () => {
+      const res = await fetch(`${base}/api/v1/instances`);
+      return { status: res.status, body: (await res.json()) as { instances?: { instance_id: string }[] } };
+    };
+    expect(await list()).toMatchObject({ status: 200, body: { instances: [] } });
+    a.behaviour = "ok";
+    b.behaviour = "refuse";
+    expect(await list()).toMatchObject({ status: 200, body: { instances: [{ instance_id: "inst-coord-a-1" }] } });
+    a.behaviour = "refuse";
+    expect((await list()).status).toBe(503);
+    a.behaviour = "not-found"; // answers, with an error that is not about reaching it
+    expect((await list()).status).toBe(500);
   });
 
   it("an answer that is not about load (NOT_FOUND) is not retried", async () => {

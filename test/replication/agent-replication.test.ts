@@ -8,6 +8,8 @@ import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAgentReplication, type AgentReplication } from "../../services/replication/agent-replication.js";
 import { leaseKey } from "../../services/replication/agent-lease.js";
+import { createReplicationS3Client, readGenerationMarker } from "../../services/replication/generation-marker.js";
+import { compileS3Settings } from "../../services/replication/replication-options.js";
 import { closeValkey, createValkeyClient } from "../../services/cluster/valkey-client.js";
 import { silentLogger } from "../../services/shared/logger.js";
 import { startRedis, type RedisServer } from "../helpers/redis-server.js";
@@ -48,7 +50,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     const prepared = await replication.prepare(agentId, dir);
     const writer = new AgentWriter(dir);
     if (!prepared.restored && writer.store.state.version() === 0) writer.init();
-    replication.track(agentId, dir);
+    await replication.track(agentId, dir);
     for (const turn of turns) writer.writeTurn(turn);
     const { synced } = await replication.release(agentId);
     writer.close();
@@ -69,6 +71,23 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     expect(await session(a, "coord-a", "roamer", ["a4"])).toEqual({ restored: false });
   }, 90_000);
 
+  it("a new session re-opens the generation marker before it uploads: a crash cannot leave it naming an old generation", async () => {
+    await session(a, "coord-a", "reopened", ["r1"]);
+    const client = createReplicationS3Client(compileS3Settings(fx.settings));
+    try {
+      const released = await readGenerationMarker(client, compileS3Settings(fx.settings), "reopened");
+      expect(released?.positions).toBeDefined(); // clean release: "restore exactly this generation"
+      const dir = fx.agentDir("coord-a", "reopened");
+      await a.prepare("reopened", dir); // the local copy is current: no restore
+      await a.track("reopened", dir);
+      const open = await readGenerationMarker(client, compileS3Settings(fx.settings), "reopened");
+      expect(open?.positions).toBeUndefined(); // a crash from here on is an unclean loss, restored from the newest generation
+      await a.release("reopened");
+    } finally {
+      client.destroy();
+    }
+  }, 60_000);
+
   it("refuses to prepare an agent another coordinator holds", async () => {
     const dir = fx.agentDir("coord-a", "held");
     await a.prepare("held", dir);
@@ -87,7 +106,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     await a.prepare("fenced", dir);
     const writer = new AgentWriter(dir);
     writer.init();
-    a.track("fenced", dir);
+    await a.track("fenced", dir);
     await waitFor(() => a.status("fenced")?.databases.every((d) => d.position) === true, 15_000, "first replication");
     const redis = createValkeyClient(server.url);
     await redis.set(leaseKey("fenced"), "coord-b:takeover", "PX", 10_000);

@@ -27,7 +27,7 @@ describe("agent replication and restore (Litestream + s3rver)", () => {
     expect(await replication.prepare("agent-1", dirA)).toEqual({ restored: false });
     const writer = new AgentWriter(dirA);
     writer.init();
-    replication.track("agent-1", dirA);
+    await replication.track("agent-1", dirA);
     for (let i = 0; i < 20; i++) writer.writeTurn(`t${i}`);
 
     await waitFor(() => replication.status("agent-1")?.lagMs === 0 && replication.status("agent-1")?.databases.every((d) => d.position) === true, 15_000, "replication to catch up");
@@ -69,7 +69,7 @@ describe("agent replication and restore (Litestream + s3rver)", () => {
     await replication.prepare("agent-pit", dir);
     const writer = new AgentWriter(dir);
     writer.init();
-    replication.track("agent-pit", dir);
+    await replication.track("agent-pit", dir);
     for (let i = 0; i < 5; i++) writer.writeTurn(`early${i}`);
     await waitFor(() => replication.status("agent-pit")?.lagMs === 0 && replication.status("agent-pit")?.databases.every((d) => d.position) === true, 15_000, "early writes replicated");
     await sleep(1500); // S3 timestamps: keep T clear of both sides
