@@ -128,6 +128,7 @@ export interface InvariantFigures {
   delivery: DeliveryFigures;
   streams: StreamFigures;
   unreadable: string[];
+  crashed: string[];
   orphans: number;
   wronglyLost: string[];
 }
@@ -143,6 +144,7 @@ export function brokenInvariants(report: InvariantFigures): string[] {
     "stream duplicates or disorder": report.streams.disorder,
     "stream events the log does not have": report.streams.phantom,
     "agents whose log could not be read": report.unreadable.length,
+    "coordinators that crashed": report.crashed.length,
     orphans: report.orphans,
     "live coordinators declared lost": report.wronglyLost.length,
   };

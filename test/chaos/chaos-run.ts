@@ -48,6 +48,8 @@ export interface ChaosReport {
   streams: StreamFigures;
   /** Agents whose log could not be read at the end (nothing about them can be verified). */
   unreadable: string[];
+  /** Coordinators that exited without being killed ("id (pid, how)"). */
+  crashed: string[];
   /** Agent processes running that the platform does not list. */
   orphans: number;
   /** Coordinators declared lost while alive ("id at time (reason)"). */
@@ -73,6 +75,20 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const deployed = await cluster.api(gateways[0] as string, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles/durable-ts")));
     if (deployed.status >= 300) throw new Error(`deploying durable-ts: ${deployed.status} ${JSON.stringify(deployed.json)}`);
     const lives: CoordinatorLife[] = cluster.coordinators.map((c) => ({ id: c.id, startedAt: Date.now() }));
+    // A coordinator that exits without being killed by a fault crashed: said at once, with its last words.
+    const crashed: string[] = [];
+    const watched = new Set<PodiumProcess>();
+    const watch = (): void => {
+      for (const coordinator of cluster.coordinators.filter((c) => !watched.has(c))) {
+        watched.add(coordinator);
+        void coordinator.exited.then((exit) => {
+          if (!coordinator.crashed) return;
+          crashed.push(`${coordinator.id} (pid ${coordinator.pid}, ${exit.signal ?? `exit ${exit.code}`})`);
+          log(`coordinator ${coordinator.id} exited by itself (${exit.signal ?? `exit ${exit.code}`}):\n${coordinator.output().slice(-3000)}`);
+        });
+      }
+    };
+    watch();
     const clients = Array.from(
       { length: clientCount },
       (_, index) =>
@@ -89,6 +105,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       await sleep(options.faultEveryMs ?? 4000);
       const kind = FAULTS[round % FAULTS.length] as FaultKind;
       const what = await inject(kind, cluster, lives, options);
+      watch();
       if (what) {
         faults[kind]++;
         log(`+${((Date.now() - started) / 1000).toFixed(1)} s (${new Date().toISOString()}) fault: ${what}`);
@@ -101,8 +118,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const delivery: DeliveryFigures = { acked: 0, ran: 0, errored: 0, lost: 0, duplicated: 0, reordered: 0, errors: {} };
     const streams: StreamFigures = { sessions: 0, events: 0, gaps: 0, disorder: 0, phantom: 0 };
     const unreadable: string[] = [];
-    for (const client of clients) {
-      const rows = await finalLog(client);
+    const logs = await Promise.all(clients.map((client) => finalLog(client)));
+    for (const [n, client] of clients.entries()) {
+      const rows = logs[n];
       if (!rows) {
         unreadable.push(client.agentId);
         continue;
@@ -127,6 +145,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       delivery,
       streams,
       unreadable,
+      crashed,
       orphans: await orphans(cluster, clients[0] as ChaosClient),
       wronglyLost: wronglyDeclaredLost(cluster.gateways.map((g) => g.output()), lives),
       longestOutageMs: Math.max(...clients.map((c) => c.longestStallMs)),

@@ -45,6 +45,7 @@ chaos run: ${report.clients} clients, ${report.durationMs / 1000} s of faults
   messages reordered    ${delivery.reordered}   ended twice ${delivery.duplicated}
   stream sessions       ${streams.sessions} (${streams.events} events): gaps ${streams.gaps}, duplicates/disorder ${streams.disorder}, not in the log ${streams.phantom}
   agents whose log could not be read ${report.unreadable.length}${report.unreadable.length ? ` (${report.unreadable.join(", ")})` : ""}
+  coordinators crashed  ${report.crashed.length}${report.crashed.length ? ` (${report.crashed.join("; ")})` : ""}
   orphan agents         ${report.orphans}
   live coordinators declared lost ${report.wronglyLost.length}${report.wronglyLost.length ? ` (${report.wronglyLost.join("; ")})` : ""}
   longest client-visible outage ${(report.longestOutageMs / 1000).toFixed(1)} s
