@@ -23,7 +23,59 @@ export interface LocalWalPosition {
   end: number;
 }
 
+/** fds this process already has open, by the path they point at (checked at every use: fds are reused). */
+const ownFds = new Map<string, number>();
+
+function fdTarget(fd: number): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An fd of this process (SQLite's) open on `file`, if any; scans /proc/self/fd only when the cached one moved. */
+function ownFd(file: string): number | undefined {
+  let target: string;
+  try {
+    target = fs.realpathSync(file);
+  } catch {
+    return undefined;
+  }
+  const cached = ownFds.get(target);
+  if (cached !== undefined && fdTarget(cached) === target) return cached;
+  ownFds.delete(target);
+  let names: string[];
+  try {
+    names = fs.readdirSync("/proc/self/fd");
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const fd = Number(name);
+    if (fdTarget(fd) === target) {
+      ownFds.set(target, fd);
+      return fd;
+    }
+  }
+  return undefined;
+}
+
 function readBytes(file: string, length: number, position = 0): Buffer | undefined {
+  // SQLite's locks are POSIX record locks, which a process loses on *any* close of the file. Opening and
+  // closing the `-shm` of a database this process has open (the coordinator has its agents' stores open)
+  // dropped SQLite's locks on it: Litestream, opening the database next, believed itself alone, truncated
+  // the wal-index, and the coordinator died of SIGBUS on its mapping. So read through SQLite's own fd
+  // (pread: no open, no close) when there is one.
+  const shared = ownFd(file);
+  if (shared !== undefined) {
+    try {
+      const buffer = Buffer.alloc(length);
+      return fs.readSync(shared, buffer, 0, length, position) === length ? buffer : undefined;
+    } catch {
+      return undefined;
+    }
+  }
   let fd: number;
   try {
     fd = fs.openSync(file, "r");
