@@ -124,12 +124,17 @@ export function wronglyDeclaredLost(gatewayOutputs: string[], lives: Coordinator
   return wrong;
 }
 
+/** What the invariants are checked on (chaos-run.ts reports these and more). */
 export interface InvariantFigures {
   delivery: DeliveryFigures;
   streams: StreamFigures;
+  /** Agents whose log could not be read at the end (nothing about them can be verified). */
   unreadable: string[];
+  /** Coordinators that exited without being killed ("id (pid, how)"). */
   crashed: string[];
+  /** Agent processes running that the platform does not list. */
   orphans: number;
+  /** Coordinators declared lost while alive ("id at time (reason)"). */
   wronglyLost: string[];
 }
 

@@ -15,7 +15,7 @@ import type { JsonObject } from "../../services/shared/json.js";
 import { agentProcesses } from "../helpers/agent-processes.js";
 import { startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import { readMessages } from "../helpers/delivery-check.js";
-import { checkDelivery, checkStreams, wronglyDeclaredLost, type CoordinatorLife, type DeliveryFigures, type StreamFigures } from "./chaos-check.js";
+import { checkDelivery, checkStreams, wronglyDeclaredLost, type CoordinatorLife, type DeliveryFigures, type InvariantFigures, type StreamFigures } from "./chaos-check.js";
 import { ChaosClient } from "./chaos-client.js";
 
 export type FaultKind = "agent" | "coordinator" | "valkey" | "s3";
@@ -40,20 +40,10 @@ export interface ChaosOptions {
   logDir?: string;
 }
 
-export interface ChaosReport {
+export interface ChaosReport extends InvariantFigures {
   clients: number;
   durationMs: number;
   faults: Record<FaultKind, number>;
-  delivery: DeliveryFigures;
-  streams: StreamFigures;
-  /** Agents whose log could not be read at the end (nothing about them can be verified). */
-  unreadable: string[];
-  /** Coordinators that exited without being killed ("id (pid, how)"). */
-  crashed: string[];
-  /** Agent processes running that the platform does not list. */
-  orphans: number;
-  /** Coordinators declared lost while alive ("id at time (reason)"). */
-  wronglyLost: string[];
   /** The longest a client went without progress (an acknowledgement or a turn's end), ms. */
   longestOutageMs: number;
   /** Client requests answered otherwise than success (then retried), by HTTP status (0: no answer). */
