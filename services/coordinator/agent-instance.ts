@@ -59,6 +59,8 @@ export interface AgentInstanceOptions {
   beforeInit?: Promise<void>;
   /** Why the platform's limits ended the process (read once it exited: out of memory). */
   exitReason?: () => string | undefined;
+  /** CPU time of the agent's whole tree so far (its cgroup), when known: a start that timed out says it. */
+  cpuUsageMicros?: () => number | undefined;
   store: AgentStore;
   workspaceCapture?: WorkspaceCapture;
   limits: InstanceLimits;
@@ -234,12 +236,19 @@ export class AgentInstance {
         sendInit();
       });
     }
-    const timeout = setTimeout(() => {
+    const timedOut = () => {
+      if (!this.readySettle) return;
       const progress = steps.length > 0 ? steps.join(", ") : "the sandbox never started";
-      const message = `agent did not become ready within ${options.limits.startTimeoutMs} ms (${progress})`;
-      this.log("error", "platform", message);
-      this.readySettle?.reject(new ConnectError(message, Code.DeadlineExceeded));
-    }, options.limits.startTimeoutMs);
+      const cpu = options.cpuUsageMicros?.();
+      const used = cpu === undefined ? "" : `; the agent used ${Math.round(cpu / 1000)} ms of CPU`;
+      const stderr = this.stderrTail.length > 0 ? `; stderr: ${this.stderrTail.join(" | ").slice(-500)}` : "";
+      const message = `agent did not become ready within ${options.limits.startTimeoutMs} ms (${progress}${used})`;
+      this.log("error", "platform", `${message}${stderr}`);
+      this.readySettle.reject(new ConnectError(message, Code.DeadlineExceeded));
+    };
+    // setImmediate runs after the poll phase: a `ready` already in the pipe when the timer fires (an event
+    // loop that was busy past the deadline) is read first and wins.
+    const timeout = setTimeout(() => setImmediate(timedOut), options.limits.startTimeoutMs);
     const onAbort = () => this.readySettle?.reject(new ConnectError("instance creation was cancelled", Code.Canceled));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {

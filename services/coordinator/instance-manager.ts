@@ -271,6 +271,7 @@ export class InstanceManager {
       ...(launch.prepare ? { prepare: launch.prepare } : {}),
       ...(launch.beforeInit ? { beforeInit: launch.beforeInit } : {}),
       exitReason: launch.exitReason,
+      cpuUsageMicros: () => launch.cpuUsageMicros(),
       workspace,
       // environment + secrets are not here: the runner applies them inside the sandbox (init.env).
       processEnv: {

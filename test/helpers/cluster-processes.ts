@@ -256,6 +256,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       AWS_ACCESS_KEY_ID: "S3RVER",
       AWS_SECRET_ACCESS_KEY: "S3RVER",
       ...(options.replication ? { PODIUM_REPLICATION_BUCKET: s3.bucket, PODIUM_REPLICATION_PREFIX: "replicas/" } : {}),
+      // A busy CI host once kept an agent from answering `init` for 12 s: starts get 45 s here (default 15 s).
+      PODIUM_AGENT_LIMITS: "start_timeout_ms=45000",
       ...options.env,
     };
     const addCoordinator = async (id?: string): Promise<PodiumProcess> => {
