@@ -85,6 +85,14 @@ export class ClusterKeys {
     return `${this.prefix}agent-writer:${agentId}`;
   }
 
+  /**
+   * STRING with a TTL: a dead coordinator's Litestream is still making the agent's final upload (kept
+   * by its upload keeper, docs/replication.md); the agent's next owner restores once it is gone.
+   */
+  agentUploading(agentId: string): string {
+    return `${this.prefix}agent-uploading:${agentId}`;
+  }
+
   /** Pub/sub channel of MembershipEvent JSON messages. */
   get membershipChannel(): string {
     return `${this.prefix}membership`;

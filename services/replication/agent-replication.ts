@@ -26,6 +26,7 @@ import { createReplicationS3Client, readGenerationMarker, writeGenerationMarker,
 import { restoreAgent } from "./agent-restore.js";
 import { moveAsideStaleCopy } from "./stale-copies.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
+import { UploadKeeper, waitForFinalUpload } from "./upload-keeper.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
 import { finalMarker, liveStatus, ReleasedStatuses, statusFromMarker, type ReplicationCounters, type ReplicationStatus } from "./replication-status.js";
 
@@ -84,6 +85,11 @@ export interface AgentReplicationOptions extends ReplicationTimings {
   keyPrefix?: string;
   /** Where the generated Litestream configs go. Default <tmpdir>/podium-replication-<coordinatorId>. */
   configDir?: string;
+  /**
+   * How long a dead coordinator's Litestream may still make its final upload (its upload keeper kills it
+   * then), and prepare() waits for it before restoring, plus 5 s. Default 30000.
+   */
+  finalUploadLimitMs?: number;
   /** release(): how long to wait for S3 to catch up, then for Litestream's final sync. Default 10000 each. */
   finalSyncTimeoutMs?: number;
   binary?: string;
@@ -108,6 +114,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   if (valkey) rememberValkeyRun(valkey.redis); // tells a Valkey restarted empty from a new one (agent-lease.ts)
   const configDir = options.configDir ?? path.join(os.tmpdir(), `podium-replication-${options.coordinatorId}`);
   const finalSyncMs = options.finalSyncTimeoutMs ?? 10_000;
+  const finalUploadLimitMs = options.finalUploadLimitMs ?? 30_000;
   const s3Client = createReplicationS3Client(s3);
   const entries = new Map<string, Entry>();
   const released = new ReleasedStatuses();
@@ -115,6 +122,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const counts: ReplicationCounters = { restoresClean: 0, restoresReconciled: 0, releasesSynced: 0, releasesUnsynced: 0, fenced: 0, forks: 0, litestreamRestarts: 0 };
   const busy = new Set<string>();
   const logger = options.logger;
+  // Without Valkey there are no leases, so no other coordinator to tell (docs/replication.md).
+  const keeper = valkey ? UploadKeeper.start({ redis: valkey.redis, keyPrefix, coordinatorId: options.coordinatorId, orphanLimitMs: finalUploadLimitMs, logger }) : undefined;
   const writerKey = (agentId: string) => keys.agentWriter(agentId);
   let closed = false;
 
@@ -186,6 +195,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       configDir,
       logger: logger.child({ agentId }),
       generationMarker: { client: s3Client, agentId, coordinatorId: options.coordinatorId, mayWrite: () => !entries.get(agentId)?.fenced && (lease?.holds() ?? true) },
+      onProcess: (pid) => (pid === undefined ? keeper?.unwatch(agentId) : keeper?.watch(agentId, pid)),
       ...(options.binary ? { binary: options.binary } : {}),
       ...(options.probeIntervalMs ? { probeIntervalMs: options.probeIntervalMs } : {}),
     });
@@ -259,6 +269,13 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       return exclusive(agentId, async () => {
         const lease = await acquire(agentId, signal);
         try {
+          if (valkey && !prepareOptions.fresh) {
+            // A coordinator that died with the agent may still be uploading its last writes (upload-keeper.ts).
+            const waitedMs = await waitForFinalUpload(valkey.redis, keys, agentId, finalUploadLimitMs + 5000, signal).catch((err: unknown) =>
+              Promise.reject(toValkeyError(err, `look up uploads of agent ${agentId}`)),
+            );
+            if (waitedMs >= 100) logger.info("waited for a dead coordinator's final upload of the agent", { agentId, waitedMs });
+          }
           let restored = false;
           /** Whether S3 holds a replica (and so maybe a marker): unknown (undefined) unless a restore looked. */
           let replicaFound: boolean | undefined;
@@ -394,6 +411,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       closed = true;
       // Agents already being released (their instance ended) are awaited too.
       await Promise.all([...[...entries.keys()].map((agentId) => release(agentId)), ...releasing.values()]);
+      keeper?.close();
       if (valkey?.owned) await closeValkey(valkey.redis);
       s3Client.destroy();
     },

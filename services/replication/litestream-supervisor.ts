@@ -51,6 +51,8 @@ export interface LitestreamSupervisorOptions {
   restartDelay?: { initialMs: number; maxMs: number };
   /** Exit when this process dies (see above). Default true. */
   watchParent?: boolean;
+  /** Litestream's process group (its relay) on every start, and undefined once stop() is done (upload-keeper.ts). */
+  onProcess?: (pid: number | undefined) => void;
   /** Every Litestream event (tests, metrics). */
   onEvent?: (event: LitestreamLogEvent) => void;
   /** Age of each local change when it reached S3 (bench). */
@@ -196,6 +198,7 @@ export class LitestreamSupervisor {
     const synced = options.graceful && exitedCleanly && this.caughtUp;
     this.stateValue = "stopped";
     fs.rmSync(this.configFile, { force: true });
+    this.options.onProcess?.(undefined);
     return { synced };
   }
 
@@ -218,6 +221,7 @@ export class LitestreamSupervisor {
       return;
     }
     this.child = child;
+    if (child.pid !== undefined) options.onProcess?.(child.pid);
     this.stateValue = "running";
     this.startedAt = Date.now();
     this.stderrTail = "";

@@ -180,6 +180,8 @@ export interface ClusterOptions {
   proxyCoordinators?: boolean;
   /** Coordinators replicate their agents to the S3 endpoint with Litestream (prefix "replicas/"). */
   replication?: boolean;
+  /** Each coordinator reaches S3 through a proxy of its own, which `s3Link(id)` can stall. */
+  proxyS3?: boolean;
 }
 
 export interface RestResult {
@@ -200,6 +202,8 @@ export interface TestCluster {
   addGateway(id?: string): Promise<PodiumProcess>;
   /** With `proxyCoordinators`: destroys every open gateway connection to this coordinator; returns how many. */
   cutLinks(coordinatorId: string): number;
+  /** With `proxyS3`: the coordinator's link to S3, to stall (pause) and bring back (resume). */
+  s3Link(coordinatorId: string): { pause(): void; resume(): void };
   /** A REST call with the API key to `base` (a gateway URL). */
   api(base: string, method: string, urlPath: string, body?: unknown): Promise<RestResult>;
   /** A WebSocket on `/api/v1/instances/{id}/connect` through `base` (closed by close()). */
@@ -223,10 +227,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   const counter = { coordinator: 0, gateway: 0 };
 
   const proxies = new Map<string, TcpProxy>();
+  const s3Proxies = new Map<string, TcpProxy>();
   const close = async (): Promise<void> => {
     if (closed) return;
     closed = true;
-    for (const proxy of proxies.values()) proxy.close();
+    for (const proxy of [...proxies.values(), ...s3Proxies.values()]) proxy.close();
     for (const ws of sockets) ws.close();
     for (const p of processes.filter((p) => p.crashed)) process.stderr.write(`${p.role} ${p.id} exited by itself; its output:\n${p.output().slice(-8000)}\n`);
     await Promise.all(processes.map((p) => p.kill()));
@@ -273,7 +278,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
         args.push("--advertise", `http://127.0.0.1:${proxy.port}`);
       }
       if (options.capacity !== undefined) args.push("--capacity", String(options.capacity));
-      const proc = await spawnPodium({ role: "coordinator", id: coordinatorId, args, env: shared, dataDir });
+      let env = shared;
+      if (options.proxyS3 && redis && s3) {
+        const s3Proxy = s3Proxies.get(coordinatorId) ?? (await startTcpProxy(Number(new URL(s3.endpoint).port)));
+        s3Proxies.set(coordinatorId, s3Proxy);
+        env = { ...shared, PODIUM_S3_ENDPOINT: `http://127.0.0.1:${s3Proxy.port}` };
+      }
+      const proc = await spawnPodium({ role: "coordinator", id: coordinatorId, args, env, dataDir });
       processes.push(proc);
       coordinators.push(proc);
       return proc;
@@ -306,6 +317,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
         const proxy = proxies.get(coordinatorId);
         if (!proxy) throw new Error(`coordinator ${coordinatorId} is not behind a proxy (startCluster({ proxyCoordinators: true }))`);
         return proxy.cut();
+      },
+      s3Link(coordinatorId) {
+        const proxy = s3Proxies.get(coordinatorId);
+        if (!proxy) throw new Error(`coordinator ${coordinatorId} does not reach S3 through a proxy (startCluster({ proxyS3: true }))`);
+        return proxy;
       },
       api: (base, method, urlPath, body) => restCall(base, method, urlPath, body),
       async connect(base, instanceId, query = "") {
@@ -344,12 +360,22 @@ interface TcpProxy {
   port: number;
   /** Destroys every open connection (both sides); new connections still work. Returns how many were open. */
   cut(): number;
+  /** Holds every byte (both ways, new connections too) until resume(): a stalled link, sockets kept open. */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
 /** A TCP proxy on a free port to 127.0.0.1:`target`. */
 async function startTcpProxy(target: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
+  // While paused, what either side sends waits here (in order; null = that side ended).
+  let held: [net.Socket, Buffer | null][] | undefined;
+  const deliver = (to: net.Socket, chunk: Buffer | null): void => {
+    if (held) held.push([to, chunk]);
+    else if (chunk) to.write(chunk);
+    else to.end();
+  };
   const server = net.createServer((client) => {
     const upstream = net.connect(target, "127.0.0.1");
     const pair: [net.Socket, net.Socket] = [client, upstream];
@@ -359,14 +385,15 @@ async function startTcpProxy(target: number): Promise<TcpProxy> {
       client.destroy();
       upstream.destroy();
     };
-    for (const socket of pair) {
-      socket.setNoDelay(true);
-      socket.on("error", drop);
-      socket.on("close", drop);
+    for (const [from, to] of [pair, [upstream, client] as const]) {
+      from.setNoDelay(true);
+      from.on("error", drop);
+      from.on("close", drop);
+      from.on("data", (chunk: Buffer) => deliver(to, chunk));
+      from.on("end", () => deliver(to, null));
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
   });
+  server.on("error", () => undefined);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   const cut = (): number => {
@@ -381,7 +408,16 @@ async function startTcpProxy(target: number): Promise<TcpProxy> {
   return {
     port,
     cut,
+    pause() {
+      held ??= [];
+    },
+    resume() {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const [to, chunk] of waiting) if (!to.destroyed) deliver(to, chunk);
+    },
     close() {
+      held = undefined;
       cut();
       server.close();
     },
