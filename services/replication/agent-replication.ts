@@ -159,7 +159,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   };
 
   /** The local copy is stale when another coordinator wrote the agent last (unknown: keep it). */
-  const localCopyIsCurrent = async (agentId: string, agentDir: string): Promise<boolean> => {
+  const localCopyIsCurrent = async (agentId: string, agentDir: string, signal?: AbortSignal): Promise<boolean> => {
     if (!agentDatabasePaths(agentDir).some((db) => fs.existsSync(db.path))) return false;
     if (!valkey) return true;
     let writer: string | null;
@@ -167,6 +167,15 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       writer = await valkey.redis.get(writerKey(agentId));
     } catch (err) {
       throw toValkeyError(err, `read the last writer of agent ${agentId}`);
+    }
+    if (writer === null) {
+      // Valkey lost the key (restarted empty while the agent ran nowhere): the replica's generation marker,
+      // written by every session that uploads, names the last writer too. No marker: S3 has nothing newer.
+      try {
+        writer = (await readGenerationMarker(s3Client, s3, agentId, signal))?.coordinatorId || null;
+      } catch (err) {
+        throw new ConnectError(`cannot read the replicas of agent ${agentId} to tell whether this copy is current: ${errorMessage(err)}`, Code.Unavailable);
+      }
     }
     if (writer === null || writer === options.coordinatorId) return true;
     const aside = moveAsideStaleCopy(agentDir);
@@ -274,12 +283,12 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             const waitedMs = await waitForFinalUpload(valkey.redis, keys, agentId, finalUploadLimitMs + 5000, signal).catch((err: unknown) =>
               Promise.reject(toValkeyError(err, `look up uploads of agent ${agentId}`)),
             );
-            if (waitedMs >= 100) logger.info("waited for a dead coordinator's final upload of the agent", { agentId, waitedMs });
+            if (waitedMs !== undefined) logger.info("waited for a dead coordinator's final upload of the agent", { agentId, waitedMs });
           }
           let restored = false;
           /** Whether S3 holds a replica (and so maybe a marker): unknown (undefined) unless a restore looked. */
           let replicaFound: boolean | undefined;
-          if (!prepareOptions.fresh && !(await localCopyIsCurrent(agentId, agentDir))) {
+          if (!prepareOptions.fresh && !(await localCopyIsCurrent(agentId, agentDir, signal))) {
             const result = await restoreAgent({ agentId, targetDir: agentDir, s3: options.s3, client: s3Client, ...(signal ? { signal } : {}), ...(options.binary ? { binary: options.binary } : {}) });
             restored = result.restored;
             replicaFound = result.restored;

@@ -3,8 +3,8 @@
  * their final upload (output-relay.ts). Meanwhile the agents' leases expire and another coordinator
  * takes them; restoring before that upload is in S3 would lose the writes of their last seconds.
  *
- * The upload keeper closes that window: a small process per coordinator, started with it, outside its
- * process group so it outlives it. The coordinator tells it which Litestream runs for which agent.
+ * The upload keeper closes that window: a small process per coordinator, started with its first
+ * replicated agent, outside its process group so it outlives it. The coordinator tells it which Litestream runs for which agent.
  * When the coordinator ends, the keeper marks in Valkey every agent whose Litestream is still uploading
  * (`agent-uploading:<id>`, refreshed until that Litestream exits); prepare() on the next owner waits
  * for the mark to go (waitForFinalUpload). The logic is upload-keeper-process.ts.
@@ -45,19 +45,21 @@ export class UploadKeeper {
   private readonly watched = new Map<string, number>();
   private child: ChildProcess | undefined;
   private closed = false;
+  private restarting = false;
 
   private constructor(private readonly options: UploadKeeperOptions) {}
 
+  /** The process starts with the first watch(): a coordinator without agents has none. */
   static start(options: UploadKeeperOptions): UploadKeeper {
-    const keeper = new UploadKeeper(options);
-    keeper.spawn();
-    return keeper;
+    return new UploadKeeper(options);
   }
 
   /** Litestream of `agentId` now runs as process group `pid` (its relay). */
   watch(agentId: string, pid: number): void {
     this.watched.set(agentId, pid);
-    this.send({ watch: agentId, pid });
+    // Spawned now, it reads this line even if the coordinator dies before the keeper is up.
+    if (!this.child && !this.closed && !this.restarting) this.spawn();
+    else this.send({ watch: agentId, pid });
   }
 
   /** Litestream of `agentId` stopped (released or fenced). */
@@ -118,7 +120,11 @@ export class UploadKeeper {
       if (this.closed) return;
       logger.warn("upload keeper exited; starting it again", { code, signal });
       this.child = undefined;
-      setTimeout(() => this.closed || this.spawn(), 1000).unref();
+      this.restarting = true;
+      setTimeout(() => {
+        this.restarting = false;
+        if (!this.closed) this.spawn();
+      }, 1000).unref();
     });
     // It must not keep this process alive, nor be killed with it.
     child.unref();
@@ -130,14 +136,15 @@ export class UploadKeeper {
 
 /**
  * Waits while a dead coordinator's Litestream is still making the agent's final upload (at most
- * `timeoutMs`). Resolves how long it waited.
+ * `timeoutMs`). Resolves how long it waited, or undefined when no upload was going on.
  */
-export async function waitForFinalUpload(redis: Redis, keys: ClusterKeys, agentId: string, timeoutMs: number, signal?: AbortSignal): Promise<number> {
+export async function waitForFinalUpload(redis: Redis, keys: ClusterKeys, agentId: string, timeoutMs: number, signal?: AbortSignal): Promise<number | undefined> {
   const began = Date.now();
-  while ((await redis.exists(keys.agentUploading(agentId))) === 1) {
+  if ((await redis.exists(keys.agentUploading(agentId))) === 0) return undefined;
+  do {
     if (Date.now() - began >= timeoutMs) break;
     if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
     await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  } while ((await redis.exists(keys.agentUploading(agentId))) === 1);
   return Date.now() - began;
 }

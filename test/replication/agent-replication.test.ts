@@ -71,6 +71,20 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     expect(await session(a, "coord-a", "roamer", ["a4"])).toEqual({ restored: false });
   }, 90_000);
 
+  it("a stale local copy is found even when Valkey lost the last-writer key (restarted empty): the replica's marker names the writer", async () => {
+    expect(await session(a, "coord-a", "forgotten", ["a1"])).toEqual({ restored: false });
+    expect(await session(b, "coord-b", "forgotten", ["b1"])).toEqual({ restored: true });
+    const valkey = createValkeyClient(server.url);
+    try {
+      expect(await valkey.del("podium:agent-writer:forgotten")).toBe(1);
+    } finally {
+      await closeValkey(valkey);
+    }
+    // coord-a's copy lacks b1; trusting it would drop what coord-b acknowledged.
+    expect(await session(a, "coord-a", "forgotten", ["a2"])).toEqual({ restored: true });
+    expect(readAgent(fx.agentDir("coord-a", "forgotten")).inbound).toEqual(["in a1", "in b1", "in a2"]);
+  }, 90_000);
+
   it("a new session re-opens the generation marker before it uploads: a crash cannot leave it naming an old generation", async () => {
     await session(a, "coord-a", "reopened", ["r1"]);
     const client = createReplicationS3Client(compileS3Settings(fx.settings));
