@@ -173,7 +173,7 @@ export class AgentLease {
       // The holder renewed since the last look (its TTL went up): it is alive.
       if (ttl > lastTtl + 50 || performance.now() >= waitUntil) {
         throw new ConnectError(
-          `agent ${options.agentId} is live on coordinator ${holderOf(holder)} (its lease expires in ${Math.max(ttl, 0)} ms unless renewed); stop it there first`,
+          `agent ${options.agentId} is held by coordinator ${holderOf(holder)}: live there, or still uploading its last writes to S3 (its lease expires in ${Math.max(ttl, 0)} ms unless renewed); stop it there first, or retry`,
           Code.AlreadyExists,
         );
       }

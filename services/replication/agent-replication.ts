@@ -221,8 +221,10 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
 
   const exclusive = async <T>(agentId: string, fn: () => Promise<T>): Promise<T> => {
     if (closed) throw new ConnectError("replication is closed", Code.Unavailable);
-    // A new instance of an agent that is still being released waits for the final sync.
+    // A new instance of an agent that is still being released waits for the final sync; one whose last
+    // writes are still being uploaded in the background takes over from that upload (its copy is current).
     await releasing.get(agentId);
+    await drains.get(agentId)?.cancel();
     if (busy.has(agentId) || entries.has(agentId)) {
       throw new ConnectError(`agent ${agentId} is already being prepared or replicated on this coordinator`, Code.AlreadyExists);
     }
@@ -254,11 +256,57 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     });
   };
 
+  /**
+   * S3 slow or away at release: the agent's last writes exist only on this host. Its Litestream keeps
+   * uploading in the background and the lease stays here, so no other coordinator restores the agent
+   * without them (its prepare() waits, then answers Unavailable, until the upload is done). A new instance
+   * on this coordinator cancels the upload and takes over (drains.cancel in exclusive()).
+   */
+  const drains = new Map<string, { cancel(): Promise<void> }>();
+  const drain = (agentId: string, entry: Entry, supervisor: LitestreamSupervisor): void => {
+    const controller = new AbortController();
+    const holds = () => entry.lease?.holds() !== false;
+    logger.warn("agent's last writes are not in S3 yet; uploading them in the background (its lease stays on this coordinator)", { agentId });
+    const done = (async () => {
+      let synced = false;
+      try {
+        for (;;) {
+          if (controller.signal.aborted || !holds()) break;
+          if (await supervisor.waitForCatchUp(5000, controller.signal)) break;
+        }
+        if (!controller.signal.aborted && holds()) synced = await stopSupervisor(agentId, supervisor);
+        else await supervisor.stop({ graceful: false });
+        if (synced && holds()) {
+          const final = aggregate(agentId, entry);
+          released.remember({ ...final, state: "stopped", lagMs: 0 });
+          await recordFinalPositions(agentId, final);
+        }
+      } catch (err) {
+        logger.error("uploading the agent's last writes failed", { agentId, error: errorMessage(err) });
+      } finally {
+        drains.delete(agentId);
+        await entry.lease?.release();
+      }
+      logger.info("agent's background upload ended", { agentId, synced, cancelled: controller.signal.aborted });
+    })();
+    drains.set(agentId, {
+      cancel: async () => {
+        controller.abort();
+        await done;
+      },
+    });
+  };
+
   const releaseEntry = async (agentId: string, entry: Entry): Promise<{ synced: boolean }> => {
     let synced = false;
+    let draining = false;
     try {
-      if (entry.supervisor && !entry.fenced) synced = await stopSupervisor(agentId, entry.supervisor);
-      else await entry.supervisor?.stop({ graceful: false });
+      if (entry.supervisor && !entry.fenced) {
+        if (!(await entry.supervisor.waitForCatchUp(finalSyncMs)) && entry.lease?.holds() && !closed) {
+          drain(agentId, entry, entry.supervisor);
+          draining = true;
+        } else synced = await stopSupervisor(agentId, entry.supervisor);
+      } else await entry.supervisor?.stop({ graceful: false });
       const final = aggregate(agentId, entry);
       if (synced) counts.releasesSynced++;
       else counts.releasesUnsynced++;
@@ -267,9 +315,9 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     } catch (err) {
       logger.error("stopping replication failed", { agentId, error: errorMessage(err) });
     } finally {
-      await entry.lease?.release();
+      if (!draining) await entry.lease?.release();
     }
-    logger.info("agent released", { agentId, synced });
+    logger.info("agent released", { agentId, synced, ...(draining ? { uploading: true } : {}) });
     return { synced };
   };
 
@@ -420,6 +468,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       closed = true;
       // Agents already being released (their instance ended) are awaited too.
       await Promise.all([...[...entries.keys()].map((agentId) => release(agentId)), ...releasing.values()]);
+      // Background uploads end here; what they had not uploaded stays on this host's disk.
+      await Promise.all([...drains.values()].map((d) => d.cancel()));
       keeper?.close();
       if (valkey?.owned) await closeValkey(valkey.redis);
       s3Client.destroy();

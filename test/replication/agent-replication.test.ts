@@ -115,6 +115,72 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     await a.release("held");
   });
 
+  it("S3 away at release: the last writes keep uploading in the background under the lease; another coordinator gets them once S3 is back, this one takes over at once", async () => {
+    const c = createAgentReplication({
+      s3: fx.settings,
+      redis: server.url,
+      coordinatorId: "coord-c",
+      leaseTtlMs: 1500,
+      finalSyncTimeoutMs: 1000,
+      onLeaseLost: (agentId, reason) => lost.push({ coordinator: "coord-c", agentId, reason }),
+      logger: silentLogger,
+      configDir: path.join(fx.root, "coord-c", "litestream"),
+    });
+    /** A session on coord-c whose last turn is written while S3 is away; released unsynced. */
+    const stranded = async (agentId: string, first: string, last: string): Promise<void> => {
+      const dir = fx.agentDir("coord-c", agentId);
+      await c.prepare(agentId, dir);
+      const writer = new AgentWriter(dir);
+      if (writer.store.state.version() === 0) writer.init();
+      await c.track(agentId, dir);
+      writer.writeTurn(first);
+      await waitFor(() => c.status(agentId)?.lagMs === 0 && c.status(agentId)?.databases.every((d) => d.position) === true, 15_000, "the first turn in S3");
+      await fx.s3.pause();
+      writer.writeTurn(last);
+      expect(await c.release(agentId)).toEqual({ synced: false });
+      writer.close();
+    };
+    try {
+      await stranded("stranded", "c1", "c2");
+      // Another coordinator cannot restore the agent without c2 meanwhile: the lease stays on coord-c.
+      const refused = await b.prepare("stranded", fx.agentDir("coord-b", "stranded")).then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
+      await fx.s3.resume();
+      let prepared: { restored: boolean } | undefined;
+      for (let tries = 0; !prepared; tries++) {
+        prepared = await b.prepare("stranded", fx.agentDir("coord-b", "stranded")).catch((err: unknown) => {
+          if (!(err instanceof ConnectError && err.code === Code.AlreadyExists) || tries > 20) throw err;
+          return undefined;
+        });
+      }
+      expect(prepared).toEqual({ restored: true });
+      expect(readAgent(fx.agentDir("coord-b", "stranded")).inbound).toEqual(["in c1", "in c2"]);
+      await b.release("stranded");
+
+      // The same coordinator preparing the agent again takes over from the upload at once, with its local copy
+      // (S3 still away: this session cannot replicate, track() would refuse, so it is released untracked).
+      await stranded("retaken", "r1", "r2");
+      expect(await c.prepare("retaken", fx.agentDir("coord-c", "retaken"))).toEqual({ restored: false });
+      expect(readAgent(fx.agentDir("coord-c", "retaken")).inbound).toEqual(["in r1", "in r2"]);
+      await c.release("retaken");
+      await fx.s3.resume();
+      const dir = fx.agentDir("coord-c", "retaken");
+      expect(await c.prepare("retaken", dir)).toEqual({ restored: false });
+      const writer = new AgentWriter(dir);
+      await c.track("retaken", dir);
+      writer.writeTurn("r3");
+      await waitFor(() => c.status("retaken")?.lagMs === 0 && c.status("retaken")?.databases.every((d) => d.position) === true, 30_000, "the session in S3");
+      expect(await c.release("retaken")).toEqual({ synced: true });
+      writer.close();
+      expect(await session(b, "coord-b", "retaken", ["b1"])).toEqual({ restored: true });
+      expect(readAgent(fx.agentDir("coord-b", "retaken")).inbound).toEqual(["in r1", "in r2", "in r3", "in b1"]);
+    } finally {
+      await fx.s3.resume();
+      await c.close();
+    }
+  }, 120_000);
+
   it("fences an agent whose lease was taken: onLeaseLost, Litestream stopped, no more writes allowed", async () => {
     const dir = fx.agentDir("coord-a", "fenced");
     await a.prepare("fenced", dir);

@@ -35,10 +35,15 @@ export function openDatabase(file: string, migrations: readonly Migration[]): Sq
   }
 }
 
-/** Checkpoints the WAL into the main file (truncating it) and closes. Safe to call twice. */
+/**
+ * Checkpoints the WAL into the main file (truncating it) and closes. Safe to call twice. The checkpoint
+ * does not wait for readers: Litestream holds a read transaction while it still uploads (a background
+ * upload after release), and waiting the busy timeout per database would stall the event loop.
+ */
 export function closeDatabase(db: SqliteDatabase): void {
   if (!db.open) return;
   try {
+    db.pragma("busy_timeout = 0");
     db.pragma("wal_checkpoint(TRUNCATE)");
   } finally {
     db.close();
