@@ -1,6 +1,7 @@
 /**
  * The invariants of the chaos run (issue 12), checked after the faults stopped and every client drained:
  *   - every acknowledged message ended with exactly one `turn.done` (it ran, or an `error` says why not),
+ *     or an `agent.restored` declared it lost with its coordinator (counted apart: the replication window),
  *     and turns ended in the order they were acknowledged;
  *   - every stream session received exactly the agent's outbound log after its `after_seq` (no gap, no
  *     duplicate, in order, and nothing the log no longer has);
@@ -17,8 +18,13 @@ export interface DeliveryFigures {
   ran: number;
   /** Ended with an error saying why (interrupted, instance ended, …). */
   errored: number;
-  /** Acknowledged, never ended. */
+  /** Acknowledged, never ended, and no event says why: must be 0. */
   lost: number;
+  /**
+   * Acknowledged, never ended, within the range an `agent.restored` event declared lost: the agent was
+   * restored from S3 after its coordinator was lost before the message reached S3 (docs/runtime.md "Delivery").
+   */
+  announced: number;
   /** More than one turn.done. */
   duplicated: number;
   /** Ended out of the order they were acknowledged in. */
@@ -34,8 +40,21 @@ export interface StreamFigures {
   gaps: number;
   /** Events received twice or after a later one. */
   disorder: number;
-  /** Events received that the agent's log does not have (cut by a restore). */
+  /** Events received that the agent's log does not have, and no `agent.restored` declared lost: must be 0. */
   phantom: number;
+  /** Events received that a restore cut, within the range its `agent.restored` declared lost. */
+  phantomAnnounced: number;
+}
+
+/**
+ * The seq ranges `agent.restored` events declared lost: after `last_replicated_seq`, before the event
+ * (seqs the lost coordinator may have handed out; docs/replication.md).
+ */
+export function declaredLost(rows: JsonObject[]): (seq: number) => boolean {
+  const ranges = rows
+    .filter((r) => r.message_type === "agent.restored")
+    .map((r) => [Number((r.content as JsonObject | undefined)?.last_replicated_seq ?? Infinity), Number(r.seq)] as const);
+  return (seq) => ranges.some(([last, marker]) => seq > last && seq < marker);
 }
 
 /** Delivery of one client's acknowledged messages, from the agent's whole log. */
@@ -58,11 +77,14 @@ export function checkDelivery(acked: AckedMessage[], rows: JsonObject[]): Delive
     const why = (o.error ?? "no error event").replace(/\d+/g, "N").slice(0, 80);
     errors[why] = (errors[why] ?? 0) + 1;
   }
+  const unended = turns.filter((t) => !ends.has(t));
+  const announced = declaredLost(rows);
   return {
     acked: turns.length,
     ran: [...first.values()].filter((o) => o.ok).length,
     errored: [...first.values()].filter((o) => !o.ok).length,
-    lost: turns.filter((t) => !ends.has(t)).length,
+    lost: unended.filter((t) => !announced(t)).length,
+    announced: unended.filter(announced).length,
     duplicated: [...ends.values()].filter((n) => n > 1).length,
     reordered,
     errors,
@@ -73,7 +95,8 @@ export function checkDelivery(acked: AckedMessage[], rows: JsonObject[]): Delive
 export function checkStreams(sessions: StreamSession[], rows: JsonObject[]): StreamFigures {
   const outbound = rows.filter((r) => r.direction === "outbound").map((r) => Number(r.seq));
   const inLog = new Set(outbound);
-  const figures: StreamFigures = { sessions: 0, events: 0, gaps: 0, disorder: 0, phantom: 0 };
+  const announced = declaredLost(rows);
+  const figures: StreamFigures = { sessions: 0, events: 0, gaps: 0, disorder: 0, phantom: 0, phantomAnnounced: 0 };
   for (const session of sessions) {
     if (session.seqs.length === 0) continue;
     figures.sessions++;
@@ -84,7 +107,7 @@ export function checkStreams(sessions: StreamSession[], rows: JsonObject[]): Str
       if (seq <= last || received.has(seq)) figures.disorder++;
       last = Math.max(last, seq);
       received.add(seq);
-      if (!inLog.has(seq)) figures.phantom++;
+      if (!inLog.has(seq)) figures[announced(seq) ? "phantomAnnounced" : "phantom"]++;
     }
     for (const seq of outbound) if (seq > session.afterSeq && seq <= last && !received.has(seq)) figures.gaps++;
   }

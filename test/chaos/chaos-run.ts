@@ -105,8 +105,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     stop.abort();
     await Promise.all(conversations);
 
-    const delivery: DeliveryFigures = { acked: 0, ran: 0, errored: 0, lost: 0, duplicated: 0, reordered: 0, errors: {} };
-    const streams: StreamFigures = { sessions: 0, events: 0, gaps: 0, disorder: 0, phantom: 0 };
+    const delivery: DeliveryFigures = { acked: 0, ran: 0, errored: 0, lost: 0, announced: 0, duplicated: 0, reordered: 0, errors: {} };
+    const streams: StreamFigures = { sessions: 0, events: 0, gaps: 0, disorder: 0, phantom: 0, phantomAnnounced: 0 };
     const unreadable: string[] = [];
     const logs = await Promise.all(clients.map((client) => finalLog(client)));
     for (const [n, client] of clients.entries()) {
@@ -117,10 +117,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       }
       const d = checkDelivery(client.acked, rows);
       const s = checkStreams(client.sessions, rows);
-      for (const key of ["acked", "ran", "errored", "lost", "duplicated", "reordered"] as const) delivery[key] += d[key];
+      for (const key of ["acked", "ran", "errored", "lost", "announced", "duplicated", "reordered"] as const) delivery[key] += d[key];
       for (const [why, n] of Object.entries(d.errors)) delivery.errors[why] = (delivery.errors[why] ?? 0) + n;
-      for (const key of ["sessions", "events", "gaps", "disorder", "phantom"] as const) streams[key] += s[key];
-      if (d.lost || d.duplicated || d.reordered || s.gaps || s.disorder || s.phantom) {
+      for (const key of ["sessions", "events", "gaps", "disorder", "phantom", "phantomAnnounced"] as const) streams[key] += s[key];
+      if (d.lost || d.announced || d.duplicated || d.reordered || s.gaps || s.disorder || s.phantom || s.phantomAnnounced) {
         const ended = new Set(rows.filter((r) => r.message_type === "turn.done").map((r) => Number(r.turn)));
         const lost = client.acked.filter((a) => !ended.has(a.turn)).map((a) => `${a.turn}@${new Date(a.at).toISOString()}`);
         log(`${client.agentId}: ${JSON.stringify({ ...d, stream: s, lostTurns: lost.slice(0, 20) })}`);

@@ -41,9 +41,9 @@ console.log(`
 chaos run: ${report.clients} clients, ${report.durationMs / 1000} s of faults
   faults injected       ${Object.entries(report.faults).map(([kind, n]) => `${kind} ${n}`).join(", ")}
   messages acknowledged ${delivery.acked}: ran ${delivery.ran}, ended with an error saying why ${delivery.errored}
-  messages lost         ${delivery.lost}
+  messages lost         ${delivery.lost} (declared lost by agent.restored: ${delivery.announced})
   messages reordered    ${delivery.reordered}   ended twice ${delivery.duplicated}
-  stream sessions       ${streams.sessions} (${streams.events} events): gaps ${streams.gaps}, duplicates/disorder ${streams.disorder}, not in the log ${streams.phantom}
+  stream sessions       ${streams.sessions} (${streams.events} events): gaps ${streams.gaps}, duplicates/disorder ${streams.disorder}, not in the log ${streams.phantom} (cut by a declared restore: ${streams.phantomAnnounced})
   agents whose log could not be read ${report.unreadable.length}${report.unreadable.length ? ` (${report.unreadable.join(", ")})` : ""}
   coordinators crashed  ${report.crashed.length}${report.crashed.length ? ` (${report.crashed.join("; ")})` : ""}
   orphan agents         ${report.orphans}
