@@ -556,8 +556,10 @@ export class AgentInstance {
       rows = this.options.store.messages.appendMany(outbound);
       this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
     } else {
-      // Fenced: only `terminated` reaches subscribers, and it is not recorded (the agent's history is the new owner's).
-      rows = outbound.filter((e) => e.messageType === "terminated").map((e, i) => ({ ...e, seq: this.lastSeq + 1 + i }));
+      // Fenced: only `terminated` reaches subscribers, and it is not recorded (the agent's history is the new
+      // owner's). It repeats the last seq, as the gateway's own does: the next owner may write lastSeq + 1, and a
+      // client resuming with after_seq = this seq must not skip it.
+      rows = outbound.filter((e) => e.messageType === "terminated").map((e) => ({ ...e, seq: this.lastSeq }));
     }
     for (const subscriber of this.subscribers) {
       try {

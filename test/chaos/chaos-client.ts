@@ -145,9 +145,10 @@ export class ChaosClient {
     ws.on("message", (data) => {
       const frame = JSON.parse(data.toString()) as JsonObject;
       const content = (frame.content ?? {}) as JsonObject;
-      // The gateway's own `terminated` (its coordinator is gone) is not in the log: it repeats the last seq.
-      const synthesized = frame.messageType === "terminated" && /^coordinator (lost|unreachable)$/.test(String(content.reason));
-      if (typeof frame.seq === "number" && !synthesized) {
+      // A `terminated` that is not in the log (the gateway's, its coordinator gone; a fenced instance's)
+      // repeats the seq of the last event delivered (docs/api.md).
+      const repeated = frame.messageType === "terminated" && typeof frame.seq === "number" && frame.seq <= this.lastSeq;
+      if (typeof frame.seq === "number" && !repeated) {
         session.seqs.push(frame.seq);
         this.lastSeq = Math.max(this.lastSeq, frame.seq);
       }
