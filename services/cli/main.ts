@@ -17,7 +17,7 @@ const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
 Usage:
   podium dev [--port N] [--host H] [--data DIR] [--agents DIR] [--log-level L] [--replicate-bucket B ...]
                                                                    gateway + coordinator in one process
-  podium gateway [--port N] [--host H] (--valkey URL | --coordinator URL ...) [--s3-bucket B --s3-endpoint URL | --registry DIR]
+  podium gateway [--port N] [--host H] (--valkey URL | --coordinator URL ...) [--s3-bucket B --s3-endpoint URL | --registry DIR] [--log-level L]
   podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--id ID] [--advertise URL]
                      [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
                      [--replicate-bucket B [--replicate-prefix P] [--replicate-endpoint URL]]   Litestream to S3
@@ -25,6 +25,7 @@ Usage:
                      [--agent-uids FIRST-LAST] [--agent-network-allow CIDR[:PORT] ...]  sandbox (docs/security.md)
                      [--agent-limit KEY=VALUE ...] [--agent-limit-max KEY=VALUE ...]
                      [--unsandboxed] [--insecure-no-auth]                             opt out (never in production)
+                     [--log-level debug|info|warn|error|silent]                       also PODIUM_LOG_LEVEL
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
   podium restore --agent ID [--timestamp T] [--as NEW_ID] [--url URL] [--api-key KEY]
                                                                    fork an agent as it was at T (RFC 3339 or -5m)

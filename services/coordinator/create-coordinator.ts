@@ -24,7 +24,7 @@ import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
 import { createConnectHandler } from "../shared/connect-handler.js";
 import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
 import { newId } from "../shared/ids.js";
-import { createLogger, type Logger } from "../shared/logger.js";
+import { createLogger, type Logger, type LoggerLevel } from "../shared/logger.js";
 import { OnePortServer } from "../shared/one-port-server.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
@@ -87,6 +87,8 @@ export interface CoordinatorOptions {
   cgroups?: boolean;
   diskVolumes?: boolean;
   logger?: Logger;
+  /** Level of the logger made when `logger` is not given (default info). */
+  logLevel?: LoggerLevel;
   /** Valkey connection or URL: when set, the coordinator registers for service discovery once it listens. */
   valkey?: Redis | string;
   /** Valkey key prefix (default "podium:"). */
@@ -120,7 +122,7 @@ export interface Coordinator {
 
 export function createCoordinator(options: CoordinatorOptions): Coordinator {
   const id = options.coordinatorId ?? newId("coord");
-  const logger = options.logger ?? createLogger({ fields: { service: "coordinator", coordinator_id: id } });
+  const logger = options.logger ?? createLogger({ ...(options.logLevel ? { level: options.logLevel } : {}), fields: { service: "coordinator", coordinator_id: id } });
   const startedAt = Date.now();
   // Change-tracking sentinels of coordinators killed on this host (kill -9 never ran their close()).
   const orphanWatchDirs = removeOrphanWatchDirs();

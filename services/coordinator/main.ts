@@ -3,6 +3,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createCoordinator, isLoopbackHost } from "./create-coordinator.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
+import { parseLogLevel } from "../shared/logger.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "./replication-config.js";
 import { parseLimitSettings } from "./instance-limits.js";
@@ -30,8 +31,10 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       "agent-network-allow": { type: "string", multiple: true },
       "agent-limit": { type: "string", multiple: true },
       "agent-limit-max": { type: "string", multiple: true },
+      "log-level": { type: "string" },
     },
   });
+  const logLevel = parseLogLevel(values["log-level"] ?? env.PODIUM_LOG_LEVEL);
   const list = (flag: string[] | undefined, variable: string | undefined) => [...(flag ?? []), ...(variable ? variable.split(",") : [])];
   const uidsText = values["agent-uids"] ?? env.PODIUM_AGENT_UIDS;
   const agentUids = uidsText ? parseUidRange(uidsText) : undefined;
@@ -64,6 +67,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   }
   if (replication) log(`replicating agents to s3://${replication.s3.bucket}/${replication.s3.prefix ?? ""}agents/ (Litestream)`);
   const coordinator = createCoordinator({
+    logLevel,
     dataDir,
     registry,
     clusterSecret,

@@ -3,7 +3,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { createDevServer } from "./create-dev-server.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
-import { createLogger, type LoggerLevel } from "../shared/logger.js";
+import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "../coordinator/replication-config.js";
 
 export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -29,11 +29,10 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     }
     log("PODIUM_API_KEY is not set: accepting unauthenticated requests on loopback (dev only)");
   }
-  const level = values["log-level"] ?? env.PODIUM_LOG_LEVEL ?? "info";
-  if (!["debug", "info", "warn", "error", "silent"].includes(level)) throw new Error(`--log-level must be debug, info, warn, error or silent, got ${level}`);
+  const level = parseLogLevel(values["log-level"] ?? env.PODIUM_LOG_LEVEL);
   const replication = replicationFromFlags(values, env);
   const server = await createDevServer({
-    logger: createLogger({ level: level as LoggerLevel, fields: { service: "podium-dev" } }),
+    logger: createLogger({ level, fields: { service: "podium-dev" } }),
     port,
     host,
     dataDir: path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium"),

@@ -4,7 +4,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { StaticCoordinatorDirectory, type CoordinatorDirectory } from "./coordinator-directory.js";
 import { ValkeyCoordinatorDirectory } from "../cluster/valkey-directory.js";
 import { grpcCoordinatorConnector } from "../cluster/grpc-coordinator-connector.js";
-import { createLogger } from "../shared/logger.js";
+import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { createGateway } from "./create-gateway.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
@@ -27,6 +27,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
       valkey: { type: "string" },
       "valkey-prefix": { type: "string" },
       ...REGISTRY_FLAGS,
+      "log-level": { type: "string" },
     },
   });
   const log = (line: string) => process.stderr.write(`[podium gateway] ${line}\n`);
@@ -34,7 +35,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (apiKeys.length === 0 && !values["insecure-no-auth"]) throw new Error("PODIUM_API_KEY is required (or pass --insecure-no-auth)");
   const secret = env.PODIUM_CLUSTER_SECRET ?? "";
   const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
-  const logger = createLogger({ fields: { service: "gateway" } });
+  const logger = createLogger({ level: parseLogLevel(values["log-level"] ?? env.PODIUM_LOG_LEVEL), fields: { service: "gateway" } });
   const directory: CoordinatorDirectory = valkey
     ? new ValkeyCoordinatorDirectory({
         redis: valkey,

@@ -50,8 +50,11 @@ export interface AgentLeaseOptions {
   /** Default 5000. Failover waits up to this long for a dead holder's lease to expire. */
   ttlMs?: number;
   keyPrefix?: string;
-  /** Called once, promptly, when the lease is lost; the caller stops the agent. */
-  onLost: (agentId: string, reason: string) => void;
+  /**
+   * Called once, promptly, when the lease is lost; the caller stops the agent. `takenOver`: another owner
+   * holds it now; false: it lapsed (not renewed in time, e.g. Valkey away), and may still be free.
+   */
+  onLost: (agentId: string, reason: string, takenOver: boolean) => void;
   /** Called when a renew found the key gone (Valkey restarted empty) and set it again. */
   onRecreated?: (agentId: string) => void;
   logger: Logger;
@@ -234,7 +237,7 @@ export class AgentLease {
       if (this.lost || this.released) return;
       if (result === 0) {
         const holder = await this.options.redis.get(this.key).catch(() => null);
-        this.lose(`taken over by coordinator ${holderOf(holder)}`);
+        this.lose(`taken over by coordinator ${holderOf(holder)}`, true);
         return;
       }
       if (!this.checkDeadline()) return; // the answer came too late to count
@@ -252,12 +255,12 @@ export class AgentLease {
     }
   }
 
-  private lose(reason: string): void {
+  private lose(reason: string, takenOver = false): void {
     if (this.lost || this.released) return;
     this.lost = true;
     this.stopTimers();
     this.options.logger.warn("agent lease lost; fencing the agent", { agentId: this.options.agentId, reason });
-    this.options.onLost(this.options.agentId, reason);
+    this.options.onLost(this.options.agentId, reason, takenOver);
   }
 
   private stopTimers(): void {

@@ -103,6 +103,8 @@ interface Entry {
   fenced: boolean;
   /** The generation marker re-opened (its clean positions removed) before this session uploads anything. */
   opened: Promise<void>;
+  /** A lapsed lease's final upload (fence): release() waits for it instead of stopping Litestream. */
+  finalUpload?: Promise<void>;
 }
 
 export function createAgentReplication(options: AgentReplicationOptions): AgentReplication {
@@ -127,7 +129,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
   const writerKey = (agentId: string) => keys.agentWriter(agentId);
   let closed = false;
 
-  const fence = (agentId: string, reason: string): void => {
+  const fence = (agentId: string, reason: string, takenOver: boolean): void => {
     const entry = entries.get(agentId);
     if (!entry || entry.fenced) return;
     entry.fenced = true;
@@ -135,8 +137,41 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     try {
       options.onLeaseLost(agentId, reason);
     } finally {
-      // No final upload: another coordinator owns the agent's replicas now.
-      void entry.supervisor?.stop({ graceful: false });
+      const supervisor = entry.supervisor;
+      // Taken over: another coordinator owns the agent's replicas now, no final upload.
+      if (takenOver || !supervisor) void supervisor?.stop({ graceful: false });
+      else entry.finalUpload = uploadAfterLapse(agentId, entry, supervisor);
+    }
+  };
+
+  /**
+   * The lease lapsed (Valkey away longer than the ttl, or this process starved): the agent is stopped,
+   * but what it wrote since the last upload exists only here. Take the lease again (as any new owner
+   * would, first come first served) and make the final upload under it; if another coordinator got it
+   * first, stop without one.
+   */
+  const uploadAfterLapse = async (agentId: string, entry: Entry, supervisor: LitestreamSupervisor): Promise<void> => {
+    let lease: AgentLease | undefined;
+    // Valkey may still be away (that is how the lease lapsed): retry while it is, for as long as a final sync may take.
+    for (const giveUpAt = Date.now() + finalSyncMs; !lease && !closed; ) {
+      try {
+        lease = await acquire(agentId);
+      } catch (err) {
+        if (!(err instanceof ConnectError && err.code === Code.Unavailable) || Date.now() >= giveUpAt) break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+    if (!lease) {
+      logger.warn("the agent's lease went to another coordinator: its last writes here are not uploaded", { agentId });
+      await supervisor.stop({ graceful: false });
+      return;
+    }
+    try {
+      const synced = await stopSupervisor(agentId, supervisor);
+      if (synced && lease.holds()) await recordFinalPositions(agentId, aggregate(agentId, entry));
+      logger.info("uploaded the agent's last writes after its lease lapsed", { agentId, synced });
+    } finally {
+      await lease.release();
     }
   };
 
@@ -306,7 +341,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
           drain(agentId, entry, entry.supervisor);
           draining = true;
         } else synced = await stopSupervisor(agentId, entry.supervisor);
-      } else await entry.supervisor?.stop({ graceful: false });
+      } else if (entry.finalUpload) await entry.finalUpload;
+      else await entry.supervisor?.stop({ graceful: false });
       const final = aggregate(agentId, entry);
       if (synced) counts.releasesSynced++;
       else counts.releasesUnsynced++;

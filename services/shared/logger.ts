@@ -12,6 +12,13 @@ export interface Logger {
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 export type LoggerLevel = keyof typeof LEVELS | "silent";
 
+/** `--log-level` / PODIUM_LOG_LEVEL (default info); throws a message naming the bad value. */
+export function parseLogLevel(text: string | undefined): LoggerLevel {
+  const level = text ?? "info";
+  if (level !== "silent" && !(level in LEVELS)) throw new Error(`--log-level must be debug, info, warn, error or silent, got ${level}`);
+  return level as LoggerLevel;
+}
+
 export interface LoggerOptions {
   level?: LoggerLevel;
   write?: (line: string) => void;

@@ -91,6 +91,21 @@ export function checkDelivery(acked: AckedMessage[], rows: JsonObject[]): Delive
   };
 }
 
+/** For a report: each received event the log does not have, with its session and what the log holds around it. */
+export function describePhantoms(sessions: StreamSession[], rows: JsonObject[], limit = 5): string[] {
+  const inLog = new Set(rows.filter((r) => r.direction === "outbound").map((r) => Number(r.seq)));
+  const brief = (r: JsonObject) => `${String(r.seq)}:${String(r.message_type)}${r.turn ? `/t${String(r.turn)}` : ""}`;
+  const out: string[] = [];
+  for (const session of sessions) {
+    for (const seq of session.seqs) {
+      if (inLog.has(seq) || out.length >= limit) continue;
+      const near = rows.filter((r) => Math.abs(Number(r.seq) - seq) <= 3 || r.message_type === "agent.restored").map(brief);
+      out.push(`seq ${seq} (session on ${session.instanceId} after ${session.afterSeq}; log: ${near.join(" ")})`);
+    }
+  }
+  return out;
+}
+
 /** Each session against the log: what it received must be the log's outbound events after its after_seq, up to the last it received. */
 export function checkStreams(sessions: StreamSession[], rows: JsonObject[]): StreamFigures {
   const outbound = rows.filter((r) => r.direction === "outbound").map((r) => Number(r.seq));

@@ -15,7 +15,7 @@ import type { JsonObject } from "../../services/shared/json.js";
 import { agentProcesses } from "../helpers/agent-processes.js";
 import { startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import { readMessages } from "../helpers/delivery-check.js";
-import { checkDelivery, checkStreams, wronglyDeclaredLost, type CoordinatorLife, type DeliveryFigures, type InvariantFigures, type StreamFigures } from "./chaos-check.js";
+import { checkDelivery, checkStreams, describePhantoms, wronglyDeclaredLost, type CoordinatorLife, type DeliveryFigures, type InvariantFigures, type StreamFigures } from "./chaos-check.js";
 import { ChaosClient } from "./chaos-client.js";
 
 export type FaultKind = "agent" | "coordinator" | "valkey" | "s3";
@@ -35,6 +35,8 @@ export interface ChaosOptions {
   delayMs?: number;
   /** After the faults: how long clients may take for their last message to end. */
   drainMs?: number;
+  /** The platform processes' log level (their output is in `logDir`). Default info. */
+  logLevel?: string;
   log?: (line: string) => void;
   /** Where to write every process's output when the run ends (for a post-mortem). */
   logDir?: string;
@@ -59,7 +61,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const clientCount = options.clients ?? 50;
   const durationMs = options.durationMs ?? 120_000;
   const log = options.log ?? (() => undefined);
-  const cluster = await startCluster({ coordinators: 3, gateways: 2, replication: true });
+  const cluster = await startCluster({ coordinators: 3, gateways: 2, replication: true, env: { PODIUM_LOG_LEVEL: options.logLevel ?? "info" } });
   try {
     const gateways = cluster.gateways.map((g) => g.url);
     const deployed = await cluster.api(gateways[0] as string, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles/durable-ts")));
@@ -123,7 +125,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       if (d.lost || d.announced || d.duplicated || d.reordered || s.gaps || s.disorder || s.phantom || s.phantomAnnounced) {
         const ended = new Set(rows.filter((r) => r.message_type === "turn.done").map((r) => Number(r.turn)));
         const lost = client.acked.filter((a) => !ended.has(a.turn)).map((a) => `${a.turn}@${new Date(a.at).toISOString()}`);
-        log(`${client.agentId}: ${JSON.stringify({ ...d, stream: s, lostTurns: lost.slice(0, 20) })}`);
+        log(`${client.agentId}: ${JSON.stringify({ ...d, stream: s, lostTurns: lost.slice(0, 20), phantoms: describePhantoms(client.sessions, rows) })}`);
       }
     }
     const refusals: Record<string, number> = {};

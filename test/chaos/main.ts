@@ -15,6 +15,7 @@ const { values } = parseArgs({
     clients: { type: "string", default: "50" },
     duration: { type: "string", default: "120" },
     "fault-every": { type: "string", default: "4" },
+    "log-level": { type: "string", default: "info" },
   },
 });
 
@@ -33,6 +34,7 @@ const report = await runChaos({
   durationMs: number("duration", values.duration) * 1000,
   faultEveryMs: number("fault-every", values["fault-every"]) * 1000,
   log: (line) => console.log(line),
+  logLevel: values["log-level"],
   logDir,
 });
 console.log(`every process's output: ${logDir}`);

@@ -61,7 +61,7 @@ describe("AgentLease", () => {
     const started = performance.now();
     const err = await rejection(acquire("a1", "coord-2", 600, 5000));
     expect(err.code).toBe(Code.AlreadyExists);
-    expect(err.rawMessage).toMatch(/live on coordinator coord-1/);
+    expect(err.rawMessage).toMatch(/is held by coordinator coord-1: live there, or still uploading/);
     // A renewing holder is recognised as alive well before the wait ends.
     expect(performance.now() - started).toBeLessThan(2000);
     await sleep(700); // renewals keep it past its ttl

@@ -198,4 +198,41 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     expect(await a.release("fenced")).toEqual({ synced: false });
     writer.close();
   }, 30_000);
+  it("a lease that lapses (Valkey away) stops the agent, then its last writes are uploaded under the lease taken again", async () => {
+    const d = createAgentReplication({
+      s3: fx.settings,
+      redis: server.url,
+      coordinatorId: "coord-d",
+      leaseTtlMs: 1500,
+      onLeaseLost: (agentId, reason) => lost.push({ coordinator: "coord-d", agentId, reason }),
+      logger: silentLogger,
+      configDir: path.join(fx.root, "coord-d", "litestream"),
+    });
+    try {
+      const dir = fx.agentDir("coord-d", "lapsed");
+      await d.prepare("lapsed", dir);
+      const writer = new AgentWriter(dir);
+      writer.init();
+      await d.track("lapsed", dir);
+      writer.writeTurn("d1");
+      await waitFor(() => d.status("lapsed")?.lagMs === 0 && d.status("lapsed")?.databases.every((db) => db.position) === true, 15_000, "d1 in S3");
+      // S3 and Valkey away: d2 cannot be uploaded, and the lease lapses.
+      await fx.s3.pause();
+      await server.pause();
+      writer.writeTurn("d2");
+      await waitFor(() => lost.some((l) => l.coordinator === "coord-d" && l.agentId === "lapsed"), 10_000, "the lease to lapse");
+      expect(lost.find((l) => l.coordinator === "coord-d")?.reason).toMatch(/^not renewed within 1500 ms$/);
+      // Both come back (Valkey empty): nobody else took the agent, so coord-d takes the lease again and uploads d2.
+      await fx.s3.resume();
+      await server.restart();
+      expect(await d.release("lapsed")).toEqual({ synced: false }); // the instance was stopped (fenced) all the same
+      writer.close();
+      expect(await b.prepare("lapsed", fx.agentDir("coord-b", "lapsed"))).toEqual({ restored: true });
+      expect(readAgent(fx.agentDir("coord-b", "lapsed")).inbound).toEqual(["in d1", "in d2"]);
+      await b.release("lapsed");
+    } finally {
+      await fx.s3.resume();
+      await d.close();
+    }
+  }, 120_000);
 });
