@@ -111,6 +111,11 @@ export class CoordinatorRegistration {
   private timer: NodeJS.Timeout | undefined;
   private state: "new" | "running" | "stopped" = "new";
   private failing = false;
+  /**
+   * A beat failed: its SET may have run (writing our heartbeat into a Valkey restarted empty) although we
+   * never saw the answer, so the next beat could not tell the restart. Resync the mappings then anyway.
+   */
+  private resyncAfterFailure = false;
   private duplicateReported = false;
   private lastBeatOk = 0;
   /** When the next scheduled heartbeat is due (epoch ms); heartbeats keep a fixed rate, not "period after the last one". */
@@ -282,7 +287,8 @@ export class CoordinatorRegistration {
         this.duplicateReported = true;
         this.options.logger.error("another process is heartbeating with this coordinator id; give every coordinator its own id", { other_address: previous.address });
       }
-      if (joined) await this.resync();
+      if (joined || this.resyncAfterFailure) await this.resync();
+      this.resyncAfterFailure = false;
       await this.flushPending();
       const status = { draining: info.draining, full: info.instances >= info.capacity };
       if (joined || status.draining !== this.published?.draining || status.full !== this.published.full) {
@@ -297,6 +303,7 @@ export class CoordinatorRegistration {
         this.options.logger.info("heartbeats restored");
       }
     } catch (error) {
+      this.resyncAfterFailure = true;
       if (!this.failing) {
         this.failing = true;
         this.options.logger.warn(`heartbeat failed; retrying every ${this.options.heartbeatMs} ms`, { error: errorMessage(error) });

@@ -157,6 +157,26 @@ describe("cluster failures", () => {
     expect(directoryLog.count(/coordinator lost/)).toBe(0);
   }, 40_000);
 
+  it("a heartbeat that failed although its write reached a Valkey restarted empty still rewrites the instance mappings", async () => {
+    const registration = new CoordinatorRegistration({ redis: redis.url, coordinatorId: "coord-a", address: "http://coord-a.test:7100", info: () => fakeCoordinator("coord-a").load(), logger: captureLogger().logger });
+    cleanups.push(() => registration.stop());
+    await registration.start();
+    await registration.recordInstance("inst-a", "agent-a");
+    const peek = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    cleanups.push(async () => peek.disconnect());
+    const heartbeatKey = "podium:coordinator:coord-a";
+    const heartbeat = await peek.get(heartbeatKey);
+    expect(heartbeat).not.toBeNull();
+    await redis.pause();
+    await sleep(1500); // at least one beat fails
+    await redis.restart();
+    // As if the failed beat's SET had run on the new Valkey: the next beat finds its own heartbeat there.
+    await peek.set(heartbeatKey, heartbeat as string, "PX", 10_000);
+    await waitFor(async () => (await peek.get("podium:instance:inst-a")) !== null, "the instance mapping to be written again", 10_000, 50);
+    expect(JSON.parse((await peek.get("podium:instance:inst-a")) as string)).toEqual({ coordinatorId: "coord-a", agentId: "agent-a" });
+    expect(await peek.get("podium:agent:agent-a")).toBe("coord-a");
+  }, 40_000);
+
   it("Valkey restarted (empty) faster than one refresh: no coordinator is declared lost", async () => {
     const fakes = new Map([["coord-a", fakeCoordinator("coord-a")], ["coord-b", fakeCoordinator("coord-b")]]);
     const { directory, lost, log: directoryLog } = newDirectory(fakes);
