@@ -97,6 +97,8 @@ export class AgentInstance {
   status: InstanceStatusName = "starting";
   /** The newest seq recorded for the agent (kept after the instance ended and its store closed). */
   lastSeq: number;
+  /** The newest seq subscribers could have received (outbound; inbound rows are not streamed). */
+  private lastOutboundSeq: number;
   /** Settles when the process has exited and `terminated` was recorded. */
   readonly ended: Promise<void>;
 
@@ -130,6 +132,7 @@ export class AgentInstance {
     this.runtime = options.runtime;
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
     this.lastSeq = options.store.messages.lastSeq();
+    this.lastOutboundSeq = this.lastSeq;
   }
 
   get pid(): number {
@@ -555,11 +558,12 @@ export class AgentInstance {
     if (this.writable()) {
       rows = this.options.store.messages.appendMany(outbound);
       this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
+      this.lastOutboundSeq = this.lastSeq;
     } else {
       // Fenced: only `terminated` reaches subscribers, and it is not recorded (the agent's history is the new
       // owner's). It repeats the last seq, as the gateway's own does: the next owner may write lastSeq + 1, and a
       // client resuming with after_seq = this seq must not skip it.
-      rows = outbound.filter((e) => e.messageType === "terminated").map((e) => ({ ...e, seq: this.lastSeq }));
+      rows = outbound.filter((e) => e.messageType === "terminated").map((e) => ({ ...e, seq: this.lastOutboundSeq }));
     }
     for (const subscriber of this.subscribers) {
       try {

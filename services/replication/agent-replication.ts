@@ -166,6 +166,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       await supervisor.stop({ graceful: false });
       return;
     }
+    // S3 slow or away too: keep uploading in the background under this lease, as a release does (drain).
+    if (!(await supervisor.waitForCatchUp(finalSyncMs)) && lease.holds() && !closed) return drain(agentId, entry, supervisor, lease);
     try {
       const synced = await stopSupervisor(agentId, supervisor);
       if (synced && lease.holds()) await recordFinalPositions(agentId, aggregate(agentId, entry));
@@ -298,9 +300,9 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
    * on this coordinator cancels the upload and takes over (drains.cancel in exclusive()).
    */
   const drains = new Map<string, { cancel(): Promise<void> }>();
-  const drain = (agentId: string, entry: Entry, supervisor: LitestreamSupervisor): void => {
+  const drain = (agentId: string, entry: Entry, supervisor: LitestreamSupervisor, lease: AgentLease | undefined): void => {
     const controller = new AbortController();
-    const holds = () => entry.lease?.holds() !== false;
+    const holds = () => lease?.holds() !== false;
     logger.warn("agent's last writes are not in S3 yet; uploading them in the background (its lease stays on this coordinator)", { agentId });
     const done = (async () => {
       let synced = false;
@@ -320,7 +322,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
         logger.error("uploading the agent's last writes failed", { agentId, error: errorMessage(err) });
       } finally {
         drains.delete(agentId);
-        await entry.lease?.release();
+        await lease?.release();
       }
       logger.info("agent's background upload ended", { agentId, synced, cancelled: controller.signal.aborted });
     })();
@@ -338,7 +340,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     try {
       if (entry.supervisor && !entry.fenced) {
         if (!(await entry.supervisor.waitForCatchUp(finalSyncMs)) && entry.lease?.holds() && !closed) {
-          drain(agentId, entry, entry.supervisor);
+          drain(agentId, entry, entry.supervisor, entry.lease);
           draining = true;
         } else synced = await stopSupervisor(agentId, entry.supervisor);
       } else if (entry.finalUpload) await entry.finalUpload;

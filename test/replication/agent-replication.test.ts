@@ -58,6 +58,17 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     return prepared;
   }
 
+  /** prepare(), retried while another coordinator still holds the agent (its background upload). */
+  async function prepareOnceFree(replication: AgentReplication, agentId: string, dir: string): Promise<{ restored: boolean }> {
+    for (let tries = 0; ; tries++) {
+      const prepared = await replication.prepare(agentId, dir).catch((err: unknown) => {
+        if (!(err instanceof ConnectError && err.code === Code.AlreadyExists) || tries > 20) throw err;
+        return undefined;
+      });
+      if (prepared) return prepared;
+    }
+  }
+
   it("resumes an agent on another coordinator, and refreshes a stale local copy", async () => {
     expect(await session(a, "coord-a", "roamer", ["a1", "a2"])).toEqual({ restored: false });
     expect(await session(b, "coord-b", "roamer", ["b1"])).toEqual({ restored: true });
@@ -147,14 +158,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
       expect(refused).toBeInstanceOf(ConnectError);
       expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
       await fx.s3.resume();
-      let prepared: { restored: boolean } | undefined;
-      for (let tries = 0; !prepared; tries++) {
-        prepared = await b.prepare("stranded", fx.agentDir("coord-b", "stranded")).catch((err: unknown) => {
-          if (!(err instanceof ConnectError && err.code === Code.AlreadyExists) || tries > 20) throw err;
-          return undefined;
-        });
-      }
-      expect(prepared).toEqual({ restored: true });
+      expect(await prepareOnceFree(b, "stranded", fx.agentDir("coord-b", "stranded"))).toEqual({ restored: true });
       expect(readAgent(fx.agentDir("coord-b", "stranded")).inbound).toEqual(["in c1", "in c2"]);
       await b.release("stranded");
 
@@ -198,12 +202,13 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     expect(await a.release("fenced")).toEqual({ synced: false });
     writer.close();
   }, 30_000);
-  it("a lease that lapses (Valkey away) stops the agent, then its last writes are uploaded under the lease taken again", async () => {
+  it("a lease that lapses (Valkey away) stops the agent, then its last writes are uploaded under the lease taken again, in the background while S3 is away", async () => {
     const d = createAgentReplication({
       s3: fx.settings,
       redis: server.url,
       coordinatorId: "coord-d",
       leaseTtlMs: 1500,
+      finalSyncTimeoutMs: 1000,
       onLeaseLost: (agentId, reason) => lost.push({ coordinator: "coord-d", agentId, reason }),
       logger: silentLogger,
       configDir: path.join(fx.root, "coord-d", "litestream"),
@@ -222,12 +227,16 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
       writer.writeTurn("d2");
       await waitFor(() => lost.some((l) => l.coordinator === "coord-d" && l.agentId === "lapsed"), 10_000, "the lease to lapse");
       expect(lost.find((l) => l.coordinator === "coord-d")?.reason).toMatch(/^not renewed within 1500 ms$/);
-      // Both come back (Valkey empty): nobody else took the agent, so coord-d takes the lease again and uploads d2.
-      await fx.s3.resume();
+      // Valkey comes back (empty): nobody else took the agent, so coord-d takes the lease again; S3 is still
+      // away, so it keeps uploading d2 in the background under that lease, and no one else may restore it yet.
       await server.restart();
       expect(await d.release("lapsed")).toEqual({ synced: false }); // the instance was stopped (fenced) all the same
       writer.close();
-      expect(await b.prepare("lapsed", fx.agentDir("coord-b", "lapsed"))).toEqual({ restored: true });
+      const refused = await b.prepare("lapsed", fx.agentDir("coord-b", "lapsed")).then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
+      await fx.s3.resume();
+      expect(await prepareOnceFree(b, "lapsed", fx.agentDir("coord-b", "lapsed"))).toEqual({ restored: true });
       expect(readAgent(fx.agentDir("coord-b", "lapsed")).inbound).toEqual(["in d1", "in d2"]);
       await b.release("lapsed");
     } finally {
