@@ -6,11 +6,13 @@
  *                               the agent since)
  *   track(agentId, agentDir)    replicate its four databases (one supervised Litestream per agent)
  *   release(agentId)            wait for the last writes to reach S3, stop Litestream (final sync),
- *                               give the lease up
+ *                               give the lease up; S3 away: keep uploading in the background under
+ *                               the lease (background-uploads.ts)
  *   status / holds / fork / close
  *
- * Losing a lease (another coordinator took the agent) kills that agent's Litestream at once, without a
- * final upload, and calls `onLeaseLost`; the coordinator then stops the agent (fencing).
+ * Losing a lease calls `onLeaseLost`; the coordinator then stops the agent (fencing). Taken over by another
+ * coordinator: that agent's Litestream is killed at once, without a final upload. Lapsed (not renewed in
+ * time): the final upload is made under the lease taken again (background-uploads.ts).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -27,6 +29,7 @@ import { restoreAgent } from "./agent-restore.js";
 import { moveAsideStaleCopy } from "./stale-copies.js";
 import { LitestreamSupervisor } from "./litestream-supervisor.js";
 import { UploadKeeper, waitForFinalUpload } from "./upload-keeper.js";
+import { BackgroundUploads } from "./background-uploads.js";
 import { agentDatabasePaths, compileS3Settings, compileTimings, replicaPath, type ReplicationS3Settings, type ReplicationTimings } from "./replication-options.js";
 import { finalMarker, liveStatus, ReleasedStatuses, statusFromMarker, type ReplicationCounters, type ReplicationStatus } from "./replication-status.js";
 
@@ -140,40 +143,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       const supervisor = entry.supervisor;
       // Taken over: another coordinator owns the agent's replicas now, no final upload.
       if (takenOver || !supervisor) void supervisor?.stop({ graceful: false });
-      else entry.finalUpload = uploadAfterLapse(agentId, entry, supervisor);
-    }
-  };
-
-  /**
-   * The lease lapsed (Valkey away longer than the ttl, or this process starved): the agent is stopped,
-   * but what it wrote since the last upload exists only here. Take the lease again (as any new owner
-   * would, first come first served) and make the final upload under it; if another coordinator got it
-   * first, stop without one.
-   */
-  const uploadAfterLapse = async (agentId: string, entry: Entry, supervisor: LitestreamSupervisor): Promise<void> => {
-    let lease: AgentLease | undefined;
-    // Valkey may still be away (that is how the lease lapsed): retry while it is, for as long as a final sync may take.
-    for (const giveUpAt = Date.now() + finalSyncMs; !lease && !closed; ) {
-      try {
-        lease = await acquire(agentId);
-      } catch (err) {
-        if (!(err instanceof ConnectError && err.code === Code.Unavailable) || Date.now() >= giveUpAt) break;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    }
-    if (!lease) {
-      logger.warn("the agent's lease went to another coordinator: its last writes here are not uploaded", { agentId });
-      await supervisor.stop({ graceful: false });
-      return;
-    }
-    // S3 slow or away too: keep uploading in the background under this lease, as a release does (drain).
-    if (!(await supervisor.waitForCatchUp(finalSyncMs)) && lease.holds() && !closed) return drain(agentId, entry, supervisor, lease);
-    try {
-      const synced = await stopSupervisor(agentId, supervisor);
-      if (synced && lease.holds()) await recordFinalPositions(agentId, aggregate(agentId, entry));
-      logger.info("uploaded the agent's last writes after its lease lapsed", { agentId, synced });
-    } finally {
-      await lease.release();
+      else entry.finalUpload = uploads.afterLapse(agentId, supervisor, uploaded(agentId, entry));
     }
   };
 
@@ -261,7 +231,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     // A new instance of an agent that is still being released waits for the final sync; one whose last
     // writes are still being uploaded in the background takes over from that upload (its copy is current).
     await releasing.get(agentId);
-    await drains.get(agentId)?.cancel();
+    await uploads.cancel(agentId);
     if (busy.has(agentId) || entries.has(agentId)) {
       throw new ConnectError(`agent ${agentId} is already being prepared or replicated on this coordinator`, Code.AlreadyExists);
     }
@@ -293,45 +263,12 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     });
   };
 
-  /**
-   * S3 slow or away at release: the agent's last writes exist only on this host. Its Litestream keeps
-   * uploading in the background and the lease stays here, so no other coordinator restores the agent
-   * without them (its prepare() waits, then answers Unavailable, until the upload is done). A new instance
-   * on this coordinator cancels the upload and takes over (drains.cancel in exclusive()).
-   */
-  const drains = new Map<string, { cancel(): Promise<void> }>();
-  const drain = (agentId: string, entry: Entry, supervisor: LitestreamSupervisor, lease: AgentLease | undefined): void => {
-    const controller = new AbortController();
-    const holds = () => lease?.holds() !== false;
-    logger.warn("agent's last writes are not in S3 yet; uploading them in the background (its lease stays on this coordinator)", { agentId });
-    const done = (async () => {
-      let synced = false;
-      try {
-        for (;;) {
-          if (controller.signal.aborted || !holds()) break;
-          if (await supervisor.waitForCatchUp(5000, controller.signal)) break;
-        }
-        if (!controller.signal.aborted && holds()) synced = await stopSupervisor(agentId, supervisor);
-        else await supervisor.stop({ graceful: false });
-        if (synced && holds()) {
-          const final = aggregate(agentId, entry);
-          released.remember({ ...final, state: "stopped", lagMs: 0 });
-          await recordFinalPositions(agentId, final);
-        }
-      } catch (err) {
-        logger.error("uploading the agent's last writes failed", { agentId, error: errorMessage(err) });
-      } finally {
-        drains.delete(agentId);
-        await lease?.release();
-      }
-      logger.info("agent's background upload ended", { agentId, synced, cancelled: controller.signal.aborted });
-    })();
-    drains.set(agentId, {
-      cancel: async () => {
-        controller.abort();
-        await done;
-      },
-    });
+  const uploads = new BackgroundUploads({ finalSyncMs, logger, acquire, stopSupervisor, closing: () => closed });
+  /** After a background upload completed: the agent's final status and positions, as a synced release records them. */
+  const uploaded = (agentId: string, entry: Entry) => async (): Promise<void> => {
+    const final = aggregate(agentId, entry);
+    released.remember({ ...final, state: "stopped", lagMs: 0 });
+    await recordFinalPositions(agentId, final);
   };
 
   const releaseEntry = async (agentId: string, entry: Entry): Promise<{ synced: boolean }> => {
@@ -339,8 +276,8 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     let draining = false;
     try {
       if (entry.supervisor && !entry.fenced) {
-        if (!(await entry.supervisor.waitForCatchUp(finalSyncMs)) && entry.lease?.holds() && !closed) {
-          drain(agentId, entry, entry.supervisor, entry.lease);
+        if (entry.lease && (await uploads.behind(entry.supervisor, entry.lease))) {
+          uploads.drain(agentId, entry.supervisor, entry.lease, uploaded(agentId, entry));
           draining = true;
         } else synced = await stopSupervisor(agentId, entry.supervisor);
       } else if (entry.finalUpload) await entry.finalUpload;
@@ -506,8 +443,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       closed = true;
       // Agents already being released (their instance ended) are awaited too.
       await Promise.all([...[...entries.keys()].map((agentId) => release(agentId)), ...releasing.values()]);
-      // Background uploads end here; what they had not uploaded stays on this host's disk.
-      await Promise.all([...drains.values()].map((d) => d.cancel()));
+      await uploads.cancelAll();
       keeper?.close();
       if (valkey?.owned) await closeValkey(valkey.redis);
       s3Client.destroy();

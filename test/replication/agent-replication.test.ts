@@ -21,7 +21,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
   const lost: { coordinator: string; agentId: string; reason: string }[] = [];
   let a: AgentReplication;
   let b: AgentReplication;
-  const make = (coordinatorId: string) =>
+  const make = (coordinatorId: string, more: { finalSyncTimeoutMs?: number } = {}) =>
     createAgentReplication({
       s3: fx.settings,
       redis: server.url,
@@ -30,6 +30,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
       onLeaseLost: (agentId, reason) => lost.push({ coordinator: coordinatorId, agentId, reason }),
       logger: silentLogger,
       configDir: path.join(fx.root, coordinatorId, "litestream"),
+      ...more,
     });
 
   beforeAll(async () => {
@@ -58,15 +59,27 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     return prepared;
   }
 
-  /** prepare(), retried while another coordinator still holds the agent (its background upload). */
-  async function prepareOnceFree(replication: AgentReplication, agentId: string, dir: string): Promise<{ restored: boolean }> {
+  /**
+   * While S3 is away, coord-b cannot take an agent whose last writes another coordinator is still
+   * uploading (AlreadyExists); once S3 is back and the upload done, it restores all of `inbound`.
+   */
+  async function takenOverOnceUploaded(agentId: string, inbound: string[]): Promise<void> {
+    const dir = fx.agentDir("coord-b", agentId);
+    const refused = await b.prepare(agentId, dir).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConnectError);
+    expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
+    await fx.s3.resume();
     for (let tries = 0; ; tries++) {
-      const prepared = await replication.prepare(agentId, dir).catch((err: unknown) => {
+      const prepared = await b.prepare(agentId, dir).catch((err: unknown) => {
         if (!(err instanceof ConnectError && err.code === Code.AlreadyExists) || tries > 20) throw err;
         return undefined;
       });
-      if (prepared) return prepared;
+      if (!prepared) continue;
+      expect(prepared).toEqual({ restored: true });
+      break;
     }
+    expect(readAgent(dir).inbound).toEqual(inbound);
+    await b.release(agentId);
   }
 
   it("resumes an agent on another coordinator, and refreshes a stale local copy", async () => {
@@ -127,16 +140,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
   });
 
   it("S3 away at release: the last writes keep uploading in the background under the lease; another coordinator gets them once S3 is back, this one takes over at once", async () => {
-    const c = createAgentReplication({
-      s3: fx.settings,
-      redis: server.url,
-      coordinatorId: "coord-c",
-      leaseTtlMs: 1500,
-      finalSyncTimeoutMs: 1000,
-      onLeaseLost: (agentId, reason) => lost.push({ coordinator: "coord-c", agentId, reason }),
-      logger: silentLogger,
-      configDir: path.join(fx.root, "coord-c", "litestream"),
-    });
+    const c = make("coord-c", { finalSyncTimeoutMs: 1000 });
     /** A session on coord-c whose last turn is written while S3 is away; released unsynced. */
     const stranded = async (agentId: string, first: string, last: string): Promise<void> => {
       const dir = fx.agentDir("coord-c", agentId);
@@ -154,13 +158,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     try {
       await stranded("stranded", "c1", "c2");
       // Another coordinator cannot restore the agent without c2 meanwhile: the lease stays on coord-c.
-      const refused = await b.prepare("stranded", fx.agentDir("coord-b", "stranded")).then(() => undefined, (e: unknown) => e);
-      expect(refused).toBeInstanceOf(ConnectError);
-      expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
-      await fx.s3.resume();
-      expect(await prepareOnceFree(b, "stranded", fx.agentDir("coord-b", "stranded"))).toEqual({ restored: true });
-      expect(readAgent(fx.agentDir("coord-b", "stranded")).inbound).toEqual(["in c1", "in c2"]);
-      await b.release("stranded");
+      await takenOverOnceUploaded("stranded", ["in c1", "in c2"]);
 
       // The same coordinator preparing the agent again takes over from the upload at once, with its local copy
       // (S3 still away: this session cannot replicate, track() would refuse, so it is released untracked).
@@ -203,16 +201,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     writer.close();
   }, 30_000);
   it("a lease that lapses (Valkey away) stops the agent, then its last writes are uploaded under the lease taken again, in the background while S3 is away", async () => {
-    const d = createAgentReplication({
-      s3: fx.settings,
-      redis: server.url,
-      coordinatorId: "coord-d",
-      leaseTtlMs: 1500,
-      finalSyncTimeoutMs: 1000,
-      onLeaseLost: (agentId, reason) => lost.push({ coordinator: "coord-d", agentId, reason }),
-      logger: silentLogger,
-      configDir: path.join(fx.root, "coord-d", "litestream"),
-    });
+    const d = make("coord-d", { finalSyncTimeoutMs: 1000 });
     try {
       const dir = fx.agentDir("coord-d", "lapsed");
       await d.prepare("lapsed", dir);
@@ -232,13 +221,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
       await server.restart();
       expect(await d.release("lapsed")).toEqual({ synced: false }); // the instance was stopped (fenced) all the same
       writer.close();
-      const refused = await b.prepare("lapsed", fx.agentDir("coord-b", "lapsed")).then(() => undefined, (e: unknown) => e);
-      expect(refused).toBeInstanceOf(ConnectError);
-      expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
-      await fx.s3.resume();
-      expect(await prepareOnceFree(b, "lapsed", fx.agentDir("coord-b", "lapsed"))).toEqual({ restored: true });
-      expect(readAgent(fx.agentDir("coord-b", "lapsed")).inbound).toEqual(["in d1", "in d2"]);
-      await b.release("lapsed");
+      await takenOverOnceUploaded("lapsed", ["in d1", "in d2"]);
     } finally {
       await fx.s3.resume();
       await d.close();
