@@ -258,6 +258,8 @@ export class AgentInstance {
       await ready;
       // Ready just as the create was cancelled: no one will know this instance, so it must not run.
       if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
+      // Fenced while it started, or even before its process was spawned (the lease was lost): it must not serve.
+      if (this.fencedReason !== undefined) throw new ConnectError(`instance ${this.instanceId} was stopped: ${this.fencedReason}`, Code.Unavailable);
     } catch (err) {
       this.process.kill("SIGKILL");
       await this.ended;
