@@ -125,8 +125,10 @@ export class AgentProcess {
         if (text.length > 4096) fail(new Error("bwrap wrote no child-pid"));
         return;
       }
+      // Drained, not destroyed: bwrap writes the rest of its info (namespace ids, "}") in more writes, and a
+      // closed pipe killed it with SIGPIPE before it let its sandbox go, which then hung, never running the agent.
       info.off("data", onData);
-      info.destroy();
+      info.resume();
       sandboxPid = Number(match[1]);
       prepare({ outer: this.pid, sandbox: sandboxPid }, abort.signal).then(
         () => block.end("1"),
