@@ -155,16 +155,17 @@ describe("client event bridge over WebSocket", () => {
     for await (const res of translator.streamClientEvents({ instanceId: ended, afterSeq: 0n, sessionId: "replay" })) {
       streamed.push([res.event?.type ?? "", Number(res.event?.seq)]);
     }
-    expect(streamed).toEqual([
+    // The turn, in order; then what the instance recorded as it ended: the agent's last state delta may be
+    // stored before or after the platform's own end events (a CI run saw both), so that tail is compared as a set.
+    expect(streamed.slice(0, 5)).toEqual([
       ["state_delta", 1],
       ["turn_started", 2],
       ["text_delta", 3],
       ["text_delta", 4],
       ["turn_complete", 5],
-      ["state_delta", 6],
-      ["session_state", 7],
-      ["session_state", 8],
     ]);
+    expect(streamed.map(([, seq]) => seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(streamed.slice(5).map(([type]) => type).sort()).toEqual(["session_state", "session_state", "state_delta"]);
   });
 
   it("refuses an unknown instance", async () => {
