@@ -102,15 +102,28 @@ describe("LitestreamSupervisor", () => {
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL"); // the coordinator dies; Litestream, in its own process group, does not
     await exited;
+    // This run's Litestream (and relay) only: their config lives in this run's temp root.
+    const configDir = path.join(fx.root, "litestream-orphaned");
     const litestreams = () => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => {
       try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("litestream-orphaned");
+        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(configDir);
       } catch {
         return false;
       }
     })());
-    // tail --pid notices within a second; then the final sync and exit (seconds; a loaded CI host took over 20).
-    await waitFor(() => litestreams().length === 0, 60_000, "Litestream to finish and exit");
+    try {
+      // tail --pid notices within a second; then the final sync and exit.
+      await waitFor(() => litestreams().length === 0, 60_000, "Litestream to finish and exit");
+    } finally {
+      // Never left running for later tests (in production the upload keeper ends a Litestream that hangs).
+      for (const pid of litestreams()) {
+        try {
+          process.kill(Number(pid), "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
     const restored = fx.agentDir("host-b", "orphaned");
     await restoreAgent({ agentId: "orphaned", targetDir: restored, s3: fx.settings, reconcile: false });
     const inbound = readAgent(restored).inbound;
