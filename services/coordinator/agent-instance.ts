@@ -4,73 +4,20 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentProcess, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
+import type { AgentInstanceOptions, InstanceExit, InstanceStatusName, UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
-import type { InstanceLimits } from "./instance-limits.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { findUnfinishedTurns, INTERRUPTED_MESSAGE } from "./unfinished-turns.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { Json, JsonObject } from "../shared/json.js";
-import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 
 /** Longest the agent's `init` waits for sandbox set-up that may finish late (egress). */
 const BEFORE_INIT_WAIT_MS = 3000;
 /** Most agent output one instance records in logs.db (docs/security.md). */
 const LOG_BUDGET_BYTES = 256 * 1024 * 1024;
-
-export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
-
-export interface WorkspaceCapture {
-  capture(): { iteration: number; files: { path: string; change: string }[]; quotaExceeded?: boolean } | undefined;
-}
-
-export interface InstanceExit {
-  code: number | null;
-  signal: string | null;
-  reason: string;
-}
-
-export interface UpdateSubscriber {
-  onUpdate(row: MessageRow): void;
-  /** The instance ended; no more updates will come. */
-  onEnd(): void;
-}
-
-export interface AgentInstanceOptions {
-  instanceId: string;
-  agentId: string;
-  deploymentId: string;
-  runtime: AgentRuntime;
-  command: string;
-  args: string[];
-  workspace: string;
-  /** The whole process environment of the agent's runner (the platform's variables only). */
-  processEnv: Record<string, string>;
-  /** environment + secrets: the runner puts them in its environment, inside the sandbox, and in ctx.env. */
-  agentEnv: Record<string, string>;
-  /** Outer uid/gid of the process (sandbox/agent-uids.ts). */
-  uid?: number;
-  gid?: number;
-  /** Sandbox set-up between bwrap's start and the agent's (cgroup, network); see AgentProcess. */
-  prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
-  /** Settles when the sandbox's set-up that may finish after the process started (egress) is done. */
-  beforeInit?: Promise<void>;
-  /** Why the platform's limits ended the process (read once it exited: out of memory). */
-  exitReason?: () => string | undefined;
-  /** CPU time of the agent's whole tree so far (its cgroup), when known: a start that timed out says it. */
-  cpuUsageMicros?: () => number | undefined;
-  store: AgentStore;
-  workspaceCapture?: WorkspaceCapture;
-  limits: InstanceLimits;
-  logger: Logger;
-  /**
-   * Checked before every write to the agent's databases: false once this coordinator lost the agent's
-   * single-writer lease (replication). The instance is then fenced: killed, nothing more written.
-   */
-  mayWrite?: () => boolean;
-}
 
 interface PendingTurn {
   turn: number;

@@ -1,7 +1,8 @@
 /** Conversions from coordinator-side records to the generated protobuf messages. */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { AgentInstance, InstanceStatusName } from "./agent-instance.js";
+import type { AgentInstance } from "./agent-instance.js";
+import type { InstanceStatusName } from "./agent-instance-options.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { LogRow } from "./store/log-store.js";
 import { InstanceSchema, InstanceStatus, ProcessExitSchema, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";

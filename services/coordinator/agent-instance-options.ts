@@ -1,0 +1,62 @@
+/**
+ * What an AgentInstance is made of and what it reports (agent-instance.ts): its options, status names,
+ * exit, subscribers and the workspace capture it calls after each turn.
+ */
+import type { SandboxPids } from "./agent-process.js";
+import type { InstanceLimits } from "./instance-limits.js";
+import type { AgentRuntime } from "./runtime-commands.js";
+import type { AgentStore } from "./store/agent-store.js";
+import type { MessageRow } from "./store/message-log.js";
+import type { Logger } from "../shared/logger.js";
+
+export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
+
+export interface WorkspaceCapture {
+  capture(): { iteration: number; files: { path: string; change: string }[]; quotaExceeded?: boolean } | undefined;
+}
+
+export interface InstanceExit {
+  code: number | null;
+  signal: string | null;
+  reason: string;
+}
+
+export interface UpdateSubscriber {
+  onUpdate(row: MessageRow): void;
+  /** The instance ended; no more updates will come. */
+  onEnd(): void;
+}
+
+export interface AgentInstanceOptions {
+  instanceId: string;
+  agentId: string;
+  deploymentId: string;
+  runtime: AgentRuntime;
+  command: string;
+  args: string[];
+  workspace: string;
+  /** The whole process environment of the agent's runner (the platform's variables only). */
+  processEnv: Record<string, string>;
+  /** environment + secrets: the runner puts them in its environment, inside the sandbox, and in ctx.env. */
+  agentEnv: Record<string, string>;
+  /** Outer uid/gid of the process (sandbox/agent-uids.ts). */
+  uid?: number;
+  gid?: number;
+  /** Sandbox set-up between bwrap's start and the agent's (cgroup, network); see AgentProcess. */
+  prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
+  /** Settles when the sandbox's set-up that may finish after the process started (egress) is done. */
+  beforeInit?: Promise<void>;
+  /** Why the platform's limits ended the process (read once it exited: out of memory). */
+  exitReason?: () => string | undefined;
+  /** CPU time of the agent's whole tree so far (its cgroup), when known: a start that timed out says it. */
+  cpuUsageMicros?: () => number | undefined;
+  store: AgentStore;
+  workspaceCapture?: WorkspaceCapture;
+  limits: InstanceLimits;
+  logger: Logger;
+  /**
+   * Checked before every write to the agent's databases: false once this coordinator lost the agent's
+   * single-writer lease (replication). The instance is then fenced: killed, nothing more written.
+   */
+  mayWrite?: () => boolean;
+}
