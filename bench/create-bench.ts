@@ -1,16 +1,20 @@
 /**
- * Instance create -> agent ready (p50/p95) for TypeScript and Python through the real gateway,
- * beside bare `bun file.ts` and `python3 -I -S file.py` spawns measured in the same run.
+ * Cold create of a new agent, through the real gateway of `podium dev`, for TypeScript and Python:
+ * POST /instances -> 201 (ready), and create -> first reply (the 201, then a WebSocket, a message, and
+ * the reply's first `stream_update`). Each with warm runners (the default) and without (--warm-runners
+ * 0: a spawn per create), beside bare `bun x.ts` / `python3 -I -S x.py` spawns measured in the same run.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { createDevServer } from "../services/dev/create-dev-server.js";
+import { createDevServer, type DevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT, resolveRuntimeCommands } from "../services/coordinator/runtime-commands.js";
-import { silentLogger } from "../services/shared/logger.js";
+import { createLogger } from "../services/shared/logger.js";
+const silentLogger = createLogger({ level: process.env.BENCH_LOG_LEVEL === "warn" ? "warn" : "silent" });
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
+import { openWebSocket } from "./ws-exchange.js";
 
 function bareSpawn(command: string, args: string[], runs: number): number[] {
   const samples: number[] = [];
@@ -23,45 +27,95 @@ function bareSpawn(command: string, args: string[], runs: number): number[] {
   return samples;
 }
 
-export async function runCreateBench(runs = 20): Promise<BenchResults> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
-  const commands = resolveRuntimeCommands();
-  fs.writeFileSync(path.join(dir, "x.ts"), "export {};\n");
-  fs.writeFileSync(path.join(dir, "x.py"), "pass\n");
-  const bunBare = summarize(bareSpawn(commands.bun, [path.join(dir, "x.ts")], runs));
-  const pyBare = summarize(bareSpawn(commands.python, ["-I", "-S", path.join(dir, "x.py")], runs));
-  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger });
-  const results: BenchResults = {
-    "bun x.ts spawn p50 ms": bunBare.p50,
-    "python3 -I -S x.py spawn p50 ms": pyBare.p50,
-  };
+/** Resolves once the coordinator has `count` warm runners of `runtime` ready (the pool refills in the background). */
+async function poolReady(server: DevServer, runtime: "typescript" | "python", count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (server.coordinator.manager.warmRunnerStats().ready[runtime] < count) {
+    if (Date.now() > deadline) throw new Error(`the ${runtime} warm runners did not refill within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One create -> 201, then -> the first reply of one message over the instance's WebSocket. */
+async function createAndReply(url: string, deploymentId: string): Promise<{ created: number; replied: number; instanceId: string }> {
+  const start = performance.now();
+  const res = await fetch(`${url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: deploymentId }) });
+  const body = (await res.json()) as { instance_id: string };
+  if (res.status !== 201) throw new Error(`create failed: ${JSON.stringify(body)}`);
+  const created = performance.now() - start;
+  const ws = await openWebSocket(`${url.replace("http", "ws")}/api/v1/instances/${body.instance_id}/connect`);
+  await new Promise<void>((resolve) => {
+    ws.on("message", (data: Buffer) => {
+      if (data.toString().includes('"stream_update"')) resolve();
+    });
+    ws.send(JSON.stringify({ type: "process_message", content: { text: "hello" } }));
+  });
+  const replied = performance.now() - start;
+  ws.close();
+  return { created, replied, instanceId: body.instance_id };
+}
+
+async function measure(warmRunners: number, runs: number, dir: string): Promise<BenchResults> {
+  const dataDir = fs.mkdtempSync(path.join(dir, "data-"));
+  const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger, coordinator: { warmRunners } });
+  const label = warmRunners > 0 ? "warm" : "cold";
+  const results: BenchResults = {};
   try {
-    for (const [name, bare] of [["echo-ts", bunBare], ["echo-py", pyBare]] as const) {
-      const samples: number[] = [];
+    for (const [name, runtime] of [["echo-ts", "typescript"], ["echo-py", "python"]] as const) {
+      const created: number[] = [];
+      const replied: number[] = [];
+      // The first create of a runtime starts its pool (observed demand); it is not sampled.
+      await fetch(`${server.url}/api/v1/instances/${(await createAndReply(server.url, `${name}:1.0.0@local`)).instanceId}`, { method: "DELETE" });
       for (let i = 0; i < runs; i++) {
-        const start = performance.now();
-        const res = await fetch(`${server.url}/api/v1/instances`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ deployment_id: `${name}:1.0.0@local` }),
-        });
-        const body = (await res.json()) as { instance_id: string };
-        samples.push(performance.now() - start);
-        if (res.status !== 201) throw new Error(`create failed: ${JSON.stringify(body)}`);
-        await fetch(`${server.url}/api/v1/instances/${body.instance_id}`, { method: "DELETE" });
+        if (warmRunners > 0) await poolReady(server, runtime, warmRunners);
+        const sample = await createAndReply(server.url, `${name}:1.0.0@local`);
+        created.push(sample.created);
+        replied.push(sample.replied);
+        await fetch(`${server.url}/api/v1/instances/${sample.instanceId}`, { method: "DELETE" });
       }
-      const s = summarize(samples);
-      results[`${name} create->ready p50 ms`] = s.p50;
-      results[`${name} create->ready p95 ms`] = s.p95;
-      results[`${name} p50 / bare spawn p50`] = s.p50 / bare.p50;
+      const c = summarize(created);
+      const r = summarize(replied);
+      results[`${name} ${label} create->201 p50 ms`] = c.p50;
+      results[`${name} ${label} create->first reply p50 ms`] = r.p50;
+      results[`${name} ${label} create->first reply p95 ms`] = r.p95;
+    }
+    if (warmRunners > 0) {
+      const stats = server.coordinator.manager.warmRunnerStats();
+      results["warm creates served by a warm runner (%)"] = (100 * stats.claims) / Math.max(1, stats.claims + stats.misses);
     }
   } finally {
     await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
   return results;
 }
 
+export async function runCreateBench(runs = 20): Promise<BenchResults> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
+  fs.chmodSync(dir, 0o711); // agents' uids pass through on their way to their workspaces (full isolation)
+  const commands = resolveRuntimeCommands();
+  fs.writeFileSync(path.join(dir, "x.ts"), "export {};\n");
+  fs.writeFileSync(path.join(dir, "x.py"), "pass\n");
+  try {
+    const bunBare = summarize(bareSpawn(commands.bun, [path.join(dir, "x.ts")], runs));
+    const pyBare = summarize(bareSpawn(commands.python, ["-I", "-S", path.join(dir, "x.py")], runs));
+    const cold = await measure(0, runs, dir);
+    const warm = await measure(2, runs, dir);
+    const ratio = (key: string, bare: number) => (warm[key] ?? NaN) / bare;
+    return {
+      "bun x.ts spawn p50 ms": bunBare.p50,
+      "python3 -I -S x.py spawn p50 ms": pyBare.p50,
+      ...cold,
+      ...warm,
+      "echo-ts warm first reply / bare bun spawn": ratio("echo-ts warm create->first reply p50 ms", bunBare.p50),
+      "echo-py warm first reply / bare python spawn": ratio("echo-py warm create->first reply p50 ms", pyBare.p50),
+      "echo-ts cold 201 / bare bun spawn": (cold["echo-ts cold create->201 p50 ms"] ?? NaN) / bunBare.p50,
+      "echo-py cold 201 / bare python spawn": (cold["echo-py cold create->201 p50 ms"] ?? NaN) / pyBare.p50,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printTable("instance create -> ready", await runCreateBench());
+  printTable("cold create of a new agent (warm runners vs a spawn per create)", await runCreateBench());
 }

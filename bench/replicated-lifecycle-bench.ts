@@ -66,7 +66,11 @@ export async function runReplicatedLifecycleBench(): Promise<BenchResults> {
       dataDir: path.join(root, name),
       agentsDir: path.join(REPO_ROOT, "examples"),
       logger: silentLogger,
-      ...(replicated ? { coordinator: { replication: { s3: { bucket: s3.bucket, endpoint: s3.endpoint, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } } } } } : {}),
+      // A spawn per create in both, so the difference is replication's alone.
+      coordinator: {
+        warmRunners: 0,
+        ...(replicated ? { replication: { s3: { bucket: s3.bucket, endpoint: s3.endpoint, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } } } } : {}),
+      },
     });
   const plain = await start("plain", false);
   const replicated = await start("replicated", true);

@@ -64,7 +64,8 @@ export async function runSandboxBench(runs = 15): Promise<BenchResults> {
         dataDir: path.join(dir, variant.name.replace(/\W+/g, "-")),
         agentsDir: agents(dir, variant.network),
         logger: silentLogger,
-        coordinator: variant.coordinator,
+        // A spawn per create: this measures what isolation costs a start (warm runners hide it; create-bench.ts).
+        coordinator: { ...variant.coordinator, warmRunners: 0 },
       });
       try {
         for (const agent of ["echo-py", "echo-ts"]) {

@@ -4,21 +4,15 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { deploy } from "./deploy-command.js";
-import { restore } from "./restore-command.js";
-import { runDev } from "../dev/main.js";
-import { runCoordinator } from "../coordinator/main.js";
-import { runGateway } from "../gateway/main.js";
-import { runAcp } from "../acp/main.js";
 import { PODIUM_VERSION } from "../shared/version.js";
 
 const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
 
 Usage:
-  podium dev [--port N] [--host H] [--data DIR] [--agents DIR] [--log-level L] [--replicate-bucket B ...]
+  podium dev [--port N] [--host H] [--data DIR] [--agents DIR] [--log-level L] [--warm-runners N] [--replicate-bucket B ...]
                                                                    gateway + coordinator in one process
   podium gateway [--port N] [--host H] (--valkey URL | --coordinator URL ...) [--s3-bucket B --s3-endpoint URL | --registry DIR] [--log-level L]
-  podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--id ID] [--advertise URL]
+  podium coordinator [--port N] [--host H] [--data DIR] [--capacity N] [--warm-runners N] [--id ID] [--advertise URL]
                      [--valkey URL] [--s3-bucket B --s3-endpoint URL | --registry DIR]
                      [--replicate-bucket B [--replicate-prefix P] [--replicate-endpoint URL]]   Litestream to S3
                      [--metrics-port N]                                               Prometheus
@@ -40,14 +34,15 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      // Each command loads only its own modules: `podium version` or `podium acp` never load a coordinator.
       case "dev":
-        return await runDev(rest, process.env);
+        return await (await import("../dev/main.js")).runDev(rest, process.env);
       case "gateway":
-        return await runGateway(rest, process.env);
+        return await (await import("../gateway/main.js")).runGateway(rest, process.env);
       case "coordinator":
-        return await runCoordinator(rest, process.env);
+        return await (await import("../coordinator/main.js")).runCoordinator(rest, process.env);
       case "acp":
-        return await runAcp(rest, process.env);
+        return await (await import("../acp/main.js")).runAcp(rest, process.env);
       case "deploy": {
         const { values, positionals } = parseArgs({
           args: rest,
@@ -56,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
         });
         const dir = positionals[0];
         if (!dir) throw new UsageError("deploy needs a bundle directory: podium deploy DIR --url URL");
+        const { deploy } = await import("./deploy-command.js");
         const result = await deploy({
           dir: path.resolve(dir),
           url: values.url ?? process.env.PODIUM_URL ?? "http://127.0.0.1:7070",
@@ -70,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
           options: { agent: { type: "string" }, timestamp: { type: "string" }, as: { type: "string" }, url: { type: "string" }, "api-key": { type: "string" } },
         });
         if (!values.agent) throw new UsageError("restore needs --agent ID: podium restore --agent ID --timestamp 2026-11-23T13:00:00Z");
+        const { restore } = await import("./restore-command.js");
         const result = await restore({
           agentId: values.agent,
           timestamp: values.timestamp,

@@ -2,7 +2,7 @@
  * What an AgentInstance is made of and what it reports (agent-instance.ts): its options, status names,
  * exit, subscribers and the workspace capture it calls after each turn.
  */
-import type { SandboxPids } from "./agent-process.js";
+import type { AgentProcess, SandboxPids } from "./agent-process.js";
 import type { InstanceLimits } from "./instance-limits.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
@@ -44,6 +44,13 @@ export interface AgentInstanceOptions {
   gid?: number;
   /** Sandbox set-up between bwrap's start and the agent's (cgroup, network); see AgentProcess. */
   prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
+  /**
+   * A warm runner spawned before this instance was asked for (runner-pool.ts), already sandboxed and set up:
+   * used instead of spawning `command`. Its entry module comes with `init` (`entry`).
+   */
+  process?: AgentProcess;
+  /** The entry module a warm runner loads (absolute path as the agent sees it). */
+  entry?: string;
   /** Settles when the sandbox's set-up that may finish after the process started (egress) is done. */
   beforeInit?: Promise<void>;
   /** Why the platform's limits ended the process (read once it exited: out of memory). */

@@ -3,7 +3,7 @@
  * messages.db before anyone sees it), state deltas, workspace capture, stop and crash handling.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { AgentProcess, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
+import { AgentProcess, type AgentProcessHandlers, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
 import type { AgentInstanceOptions, InstanceExit, InstanceStatusName, UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
@@ -126,22 +126,7 @@ export class AgentInstance {
     const steps: string[] = [];
     const step = (what: string) => steps.push(`${what} after ${Date.now() - began} ms`);
     const prepare = options.prepare;
-    this.process = new AgentProcess({
-      command: options.command,
-      args: options.args,
-      cwd: options.workspace,
-      env: options.processEnv,
-      ...(options.uid !== undefined ? { uid: options.uid } : {}),
-      ...(options.gid !== undefined ? { gid: options.gid } : {}),
-      ...(prepare
-        ? {
-            prepare: async (pids: SandboxPids, prepareSignal: AbortSignal) => {
-              step("sandbox started");
-              await prepare(pids, prepareSignal);
-              step("sandbox set up");
-            },
-          }
-        : {}),
+    const handlers: AgentProcessHandlers = {
       onFrames: (frames) => {
         if (steps.length < 8 && !this.readyAt) step("first frame");
         this.onFrames(frames);
@@ -154,8 +139,29 @@ export class AgentInstance {
         this.log(stream === "stdout" ? "info" : "warn", stream, line);
       },
       onBadFrame: (reason, line) => this.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
-    });
-    this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid})`);
+    };
+    this.process = options.process
+      ? options.process.attach(handlers)
+      : new AgentProcess({
+          command: options.command,
+          args: options.args,
+          cwd: options.workspace,
+          env: options.processEnv,
+          ...(options.uid !== undefined ? { uid: options.uid } : {}),
+          ...(options.gid !== undefined ? { gid: options.gid } : {}),
+          ...(prepare
+            ? {
+                prepare: async (pids: SandboxPids, prepareSignal: AbortSignal) => {
+                  step("sandbox started");
+                  await prepare(pids, prepareSignal);
+                  step("sandbox set up");
+                },
+              }
+            : {}),
+          ...handlers,
+        });
+    if (options.process) step("warm runner claimed");
+    this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
     const { state, version } = options.store.state.current();
     const init: HostToAgent = {
@@ -168,6 +174,7 @@ export class AgentInstance {
       env: options.agentEnv,
       state,
       stateVersion: version,
+      ...(options.entry ? { entry: options.entry } : {}),
     };
     // The runner loads the agent's code on `init`: held until the sandbox is fully set up (its network),
     // so the runtime's own start-up overlaps that set-up and the agent never runs without it.

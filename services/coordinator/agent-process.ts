@@ -14,7 +14,15 @@ export interface SandboxPids {
   sandbox: number;
 }
 
-export interface AgentProcessOptions {
+/** Where a process's frames and output go; a warm runner's are replaced when it is claimed (attach). */
+export interface AgentProcessHandlers {
+  /** Every complete frame of one read from fd 3, in order (a burst is one batch). */
+  onFrames(frames: AgentToHost[]): void;
+  onOutput(stream: "stdout" | "stderr", line: string): void;
+  onBadFrame(reason: string, line: string): void;
+}
+
+export interface AgentProcessOptions extends AgentProcessHandlers {
   command: string;
   args: string[];
   cwd: string;
@@ -27,10 +35,6 @@ export interface AgentProcessOptions {
    * (cgroup, network) and only then is the agent's command let go. A failed `prepare` kills the sandbox.
    */
   prepare?: (pids: SandboxPids, signal: AbortSignal) => Promise<void>;
-  /** Every complete frame of one read from fd 3, in order (a burst is one batch). */
-  onFrames(frames: AgentToHost[]): void;
-  onOutput(stream: "stdout" | "stderr", line: string): void;
-  onBadFrame(reason: string, line: string): void;
 }
 
 export interface ProcessExitInfo {
@@ -48,8 +52,10 @@ export class AgentProcess {
   private readonly child: ChildProcess;
   private readonly input: Writable;
   private exitInfo: ProcessExitInfo | undefined;
+  private handlers: AgentProcessHandlers;
 
   constructor(options: AgentProcessOptions) {
+    this.handlers = { onFrames: options.onFrames, onOutput: options.onOutput, onBadFrame: options.onBadFrame };
     this.child = spawn(options.command, options.args, {
       cwd: options.cwd,
       env: options.env,
@@ -66,7 +72,7 @@ export class AgentProcess {
       let spawnFailed = false;
       this.child.once("error", (err) => {
         spawnFailed = true;
-        options.onOutput("stderr", `failed to start agent process: ${errorMessage(err)}`);
+        this.handlers.onOutput("stderr", `failed to start agent process: ${errorMessage(err)}`);
         this.exitInfo = { code: 127, signal: null };
         resolve(this.exitInfo);
       });
@@ -84,15 +90,15 @@ export class AgentProcess {
           try {
             batch.push(parseAgentFrame(line));
           } catch (err) {
-            options.onBadFrame(errorMessage(err), line.slice(0, 200));
+            this.handlers.onBadFrame(errorMessage(err), line.slice(0, 200));
           }
         }
-        if (batch.length > 0) options.onFrames(batch);
+        if (batch.length > 0) this.handlers.onFrames(batch);
       },
       MAX_FRAME_BYTES,
       () => {
         // A frame this large is a broken or hostile agent: it is dropped, and the agent with it.
-        options.onOutput("stderr", `agent frame larger than ${MAX_FRAME_BYTES} bytes; killing the agent`);
+        this.handlers.onOutput("stderr", `agent frame larger than ${MAX_FRAME_BYTES} bytes; killing the agent`);
         this.kill("SIGKILL");
       },
     );
@@ -103,7 +109,7 @@ export class AgentProcess {
       if (!stream) continue;
       // Bytes, not readline: a line that never ends is cut at MAX_OUTPUT_LINE instead of growing forever.
       const lines = new LineSplitter((batch) => {
-        for (const line of batch) options.onOutput(name, line.endsWith("\r") ? line.slice(0, -1) : line);
+        for (const line of batch) this.handlers.onOutput(name, line.endsWith("\r") ? line.slice(0, -1) : line);
       }, MAX_OUTPUT_LINE);
       stream.on("data", (chunk: Buffer) => lines.push(chunk));
       stream.once("end", () => lines.end());
@@ -138,7 +144,7 @@ export class AgentProcess {
     let sandboxPid: number | undefined;
     const fail = (err: unknown) => {
       if (!this.alive) return;
-      options.onOutput("stderr", `sandbox setup failed: ${errorMessage(err)}`);
+      this.handlers.onOutput("stderr", `sandbox setup failed: ${errorMessage(err)}`);
       // bwrap arms --die-with-parent only once it read the block fd: its sandbox would outlive it.
       if (sandboxPid) {
         try {
@@ -151,6 +157,12 @@ export class AgentProcess {
     };
     info.on("data", onData);
     info.on("error", () => undefined);
+  }
+
+  /** From now on frames and output go to `handlers` (a warm runner claimed by its instance). */
+  attach(handlers: AgentProcessHandlers): this {
+    this.handlers = handlers;
+    return this;
   }
 
   get pid(): number {

@@ -3,7 +3,8 @@
  * the TypeScript SDK (sdk/typescript) and the Python SDK (sdk/python) implement exactly this.
  *
  * Transport
- * - The coordinator spawns the agent runner with the entry file as its argument, cwd = the agent's
+ * - The coordinator spawns the agent runner with the entry file as its argument (or, for a warm runner
+ *   spawned before its agent was asked for, without it: then `init.entry` names it), cwd = the agent's
  *   workspace, and four stdio slots: 0 = host -> agent frames, 1 = stdout (logged, level info),
  *   2 = stderr (logged, level warn), 3 = agent -> host frames.
  * - A frame is one JSON object on one line (NDJSON, UTF-8, '\n' terminated). Nothing else is ever
@@ -60,6 +61,8 @@ export type HostToAgent =
       env: Record<string, string>;
       state: JsonObject;
       stateVersion: number;
+      /** Absolute path of the entry module, for a runner spawned without one (a warm runner, runner-pool.ts). */
+      entry?: string;
     }
   | { type: "message"; turn: number; content: JsonObject }
   | { type: "answer"; id: string; value: Json }

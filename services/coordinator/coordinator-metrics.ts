@@ -22,6 +22,30 @@ export function coordinatorMetrics(manager: InstanceManager, replication: AgentR
       ],
     },
     { name: "podium_coordinator_draining", help: "1 while the coordinator drains.", type: "gauge", collect: () => [{ labels, value: manager.isDraining ? 1 : 0 }] },
+    {
+      name: "podium_warm_runners",
+      help: "Sandboxed runners made ahead for new agents, ready to be claimed, by runtime.",
+      type: "gauge",
+      collect: () => Object.entries(manager.warmRunnerStats().ready).map(([runtime, value]) => ({ labels: { ...labels, runtime }, value })),
+    },
+    {
+      name: "podium_warm_runner_creates_total",
+      help: "Creates of new agents that could use a warm runner, by outcome (claimed: served warm; missed: none was ready, started cold).",
+      type: "counter",
+      collect: () => {
+        const stats = manager.warmRunnerStats();
+        return [
+          { labels: { ...labels, outcome: "claimed" }, value: stats.claims },
+          { labels: { ...labels, outcome: "missed" }, value: stats.misses },
+        ];
+      },
+    },
+    {
+      name: "podium_warm_runner_deaths_total",
+      help: "Warm runners that exited before they were claimed (replaced).",
+      type: "counter",
+      collect: () => [{ labels, value: manager.warmRunnerStats().died }],
+    },
   );
   if (!replication) return registry;
   const perAgent = (pick: (s: ReturnType<AgentReplication["statuses"]>[number]) => number | undefined): Sample[] =>

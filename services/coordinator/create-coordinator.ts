@@ -72,6 +72,8 @@ export interface CoordinatorOptions {
   insecureNoAuth?: boolean;
   /** PATH for agent processes. */
   agentPath?: string;
+  /** Sandboxed runners kept warm per runtime for new agents' creates (runner-pool.ts); 0 disables. Default 2. */
+  warmRunners?: number;
   /** Per-agent workspace quota, bytes. */
   workspaceQuotaBytes?: number;
   /**
@@ -159,6 +161,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     agentPath: options.agentPath ?? "/usr/local/bin:/usr/bin:/bin",
     capacity: options.capacity ?? Math.max(8, os.cpus().length * 32),
     ...(options.starts ? { starts: options.starts } : {}),
+    ...(options.warmRunners !== undefined ? { warmRunners: options.warmRunners } : {}),
     workspaces: chronicles.factory,
     sandboxes,
     ...(replication ? { replication } : {}),

@@ -7,15 +7,17 @@ import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance } from "./agent-instance.js";
-import type { WorkspaceCapture } from "./agent-instance-options.js";
 import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
-import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
+import { agentCommand, precompilePython, runtimeReadOnlyPaths, type AgentRuntime, type RuntimeCommands } from "./runtime-commands.js";
+import { openAgent, throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
+import { RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
+import { bundleFitsWarmRunner, claimWarmRunner, discardWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import { validateAgentEnv } from "./agent-env.js";
 import { IdleCpuWatch } from "./idle-cpu-watch.js";
 import { StartAdmission } from "./start-admission.js";
 import { StoreTemplate } from "./store-template.js";
 import { WorkSlots } from "./work-slots.js";
-import type { AgentLaunch, AgentSandboxes } from "./sandbox/agent-sandboxes.js";
+import type { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
 import { DEFAULT_NETWORK_POLICY, NETWORK_POLICIES, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
@@ -34,8 +36,10 @@ export interface CreateInstanceParams {
   environment?: Record<string, string>;
 }
 
-/** Opens the versioned workspace of an agent (Chronicle); optional so the coordinator runs without it. */
-export type WorkspaceFactory = (agentDir: string, workspace: string) => (WorkspaceCapture & { close(): void }) | undefined;
+export type { WorkspaceFactory } from "./open-agent.js";
+
+/** The limits a launch is made with (sandbox, cgroup, disk): a warm runner serves deployments that keep the coordinator's. */
+const LAUNCH_LIMITS = ["memoryBytes", "pids", "cpuWeight", "diskBytes"] as const satisfies readonly (keyof InstanceLimits)[];
 
 export interface InstanceManagerOptions {
   coordinatorId: string;
@@ -60,6 +64,19 @@ export interface InstanceManagerOptions {
   replication?: AgentReplication;
   /** Admission of starts (start-admission.ts); defaults from `startLimitsFor()`. */
   starts?: Partial<StartLimits>;
+  /** Warm runners kept per runtime once it was asked for (runner-pool.ts); 0 disables them. Default DEFAULT_WARM_RUNNERS. */
+  warmRunners?: number;
+}
+
+/** Warm runners per runtime by default: two creates in a row are served warm while the pool refills. */
+export const DEFAULT_WARM_RUNNERS = 2;
+
+/** `--warm-runners N` / PODIUM_WARM_RUNNERS: warm runners per runtime, 0..64 (0 disables them). */
+export function parseWarmRunners(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`--warm-runners must be an integer 0..64, got ${text}`);
+  return n;
 }
 
 /** How many instance starts run at once, and how many may wait (how long) before creates are refused with 429. */
@@ -96,6 +113,11 @@ export class InstanceManager {
   private readonly storeTemplate: StoreTemplate;
   /** Teardowns of ended instances, a few at a time (as many as starts). */
   private readonly teardowns: WorkSlots;
+  /** Sandboxed runners made ahead of time for new agents (runner-pool.ts). */
+  private readonly warm: RunnerPool<WarmAgent>;
+  private readonly warmDeps: WarmRunnerDeps;
+  /** Bundle directories small enough to link into a warm runner (bundles never change once materialized). */
+  private readonly linkable = new Map<string, boolean>();
   private draining = false;
   /** Monotonic counts since start (metrics): instances that became ready, and ended ones by final status. */
   readonly counts = { started: 0, terminated: 0, failed: 0 };
@@ -111,6 +133,33 @@ export class InstanceManager {
     this.teardowns = new WorkSlots(starts.concurrency);
     fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
     this.compiled.set(path.dirname(options.commands.pyRunner), precompilePython(options.commands, path.dirname(options.commands.pyRunner)));
+    this.warmDeps = {
+      sandboxes: options.sandboxes,
+      storeTemplate: this.storeTemplate,
+      ...(options.workspaces ? { workspaces: options.workspaces } : {}),
+      agentPath: options.agentPath,
+      commands: options.commands,
+      agentDir: (agentId) => this.agentDir(agentId),
+      logger: options.logger,
+    };
+    // Left-overs of a killed run go first (after its volumes were unmounted), before any runner is made.
+    const swept = options.sandboxes.ready().then(() => removeLeftoverWarmRunners(this.warmDeps, path.join(options.dataDir, "agents")));
+    swept.catch((err: unknown) => options.logger.warn(`removing left-over warm runners failed: ${errorMessage(err)}`));
+    this.warm = new RunnerPool<WarmAgent>({
+      size: options.warmRunners ?? DEFAULT_WARM_RUNNERS,
+      make: async (runtime, signal) => {
+        await swept.catch(() => undefined);
+        if (runtime === "python") await this.compiled.get(path.dirname(options.commands.pyRunner));
+        return makeWarmRunner(this.warmDeps, runtime, this.limits, DEFAULT_NETWORK_POLICY, signal);
+      },
+      discard: (runner) => discardWarmRunner(this.warmDeps, runner),
+      logger: options.logger,
+    });
+  }
+
+  /** Warm runners ready per runtime, and how many creates they served (metrics, tests). */
+  warmRunnerStats(): RunnerPoolStats {
+    return this.warm.stats();
   }
 
   get coordinatorId(): string {
@@ -185,6 +234,7 @@ export class InstanceManager {
     }
     validateAgentEnv("environment", params.environment);
     validateAgentEnv("secrets", params.secrets);
+    // A new agent's id is reserved here; a warm runner, when one serves it, brings its own.
     const agentId = params.agentId || newId("agent");
     assertAgentId(agentId);
     const running = this.liveByAgent.get(agentId);
@@ -211,55 +261,62 @@ export class InstanceManager {
     }
   }
 
-  private async spawn(deployment: DeploymentRecord, bundleDir: string, agentId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
-    const instanceId = newId("inst");
-    const agentDir = this.agentDir(agentId);
+  private async spawn(deployment: DeploymentRecord, bundleDir: string, reservedId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
     const { limits, network } = this.deploymentSettings(bundleDir);
+    // A new agent with the coordinator's default limits and network: a warm runner, made ahead, is it.
+    const pooled = !params.agentId && this.fitsWarmRunner(bundleDir, limits, network);
+    try {
+      return await this.spawnWith(deployment, bundleDir, reservedId, params, { limits, network }, pooled ? this.claimWarmRunner(deployment.runtime, bundleDir) : undefined, signal);
+    } finally {
+      // Refilled once this start settled, so making the next runner does not slow this one down.
+      if (pooled) this.warm.refill();
+    }
+  }
+
+  private async spawnWith(
+    deployment: DeploymentRecord,
+    bundleDir: string,
+    reservedId: string,
+    params: CreateInstanceParams,
+    { limits, network }: { limits: InstanceLimits; network: AgentNetworkPolicy },
+    warm: WarmAgent | undefined,
+    signal?: AbortSignal,
+  ): Promise<AgentInstance> {
     const agentEnv = { ...params.environment, ...params.secrets };
-    const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
+    const agentId = warm?.agentId ?? reservedId;
+    const instanceId = warm?.instanceId ?? newId("inst");
+    const agentDir = this.agentDir(agentId);
     const { replication } = this.options;
-    // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
-    if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: !params.agentId });
-    let launch: AgentLaunch;
-    let store: AgentStore | undefined;
-    let workspaceCapture: ReturnType<WorkspaceFactory> = undefined;
+    let opened: OpenedAgent;
     try {
-      throwIfCancelled(signal);
-      // Workspace and HOME (outside the versioned workspace, so tool caches do not become history):
-      // owned by the agent's uid, on its quota-limited disk (what was restored is moved onto it).
-      launch = await this.options.sandboxes.launch({
-        agentId,
-        instanceId,
-        agentDir,
-        command: runner,
-        args: runnerArgs,
-        readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
-        limits,
-        network,
-        ...(signal ? { signal } : {}),
-      });
+      // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
+      if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: !params.agentId });
     } catch (err) {
-      await replication?.release(agentId);
+      if (warm) await discardWarmRunner(this.warmDeps, warm);
       throw err;
     }
-    const { workspace, home } = launch;
-    try {
-      // Each step below is synchronous work (files, SQLite, a worker thread): between them, heartbeats, probes
-      // and running agents get the event loop, however many starts are in flight.
-      await this.storeTemplate.seed(agentDir);
-      store = AgentStore.open({ dir: agentDir });
-      await yieldToEventLoop();
-      throwIfCancelled(signal);
-      workspaceCapture = this.options.workspaces?.(agentDir, workspace);
-      await yieldToEventLoop();
-      throwIfCancelled(signal);
-    } catch (err) {
-      workspaceCapture?.close();
-      store?.close();
-      await replication?.release(agentId);
-      await launch.release();
-      throw err;
+    if (warm) opened = warm;
+    else {
+      const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
+      try {
+        opened = await openAgent(this.warmDeps, {
+          agentId,
+          instanceId,
+          deploymentId: deployment.deploymentId,
+          agentDir,
+          command: runner,
+          args: runnerArgs,
+          readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
+          limits,
+          network,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (err) {
+        await replication?.release(agentId);
+        throw err;
+      }
     }
+    const { launch, store, workspaceCapture } = opened;
     const instance = new AgentInstance({
       instanceId,
       agentId,
@@ -271,22 +328,12 @@ export class InstanceManager {
       ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
       ...(launch.prepare ? { prepare: launch.prepare } : {}),
       ...(launch.beforeInit ? { beforeInit: launch.beforeInit } : {}),
+      ...(warm ? { process: warm.process, entry: path.join(warm.bundleDir, deployment.entry) } : {}),
       exitReason: launch.exitReason,
       cpuUsageMicros: () => launch.cpuUsageMicros(),
-      workspace,
+      workspace: launch.workspace,
       // environment + secrets are not here: the runner applies them inside the sandbox (init.env).
-      processEnv: {
-        PATH: this.options.agentPath,
-        HOME: home,
-        TMPDIR: "/tmp",
-        LANG: "C.UTF-8",
-        PYTHONUNBUFFERED: "1",
-        PYTHONDONTWRITEBYTECODE: "1",
-        PODIUM_INSTANCE_ID: instanceId,
-        PODIUM_AGENT_ID: agentId,
-        PODIUM_DEPLOYMENT_ID: deployment.deploymentId,
-        PODIUM_WORKSPACE: workspace,
-      },
+      processEnv: opened.processEnv,
       agentEnv,
       store,
       ...(workspaceCapture ? { workspaceCapture } : {}),
@@ -297,7 +344,6 @@ export class InstanceManager {
     this.idleCpu.track(instance, launch, limits.idleCpuMs);
     this.instances.set(instanceId, instance);
     this.liveByAgent.set(agentId, instanceId);
-    const opened = store;
     const closed = instance.ended.then(async () => {
       if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
       if (instance.status === "failed") this.counts.failed++;
@@ -316,7 +362,7 @@ export class InstanceManager {
             workspaceCapture?.close();
           } finally {
             await yieldToEventLoop();
-            opened.close();
+            store.close();
             await launch.release();
           }
         });
@@ -349,6 +395,24 @@ export class InstanceManager {
       }
     }
     return instance;
+  }
+
+  /** Whether warm runners can serve the deployment: the coordinator's launch limits and network, a bundle small enough to link. */
+  private fitsWarmRunner(bundleDir: string, limits: InstanceLimits, network: AgentNetworkPolicy): boolean {
+    if (!this.warm.enabled || network !== DEFAULT_NETWORK_POLICY || LAUNCH_LIMITS.some((key) => limits[key] !== this.limits[key])) return false;
+    let fits = this.linkable.get(bundleDir);
+    if (fits === undefined) this.linkable.set(bundleDir, (fits = bundleFitsWarmRunner(bundleDir)));
+    return fits;
+  }
+
+  /** A ready warm runner of `runtime` with the bundle linked in, or undefined (the create starts cold). */
+  private claimWarmRunner(runtime: AgentRuntime, bundleDir: string): WarmAgent | undefined {
+    const runner = this.warm.take(runtime);
+    if (!runner) return undefined;
+    if (claimWarmRunner(runner, bundleDir)) return runner;
+    this.options.logger.warn("linking a bundle into a warm runner failed; starting the agent cold", { agent_id: runner.agentId });
+    void discardWarmRunner(this.warmDeps, runner).catch(() => undefined);
+    return undefined;
   }
 
   /** The coordinator's limits with the deployment's podium.json `limits` applied, and its network policy. */
@@ -449,12 +513,13 @@ export class InstanceManager {
   /** Stops taking instances; waits for running turns up to `deadlineMs`, then stops every instance. */
   async drain(deadlineMs: number): Promise<number> {
     this.draining = true;
+    const warm = this.warm.close();
     const live = [...this.instances.values()].filter((i) => i.live);
     const deadline = Date.now() + deadlineMs;
     while (live.some((i) => i.live && (i.status === "busy" || i.queuedMessages > 0)) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await Promise.all(live.map((i) => i.stop()));
+    await Promise.all([...live.map((i) => i.stop()), warm]);
     return live.length;
   }
 
@@ -462,18 +527,9 @@ export class InstanceManager {
     if (this.closed) return;
     this.closed = true;
     this.idleCpu.close();
-    await Promise.all([...this.instances.values()].map((i) => i.stop()));
+    await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
     await Promise.all(this.closing.values());
   }
-}
-
-/** Lets pending I/O (heartbeat replies, probes, agents' frames) run before the next piece of synchronous work. */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-function throwIfCancelled(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
 }
 
 export function replicationNotConfigured(coordinatorId: string): ConnectError {

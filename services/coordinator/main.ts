@@ -7,6 +7,7 @@ import { parseLogLevel } from "../shared/logger.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "./replication-config.js";
 import { parseLimitSettings } from "./instance-limits.js";
+import { parseWarmRunners } from "./instance-manager.js";
 import { parseUidRange } from "./sandbox/agent-uids.js";
 import { parseEgressAllow } from "./sandbox/agent-network.js";
 
@@ -18,6 +19,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       host: { type: "string" },
       data: { type: "string" },
       capacity: { type: "string" },
+      "warm-runners": { type: "string" },
       id: { type: "string" },
       advertise: { type: "string" },
       valkey: { type: "string" },
@@ -48,6 +50,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   const log = (line: string) => process.stderr.write(`[podium coordinator] ${line}\n`);
   if (!clusterSecret) log("PODIUM_CLUSTER_SECRET is not set, so every caller can use this coordinator (loopback only, unless --insecure-no-auth)");
   const capacity = values.capacity ?? env.PODIUM_CAPACITY;
+  const warmRunners = parseWarmRunners(values["warm-runners"] ?? env.PODIUM_WARM_RUNNERS);
   const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
   const advertise = values.advertise ?? env.PODIUM_ADVERTISE_ADDRESS;
   const coordinatorId = values.id ?? env.PODIUM_COORDINATOR_ID;
@@ -81,6 +84,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ...(coordinatorId ? { coordinatorId } : {}),
     ...(advertise ? { advertiseAddress: advertise } : {}),
     ...(capacity ? { capacity: Number(capacity) } : {}),
+    ...(warmRunners !== undefined ? { warmRunners } : {}),
     ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
     ...(replication ? { replication } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),

@@ -21,7 +21,15 @@ export interface RuntimeCommands {
   pyRunner: string;
 }
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The checkout (or installed package): where sdk/ lives, whether this module runs from source or from dist/. */
+export const REPO_ROOT = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "sdk"))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from, "../..");
+  }
+}
 
 function resolveBun(): string {
   const require = createRequire(import.meta.url);
@@ -50,11 +58,12 @@ export function resolveRuntimeCommands(overrides: Partial<RuntimeCommands> = {})
   };
 }
 
-/** argv for an agent entry file. */
-export function agentCommand(commands: RuntimeCommands, runtime: AgentRuntime, entry: string): [string, string[]] {
+/** argv for an agent entry file; without `entry`, a warm runner that takes its entry from `init.entry`. */
+export function agentCommand(commands: RuntimeCommands, runtime: AgentRuntime, entry?: string): [string, string[]] {
+  const tail = entry === undefined ? [] : [entry];
   // --no-install: never auto-install packages at run time (bundles bring their dependencies).
-  if (runtime === "typescript") return [commands.bun, ["--no-install", commands.tsRunner, entry]];
-  return [commands.python, [...commands.pythonFlags, commands.pyRunner, entry]];
+  if (runtime === "typescript") return [commands.bun, ["--no-install", commands.tsRunner, ...tail]];
+  return [commands.python, [...commands.pythonFlags, commands.pyRunner, ...tail]];
 }
 
 /** What an agent of `runtime` must be able to read besides its bundle: interpreter and SDK. */

@@ -5,6 +5,7 @@ import { createDevServer } from "./create-dev-server.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "../coordinator/replication-config.js";
+import { parseWarmRunners } from "../coordinator/instance-manager.js";
 
 export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -15,6 +16,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       data: { type: "string" },
       agents: { type: "string" },
       "log-level": { type: "string" },
+      "warm-runners": { type: "string" },
       ...REPLICATION_FLAGS,
     },
   });
@@ -31,6 +33,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   }
   const level = parseLogLevel(values["log-level"] ?? env.PODIUM_LOG_LEVEL);
   const replication = replicationFromFlags(values, env);
+  const warmRunners = parseWarmRunners(values["warm-runners"] ?? env.PODIUM_WARM_RUNNERS);
   const server = await createDevServer({
     logger: createLogger({ level, fields: { service: "podium-dev" } }),
     port,
@@ -38,7 +41,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     dataDir: path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium"),
     ...(values.agents ? { agentsDir: path.resolve(values.agents) } : {}),
     apiKeys,
-    coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ...(replication ? { replication } : {}) },
+    coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ...(replication ? { replication } : {}), ...(warmRunners !== undefined ? { warmRunners } : {}) },
   });
   for (const d of server.deployments) log(`deployed ${d.deploymentId} (${d.runtime}, ${d.digest.slice(0, 19)})`);
   process.stdout.write(`podium dev listening on ${server.url}\n`);

@@ -38,8 +38,10 @@ export interface UploadKeeperOptions {
   logger: Logger;
 }
 
-const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "upload-keeper-main.ts");
-const TSX = createRequire(import.meta.url).resolve("tsx");
+/** The keeper's entry beside this module: compiled (dist/, run by node) or source (run through tsx). */
+const COMPILED = import.meta.url.endsWith(".js");
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), COMPILED ? "upload-keeper-main.js" : "upload-keeper-main.ts");
+const NODE_ARGS = COMPILED ? [MAIN] : ["--import", createRequire(import.meta.url).resolve("tsx"), MAIN];
 
 export class UploadKeeper {
   private readonly watched = new Map<string, number>();
@@ -92,7 +94,7 @@ export class UploadKeeper {
     let child: ChildProcess;
     try {
       // detached: its own process group, so a signal to the coordinator's group does not end it.
-      child = spawn(process.execPath, ["--import", TSX, MAIN], {
+      child = spawn(process.execPath, NODE_ARGS, {
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PODIUM_UPLOAD_KEEPER: JSON.stringify(config) },
         stdio: ["pipe", "ignore", "pipe"],
         detached: true,

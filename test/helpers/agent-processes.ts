@@ -5,6 +5,8 @@
  * reparented). Filtered by data dir, so tests running side by side on one host do not see each other's.
  */
 import fs from "node:fs";
+import path from "node:path";
+import { WARM_MARKER } from "../../services/coordinator/warm-runner.js";
 
 export interface AgentProcessInfo {
   pid: number;
@@ -40,7 +42,10 @@ function parentOf(pid: number): number {
   }
 }
 
-/** Live (not zombie) processes of Podium agents whose workspace is under one of `dataDirs`. */
+/**
+ * Live (not zombie) processes of Podium agents whose workspace is under one of `dataDirs`. Unclaimed warm
+ * runners (their agent directory holds the `warm-runner` marker) are not agents yet and are left out.
+ */
 export function agentProcesses(dataDirs: string[]): AgentProcessInfo[] {
   const found: AgentProcessInfo[] = [];
   for (const name of fs.readdirSync("/proc")) {
@@ -50,6 +55,7 @@ export function agentProcesses(dataDirs: string[]): AgentProcessInfo[] {
     const instanceId = env?.get("PODIUM_INSTANCE_ID");
     const workspace = env?.get("PODIUM_WORKSPACE") ?? "";
     if (!env || !instanceId || !dataDirs.some((dir) => workspace.startsWith(dir + "/"))) continue;
+    if (fs.existsSync(path.join(path.dirname(workspace), WARM_MARKER))) continue;
     const ppid = parentOf(pid);
     if (ppid < 0) continue;
     found.push({ pid, ppid, instanceId, agentId: env.get("PODIUM_AGENT_ID") ?? "", workspace });

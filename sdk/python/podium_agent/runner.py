@@ -173,10 +173,21 @@ class Runtime:
         # environment + secrets reach the agent only here, inside its sandbox, before its module runs
         # (module-level code may read os.environ); never through the environment of a host process.
         env = init.get("env")
-        if type(env) is dict and env:
+        deployment = init.get("deploymentId")
+        if (type(env) is dict and env) or self.entry is None:
             import os  # not loaded by `python3 -I -S` until needed
 
-            os.environ.update({k: v for k, v in env.items() if type(k) is str and type(v) is str})
+            # A warm runner was spawned before its deployment was known: the platform's variable comes from init.
+            if type(deployment) is str and deployment:
+                os.environ.setdefault("PODIUM_DEPLOYMENT_ID", deployment)
+            if type(env) is dict:
+                os.environ.update({k: v for k, v in env.items() if type(k) is str and type(v) is str})
+        if self.entry is None:  # a warm runner: the entry comes with init
+            entry = init.get("entry")
+            if type(entry) is not str or not entry.startswith("/"):
+                return self.fatal(ValueError("no entry module: pass it as the runner's argument or in init.entry"))
+            self.entry = entry
+            sys.path.insert(1, entry.rpartition("/")[0] or "/")
         try:
             module = load_entry(self.entry)
             hooks = self._hooks(module)
@@ -331,15 +342,13 @@ def _drive(coroutine):
 
 
 def main(argv):
-    if not argv:
-        sys.stderr.write("usage: python3 -I -S podium_runner.py <entry file>\n")
-        return 2
+    """argv: [entry file], or [] for a warm runner whose entry comes with init."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)
         except (AttributeError, ValueError):
             pass
-    runtime = Runtime(argv[0], FrameWriter())
+    runtime = Runtime(argv[0] if argv else None, FrameWriter())
     try:
         return runtime.run()
     except FrameChannelClosed:

@@ -18,7 +18,7 @@ const WATCHDOG_SLACK_MS = 1000;
 
 export interface AgentRuntimeOptions {
   /** Loads the entry module's agent (rejects when it fails to import or has no onMessage). */
-  load: () => Promise<Agent>;
+  load: (init: InitFrame) => Promise<Agent>;
   /** File descriptor of host -> agent frames (0). */
   inputFd: number;
   writer: FrameWriter;
@@ -97,9 +97,11 @@ export class AgentRuntime {
         this.initSeen = true;
         // environment + secrets reach the agent only here, inside its sandbox, before its module runs
         // (module-level code may read process.env); never through the environment of a host process.
+        // A warm runner was spawned before its deployment was known: the platform's variable comes from init.
+        if (frame.deploymentId) process.env.PODIUM_DEPLOYMENT_ID ??= frame.deploymentId;
         Object.assign(process.env, frame.env);
         // The host writes `init` right after spawning, so it is waiting on stdin once the runtime is up.
-        this.loading = this.options.load();
+        this.loading = this.options.load(frame);
         this.loading.catch((error: unknown) => this.fatal(error));
         void this.boot(frame);
         return;

@@ -11,6 +11,8 @@ export interface InitFrame {
   env: Record<string, string>;
   state: JsonObject;
   stateVersion: number;
+  /** Absolute path of the entry module, for a runner started without one (a warm runner). */
+  entry?: string;
 }
 
 export type HostFrame =
@@ -55,6 +57,7 @@ export function parseHostFrame(line: string): HostFrame {
         env: stringRecord(value.env),
         state: isObject(value.state) ? (value.state as JsonObject) : {},
         stateVersion: typeof value.stateVersion === "number" ? value.stateVersion : 0,
+        ...(typeof value.entry === "string" && value.entry ? { entry: value.entry } : {}),
       };
     case "message":
       return { type: "message", turn: turnOf(value.turn, "message.turn"), content: isObject(value.content) ? (value.content as JsonObject) : {} };

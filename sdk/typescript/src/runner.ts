@@ -1,6 +1,7 @@
 /**
  * Podium TypeScript agent runner. Spawned by the coordinator as
  *   bun sdk/typescript/src/runner.ts <absolute entry path>
+ * or, as a warm runner started before anyone asked for it, without the entry: `init.entry` names it.
  * with cwd = workspace, fd 0 = host -> agent NDJSON, fd 1/2 = logs, fd 3 = agent -> host NDJSON.
  * This is the only file that reads argv or touches process-wide handlers.
  */
@@ -8,14 +9,11 @@ import * as path from "node:path";
 import { writeLog } from "./agent-context.js";
 import { AgentRuntime } from "./agent-runtime.js";
 import { FrameChannelClosedError, FrameWriter } from "./frame-io.js";
+import type { InitFrame } from "./host-frames.js";
 import { loadAgent } from "./load-agent.js";
 
 const FRAME_FD = 3;
 const entry = process.argv[2];
-if (!entry) {
-  process.stderr.write("usage: bun sdk/typescript/src/runner.ts <entry file>\n");
-  process.exit(2);
-}
 
 const writer = new FrameWriter(FRAME_FD);
 const exit = (code: number): never => process.exit(code);
@@ -32,4 +30,9 @@ const report = (what: string) => (error: unknown) => {
 process.on("uncaughtException", report("uncaught exception:"));
 process.on("unhandledRejection", report("unhandled promise rejection:"));
 
-new AgentRuntime({ load: () => loadAgent(path.resolve(entry)), inputFd: 0, writer, exit }).start();
+const load = (init: InitFrame) => {
+  const file = entry ?? init.entry;
+  if (!file) return Promise.reject(new Error("no entry module: pass it as the runner's argument or in init.entry"));
+  return loadAgent(path.resolve(file));
+};
+new AgentRuntime({ load, inputFd: 0, writer, exit }).start();

@@ -118,6 +118,16 @@ export class AgentSandboxes {
     return this.volumes?.enforced ? this.volumes.openExisting(agentDir, signal) : undefined;
   }
 
+  /** Settles once volumes a killed coordinator left mounted were unmounted (before anything else touches agent dirs). */
+  ready(): Promise<unknown> {
+    return this.swept;
+  }
+
+  /** Frees what was assigned to an agent that never ran and never will (its uid): an unclaimed warm runner. */
+  forgetAgent(agentId: string): void {
+    this.uids?.release(agentId);
+  }
+
   /** One line for the start-up log: what isolates agents here. */
   describe(): string {
     const parts = [this.sandbox.kind === "bwrap" ? "bubblewrap" : "NO sandbox"];
@@ -203,8 +213,10 @@ export class AgentSandboxes {
     let cgroup: AgentCgroup | undefined;
     // slirp4netns's launcher starts now and waits for the sandbox's pid, so its start-up overlaps bwrap's.
     let sandboxPid: { resolve(pid: number): void; reject(err: Error): void } | undefined;
+    const pid = new Promise<number>((resolve, reject) => (sandboxPid = { resolve, reject }));
+    pid.catch(() => undefined); // rejected by a release before the sandbox started, maybe before attach awaits it
     const attaching = networks?.attach({
-      pid: new Promise<number>((resolve, reject) => (sandboxPid = { resolve, reject })),
+      pid,
       ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });

@@ -69,6 +69,23 @@ export class AgentUids {
     throw new Error(`every uid of ${this.range.first}-${this.range.last} is assigned; widen --agent-uids`);
   }
 
+  /** Frees the uid of an agent that will never run again (an unclaimed warm runner's). */
+  release(agentId: string): void {
+    let uid: number;
+    try {
+      uid = this.uidFor(agentId); // finds it when another run of this coordinator assigned it
+    } catch {
+      return;
+    }
+    this.known.delete(agentId);
+    const file = path.join(this.dir, String(uid));
+    try {
+      if (fs.readFileSync(file, "utf8") === agentId) fs.unlinkSync(file);
+    } catch {
+      // already gone
+    }
+  }
+
   contains(uid: number): boolean {
     return uid >= this.range.first && uid <= this.range.last;
   }

@@ -65,6 +65,7 @@ export class AgentStore {
     readonly messages: MessageLog,
     readonly state: StateStore,
     readonly logs: LogStore,
+    private readonly databases: readonly SqliteDatabase[],
   ) {}
 
   /** Creates the directory and databases if needed, runs migrations, loads the state. */
@@ -81,11 +82,19 @@ export class AgentStore {
       const messages = new MessageLog(open(MESSAGES_DB, MESSAGES_MIGRATIONS));
       const state = new StateStore(open(STATE_DB, STATE_MIGRATIONS), compiled);
       const logs = new LogStore(open(LOGS_DB, LOGS_MIGRATIONS));
-      return new AgentStore(compiled.dir, messages, state, logs);
+      return new AgentStore(compiled.dir, messages, state, logs, opened);
     } catch (err) {
       for (const db of opened) db.close();
       throw err;
     }
+  }
+
+  /**
+   * Makes each database's first write as cheap as its next ones (~1 ms less each): rewrites its user_version
+   * unchanged, which creates the write-ahead log now. For stores opened ahead of their agent (warm runners).
+   */
+  prime(): void {
+    for (const db of this.databases) db.pragma(`user_version = ${Number(db.pragma("user_version", { simple: true }))}`);
   }
 
   get isClosed(): boolean {

@@ -142,7 +142,7 @@ def spin(message):
 
 
 def env(message):
-    return {k: v for k, v in os.environ.items() if k.startswith("ATTACK_") or k in ("LD_PRELOAD", "HOME", "TMPDIR")}
+    return {k: v for k, v in os.environ.items() if k.startswith(("ATTACK_", "PODIUM_")) or k in ("LD_PRELOAD", "HOME", "TMPDIR")}
 
 
 PROBES = {f.__name__: f for f in (read, status, shocker, connect, listen, forkbomb, memhog, fill, spin, env)}
