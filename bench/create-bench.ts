@@ -68,6 +68,8 @@ async function measure(warmRunners: number, runs: number, dir: string): Promise<
       await fetch(`${server.url}/api/v1/instances/${(await createAndReply(server.url, `${name}:1.0.0@local`)).instanceId}`, { method: "DELETE" });
       for (let i = 0; i < runs; i++) {
         if (warmRunners > 0) await poolReady(server, runtime, warmRunners);
+        // A create arriving at an idle coordinator: the previous instance's teardown (unmount, cgroup) is over.
+        await new Promise((resolve) => setTimeout(resolve, 250));
         const sample = await createAndReply(server.url, `${name}:1.0.0@local`);
         created.push(sample.created);
         replied.push(sample.replied);

@@ -5,7 +5,8 @@ import { pathToFileURL } from "node:url";
 import { printTable, type BenchResults } from "./bench-util.js";
 
 const suites: [string, string, string][] = [
-  ["instance create -> ready (vs bare spawn)", "./create-bench.ts", "runCreateBench"],
+  ["start-up of the podium command (vs node -e 0)", "./startup-bench.ts", "runStartupBench"],
+  ["cold create of a new agent: warm runners vs a spawn per create (vs bare spawn)", "./create-bench.ts", "runCreateBench"],
   ["sandbox cost: create -> ready with and without isolation", "./sandbox-bench.ts", "runSandboxBench"],
   ["per-agent SQLite stores", "./store-bench.ts", "runStoreBench"],
   ["Chronicle workspace capture", "./chronicle-bench.ts", "runChronicleBench"],

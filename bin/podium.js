@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const compiled = path.join(root, "dist/services/cli/main.js");
+/** Written by `npm run build` once tsc finished (tsc's incremental builds leave unchanged outputs' times alone). */
+const stamp = path.join(root, "dist/.built");
 const SOURCES = ["services", "gen", "packages/client/src"];
 
 /** The newest modification time of a .ts file under `dir` (ms), or 0. */
@@ -30,7 +32,7 @@ function newestSource(dir) {
 
 function builtAt() {
   try {
-    return fs.statSync(compiled).mtimeMs;
+    return fs.existsSync(compiled) ? fs.statSync(stamp).mtimeMs : 0;
   } catch {
     return 0;
   }

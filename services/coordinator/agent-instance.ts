@@ -163,7 +163,17 @@ export class AgentInstance {
     if (options.process) step("warm runner claimed");
     this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
-    const { state, version } = options.store.state.current();
+    let current: ReturnType<AgentStore["state"]["current"]>;
+    try {
+      current = options.store.state.current();
+    } catch (err) {
+      // Unreadable or beyond what one string can hold: the process spawned above must not be left running.
+      ready.catch(() => undefined); // its exit rejects it; nobody waits for it now
+      this.process.kill("SIGKILL");
+      await this.ended;
+      throw err instanceof ConnectError ? err : new ConnectError(`cannot load the agent's state: ${errorMessage(err)}`, Code.ResourceExhausted);
+    }
+    const { state, version } = current;
     const init: HostToAgent = {
       type: "init",
       protocol: AGENT_PROTOCOL_VERSION,
@@ -180,7 +190,15 @@ export class AgentInstance {
     // so the runtime's own start-up overlaps that set-up and the agent never runs without it.
     const sendInit = () => {
       step("init sent");
-      this.process?.send(init);
+      try {
+        this.process?.send(init);
+      } catch (err) {
+        // A state beyond what one string can hold (V8's limit, ~512 MiB of JSON) cannot be sent: this start
+        // fails with a clear error and kills the process; the coordinator and its other agents carry on.
+        const message = `the agent's state cannot be sent to its runner (${errorMessage(err)}); it is too large to load`;
+        this.log("error", "platform", message);
+        this.readySettle?.reject(new ConnectError(message, Code.ResourceExhausted));
+      }
     };
     if (!options.beforeInit) sendInit();
     else {
@@ -397,7 +415,7 @@ export class AgentInstance {
   }
 
   private recoverUnfinishedTurns(): void {
-    if (!this.writable()) return;
+    if (this.lastSeq === 0 || !this.writable()) return; // a new agent: nothing was ever acknowledged
     const { begun, waiting } = findUnfinishedTurns(this.options.store.messages);
     // What an interrupted turn left in the workspace is recorded by the next capture (not here: the first
     // capture waits for the change-tracking thread, which has just started).
