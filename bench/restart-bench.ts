@@ -36,7 +36,7 @@ async function turn(base: string, id: string, content: object): Promise<void> {
 
 export async function runRestartBench(sizesMb = [10, 50]): Promise<BenchResults> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
-  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "bench/agents"), logger: silentLogger });
+  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "bench/agents"), logger: silentLogger, coordinator: { warmRunners: 0 } });
   const results: BenchResults = {};
   try {
     const url = `${server.url}/api/v1/instances`;

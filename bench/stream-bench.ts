@@ -26,7 +26,8 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
   await new Promise((r) => raw.once("listening", r));
   const rawPort = (raw.address() as { port: number }).port;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
-  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "test/fixtures/bundles"), logger: silentLogger });
+  // No warm runners: their refill after the first create would run during the measurement.
+  const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "test/fixtures/bundles"), logger: silentLogger, coordinator: { warmRunners: 0 } });
   const isEnd = (data: string) => data.includes('"stream_end"');
   const isUpdate = (data: string) => data.includes('"stream_update"');
   try {

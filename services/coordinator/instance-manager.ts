@@ -11,7 +11,7 @@ import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, typ
 import { agentCommand, precompilePython, runtimeReadOnlyPaths, type AgentRuntime, type RuntimeCommands } from "./runtime-commands.js";
 import { openAgent, throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
 import { RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
-import { bundleFitsWarmRunner, claimWarmRunner, discardWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
+import { bundleFitsWarmRunner, claimWarmRunner, discardWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import { validateAgentEnv } from "./agent-env.js";
 import { IdleCpuWatch } from "./idle-cpu-watch.js";
 import { StartAdmission } from "./start-admission.js";
@@ -139,11 +139,12 @@ export class InstanceManager {
       ...(options.workspaces ? { workspaces: options.workspaces } : {}),
       agentPath: options.agentPath,
       commands: options.commands,
+      dataDir: options.dataDir,
       agentDir: (agentId) => this.agentDir(agentId),
       logger: options.logger,
     };
     // Left-overs of a killed run go first (after its volumes were unmounted), before any runner is made.
-    const swept = options.sandboxes.ready().then(() => removeLeftoverWarmRunners(this.warmDeps, path.join(options.dataDir, "agents")));
+    const swept = options.sandboxes.ready().then(() => removeLeftoverWarmRunners(this.warmDeps));
     swept.catch((err: unknown) => options.logger.warn(`removing left-over warm runners failed: ${errorMessage(err)}`));
     this.warm = new RunnerPool<WarmAgent>({
       size: options.warmRunners ?? DEFAULT_WARM_RUNNERS,
@@ -238,6 +239,9 @@ export class InstanceManager {
     const agentId = params.agentId || newId("agent");
     assertAgentId(agentId);
     const running = this.liveByAgent.get(agentId);
+    if (params.agentId && isWarmRunner(this.options.dataDir, agentId)) {
+      throw new ConnectError(`agent id ${agentId} is taken; choose another`, Code.AlreadyExists);
+    }
     if (running || this.starting.has(agentId)) {
       throw new ConnectError(`agent ${agentId} already has a live instance${running ? ` (${running})` : ""}; stop it first`, Code.AlreadyExists);
     }
@@ -297,6 +301,8 @@ export class InstanceManager {
     }
     if (warm) opened = warm;
     else {
+      // A warm runner's copy of its bundle, left by a coordinator killed while the agent ran (a cold start reads the bundle cache).
+      fs.rmSync(path.join(agentDir, "bundle"), { recursive: true, force: true });
       const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
       try {
         opened = await openAgent(this.warmDeps, {
@@ -409,8 +415,8 @@ export class InstanceManager {
   private claimWarmRunner(runtime: AgentRuntime, bundleDir: string): WarmAgent | undefined {
     const runner = this.warm.take(runtime);
     if (!runner) return undefined;
-    if (claimWarmRunner(runner, bundleDir)) return runner;
-    this.options.logger.warn("linking a bundle into a warm runner failed; starting the agent cold", { agent_id: runner.agentId });
+    if (claimWarmRunner(this.warmDeps, runner, bundleDir)) return runner;
+    this.options.logger.warn("copying a bundle into a warm runner failed; starting the agent cold", { agent_id: runner.agentId });
     void discardWarmRunner(this.warmDeps, runner).catch(() => undefined);
     return undefined;
   }

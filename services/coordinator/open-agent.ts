@@ -6,11 +6,9 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { WorkspaceCapture } from "./agent-instance-options.js";
-import type { InstanceLimits } from "./instance-limits.js";
-import type { AgentLaunch, AgentSandboxes } from "./sandbox/agent-sandboxes.js";
+import type { AgentLaunch, AgentLaunchRequest, AgentSandboxes } from "./sandbox/agent-sandboxes.js";
 import type { StoreTemplate } from "./store-template.js";
 import { AgentStore } from "./store/agent-store.js";
-import type { AgentNetworkPolicy } from "../registry/bundle-manifest.js";
 
 /** Opens the versioned workspace of an agent (Chronicle); optional so the coordinator runs without it. */
 export type WorkspaceFactory = (agentDir: string, workspace: string) => (WorkspaceCapture & { close(): void }) | undefined;
@@ -23,18 +21,9 @@ export interface OpenAgentDeps {
   agentPath: string;
 }
 
-export interface OpenAgentRequest {
-  agentId: string;
-  instanceId: string;
+export interface OpenAgentRequest extends AgentLaunchRequest {
   /** Absent for a warm runner: its runner sets PODIUM_DEPLOYMENT_ID from `init`. */
   deploymentId?: string;
-  agentDir: string;
-  command: string;
-  args: string[];
-  readOnly: string[];
-  limits: InstanceLimits;
-  network: AgentNetworkPolicy;
-  signal?: AbortSignal;
 }
 
 export interface OpenedAgent {
@@ -50,17 +39,8 @@ export async function openAgent(deps: OpenAgentDeps, request: OpenAgentRequest):
   throwIfCancelled(signal);
   // Workspace and HOME (outside the versioned workspace, so tool caches do not become history):
   // owned by the agent's uid, on its quota-limited disk (what was restored is moved onto it).
-  const launch = await deps.sandboxes.launch({
-    agentId: request.agentId,
-    instanceId: request.instanceId,
-    agentDir,
-    command: request.command,
-    args: request.args,
-    readOnly: request.readOnly,
-    limits: request.limits,
-    network: request.network,
-    ...(signal ? { signal } : {}),
-  });
+  const { deploymentId, ...launchRequest } = request;
+  const launch = await deps.sandboxes.launch(launchRequest);
   const { workspace, home } = launch;
   let store: AgentStore | undefined;
   let workspaceCapture: ReturnType<WorkspaceFactory> = undefined;
@@ -87,7 +67,7 @@ export async function openAgent(deps: OpenAgentDeps, request: OpenAgentRequest):
     PYTHONDONTWRITEBYTECODE: "1",
     PODIUM_INSTANCE_ID: request.instanceId,
     PODIUM_AGENT_ID: request.agentId,
-    ...(request.deploymentId ? { PODIUM_DEPLOYMENT_ID: request.deploymentId } : {}),
+    ...(deploymentId ? { PODIUM_DEPLOYMENT_ID: deploymentId } : {}),
     PODIUM_WORKSPACE: workspace,
   };
   return { launch, store, workspaceCapture, processEnv };

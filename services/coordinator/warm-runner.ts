@@ -2,11 +2,18 @@
  * Making, claiming and discarding one warm runner (runner-pool.ts says why and when). A warm runner is
  * a new agent opened ahead of time by openAgent(), like a cold start, except that its runner is spawned
  * without an entry module and its sandbox sees `<agentDir>/bundle` read-only: an empty directory until a
- * create claims it and the deployment's bundle is hard-linked in (the same files, read-only to the agent
- * through the bind mount; the links are removed when the instance ends).
+ * create claims it and the deployment's bundle is copied in (root-owned, read-only to the agent through
+ * the bind mount; removed when the instance ends). Copies, not hard links: a link count and change time
+ * shared with the bundle cache would tell agents of the same bundle about each other's starts.
+ *
+ * Unclaimed runners are listed in a register only root reaches, `<dataDir>/sandbox/warm/<agentId>`
+ * (nothing in an agent's own directory, which file restores write into, can mark it for deletion). At
+ * start, the runners a killed coordinator left are removed from it: only ids of the form newId() makes,
+ * and only agents that never started (their logs.db has no row: every start writes one).
  */
 import fs from "node:fs";
 import path from "node:path";
+import Database from "better-sqlite3";
 import { AgentProcess } from "./agent-process.js";
 import { openAgent, type OpenAgentDeps, type OpenedAgent } from "./open-agent.js";
 import type { InstanceLimits } from "./instance-limits.js";
@@ -16,10 +23,16 @@ import type { AgentNetworkPolicy } from "../registry/bundle-manifest.js";
 import type { Logger } from "../shared/logger.js";
 import { newId } from "../shared/ids.js";
 
-/** Marks an agent directory as an unclaimed warm runner's: removed at claim; left-overs are deleted at start. */
-export const WARM_MARKER = "warm-runner";
-/** Bundles of more entries than this start cold (linking them would cost more than a spawn). */
-export const MAX_LINKED_BUNDLE_ENTRIES = 2000;
+/** Bundles of more entries or bytes than this start cold (copying them would cost more than a spawn). */
+export const MAX_COPIED_BUNDLE_ENTRIES = 2000;
+export const MAX_COPIED_BUNDLE_BYTES = 16 * 1024 * 1024;
+/** The ids newId("agent") makes: the only names the start-up sweep acts on. */
+const WARM_ID = /^agent-[0-9a-z]{16}$/;
+
+/** The register of unclaimed warm runners (root only): one empty file per agent id. */
+export function warmRegister(dataDir: string): string {
+  return path.join(dataDir, "sandbox", "warm");
+}
 
 export interface WarmAgent extends WarmRunner, OpenedAgent {
   readonly agentDir: string;
@@ -31,6 +44,7 @@ export interface WarmAgent extends WarmRunner, OpenedAgent {
 
 export interface WarmRunnerDeps extends OpenAgentDeps {
   commands: RuntimeCommands;
+  dataDir: string;
   agentDir(agentId: string): string;
   logger: Logger;
 }
@@ -40,8 +54,10 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
   const instanceId = newId("inst");
   const agentDir = deps.agentDir(agentId);
   const bundleDir = path.join(agentDir, "bundle");
+  const register = warmRegister(deps.dataDir);
+  fs.mkdirSync(register, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(register, agentId), "", { flag: "wx", mode: 0o600 });
   fs.mkdirSync(bundleDir, { recursive: true, mode: 0o755 });
-  fs.writeFileSync(path.join(agentDir, WARM_MARKER), `${runtime}\n`);
   const [command, args] = agentCommand(deps.commands, runtime);
   let opened: OpenedAgent;
   try {
@@ -82,35 +98,46 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
   });
   const runner: WarmAgent = { ...opened, runtime, agentId, instanceId, agentDir, bundleDir, limits, network, process };
   const exited = process.exited.then(() => Promise.reject(new Error(`the runner exited while it was set up`)));
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error("the runner pool closed while the runner was set up"));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
   try {
     // Egress that cannot be attached is the claimed instance's to report (it starts without network, as a cold start does).
-    await Promise.race([Promise.all([setUp, launch.beforeInit?.catch(() => undefined)]), exited]);
+    await Promise.race([Promise.all([setUp, launch.beforeInit?.catch(() => undefined)]), exited, aborted]);
   } catch (err) {
     await discardWarmRunner(deps, runner);
     throw err;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    exited.catch(() => undefined);
+    aborted.catch(() => undefined);
   }
-  exited.catch(() => undefined);
   return runner;
 }
 
-/** Links the deployment's bundle into the runner's bundle directory; false when it cannot (start cold). */
-export function claimWarmRunner(runner: WarmAgent, sourceDir: string): boolean {
+/** Copies the deployment's bundle into the runner's bundle directory; false when it cannot (start cold). */
+export function claimWarmRunner(deps: Pick<WarmRunnerDeps, "dataDir">, runner: WarmAgent, sourceDir: string): boolean {
   try {
-    linkTree(sourceDir, runner.bundleDir, { left: MAX_LINKED_BUNDLE_ENTRIES });
-    fs.rmSync(path.join(runner.agentDir, WARM_MARKER), { force: true });
-    return true;
+    copyTree(sourceDir, runner.bundleDir);
   } catch {
     return false;
   }
+  unregister(deps.dataDir, runner.agentId);
+  return true;
 }
 
-/** Counts a bundle's entries, up to the most a claim links (memoised by the caller: bundles never change). */
+/** Whether a claim may copy the bundle: few enough entries and bytes (memoised by the caller: bundles never change). */
 export function bundleFitsWarmRunner(dir: string): boolean {
-  const budget = { left: MAX_LINKED_BUNDLE_ENTRIES };
+  const budget = { entries: MAX_COPIED_BUNDLE_ENTRIES, bytes: MAX_COPIED_BUNDLE_BYTES };
   const count = (current: string): void => {
     for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
-      if (--budget.left < 0) throw new RangeError("too many entries");
-      if (entry.isDirectory()) count(path.join(current, entry.name));
+      const full = path.join(current, entry.name);
+      if (--budget.entries < 0) throw new RangeError("too many entries");
+      if (entry.isDirectory()) count(full);
+      else if (entry.isFile() && (budget.bytes -= fs.statSync(full).size) < 0) throw new RangeError("too many bytes");
     }
   };
   try {
@@ -119,6 +146,22 @@ export function bundleFitsWarmRunner(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether `agentId` is an unclaimed warm runner's (a create must not name it). */
+export function isWarmRunner(dataDir: string, agentId: string): boolean {
+  return WARM_ID.test(agentId) && fs.existsSync(path.join(warmRegister(dataDir), agentId));
+}
+
+/** Takes `agentId` off the register, durably (a crash must not find a claimed agent listed). */
+function unregister(dataDir: string, agentId: string): void {
+  const register = warmRegister(dataDir);
+  fs.rmSync(path.join(register, agentId), { force: true });
+  // Off the create's path: the directory's fsync completes in the background.
+  fs.open(register, "r", (err, fd) => {
+    if (err) return;
+    fs.fsync(fd, () => fs.close(fd, () => undefined));
+  });
 }
 
 export async function discardWarmRunner(deps: WarmRunnerDeps, runner: WarmAgent): Promise<void> {
@@ -133,41 +176,64 @@ export async function discardWarmRunner(deps: WarmRunnerDeps, runner: WarmAgent)
   }
 }
 
-/** Removes warm runners' directories a killed coordinator left (call after its volumes were swept). */
-export function removeLeftoverWarmRunners(deps: Pick<WarmRunnerDeps, "sandboxes" | "logger">, agentsDir: string): number {
+/**
+ * Removes the warm runners a killed coordinator left (call after its volumes were swept): each registered
+ * id of newId()'s form whose agent never started. A registered agent that did start (its claim's unregister
+ * was lost in a crash) only leaves the register.
+ */
+export function removeLeftoverWarmRunners(deps: Pick<WarmRunnerDeps, "sandboxes" | "logger" | "dataDir" | "agentDir">): number {
+  const register = warmRegister(deps.dataDir);
+  let names: string[];
+  try {
+    names = fs.readdirSync(register);
+  } catch {
+    return 0;
+  }
   let removed = 0;
-  for (const name of fs.readdirSync(agentsDir)) {
-    const dir = path.join(agentsDir, name);
-    if (!fs.existsSync(path.join(dir, WARM_MARKER))) continue;
-    forgetAgentDir(deps, name, dir);
-    removed++;
+  for (const name of names) {
+    try {
+      const entry = fs.lstatSync(path.join(register, name));
+      if (!entry.isFile() || !WARM_ID.test(name)) continue;
+      const agentDir = deps.agentDir(name);
+      if (!everStarted(agentDir)) {
+        forgetAgentDir(deps, name, agentDir);
+        removed++;
+      }
+      fs.rmSync(path.join(register, name), { force: true });
+    } catch (err) {
+      deps.logger.warn(`removing a left-over warm runner failed: ${err instanceof Error ? err.message : String(err)}`, { agent_id: name });
+    }
   }
   if (removed > 0) deps.logger.info(`removed ${removed} unclaimed warm runner(s) left by an earlier run`);
   return removed;
 }
 
-function forgetAgentDir(deps: Pick<WarmRunnerDeps, "sandboxes">, agentId: string, agentDir: string): void {
+/** Whether an agent directory's logs.db has a row (every start writes one): never true of an unclaimed runner. */
+function everStarted(agentDir: string): boolean {
+  const file = path.join(agentDir, "logs.db");
+  if (!fs.existsSync(file)) return false;
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare("SELECT 1 FROM logs LIMIT 1").get() !== undefined;
+  } finally {
+    db.close();
+  }
+}
+
+function forgetAgentDir(deps: Pick<WarmRunnerDeps, "sandboxes" | "dataDir">, agentId: string, agentDir: string): void {
   fs.rmSync(agentDir, { recursive: true, force: true });
+  fs.rmSync(path.join(warmRegister(deps.dataDir), agentId), { force: true });
   deps.sandboxes.forgetAgent(agentId);
 }
 
-/** Hard links (copies across filesystems) of `source`'s tree into the existing directory `target`. */
-function linkTree(source: string, target: string, budget: { left: number }): void {
+/** Copies `source`'s regular files and directories into the existing directory `target` (root-owned, the modes kept). */
+function copyTree(source: string, target: string): void {
   for (const entry of fs.readdirSync(source, { withFileTypes: true })) {
-    if (--budget.left < 0) throw new RangeError("the bundle has too many entries to link");
     const from = path.join(source, entry.name);
     const to = path.join(target, entry.name);
     if (entry.isDirectory()) {
       fs.mkdirSync(to, { mode: 0o755 });
-      linkTree(from, to, budget);
-    } else if (entry.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), to);
-    else if (entry.isFile()) {
-      try {
-        fs.linkSync(from, to);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EXDEV" && (err as NodeJS.ErrnoException).code !== "EPERM") throw err;
-        fs.copyFileSync(from, to);
-      }
-    }
+      copyTree(from, to);
+    } else if (entry.isFile()) fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
   }
 }

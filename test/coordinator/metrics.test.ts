@@ -73,6 +73,11 @@ describe("GET /metrics on the gateway (dev mode)", () => {
     const after = await (await fetch(`${podium.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
     expect(sample(after, "podium_instances", { coordinator_id: "local" })).toBe(0);
     expect(sample(after, "podium_instances_ended_total", { coordinator_id: "local", status: "terminated" })).toBe(1);
+    // The first create of a runtime found no warm runner (it starts the pool); warm runners are not instances.
+    expect(sample(after, "podium_warm_runner_creates_total", { coordinator_id: "local", outcome: "missed" })).toBe(1);
+    expect(sample(after, "podium_warm_runner_creates_total", { coordinator_id: "local", outcome: "claimed" })).toBe(0);
+    expect(sample(after, "podium_warm_runners", { coordinator_id: "local", runtime: "python" })).toBe(0);
+    expect(sample(after, "podium_warm_runner_deaths_total", { coordinator_id: "local" })).toBe(0);
   }, 30_000);
 });
 

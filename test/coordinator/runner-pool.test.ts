@@ -9,6 +9,7 @@ import { RunnerPool, type WarmRunner } from "../../services/coordinator/runner-p
 import type { AgentProcess, ProcessExitInfo } from "../../services/coordinator/agent-process.js";
 import type { AgentRuntime } from "../../services/coordinator/runtime-commands.js";
 import { silentLogger } from "../../services/shared/logger.js";
+import { parseWarmRunners } from "../../services/coordinator/instance-manager.js";
 
 interface FakeRunner extends WarmRunner {
   die(): void;
@@ -135,5 +136,13 @@ describe("RunnerPool", () => {
     expect(made()).toBe(0);
     expect(pool.enabled).toBe(false);
     await pool.close();
+  });
+
+  it("--warm-runners / PODIUM_WARM_RUNNERS takes 0..64 and names what it got otherwise", () => {
+    expect(parseWarmRunners(undefined)).toBeUndefined();
+    expect(parseWarmRunners("")).toBeUndefined();
+    expect(parseWarmRunners("0")).toBe(0);
+    expect(parseWarmRunners("8")).toBe(8);
+    for (const bad of ["-1", "65", "2.5", "two"]) expect(() => parseWarmRunners(bad)).toThrow(`--warm-runners must be an integer 0..64, got ${bad}`);
   });
 });

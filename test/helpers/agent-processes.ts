@@ -6,7 +6,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { WARM_MARKER } from "../../services/coordinator/warm-runner.js";
+import { isWarmRunner } from "../../services/coordinator/warm-runner.js";
 
 export interface AgentProcessInfo {
   pid: number;
@@ -44,7 +44,7 @@ function parentOf(pid: number): number {
 
 /**
  * Live (not zombie) processes of Podium agents whose workspace is under one of `dataDirs`. Unclaimed warm
- * runners (their agent directory holds the `warm-runner` marker) are not agents yet and are left out.
+ * runners (listed in the data dir's warm-runner register) are not agents yet and are left out.
  */
 export function agentProcesses(dataDirs: string[]): AgentProcessInfo[] {
   const found: AgentProcessInfo[] = [];
@@ -55,7 +55,8 @@ export function agentProcesses(dataDirs: string[]): AgentProcessInfo[] {
     const instanceId = env?.get("PODIUM_INSTANCE_ID");
     const workspace = env?.get("PODIUM_WORKSPACE") ?? "";
     if (!env || !instanceId || !dataDirs.some((dir) => workspace.startsWith(dir + "/"))) continue;
-    if (fs.existsSync(path.join(path.dirname(workspace), WARM_MARKER))) continue;
+    const dataDir = dataDirs.find((dir) => workspace.startsWith(dir + "/")) ?? "";
+    if (isWarmRunner(dataDir, path.basename(path.dirname(workspace)))) continue;
     const ppid = parentOf(pid);
     if (ppid < 0) continue;
     found.push({ pid, ppid, instanceId, agentId: env.get("PODIUM_AGENT_ID") ?? "", workspace });

@@ -133,22 +133,41 @@ run("warm runners at close and after a crash", () => {
   it("leave no process, mount or directory behind when the server closes, and left-overs of a killed run are removed", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-warm-close-"));
     fs.chmodSync(dataDir, 0o711);
-    // What a coordinator killed with -9 leaves: an unclaimed runner's directory (its volume was unmounted by the sweep).
-    const leftover = path.join(dataDir, "agents", "agent-leftoverwarm01");
+    const agentsDir = path.join(dataDir, "agents");
+    const register = path.join(dataDir, "sandbox", "warm");
+    fs.mkdirSync(register, { recursive: true, mode: 0o700 });
+    // What a coordinator killed with -9 leaves: an unclaimed runner, registered (its volume was unmounted by the sweep).
+    const leftover = path.join(agentsDir, "agent-leftoverwarm0001");
     fs.mkdirSync(path.join(leftover, "bundle"), { recursive: true });
-    fs.writeFileSync(path.join(leftover, "warm-runner"), "python\n");
+    fs.writeFileSync(path.join(register, "agent-leftoverwarm0001"), "");
+    // What the sweep must never remove: an agent that started (a claim whose unregister a crash lost), and
+    // agents whose own directories hold a `warm-runner` entry (a file restore can write there).
+    const { AgentStore } = await import("../../services/coordinator/store/agent-store.js");
+    const started = AgentStore.open({ dir: path.join(agentsDir, "agent-claimedwarm00001") });
+    started.logs.append({ level: "info", source: "platform", message: "instance starting", instanceId: "inst-x" });
+    started.close();
+    fs.writeFileSync(path.join(register, "agent-claimedwarm00001"), "");
+    fs.mkdirSync(path.join(agentsDir, "victim", "warm-runner"), { recursive: true });
+    fs.mkdirSync(path.join(agentsDir, "agent-victimvictim0001", "workspace"), { recursive: true });
+    fs.symlinkSync("/etc", path.join(agentsDir, "agent-victimvictim0001", "warm-runner"));
     const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger, coordinator: { warmRunners: 2 } });
     try {
-      server.coordinator.manager.warmRunnerStats(); // the pool exists
       const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: "echo-py:1.0.0@local" }) });
       expect(res.status).toBe(201);
       await until(() => server.coordinator.manager.warmRunnerStats().ready.python === 2, "two warm runners");
       expect(fs.existsSync(leftover)).toBe(false);
+      // An unclaimed runner's id cannot be taken by a create that names it.
+      const warmId = fs.readdirSync(register).find((name) => name.startsWith("agent-"));
+      expect(warmId).toBeDefined();
+      const named = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: "echo-py:1.0.0@local", agent_id: warmId }) });
+      expect(named.status).toBe(409);
     } finally {
       await server.close();
     }
-    const agents = fs.readdirSync(path.join(dataDir, "agents"));
-    expect(agents).toHaveLength(1); // the agent that was created; both unclaimed runners are gone
+    // The created agent, and the three the sweep must not touch; both unclaimed runners are gone.
+    expect(fs.readdirSync(agentsDir).sort()).toEqual(expect.arrayContaining(["agent-claimedwarm00001", "agent-victimvictim0001", "victim"]));
+    expect(fs.readdirSync(agentsDir)).toHaveLength(4);
+    expect(fs.readdirSync(register)).toEqual([]);
     expect(readMountTable().filter((m) => m.mountPoint.startsWith(dataDir))).toEqual([]);
     const left = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
       try {
