@@ -1,12 +1,13 @@
 /**
- * Optional change tracking for capture(): one worker thread per Chronicle holds an inotify watch (Node
- * `fs.watch`, non-recursive) on every directory of the workspace and collects the relative paths that events
- * name. capture() is synchronous and is called right after the agent's turn, so events for the last writes
- * may still sit in the kernel queue; `drain()` therefore runs a **barrier**: it writes a sequence number into
- * a private sentinel file that the same worker watches. All watches of one thread share one inotify instance
- * (one libuv loop), whose queue is ordered, and the kernel queues a write's event inside the write syscall;
- * so once the worker has handled the sentinel event, it has handled every event of every write that
- * returned before `drain()` started. The worker answers with the dirty paths since the previous barrier;
+ * Optional change tracking for capture(): one worker thread per process (WatchThread, shared by every
+ * Chronicle) holds an inotify watch (Node `fs.watch`, non-recursive) on every directory of each workspace
+ * and collects, per workspace, the relative paths that events name. capture() is synchronous and is called
+ * right after the agent's turn, so events for the last writes may still sit in the kernel queue; `drain()`
+ * therefore runs a **barrier**: it writes a sequence number into the workspace's private sentinel file, which
+ * the same thread watches. All watches of the thread share one inotify instance (one libuv loop), whose
+ * queue is ordered, and the kernel queues a write's event inside the write syscall; so once the thread has
+ * handled the sentinel event, it has handled every event of every write that returned before `drain()`
+ * started. The worker answers with the dirty paths since the previous barrier;
  * the main thread waits for it with `Atomics.wait` (it cannot run its own event loop inside capture()).
  *
  * The worker never decides what changed: it only says where to look. A directory event (created, removed,
@@ -14,8 +15,8 @@
  * *before* its path is reported, so files written into it before the watch existed are found by that walk.
  * Lost events are the danger: inotify drops events silently when its queue (max_queued_events) overflows and
  * libuv does not report the overflow. An overflow needs a full queue, and every queued event is eventually
- * delivered, so the worker counts events: more than half the queue size since the last barrier, and
- * `drain()` asks for a full scan. Worker errors, timeouts and a replaced workspace root do too (docs/chronicle.md).
+ * delivered, so the thread counts events (of every workspace: they share the queue): more than half the
+ * queue size since a workspace's last barrier, and its `drain()` asks for a full scan. Worker errors, timeouts and a replaced workspace root do too (docs/chronicle.md).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -24,129 +25,163 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "
 
 /** Plain CommonJS run with `eval: true` (works the same under tsx, jest and compiled output). */
 const WORKER_SOURCE = String.raw`
-const { workerData } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
-const { root, ignore, sentinel, shared, port } = workerData;
-const state = new Int32Array(shared); // [0] 0 starting, 1 ready, 2 failed; [1] last barrier seq handled
-const ignored = new Set(ignore);
-const watchers = new Map(); // relative dir -> { watcher, ino }
-let pending = new Set();
-let events = 0;
-let acked = 0;
-let failed = false;
+const watches = new Map(); // watch id -> { close, fail }
+// Every event this thread handled, whichever workspace it was for: all share one inotify queue, so a flood
+// in one workspace can overflow it for all. Each barrier reports the events of the whole thread since that
+// workspace's previous barrier, and too many make its capture scan everything.
+let threadEvents = 0;
 
-function fail(message) {
-  if (failed) return;
-  failed = true;
-  port.postMessage({ error: String(message) });
-  Atomics.store(state, 0, 2);
-  Atomics.notify(state, 0);
-  Atomics.notify(state, 1);
-  for (const { watcher } of watchers.values()) watcher.close();
-  watchers.clear();
-}
-const join = (dir, name) => (dir === "" ? name : dir + "/" + name);
-const abs = (rel) => (rel === "" ? root : root + "/" + rel);
+// One workspace: its own watches, dirty paths, barrier and failure, in this thread shared by all workspaces.
+function startWatch({ id, root, ignore, sentinel, shared, port }) {
+  const state = new Int32Array(shared); // [0] 0 starting, 1 ready, 2 failed; [1] last barrier seq handled
+  const ignored = new Set(ignore);
+  const watchers = new Map(); // relative dir -> { watcher, ino }
+  let sentinelWatcher;
+  let pending = new Set();
+  let eventsAtBarrier = threadEvents;
+  let acked = 0;
+  let failed = false;
+  let closed = false;
 
-function unwatchTree(rel) {
-  const prefix = rel + "/";
-  for (const [dir, entry] of watchers) {
-    if (dir === rel || dir.startsWith(prefix)) {
-      entry.watcher.close();
-      watchers.delete(dir);
+  function closeWatches() {
+    for (const { watcher } of watchers.values()) watcher.close();
+    watchers.clear();
+    if (sentinelWatcher) sentinelWatcher.close();
+  }
+  function fail(message) {
+    if (failed || closed) return;
+    failed = true;
+    port.postMessage({ error: String(message) });
+    Atomics.store(state, 0, 2);
+    Atomics.notify(state, 0);
+    Atomics.notify(state, 1);
+    closeWatches();
+  }
+  const join = (dir, name) => (dir === "" ? name : dir + "/" + name);
+  const abs = (rel) => (rel === "" ? root : root + "/" + rel);
+
+  function unwatchTree(rel) {
+    const prefix = rel + "/";
+    for (const [dir, entry] of watchers) {
+      if (dir === rel || dir.startsWith(prefix)) {
+        entry.watcher.close();
+        watchers.delete(dir);
+      }
     }
   }
-}
 
-// Watch first, list second: a directory created after the listing is reported by its parent's watch.
-function watchTree(rel) {
-  const stack = [rel];
-  while (stack.length > 0 && !failed) {
-    const dir = stack.pop();
-    let stat;
-    try {
-      stat = fs.lstatSync(abs(dir));
-    } catch {
-      continue;
+  // Watch first, list second: a directory created after the listing is reported by its parent's watch.
+  function watchTree(rel) {
+    const stack = [rel];
+    while (stack.length > 0 && !failed) {
+      const dir = stack.pop();
+      let stat;
+      try {
+        stat = fs.lstatSync(abs(dir));
+      } catch {
+        continue;
+      }
+      if (!stat.isDirectory()) continue;
+      let watcher;
+      try {
+        watcher = fs.watch(abs(dir), { persistent: true }, (type, name) => onEvent(dir, name));
+      } catch (err) {
+        const code = err && err.code;
+        if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES") continue; // gone, or unreadable (kept by capture)
+        fail("cannot watch " + JSON.stringify(dir) + ": " + (code || err));
+        return;
+      }
+      watcher.on("error", (err) => fail("watch error on " + JSON.stringify(dir) + ": " + ((err && err.code) || err)));
+      watchers.set(dir, { watcher, ino: stat.ino });
+      let entries;
+      try {
+        entries = fs.readdirSync(abs(dir), { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const entry of entries) {
+        if (entry.isDirectory() && !ignored.has(entry.name)) stack.push(join(dir, entry.name));
+      }
     }
-    if (!stat.isDirectory()) continue;
-    let watcher;
-    try {
-      watcher = fs.watch(abs(dir), { persistent: true }, (type, name) => onEvent(dir, name));
-    } catch (err) {
-      const code = err && err.code;
-      if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES") continue; // gone, or unreadable (kept by capture)
-      fail("cannot watch " + JSON.stringify(dir) + ": " + (code || err));
+  }
+
+  function onEvent(dir, name) {
+    threadEvents++;
+    if (failed || closed) return;
+    if (name === null || name === undefined) {
+      pending.add(dir); // no name: look at the whole directory
       return;
     }
-    watcher.on("error", (err) => fail("watch error on " + JSON.stringify(dir) + ": " + ((err && err.code) || err)));
-    watchers.set(dir, { watcher, ino: stat.ino });
-    let entries;
+    name = String(name);
+    if (ignored.has(name)) return;
+    const rel = join(dir, name);
+    let stat;
     try {
-      entries = fs.readdirSync(abs(dir), { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const entry of entries) {
-      if (entry.isDirectory() && !ignored.has(entry.name)) stack.push(join(dir, entry.name));
-    }
-  }
-}
-
-function onEvent(dir, name) {
-  events++;
-  if (failed) return;
-  if (name === null || name === undefined) {
-    pending.add(dir); // no name: look at the whole directory
-    return;
-  }
-  name = String(name);
-  if (ignored.has(name)) return;
-  const rel = join(dir, name);
-  let stat;
-  try {
-    stat = fs.lstatSync(abs(rel));
-  } catch {}
-  const current = watchers.get(rel);
-  if (stat && stat.isDirectory()) {
-    if (!current || current.ino !== stat.ino) {
+      stat = fs.lstatSync(abs(rel));
+    } catch {}
+    const current = watchers.get(rel);
+    if (stat && stat.isDirectory()) {
+      if (!current || current.ino !== stat.ino) {
+        unwatchTree(rel);
+        watchTree(rel);
+      }
+    } else if (current) {
       unwatchTree(rel);
-      watchTree(rel);
     }
-  } else if (current) {
-    unwatchTree(rel);
+    pending.add(rel); // reported after the watch exists: the capture walks the subtree
   }
-  pending.add(rel); // reported after the watch exists: the capture walks the subtree
-}
 
-function onSentinel() {
-  if (failed) return;
-  let seq = 0;
+  function onSentinel() {
+    threadEvents++;
+    if (failed || closed) return;
+    let seq = 0;
+    try {
+      seq = Number(fs.readFileSync(sentinel, "utf8")) || 0;
+    } catch {}
+    if (seq <= acked) return;
+    acked = seq;
+    port.postMessage({ seq, events: threadEvents - eventsAtBarrier, paths: [...pending] });
+    pending = new Set();
+    eventsAtBarrier = threadEvents;
+    Atomics.store(state, 1, seq);
+    Atomics.notify(state, 1);
+  }
+
+  watches.set(id, {
+    fail,
+    close() {
+      closed = true;
+      closeWatches();
+      port.close();
+    },
+  });
   try {
-    seq = Number(fs.readFileSync(sentinel, "utf8")) || 0;
-  } catch {}
-  if (seq <= acked) return;
-  acked = seq;
-  port.postMessage({ seq, events, paths: [...pending] });
-  pending = new Set();
-  events = 0;
-  Atomics.store(state, 1, seq);
-  Atomics.notify(state, 1);
+    watchTree("");
+    if (!watchers.has("")) fail("cannot watch the workspace root");
+    sentinelWatcher = fs.watch(sentinel, { persistent: true }, onSentinel);
+    sentinelWatcher.on("error", (err) => fail("sentinel watch error: " + ((err && err.code) || err)));
+    if (!failed) {
+      Atomics.store(state, 0, 1);
+      Atomics.notify(state, 0);
+    }
+  } catch (err) {
+    fail("watcher start failed: " + ((err && err.code) || err));
+  }
 }
 
-process.on("uncaughtException", (err) => fail("watch worker crashed: " + ((err && err.stack) || err)));
-try {
-  watchTree("");
-  if (!watchers.has("")) fail("cannot watch the workspace root");
-  const sentinelWatcher = fs.watch(sentinel, { persistent: true }, onSentinel);
-  sentinelWatcher.on("error", (err) => fail("sentinel watch error: " + ((err && err.code) || err)));
-  if (!failed) {
-    Atomics.store(state, 0, 1);
-    Atomics.notify(state, 0);
+parentPort.on("message", (message) => {
+  if (message.type === "add") startWatch(message);
+  else if (message.type === "remove") {
+    const watch = watches.get(message.id);
+    watches.delete(message.id);
+    if (watch) watch.close();
   }
-} catch (err) {
-  fail("watcher start failed: " + ((err && err.code) || err));
-}
+});
+process.on("uncaughtException", (err) => {
+  for (const watch of watches.values()) watch.fail("watch worker crashed: " + ((err && err.stack) || err));
+});
 `;
 
 /** Sentinel directories are `<tmpdir>/podium-chronicle-watch-<pid>-<random>`: the pid says whose it is. */
@@ -218,8 +253,58 @@ function maxQueuedEvents(): number {
   }
 }
 
-export class WorkspaceWatcher {
+/**
+ * The one watch thread of this process, shared by every workspace: one V8 isolate (~0.3 MB per workspace
+ * instead of ~6-8 MB for a thread each) and one inotify instance (`max_user_instances` is 128 by default).
+ * Started by the first watcher, ended with the last; a failure of the thread fails every watcher.
+ */
+class WatchThread {
+  private static current: WatchThread | undefined;
   private readonly worker: Worker;
+  private readonly listeners = new Map<number, (error: string) => void>();
+  private nextId = 1;
+
+  static acquire(): WatchThread {
+    WatchThread.current ??= new WatchThread();
+    return WatchThread.current;
+  }
+
+  private constructor() {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      // Not the parent's flags: e.g. `--input-type=module` would make this CommonJS source an ES module.
+      execArgv: [],
+    });
+    const failAll = (error: string) => {
+      if (WatchThread.current === this) WatchThread.current = undefined;
+      for (const listener of this.listeners.values()) listener(error);
+    };
+    this.worker.on("error", (err: unknown) => failAll(`watch worker failed: ${String(err)}`));
+    this.worker.on("exit", () => failAll("watch worker exited"));
+    this.worker.unref();
+  }
+
+  add(watch: { root: string; ignore: string[]; sentinel: string; shared: SharedArrayBuffer; port: MessagePort }, onError: (error: string) => void): number {
+    const id = this.nextId++;
+    this.listeners.set(id, onError);
+    this.worker.postMessage({ type: "add", id, ...watch }, [watch.port]);
+    return id;
+  }
+
+  remove(id: number): void {
+    if (!this.listeners.delete(id)) return;
+    if (this.listeners.size > 0) {
+      this.worker.postMessage({ type: "remove", id });
+      return;
+    }
+    if (WatchThread.current === this) WatchThread.current = undefined;
+    void this.worker.terminate().catch(() => undefined);
+  }
+}
+
+export class WorkspaceWatcher {
+  private readonly thread: WatchThread;
+  private readonly watchId: number;
   private readonly port: MessagePort;
   private readonly state: Int32Array;
   private readonly sentinelDir: string;
@@ -263,16 +348,14 @@ export class WorkspaceWatcher {
     this.state = new Int32Array(shared);
     const channel = new MessageChannel();
     this.port = channel.port1;
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      // Not the parent's flags: e.g. `--input-type=module` would make this CommonJS source an ES module.
-      execArgv: [],
-      workerData: { root: rootReal, ignore: [...ignore], sentinel: this.sentinel, shared, port: channel.port2 },
-      transferList: [channel.port2],
+    this.thread = WatchThread.acquire();
+    this.watchId = this.thread.add({ root: rootReal, ignore: [...ignore], sentinel: this.sentinel, shared, port: channel.port2 }, (error) => {
+      this.error ??= error;
+      // A thread that died cannot say so through the shared state: wake whoever waits on it.
+      Atomics.store(this.state, 0, 2);
+      Atomics.notify(this.state, 0);
+      Atomics.notify(this.state, 1);
     });
-    this.worker.on("error", (err: unknown) => (this.error ??= `watch worker failed: ${String(err)}`));
-    this.worker.on("exit", () => (this.error ??= "watch worker exited"));
-    this.worker.unref();
   }
 
   /** True once every directory is watched: a full scan that starts after this can be trusted as a baseline. */
@@ -342,7 +425,7 @@ export class WorkspaceWatcher {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.worker.terminate().catch(() => undefined);
+    this.thread.remove(this.watchId);
     this.port.close();
     fs.rmSync(this.sentinelDir, { recursive: true, force: true });
   }
