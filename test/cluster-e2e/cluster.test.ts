@@ -305,7 +305,11 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
       }, "placement to work again", 10_000, 100);
       expect(again.value.coordinator_id).toBe(survivor.id);
       ws.send({ type: "process_message", content: { text: "after the outage" } });
-      await until(async () => (ws.frames.some((f) => textOf(f) === "outage") ? true : undefined), "the echo through the old socket", 10_000);
+      await until(async () => (ws.frames.some((f) => textOf(f) === "outage") ? true : undefined), "the echo through the old socket", 20_000).catch((err: unknown) => {
+        // What the socket got and what the processes said, to tell a slow turn from a lost one.
+        const tail = (p: PodiumProcess) => `${p.role} ${p.id}:\n${p.output().slice(-3000)}`;
+        throw new Error(`${String(err)}; frames since the outage: ${JSON.stringify(ws.frames.slice(-12))}\n${[survivor, ...cluster.gateways].map(tail).join("\n")}`);
+      });
       expect(ws.closed).toBeUndefined();
       expect(Date.now() - restartedAt).toBeLessThan(15_000);
       // No process of the cluster ever exited on its own, through every test of this file.
