@@ -15,6 +15,8 @@ interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
   httpServer?: Server;
+  /** Its winston logger (koa-logger writes every response to it). */
+  logger: { silent: boolean };
 }
 type S3rverClass = new (options: {
   port: number;
@@ -51,6 +53,10 @@ export async function startS3(options: { bucket?: string; createBucket?: boolean
       directory,
       configureBuckets: options.createBucket === false ? [] : [{ name: bucket }],
     });
+    // `silent` only silences its console transport, which close() removes: a request still in flight then
+    // (Litestream uploading while a test tears down) made winston complain on the console after the tests
+    // were done, which fails a jest run. A silent logger drops everything, closed or not.
+    server.logger.silent = true;
     const address = await server.run();
     return { server, port: address.port };
   };
