@@ -2,7 +2,6 @@
  * A coordinator: runs agent instances and serves InstanceService, FileService and
  * CoordinatorService. `routes` can be mounted in-process (dev mode) or served on a port.
  */
-import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -19,6 +18,7 @@ import type { SandboxMode } from "./sandbox/sandbox.js";
 import type { UidRange } from "./sandbox/agent-uids.js";
 import type { EgressAllowRule } from "./sandbox/agent-network.js";
 import { NOBODY, unreachableBy } from "./sandbox/reachable.js";
+import { findSystemTool } from "./sandbox/system-tools.js";
 import { BundleCache } from "../registry/bundle-cache.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
@@ -303,17 +303,17 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Agents of a root coordinator run as unprivileged uids, which must reach their interpreter: a Python
- * under a private home (pyenv in /root) is replaced by the system's when that one is reachable.
+ * The runtimes to run agents with. Agents of a root coordinator run as unprivileged uids, which must reach
+ * their interpreter: a Python under a private home (pyenv in /root) is replaced by the system's when that
+ * one is reachable.
  */
-/** The runtimes to run agents with: when agents get unprivileged uids, ones those uids can reach. */
 function agentReachableCommands(overrides: Partial<RuntimeCommands>, unprivileged: boolean, logger: Logger): RuntimeCommands {
   const system = "/usr/bin/python3";
   const systemReachable = () => !unreachableBy(system, NOBODY, NOBODY);
   // `python3` on PATH where agents cannot reach it (a pyenv shim under /root): its interpreter would be
   // unreachable too, so the system one is taken without asking the shim (~0.3 s of start-up).
-  const candidate = overrides.python ?? findOnPath("python3");
-  if (unprivileged && !overrides.python && candidate && candidate !== system && unreachableBy(candidate, NOBODY, NOBODY) && systemReachable()) {
+  const candidate = unprivileged && !overrides.python ? findSystemTool("python3", (process.env.PATH ?? "").split(":").filter(Boolean)) : undefined;
+  if (candidate && candidate !== system && unreachableBy(candidate, NOBODY, NOBODY) && systemReachable()) {
     logger.info(`agents cannot reach ${candidate}; Python agents use ${system}`);
     return resolveRuntimeCommands({ ...overrides, python: system, pythonPrefix: "/usr" });
   }
@@ -326,17 +326,3 @@ function agentReachableCommands(overrides: Partial<RuntimeCommands>, unprivilege
   return commands;
 }
 
-/** The first executable `name` on PATH, or undefined. */
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (!dir) continue;
-    const file = path.join(dir, name);
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}

@@ -116,8 +116,8 @@ export class InstanceManager {
   /** Sandboxed runners made ahead of time for new agents (runner-pool.ts). */
   private readonly warm: RunnerPool<WarmAgent>;
   private readonly warmDeps: WarmRunnerDeps;
-  /** Bundle directories small enough to link into a warm runner (bundles never change once materialized). */
-  private readonly linkable = new Map<string, boolean>();
+  /** Bundle directories small enough to copy into a warm runner (bundles never change once materialized). */
+  private readonly copyable = new Map<string, boolean>();
   private draining = false;
   /** Monotonic counts since start (metrics): instances that became ready, and ended ones by final status. */
   readonly counts = { started: 0, terminated: 0, failed: 0 };
@@ -403,15 +403,15 @@ export class InstanceManager {
     return instance;
   }
 
-  /** Whether warm runners can serve the deployment: the coordinator's launch limits and network, a bundle small enough to link. */
+  /** Whether warm runners can serve the deployment: the coordinator's launch limits and network, a bundle small enough to copy. */
   private fitsWarmRunner(bundleDir: string, limits: InstanceLimits, network: AgentNetworkPolicy): boolean {
     if (!this.warm.enabled || network !== DEFAULT_NETWORK_POLICY || LAUNCH_LIMITS.some((key) => limits[key] !== this.limits[key])) return false;
-    let fits = this.linkable.get(bundleDir);
-    if (fits === undefined) this.linkable.set(bundleDir, (fits = bundleFitsWarmRunner(bundleDir)));
+    let fits = this.copyable.get(bundleDir);
+    if (fits === undefined) this.copyable.set(bundleDir, (fits = bundleFitsWarmRunner(bundleDir)));
     return fits;
   }
 
-  /** A ready warm runner of `runtime` with the bundle linked in, or undefined (the create starts cold). */
+  /** A ready warm runner of `runtime` with the bundle copied in, or undefined (the create starts cold). */
   private claimWarmRunner(runtime: AgentRuntime, bundleDir: string): WarmAgent | undefined {
     const runner = this.warm.take(runtime);
     if (!runner) return undefined;

@@ -2,7 +2,7 @@
  * Warm runners (docs/performance.md): sandboxed agent runners spawned before anyone asked for them, one
  * pool per runtime (not per deployment). Each is a whole new agent made ahead of time: its own id, outer
  * uid, disk volume, cgroup, network namespace with egress, databases and workspace, and a runner process
- * inside bubblewrap waiting for `init`. A create of a new agent claims one (the bundle is linked into the
+ * inside bubblewrap waiting for `init`. A create of a new agent claims one (the bundle is copied into the
  * runner's read-only bundle directory, the entry module comes with `init`), so a cold create costs the
  * module import and the first turn, not a spawn. Isolation is exactly a cold start's: the same launch,
  * made earlier.
@@ -18,7 +18,7 @@ import type { AgentRuntime } from "./runtime-commands.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 
-/** A runner made ahead of time; `agentId`'s directory holds its databases, workspace and bundle links. */
+/** A runner made ahead of time; `agentId`'s directory holds its databases, workspace and bundle copy. */
 export interface WarmRunner {
   readonly runtime: AgentRuntime;
   readonly agentId: string;

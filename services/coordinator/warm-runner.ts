@@ -36,7 +36,7 @@ export function warmRegister(dataDir: string): string {
 
 export interface WarmAgent extends WarmRunner, OpenedAgent {
   readonly agentDir: string;
-  /** Where the claimed bundle is linked (the same path inside the sandbox). */
+  /** Where the claimed bundle is copied (the same path inside the sandbox). */
   readonly bundleDir: string;
   readonly limits: InstanceLimits;
   readonly network: AgentNetworkPolicy;
@@ -121,7 +121,8 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
 /** Copies the deployment's bundle into the runner's bundle directory; false when it cannot (start cold). */
 export function claimWarmRunner(deps: Pick<WarmRunnerDeps, "dataDir">, runner: WarmAgent, sourceDir: string): boolean {
   try {
-    copyTree(sourceDir, runner.bundleDir);
+    // Regular files and directories (what bundle extraction makes), root-owned, their modes kept.
+    fs.cpSync(sourceDir, runner.bundleDir, { recursive: true, force: false, errorOnExist: true });
   } catch {
     return false;
   }
@@ -226,14 +227,3 @@ function forgetAgentDir(deps: Pick<WarmRunnerDeps, "sandboxes" | "dataDir">, age
   deps.sandboxes.forgetAgent(agentId);
 }
 
-/** Copies `source`'s regular files and directories into the existing directory `target` (root-owned, the modes kept). */
-function copyTree(source: string, target: string): void {
-  for (const entry of fs.readdirSync(source, { withFileTypes: true })) {
-    const from = path.join(source, entry.name);
-    const to = path.join(target, entry.name);
-    if (entry.isDirectory()) {
-      fs.mkdirSync(to, { mode: 0o755 });
-      copyTree(from, to);
-    } else if (entry.isFile()) fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
-  }
-}

@@ -69,7 +69,12 @@ export class AgentUids {
     throw new Error(`every uid of ${this.range.first}-${this.range.last} is assigned; widen --agent-uids`);
   }
 
-  /** Frees the uid of an agent that will never run again (an unclaimed warm runner's). */
+  /**
+   * Frees the uid of an agent that will never run again (an unclaimed warm runner's). uidFor() probes from
+   * a hash until it meets the agent's record or a free uid, so a freed uid must not sit inside a run of
+   * assigned ones (an agent further along would then be given a new uid): the record is removed only when
+   * the next uid is free, and otherwise kept, the uid staying taken.
+   */
   release(agentId: string): void {
     let uid: number;
     try {
@@ -78,9 +83,10 @@ export class AgentUids {
       return;
     }
     this.known.delete(agentId);
+    const next = this.range.first + ((uid - this.range.first + 1) % (this.range.last - this.range.first + 1));
     const file = path.join(this.dir, String(uid));
     try {
-      if (fs.readFileSync(file, "utf8") === agentId) fs.unlinkSync(file);
+      if (!fs.existsSync(path.join(this.dir, String(next))) && fs.readFileSync(file, "utf8") === agentId) fs.unlinkSync(file);
     } catch {
       // already gone
     }
