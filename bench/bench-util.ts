@@ -6,9 +6,9 @@ export function percentile(samples: number[], p: number): number {
   return sorted[index] as number;
 }
 
-export function summarize(samples: number[]): { p50: number; p95: number; mean: number } {
+export function summarize(samples: number[]): { p50: number; p95: number; p99: number; mean: number } {
   const mean = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
-  return { p50: percentile(samples, 50), p95: percentile(samples, 95), mean };
+  return { p50: percentile(samples, 50), p95: percentile(samples, 95), p99: percentile(samples, 99), mean };
 }
 
 export function round(value: number, digits = 1): number {

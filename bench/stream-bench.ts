@@ -1,6 +1,7 @@
 /**
  * WebSocket round trip (client -> gateway -> coordinator -> agent -> back) and updates/s streamed
- * through the gateway, each beside a raw `ws` server doing the same work in the same run.
+ * through the gateway, each beside two baselines in the same run: a raw `ws` server answering itself, and
+ * the same topology as Podium's without Podium (ws server -> bare Bun runner over pipes -> back).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -11,9 +12,10 @@ import { createDevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { silentLogger } from "../services/shared/logger.js";
 import { exchange, openWebSocket } from "./ws-exchange.js";
+import { startRunnerTopology } from "./runner-topology.js";
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
 
-export async function runStreamBench(roundTrips = 300, updates = 50_000): Promise<BenchResults> {
+export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promise<BenchResults> {
   const raw = new WebSocketServer({ port: 0, host: "127.0.0.1" });
   raw.on("connection", (socket) =>
     socket.on("message", (data) => {
@@ -25,6 +27,7 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
   );
   await new Promise((r) => raw.once("listening", r));
   const rawPort = (raw.address() as { port: number }).port;
+  const topology = await startRunnerTopology();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
   // No warm runners: their refill after the first create would run during the measurement.
   const server = await createDevServer({ port: 0, dataDir: dir, agentsDir: path.join(REPO_ROOT, "test/fixtures/bundles"), logger: silentLogger, coordinator: { warmRunners: 0 } });
@@ -35,6 +38,7 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
     const { instance_id: id } = (await res.json()) as { instance_id: string };
     const podiumWs = await openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
     const rawWs = await openWebSocket(`ws://127.0.0.1:${rawPort}`);
+    const topologyWs = await openWebSocket(topology.url);
     const message = JSON.stringify({ type: "process_message", content: { text: "ping" } });
     const rtt = async (ws: WebSocket) => {
       const samples: number[] = [];
@@ -46,6 +50,7 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
       return summarize(samples.slice(Math.floor(roundTrips / 10)));
     };
     const rawRtt = await rtt(rawWs);
+    const topologyRtt = await rtt(topologyWs);
     const podiumRtt = await rtt(podiumWs);
     const flood = async (ws: WebSocket) => {
       const start = performance.now();
@@ -53,19 +58,26 @@ export async function runStreamBench(roundTrips = 300, updates = 50_000): Promis
       return updates / ((performance.now() - start) / 1000);
     };
     const rawRate = await flood(rawWs);
+    const topologyRate = await flood(topologyWs);
     const podiumRate = await flood(podiumWs);
     podiumWs.close();
     rawWs.close();
+    topologyWs.close();
     return {
       "raw ws round trip p50 ms": rawRtt.p50,
+      "ws -> server -> bare runner round trip p50 ms": topologyRtt.p50,
+      "ws -> server -> bare runner round trip p99 ms": topologyRtt.p99,
       "podium round trip p50 ms": podiumRtt.p50,
-      "podium round trip p95 ms": podiumRtt.p95,
-      "round trip ratio (podium / raw)": podiumRtt.p50 / rawRtt.p50,
+      "podium round trip p99 ms": podiumRtt.p99,
+      "round trip ratio (podium / bare runner topology, p50)": podiumRtt.p50 / topologyRtt.p50,
       "raw ws updates/s": rawRate,
-      "podium updates/s (agent -> gateway -> client)": podiumRate,
+      "ws -> server -> bare runner updates/s": topologyRate,
+      "podium updates/s (agent -> gateway -> client, persisted)": podiumRate,
+      "updates/s ratio (podium / bare runner topology)": podiumRate / topologyRate,
     };
   } finally {
     await server.close();
+    await topology.close();
     await new Promise((r) => raw.close(r));
     fs.rmSync(dir, { recursive: true, force: true });
   }

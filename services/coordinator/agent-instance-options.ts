@@ -11,8 +11,13 @@ import type { Logger } from "../shared/logger.js";
 
 export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
 
+/** What a capture recorded: undefined when nothing changed. */
+export type CaptureOutcome = { iteration: number; files: { path: string; change: string }[]; quotaExceeded?: boolean } | undefined;
+
 export interface WorkspaceCapture {
-  capture(): { iteration: number; files: { path: string; change: string }[]; quotaExceeded?: boolean } | undefined;
+  capture(): CaptureOutcome;
+  /** capture() whose wait for the change-tracking thread does not block the event loop (used after turns). */
+  captureAsync?(): Promise<CaptureOutcome>;
 }
 
 export interface InstanceExit {

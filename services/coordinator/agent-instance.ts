@@ -4,9 +4,11 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentProcess, type AgentProcessHandlers, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
-import type { AgentInstanceOptions, InstanceExit, InstanceStatusName, UpdateSubscriber } from "./agent-instance-options.js";
+import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceStatusName, UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
+import { StartProgress } from "./start-progress.js";
+import { LogBudget } from "./log-budget.js";
 import { findUnfinishedTurns, INTERRUPTED_MESSAGE } from "./unfinished-turns.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
@@ -16,8 +18,6 @@ import { errorMessage } from "../shared/errors.js";
 
 /** Longest the agent's `init` waits for sandbox set-up that may finish late (egress). */
 const BEFORE_INIT_WAIT_MS = 3000;
-/** Most agent output one instance records in logs.db (docs/security.md). */
-const LOG_BUDGET_BYTES = 256 * 1024 * 1024;
 
 interface PendingTurn {
   turn: number;
@@ -28,6 +28,8 @@ type EventRecord = { messageType: string; content: JsonObject | undefined; turn:
 
 interface RunningTurn extends PendingTurn {
   ended: boolean;
+  /** turn_done arrived (with its error, if any); the turn ends once the workspace capture is recorded. */
+  done?: { error: string | undefined };
   timer: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
 }
@@ -58,16 +60,14 @@ export class AgentInstance {
   /** Why the platform killed the process, when it did (turn timeout). */
   private killReason: string | undefined;
   private markEnded!: () => void;
-  /** The last stderr lines, quoted in start-up errors. */
-  private readonly stderrTail: string[] = [];
+  /** The start's steps and the agent's last stderr lines, quoted in start-up errors. */
+  private readonly progress = new StartProgress();
   /** Requests the agent asked (content.request_id) and no one answered yet. */
   private readonly openRequests = new OpenRequests();
   private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
   /** Set when the instance was fenced (another coordinator owns the agent): nothing is written after it. */
   private fencedReason: string | undefined;
-  /** Bytes of agent output (stdout, stderr, ctx.log) recorded in logs.db by this instance. */
-  private loggedBytes = 0;
-  private logSuppressed = false;
+  private readonly logBudget = new LogBudget();
   /** start() succeeded: turns run from now on. An instance that never served leaves its queue unfinished. */
   private serving = false;
 
@@ -122,20 +122,15 @@ export class AgentInstance {
     this.recoverUnfinishedTurns();
     const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
     // Where a start that never became ready got stuck, for its error and the log.
-    const began = Date.now();
-    const steps: string[] = [];
-    const step = (what: string) => steps.push(`${what} after ${Date.now() - began} ms`);
+    const step = (what: string) => this.progress.step(what);
     const prepare = options.prepare;
     const handlers: AgentProcessHandlers = {
       onFrames: (frames) => {
-        if (steps.length < 8 && !this.readyAt) step("first frame");
+        if (!this.readyAt) step("first frame");
         this.onFrames(frames);
       },
       onOutput: (stream, line) => {
-        if (stream === "stderr" && !this.readyAt) {
-          this.stderrTail.push(line);
-          if (this.stderrTail.length > 8) this.stderrTail.shift();
-        }
+        if (stream === "stderr" && !this.readyAt) this.progress.stderrLine(line);
         this.log(stream === "stdout" ? "info" : "warn", stream, line);
       },
       onBadFrame: (reason, line) => this.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
@@ -213,12 +208,8 @@ export class AgentInstance {
     }
     const timedOut = () => {
       if (!this.readySettle) return;
-      const progress = steps.length > 0 ? steps.join(", ") : "the sandbox never started";
-      const cpu = options.cpuUsageMicros?.();
-      const used = cpu === undefined ? "" : `; the agent used ${Math.round(cpu / 1000)} ms of CPU`;
-      const stderr = this.stderrTail.length > 0 ? `; stderr: ${this.stderrTail.join(" | ").slice(-500)}` : "";
-      const message = `agent did not become ready within ${options.limits.startTimeoutMs} ms (${progress}${used})`;
-      this.log("error", "platform", `${message}${stderr}`);
+      const { message, logged } = this.progress.timedOut(options.limits.startTimeoutMs, options.cpuUsageMicros?.());
+      this.log("error", "platform", logged);
       this.readySettle.reject(new ConnectError(message, Code.DeadlineExceeded));
     };
     // setImmediate runs after the poll phase: a `ready` already in the pipe when the timer fires (an event
@@ -452,35 +443,70 @@ export class AgentInstance {
     }, this.options.limits.turnKillGraceMs);
   }
 
+  /**
+   * turn_done: the workspace is captured, then the turn's end is recorded and the next one starts. The
+   * capture's change-tracking barrier is awaited, not blocked on, so the events already sent reach their
+   * clients meanwhile; an exit in between ends the turn synchronously (onExit).
+   */
   private finishTurn(turn: number, error: string | undefined): void {
     const current = this.current;
-    if (!current || current.turn !== turn) {
+    if (!current || current.turn !== turn || current.done) {
       this.log("warn", "platform", `turn_done for turn ${turn}, which is not running`);
       return;
     }
     clearTimeout(current.timer);
     if (current.killTimer) clearTimeout(current.killTimer);
-    this.captureWorkspace(turn);
+    current.done = { error };
+    const capture = this.options.workspaceCapture;
+    if (!capture?.captureAsync || !this.writable()) {
+      this.captureWorkspace(turn);
+      this.endTurn(current);
+      return;
+    }
+    void this.captureThenEnd(current, capture.captureAsync());
+  }
+
+  private async captureThenEnd(current: RunningTurn, capture: Promise<CaptureOutcome>): Promise<void> {
+    try {
+      const result = await capture;
+      if (this.current === current && this.writable()) this.recordCapture(result, current.turn);
+    } catch (err) {
+      if (this.current === current) this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
+    }
+    try {
+      if (this.current === current) this.endTurn(current);
+    } catch (err) {
+      this.options.logger.error("could not record the end of a turn", { instance_id: this.instanceId, agent_id: this.agentId, turn: current.turn, error: errorMessage(err) });
+    }
+  }
+
+  /** Records the end of a turn whose turn_done arrived and whose workspace was captured; starts the next. */
+  private endTurn(current: RunningTurn, next = true): void {
+    const { turn } = current;
+    const error = current.done?.error;
     if (error !== undefined) this.emit("error", { message: error }, turn);
     else if (!current.ended) this.emit("complete", {}, turn);
     // The turn's last event: its state delta, workspace changes and end marker are all recorded.
     this.emit("turn.done", { turn, ok: error === undefined }, turn);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
-    this.pump();
+    if (next) this.pump();
   }
 
   private captureWorkspace(turn: number): void {
     const capture = this.options.workspaceCapture;
     if (!capture || !this.writable()) return;
     try {
-      const result = capture.capture();
-      if (!result) return;
-      this.emit("workspace.changed", { iteration: result.iteration, files: result.files }, turn);
-      if (result.quotaExceeded) this.emit("error", { message: "workspace quota exceeded", code: "resource_exhausted" }, turn);
+      this.recordCapture(capture.capture(), turn);
     } catch (err) {
       this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
     }
+  }
+
+  private recordCapture(result: CaptureOutcome, turn: number): void {
+    if (!result) return;
+    this.emit("workspace.changed", { iteration: result.iteration, files: result.files }, turn);
+    if (result.quotaExceeded) this.emit("error", { message: "workspace quota exceeded", code: "resource_exhausted" }, turn);
   }
 
   private onExit(info: ProcessExitInfo): void {
@@ -492,7 +518,8 @@ export class AgentInstance {
       clearTimeout(this.current.timer);
       if (this.current.killTimer) clearTimeout(this.current.killTimer);
       this.captureWorkspace(this.current.turn);
-      this.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
+      if (this.current.done) this.endTurn(this.current, false); // it had ended; its capture was under way
+      else this.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
     } else {
       this.captureWorkspace(0);
     }
@@ -511,7 +538,7 @@ export class AgentInstance {
     const content: JsonObject = { reason, exit_code: info.code, signal: info.signal };
     this.emit("terminated", content, 0);
     this.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
-    const tail = this.stderrTail.join("\n").slice(-2000);
+    const tail = this.progress.stderrTail(2000);
     this.readySettle?.reject(
       new ConnectError(`agent process exited before it was ready (exit code ${info.code}, signal ${info.signal})${tail ? `: ${tail}` : ""}`, Code.FailedPrecondition),
     );
@@ -549,17 +576,9 @@ export class AgentInstance {
   }
 
   private log(level: "debug" | "info" | "warn" | "error", source: "stdout" | "stderr" | "agent" | "platform", message: string, fields?: JsonObject): void {
-    if (source !== "platform") {
-      // What the agent writes to logs.db is budgeted per instance: a flood cannot fill the host's disk.
-      this.loggedBytes += message.length + (fields ? 64 : 0);
-      if (this.loggedBytes > LOG_BUDGET_BYTES) {
-        if (!this.logSuppressed) {
-          this.logSuppressed = true;
-          this.log("warn", "platform", `the agent wrote more than ${LOG_BUDGET_BYTES / 1048576} MiB of logs; further output of this instance is dropped`);
-        }
-        return;
-      }
-    }
+    const charged = source === "platform" ? "record" : this.logBudget.charge(message, fields !== undefined);
+    if (charged === "exhausted") this.log("warn", "platform", `the agent wrote more than ${this.logBudget.limitMiB} MiB of logs; further output of this instance is dropped`);
+    if (charged !== "record") return;
     try {
       if (this.writable()) this.options.store.logs.append({ level, source, message, instanceId: this.instanceId, ...(fields ? { fields } : {}) });
     } catch (err) {

@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { createRouterTransport } from "@connectrpc/connect";
+import { createInProcessTransport } from "../shared/in-process-transport.js";
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from "../coordinator/create-coordinator.js";
 import { coordinatorClients, StaticCoordinatorDirectory } from "../gateway/coordinator-directory.js";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway/create-gateway.js";
@@ -64,7 +64,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
     registry,
     logger: logger.child({ service: "coordinator" }),
   });
-  const transport = createRouterTransport(coordinator.routes);
+  const transport = createInProcessTransport(coordinator.routes);
   const directory = new StaticCoordinatorDirectory([coordinatorClients(coordinator.id, transport)]);
   const gateway = createGateway({
     ...options.gateway,

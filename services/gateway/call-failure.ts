@@ -9,10 +9,11 @@
  * - `no_answer`: the call may have reached the coordinator but no answer came back (the connection was
  *   reset or closed, or the call timed out). Retry only idempotently (a create with its request id).
  * - `answered`: the coordinator answered with this error (it carries the response's metadata:
- *   `grpc-status` over gRPC, `content-type` over Connect).
+ *   `grpc-status` over gRPC, `content-type` over Connect, a marker in process).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errnoCode } from "../shared/errors.js";
+import { IN_PROCESS_ANSWER_HEADER } from "../shared/in-process-transport.js";
 
 export type CallFailure = "not_sent" | "refused" | "no_answer" | "answered";
 
@@ -31,7 +32,7 @@ const BROKEN_CONNECTION: ReadonlySet<Code> = new Set([Code.Canceled, Code.Aborte
 export function callFailure(err: unknown): CallFailure {
   const error = ConnectError.from(err);
   if (error.metadata.get(CIRCUIT_OPEN_HEADER) === "open") return "not_sent";
-  if (error.metadata.has("grpc-status") || error.metadata.has("content-type")) return "answered";
+  if (error.metadata.has("grpc-status") || error.metadata.has("content-type") || error.metadata.has(IN_PROCESS_ANSWER_HEADER)) return "answered";
   const chain = causeChain(err);
   if (chain.some((cause) => cause instanceof Error && REFUSED_STREAM.test(cause.message))) return "refused";
   for (const cause of chain) {

@@ -35,7 +35,7 @@ import { VersionLog, type VersionRow } from "./version-log.js";
 import { captureWorkspace, isRacy, type CaptureContext } from "./workspace-capture.js";
 import { errnoCode, workspaceOwner, writeWorkspaceFile } from "./workspace-io.js";
 import { resolveWorkspacePath } from "./workspace-path.js";
-import { WorkspaceWatcher } from "./workspace-watcher.js";
+import { WorkspaceWatcher, type DrainResult } from "./workspace-watcher.js";
 
 /** With a watcher, a full scan still runs at least this often (a safety net for anything inotify missed). */
 export const FULL_SCAN_INTERVAL_MS = 60_000;
@@ -148,7 +148,23 @@ export class Chronicle {
   /** Records what changed in the workspace since the last capture; undefined when nothing did. */
   capture(): CaptureResult | undefined {
     this.assertOpen();
-    const dirty = this.dirtyPaths();
+    const watcher = this.readyWatcher();
+    return this.captureDirty(this.dirtyPaths(watcher && watcher.drain()));
+  }
+
+  /**
+   * capture() whose change-tracking barrier does not block the thread (it waits on the watch thread
+   * asynchronously); the capture itself is synchronous, after the barrier. Undefined when closed meanwhile.
+   */
+  async captureAsync(): Promise<CaptureResult | undefined> {
+    this.assertOpen();
+    const watcher = this.readyWatcher();
+    const drained = watcher && (await watcher.drainAsync());
+    if (this.closed) return undefined;
+    return this.captureDirty(this.dirtyPaths(drained));
+  }
+
+  private captureDirty(dirty: Set<string> | undefined): CaptureResult | undefined {
     let result: CaptureResult | undefined;
     try {
       result = captureWorkspace(this.captureContext, this.latest, dirty);
@@ -166,6 +182,17 @@ export class Chronicle {
     return result;
   }
 
+  /**
+   * The watcher to drain, undefined for none or not ready yet. The first capture is a full scan anyway; it
+   * waits (once) for the worker to watch every directory, so that it can serve as the baseline. Not ready
+   * in time: full scans until it is.
+   */
+  private readyWatcher(): WorkspaceWatcher | undefined {
+    const watcher = this.watcher;
+    if (!watcher || (!watcher.waitReady(2000) && !watcher.failed)) return undefined;
+    return watcher;
+  }
+
   /** True while a change-tracking watcher is running (see `watch` in ChronicleOptions). */
   get watching(): boolean {
     return this.watcher !== undefined;
@@ -176,17 +203,14 @@ export class Chronicle {
    * always drained (its barrier makes sure every write that returned before this call has been seen), even
    * when a full scan follows, so the next capture starts from a clean slate.
    */
-  private dirtyPaths(): Set<string> | undefined {
+  private dirtyPaths(drained: DrainResult | undefined): Set<string> | undefined {
     const watcher = this.watcher;
     const full = (reason: string) => {
       this.lastFullScanReason = reason;
       return undefined;
     };
     if (!watcher) return full("no watcher");
-    // The first capture is a full scan anyway; it waits (once) for the worker to watch every directory, so
-    // that it can serve as the baseline. Not ready in time: full scans until it is.
-    if (!watcher.waitReady(2000) && !watcher.failed) return full("watcher starting");
-    const drained = watcher.drain();
+    if (!drained) return full("watcher starting");
     if (!drained.ok) {
       if (drained.fatal) {
         watcher.close();

@@ -3,12 +3,16 @@
  * Chronicle) holds an inotify watch (Node `fs.watch`, non-recursive) on every directory of each workspace
  * and collects, per workspace, the relative paths that events name. capture() is synchronous and is called
  * right after the agent's turn, so events for the last writes may still sit in the kernel queue; `drain()`
- * therefore runs a **barrier**: it writes a sequence number into the workspace's private sentinel file, which
- * the same thread watches. All watches of the thread share one inotify instance (one libuv loop), whose
- * queue is ordered, and the kernel queues a write's event inside the write syscall; so once the thread has
- * handled the sentinel event, it has handled every event of every write that returned before `drain()`
- * started. The worker answers with the dirty paths since the previous barrier;
- * the main thread waits for it with `Atomics.wait` (it cannot run its own event loop inside capture()).
+ * therefore runs a **barrier**: it touches (`utimes`, one syscall, no data written) one of the workspace's
+ * private sentinel files, whose directory the same thread watches. All watches of the thread share one
+ * inotify instance (one libuv loop), whose queue is ordered, and the kernel queues an event inside the
+ * syscall that causes it; so once the thread has handled the sentinel event, it has handled every event of
+ * every write that returned before `drain()` started. Barrier n touches sentinel `n % SENTINEL_SLOTS`: the
+ * event's name tells which barrier it is (fewer than that many are ever outstanding), so an event left over
+ * from a barrier that timed out can never confirm a later one. The worker answers with the dirty paths since
+ * the previous barrier; the main thread waits for it with `Atomics.wait` (it cannot run its own event loop
+ * inside capture()). A barrier costs the main thread ~5 µs plus the thread's wake-up (a rewritten sentinel
+ * file cost ~120-300 µs on ext4: its truncation).
  *
  * The worker never decides what changed: it only says where to look. A directory event (created, removed,
  * renamed, chmod'ed) names the directory, and the capture walks that whole subtree; a new directory is watched
@@ -34,8 +38,10 @@ const watches = new Map(); // watch id -> { close, fail }
 let threadEvents = 0;
 
 // One workspace: its own watches, dirty paths, barrier and failure, in this thread shared by all workspaces.
-function startWatch({ id, root, ignore, sentinel, shared, port }) {
-  const state = new Int32Array(shared); // [0] 0 starting, 1 ready, 2 failed; [1] last barrier seq handled
+function startWatch({ id, root, ignore, sentinelDir, slots, shared, port }) {
+  // [0] 0 starting, 1 ready, 2 failed; [1] last barrier seq handled; [2] last barrier seq started (set
+  // before its sentinel is touched)
+  const state = new Int32Array(shared);
   const ignored = new Set(ignore);
   const watchers = new Map(); // relative dir -> { watcher, ino }
   let sentinelWatcher;
@@ -133,14 +139,16 @@ function startWatch({ id, root, ignore, sentinel, shared, port }) {
     pending.add(rel); // reported after the watch exists: the capture walks the subtree
   }
 
-  function onSentinel() {
+  // Sentinel "k" stands for the first barrier after the last one handled whose seq % slots is k. Barriers
+  // touch their sentinels in seq order and fewer than slots are ever outstanding, so that is this event's
+  // barrier; a seq beyond the last one started is a duplicate event of one already handled.
+  function onSentinel(name) {
     threadEvents++;
     if (failed || closed) return;
-    let seq = 0;
-    try {
-      seq = Number(fs.readFileSync(sentinel, "utf8")) || 0;
-    } catch {}
-    if (seq <= acked) return;
+    const slot = Number(name);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= slots) return;
+    const seq = acked + 1 + ((((slot - acked - 1) % slots) + slots) % slots);
+    if (seq > Atomics.load(state, 2)) return;
     acked = seq;
     port.postMessage({ seq, events: threadEvents - eventsAtBarrier, paths: [...pending] });
     pending = new Set();
@@ -160,7 +168,7 @@ function startWatch({ id, root, ignore, sentinel, shared, port }) {
   try {
     watchTree("");
     if (!watchers.has("")) fail("cannot watch the workspace root");
-    sentinelWatcher = fs.watch(sentinel, { persistent: true }, onSentinel);
+    sentinelWatcher = fs.watch(sentinelDir, { persistent: true }, (type, name) => onSentinel(name));
     sentinelWatcher.on("error", (err) => fail("sentinel watch error: " + ((err && err.code) || err)));
     if (!failed) {
       Atomics.store(state, 0, 1);
@@ -223,6 +231,13 @@ function processExists(pid: number): boolean {
   }
 }
 
+type WaitAsyncResult = { async: false; value: "not-equal" | "timed-out" } | { async: true; value: Promise<"ok" | "timed-out"> };
+/** `Atomics.waitAsync` (V8 since Node 16; not in TypeScript's ES2023 lib). */
+const waitAsync = (Atomics as unknown as { waitAsync(array: Int32Array, index: number, value: number, timeoutMs: number): WaitAsyncResult }).waitAsync;
+
+/** Sentinel files per workspace: barrier n touches `<sentinelDir>/<n % SENTINEL_SLOTS>`. */
+const SENTINEL_SLOTS = 4;
+
 /** statfs f_type of local Linux file systems: ext2/3/4, xfs, btrfs, tmpfs, overlayfs, f2fs, zfs, bcachefs. */
 const LOCAL_FS_MAGIC = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0xf2f52010, 0x2fc12fc1, 0xca451a4e]);
 
@@ -284,7 +299,7 @@ class WatchThread {
     this.worker.unref();
   }
 
-  add(watch: { root: string; ignore: string[]; sentinel: string; shared: SharedArrayBuffer; port: MessagePort }, onError: (error: string) => void): number {
+  add(watch: { root: string; ignore: string[]; sentinelDir: string; slots: number; shared: SharedArrayBuffer; port: MessagePort }, onError: (error: string) => void): number {
     const id = this.nextId++;
     this.listeners.set(id, onError);
     this.worker.postMessage({ type: "add", id, ...watch }, [watch.port]);
@@ -308,7 +323,7 @@ export class WorkspaceWatcher {
   private readonly port: MessagePort;
   private readonly state: Int32Array;
   private readonly sentinelDir: string;
-  private readonly sentinel: string;
+  private readonly sentinels: string[];
   private readonly rootIno: number;
   private readonly eventLimit: number;
   private readonly barrierTimeoutMs: number;
@@ -342,14 +357,14 @@ export class WorkspaceWatcher {
     this.eventLimit = Math.floor(maxQueuedEvents() / 2);
     this.rootIno = fs.lstatSync(rootReal).ino;
     this.sentinelDir = fs.mkdtempSync(path.join(os.tmpdir(), `${WATCH_DIR_PREFIX}${process.pid}-`));
-    this.sentinel = path.join(this.sentinelDir, "barrier");
-    fs.writeFileSync(this.sentinel, "0");
-    const shared = new SharedArrayBuffer(8);
+    this.sentinels = Array.from({ length: SENTINEL_SLOTS }, (_, slot) => path.join(this.sentinelDir, String(slot)));
+    for (const sentinel of this.sentinels) fs.writeFileSync(sentinel, "");
+    const shared = new SharedArrayBuffer(12);
     this.state = new Int32Array(shared);
     const channel = new MessageChannel();
     this.port = channel.port1;
     this.thread = WatchThread.acquire();
-    this.watchId = this.thread.add({ root: rootReal, ignore: [...ignore], sentinel: this.sentinel, shared, port: channel.port2 }, (error) => {
+    this.watchId = this.thread.add({ root: rootReal, ignore: [...ignore], sentinelDir: this.sentinelDir, slots: SENTINEL_SLOTS, shared, port: channel.port2 }, (error) => {
       this.error ??= error;
       // A thread that died cannot say so through the shared state: wake whoever waits on it.
       Atomics.store(this.state, 0, 2);
@@ -388,23 +403,54 @@ export class WorkspaceWatcher {
    * "scan everything": `fatal` when the watcher is broken for good (close it), else only this time.
    */
   drain(): DrainResult {
-    if (this.closed) return { ok: false, reason: "closed", fatal: true };
-    const root = fs.lstatSync(this.rootReal, { throwIfNoEntry: false });
-    if (!root || !root.isDirectory() || root.ino !== this.rootIno) return { ok: false, reason: "workspace root replaced", fatal: true };
-    const target = ++this.seq;
-    try {
-      fs.writeFileSync(this.sentinel, String(target));
-    } catch (err) {
-      return { ok: false, reason: `cannot write the barrier sentinel: ${String(err)}`, fatal: true };
-    }
+    const started = this.startBarrier();
+    if (typeof started !== "number") return started;
     const deadline = Date.now() + this.barrierTimeoutMs;
-    for (;;) {
-      const seen = Atomics.load(this.state, 1);
-      if (seen >= target || Atomics.load(this.state, 0) === 2) break;
+    for (let seen = Atomics.load(this.state, 1); seen < started && Atomics.load(this.state, 0) !== 2; seen = Atomics.load(this.state, 1)) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       Atomics.wait(this.state, 1, seen, left);
     }
+    return this.endBarrier(started);
+  }
+
+  /**
+   * drain() without blocking the thread: the event loop runs while the watch thread catches up (the
+   * barrier's wake-up, ~0.1-0.2 ms, is no longer a stall of every agent of the process). Drains may overlap:
+   * barriers are confirmed in order, and whichever ends first takes the paths of both.
+   */
+  async drainAsync(): Promise<DrainResult> {
+    const started = this.startBarrier();
+    if (typeof started !== "number") return started;
+    const deadline = Date.now() + this.barrierTimeoutMs;
+    for (let seen = Atomics.load(this.state, 1); seen < started && Atomics.load(this.state, 0) !== 2; seen = Atomics.load(this.state, 1)) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed) break;
+      const wait = waitAsync(this.state, 1, seen, left);
+      if (wait.async) await wait.value;
+    }
+    return this.endBarrier(started);
+  }
+
+  /** Touches the next barrier's sentinel; returns its seq, or why there is none. */
+  private startBarrier(): number | DrainResult {
+    if (this.closed) return { ok: false, reason: "closed", fatal: true };
+    const root = fs.lstatSync(this.rootReal, { throwIfNoEntry: false });
+    if (!root || !root.isDirectory() || root.ino !== this.rootIno) return { ok: false, reason: "workspace root replaced", fatal: true };
+    const target = ++this.seq;
+    // A timed-out barrier stays outstanding; two in a row are fatal (below), so this holds unless broken.
+    if (target - Atomics.load(this.state, 1) >= SENTINEL_SLOTS) return { ok: false, reason: "barriers outstanding", fatal: true };
+    Atomics.store(this.state, 2, target);
+    try {
+      fs.utimesSync(this.sentinels[target % SENTINEL_SLOTS] as string, target, target);
+    } catch (err) {
+      return { ok: false, reason: `cannot write the barrier sentinel: ${String(err)}`, fatal: true };
+    }
+    return target;
+  }
+
+  private endBarrier(target: number): DrainResult {
+    if (this.closed) return { ok: false, reason: "closed", fatal: true };
     this.receive();
     if (this.error !== undefined || Atomics.load(this.state, 0) === 2) {
       return { ok: false, reason: this.error ?? "watch worker failed", fatal: true };
@@ -425,6 +471,7 @@ export class WorkspaceWatcher {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    Atomics.notify(this.state, 1); // a drainAsync() in progress ends now
     this.thread.remove(this.watchId);
     this.port.close();
     fs.rmSync(this.sentinelDir, { recursive: true, force: true });
