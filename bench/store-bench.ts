@@ -10,7 +10,9 @@
  * - a 50 MB agent-like state: snapshot size and write time, brotli (what the store does) vs raw
  *   JSON, zlib deflate level 1 for comparison, and the time to open the agent from each;
  * - open50MBMs vs open50MBPlus10kDeltasMs: opening with the snapshot only, and with 10,000 deltas
- *   after it (default options; the snapshot ratio guard keeps them as deltas).
+ *   after it (default options; the snapshot ratio guard keeps them as deltas);
+ * - the longest event-loop stall of an automatic snapshot of the 50 MB state, on the main thread
+ *   (backgroundSnapshotBytes: Infinity) and in the background (the default), and their ratio.
  * Run: node --import tsx bench/store-bench.ts
  */
 import fs from "node:fs";
@@ -172,6 +174,31 @@ function bigStateAgent(root: string, state: JsonObject, compress: boolean): { di
   }
 }
 
+/**
+ * An automatic snapshot of the 50 MB state, triggered by one small delta: how long the event loop is
+ * blocked (the apply() call itself, then the longest gap between 2 ms timer ticks until the snapshot is
+ * stored), synchronous (on the main thread, as before) or in the background (the snapshot thread).
+ */
+async function snapshotStall(dir: string, background: boolean): Promise<{ applyMs: number; longestStallMs: number; doneMs: number }> {
+  const store = AgentStore.open({ dir, snapshotEveryVersions: 1, snapshotMinPatchRatio: 0, ...(background ? {} : { backgroundSnapshotBytes: Infinity }) });
+  try {
+    const before = store.state.info().snapshotVersion; // loads the state
+    const start = performance.now();
+    store.state.apply([{ op: "replace", path: "/counter", value: store.state.version() }], { instanceId: "inst-1", turn: 1 });
+    const applyMs = performance.now() - start;
+    let longestStallMs = applyMs;
+    for (let last = performance.now(); store.state.info().snapshotVersion === before; ) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const now = performance.now();
+      longestStallMs = Math.max(longestStallMs, now - last - 2);
+      last = now;
+    }
+    return { applyMs: round(applyMs, 1), longestStallMs: round(longestStallMs, 1), doneMs: round(performance.now() - start, 1) };
+  } finally {
+    store.close();
+  }
+}
+
 export async function runStoreBench(): Promise<Record<string, number>> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "podium-store-bench-"));
   try {
@@ -217,6 +244,10 @@ export async function runStoreBench(): Promise<Record<string, number>> {
       big.close();
     }
     const open50MBPlus10kDeltasMs = timeOpen({ dir: brotli.dir });
+    const syncSnapshot = await snapshotStall(raw.dir, false);
+    // The first builds on the snapshot stored inline (read in one piece); the next on its own chunks.
+    const firstBackgroundSnapshot = await snapshotStall(raw.dir, true);
+    const backgroundSnapshot = await snapshotStall(raw.dir, true);
 
     return {
       baselineInsertsPerSec,
@@ -235,6 +266,11 @@ export async function runStoreBench(): Promise<Record<string, number>> {
       open50MBMs: brotli.openMs,
       open50MBPlus10kDeltasMs,
       snapshotsDuring10kDeltas: snapshotsDuringDeltas,
+      snapshot50MBSyncStallMs: syncSnapshot.longestStallMs,
+      snapshot50MBBackgroundFromInlineStallMs: firstBackgroundSnapshot.longestStallMs,
+      snapshot50MBBackgroundStallMs: backgroundSnapshot.longestStallMs,
+      snapshot50MBBackgroundDoneMs: backgroundSnapshot.doneMs,
+      snapshotStallRatio: round(backgroundSnapshot.longestStallMs / syncSnapshot.longestStallMs, 3),
     };
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
@@ -244,7 +280,7 @@ export async function runStoreBench(): Promise<Record<string, number>> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   runStoreBench().then(
     (result) => {
-      for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(26)} ${value}`);
+      for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(40)} ${value}`);
     },
     (err: unknown) => {
       console.error(err);

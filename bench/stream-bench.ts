@@ -40,14 +40,19 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const rawWs = await openWebSocket(`ws://127.0.0.1:${rawPort}`);
     const topologyWs = await openWebSocket(topology.url);
     const message = JSON.stringify({ type: "process_message", content: { text: "ping" } });
+    // CPU of this process (server and bench client) per round trip; the agent's and runner's own CPU is not in it.
     const rtt = async (ws: WebSocket) => {
       const samples: number[] = [];
+      let cpu = process.cpuUsage();
       for (let i = 0; i < roundTrips; i++) {
+        if (i === Math.floor(roundTrips / 10)) cpu = process.cpuUsage();
         const start = performance.now();
         await exchange(ws, message, 1, isEnd);
         samples.push(performance.now() - start);
       }
-      return summarize(samples.slice(Math.floor(roundTrips / 10)));
+      const used = process.cpuUsage(cpu);
+      const measured = samples.slice(Math.floor(roundTrips / 10));
+      return { ...summarize(measured), cpuMs: (used.user + used.system) / 1000 / measured.length };
     };
     const rawRtt = await rtt(rawWs);
     const topologyRtt = await rtt(topologyWs);
@@ -70,6 +75,8 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
       "podium round trip p50 ms": podiumRtt.p50,
       "podium round trip p99 ms": podiumRtt.p99,
       "round trip ratio (podium / bare runner topology, p50)": podiumRtt.p50 / topologyRtt.p50,
+      "bare runner topology: CPU ms per round trip (server + client)": topologyRtt.cpuMs,
+      "podium: CPU ms per round trip (server + client)": podiumRtt.cpuMs,
       "raw ws updates/s": rawRate,
       "ws -> server -> bare runner updates/s": topologyRate,
       "podium updates/s (agent -> gateway -> client, persisted)": podiumRate,

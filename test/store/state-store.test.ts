@@ -205,34 +205,80 @@ describe("StateStore", () => {
     expect(state.patchesSince(0)).toHaveLength(3);
   });
 
-  it("round-trips a 50 MB state across reopen", () => {
+  const bigConversation = () => {
     const text = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ";
-    const conversation = Array.from({ length: 140_000 }, (_, i) => ({
+    return Array.from({ length: 140_000 }, (_, i) => ({
       id: `m-${i}-${(i * 2654435761) % 4294967296}`,
       role: i % 2 === 0 ? "user" : "assistant",
       text: text.repeat(4).slice(i % 50) + i,
       score: (i % 1000) / 7,
     }));
-    let state = open().state;
-    state.apply([{ op: "replace", path: "", value: { conversation, done: false } }], meta(1));
-    state.apply([{ op: "replace", path: "/done", value: true }], meta(2));
-    const json = JSON.stringify(state.current().state);
-    expect(json.length).toBeGreaterThan(50_000_000);
-    expect(state.info()).toMatchObject({ snapshotVersion: 1, snapshotRawBytes: json.length + 1 }); // "false" at version 1
-
-    state = open().state; // snapshot at 1, patch 2 replayed
-    expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 1, versionsSinceSnapshot: 1 });
-    expect(JSON.stringify(state.current().state)).toBe(json);
-
+  };
+  const chunkRows = () => {
     const db = new Database(path.join(dir, STATE_DB), { readonly: true });
     try {
-      const row = db.prepare("SELECT encoding, length(data) AS size FROM snapshots").get() as { encoding: string; size: number };
-      expect(row.encoding).toBe("json+br");
-      expect(row.size).toBeLessThan(json.length / 3);
+      return {
+        snapshots: db.prepare("SELECT version, encoding, length(data) AS inline, chunks FROM snapshots").all() as { version: number; encoding: string; inline: number; chunks: number }[],
+        chunks: db.prepare("SELECT version, count(*) AS n, sum(length(data)) AS bytes FROM snapshot_chunks GROUP BY version").all() as { version: number; n: number; bytes: number }[],
+      };
     } finally {
       db.close();
     }
+  };
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 500 && !what(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(what()).toBe(true);
+  };
+
+  it("round-trips a 50 MB state across reopen, its snapshot built in the background and written in chunks", async () => {
+    let state = open().state;
+    state.apply([{ op: "replace", path: "", value: { conversation: bigConversation(), done: false } }], meta(1));
+    // The snapshot of version 1 is being built off the main thread; patches go on meanwhile.
+    expect(state.info().snapshotVersion).toBe(0);
+    state.apply([{ op: "replace", path: "/done", value: true }], meta(2));
+    const json = JSON.stringify(state.current().state);
+    expect(json.length).toBeGreaterThan(50_000_000);
+    await until(() => state.info().snapshotVersion === 1);
+    expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 1, snapshotRawBytes: json.length + 1, versionsSinceSnapshot: 1 }); // "false" at 1
+
+    const rows = chunkRows();
+    expect(rows.snapshots).toHaveLength(1);
+    expect(rows.snapshots[0]).toMatchObject({ version: 1, encoding: "json+br", inline: 0 });
+    expect(rows.chunks).toEqual([{ version: 1, n: rows.snapshots[0]?.chunks, bytes: expect.any(Number) }]);
+    expect(rows.chunks[0]?.bytes).toBeLessThan(json.length / 3);
+
+    state = open().state; // snapshot at 1 (its chunks), patch 2 replayed
+    expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 1, versionsSinceSnapshot: 1 });
+    expect(JSON.stringify(state.current().state)).toBe(json);
+  }, 120_000);
+
+  it("keeps a large state's snapshot synchronous with backgroundSnapshotBytes: Infinity", () => {
+    const state = open({ backgroundSnapshotBytes: Infinity }).state;
+    state.apply([{ op: "replace", path: "", value: { conversation: bigConversation().slice(0, 20_000) } }], meta(1));
+    expect(state.info().snapshotVersion).toBe(1);
+    expect(chunkRows().snapshots[0]).toMatchObject({ version: 1, chunks: 0 });
   });
+
+  it("a store closed while its background snapshot is built leaves no chunk behind, and the next one replaces the old", async () => {
+    let state = open({ snapshotEveryVersions: 2, snapshotMinPatchRatio: 0, backgroundSnapshotBytes: 1 }).state;
+    state.apply([{ op: "add", path: "/a", value: "x".repeat(200_000) }], meta(1));
+    state.apply([{ op: "add", path: "/b", value: 1 }], meta(2)); // snapshot of 2 starts
+    state = open({ snapshotEveryVersions: 2, snapshotMinPatchRatio: 0, backgroundSnapshotBytes: 1 }).state; // closed under it
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 0 });
+    await until(() => chunkRows().chunks.length === 0); // what the closed one wrote is removed after the load
+    state.apply([{ op: "add", path: "/c", value: 2 }], meta(3)); // snapshot of 3
+    await until(() => state.info().snapshotVersion === 3);
+    state.apply([{ op: "add", path: "/d", value: 3 }], meta(4));
+    state.apply([{ op: "add", path: "/e", value: 4 }], meta(5)); // snapshot of 5 replaces 3
+    await until(() => state.info().snapshotVersion === 5 && chunkRows().chunks.length === 1);
+    const rows = chunkRows();
+    expect(rows.snapshots.map((r) => r.version)).toEqual([5]);
+    expect(rows.chunks.map((r) => r.version)).toEqual([5]);
+    expect(state.info()).toMatchObject({ prunedThrough: 3 });
+    const reopened = open().state;
+    expect(reopened.current()).toEqual({ version: 5, state: { a: "x".repeat(200_000), b: 1, c: 2, d: 3, e: 4 } });
+  }, 120_000);
 
   it("loads the state on first use, and reports a broken patch chain as DataLoss", () => {
     let opened = open();

@@ -31,6 +31,12 @@ export interface AgentStoreOptions {
   snapshotMinPatchRatio?: number;
   /** brotli-compress snapshots of 16 KiB and more. Default true. */
   compressSnapshots?: boolean;
+  /**
+   * States whose JSON is estimated at this size or more are snapshotted in the background (built on a
+   * worker thread, written in 64 KiB chunks between event-loop turns) instead of synchronously.
+   * Default 1 MiB; Infinity keeps every snapshot synchronous.
+   */
+  backgroundSnapshotBytes?: number;
   /** Called when an automatic snapshot fails (apply() still succeeds; the patch is stored). */
   onSnapshotError?: (err: unknown) => void;
 }
@@ -53,6 +59,7 @@ export function compileAgentStoreOptions(options: AgentStoreOptions): CompiledAg
     snapshotEveryBytes: positive("snapshotEveryBytes", options.snapshotEveryBytes, 4 * 1024 * 1024),
     snapshotMinPatchRatio: ratio,
     compressSnapshots: options.compressSnapshots ?? true,
+    backgroundSnapshotBytes: positive("backgroundSnapshotBytes", options.backgroundSnapshotBytes, 1024 * 1024),
     onSnapshotError: options.onSnapshotError,
   };
 }

@@ -44,6 +44,18 @@ export const STATE_MIGRATIONS: readonly Migration[] = [
         timestamp INTEGER NOT NULL
       ) STRICT;
     `),
+  // Large snapshots are written in chunks, one small transaction each (state-store.ts): a snapshot with
+  // chunks > 0 has its bytes in snapshot_chunks (seq 0..chunks-1) and an empty data.
+  (db) =>
+    db.exec(`
+      ALTER TABLE snapshots ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE snapshot_chunks (
+        version INTEGER NOT NULL,
+        seq     INTEGER NOT NULL,
+        data    BLOB    NOT NULL,
+        PRIMARY KEY (version, seq)
+      ) STRICT;
+    `),
 ];
 
 export const LOGS_MIGRATIONS: readonly Migration[] = [

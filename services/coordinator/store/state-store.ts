@@ -6,11 +6,15 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JsonObject, JsonPatchOp } from "../../shared/json.js";
-import { isJsonObject } from "../../shared/json.js";
 import { JsonPatchError } from "../../shared/json-patch.js";
 import { applyAtomically } from "./apply-atomically.js";
-import { decodeSnapshot, encodeSnapshot } from "./snapshot-codec.js";
+import { encodeSnapshot } from "./snapshot-codec.js";
+import { decodeState, replayPatches, type BuiltSnapshot, type PatchText, type StoredSnapshot } from "./snapshot-build.js";
+import { SnapshotThread } from "./snapshot-thread.js";
 import { closeDatabase, closedError, storeError, type SqliteDatabase } from "./sqlite.js";
+
+/** A background snapshot is written this many bytes per transaction, one transaction per event-loop turn. */
+export const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
 
 export interface StatePatchRow {
   version: number;
@@ -33,6 +37,11 @@ export interface StateStoreOptions {
   snapshotEveryBytes: number;
   snapshotMinPatchRatio: number;
   compressSnapshots: boolean;
+  /**
+   * States whose JSON is estimated at this size or more are snapshotted in the background: built on the
+   * snapshot thread from state.db's rows, written in chunks between event-loop turns.
+   */
+  backgroundSnapshotBytes: number;
   onSnapshotError: ((err: unknown) => void) | undefined;
 }
 
@@ -50,7 +59,9 @@ export interface StateStoreInfo {
 }
 
 type PatchDbRow = [version: number, ops: string, instanceId: string, turn: number, timestamp: number];
-type SnapshotDbRow = { version: number; encoding: string; data: Buffer; raw_bytes: number };
+type SnapshotDbRow = { version: number; encoding: string; data: Buffer; raw_bytes: number; chunks: number };
+
+const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function checkMeta(meta: PatchMeta): number {
   const timestamp = meta.timestamp ?? Date.now();
@@ -84,9 +95,15 @@ export class StateStore {
   private versionsSinceSnapshot = 0;
   private patchBytesSinceSnapshot = 0;
   private loaded = false;
+  /** The version a background snapshot is being built or written for, 0 when none is. */
+  private building = 0;
   private readonly insertPatch;
   private readonly selectPatches;
   private readonly writeSnapshot;
+  private readonly selectChunk;
+  private readonly insertChunk;
+  private readonly commitChunked;
+  private readonly deleteOldChunks;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -110,6 +127,20 @@ export class StateStore {
       deleteOldSnapshots.run(version);
       prunePatches.run(pruneThrough);
     });
+    this.selectChunk = db.prepare<[number, number], Buffer>("SELECT data FROM snapshot_chunks WHERE version = ? AND seq = ?").pluck();
+    this.insertChunk = db.prepare<[number, number, Buffer]>("INSERT OR REPLACE INTO snapshot_chunks (version, seq, data) VALUES (?, ?, ?)");
+    const insertChunked = db.prepare<[number, string, number, number, number]>(
+      "INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp, chunks) VALUES (?, ?, x'', ?, ?, ?)",
+    );
+    this.commitChunked = db.transaction((built: BuiltSnapshot, chunks: number, pruneThrough: number) => {
+      insertChunked.run(built.version, built.encoding, built.rawBytes, Date.now(), chunks);
+      deleteOldSnapshots.run(built.version);
+      prunePatches.run(pruneThrough);
+    });
+    // A few rows at a time: deleting a large snapshot's chunks in one go would stall the event loop.
+    this.deleteOldChunks = db.prepare<[number, number]>(
+      "DELETE FROM snapshot_chunks WHERE rowid IN (SELECT rowid FROM snapshot_chunks WHERE version NOT IN (SELECT version FROM snapshots) AND version != ? LIMIT ?)",
+    );
   }
 
   /** The number of patches ever applied; 0 for a brand-new agent. */
@@ -213,6 +244,7 @@ export class StateStore {
     this.snapshotRawBytes = encoded.rawBytes;
     this.versionsSinceSnapshot = 0;
     this.patchBytesSinceSnapshot = 0;
+    void this.dropOldChunks();
   }
 
   info(): StateStoreInfo {
@@ -241,15 +273,107 @@ export class StateStore {
     return this.patchBytesSinceSnapshot >= this.snapshotRawBytes * snapshotMinPatchRatio;
   }
 
-  /** A failed automatic snapshot does not fail apply(): the patch is stored; retry one interval later. */
+  /**
+   * A failed automatic snapshot does not fail apply(): the patch is stored; retry one interval later.
+   * A large state's snapshot is built in the background; until it is stored, snapshots wait for it.
+   */
   private autoSnapshot(): void {
+    if (this.building > 0) return;
+    if (this.snapshotRawBytes + this.patchBytesSinceSnapshot >= this.options.backgroundSnapshotBytes) {
+      void this.backgroundSnapshot();
+      return;
+    }
     try {
       this.snapshot();
     } catch (err) {
-      this.versionsSinceSnapshot = 0;
-      this.patchBytesSinceSnapshot = 0;
-      this.options.onSnapshotError?.(err);
+      this.snapshotFailed(err);
     }
+  }
+
+  private snapshotFailed(err: unknown): void {
+    this.versionsSinceSnapshot = 0;
+    this.patchBytesSinceSnapshot = 0;
+    this.options.onSnapshotError?.(err);
+  }
+
+  /**
+   * The snapshot of the current version, built on the snapshot thread from the stored rows (the newest
+   * snapshot and the patches after it: the live state is not touched) and written a chunk per event-loop
+   * turn. Patches applied meanwhile stay on top of it. Abandoned when the store closes or another snapshot
+   * was written meanwhile; chunks a crash left behind are removed at the next load.
+   */
+  private async backgroundSnapshot(): Promise<void> {
+    const previous = this.snapshotVersion;
+    const version = this.currentVersion;
+    this.building = version;
+    const stillCurrent = () => this.db.open && this.snapshotVersion === previous;
+    try {
+      const base = previous > 0 ? await this.readSnapshot(previous) : undefined;
+      if (!stillCurrent()) return;
+      const patches = this.selectPatchTexts(previous, version);
+      const built = await SnapshotThread.acquire().build({ base, patches, compress: this.options.compressSnapshots });
+      if (built.version !== version) throw new ConnectError(`snapshot built version ${built.version}, expected ${version}`, Code.Internal);
+      let chunks = 0;
+      const data = Buffer.from(built.data.buffer, built.data.byteOffset, built.data.byteLength);
+      for (let offset = 0; offset < data.length; offset += SNAPSHOT_CHUNK_BYTES, chunks++) {
+        if (!stillCurrent()) return;
+        this.insertChunk.run(version, chunks, data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES));
+        await yieldTurn();
+      }
+      if (!stillCurrent()) return;
+      this.commitChunked(built, chunks, previous);
+      const covered = patches.reduce((sum, [, ops]) => sum + ops.length, 0);
+      this.prunedThrough = Math.max(this.prunedThrough, previous);
+      this.snapshotVersion = version;
+      this.snapshotRawBytes = built.rawBytes;
+      this.versionsSinceSnapshot = this.currentVersion - version;
+      this.patchBytesSinceSnapshot = Math.max(0, this.patchBytesSinceSnapshot - covered);
+    } catch (err) {
+      if (this.db.open) this.snapshotFailed(storeError(err, "write state snapshot"));
+    } finally {
+      this.building = 0;
+      void this.dropOldChunks(); // the replaced snapshot's, or this one's when it was abandoned
+    }
+  }
+
+  /** Deletes the chunks of snapshots that are gone (replaced, or never committed), a few per turn. */
+  private async dropOldChunks(): Promise<void> {
+    try {
+      while (this.db.open && this.deleteOldChunks.run(this.building, 4).changes > 0) await yieldTurn();
+    } catch (err) {
+      this.options.onSnapshotError?.(storeError(err, "remove old snapshot chunks"));
+    }
+  }
+
+  /** A stored snapshot's bytes, its chunks read one per event-loop turn. */
+  private async readSnapshot(version: number): Promise<StoredSnapshot | undefined> {
+    const row = this.selectSnapshot(version);
+    if (!row) throw new ConnectError(`state snapshot ${version} is missing`, Code.DataLoss);
+    if (row.chunks === 0) return { version, encoding: row.encoding, parts: [row.data] };
+    const parts: Buffer[] = [];
+    for (let seq = 0; seq < row.chunks; seq++) {
+      await yieldTurn();
+      if (!this.db.open) return undefined;
+      parts.push(this.chunk(version, seq));
+    }
+    return { version, encoding: row.encoding, parts };
+  }
+
+  private chunk(version: number, seq: number): Buffer {
+    const data = this.selectChunk.get(version, seq);
+    if (!data) throw new ConnectError(`state snapshot ${version} is missing chunk ${seq}`, Code.DataLoss);
+    return data;
+  }
+
+  private selectSnapshot(version?: number): SnapshotDbRow | undefined {
+    const columns = "SELECT version, encoding, data, raw_bytes, chunks FROM snapshots";
+    return version === undefined
+      ? this.db.prepare<[], SnapshotDbRow>(`${columns} ORDER BY version DESC LIMIT 1`).get()
+      : this.db.prepare<[number], SnapshotDbRow>(`${columns} WHERE version = ?`).get(version);
+  }
+
+  private selectPatchTexts(after: number, through: number): PatchText[] {
+    return this.db.prepare<[number, number], PatchText>("SELECT version, ops FROM patches WHERE version > ? AND version <= ? ORDER BY version").raw().all(after, through);
   }
 
   /**
@@ -263,29 +387,14 @@ export class StateStore {
 
   /** Newest snapshot + the patches after it; assigns the fields only once everything loaded. */
   private load(): void {
-    const snapshot = this.db
-      .prepare<[], SnapshotDbRow>("SELECT version, encoding, data, raw_bytes FROM snapshots ORDER BY version DESC LIMIT 1")
-      .get();
-    let state: JsonObject = {};
-    let version = 0;
-    if (snapshot) {
-      const parsed: unknown = JSON.parse(decodeSnapshot(snapshot.encoding, snapshot.data));
-      if (!isJsonObject(parsed)) throw new ConnectError(`snapshot ${snapshot.version} is not a JSON object`, Code.DataLoss);
-      state = parsed;
-      version = snapshot.version;
-    }
-    let patchBytes = 0;
-    const replay = this.db.prepare<[number], [number, string]>("SELECT version, ops FROM patches WHERE version > ? ORDER BY version").raw();
-    for (const [next, ops] of replay.iterate(version)) {
-      if (next !== version + 1) throw new ConnectError(`state patches jump from version ${version} to ${next}`, Code.DataLoss);
-      try {
-        state = applyAtomically(state, JSON.parse(ops) as JsonPatchOp[]).state;
-      } catch (err) {
-        throw new ConnectError(`stored state patch ${next} does not apply: ${String(err)}`, Code.DataLoss, undefined, undefined, err);
-      }
-      version = next;
-      patchBytes += ops.length;
-    }
+    const snapshot = this.selectSnapshot();
+    const base: StoredSnapshot | undefined = snapshot && {
+      version: snapshot.version,
+      encoding: snapshot.encoding,
+      parts: snapshot.chunks === 0 ? [snapshot.data] : Array.from({ length: snapshot.chunks }, (_, seq) => this.chunk(snapshot.version, seq)),
+    };
+    const replay = this.db.prepare<[number], PatchText>("SELECT version, ops FROM patches WHERE version > ? ORDER BY version").raw();
+    const { state, version, patchBytes } = replayPatches(base ? decodeState(base) : {}, snapshot?.version ?? 0, replay.iterate(snapshot?.version ?? 0));
     const first = this.db.prepare<[], number | null>("SELECT min(version) FROM patches").pluck().get() ?? null;
     this.state = state;
     this.currentVersion = version;
@@ -295,5 +404,6 @@ export class StateStore {
     this.patchBytesSinceSnapshot = patchBytes;
     this.prunedThrough = first === null ? version : first - 1;
     this.loaded = true;
+    void this.dropOldChunks(); // of a snapshot a crash left half written
   }
 }
