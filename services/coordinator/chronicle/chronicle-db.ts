@@ -20,6 +20,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { PAGE_CACHE_KIB } from "../store/sqlite.js";
 
 export type Db = Database.Database;
 
@@ -87,6 +88,7 @@ export function openChronicleDb(dbPath: string): Db {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
+    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`); // bounded per connection, as the agent's other databases
     db.pragma("foreign_keys = OFF"); // integrity is kept by the code; FK checks cost on every insert
     const version = db.pragma("user_version", { simple: true });
     if (typeof version === "number" && version > SCHEMA_VERSION) {
