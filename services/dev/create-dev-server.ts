@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createInProcessTransport } from "../shared/in-process-transport.js";
+import { LOOPBACK_ORIGINS } from "../gateway/cors-policy.js";
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from "../coordinator/create-coordinator.js";
 import { coordinatorClients, StaticCoordinatorDirectory } from "../gateway/coordinator-directory.js";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway/create-gateway.js";
@@ -26,7 +27,8 @@ export interface DevServerOptions {
   apiKeys?: string[];
   logger?: Logger;
   coordinator?: Partial<Omit<CoordinatorOptions, "dataDir" | "registry" | "logger">>;
-  gateway?: Partial<Pick<GatewayOptions, "maxJsonBytes" | "maxBundleBytes" | "extensions">>;
+  /** `corsOrigins` adds to the loopback origins (any port) that `podium dev` always allows. */
+  gateway?: Partial<Pick<GatewayOptions, "maxJsonBytes" | "maxBundleBytes" | "extensions" | "corsOrigins">>;
 }
 
 export interface DevServer {
@@ -68,6 +70,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
   const directory = new StaticCoordinatorDirectory([coordinatorClients(coordinator.id, transport)]);
   const gateway = createGateway({
     ...options.gateway,
+    corsOrigins: [...LOOPBACK_ORIGINS, ...(options.gateway?.corsOrigins ?? [])],
     directory,
     registry,
     apiKeys: options.apiKeys ?? [],

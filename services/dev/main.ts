@@ -2,6 +2,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createDevServer } from "./create-dev-server.js";
+import { corsOriginsFrom } from "../gateway/cors-policy.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "../coordinator/replication-config.js";
@@ -17,6 +18,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       agents: { type: "string" },
       "log-level": { type: "string" },
       "warm-runners": { type: "string" },
+      "cors-origin": { type: "string", multiple: true },
       ...REPLICATION_FLAGS,
     },
   });
@@ -41,6 +43,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     dataDir: path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium"),
     ...(values.agents ? { agentsDir: path.resolve(values.agents) } : {}),
     apiKeys,
+    gateway: { corsOrigins: corsOriginsFrom(values["cors-origin"], env.PODIUM_CORS_ORIGINS) },
     coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ...(replication ? { replication } : {}), ...(warmRunners !== undefined ? { warmRunners } : {}) },
   });
   for (const d of server.deployments) log(`deployed ${d.deploymentId} (${d.runtime}, ${d.digest.slice(0, 19)})`);

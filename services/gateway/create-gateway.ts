@@ -10,6 +10,7 @@ import { GatewayCore } from "./gateway-core.js";
 import { gatewayRoutes } from "./gateway-routes.js";
 import { createRestApi } from "./rest-api.js";
 import { createWsUpgradeHandler, instanceConnectRoute, type WsRoute } from "./ws-bridge.js";
+import { withCors } from "./cors-policy.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
 import { createConnectHandler } from "../shared/connect-handler.js";
@@ -46,6 +47,8 @@ export interface GatewayOptions {
   metrics?: MetricsRegistry[];
   /** How much a slow WebSocket client may leave unread before it is closed with 4008 (ws-outbound.ts). */
   wsOutbound?: WsOutboundOptions;
+  /** Origins whose pages may call the API from a browser (cors-policy.ts); none by default. */
+  corsOrigins?: string[];
 }
 
 export interface Gateway {
@@ -110,7 +113,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     fallback: rest,
     readMaxBytes: maxBundleBytes,
   });
-  const server = new OnePortServer({ handler, onUpgrade: ws.handler });
+  const server = new OnePortServer({ handler: withCors(handler, options.corsOrigins ?? []), onUpgrade: ws.handler });
   return {
     core,
     health,
