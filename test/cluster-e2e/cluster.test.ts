@@ -91,6 +91,8 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
         for (const ws of [viaA, viaB]) {
           await ws.waitFor(isEnd, 15_000);
           expect(ws.frames.filter((f) => f.messageType === "stream_update").map(textOf).join("")).toBe(`hello ${n}`);
+          // The turn ends with turn.done (after its workspace capture): then both gateways report the same.
+          await ws.waitFor((f) => f.messageType === "turn.done", 15_000);
           ws.close();
         }
         const [getA, getB] = await Promise.all([cluster.api(A, "GET", `/api/v1/instances/${id}`), cluster.api(B, "GET", `/api/v1/instances/${id}`)]);
