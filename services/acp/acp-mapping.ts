@@ -123,6 +123,14 @@ export class AcpMapper {
     return call;
   }
 
+  /**
+   * `used` never goes down within a session: agents report both the context's total (usage_context)
+   * and one model call's tokens (usage_update), and an editor's gauge must not jump back between them.
+   */
+  private raiseUsed(tokens: number | undefined): void {
+    if (tokens !== undefined) this.used = Math.max(this.used ?? 0, tokens);
+  }
+
   private usage(): acp.SessionUpdate[] {
     if (this.contextWindow === undefined || this.used === undefined) return [];
     const update: acp.SessionUpdate = { sessionUpdate: "usage_update", used: this.used, size: this.contextWindow };
@@ -229,14 +237,14 @@ export class AcpMapper {
         return requestId ? [{ kind: "resolved", requestId }] : [];
       }
       case "usage_context": {
-        this.used = num(data, "total_tokens") ?? this.used;
+        this.raiseUsed(num(data, "total_tokens"));
         this.contextWindow = num(data, "context_window") ?? this.contextWindow;
         return updates(this.usage());
       }
       case "usage_update": {
         const input = num(data, "input_tokens") ?? 0;
         const output = num(data, "output_tokens") ?? 0;
-        if (input + output > 0) this.used = input + output;
+        if (input + output > 0) this.raiseUsed(input + output);
         const cost = num(data, "cost");
         if (cost !== undefined) this.cost = (this.cost ?? 0) + cost;
         return updates(this.usage());

@@ -44,7 +44,8 @@ function agentOf(manager: InstanceManager, target: FileTarget | undefined): stri
   }
 }
 
-export function fileContentToProto(file: FileContent) {
+/** A file's content as the proto carries it; "binary": none inline, the raw bytes follow (DownloadFile). */
+export function fileContentToProto(file: Omit<FileContent, "encoding"> & { encoding: FileContent["encoding"] | "binary" }) {
   return { ...file, size: BigInt(file.size), iteration: BigInt(file.iteration) };
 }
 
@@ -97,7 +98,8 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         const { chronicle, release } = files.acquire(agentId);
         try {
           const { file, stream } = chronicle.openBlobStream(req.path, req.iteration > 0n ? Number(req.iteration) : undefined);
-          yield { file: fileContentToProto({ ...file, content: "", encoding: "base64" }) };
+          // The bytes follow, raw, in `data`: "binary", not the base64 of an inline `content`.
+          yield { file: fileContentToProto({ ...file, content: "", encoding: "binary" }) };
           for await (const chunk of stream) {
             if (ctx.signal.aborted) break;
             yield { data: chunk as Buffer };

@@ -135,6 +135,15 @@ describe("AcpMapper", () => {
     ]);
   });
 
+  it("usage: used never goes down within a session, whichever event reports it", () => {
+    const mapper = new AcpMapper();
+    const used = (draft: ReturnType<typeof d>) => mapper.map(draft).map((a) => (a.kind === "update" && a.update.sessionUpdate === "usage_update" ? a.update.used : undefined));
+    expect(used(d("usage_context", { total_tokens: 400, context_window: 8000 }))).toEqual([400]);
+    expect(used(d("usage_update", { input_tokens: 120, output_tokens: 80 }))).toEqual([400]); // one call's tokens: not a drop
+    expect(used(d("usage_update", { input_tokens: 450, output_tokens: 50 }))).toEqual([500]);
+    expect(used(d("usage_context", { total_tokens: 300, context_window: 8000 }))).toEqual([500]);
+  });
+
   it("a streamed turn does not repeat its text at turn_complete; the next turn starts fresh", () => {
     const mapper = new AcpMapper();
     mapper.map(d("text_delta", { text: "streamed" }));

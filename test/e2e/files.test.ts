@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import { createHash } from "node:crypto";
 import { API_KEY, startDevFixture, type DevFixture, type WsClient } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 
 let podium: DevFixture;
 beforeAll(async () => {
@@ -135,6 +138,12 @@ describe("large files", () => {
     expect(res.headers.get("x-podium-hash")).toBe(`sha256:${createHash("sha256").update(bytes).digest("hex")}`);
     const small = await fetch(`${podium.url}/api/v1/instances/${id}/files/small.txt?raw=1`, { headers: { authorization: `Bearer ${API_KEY}` } });
     expect(await small.text()).toBe("small");
+    // Over Connect: the first message describes the file, and says its bytes come raw in `data`.
+    const files = createClient(FileService, createConnectTransport({ baseUrl: podium.url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${API_KEY}`), next(req))] }));
+    const messages = [];
+    for await (const message of files.downloadFile({ target: { target: { case: "instanceId", value: id } }, path: "small.txt" })) messages.push(message);
+    expect(messages[0]?.file).toMatchObject({ path: "small.txt", content: "", encoding: "binary", size: 5n });
+    expect(Buffer.concat(messages.slice(1).map((m) => m.data)).toString()).toBe("small");
     await podium.api("DELETE", `/api/v1/instances/${id}`);
   });
 });

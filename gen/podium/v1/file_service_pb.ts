@@ -106,7 +106,8 @@ export type FileContent = Message<"podium.v1.FileContent"> & {
   content: string;
 
   /**
-   * "utf8" | "base64".
+   * How `content` is encoded: "utf8" | "base64". "binary" in DownloadFile's
+   * first message, whose `content` is empty: the raw bytes follow in `data`.
    *
    * @generated from field: string encoding = 3;
    */
