@@ -18,8 +18,8 @@ import type { NodeServerRequest, NodeServerResponse } from "../shared/node-http.
 export const LOOPBACK_ORIGINS = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
 const METHODS = [...new Set(["GET", "POST", "PUT", "PATCH", "DELETE", ...connectCors.allowedMethods])];
-const ALLOWED_HEADERS = [...new Set([...connectCors.allowedHeaders, "Authorization", "X-Api-Key"])];
-const EXPOSED_HEADERS = [...new Set([...connectCors.exposedHeaders, "Retry-After"])];
+const ALLOWED_HEADERS = [...new Set([...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"])];
+const EXPOSED_HEADERS = [...new Set([...connectCors.exposedHeaders, "Retry-After", "X-Request-Id"])];
 const MAX_AGE_SECONDS = 7200;
 
 /**

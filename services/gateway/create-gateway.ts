@@ -17,6 +17,7 @@ import { createConnectHandler } from "../shared/connect-handler.js";
 import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { OnePortServer } from "../shared/one-port-server.js";
+import { requestLogInterceptor } from "../shared/request-log.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
@@ -98,6 +99,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     health: async () => ({ coordinators: (await options.directory.all()).length }),
     metrics: () => renderAll([metrics, ...(options.metrics ?? [])]),
     onResponse: (status) => responses.set(status, (responses.get(status) ?? 0) + 1),
+    logger,
   });
   const ws = createWsUpgradeHandler({
     auth,
@@ -108,7 +110,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const handler = createConnectHandler({
     routes: [gatewayRoutes(core), ...extensions.flatMap((e) => (e.routes ? [e.routes] : []))],
     services: [InstanceService, DeploymentService, FileService, ReplicationService, ...extensions.flatMap((e) => e.services ?? [])],
-    interceptors: [auth.interceptor(OPEN_SERVICES)],
+    interceptors: [requestLogInterceptor(logger), auth.interceptor(OPEN_SERVICES)],
     health,
     fallback: rest,
     readMaxBytes: maxBundleBytes,

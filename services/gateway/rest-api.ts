@@ -20,6 +20,9 @@ import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
 import { parseRfc3339 } from "../shared/rfc3339.js";
 import { METRICS_CONTENT_TYPE } from "../shared/metrics.js";
+import { methodNotAllowed, toHttpError } from "../shared/errors.js";
+import type { Logger } from "../shared/logger.js";
+import { logFailedRequest, REQUEST_ID_HEADER, requestIdFrom } from "../shared/request-log.js";
 
 export interface RestApiOptions {
   core: GatewayCore;
@@ -32,6 +35,8 @@ export interface RestApiOptions {
   metrics: () => Promise<string>;
   /** Called with the status of every REST response (metrics). */
   onResponse?: (status: number) => void;
+  /** Where failed requests are logged, once, with their request id and cause (request-log.ts). */
+  logger: Logger;
 }
 
 type Handler = (ctx: { req: AnyRequest; res: AnyResponse; params: string[]; query: URLSearchParams; signal: AbortSignal }) => Promise<void>;
@@ -211,13 +216,16 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const controller = new AbortController();
     res.once("close", () => controller.abort());
     if (options.onResponse) res.once("finish", () => options.onResponse?.(res.statusCode));
+    const header = req.headers[REQUEST_ID_HEADER];
+    const requestId = requestIdFrom(Array.isArray(header) ? header[0] : header);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     void (async () => {
       try {
         const url = requestUrl(req.url);
         const candidates = routes.filter((r) => r.pattern.test(url.pathname));
         const match = candidates.find((r) => r.method === req.method);
         if (!match) {
-          if (candidates.length > 0) throw new ConnectError(`method ${req.method} is not allowed on ${url.pathname}`, Code.Unimplemented);
+          if (candidates.length > 0) throw methodNotAllowed(req.method ?? "?", url.pathname, [...new Set(candidates.map((r) => r.method))]);
           throw new ConnectError(`no route for ${req.method} ${url.pathname}`, Code.NotFound);
         }
         if (!match.open) {
@@ -229,6 +237,8 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
         const params = (match.pattern.exec(url.pathname) ?? []).slice(1);
         await match.handler({ req, res, params, query: url.searchParams, signal: controller.signal });
       } catch (err) {
+        const status = toHttpError(err).status;
+        logFailedRequest(options.logger, { requestId, what: `${req.method} ${requestUrl(req.url).pathname}`, status, serverSide: status >= 500, err });
         sendError(res, err);
       }
     })();

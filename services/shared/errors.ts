@@ -35,7 +35,7 @@ export function httpStatusOf(code: Code): number {
 export interface HttpError {
   status: number;
   body: { error: { code: string; message: string } };
-  /** Response headers the error asks for (`retry-after`). */
+  /** Response headers the error asks for (`retry-after`, `allow`). */
   headers: Record<string, string>;
 }
 
@@ -71,7 +71,22 @@ export function toHttpError(err: unknown): HttpError {
   const override = Number(connectError.metadata.get(HTTP_STATUS_HEADER));
   const status = Number.isInteger(override) && override >= 400 && override < 600 ? override : httpStatusOf(connectError.code);
   const retryAfter = retryAfterOf(connectError);
-  return { status, body: { error: { code: codeName(connectError.code), message } }, headers: retryAfter ? { [RETRY_AFTER_HEADER]: retryAfter } : {} };
+  const allow = status === 405 ? connectError.metadata.get(ALLOW_HEADER) : null;
+  const headers: Record<string, string> = {};
+  if (retryAfter) headers[RETRY_AFTER_HEADER] = retryAfter;
+  if (allow) headers[ALLOW_HEADER] = allow;
+  return { status, body: { error: { code: codeName(connectError.code), message } }, headers };
+}
+
+/** Error metadata (and HTTP header) of a 405: the methods the path does take. */
+export const ALLOW_HEADER = "allow";
+
+/** 405 Method Not Allowed (code UNIMPLEMENTED), with the methods the path takes in `Allow`. */
+export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): ConnectError {
+  return new ConnectError(`method ${method} is not allowed on ${path}; it takes ${allowed.join(", ")}`, Code.Unimplemented, {
+    [HTTP_STATUS_HEADER]: "405",
+    [ALLOW_HEADER]: allowed.join(", "),
+  });
 }
 
 export function notFound(message: string): ConnectError {
