@@ -205,7 +205,7 @@ export class AgentLease {
       await this.options.redis.eval(RELEASE, 1, this.key, this.token);
     } catch (err) {
       // It expires by itself within ttl.
-      this.options.logger.warn("cannot release agent lease", { agentId: this.options.agentId, error: errorMessage(err) });
+      this.options.logger.warn("cannot release agent lease", { agent_id: this.options.agentId, error: errorMessage(err) });
     }
   }
 
@@ -244,12 +244,12 @@ export class AgentLease {
       this.deadline = startedAt + this.ttlMs;
       this.armDeadline();
       if (result === 2) {
-        this.options.logger.warn("agent lease was missing in Valkey; re-created", { agentId: this.options.agentId });
+        this.options.logger.warn("agent lease was missing in Valkey; re-created", { agent_id: this.options.agentId });
         this.options.onRecreated?.(this.options.agentId);
       }
     } catch (err) {
       // Keep trying until the deadline; the deadline timer reports the loss.
-      this.options.logger.debug("agent lease renew failed", { agentId: this.options.agentId, error: errorMessage(err) });
+      this.options.logger.debug("agent lease renew failed", { agent_id: this.options.agentId, error: errorMessage(err) });
     } finally {
       this.renewing = false;
     }
@@ -259,7 +259,7 @@ export class AgentLease {
     if (this.lost || this.released) return;
     this.lost = true;
     this.stopTimers();
-    this.options.logger.warn("agent lease lost; fencing the agent", { agentId: this.options.agentId, reason });
+    this.options.logger.warn("agent lease lost; fencing the agent", { agent_id: this.options.agentId, reason });
     this.options.onLost(this.options.agentId, reason, takenOver);
   }
 

@@ -158,7 +158,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
         logger,
         onLost: fence,
         // Valkey restarted empty: the last-writer key went with the lease; without it a stale copy elsewhere looks current.
-        onRecreated: (id) => void markWriter(id).catch((err: unknown) => logger.warn("cannot record the agent's last writer again", { agentId: id, error: errorMessage(err) })),
+        onRecreated: (id) => void markWriter(id).catch((err: unknown) => logger.warn("cannot record the agent's last writer again", { agent_id: id, error: errorMessage(err) })),
         ...(options.leaseTtlMs ? { ttlMs: options.leaseTtlMs } : {}),
       },
       { ...(options.leaseWaitMs ? { waitMs: options.leaseWaitMs } : {}), ...(signal ? { signal } : {}) },

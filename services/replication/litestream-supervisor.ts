@@ -246,7 +246,7 @@ export class LitestreamSupervisor {
       this.killGroup(child);
       if (this.stateValue === "running") this.onUnexpectedExit(code, signal);
     });
-    options.logger.debug("litestream started", { agentId: options.name, pid: child.pid ?? null, databases: options.databases.length });
+    options.logger.debug("litestream started", { agent_id: options.name, pid: child.pid ?? null, databases: options.databases.length });
   }
 
   private onUnexpectedExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -262,7 +262,7 @@ export class LitestreamSupervisor {
     const delay = Math.min(maxMs, initialMs * 2 ** this.failures);
     this.failures++;
     this.stateValue = "backoff";
-    this.options.logger.warn("litestream stopped unexpectedly; restarting", { agentId: this.options.name, delayMs: delay, error: this.lastErrorText });
+    this.options.logger.warn("litestream stopped unexpectedly; restarting", { agent_id: this.options.name, delayMs: delay, error: this.lastErrorText });
     this.restartTimer = setTimeout(() => {
       if (this.stateValue !== "backoff") return;
       this.restartCount++;
@@ -330,7 +330,7 @@ export class LitestreamSupervisor {
     const now = Date.now();
     if (now - this.lastErrorLoggedAt < ERROR_LOG_INTERVAL_MS) return;
     this.lastErrorLoggedAt = now;
-    this.options.logger.warn("litestream error", { agentId: this.options.name, error: message });
+    this.options.logger.warn("litestream error", { agent_id: this.options.name, error: message });
   }
 
   /** Samples where every local WAL ends. */

@@ -11,6 +11,16 @@ import { createLogger } from "../../services/shared/logger.js";
 import { REQUEST_ID_HEADER, requestIdFrom, requestLogInterceptor } from "../../services/shared/request-log.js";
 import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 
+/** The ConnectError a call fails with (a call that succeeds fails the test). */
+async function failure(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("the call succeeded");
+}
+
 const captured = () => {
   const lines: Record<string, unknown>[] = [];
   return { lines, logger: createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) }) };
@@ -40,9 +50,9 @@ describe("Connect edge", () => {
   const client = createClient(InstanceService, transport);
 
   it("answers an unexpected failure as internal error, with the id, and logs its causes once", async () => {
-    const err = await client.getInstance({ instanceId: "boom" }, { headers: { [REQUEST_ID_HEADER]: "trace-1" } }).catch((e: unknown) => ConnectError.from(e));
+    const err = await failure(client.getInstance({ instanceId: "boom" }, { headers: { [REQUEST_ID_HEADER]: "trace-1" } }));
     expect(err).toMatchObject({ code: Code.Internal, rawMessage: "internal error" });
-    expect(err?.metadata.get(REQUEST_ID_HEADER)).toBe("trace-1");
+    expect(err.metadata.get(REQUEST_ID_HEADER)).toBe("trace-1");
     const logged = lines.filter((l) => l.request_id === "trace-1");
     expect(logged).toEqual([
       expect.objectContaining({ level: "error", msg: "request failed", request: "podium.v1.InstanceService/GetInstance", status: "Internal", error: "disk /var/lib/podium/agents/x is on fire <- caused by: EIO" }),
@@ -50,9 +60,9 @@ describe("Connect edge", () => {
   });
 
   it("logs a client's mistake at debug only", async () => {
-    const err = await client.getInstance({ instanceId: "missing" }).catch((e: unknown) => ConnectError.from(e));
-    expect(err?.code).toBe(Code.NotFound);
-    const id = err?.metadata.get(REQUEST_ID_HEADER);
+    const err = await failure(client.getInstance({ instanceId: "missing" }));
+    expect(err.code).toBe(Code.NotFound);
+    const id = err.metadata.get(REQUEST_ID_HEADER);
     expect(id).toMatch(/^req_/);
     expect(lines.filter((l) => l.request_id === id).map((l) => l.level)).toEqual(["debug"]);
   });
