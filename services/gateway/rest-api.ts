@@ -238,7 +238,9 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
         await match.handler({ req, res, params, query: url.searchParams, signal: controller.signal });
       } catch (err) {
         const status = toHttpError(err).status;
-        logFailedRequest(options.logger, { requestId, what: `${req.method} ${requestUrl(req.url).pathname}`, status, serverSide: status >= 500, err });
+        // The raw target (it may be what failed to parse), without its query (which may hold an api_key).
+        const target = (req.url ?? "").split("?")[0]?.slice(0, 256) ?? "";
+        logFailedRequest(options.logger, { requestId, what: `${req.method} ${target}`, status, serverSide: status >= 500, err });
         sendError(res, err);
       }
     })();
