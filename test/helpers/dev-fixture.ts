@@ -57,7 +57,9 @@ export async function startDevFixture(options: Partial<DevServerOptions> = {}): 
     async close() {
       for (const c of clients) c.close();
       await server.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      // An agent's mount point can stay busy for a moment after its sandbox's last process ended (the
+      // coordinator logs "mount point not removed"): retried, as rm -rf would have to be.
+      fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }
