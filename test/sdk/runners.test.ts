@@ -351,6 +351,15 @@ describe("python async handlers", () => {
     await agent.waitFor((f) => f.type === "turn_done" && f.turn === 1);
     expect(agent.frames.find((f) => f.type === "event" && f.messageType === "answered")).toMatchObject({ content: { answer: "red" } });
 
+    // ctx.ask() has one contract, in async handlers too: it blocks and returns the answer (a str, never an
+    // awaitable), and the log says once to use ask_async there.
+    agent.send({ type: "message", turn: 10, content: { cmd: "ask-blocking" } });
+    const blocking = (await agent.waitFor((f) => f.type === "event" && f.messageType === "tool.question_requested" && f.turn === 10)) as EventFrame;
+    agent.send({ type: "answer", id: String(blocking.content?.request_id), value: "yes" });
+    await agent.waitFor((f) => f.type === "turn_done" && f.turn === 10);
+    expect(agent.frames.find((f) => f.type === "event" && f.messageType === "answered" && f.turn === 10)).toMatchObject({ content: { answer: "yes", type: "str" } });
+    expect(agent.frames.filter((f) => f.type === "log" && String((f as { message?: unknown }).message).includes("ask_async"))).toHaveLength(1);
+
     agent.send({ type: "message", turn: 2, content: { cmd: "ask-cancel" } });
     await agent.waitFor((f) => f.type === "event" && f.messageType === "tool.question_requested" && f.turn === 2);
     agent.send({ type: "cancel", turn: 2 });

@@ -215,20 +215,22 @@ class AgentContext:
     def ask(self, question, *, choices=None, timeout=None, **details):
         """Sends tool.question_requested {request_id, question, choices?, **details}; returns the answer.
 
-        Blocks in a sync handler. Inside a running event loop it returns an awaitable instead
-        (`answer = await ctx.ask(...)`), as does ask_async(). Raises Cancelled when the turn is
-        cancelled, TimeoutError after `timeout` seconds.
+        Always blocks until the answer comes, and returns it: for sync handlers. In an async handler use
+        `await ctx.ask_async(...)` (ask() there would block the event loop, and says so in the log once).
+        Raises Cancelled when the turn is cancelled, TimeoutError after `timeout` seconds.
         """
-        return self._request("tool.question_requested", self._question(question, choices, details), timeout)
+        return self._request("tool.question_requested", self._question(question, choices, details), timeout, "ask")
 
     async def ask_async(self, question, *, choices=None, timeout=None, **details):
+        """ask() for async handlers: `answer = await ctx.ask_async(...)`."""
         return await self._request_async("tool.question_requested", self._question(question, choices, details), timeout)
 
     def request_permission(self, request=None, *, timeout=None, **fields):
-        """Sends tool.permission_requested {request_id, **request}; returns the answer (see ask)."""
-        return self._request("tool.permission_requested", {**(request or {}), **fields}, timeout)
+        """Sends tool.permission_requested {request_id, **request}; blocks and returns the answer (see ask)."""
+        return self._request("tool.permission_requested", {**(request or {}), **fields}, timeout, "request_permission")
 
     async def request_permission_async(self, request=None, *, timeout=None, **fields):
+        """request_permission() for async handlers."""
         return await self._request_async("tool.permission_requested", {**(request or {}), **fields}, timeout)
 
     @staticmethod
@@ -239,9 +241,11 @@ class AgentContext:
             content["choices"] = list(choices)
         return content
 
-    def _request(self, message_type, content, timeout):
-        if _running_loop() is not None:
-            return self._request_async(message_type, content, timeout)
+    def _request(self, message_type, content, timeout, name):
+        if _running_loop() is not None and not self._runtime.warned_blocking:
+            # Works (answers arrive on the reader thread) but stalls every other task of the loop.
+            self._runtime.warned_blocking = True
+            self.log.warn(f"ctx.{name}() blocks the event loop until the answer comes; in async handlers use await ctx.{name}_async(...)")
         requests = self._runtime.requests
         pending = self._start(message_type, content, None)
         return requests.wait(pending, timeout)

@@ -81,6 +81,8 @@ class Runtime:
         self.writer = writer
         self.inbox = _queue.SimpleQueue()
         self.requests = PendingRequests()
+        # ctx.ask() / request_permission() called inside a running event loop: said in the log once.
+        self.warned_blocking = False
         self.tracker = None
         self.info = None
         self.current = None
