@@ -12,7 +12,7 @@
  *   `grpc-status` over gRPC, `content-type` over Connect, a marker in process).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errnoCode } from "../shared/errors.js";
+import { causeChain, errnoCode } from "../shared/errors.js";
 import { IN_PROCESS_ANSWER_HEADER } from "../shared/in-process-transport.js";
 
 export type CallFailure = "not_sent" | "refused" | "no_answer" | "answered";
@@ -41,16 +41,6 @@ export function callFailure(err: unknown): CallFailure {
     if (code === "ETIMEDOUT" && syscallOf(cause) === "connect") return "not_sent";
   }
   return BROKEN_CONNECTION.has(error.code) ? "no_answer" : "answered";
-}
-
-/** The error itself and its `cause`s, outermost first (guarded against cycles). */
-function causeChain(err: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let current = err; typeof current === "object" && current !== null && !chain.includes(current); ) {
-    chain.push(current);
-    current = "cause" in current ? (current as { cause: unknown }).cause : undefined;
-  }
-  return chain;
 }
 
 function syscallOf(err: unknown): string | undefined {

@@ -10,17 +10,21 @@
  * JSON error that names the setting; its other requests pass without CORS headers (the browser keeps
  * the response from the page; non-browser clients are unaffected).
  */
-import { cors as connectCors } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors } from "@connectrpc/connect";
+import { toHttpError } from "../shared/errors.js";
+import { sendJson } from "./http-io.js";
 import type { RequestHandler } from "../shared/one-port-server.js";
 import type { NodeServerRequest, NodeServerResponse } from "../shared/node-http.js";
+import { nodeHeaders } from "../shared/api-key-auth.js";
 
 /** Origins that `podium dev` allows besides configured ones: pages served from this machine. */
 export const LOOPBACK_ORIGINS = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
-const METHODS = [...new Set(["GET", "POST", "PUT", "PATCH", "DELETE", ...connectCors.allowedMethods])];
-const ALLOWED_HEADERS = [...new Set([...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"])];
-const EXPOSED_HEADERS = [...new Set([...connectCors.exposedHeaders, "Retry-After", "X-Request-Id"])];
-const MAX_AGE_SECONDS = 7200;
+const list = (values: readonly string[]) => [...new Set(values)].join(", ");
+const METHODS = list(["GET", "POST", "PUT", "PATCH", "DELETE", ...connectCors.allowedMethods]);
+const ALLOWED_HEADERS = list([...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"]);
+const EXPOSED_HEADERS = list([...connectCors.exposedHeaders, "Retry-After", "X-Request-Id"]);
+const MAX_AGE_SECONDS = "7200";
 
 /**
  * Compiles allowed-origin patterns: `*` (any origin), an exact origin (`https://app.example.com`), an
@@ -56,33 +60,24 @@ export function withCors(handler: RequestHandler, origins: readonly string[]): R
   if (origins.length === 0) return handler;
   const allowed = compileCorsOrigins(origins);
   return (req: NodeServerRequest, res: NodeServerResponse) => {
-    const origin = header(req, "origin");
+    const headers = nodeHeaders(req.headers);
+    const origin = headers.get("origin") ?? undefined;
     if (origin === undefined) return handler(req, res);
-    const preflight = req.method === "OPTIONS" && header(req, "access-control-request-method") !== undefined;
+    const preflight = req.method === "OPTIONS" && headers.get("access-control-request-method") != null;
     if (!allowed(origin)) {
       if (!preflight) return handler(req, res);
-      const body = JSON.stringify({ error: { code: "permission_denied", message: `origin ${origin} is not allowed to call this API (--cors-origin / PODIUM_CORS_ORIGINS)` } });
-      res.writeHead(403, { "content-type": "application/json", "content-length": Buffer.byteLength(body), vary: "Origin" });
-      res.end(body);
+      const { status, body, headers: errorHeaders } = toHttpError(new ConnectError(`origin ${origin} is not allowed to call this API (--cors-origin / PODIUM_CORS_ORIGINS)`, Code.PermissionDenied));
+      sendJson(res, status, body, { ...errorHeaders, vary: "Origin" });
       return;
     }
     res.setHeader("access-control-allow-origin", origin);
     res.setHeader("vary", "Origin");
     if (preflight) {
-      res.writeHead(204, {
-        "access-control-allow-methods": METHODS.join(", "),
-        "access-control-allow-headers": ALLOWED_HEADERS.join(", "),
-        "access-control-max-age": String(MAX_AGE_SECONDS),
-      });
+      res.writeHead(204, { "access-control-allow-methods": METHODS, "access-control-allow-headers": ALLOWED_HEADERS, "access-control-max-age": MAX_AGE_SECONDS });
       res.end();
       return;
     }
-    res.setHeader("access-control-expose-headers", EXPOSED_HEADERS.join(", "));
+    res.setHeader("access-control-expose-headers", EXPOSED_HEADERS);
     return handler(req, res);
   };
-}
-
-function header(req: NodeServerRequest, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }

@@ -216,8 +216,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const controller = new AbortController();
     res.once("close", () => controller.abort());
     if (options.onResponse) res.once("finish", () => options.onResponse?.(res.statusCode));
-    const header = req.headers[REQUEST_ID_HEADER];
-    const requestId = requestIdFrom(Array.isArray(header) ? header[0] : header);
+    const requestId = requestIdFrom(nodeHeaders(req.headers).get(REQUEST_ID_HEADER));
     res.setHeader(REQUEST_ID_HEADER, requestId);
     void (async () => {
       try {

@@ -110,3 +110,13 @@ export function errnoCode(err: unknown): string | undefined {
   const code = (err as { code: unknown }).code;
   return typeof code === "string" ? code : undefined;
 }
+
+/** The error itself and its `cause`s, outermost first (guarded against cycles). */
+export function causeChain(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let current = err; typeof current === "object" && current !== null && !chain.includes(current); ) {
+    chain.push(current);
+    current = "cause" in current ? (current as { cause: unknown }).cause : undefined;
+  }
+  return chain;
+}

@@ -9,7 +9,7 @@
 import crypto from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "./logger.js";
-import { errorMessage } from "./errors.js";
+import { causeChain, errorMessage } from "./errors.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -19,18 +19,6 @@ const SERVER_SIDE: ReadonlySet<Code> = new Set([Code.Internal, Code.Unknown, Cod
 /** The caller's request id when it is a short token, else a new random one. */
 export function requestIdFrom(header: string | null | undefined): string {
   return header && USABLE_ID.test(header) ? header : `req_${crypto.randomBytes(9).toString("base64url")}`;
-}
-
-/** Messages of the error and its causes, outermost first (host paths included: this is for the log). */
-export function causeChain(err: unknown): string[] {
-  const chain: string[] = [];
-  const seen = new Set<unknown>();
-  for (let current = err; current !== undefined && current !== null && !seen.has(current) && chain.length < 8; ) {
-    seen.add(current);
-    chain.push(errorMessage(current));
-    current = typeof current === "object" && "cause" in current ? (current as { cause: unknown }).cause : undefined;
-  }
-  return chain;
 }
 
 export interface FailedRequest {
@@ -44,7 +32,9 @@ export interface FailedRequest {
 }
 
 export function logFailedRequest(logger: Logger, failed: FailedRequest): void {
-  const fields = { request_id: failed.requestId, request: failed.what, status: failed.status, error: causeChain(failed.err).join(" <- caused by: ") };
+  const chain = causeChain(failed.err);
+  const error = (chain.length > 0 ? chain : [failed.err]).map(errorMessage).join(" <- caused by: ");
+  const fields = { request_id: failed.requestId, request: failed.what, status: failed.status, error };
   if (failed.serverSide) logger.error("request failed", fields);
   else logger.debug("request refused", fields);
 }

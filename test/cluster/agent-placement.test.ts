@@ -6,7 +6,7 @@
  * the `replicated` flag of heartbeats.
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "@jest/globals";
-import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
+import { Code, createRouterTransport } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { startRedis, type RedisServer } from "../helpers/redis-server.js";
 import { CoordinatorRegistration } from "../../services/cluster/coordinator-registration.js";
@@ -14,6 +14,7 @@ import { ValkeyCoordinatorDirectory, type ClosableCoordinatorClients, type Coord
 import { ClusterKeys, heartbeatFromJson, parseHeartbeat, parseMembershipEvent, type CoordinatorHeartbeat } from "../../services/cluster/cluster-keys.js";
 import { coordinatorClients } from "../../services/gateway/coordinator-directory.js";
 import { waitFor } from "./cluster-test-utils.js";
+import { connectErrorOf as rejectionOf } from "../helpers/connect-error-of.js";
 
 let redis: RedisServer;
 let admin: Redis;
@@ -86,15 +87,6 @@ function cluster() {
   };
   const ids = (d: ValkeyCoordinatorDirectory): string[] => d.members().map((m) => m.coordinatorId).sort();
   return { keyPrefix, keys, connects, gateway, register, agentRan, ids };
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<ConnectError> {
-  const outcome = await promise.then(
-    () => ({ rejected: false as const }),
-    (error: unknown) => ({ rejected: true as const, error }),
-  );
-  if (!outcome.rejected) throw new Error("expected a rejection, but the call succeeded");
-  return ConnectError.from(outcome.error);
 }
 
 async function placeAgentMany(directory: ValkeyCoordinatorDirectory, agentId: string, n: number): Promise<Map<string, number>> {

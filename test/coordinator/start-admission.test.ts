@@ -1,19 +1,11 @@
 /** StartAdmission: bounded concurrent starts, a bounded FIFO wait, clean refusals with retry-after. */
 import { describe, it, expect } from "@jest/globals";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { StartAdmission, type AdmissionRelease } from "../../services/coordinator/start-admission.js";
+import { connectErrorOf as refusal } from "../helpers/connect-error-of.js";
 
 const admission = (concurrency: number, maxWaiting: number, maxWaitMs = 10_000) => new StartAdmission({ concurrency, maxWaiting, maxWaitMs, name: "coord-test" });
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected a refusal");
-}
 
 describe("StartAdmission", () => {
   it("runs at most `concurrency` at once and admits waiters in arrival order as slots free", async () => {

@@ -10,16 +10,7 @@ import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { createLogger } from "../../services/shared/logger.js";
 import { REQUEST_ID_HEADER, requestIdFrom, requestLogInterceptor } from "../../services/shared/request-log.js";
 import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
-
-/** The ConnectError a call fails with (a call that succeeds fails the test). */
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("the call succeeded");
-}
+import { connectErrorOf as failure } from "../helpers/connect-error-of.js";
 
 const captured = () => {
   const lines: Record<string, unknown>[] = [];
