@@ -57,9 +57,15 @@ export async function startDevFixture(options: Partial<DevServerOptions> = {}): 
     async close() {
       for (const c of clients) c.close();
       await server.close();
-      // An agent's mount point can stay busy for a moment after its sandbox's last process ended (the
-      // coordinator logs "mount point not removed"): retried, as rm -rf would have to be.
-      fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+      // An agent's mount point can stay busy after its sandbox ended and its disk was unmounted (the
+      // coordinator logs "mount point not removed"; the cause is not found yet): retried,
+      // then left in the temp dir with a warning instead of failing the suite's teardown.
+      try {
+        fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
+        process.stderr.write(`dev fixture: ${dataDir} left behind: ${String(err)}\n`);
+      }
     },
   };
 }
