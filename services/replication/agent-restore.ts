@@ -14,6 +14,7 @@ import { Chronicle, type MaterializeResult } from "../coordinator/chronicle/chro
 import { errorMessage } from "../shared/errors.js";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { createReplicationS3Client, readGenerationMarker, type GenerationMarker } from "./generation-marker.js";
+import { generationAt, listGenerationSpans } from "./generation-bounds.js";
 import { reconcileRestoredAgent, UNCLEAN_RESTORE_SEQ_GAP, type ReconcileResult } from "./restore-reconcile.js";
 import { litestreamBinary, litestreamEnv, renderRestoreConfig } from "./litestream-config.js";
 import { agentDatabasePaths, compileS3Settings, replicaPath, type CompiledS3Settings, type ReplicationS3Settings } from "./replication-options.js";
@@ -62,6 +63,8 @@ export interface RestoreAgentResult {
   ms: number;
 }
 
+const NO_MATCH = /no matching backups/;
+
 interface RunResult {
   code: number | null;
   stderr: string;
@@ -90,26 +93,37 @@ async function restoreDatabase(
   generation: string | undefined,
   configDir: string,
   binary: string,
+  client: S3Client,
 ): Promise<RestoredDatabase> {
   const started = performance.now();
   const configFile = path.join(configDir, `${name}.yml`);
-  fs.writeFileSync(configFile, renderRestoreConfig({ path: output, replicaPath: replicaPath(s3, options.agentId, name) }, s3), { mode: 0o600 });
-  const run = (withGeneration: string | undefined) => {
+  const replica = replicaPath(s3, options.agentId, name);
+  fs.writeFileSync(configFile, renderRestoreConfig({ path: output, replicaPath: replica }, s3), { mode: 0o600 });
+  const run = (withGeneration: string | undefined, timestamp: Date | undefined) => {
     const args = ["restore", "-config", configFile, "-o", output, "-if-replica-exists"];
-    if (options.timestamp) args.push("-timestamp", options.timestamp.toISOString());
+    if (timestamp) args.push("-timestamp", timestamp.toISOString());
     if (withGeneration) args.push("-generation", withGeneration);
     args.push(output);
     return runLitestream(binary, args, litestreamEnv(s3), options.signal);
   };
-  let { code, stderr } = await run(generation);
+  let { code, stderr } = await run(generation, options.timestamp);
   // The recorded generation may be gone (retention): let Litestream choose.
   if (generation && (code !== 0 || !fs.existsSync(output))) {
     fs.rmSync(output, { force: true });
-    ({ code, stderr } = await run(undefined));
+    ({ code, stderr } = await run(undefined, options.timestamp));
+  }
+  // Litestream finds no generation whose uploads span T when the database was not written between its
+  // last upload and T (an idle agent, or one stopped at T): its state at T is where that generation ends.
+  if (options.timestamp && code === 0 && !fs.existsSync(output) && NO_MATCH.test(stderr)) {
+    const spans = await listGenerationSpans(client, s3.bucket, replica, options.signal).catch((err: unknown) => {
+      throw new ConnectError(`cannot restore ${name} of agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
+    });
+    const holding = generationAt(spans, options.timestamp);
+    if (holding && holding.end < options.timestamp) ({ code, stderr } = await run(holding.generation, holding.end));
   }
   if (code !== 0) {
     const why = stderr.trim().split("\n").slice(-3).join(" | ");
-    const notFound = /timestamp does not exist|no matching backups|no snapshots available/.test(stderr);
+    const notFound = /timestamp does not exist|no snapshots available/.test(stderr) || NO_MATCH.test(stderr);
     throw new ConnectError(
       `cannot restore ${name} of agent ${options.agentId}${options.timestamp ? ` at ${options.timestamp.toISOString()}` : ""}: ${why}`,
       notFound ? Code.NotFound : Code.Unavailable,
@@ -151,12 +165,12 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
     present = await hasReplica(client, s3, options.agentId, options.signal);
     if (present && !options.timestamp) marker = await readGenerationMarker(client, s3, options.agentId, options.signal);
   } catch (err) {
-    throw new ConnectError(`cannot restore agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
-  } finally {
     if (!options.client) client.destroy();
+    throw new ConnectError(`cannot restore agent ${options.agentId}: ${errorMessage(err)}`, Code.Unavailable);
   }
   fs.mkdirSync(options.targetDir, { recursive: true });
   if (!present) {
+    if (!options.client) client.destroy();
     if (options.timestamp) throw new ConnectError(`agent ${options.agentId} has no replicated state at ${options.timestamp.toISOString()}`, Code.NotFound);
     return { restored: false, clean: false, databases: databases.map((db) => ({ name: db.name, restored: false, bytes: 0, ms: 0 })), ms: Math.round(performance.now() - started) };
   }
@@ -165,12 +179,13 @@ export async function restoreAgent(options: RestoreAgentOptions): Promise<Restor
   const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-restore-"));
   let results: RestoredDatabase[];
   try {
-    results = await Promise.all(databases.map((db) => restoreDatabase(db.name, db.path, options, s3, generations[db.name], configDir, binary)));
+    results = await Promise.all(databases.map((db) => restoreDatabase(db.name, db.path, options, s3, generations[db.name], configDir, binary, client)));
   } catch (err) {
     for (const db of databases) fs.rmSync(db.path, { force: true });
     throw err;
   } finally {
     fs.rmSync(configDir, { recursive: true, force: true });
+    if (!options.client) client.destroy();
   }
   const restored = results.some((r) => r.restored);
   if (options.timestamp && !restored) {

@@ -54,6 +54,19 @@ async function turn(ws: WsClient, instanceId: string, text: string, delayMs = 0)
   return Date.now();
 }
 
+/**
+ * Waits until every write the agent acknowledged so far is in S3: past one WAL probe (so a write not yet
+ * uploaded shows as lag), then until its coordinator reports no lag (a fixed sleep races the upload on a
+ * loaded machine).
+ */
+async function inS3(agentId: string): Promise<void> {
+  await sleep(600);
+  await until(async () => {
+    const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+    return r.status === 200 && r.json.state === "replicating" && r.json.lag_ms === 0 && r.json.last_sync_at ? true : undefined;
+  }, `${agentId}'s writes to reach S3`, 30_000, 100);
+}
+
 const coordinatorOf = (instance: JsonObject): PodiumProcess => {
   const found = cluster.coordinators.find((c) => c.id === instance.coordinator_id);
   if (!found) throw new Error(`no coordinator ${String(instance.coordinator_id)}`);
@@ -172,7 +185,10 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const instanceId = String(instance.instance_id);
     const ws = await cluster.connect(G, instanceId);
     await turn(ws, instanceId, "one");
-    await sleep(2500); // in S3 (sync window)
+    await inS3(agentId);
+    // T is right after the upload (often in the same second: S3 times have 1 s resolution) with no upload
+    // after it until "two": the restore must find "one"'s generation although its uploads end before T.
+    await sleep(100);
     const between = new Date().toISOString();
     await sleep(1100);
     await turn(ws, instanceId, "two");
@@ -205,7 +221,7 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const instanceId = String(instance.instance_id);
     const ws = await cluster.connect(G, instanceId);
     await turn(ws, instanceId, "before");
-    await sleep(2500); // "before" is in S3
+    await inS3(agentId); // "before" is in S3
     // A slow turn: the agent answers in 2 s, while its coordinator is frozen.
     const late = await cluster.api(G, "POST", `/api/v1/instances/${instanceId}/messages`, { content: { text: "late", delay_ms: 2000 } });
     expect(late.status).toBe(202);

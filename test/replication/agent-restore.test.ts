@@ -99,4 +99,26 @@ describe("agent replication and restore (Litestream + s3rver)", () => {
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.NotFound);
   }, 60_000);
+
+  it("restores an agent that wrote nothing since its last upload as of now, and a stopped one as of after its stop", async () => {
+    const dir = fx.agentDir("host-a", "agent-idle");
+    await replication.prepare("agent-idle", dir);
+    const writer = new AgentWriter(dir);
+    writer.init();
+    await replication.track("agent-idle", dir);
+    for (let i = 0; i < 3; i++) writer.writeTurn(`idle${i}`);
+    await waitFor(() => replication.status("agent-idle")?.lagMs === 0 && replication.status("agent-idle")?.databases.every((d) => d.position) === true, 15_000, "writes replicated");
+    await sleep(1200); // T is a later second than the last upload: Litestream alone finds no generation spanning it
+    const idle = await restoreAgent({ agentId: "agent-idle", targetDir: fx.agentDir("host-b", "idle-now"), s3: fx.settings, timestamp: new Date() });
+    expect(idle.restored).toBe(true);
+    expect(readAgent(fx.agentDir("host-b", "idle-now")).inbound).toEqual(["in idle0", "in idle1", "in idle2"]);
+
+    writer.writeTurn("final");
+    await replication.release("agent-idle");
+    writer.close();
+    await sleep(1200);
+    const stopped = await restoreAgent({ agentId: "agent-idle", targetDir: fx.agentDir("host-b", "idle-stopped"), s3: fx.settings, timestamp: new Date() });
+    expect(stopped.databases.every((d) => d.restored)).toBe(true);
+    expect(readAgent(fx.agentDir("host-b", "idle-stopped")).inbound).toEqual(["in idle0", "in idle1", "in idle2", "in final"]);
+  }, 60_000);
 });
