@@ -128,8 +128,12 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     }
     // What survived is a prefix of what was acknowledged, whole turns, the same in state, messages and
     // files (restore reconciles the databases, which Litestream cuts at different points).
-    const restored = { state: data.notes, messages: data.completes.map((t) => t.replace(/^noted /, "")), files: data.files.map((f) => `t${/(\d+)\.txt$/.exec(f)?.[1] ?? "?"}`) };
-    restored.files.sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    // notes/K.txt holds the K-th note: named by position, not by text (a turn run again after cut turns
+    // writes the next position), so it is mapped through the state and the newest one is read.
+    const fileIndexes = data.files.map((f) => Number(/(\d+)\.txt$/.exec(f)?.[1] ?? NaN)).sort((a, b) => a - b);
+    const restored = { state: data.notes, messages: data.completes.map((t) => t.replace(/^noted /, "")), files: fileIndexes.map((k) => data.notes[k - 1] ?? `?${k}`) };
+    const newest = await cluster.api(G, "GET", `/api/v1/instances/${String(resumed.instance.instance_id)}/files/notes/${fileIndexes.length}.txt`);
+    expect(String((newest.json as JsonObject).content ?? "")).toBe(`${data.notes.at(-1) ?? ""}\n`);
     const rerun = queuedTurns.map((turn) => String(((data.messages.find((m) => Number(m.seq) === turn)?.content as JsonObject | undefined)?.text as string | undefined) ?? "?"));
     const windows: Record<string, number> = {};
     for (const [db, got] of Object.entries(restored)) {
