@@ -8,6 +8,7 @@ import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { Logger } from "../shared/logger.js";
+import type { BusyPolicy } from "../shared/busy-policy.js";
 
 export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
 
@@ -24,6 +25,15 @@ export interface InstanceExit {
   code: number | null;
   signal: string | null;
   reason: string;
+}
+
+/** What AgentInstance.send() recorded. */
+export interface SentMessage {
+  seq: number;
+  turn: number;
+  queuePosition: number;
+  /** Turns this message cancelled (on_busy "interrupt"): the running one first, then the queued ones. */
+  cancelledTurns: number[];
 }
 
 export interface UpdateSubscriber {
@@ -65,6 +75,8 @@ export interface AgentInstanceOptions {
   store: AgentStore;
   workspaceCapture?: WorkspaceCapture;
   limits: InstanceLimits;
+  /** What a message sent while the agent is busy does when it does not say (podium.json on_busy); default "enqueue". */
+  onBusy?: BusyPolicy;
   logger: Logger;
   /**
    * Checked before every write to the agent's databases: false once this coordinator lost the agent's

@@ -3,9 +3,10 @@
  * messages.db before anyone sees it), state deltas, workspace capture, stop and crash handling.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { AgentProcess, type AgentProcessHandlers, type ProcessExitInfo, type SandboxPids } from "./agent-process.js";
-import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceStatusName, UpdateSubscriber } from "./agent-instance-options.js";
-import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
+import type { AgentProcess, AgentProcessHandlers, ProcessExitInfo } from "./agent-process.js";
+import { initFrame, instanceProcess } from "./instance-process.js";
+import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceStatusName, SentMessage, UpdateSubscriber } from "./agent-instance-options.js";
+import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
 import { LogBudget } from "./log-budget.js";
@@ -15,6 +16,7 @@ import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import { errorMessage } from "../shared/errors.js";
+import { DEFAULT_BUSY_POLICY, type BusyPolicy } from "../shared/busy-policy.js";
 
 /** Longest the agent's `init` waits for sandbox set-up that may finish late (egress). */
 const BEFORE_INIT_WAIT_MS = 3000;
@@ -32,7 +34,10 @@ interface RunningTurn extends PendingTurn {
   done?: { error: string | undefined };
   timer: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
+  /** A newer message interrupted this turn (on_busy "interrupt"): it ends as cancelled, with this message. */
+  interrupted?: string;
 }
+
 
 export class AgentInstance {
   readonly instanceId: string;
@@ -123,7 +128,6 @@ export class AgentInstance {
     const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
     // Where a start that never became ready got stuck, for its error and the log.
     const step = (what: string) => this.progress.step(what);
-    const prepare = options.prepare;
     const handlers: AgentProcessHandlers = {
       onFrames: (frames) => {
         if (!this.readyAt) step("first frame");
@@ -135,27 +139,7 @@ export class AgentInstance {
       },
       onBadFrame: (reason, line) => this.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
     };
-    this.process = options.process
-      ? options.process.attach(handlers)
-      : new AgentProcess({
-          command: options.command,
-          args: options.args,
-          cwd: options.workspace,
-          env: options.processEnv,
-          ...(options.uid !== undefined ? { uid: options.uid } : {}),
-          ...(options.gid !== undefined ? { gid: options.gid } : {}),
-          ...(prepare
-            ? {
-                prepare: async (pids: SandboxPids, prepareSignal: AbortSignal) => {
-                  step("sandbox started");
-                  await prepare(pids, prepareSignal);
-                  step("sandbox set up");
-                },
-              }
-            : {}),
-          ...handlers,
-        });
-    if (options.process) step("warm runner claimed");
+    this.process = instanceProcess(options, handlers, step);
     this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
     let current: ReturnType<AgentStore["state"]["current"]>;
@@ -168,19 +152,7 @@ export class AgentInstance {
       await this.ended;
       throw err instanceof ConnectError ? err : new ConnectError(`cannot load the agent's state: ${errorMessage(err)}`, Code.ResourceExhausted);
     }
-    const { state, version } = current;
-    const init: HostToAgent = {
-      type: "init",
-      protocol: AGENT_PROTOCOL_VERSION,
-      instanceId: this.instanceId,
-      agentId: this.agentId,
-      deploymentId: this.deploymentId,
-      workspace: options.workspace,
-      env: options.agentEnv,
-      state,
-      stateVersion: version,
-      ...(options.entry ? { entry: options.entry } : {}),
-    };
+    const init = initFrame(options, current.state, current.version);
     // The runner loads the agent's code on `init`: held until the sandbox is fully set up (its network),
     // so the runtime's own start-up overlaps that set-up and the agent never runs without it.
     const sendInit = () => {
@@ -236,8 +208,12 @@ export class AgentInstance {
     this.pump();
   }
 
-  /** Records an inbound message and queues it as a turn. */
-  send(content: JsonObject): { seq: number; turn: number; queuePosition: number } {
+  /**
+   * Records an inbound message and queues it as a turn. While the agent is busy (a turn running or queued),
+   * `strategy` (default: the deployment's on_busy) decides: enqueue, reject (nothing recorded), or interrupt
+   * (the running turn is cancelled, queued ones superseded, this one runs next). busy-policy.ts.
+   */
+  send(content: JsonObject, strategy?: BusyPolicy): SentMessage {
     if (!this.live || this.status === "stopping") {
       throw new ConnectError(`instance ${this.instanceId} is ${this.status}${this.fencedReason ? `: ${this.fencedReason}` : ""}`, Code.FailedPrecondition);
     }
@@ -246,7 +222,15 @@ export class AgentInstance {
     if (size > this.options.limits.maxMessageBytes) {
       throw new ConnectError(`message is ${size} bytes; the limit is ${this.options.limits.maxMessageBytes}`, Code.InvalidArgument);
     }
-    if (this.queue.length >= this.options.limits.maxQueuedMessages) {
+    const policy = strategy ?? this.options.onBusy ?? DEFAULT_BUSY_POLICY;
+    const busyWith = this.current?.turn ?? this.queue[0]?.turn;
+    if (busyWith !== undefined && policy === "reject") {
+      throw new ConnectError(
+        `instance ${this.instanceId} is busy with turn ${busyWith} and rejects messages meanwhile (on_busy "reject"): nothing was recorded; send it again after that turn's turn.done, or with multitask_strategy "enqueue" or "interrupt"`,
+        Code.Aborted,
+      );
+    }
+    if (policy !== "interrupt" && this.queue.length >= this.options.limits.maxQueuedMessages) {
       throw new ConnectError(`instance ${this.instanceId} has ${this.queue.length} queued messages; the limit is ${this.options.limits.maxQueuedMessages}`, Code.ResourceExhausted);
     }
     const row = this.options.store.messages.append({
@@ -260,10 +244,26 @@ export class AgentInstance {
     // A turn is named after the seq of the message that started it: unique and increasing per agent.
     const turn = row.seq;
     this.lastSeq = row.seq;
+    const cancelledTurns = busyWith !== undefined && policy === "interrupt" ? this.interrupt(turn) : [];
     const queuePosition = this.queue.length + (this.current ? 1 : 0);
     this.queue.push({ turn, content });
     this.pump();
-    return { seq: row.seq, turn, queuePosition };
+    return { seq: row.seq, turn, queuePosition, cancelledTurns };
+  }
+
+  /**
+   * on_busy "interrupt": queued turns end at once (`error` code "cancelled" + `turn.done`), the running one is
+   * asked to cancel and ends as cancelled when its turn_done arrives. Returns the turns it cancelled.
+   */
+  private interrupt(by: number): number[] {
+    const why = `(on_busy "interrupt": turn ${by} runs instead)`;
+    const superseded = this.queue.splice(0).map((t) => t.turn);
+    this.emitMany(superseded.flatMap((turn) => turnFailed(turn, { message: `cancelled before it ran ${why}`, code: "cancelled", turn })));
+    const current = this.current;
+    if (!current || current.done) return superseded;
+    current.interrupted = `cancelled ${why}`;
+    this.process?.send({ type: "cancel", turn: current.turn });
+    return [current.turn, ...superseded];
   }
 
   /** Delivers every update recorded from now on; replay of history is the caller's (see streamInstanceUpdates). */
@@ -482,12 +482,13 @@ export class AgentInstance {
 
   /** Records the end of a turn whose turn_done arrived and whose workspace was captured; starts the next. */
   private endTurn(current: RunningTurn, next = true): void {
-    const { turn } = current;
+    const { turn, interrupted } = current;
     const error = current.done?.error;
     if (error !== undefined) this.emit("error", { message: error }, turn);
+    else if (interrupted !== undefined) this.emit("error", { message: interrupted, code: "cancelled", turn }, turn);
     else if (!current.ended) this.emit("complete", {}, turn);
     // The turn's last event: its state delta, workspace changes and end marker are all recorded.
-    this.emit("turn.done", { turn, ok: error === undefined }, turn);
+    this.emit("turn.done", { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     if (next) this.pump();

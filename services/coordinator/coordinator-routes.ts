@@ -7,6 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { toJson } from "@bufbuild/protobuf";
 import type { Json } from "../shared/json.js";
+import { busyPolicyFromProto } from "../shared/busy-policy.js";
 import type { InstanceManager } from "./instance-manager.js";
 import type { AgentInstance } from "./agent-instance.js";
 import { instanceToProto, logRowToProto, rowToMessageRecord, rowToStreamUpdate } from "./to-proto.js";
@@ -100,8 +101,8 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async sendMessage(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
-        const result = instance.send(req.content ?? {});
-        return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition };
+        const result = instance.send(req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy));
+        return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
       },
       async cancelTurn(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));

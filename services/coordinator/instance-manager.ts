@@ -28,6 +28,7 @@ import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } f
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
+import { BUSY_POLICIES, DEFAULT_BUSY_POLICY, isBusyPolicy, type BusyPolicy } from "../shared/busy-policy.js";
 
 export interface CreateInstanceParams {
   deploymentId: string;
@@ -66,6 +67,13 @@ export interface InstanceManagerOptions {
   starts?: Partial<StartLimits>;
   /** Warm runners kept per runtime once it was asked for (runner-pool.ts); 0 disables them. Default DEFAULT_WARM_RUNNERS. */
   warmRunners?: number;
+}
+
+/** What a deployment's podium.json sets for its instances. */
+interface DeploymentSettings {
+  limits: InstanceLimits;
+  network: AgentNetworkPolicy;
+  onBusy: BusyPolicy;
 }
 
 /** Warm runners per runtime by default: two creates in a row are served warm while the pool refills. */
@@ -266,11 +274,11 @@ export class InstanceManager {
   }
 
   private async spawn(deployment: DeploymentRecord, bundleDir: string, reservedId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
-    const { limits, network } = this.deploymentSettings(bundleDir);
+    const settings = this.deploymentSettings(bundleDir);
     // A new agent with the coordinator's default limits and network: a warm runner, made ahead, is it.
-    const pooled = !params.agentId && this.fitsWarmRunner(bundleDir, limits, network);
+    const pooled = !params.agentId && this.fitsWarmRunner(bundleDir, settings.limits, settings.network);
     try {
-      return await this.spawnWith(deployment, bundleDir, reservedId, params, { limits, network }, pooled ? this.claimWarmRunner(deployment.runtime, bundleDir) : undefined, signal);
+      return await this.spawnWith(deployment, bundleDir, reservedId, params, settings, pooled ? this.claimWarmRunner(deployment.runtime, bundleDir) : undefined, signal);
     } finally {
       // Refilled once this start settled, so making the next runner does not slow this one down.
       if (pooled) this.warm.refill();
@@ -282,7 +290,7 @@ export class InstanceManager {
     bundleDir: string,
     reservedId: string,
     params: CreateInstanceParams,
-    { limits, network }: { limits: InstanceLimits; network: AgentNetworkPolicy },
+    { limits, network, onBusy }: DeploymentSettings,
     warm: WarmAgent | undefined,
     signal?: AbortSignal,
   ): Promise<AgentInstance> {
@@ -344,6 +352,7 @@ export class InstanceManager {
       store,
       ...(workspaceCapture ? { workspaceCapture } : {}),
       limits,
+      onBusy,
       logger: this.options.logger,
       ...(replication ? { mayWrite: () => replication.holds(agentId) } : {}),
     });
@@ -421,11 +430,11 @@ export class InstanceManager {
     return undefined;
   }
 
-  /** The coordinator's limits with the deployment's podium.json `limits` applied, and its network policy. */
-  private deploymentSettings(bundleDir: string): { limits: InstanceLimits; network: AgentNetworkPolicy } {
-    let manifest: { limits?: unknown; network?: unknown };
+  /** The coordinator's limits with the deployment's podium.json `limits` applied, its network policy and on_busy. */
+  private deploymentSettings(bundleDir: string): DeploymentSettings {
+    let manifest: { limits?: unknown; network?: unknown; on_busy?: unknown };
     try {
-      manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as { limits?: unknown; network?: unknown };
+      manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as typeof manifest;
     } catch (err) {
       throw new ConnectError(`cannot read the bundle's podium.json: ${errorMessage(err)}`, Code.DataLoss);
     }
@@ -433,8 +442,10 @@ export class InstanceManager {
     if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
       throw new ConnectError(`podium.json: "network" must be one of ${NETWORK_POLICIES.join(", ")}`, Code.InvalidArgument);
     }
+    const onBusy = manifest.on_busy ?? DEFAULT_BUSY_POLICY;
+    if (!isBusyPolicy(onBusy)) throw new ConnectError(`podium.json: "on_busy" must be one of ${BUSY_POLICIES.join(", ")}`, Code.InvalidArgument);
     try {
-      return { limits: applyManifestLimits(this.limits, manifest.limits, this.maxima), network: network as AgentNetworkPolicy };
+      return { limits: applyManifestLimits(this.limits, manifest.limits, this.maxima), network: network as AgentNetworkPolicy, onBusy };
     } catch (err) {
       throw new ConnectError(errorMessage(err), Code.InvalidArgument);
     }

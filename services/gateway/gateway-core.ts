@@ -18,6 +18,7 @@ import type {
   ListMessagesResponse,
   SendMessageResponse,
 } from "../../gen/podium/v1/instance_service_pb.js";
+import { MultitaskStrategy } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";
@@ -207,9 +208,10 @@ export class GatewayCore {
     return must((await coordinator.instances.stopInstance({ instanceId, graceMs }, { signal })).instance, "instance");
   }
 
-  async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal): Promise<SendMessageResponse> {
+  /** `multitaskStrategy`: what happens while the agent is busy (UNSPECIFIED: the deployment's on_busy). */
+  async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal, multitaskStrategy = MultitaskStrategy.UNSPECIFIED): Promise<SendMessageResponse> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
-    return coordinator.instances.sendMessage({ instanceId, content }, { signal });
+    return coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal });
   }
 
   async cancelTurn(instanceId: string, turn: bigint, signal?: AbortSignal): Promise<{ cancelled: boolean; turn: bigint }> {

@@ -34,7 +34,7 @@ export function gatewayRoutes(core: GatewayCore) {
         return { instance: await core.stopInstance(requireField(req.instanceId, "instance_id"), req.graceMs, ctx.signal) };
       },
       async sendMessage(req, ctx) {
-        return core.sendMessage(requireField(req.instanceId, "instance_id"), req.content ?? {}, ctx.signal);
+        return core.sendMessage(requireField(req.instanceId, "instance_id"), req.content ?? {}, ctx.signal, req.multitaskStrategy);
       },
       async cancelTurn(req, ctx) {
         return core.cancelTurn(requireField(req.instanceId, "instance_id"), req.turn, ctx.signal);

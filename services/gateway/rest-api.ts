@@ -10,7 +10,7 @@ import {
   type AnyRequest, type AnyResponse,
 } from "./http-io.js";
 import {
-  deploymentJson, fileContentJson, fileEntryJson, forkJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson, replicationJson,
+  deploymentJson, fileContentJson, fileEntryJson, forkJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson, replicationJson, sentJson,
 } from "./rest-json.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { FileTargetSchema, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
@@ -19,6 +19,7 @@ import { resolveDeploymentId } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
 import { isJsonObject, type JsonObject } from "../shared/json.js";
 import { parseRfc3339 } from "../shared/rfc3339.js";
+import { busyPolicyToProto, parseMultitaskStrategy } from "../shared/busy-policy.js";
 import { METRICS_CONTENT_TYPE } from "../shared/metrics.js";
 import { methodNotAllowed, toHttpError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -93,8 +94,8 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const body = await readJsonObject(req, options.maxJsonBytes, signal);
     const content = body.type === "process_message" || "content" in body ? body.content : body;
     if (!isJsonObject(content)) throw new ConnectError("content must be an object, e.g. {\"text\":\"hi\"}", Code.InvalidArgument);
-    const sent = await core.sendMessage(params[0] as string, content, signal);
-    sendJson(res, 202, { seq: Number(sent.seq), turn: Number(sent.turn), queue_position: sent.queuePosition });
+    const strategy = busyPolicyToProto(parseMultitaskStrategy(body.multitask_strategy));
+    sendJson(res, 202, sentJson(await core.sendMessage(params[0] as string, content, signal, strategy)));
   });
   route("POST", `/api/v1/instances/${ID}/cancel`, async ({ req, res, params, signal }) => {
     const body = await readJsonObject(req, options.maxJsonBytes, signal);

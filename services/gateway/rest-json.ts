@@ -5,7 +5,7 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { InstanceStatus, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
-import { MessageDirection, type LogRecord, type MessageRecord } from "../../gen/podium/v1/instance_service_pb.js";
+import { MessageDirection, type LogRecord, type MessageRecord, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Deployment } from "../../gen/podium/v1/deployment_service_pb.js";
 import type { FileContent, FileEntry, IterationMeta } from "../../gen/podium/v1/file_service_pb.js";
 import type { ForkAgentResponse, ReplicationStatus } from "../../gen/podium/v1/replication_service_pb.js";
@@ -153,6 +153,13 @@ export function replicationJson(r: ReplicationStatus): JsonObject {
       last_sync_at: iso(d.lastSyncAt),
     })),
   };
+}
+
+/** POST .../messages (and the bridges' process_message result); `cancelled_turns` only when a message interrupted some. */
+export function sentJson(s: SendMessageResponse): JsonObject {
+  const sent: JsonObject = { seq: Number(s.seq), turn: Number(s.turn), queue_position: s.queuePosition };
+  if (s.cancelledTurns.length > 0) sent.cancelled_turns = s.cancelledTurns.map(Number);
+  return sent;
 }
 
 export function forkJson(f: ForkAgentResponse): JsonObject {

@@ -14,6 +14,7 @@ import { errorMessage, toHttpError } from "../shared/errors.js";
 import { decodeSegments, requestUrl } from "./http-io.js";
 import { isJsonObject } from "../shared/json.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
+import { busyPolicyToProto, parseMultitaskStrategy } from "../shared/busy-policy.js";
 import type { Logger } from "../shared/logger.js";
 import { OrderedFrames } from "./ordered-frames.js";
 import { WsOutbound, type WsOutboundOptions } from "./ws-outbound.js";
@@ -100,7 +101,7 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
   }
   if (type === "process_message") {
     if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
-    await core.sendMessage(instanceId, frame.content, signal);
+    await core.sendMessage(instanceId, frame.content, signal, busyPolicyToProto(parseMultitaskStrategy(frame.multitask_strategy, "process_message.multitask_strategy")));
   } else if (type === "cancel") {
     const turn = frame.turn ?? 0;
     if (typeof turn !== "number" || !Number.isInteger(turn) || turn < 0) throw new ConnectError("cancel.turn must be a non-negative integer", Code.InvalidArgument);

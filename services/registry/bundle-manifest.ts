@@ -1,13 +1,14 @@
 /**
  * podium.json (the bundle manifest) and deployment ids.
  *
- * podium.json: {"name", "version", "runtime": "python" | "typescript", "entry", "network"?, "limits"?}.
+ * podium.json: {"name", "version", "runtime": "python" | "typescript", "entry", "network"?, "on_busy"?, "limits"?}.
  * Unknown fields are ignored (forward compatibility); `limits` is checked by the coordinator, which
  * knows its maxima. Deployment id: "{name}:{version}@{registry}"; "{name}:{version}"
  * means the default registry. See docs/deployments.md.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isJsonObject } from "../shared/json.js";
+import { BUSY_POLICIES, DEFAULT_BUSY_POLICY, isBusyPolicy, type BusyPolicy } from "../shared/busy-policy.js";
 
 export type BundleRuntime = "python" | "typescript";
 
@@ -19,6 +20,8 @@ export interface BundleManifest {
   entry: string;
   /** What the agent's processes may reach (docs/security.md); default "egress". */
   network: AgentNetworkPolicy;
+  /** What a message sent while the agent is busy does (shared/busy-policy.ts); default "enqueue". */
+  onBusy: BusyPolicy;
 }
 
 export type AgentNetworkPolicy = "none" | "egress" | "host";
@@ -54,7 +57,7 @@ function show(value: unknown): string {
  */
 export function parseBundleManifest(json: unknown): BundleManifest {
   if (!isJsonObject(json)) throw invalid(`${MANIFEST_FILE} must be a JSON object (got ${show(json)})`);
-  const { name, version, runtime, entry, network = DEFAULT_NETWORK_POLICY } = json;
+  const { name, version, runtime, entry, network = DEFAULT_NETWORK_POLICY, on_busy: onBusy = DEFAULT_BUSY_POLICY } = json;
   if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
     throw invalid(`${MANIFEST_FILE}: "name" must match ${NAME_PATTERN.source} (got ${show(name)})`);
   }
@@ -70,7 +73,10 @@ export function parseBundleManifest(json: unknown): BundleManifest {
   if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
     throw invalid(`${MANIFEST_FILE}: "network" must be one of ${NETWORK_POLICIES.map((p) => `"${p}"`).join(", ")} (got ${show(network)})`);
   }
-  return { name, version, runtime, entry: normalizeEntry(entry, runtime), network: network as AgentNetworkPolicy };
+  if (!isBusyPolicy(onBusy)) {
+    throw invalid(`${MANIFEST_FILE}: "on_busy" must be one of ${BUSY_POLICIES.map((p) => `"${p}"`).join(", ")} (got ${show(onBusy)})`);
+  }
+  return { name, version, runtime, entry: normalizeEntry(entry, runtime), network: network as AgentNetworkPolicy, onBusy };
 }
 
 function normalizeEntry(entry: string, runtime: BundleRuntime): string {

@@ -6,7 +6,8 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { GatewayCore } from "../gateway/gateway-core.js";
-import { fileContentJson, fileEntryJson, iterationJson } from "../gateway/rest-json.js";
+import { fileContentJson, fileEntryJson, iterationJson, sentJson } from "../gateway/rest-json.js";
+import { busyPolicyToProto } from "../shared/busy-policy.js";
 import type { JsonObject } from "../shared/json.js";
 import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
 import type { ClientMessage } from "./parse-client-message.js";
@@ -17,8 +18,7 @@ export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answe
 export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal?: AbortSignal): Promise<JsonObject> {
   switch (message.type) {
     case "process_message": {
-      const sent = await core.sendMessage(instanceId, message.content, signal);
-      return { seq: Number(sent.seq), turn: Number(sent.turn), queue_position: sent.queuePosition };
+      return sentJson(await core.sendMessage(instanceId, message.content, signal, busyPolicyToProto(message.multitask_strategy)));
     }
     case "cancel": {
       const result = await core.cancelTurn(instanceId, BigInt(message.turn ?? 0), signal);

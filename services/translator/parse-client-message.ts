@@ -7,11 +7,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Json, JsonObject } from "../shared/json.js";
 import { isJsonObject } from "../shared/json.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
+import { parseMultitaskStrategy, type BusyPolicy } from "../shared/busy-policy.js";
 
 export type MessageId = string | number;
 
 export type ClientMessage =
-  | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string } }
+  | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string }; multitask_strategy?: BusyPolicy }
   /** Cancels the running turn; `turn` (the one process_message answered with) only cancels that turn. */
   | { type: "cancel"; id?: MessageId; turn?: number }
   /** Answers a question_requested / permission_requested event by its request_id. */
@@ -70,7 +71,8 @@ export function parseClientMessage(json: unknown): ClientMessage {
       if (!isJsonObject(content) || typeof content.text !== "string") {
         throw invalid("process_message.content must be an object with a string text");
       }
-      return withId({ type: "process_message", content: { ...content, text: content.text } }, id);
+      const strategy = parseMultitaskStrategy(json.multitask_strategy, "process_message.multitask_strategy");
+      return withId({ type: "process_message", content: { ...content, text: content.text }, ...(strategy ? { multitask_strategy: strategy } : {}) }, id);
     }
     case "cancel": {
       const turn = json.turn === undefined || json.turn === null ? undefined : nonNegativeInteger(json.turn, "cancel.turn");

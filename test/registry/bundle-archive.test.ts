@@ -47,7 +47,7 @@ describe("packBundle / extractBundle", () => {
     const dest = path.join(root, "out");
     const result = await extractBundle(archive, dest);
 
-    expect(result.manifest).toEqual({ name: "echo", version: "1.0.0", runtime: "python", entry: "main.py", network: "egress" });
+    expect(result.manifest).toEqual({ name: "echo", version: "1.0.0", runtime: "python", entry: "main.py", network: "egress", onBusy: "enqueue" });
     expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(result.digest).toBe(await bundleDigest(src));
     expect(result.digest).toBe(await bundleDigest(dest));

@@ -17,8 +17,9 @@ function invalidField(json: unknown): string {
 
 describe("parseBundleManifest", () => {
   it("accepts a valid manifest, ignores unknown fields and normalizes the entry", () => {
-    expect(parseBundleManifest({ ...good, description: "x" })).toEqual({ ...good, network: "egress" });
+    expect(parseBundleManifest({ ...good, description: "x" })).toEqual({ ...good, network: "egress", onBusy: "enqueue" });
     expect(parseBundleManifest({ ...good, network: "none" }).network).toBe("none");
+    expect(parseBundleManifest({ ...good, on_busy: "interrupt" }).onBusy).toBe("interrupt");
     expect(parseBundleManifest({ ...good, runtime: "python", entry: "./agent/main.py" }).entry).toBe("agent/main.py");
     expect(parseBundleManifest({ ...good, entry: "main.mjs" }).entry).toBe("main.mjs");
     expect(parseBundleManifest({ ...good, entry: "dist/main.js" }).entry).toBe("dist/main.js");
@@ -40,6 +41,7 @@ describe("parseBundleManifest", () => {
     ["version starting with '-'", { ...good, version: "-1" }, '"version"'],
     ["unknown runtime", { ...good, runtime: "ruby" }, '"runtime"'],
     ["unknown network policy", { ...good, network: "all" }, '"network"'],
+    ["unknown on_busy policy", { ...good, on_busy: "rollback" }, '"on_busy" must be one of "enqueue", "reject", "interrupt"'],
     ["missing runtime", { ...good, runtime: undefined }, '"runtime"'],
     ["missing entry", { ...good, entry: undefined }, '"entry"'],
     ["empty entry", { ...good, entry: "" }, '"entry"'],

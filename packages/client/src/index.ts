@@ -1,6 +1,6 @@
 export { PodiumClient, encodeFilePath } from "./podium-client.js";
 export type { CreateInstanceParams, CreatedInstance, CallOptions, ConnectOptions, ListMessagesOptions } from "./podium-client.js";
-export type { InstanceInfo, SentMessage, MessageRecord, MessagePage } from "./instance-types.js";
+export type { InstanceInfo, SentMessage, MessageRecord, MessagePage, MultitaskStrategy } from "./instance-types.js";
 export { compileClientOptions, normalizeBaseUrl, DEFAULT_RETRY_DELAYS_MS } from "./client-options.js";
 export type { PodiumClientOptions, CompiledClientOptions, BreakerOptions, RetryOptions, Env } from "./client-options.js";
 export { PodiumConnectionError, isTransient } from "./podium-connection-error.js";

@@ -25,7 +25,12 @@ export interface SentMessage {
   turn: number;
   /** Turns ahead of it (0: it runs now). */
   queuePosition: number;
+  /** Turns it cancelled (multitaskStrategy "interrupt"): the running one first, then the queued ones. */
+  cancelledTurns: number[];
 }
+
+/** What a message sent while the agent is busy does; default: the deployment's podium.json `on_busy`. */
+export type MultitaskStrategy = "enqueue" | "reject" | "interrupt";
 
 export interface MessageRecord {
   seq: number;
@@ -72,7 +77,9 @@ export function toSentMessage(body: unknown, what: string): SentMessage {
   if (!isRecord(body)) throw protocolError(what, "expected an object");
   const seq = count(body, "seq");
   if (seq === undefined) throw protocolError(what, "no seq in the answer");
-  return { seq, turn: count(body, "turn") ?? seq, queuePosition: count(body, "queue_position") ?? 0 };
+  const cancelled = body.cancelled_turns ?? body.cancelledTurns;
+  const cancelledTurns = Array.isArray(cancelled) ? cancelled.map(Number).filter((n) => Number.isSafeInteger(n)) : [];
+  return { seq, turn: count(body, "turn") ?? seq, queuePosition: count(body, "queue_position") ?? 0, cancelledTurns };
 }
 
 export function toMessagePage(body: unknown, what: string): MessagePage {

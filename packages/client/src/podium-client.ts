@@ -23,7 +23,7 @@ import { withRetry } from "./retry.js";
 import { SingleFlight } from "./single-flight.js";
 import { toFileContent, toFileEntries, toIterations, type FileContent, type FileEntry, type IterationMeta } from "./file-types.js";
 import {
-  toInstanceInfo, toInstanceList, toMessagePage, toSentMessage, type InstanceInfo, type MessagePage, type SentMessage,
+  toInstanceInfo, toInstanceList, toMessagePage, toSentMessage, type InstanceInfo, type MessagePage, type SentMessage, type MultitaskStrategy,
 } from "./instance-types.js";
 
 export interface CreateInstanceParams {
@@ -270,9 +270,12 @@ export class PodiumClient {
    * POST /api/v1/instances/{id}/messages: queues `content` (an object with `text`, plus any metadata)
    * as a turn. Unlike a connection's sendMessage it answers with the message's seq and turn, so the
    * caller can follow exactly that turn (`connect(id, {afterSeq: seq})`). Not retried.
+   * `multitaskStrategy`: what it does while the agent is busy; "reject" fails (kind "http", status 409,
+   * code "aborted"), "interrupt" cancels what runs and waits and runs next (see `cancelledTurns`).
    */
-  async postMessage(instanceId: string, content: Record<string, unknown>, options: CallOptions = {}): Promise<SentMessage> {
-    return toSentMessage(await this.call("POST", "postMessage", `${this.instancePath(instanceId)}/messages`, options.signal, { content }), "postMessage");
+  async postMessage(instanceId: string, content: Record<string, unknown>, options: CallOptions & { multitaskStrategy?: MultitaskStrategy } = {}): Promise<SentMessage> {
+    const body = { content, ...(options.multitaskStrategy ? { multitask_strategy: options.multitaskStrategy } : {}) };
+    return toSentMessage(await this.call("POST", "postMessage", `${this.instancePath(instanceId)}/messages`, options.signal, body), "postMessage");
   }
 
   /** POST /api/v1/instances/{id}/cancel: cancels the running turn (only `turn`, when given). */
