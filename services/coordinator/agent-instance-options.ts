@@ -10,7 +10,7 @@ import type { MessageRow } from "./store/message-log.js";
 import type { Logger } from "../shared/logger.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
 
-export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "terminated" | "failed";
+export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "hibernated" | "terminated" | "failed";
 
 /** What a capture recorded: undefined when nothing changed. */
 export type CaptureOutcome = { iteration: number; files: { path: string; change: string }[]; quotaExceeded?: boolean } | undefined;
@@ -42,18 +42,16 @@ export interface UpdateSubscriber {
   onEnd(): void;
 }
 
-export interface AgentInstanceOptions {
-  instanceId: string;
-  agentId: string;
-  deploymentId: string;
-  runtime: AgentRuntime;
+/**
+ * What one process of an instance runs with: its launch (sandbox), its databases and workspace capture.
+ * A hibernated instance has none; waking it opens new ones (AgentInstance.wake).
+ */
+export interface InstanceIncarnation {
   command: string;
   args: string[];
   workspace: string;
   /** The whole process environment of the agent's runner (the platform's variables only). */
   processEnv: Record<string, string>;
-  /** environment + secrets: the runner puts them in its environment, inside the sandbox, and in ctx.env. */
-  agentEnv: Record<string, string>;
   /** Outer uid/gid of the process (sandbox/agent-uids.ts). */
   uid?: number;
   gid?: number;
@@ -74,9 +72,21 @@ export interface AgentInstanceOptions {
   cpuUsageMicros?: () => number | undefined;
   store: AgentStore;
   workspaceCapture?: WorkspaceCapture;
+}
+
+/** What an instance is across its processes. */
+export interface InstanceIdentity {
+  instanceId: string;
+  agentId: string;
+  deploymentId: string;
+  runtime: AgentRuntime;
+  /** environment + secrets: the runner puts them in its environment, inside the sandbox, and in ctx.env. */
+  agentEnv: Record<string, string>;
   limits: InstanceLimits;
   /** What a message sent while the agent is busy does when it does not say (podium.json on_busy); default "enqueue". */
   onBusy?: BusyPolicy;
+  /** Called each time the instance becomes idle (ready, nothing running or queued): hibernation timers. */
+  onIdle?: () => void;
   logger: Logger;
   /**
    * Checked before every write to the agent's databases: false once this coordinator lost the agent's
@@ -84,3 +94,5 @@ export interface AgentInstanceOptions {
    */
   mayWrite?: () => boolean;
 }
+
+export interface AgentInstanceOptions extends InstanceIdentity, InstanceIncarnation {}

@@ -1,32 +1,28 @@
 /**
- * One running process of an agent: the turn queue, the event log (every event is persisted to
- * messages.db before anyone sees it), state deltas, workspace capture, stop and crash handling.
+ * One instance of an agent: the turn queue, the event log (every event is persisted to messages.db
+ * before anyone sees it), state deltas, workspace capture, stop and crash handling, and hibernation:
+ * an idle instance's process ends (its databases and sandbox are closed by the manager) while the
+ * instance and its subscribers stay; wake() starts a new process from the persisted state.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentProcess, AgentProcessHandlers, ProcessExitInfo } from "./agent-process.js";
-import { initFrame, instanceProcess } from "./instance-process.js";
-import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceStatusName, SentMessage, UpdateSubscriber } from "./agent-instance-options.js";
+import { initFrame, instanceProcess, sendInitWhenSetUp } from "./instance-process.js";
+import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceIdentity, InstanceIncarnation, InstanceStatusName, SentMessage, UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
-import { LogBudget } from "./log-budget.js";
-import { findUnfinishedTurns, INTERRUPTED_MESSAGE } from "./unfinished-turns.js";
+import { InstanceJournal, turnFailed, type EventRecord } from "./instance-journal.js";
+import { settleUnfinishedTurns } from "./unfinished-turns.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
-import type { MessageRow } from "./store/message-log.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import { errorMessage } from "../shared/errors.js";
 import { DEFAULT_BUSY_POLICY, type BusyPolicy } from "../shared/busy-policy.js";
-
-/** Longest the agent's `init` waits for sandbox set-up that may finish late (egress). */
-const BEFORE_INIT_WAIT_MS = 3000;
 
 interface PendingTurn {
   turn: number;
   content: JsonObject;
 }
-
-type EventRecord = { messageType: string; content: JsonObject | undefined; turn: number };
 
 interface RunningTurn extends PendingTurn {
   ended: boolean;
@@ -49,15 +45,27 @@ export class AgentInstance {
   endedAt: number | undefined;
   exit: InstanceExit | undefined;
   status: InstanceStatusName = "starting";
-  /** The newest seq recorded for the agent (kept after the instance ended and its store closed). */
-  lastSeq: number;
-  /** The newest seq subscribers could have received (outbound; inbound rows are not streamed). */
-  private lastOutboundSeq: number;
+  /** When it hibernated; undefined while awake. */
+  hibernatedAt: number | undefined;
+  /** Since when it has been idle (ready, nothing running or queued); undefined while not. */
+  idleSince: number | undefined;
   /** Settles when the process has exited and `terminated` was recorded. */
   readonly ended: Promise<void>;
+  /**
+   * Settles when the current process is gone and its databases and sandbox may be closed: "ended" with the
+   * instance, or "hibernated". A new one comes with each wake().
+   */
+  processGone!: Promise<"ended" | "hibernated">;
 
-  private readonly options: AgentInstanceOptions;
-  private readonly subscribers = new Set<UpdateSubscriber>();
+  private readonly options: InstanceIdentity;
+  /** The current process's launch, databases and capture; undefined while hibernated. */
+  private body: InstanceIncarnation | undefined;
+  private readonly journal: InstanceJournal;
+  private settleGone!: (how: "ended" | "hibernated") => void;
+  /** hibernate() asked the process to end: its exit hibernates instead of ending the instance. */
+  private sleeping = false;
+  /** Set by wake(): the `woke` event is recorded once the new process is ready, before any turn runs. */
+  private wokeAfterMs: number | undefined;
   private readonly queue: PendingTurn[] = [];
   private current: RunningTurn | undefined;
   private process: AgentProcess | undefined;
@@ -66,25 +74,35 @@ export class AgentInstance {
   private killReason: string | undefined;
   private markEnded!: () => void;
   /** The start's steps and the agent's last stderr lines, quoted in start-up errors. */
-  private readonly progress = new StartProgress();
+  private progress = new StartProgress();
   /** Requests the agent asked (content.request_id) and no one answered yet. */
   private readonly openRequests = new OpenRequests();
   private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
   /** Set when the instance was fenced (another coordinator owns the agent): nothing is written after it. */
   private fencedReason: string | undefined;
-  private readonly logBudget = new LogBudget();
   /** start() succeeded: turns run from now on. An instance that never served leaves its queue unfinished. */
   private serving = false;
 
   constructor(options: AgentInstanceOptions) {
-    this.options = options;
-    this.instanceId = options.instanceId;
-    this.agentId = options.agentId;
-    this.deploymentId = options.deploymentId;
-    this.runtime = options.runtime;
+    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, logger, mayWrite, ...body } = options;
+    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, ...(onBusy ? { onBusy } : {}), ...(onIdle ? { onIdle } : {}), ...(mayWrite ? { mayWrite } : {}) };
+    this.body = body;
+    this.instanceId = instanceId;
+    this.agentId = agentId;
+    this.deploymentId = deploymentId;
+    this.runtime = runtime;
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
-    this.lastSeq = options.store.messages.lastSeq();
-    this.lastOutboundSeq = this.lastSeq;
+    this.journal = new InstanceJournal({ instanceId, agentId, logger, writable: () => this.writable() }, body.store);
+    this.newProcessGone();
+  }
+
+  private newProcessGone(): void {
+    this.processGone = new Promise((resolve) => (this.settleGone = resolve));
+  }
+
+  /** The newest seq recorded for the agent (kept after the instance ended and its store closed). */
+  get lastSeq(): number {
+    return this.journal.lastSeq;
   }
 
   get pid(): number {
@@ -100,7 +118,7 @@ export class AgentInstance {
   kill(reason: string): void {
     if (!this.live || this.killReason !== undefined) return;
     this.killReason = reason;
-    this.log("error", "platform", `killing the agent: ${reason}`);
+    this.journal.log("error", "platform", `killing the agent: ${reason}`);
     this.process?.kill("SIGKILL");
   }
 
@@ -112,8 +130,15 @@ export class AgentInstance {
     return this.status !== "terminated" && this.status !== "failed";
   }
 
+  /** The databases of the current process (FailedPrecondition while hibernated). */
   get store(): AgentStore {
-    return this.options.store;
+    if (!this.body) throw new ConnectError(`instance ${this.instanceId} is hibernated`, Code.FailedPrecondition);
+    return this.body.store;
+  }
+
+  /** A process (and its databases) exists: not hibernated. */
+  get awake(): boolean {
+    return this.body !== undefined;
   }
 
   /**
@@ -123,7 +148,9 @@ export class AgentInstance {
    * never ran are queued again, in order, ahead of anything sent now.
    */
   async start(signal?: AbortSignal): Promise<void> {
-    const { options } = this;
+    if (!this.body) throw new ConnectError(`instance ${this.instanceId} is hibernated`, Code.FailedPrecondition);
+    const options = { ...this.options, ...this.body };
+    this.progress = new StartProgress();
     this.recoverUnfinishedTurns();
     const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
     // Where a start that never became ready got stuck, for its error and the log.
@@ -135,12 +162,12 @@ export class AgentInstance {
       },
       onOutput: (stream, line) => {
         if (stream === "stderr" && !this.readyAt) this.progress.stderrLine(line);
-        this.log(stream === "stdout" ? "info" : "warn", stream, line);
+        this.journal.log(stream === "stdout" ? "info" : "warn", stream, line);
       },
-      onBadFrame: (reason, line) => this.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
+      onBadFrame: (reason, line) => this.journal.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
     };
     this.process = instanceProcess(options, handlers, step);
-    this.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
+    this.journal.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
     let current: ReturnType<AgentStore["state"]["current"]>;
     try {
@@ -152,36 +179,15 @@ export class AgentInstance {
       await this.ended;
       throw err instanceof ConnectError ? err : new ConnectError(`cannot load the agent's state: ${errorMessage(err)}`, Code.ResourceExhausted);
     }
-    const init = initFrame(options, current.state, current.version);
-    // The runner loads the agent's code on `init`: held until the sandbox is fully set up (its network),
-    // so the runtime's own start-up overlaps that set-up and the agent never runs without it.
-    const sendInit = () => {
-      step("init sent");
-      try {
-        this.process?.send(init);
-      } catch (err) {
-        // A state beyond what one string can hold (V8's limit, ~512 MiB of JSON) cannot be sent: this start
-        // fails with a clear error and kills the process; the coordinator and its other agents carry on.
-        const message = `the agent's state cannot be sent to its runner (${errorMessage(err)}); it is too large to load`;
-        this.log("error", "platform", message);
-        this.readySettle?.reject(new ConnectError(message, Code.ResourceExhausted));
-      }
-    };
-    if (!options.beforeInit) sendInit();
-    else {
-      // Egress that could not be attached leaves the agent in its namespace with loopback only:
-      // fail-closed, and the agent still starts (its network calls fail) instead of the create.
-      // Bounded wait: a slow attach (a starved host) lets the agent start; its egress comes up later.
-      const waited = Promise.race([options.beforeInit, new Promise<void>((resolve) => setTimeout(resolve, BEFORE_INIT_WAIT_MS).unref())]);
-      waited.then(sendInit, (err: unknown) => {
-        this.log("warn", "platform", `network egress could not be attached (${errorMessage(err)}); the agent runs without network`);
-        sendInit();
-      });
-    }
+    sendInitWhenSetUp(this.process, initFrame(options, current.state, current.version), options.beforeInit, {
+      step,
+      log: (level, message) => this.journal.log(level, "platform", message),
+      fail: (err) => this.readySettle?.reject(err),
+    });
     const timedOut = () => {
       if (!this.readySettle) return;
       const { message, logged } = this.progress.timedOut(options.limits.startTimeoutMs, options.cpuUsageMicros?.());
-      this.log("error", "platform", logged);
+      this.journal.log("error", "platform", logged);
       this.readySettle.reject(new ConnectError(message, Code.DeadlineExceeded));
     };
     // setImmediate runs after the poll phase: a `ready` already in the pipe when the timer fires (an event
@@ -205,7 +211,46 @@ export class AgentInstance {
       this.readySettle = undefined;
     }
     this.serving = true;
+    if (this.wokeAfterMs !== undefined) {
+      this.journal.emit("woke", { hibernated_ms: this.wokeAfterMs }, 0);
+      this.journal.log("info", "platform", `instance ${this.instanceId} woke after ${this.wokeAfterMs} ms of hibernation`);
+      this.wokeAfterMs = undefined;
+      this.hibernatedAt = undefined;
+    }
     this.pump();
+  }
+
+  /**
+   * Ends the process of an idle instance without ending the instance: the agent's onHibernate runs (a `stop`
+   * frame with `hibernate`), then `hibernated` is recorded and processGone settles with "hibernated" for the
+   * manager to close its databases and sandbox. False (nothing done) unless idle and serving.
+   */
+  hibernate(graceMs = this.options.limits.stopGraceMs): boolean {
+    const process = this.process;
+    if (!this.idle || !this.serving || this.stopRequested || this.fencedReason !== undefined || !process?.alive) return false;
+    this.sleeping = true;
+    this.status = "hibernated";
+    this.hibernatedAt = Date.now();
+    process.send({ type: "stop", graceMs, hibernate: true });
+    process.endInput();
+    const timer = setTimeout(() => process.kill("SIGKILL"), graceMs);
+    void this.processGone.then(() => clearTimeout(timer));
+    return true;
+  }
+
+  /**
+   * Gives a hibernated instance a new process to run with (`body`: its reopened databases and sandbox);
+   * start() then runs it from the persisted state and records `woke` once it is ready.
+   */
+  wake(body: InstanceIncarnation): void {
+    if (this.status !== "hibernated" || this.body || this.sleeping) throw new ConnectError(`instance ${this.instanceId} is ${this.status}, not hibernated`, Code.FailedPrecondition);
+    this.body = body;
+    this.journal.store = body.store;
+    this.status = "starting";
+    this.killReason = undefined;
+    this.exit = undefined;
+    this.wokeAfterMs = Date.now() - (this.hibernatedAt ?? Date.now());
+    this.newProcessGone();
   }
 
   /**
@@ -214,6 +259,7 @@ export class AgentInstance {
    * (the running turn is cancelled, queued ones superseded, this one runs next). busy-policy.ts.
    */
   send(content: JsonObject, strategy?: BusyPolicy): SentMessage {
+    if (this.status === "hibernated") throw new ConnectError(`instance ${this.instanceId} is hibernated; wake it first`, Code.FailedPrecondition);
     if (!this.live || this.status === "stopping") {
       throw new ConnectError(`instance ${this.instanceId} is ${this.status}${this.fencedReason ? `: ${this.fencedReason}` : ""}`, Code.FailedPrecondition);
     }
@@ -233,17 +279,9 @@ export class AgentInstance {
     if (policy !== "interrupt" && this.queue.length >= this.options.limits.maxQueuedMessages) {
       throw new ConnectError(`instance ${this.instanceId} has ${this.queue.length} queued messages; the limit is ${this.options.limits.maxQueuedMessages}`, Code.ResourceExhausted);
     }
-    const row = this.options.store.messages.append({
-      direction: "inbound",
-      instanceId: this.instanceId,
-      turn: 0,
-      messageType: "process_message",
-      content,
-      timestamp: Date.now(),
-    });
+    const row = this.journal.appendInbound(this.store, content);
     // A turn is named after the seq of the message that started it: unique and increasing per agent.
     const turn = row.seq;
-    this.lastSeq = row.seq;
     const cancelledTurns = busyWith !== undefined && policy === "interrupt" ? this.interrupt(turn) : [];
     const queuePosition = this.queue.length + (this.current ? 1 : 0);
     this.queue.push({ turn, content });
@@ -258,7 +296,7 @@ export class AgentInstance {
   private interrupt(by: number): number[] {
     const why = `(on_busy "interrupt": turn ${by} runs instead)`;
     const superseded = this.queue.splice(0).map((t) => t.turn);
-    this.emitMany(superseded.flatMap((turn) => turnFailed(turn, { message: `cancelled before it ran ${why}`, code: "cancelled", turn })));
+    this.journal.emitMany(superseded.flatMap((turn) => turnFailed(turn, { message: `cancelled before it ran ${why}`, code: "cancelled", turn })));
     const current = this.current;
     if (!current || current.done) return superseded;
     current.interrupted = `cancelled ${why}`;
@@ -272,8 +310,7 @@ export class AgentInstance {
       subscriber.onEnd();
       return () => undefined;
     }
-    this.subscribers.add(subscriber);
-    return () => this.subscribers.delete(subscriber);
+    return this.journal.subscribe(subscriber);
   }
 
   /** Asks the agent to cancel the running turn; returns the turn, or undefined when none matched. */
@@ -293,17 +330,23 @@ export class AgentInstance {
     if (!this.openRequests.take(requestId)) {
       throw new ConnectError(`instance ${this.instanceId} has no open request ${JSON.stringify(requestId.slice(0, 128))} (never asked, or already answered)`, Code.NotFound);
     }
-    this.emit(RESOLVED_EVENT, { request_id: requestId, value }, this.current?.turn ?? 0);
+    this.journal.emit(RESOLVED_EVENT, { request_id: requestId, value }, this.current?.turn ?? 0);
     this.process.send({ type: "answer", id: requestId, value });
   }
 
   /** `terminating`, the agent's onStop within `graceMs`, SIGKILL after it, then `terminated`. */
   async stop(graceMs = this.options.limits.stopGraceMs): Promise<void> {
     if (!this.live) return this.ended;
+    if (this.status === "hibernated") {
+      await this.processGone; // falling asleep: its process ends first
+      if (this.status !== "hibernated") return this.stop(graceMs); // woke meanwhile
+      this.endAsleep("stopped");
+      return this.ended;
+    }
     if (!this.stopRequested) {
       this.stopRequested = true;
       this.status = "stopping";
-      this.emit("terminating", { grace_ms: graceMs }, this.current?.turn ?? 0);
+      this.journal.emit("terminating", { grace_ms: graceMs }, this.current?.turn ?? 0);
       this.process?.send({ type: "stop", graceMs });
       this.process?.endInput();
       const timer = setTimeout(() => this.process?.kill("SIGKILL"), graceMs);
@@ -319,6 +362,7 @@ export class AgentInstance {
   fence(reason: string): void {
     if (this.fencedReason !== undefined || !this.live) return;
     this.fencedReason = reason;
+    if (!this.body) return this.endAsleep(reason);
     this.killReason = reason;
     this.stopRequested = true;
     this.status = "stopping";
@@ -344,7 +388,7 @@ export class AgentInstance {
   private onFrames(frames: AgentToHost[]): void {
     let run: EventRecord[] = [];
     const flush = () => {
-      if (run.length > 0) this.emitMany(run);
+      if (run.length > 0) this.journal.emitMany(run);
       run = [];
     };
     for (const frame of frames) {
@@ -369,12 +413,12 @@ export class AgentInstance {
         }
         this.readyAt = Date.now();
         if (this.status === "starting") this.status = "ready";
-        this.log("info", "platform", `instance ready (${frame.runtime} sdk ${frame.sdk})`);
+        this.journal.log("info", "platform", `instance ready (${frame.runtime} sdk ${frame.sdk})`);
         this.readySettle?.resolve();
         this.pump();
         return;
       case "fatal":
-        this.log("error", "agent", `agent failed: ${frame.error.message}`, frame.error.stack ? { stack: frame.error.stack } : undefined);
+        this.journal.log("error", "agent", `agent failed: ${frame.error.message}`, frame.error.stack ? { stack: frame.error.stack } : undefined);
         this.readySettle?.reject(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
         return;
       case "event":
@@ -384,13 +428,13 @@ export class AgentInstance {
         this.applyState(frame.ops, frame.turn);
         return;
       case "log":
-        this.log(frame.level, "agent", frame.message, frame.fields);
+        this.journal.log(frame.level, "agent", frame.message, frame.fields);
         return;
       case "turn_done":
         this.finishTurn(frame.turn, frame.error?.message);
         return;
       case "stopped":
-        this.log("info", "platform", "agent stopped");
+        this.journal.log("info", "platform", "agent stopped");
         return;
     }
   }
@@ -398,33 +442,30 @@ export class AgentInstance {
   private applyState(ops: Parameters<AgentStore["state"]["apply"]>[0], turn: number): void {
     if (ops.length === 0 || !this.writable()) return;
     try {
-      const row = this.options.store.state.apply(ops, { instanceId: this.instanceId, turn });
-      this.emit("state.delta", { version: row.version, patch: ops }, turn);
+      const row = this.store.state.apply(ops, { instanceId: this.instanceId, turn });
+      this.journal.emit("state.delta", { version: row.version, patch: ops }, turn);
     } catch (err) {
-      this.log("error", "platform", `rejected state patch: ${errorMessage(err)}`);
+      this.journal.log("error", "platform", `rejected state patch: ${errorMessage(err)}`);
     }
   }
 
   private recoverUnfinishedTurns(): void {
     if (this.lastSeq === 0 || !this.writable()) return; // a new agent: nothing was ever acknowledged
-    const { begun, waiting } = findUnfinishedTurns(this.options.store.messages);
-    // What an interrupted turn left in the workspace is recorded by the next capture (not here: the first
-    // capture waits for the change-tracking thread, which has just started).
-    if (begun.length > 0) this.emitMany(begun.flatMap(({ turn }): EventRecord[] => turnFailed(turn, { message: INTERRUPTED_MESSAGE, code: "aborted", turn })));
     // Acknowledged before, so the queue limit does not refuse them; it applies to what is sent from now on.
-    this.queue.unshift(...waiting);
-    if (begun.length + waiting.length > 0) {
-      this.log("warn", "platform", `the agent's previous instance ended with its coordinator: ${begun.length} interrupted turn(s) recorded as failed, ${waiting.length} acknowledged message(s) queued again`, {
-        interrupted: begun.map((t) => t.turn),
-        queued: waiting.map((t) => t.turn),
-      });
-    }
+    this.queue.unshift(...settleUnfinishedTurns(this.store.messages, this.journal));
   }
 
   private pump(): void {
     if (!this.serving || this.current || this.status !== "ready" || this.stopRequested) return;
     const next = this.queue.shift();
-    if (!next) return;
+    if (!next) {
+      if (this.idleSince === undefined) {
+        this.idleSince = Date.now();
+        this.options.onIdle?.();
+      }
+      return;
+    }
+    this.idleSince = undefined;
     const timer = setTimeout(() => this.onTurnTimeout(), this.options.limits.maxTurnMs);
     this.current = { ...next, ended: false, timer };
     this.status = "busy";
@@ -434,10 +475,10 @@ export class AgentInstance {
   private onTurnTimeout(): void {
     const current = this.current;
     if (!current) return;
-    this.log("warn", "platform", `turn ${current.turn} exceeded ${this.options.limits.maxTurnMs} ms; cancelling`);
+    this.journal.log("warn", "platform", `turn ${current.turn} exceeded ${this.options.limits.maxTurnMs} ms; cancelling`);
     this.process?.send({ type: "cancel", turn: current.turn });
     current.killTimer = setTimeout(() => {
-      this.log("error", "platform", `turn ${current.turn} did not end after cancel; killing the agent process`);
+      this.journal.log("error", "platform", `turn ${current.turn} did not end after cancel; killing the agent process`);
       this.killReason = `turn exceeded the maximum duration of ${this.options.limits.maxTurnMs} ms`;
       this.process?.kill("SIGKILL");
     }, this.options.limits.turnKillGraceMs);
@@ -451,13 +492,13 @@ export class AgentInstance {
   private finishTurn(turn: number, error: string | undefined): void {
     const current = this.current;
     if (!current || current.turn !== turn || current.done) {
-      this.log("warn", "platform", `turn_done for turn ${turn}, which is not running`);
+      this.journal.log("warn", "platform", `turn_done for turn ${turn}, which is not running`);
       return;
     }
     clearTimeout(current.timer);
     if (current.killTimer) clearTimeout(current.killTimer);
     current.done = { error };
-    const capture = this.options.workspaceCapture;
+    const capture = this.body?.workspaceCapture;
     if (!capture?.captureAsync || !this.writable()) {
       this.captureWorkspace(turn);
       this.endTurn(current);
@@ -467,12 +508,7 @@ export class AgentInstance {
   }
 
   private async captureThenEnd(current: RunningTurn, capture: Promise<CaptureOutcome>): Promise<void> {
-    try {
-      const result = await capture;
-      if (this.current === current && this.writable()) this.recordCapture(result, current.turn);
-    } catch (err) {
-      if (this.current === current) this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
-    }
+    await this.journal.recordCaptureOf(capture, current.turn, () => this.current === current);
     try {
       if (this.current === current) this.endTurn(current);
     } catch (err) {
@@ -484,35 +520,25 @@ export class AgentInstance {
   private endTurn(current: RunningTurn, next = true): void {
     const { turn, interrupted } = current;
     const error = current.done?.error;
-    if (error !== undefined) this.emit("error", { message: error }, turn);
-    else if (interrupted !== undefined) this.emit("error", { message: interrupted, code: "cancelled", turn }, turn);
-    else if (!current.ended) this.emit("complete", {}, turn);
+    if (error !== undefined) this.journal.emit("error", { message: error }, turn);
+    else if (interrupted !== undefined) this.journal.emit("error", { message: interrupted, code: "cancelled", turn }, turn);
+    else if (!current.ended) this.journal.emit("complete", {}, turn);
     // The turn's last event: its state delta, workspace changes and end marker are all recorded.
-    this.emit("turn.done", { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn);
+    this.journal.emit("turn.done", { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     if (next) this.pump();
   }
 
   private captureWorkspace(turn: number): void {
-    const capture = this.options.workspaceCapture;
-    if (!capture || !this.writable()) return;
-    try {
-      this.recordCapture(capture.capture(), turn);
-    } catch (err) {
-      this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
-    }
-  }
-
-  private recordCapture(result: CaptureOutcome, turn: number): void {
-    if (!result) return;
-    this.emit("workspace.changed", { iteration: result.iteration, files: result.files }, turn);
-    if (result.quotaExceeded) this.emit("error", { message: "workspace quota exceeded", code: "resource_exhausted" }, turn);
+    const capture = this.body?.workspaceCapture;
+    if (capture) void this.journal.recordCaptureOf(() => capture.capture(), turn, () => true);
   }
 
   private onExit(info: ProcessExitInfo): void {
+    if (this.sleeping) return this.onHibernated(info);
     const crashed = !this.stopRequested;
-    this.killReason ??= this.options.exitReason?.();
+    this.killReason ??= this.body?.exitReason?.();
     const reason = this.killReason ?? (crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped");
     this.exit = { code: info.code, signal: info.signal, reason };
     if (this.current) {
@@ -520,7 +546,7 @@ export class AgentInstance {
       if (this.current.killTimer) clearTimeout(this.current.killTimer);
       this.captureWorkspace(this.current.turn);
       if (this.current.done) this.endTurn(this.current, false); // it had ended; its capture was under way
-      else this.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
+      else this.journal.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
     } else {
       this.captureWorkspace(0);
     }
@@ -529,70 +555,48 @@ export class AgentInstance {
       // Never served (failed to start, or its create was cancelled): nothing ran, so the queue (messages queued
       // again at start, and any sent while starting) stays unfinished in messages.db and runs, in order, on the
       // agent's next instance that starts.
-      if (pending.length > 0) this.log("warn", "platform", `${pending.length} acknowledged message(s) stay queued for the agent's next instance`);
+      if (pending.length > 0) this.journal.log("warn", "platform", `${pending.length} acknowledged message(s) stay queued for the agent's next instance`);
     } else if (pending.length > 0) {
-      this.emitMany(pending.flatMap(({ turn }) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
+      this.journal.emitMany(pending.flatMap(({ turn }) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
     }
     this.current = undefined;
     this.status = crashed ? "failed" : "terminated";
     this.endedAt = Date.now();
     const content: JsonObject = { reason, exit_code: info.code, signal: info.signal };
-    this.emit("terminated", content, 0);
-    this.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
+    this.journal.emit("terminated", content, 0);
+    this.journal.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
     const tail = this.progress.stderrTail(2000);
     this.readySettle?.reject(
       new ConnectError(`agent process exited before it was ready (exit code ${info.code}, signal ${info.signal})${tail ? `: ${tail}` : ""}`, Code.FailedPrecondition),
     );
-    for (const subscriber of this.subscribers) subscriber.onEnd();
-    this.subscribers.clear();
+    this.journal.endSubscribers();
+    this.settleGone("ended");
     this.markEnded();
   }
 
-  private emit(messageType: string, content: JsonObject | undefined, turn: number): void {
-    this.emitMany([{ messageType, content, turn }]);
+  /** The process hibernate() asked to end has: what onHibernate wrote is captured, then `hibernated`. */
+  private onHibernated(info: ProcessExitInfo): void {
+    this.sleeping = false;
+    this.serving = false;
+    this.captureWorkspace(0);
+    const idleMs = this.idleSince === undefined ? 0 : (this.hibernatedAt ?? Date.now()) - this.idleSince;
+    this.journal.emit("hibernated", { idle_ms: idleMs, exit_code: info.code, signal: info.signal }, 0);
+    this.journal.log("info", "platform", `instance ${this.instanceId} hibernated after ${idleMs} ms idle`);
+    this.idleSince = undefined;
+    this.process = undefined;
+    this.body = undefined;
+    this.journal.store = undefined;
+    this.settleGone("hibernated");
   }
 
-  /** Persists events (one transaction), then hands them to subscribers. */
-  private emitMany(events: EventRecord[]): void {
-    const timestamp = Date.now();
-    const outbound = events.map((e) => ({ direction: "outbound" as const, instanceId: this.instanceId, turn: e.turn, messageType: e.messageType, content: e.content, timestamp }));
-    let rows: MessageRow[];
-    if (this.writable()) {
-      rows = this.options.store.messages.appendMany(outbound);
-      this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
-      this.lastOutboundSeq = this.lastSeq;
-    } else {
-      // Fenced: only `terminated` reaches subscribers, and it is not recorded (the agent's history is the new
-      // owner's). It repeats the last seq, as the gateway's own does: the next owner may write lastSeq + 1, and a
-      // client resuming with after_seq = this seq must not skip it.
-      rows = outbound.filter((e) => e.messageType === "terminated").map((e) => ({ ...e, seq: this.lastOutboundSeq }));
-    }
-    for (const subscriber of this.subscribers) {
-      try {
-        for (const row of rows) subscriber.onUpdate(row);
-      } catch (err) {
-        this.options.logger.error("subscriber failed", { instance_id: this.instanceId, error: errorMessage(err) });
-      }
-    }
+  /** Ends a hibernated instance: there is no process, and nothing is recorded (its databases are closed). */
+  private endAsleep(reason: string): void {
+    this.status = "terminated";
+    this.endedAt = Date.now();
+    this.exit = { code: null, signal: null, reason };
+    this.journal.emit("terminated", { reason, exit_code: null, signal: null }, 0);
+    this.journal.log("info", "platform", `instance ${this.instanceId} ${reason} while hibernated`);
+    this.journal.endSubscribers();
+    this.markEnded();
   }
-
-  private log(level: "debug" | "info" | "warn" | "error", source: "stdout" | "stderr" | "agent" | "platform", message: string, fields?: JsonObject): void {
-    const charged = source === "platform" ? "record" : this.logBudget.charge(message, fields !== undefined);
-    if (charged === "exhausted") this.log("warn", "platform", `the agent wrote more than ${this.logBudget.limitMiB} MiB of logs; further output of this instance is dropped`);
-    if (charged !== "record") return;
-    try {
-      if (this.writable()) this.options.store.logs.append({ level, source, message, instanceId: this.instanceId, ...(fields ? { fields } : {}) });
-    } catch (err) {
-      this.options.logger.error("could not write agent log", { instance_id: this.instanceId, error: errorMessage(err) });
-    }
-    if (source === "platform") this.options.logger[level](message, { instance_id: this.instanceId, agent_id: this.agentId });
-  }
-}
-
-/** A turn that will not run (further): its `error`, then `turn.done` (ok: false), the turn's last event. */
-function turnFailed(turn: number, error: JsonObject): EventRecord[] {
-  return [
-    { messageType: "error", content: error, turn },
-    { messageType: "turn.done", content: { turn, ok: false }, turn },
-  ];
 }

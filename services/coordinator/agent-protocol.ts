@@ -67,7 +67,8 @@ export type HostToAgent =
   | { type: "message"; turn: number; content: JsonObject }
   | { type: "answer"; id: string; value: Json }
   | { type: "cancel"; turn: number }
-  | { type: "stop"; graceMs: number };
+  /** `hibernate`: the instance is hibernating (onHibernate runs instead of onStop); a later process resumes it. */
+  | { type: "stop"; graceMs: number; hibernate?: true };
 
 export type AgentError = { message: string; stack?: string };
 

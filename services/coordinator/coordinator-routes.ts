@@ -100,8 +100,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs)) };
       },
       async sendMessage(req) {
-        const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
-        const result = instance.send(req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy));
+        const result = await manager.send(requireId(req.instanceId, "instance_id"), req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy));
         return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
       },
       async cancelTurn(req) {

@@ -25,6 +25,8 @@ export interface InstanceLimits {
   cpuWeight: number;
   /** CPU time the agent may burn while no turn runs; past it the agent is killed. Reset at every turn. */
   idleCpuMs: number;
+  /** An instance idle this long hibernates: its process ends, the instance stays (docs/runtime.md#hibernation). */
+  hibernateAfterMs: number;
 }
 
 export const DEFAULT_INSTANCE_LIMITS: InstanceLimits = {
@@ -39,6 +41,7 @@ export const DEFAULT_INSTANCE_LIMITS: InstanceLimits = {
   diskBytes: 2 * 1024 * 1024 * 1024,
   cpuWeight: 100,
   idleCpuMs: 10_000,
+  hibernateAfterMs: 10 * 60_000,
 };
 
 const MIB = 1024 * 1024;
@@ -55,6 +58,7 @@ export const LIMIT_KEYS: Record<string, { field: keyof InstanceLimits; scale: nu
   disk_mb: { field: "diskBytes", scale: MIB, max: 64 * 1024 },
   cpu_weight: { field: "cpuWeight", scale: 1, max: 10_000 },
   idle_cpu_ms: { field: "idleCpuMs", scale: 1, max: 24 * 3600_000 },
+  hibernate_after_ms: { field: "hibernateAfterMs", scale: 1, max: 7 * 24 * 3600_000 },
 };
 
 /** The default maxima a deployment may ask for (operators lower or raise them: `limitMaxima`). */

@@ -7,18 +7,19 @@ import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance } from "./agent-instance.js";
-import { applyManifestLimits, DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
+import { DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
 import { agentCommand, precompilePython, runtimeReadOnlyPaths, type AgentRuntime, type RuntimeCommands } from "./runtime-commands.js";
-import { openAgent, throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
-import { RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
+import { incarnationOf, openAgent, throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
+import { DEFAULT_WARM_RUNNERS, RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
 import { bundleFitsWarmRunner, claimWarmRunner, discardWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import { validateAgentEnv } from "./agent-env.js";
 import { IdleCpuWatch } from "./idle-cpu-watch.js";
-import { StartAdmission } from "./start-admission.js";
+import { StartAdmission, startLimitsFor, type StartLimits } from "./start-admission.js";
 import { StoreTemplate } from "./store-template.js";
 import { WorkSlots } from "./work-slots.js";
 import type { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
-import { DEFAULT_NETWORK_POLICY, NETWORK_POLICIES, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
+import { DEFAULT_NETWORK_POLICY, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
+import { readDeploymentSettings, type DeploymentSettings } from "./deployment-settings.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
 import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
@@ -28,7 +29,10 @@ import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } f
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
-import { BUSY_POLICIES, DEFAULT_BUSY_POLICY, isBusyPolicy, type BusyPolicy } from "../shared/busy-policy.js";
+import { HibernationTimers } from "./hibernation-timers.js";
+import type { SentMessage } from "./agent-instance-options.js";
+import type { JsonObject } from "../shared/json.js";
+import type { BusyPolicy } from "../shared/busy-policy.js";
 
 export interface CreateInstanceParams {
   deploymentId: string;
@@ -69,37 +73,6 @@ export interface InstanceManagerOptions {
   warmRunners?: number;
 }
 
-/** What a deployment's podium.json sets for its instances. */
-interface DeploymentSettings {
-  limits: InstanceLimits;
-  network: AgentNetworkPolicy;
-  onBusy: BusyPolicy;
-}
-
-/** Warm runners per runtime by default: two creates in a row are served warm while the pool refills. */
-export const DEFAULT_WARM_RUNNERS = 2;
-
-/** `--warm-runners N` / PODIUM_WARM_RUNNERS: warm runners per runtime, 0..64 (0 disables them). */
-export function parseWarmRunners(text: string | undefined): number | undefined {
-  if (text === undefined || text === "") return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`--warm-runners must be an integer 0..64, got ${text}`);
-  return n;
-}
-
-/** How many instance starts run at once, and how many may wait (how long) before creates are refused with 429. */
-export interface StartLimits {
-  concurrency: number;
-  maxWaiting: number;
-  maxWaitMs: number;
-}
-
-/** 2 starts per core, 16 waiting per core (at least 16), 10 s of waiting at most. */
-export function startLimitsFor(cores: number, overrides: Partial<StartLimits> = {}): StartLimits {
-  const n = Math.max(1, cores);
-  return { concurrency: 2 * n, maxWaiting: Math.max(16, 16 * n), maxWaitMs: 10_000, ...overrides };
-}
-
 export class InstanceManager {
   private readonly instances = new Map<string, AgentInstance>();
   private readonly liveByAgent = new Map<string, string>();
@@ -127,8 +100,13 @@ export class InstanceManager {
   /** Bundle directories small enough to copy into a warm runner (bundles never change once materialized). */
   private readonly copyable = new Map<string, boolean>();
   private draining = false;
-  /** Monotonic counts since start (metrics): instances that became ready, and ended ones by final status. */
-  readonly counts = { started: 0, terminated: 0, failed: 0 };
+  /** Instances with a process (not hibernated), hence their databases open. */
+  private awake = 0;
+  /** Wakes in progress by instance id (callers share one). */
+  private readonly waking = new Map<string, Promise<void>>();
+  private readonly hibernation = new HibernationTimers<AgentInstance>((instance) => this.hibernate(instance));
+  /** Monotonic counts since start (metrics): instances that became ready, ended ones by final status, hibernations and wakes. */
+  readonly counts = { started: 0, terminated: 0, failed: 0, hibernated: 0, woken: 0 };
   private closed = false;
 
   constructor(private readonly options: InstanceManagerOptions) {
@@ -200,8 +178,14 @@ export class InstanceManager {
     return this.draining;
   }
 
+  /** Instances with a process, and starts in progress: what capacity bounds (hibernated ones cost none). */
   get liveCount(): number {
-    return this.liveByAgent.size + this.starting.size;
+    return this.awake + this.starting.size;
+  }
+
+  /** Registered instances that are hibernated. */
+  get hibernatedCount(): number {
+    return this.liveByAgent.size - this.awake;
   }
 
   agentDir(agentId: string): string {
@@ -251,7 +235,9 @@ export class InstanceManager {
       throw new ConnectError(`agent id ${agentId} is taken; choose another`, Code.AlreadyExists);
     }
     if (running || this.starting.has(agentId)) {
-      throw new ConnectError(`agent ${agentId} already has a live instance${running ? ` (${running})` : ""}; stop it first`, Code.AlreadyExists);
+      const hibernated = running !== undefined && this.instances.get(running)?.status === "hibernated";
+      const what = hibernated ? `a hibernated instance (${running}); send it a message to wake it,` : `a live instance${running ? ` (${running})` : ""};`;
+      throw new ConnectError(`agent ${agentId} already has ${what} or stop it first`, Code.AlreadyExists);
     }
     this.starting.add(agentId);
     let release: (() => void) | undefined;
@@ -261,10 +247,7 @@ export class InstanceManager {
       throwIfCancelled(signal);
       const deployment = await this.resolveDeployment(params.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment, signal);
-      if (deployment.runtime === "python") {
-        if (!this.compiled.has(bundleDir)) this.compiled.set(bundleDir, precompilePython(this.options.commands, bundleDir));
-        await Promise.all(this.compiled.values());
-      }
+      if (deployment.runtime === "python") await this.compilePython(bundleDir);
       throwIfCancelled(signal);
       return await this.spawn(deployment, bundleDir, agentId, params, signal);
     } finally {
@@ -273,8 +256,13 @@ export class InstanceManager {
     }
   }
 
+  private async compilePython(bundleDir: string): Promise<void> {
+    if (!this.compiled.has(bundleDir)) this.compiled.set(bundleDir, precompilePython(this.options.commands, bundleDir));
+    await Promise.all(this.compiled.values());
+  }
+
   private async spawn(deployment: DeploymentRecord, bundleDir: string, reservedId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
-    const settings = this.deploymentSettings(bundleDir);
+    const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
     // A new agent with the coordinator's default limits and network: a warm runner, made ahead, is it.
     const pooled = !params.agentId && this.fitsWarmRunner(bundleDir, settings.limits, settings.network);
     try {
@@ -290,99 +278,102 @@ export class InstanceManager {
     bundleDir: string,
     reservedId: string,
     params: CreateInstanceParams,
-    { limits, network, onBusy }: DeploymentSettings,
+    settings: DeploymentSettings,
     warm: WarmAgent | undefined,
     signal?: AbortSignal,
   ): Promise<AgentInstance> {
-    const agentEnv = { ...params.environment, ...params.secrets };
     const agentId = warm?.agentId ?? reservedId;
     const instanceId = warm?.instanceId ?? newId("inst");
-    const agentDir = this.agentDir(agentId);
+    const opened = await this.openIncarnation({ deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, warm, fresh: !params.agentId, signal });
     const { replication } = this.options;
-    let opened: OpenedAgent;
-    try {
-      // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
-      if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: !params.agentId });
-    } catch (err) {
-      if (warm) await discardWarmRunner(this.warmDeps, warm);
-      throw err;
-    }
-    if (warm) opened = warm;
-    else {
-      // A warm runner's copy of its bundle, left by a coordinator killed while the agent ran (a cold start reads the bundle cache).
-      fs.rmSync(path.join(agentDir, "bundle"), { recursive: true, force: true });
-      const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
-      try {
-        opened = await openAgent(this.warmDeps, {
-          agentId,
-          instanceId,
-          deploymentId: deployment.deploymentId,
-          agentDir,
-          command: runner,
-          args: runnerArgs,
-          readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
-          limits,
-          network,
-          ...(signal ? { signal } : {}),
-        });
-      } catch (err) {
-        await replication?.release(agentId);
-        throw err;
-      }
-    }
-    const { launch, store, workspaceCapture } = opened;
-    const instance = new AgentInstance({
+    const { limits } = settings;
+    const instance: AgentInstance = new AgentInstance({
       instanceId,
       agentId,
       deploymentId: deployment.deploymentId,
       runtime: deployment.runtime,
-      command: launch.command,
-      args: launch.args,
-      ...(launch.uid !== undefined ? { uid: launch.uid } : {}),
-      ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
-      ...(launch.prepare ? { prepare: launch.prepare } : {}),
-      ...(launch.beforeInit ? { beforeInit: launch.beforeInit } : {}),
-      ...(warm ? { process: warm.process, entry: path.join(warm.bundleDir, deployment.entry) } : {}),
-      exitReason: launch.exitReason,
-      cpuUsageMicros: () => launch.cpuUsageMicros(),
-      workspace: launch.workspace,
-      // environment + secrets are not here: the runner applies them inside the sandbox (init.env).
-      processEnv: opened.processEnv,
-      agentEnv,
-      store,
-      ...(workspaceCapture ? { workspaceCapture } : {}),
+      // environment + secrets are not in processEnv: the runner applies them inside the sandbox (init.env).
+      agentEnv: { ...params.environment, ...params.secrets },
       limits,
-      onBusy,
+      onBusy: settings.onBusy,
+      onIdle: () => this.hibernation.schedule(instance, limits.hibernateAfterMs),
       logger: this.options.logger,
       ...(replication ? { mayWrite: () => replication.holds(agentId) } : {}),
+      ...incarnationOf(opened, warm ? { process: warm.process, entry: path.join(warm.bundleDir, deployment.entry) } : undefined),
     });
-    this.idleCpu.track(instance, launch, limits.idleCpuMs);
     this.instances.set(instanceId, instance);
     this.liveByAgent.set(agentId, instanceId);
-    const closed = instance.ended.then(async () => {
-      if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
-      if (instance.status === "failed") this.counts.failed++;
-      else this.counts.terminated++;
-      const timer = setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000);
-      timer.unref();
-      try {
-        // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
-        await replication?.release(agentId);
-      } finally {
-        // Closing is synchronous work (checkpoints, a watcher thread, unmounting, cgroups): many instances
-        // ending at once (a drain, a mass delete, cancelled creates) take turns, and with the event loop.
-        await this.teardowns.run(async () => {
-          try {
-            await yieldToEventLoop();
-            workspaceCapture?.close();
-          } finally {
-            await yieldToEventLoop();
-            store.close();
-            await launch.release();
-          }
-        });
-      }
-    }).catch((err: unknown) => this.options.logger.error("closing an ended instance's databases failed", { agent_id: agentId, instance_id: instanceId, error: errorMessage(err) }));
+    void instance.ended.then(() => this.onEnded(instance));
+    await this.runIncarnation(instance, opened, limits, signal);
+    this.counts.started++;
+    return instance;
+  }
+
+  /** Takes the agent's lease (restoring it when needed) and opens its sandbox and databases, or uses `warm`'s. */
+  private async openIncarnation(request: {
+    deployment: DeploymentRecord;
+    bundleDir: string;
+    agentId: string;
+    instanceId: string;
+    limits: InstanceLimits;
+    network: AgentNetworkPolicy;
+    warm?: WarmAgent | undefined;
+    fresh: boolean;
+    signal?: AbortSignal | undefined;
+  }): Promise<OpenedAgent> {
+    const { deployment, bundleDir, agentId, warm, signal } = request;
+    const agentDir = this.agentDir(agentId);
+    const { replication } = this.options;
+    try {
+      // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
+      if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: request.fresh });
+    } catch (err) {
+      if (warm) await discardWarmRunner(this.warmDeps, warm);
+      throw err;
+    }
+    if (warm) return warm;
+    // A warm runner's copy of its bundle, left by a coordinator killed while the agent ran (a cold start reads the bundle cache).
+    fs.rmSync(path.join(agentDir, "bundle"), { recursive: true, force: true });
+    const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
+    try {
+      return await openAgent(this.warmDeps, {
+        agentId,
+        instanceId: request.instanceId,
+        deploymentId: deployment.deploymentId,
+        agentDir,
+        command: runner,
+        args: runnerArgs,
+        readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
+        limits: request.limits,
+        network: request.network,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      await replication?.release(agentId);
+      throw err;
+    }
+  }
+
+  /**
+   * Runs one process of `instance` (its start, or a wake): closes what `opened` holds once that process is
+   * gone, starts it, and replicates the agent while it runs. Throws what the start threw.
+   */
+  private async runIncarnation(instance: AgentInstance, opened: OpenedAgent, limits: InstanceLimits, signal?: AbortSignal): Promise<void> {
+    const { agentId } = instance;
+    const { replication } = this.options;
+    this.idleCpu.track(instance, opened.launch, limits.idleCpuMs);
+    this.awake++;
+    const closed = instance.processGone
+      .then(async () => {
+        this.awake--;
+        try {
+          // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
+          await replication?.release(agentId);
+        } finally {
+          await this.closeIncarnation(opened);
+        }
+      })
+      .catch((err: unknown) => this.options.logger.error("closing an instance's databases failed", { agent_id: agentId, instance_id: instance.instanceId, error: errorMessage(err) }));
     this.closing.set(agentId, closed);
     void closed.finally(() => {
       if (this.closing.get(agentId) === closed) this.closing.delete(agentId);
@@ -392,7 +383,6 @@ export class InstanceManager {
     } catch (err) {
       throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
     }
-    this.counts.started++;
     if (signal?.aborted) {
       // Ready just as the caller went away: nobody knows this instance, so it does not run.
       await instance.stop(0);
@@ -402,14 +392,94 @@ export class InstanceManager {
       // Litestream starts once the agent is ready; its first sync copies every database whole, so writes
       // made during start-up are replicated too. An agent that cannot be replicated does not run.
       try {
-        await replication.track(agentId, agentDir);
+        await replication.track(agentId, this.agentDir(agentId));
       } catch (err) {
         await instance.stop(0);
         if (err instanceof ConnectError && err.code === Code.Unavailable) throw err;
         throw new ConnectError(`cannot replicate agent ${agentId}: ${errorMessage(err)}`, Code.Internal);
       }
     }
-    return instance;
+  }
+
+  /**
+   * Closing is synchronous work (checkpoints, a watcher thread, unmounting, cgroups): many processes ending
+   * at once (a drain, a mass delete, cancelled creates, hibernations) take turns, and with the event loop.
+   */
+  private closeIncarnation(opened: OpenedAgent): Promise<void> {
+    return this.teardowns.run(async () => {
+      try {
+        await yieldToEventLoop();
+        opened.workspaceCapture?.close();
+      } finally {
+        await yieldToEventLoop();
+        opened.store.close();
+        await opened.launch.release();
+      }
+    });
+  }
+
+  /** The instance ended (stopped, crashed, fenced, or stopped while hibernated). */
+  private onEnded(instance: AgentInstance): void {
+    const { agentId, instanceId } = instance;
+    this.hibernation.cancel(instance);
+    if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
+    if (instance.status === "failed") this.counts.failed++;
+    else this.counts.terminated++;
+    setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000).unref();
+  }
+
+  /**
+   * Wakes a hibernated instance: a new process from its persisted state, with the same instance id and
+   * subscribers. Concurrent callers share one wake. Resolves once it is ready (or at once when awake).
+   */
+  wake(instance: AgentInstance): Promise<void> {
+    if (instance.status !== "hibernated") return Promise.resolve();
+    let waking = this.waking.get(instance.instanceId);
+    if (!waking) {
+      waking = this.wakeNow(instance).finally(() => this.waking.delete(instance.instanceId));
+      this.waking.set(instance.instanceId, waking);
+    }
+    return waking;
+  }
+
+  private async wakeNow(instance: AgentInstance): Promise<void> {
+    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
+    if (this.liveCount >= this.options.capacity) {
+      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} live instances); instance ${instance.instanceId} stays hibernated`, Code.ResourceExhausted, { "retry-after": "1" });
+    }
+    const { agentId, instanceId } = instance;
+    this.starting.add(agentId);
+    let release: (() => void) | undefined;
+    try {
+      await this.closing.get(agentId); // the hibernated process's final sync and close
+      release = await this.admission.acquire();
+      const deployment = await this.resolveDeployment(instance.deploymentId);
+      const bundleDir = await this.options.bundles.materialize(deployment);
+      if (deployment.runtime === "python") await this.compilePython(bundleDir);
+      const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
+      const opened = await this.openIncarnation({ deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, fresh: false });
+      try {
+        instance.wake(incarnationOf(opened));
+      } catch (err) {
+        // Stopped while it was being woken: nothing runs.
+        await this.options.replication?.release(agentId);
+        await this.closeIncarnation(opened);
+        throw err;
+      }
+      this.starting.delete(agentId);
+      await this.runIncarnation(instance, opened, settings.limits);
+      this.counts.woken++;
+    } finally {
+      release?.();
+      this.starting.delete(agentId);
+    }
+  }
+
+  /** Sends a message to an instance, waking it first when it hibernates (the message is recorded once it is awake). */
+  async send(instanceId: string, content: JsonObject, strategy?: BusyPolicy): Promise<SentMessage> {
+    const instance = this.requireLive(instanceId);
+    await this.wake(instance);
+    return instance.send(content, strategy);
   }
 
   /** Whether warm runners can serve the deployment: the coordinator's launch limits and network, a bundle small enough to copy. */
@@ -428,27 +498,6 @@ export class InstanceManager {
     this.options.logger.warn("copying a bundle into a warm runner failed; starting the agent cold", { agent_id: runner.agentId });
     void discardWarmRunner(this.warmDeps, runner).catch(() => undefined);
     return undefined;
-  }
-
-  /** The coordinator's limits with the deployment's podium.json `limits` applied, its network policy and on_busy. */
-  private deploymentSettings(bundleDir: string): DeploymentSettings {
-    let manifest: { limits?: unknown; network?: unknown; on_busy?: unknown };
-    try {
-      manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as typeof manifest;
-    } catch (err) {
-      throw new ConnectError(`cannot read the bundle's podium.json: ${errorMessage(err)}`, Code.DataLoss);
-    }
-    const network = manifest.network ?? DEFAULT_NETWORK_POLICY;
-    if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
-      throw new ConnectError(`podium.json: "network" must be one of ${NETWORK_POLICIES.join(", ")}`, Code.InvalidArgument);
-    }
-    const onBusy = manifest.on_busy ?? DEFAULT_BUSY_POLICY;
-    if (!isBusyPolicy(onBusy)) throw new ConnectError(`podium.json: "on_busy" must be one of ${BUSY_POLICIES.join(", ")}`, Code.InvalidArgument);
-    try {
-      return { limits: applyManifestLimits(this.limits, manifest.limits, this.maxima), network: network as AgentNetworkPolicy, onBusy };
-    } catch (err) {
-      throw new ConnectError(errorMessage(err), Code.InvalidArgument);
-    }
   }
 
   /** Live or recently ended instance. */
@@ -478,6 +527,16 @@ export class InstanceManager {
     const instance = this.require(instanceId);
     await instance.stop(graceMs || undefined);
     return instance;
+  }
+
+  /**
+   * Hibernates an idle instance (its deployment's hibernate_after_ms passed): its process ends, its databases
+   * close (synced to S3 with replication), the instance stays. False when it was not idle.
+   */
+  hibernate(instance: AgentInstance): boolean {
+    if (this.closed || this.draining || !instance.hibernate()) return false;
+    this.counts.hibernated++;
+    return true;
   }
 
   /** Stops the agent's live instance without writing anything more (another coordinator took the agent over). */
@@ -516,7 +575,7 @@ export class InstanceManager {
   withAgentStore<T>(agentId: string, fn: (store: AgentStore) => T): T {
     const liveId = this.liveByAgent.get(agentId);
     const live = liveId ? this.instances.get(liveId) : undefined;
-    if (live?.live) return fn(live.store);
+    if (live?.awake) return fn(live.store);
     const dir = this.agentDir(agentId);
     if (!isValidClientId(agentId) || !fs.existsSync(dir)) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
     const store = AgentStore.open({ dir });
@@ -544,6 +603,7 @@ export class InstanceManager {
     if (this.closed) return;
     this.closed = true;
     this.idleCpu.close();
+    this.hibernation.close();
     await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
     await Promise.all(this.closing.values());
   }

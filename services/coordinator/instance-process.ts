@@ -2,10 +2,15 @@
  * The process an AgentInstance runs and the `init` frame it sends it: the warm runner it was given, or a
  * new sandboxed spawn of its runtime's runner.
  */
+import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentProcess, type AgentProcessHandlers, type SandboxPids } from "./agent-process.js";
 import type { AgentInstanceOptions } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, type HostToAgent } from "./agent-protocol.js";
 import type { JsonObject } from "../shared/json.js";
+import { errorMessage } from "../shared/errors.js";
+
+/** Longest the agent's `init` waits for sandbox set-up that may finish late (egress). */
+const BEFORE_INIT_WAIT_MS = 3000;
 
 /** `step` names the start's progress (quoted in start-up errors). */
 export function instanceProcess(options: AgentInstanceOptions, handlers: AgentProcessHandlers, step: (what: string) => void): AgentProcess {
@@ -49,4 +54,37 @@ export function initFrame(options: AgentInstanceOptions, state: JsonObject, stat
     stateVersion,
     ...(options.entry ? { entry: options.entry } : {}),
   };
+}
+
+/**
+ * Sends `init` once the sandbox is fully set up (`beforeInit`: its network). The runner loads the agent's
+ * code on `init`, so the runtime's own start-up overlaps that set-up and the agent never runs without it.
+ * Egress that could not be attached leaves the agent in its namespace with loopback only: fail-closed,
+ * and the agent still starts (its network calls fail) instead of the create. The wait is bounded: a slow
+ * attach (a starved host) lets the agent start; its egress comes up later.
+ */
+export function sendInitWhenSetUp(
+  process: AgentProcess,
+  init: HostToAgent,
+  beforeInit: Promise<void> | undefined,
+  hooks: { step(what: string): void; log(level: "warn" | "error", message: string): void; fail(err: ConnectError): void },
+): void {
+  const send = () => {
+    hooks.step("init sent");
+    try {
+      process.send(init);
+    } catch (err) {
+      // A state beyond what one string can hold (V8's limit, ~512 MiB of JSON) cannot be sent: this start
+      // fails with a clear error and kills the process; the coordinator and its other agents carry on.
+      const message = `the agent's state cannot be sent to its runner (${errorMessage(err)}); it is too large to load`;
+      hooks.log("error", message);
+      hooks.fail(new ConnectError(message, Code.ResourceExhausted));
+    }
+  };
+  if (!beforeInit) return send();
+  const waited = Promise.race([beforeInit, new Promise<void>((resolve) => setTimeout(resolve, BEFORE_INIT_WAIT_MS).unref())]);
+  waited.then(send, (err: unknown) => {
+    hooks.log("warn", `network egress could not be attached (${errorMessage(err)}); the agent runs without network`);
+    send();
+  });
 }

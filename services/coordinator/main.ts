@@ -7,7 +7,7 @@ import { parseLogLevel } from "../shared/logger.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "./replication-config.js";
 import { parseLimitSettings } from "./instance-limits.js";
-import { parseWarmRunners } from "./instance-manager.js";
+import { parseWarmRunners } from "./runner-pool.js";
 import { parseUidRange } from "./sandbox/agent-uids.js";
 import { parseEgressAllow } from "./sandbox/agent-network.js";
 

@@ -185,3 +185,14 @@ export class RunnerPool<R extends WarmRunner> {
     return done;
   }
 }
+
+/** Warm runners per runtime by default: two creates in a row are served warm while the pool refills. */
+export const DEFAULT_WARM_RUNNERS = 2;
+
+/** `--warm-runners N` / PODIUM_WARM_RUNNERS: warm runners per runtime, 0..64 (0 disables them). */
+export function parseWarmRunners(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`--warm-runners must be an integer 0..64, got ${text}`);
+  return n;
+}

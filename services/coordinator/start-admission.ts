@@ -110,3 +110,16 @@ export class StartAdmission {
     return new ConnectError(`coordinator ${this.options.name} is busy starting instances (${why}); retry in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) });
   }
 }
+
+/** How many instance starts run at once, and how many may wait (how long) before creates are refused with 429. */
+export interface StartLimits {
+  concurrency: number;
+  maxWaiting: number;
+  maxWaitMs: number;
+}
+
+/** 2 starts per core, 16 waiting per core (at least 16), 10 s of waiting at most. */
+export function startLimitsFor(cores: number, overrides: Partial<StartLimits> = {}): StartLimits {
+  const n = Math.max(1, cores);
+  return { concurrency: 2 * n, maxWaiting: Math.max(16, 16 * n), maxWaitMs: 10_000, ...overrides };
+}

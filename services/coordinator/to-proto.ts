@@ -14,6 +14,7 @@ const STATUS: Record<InstanceStatusName, InstanceStatus> = {
   ready: InstanceStatus.READY,
   busy: InstanceStatus.BUSY,
   stopping: InstanceStatus.STOPPING,
+  hibernated: InstanceStatus.HIBERNATED,
   terminated: InstanceStatus.TERMINATED,
   failed: InstanceStatus.FAILED,
 };
@@ -33,6 +34,7 @@ export function instanceToProto(instance: AgentInstance, coordinatorId: string, 
     createdAt: timestampFromMs(instance.createdAt),
     ...(instance.readyAt ? { readyAt: timestampFromMs(instance.readyAt) } : {}),
     ...(instance.endedAt ? { endedAt: timestampFromMs(instance.endedAt) } : {}),
+    ...(instance.hibernatedAt !== undefined && instance.status === "hibernated" ? { hibernatedAt: timestampFromMs(instance.hibernatedAt) } : {}),
     pid: instance.pid,
     ...(instance.exit
       ? {

@@ -10,6 +10,7 @@
  */
 import type { JsonObject } from "../shared/json.js";
 import type { MessageLog } from "./store/message-log.js";
+import { turnFailed, type InstanceJournal } from "./instance-journal.js";
 
 export interface UnfinishedTurn {
   /** The seq of the inbound message (= its turn). */
@@ -68,3 +69,20 @@ export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): U
 
 /** The `error` recorded for a turn that had begun when its coordinator stopped (it is not run again). */
 export const INTERRUPTED_MESSAGE = "interrupted: the coordinator stopped during this turn";
+
+/**
+ * At an instance's start: turns that had begun get `error` + `turn.done` (they are not run again; what they
+ * left in the workspace is recorded by the next capture, since the first one waits for the change-tracking
+ * thread that has just started); returns the acknowledged messages that never ran, to queue again in order.
+ */
+export function settleUnfinishedTurns(messages: Pick<MessageLog, "listBefore">, journal: Pick<InstanceJournal, "emitMany" | "log">): UnfinishedTurn[] {
+  const { begun, waiting } = findUnfinishedTurns(messages);
+  if (begun.length > 0) journal.emitMany(begun.flatMap(({ turn }) => turnFailed(turn, { message: INTERRUPTED_MESSAGE, code: "aborted", turn })));
+  if (begun.length + waiting.length > 0) {
+    journal.log("warn", "platform", `the agent's previous process ended with its coordinator: ${begun.length} interrupted turn(s) recorded as failed, ${waiting.length} acknowledged message(s) queued again`, {
+      interrupted: begun.map((t) => t.turn),
+      queued: waiting.map((t) => t.turn),
+    });
+  }
+  return waiting;
+}

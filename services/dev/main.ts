@@ -6,7 +6,7 @@ import { corsOriginsFrom } from "../gateway/cors-policy.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "../coordinator/replication-config.js";
-import { parseWarmRunners } from "../coordinator/instance-manager.js";
+import { parseWarmRunners } from "../coordinator/runner-pool.js";
 
 export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({

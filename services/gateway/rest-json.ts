@@ -34,6 +34,7 @@ const STATUS_NAMES: Record<InstanceStatus, string> = {
   [InstanceStatus.STOPPING]: "stopping",
   [InstanceStatus.TERMINATED]: "terminated",
   [InstanceStatus.FAILED]: "failed",
+  [InstanceStatus.HIBERNATED]: "hibernated",
 };
 
 export function statusName(status: InstanceStatus): string {
@@ -49,7 +50,7 @@ export function runtimeName(runtime: Runtime): string {
 }
 
 export function instanceJson(i: Instance): JsonObject {
-  return {
+  const json: JsonObject = {
     instance_id: i.instanceId,
     agent_id: i.agentId,
     deployment_id: i.deploymentId,
@@ -64,6 +65,8 @@ export function instanceJson(i: Instance): JsonObject {
     last_seq: Number(i.lastSeq),
     queued_messages: i.queuedMessages,
   };
+  if (i.status === InstanceStatus.HIBERNATED) json.hibernated_at = iso(i.hibernatedAt);
+  return json;
 }
 
 /** The WebSocket `/connect` frame: `{"messageType","content","agentId","instanceId","seq","timestamp","turn"}`. */

@@ -9,7 +9,7 @@ import { RunnerPool, type WarmRunner } from "../../services/coordinator/runner-p
 import type { AgentProcess, ProcessExitInfo } from "../../services/coordinator/agent-process.js";
 import type { AgentRuntime } from "../../services/coordinator/runtime-commands.js";
 import { silentLogger } from "../../services/shared/logger.js";
-import { parseWarmRunners } from "../../services/coordinator/instance-manager.js";
+import { parseWarmRunners } from "../../services/coordinator/runner-pool.js";
 
 interface FakeRunner extends WarmRunner {
   die(): void;

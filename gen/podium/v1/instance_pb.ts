@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file podium/v1/instance.proto.
  */
 export const file_podium_v1_instance: GenFile = /*@__PURE__*/
-  fileDesc("Chhwb2RpdW0vdjEvaW5zdGFuY2UucHJvdG8SCXBvZGl1bS52MSJJCgtQcm9jZXNzRXhpdBIRCgRjb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEg4KBnJlYXNvbhgDIAEoCUIHCgVfY29kZSKaAwoISW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIpCgZzdGF0dXMYBCABKA4yGS5wb2RpdW0udjEuSW5zdGFuY2VTdGF0dXMSIwoHcnVudGltZRgFIAEoDjISLnBvZGl1bS52MS5SdW50aW1lEhYKDmNvb3JkaW5hdG9yX2lkGAYgASgJEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCHJlYWR5X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDcGlkGAogASgFEiQKBGV4aXQYCyABKAsyFi5wb2RpdW0udjEuUHJvY2Vzc0V4aXQSEAoIbGFzdF9zZXEYDCABKAQSFwoPcXVldWVkX21lc3NhZ2VzGA0gASgNKt4BCg5JbnN0YW5jZVN0YXR1cxIfChtJTlNUQU5DRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhJTlNUQU5DRV9TVEFUVVNfU1RBUlRJTkcQARIZChVJTlNUQU5DRV9TVEFUVVNfUkVBRFkQAhIYChRJTlNUQU5DRV9TVEFUVVNfQlVTWRADEhwKGElOU1RBTkNFX1NUQVRVU19TVE9QUElORxAEEh4KGklOU1RBTkNFX1NUQVRVU19URVJNSU5BVEVEEAUSGgoWSU5TVEFOQ0VfU1RBVFVTX0ZBSUxFRBAGKk4KB1J1bnRpbWUSFwoTUlVOVElNRV9VTlNQRUNJRklFRBAAEhIKDlJVTlRJTUVfUFlUSE9OEAESFgoSUlVOVElNRV9UWVBFU0NSSVBUEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chhwb2RpdW0vdjEvaW5zdGFuY2UucHJvdG8SCXBvZGl1bS52MSJJCgtQcm9jZXNzRXhpdBIRCgRjb2RlGAEgASgFSACIAQESDgoGc2lnbmFsGAIgASgJEg4KBnJlYXNvbhgDIAEoCUIHCgVfY29kZSLNAwoISW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIpCgZzdGF0dXMYBCABKA4yGS5wb2RpdW0udjEuSW5zdGFuY2VTdGF0dXMSIwoHcnVudGltZRgFIAEoDjISLnBvZGl1bS52MS5SdW50aW1lEhYKDmNvb3JkaW5hdG9yX2lkGAYgASgJEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCHJlYWR5X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDcGlkGAogASgFEiQKBGV4aXQYCyABKAsyFi5wb2RpdW0udjEuUHJvY2Vzc0V4aXQSEAoIbGFzdF9zZXEYDCABKAQSFwoPcXVldWVkX21lc3NhZ2VzGA0gASgNEjEKDWhpYmVybmF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKv4BCg5JbnN0YW5jZVN0YXR1cxIfChtJTlNUQU5DRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhJTlNUQU5DRV9TVEFUVVNfU1RBUlRJTkcQARIZChVJTlNUQU5DRV9TVEFUVVNfUkVBRFkQAhIYChRJTlNUQU5DRV9TVEFUVVNfQlVTWRADEhwKGElOU1RBTkNFX1NUQVRVU19TVE9QUElORxAEEh4KGklOU1RBTkNFX1NUQVRVU19URVJNSU5BVEVEEAUSGgoWSU5TVEFOQ0VfU1RBVFVTX0ZBSUxFRBAGEh4KGklOU1RBTkNFX1NUQVRVU19ISUJFUk5BVEVEEAcqTgoHUnVudGltZRIXChNSVU5USU1FX1VOU1BFQ0lGSUVEEAASEgoOUlVOVElNRV9QWVRIT04QARIWChJSVU5USU1FX1RZUEVTQ1JJUFQQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ProcessExit says how an agent process ended.
@@ -50,7 +50,7 @@ export const ProcessExitSchema: GenMessage<ProcessExit> = /*@__PURE__*/
   messageDesc(file_podium_v1_instance, 0);
 
 /**
- * Instance is one running (or ended) process of an agent.
+ * Instance is one running, hibernated or ended instance of an agent (one process at a time).
  *
  * @generated from message podium.v1.Instance
  */
@@ -129,6 +129,13 @@ export type Instance = Message<"podium.v1.Instance"> & {
    * @generated from field: uint32 queued_messages = 13;
    */
   queuedMessages: number;
+
+  /**
+   * When it hibernated (status HIBERNATED).
+   *
+   * @generated from field: google.protobuf.Timestamp hibernated_at = 14;
+   */
+  hibernatedAt?: Timestamp | undefined;
 };
 
 /**
@@ -190,6 +197,14 @@ export enum InstanceStatus {
    * @generated from enum value: INSTANCE_STATUS_FAILED = 6;
    */
   FAILED = 6,
+
+  /**
+   * Idle past its deployment's hibernate_after_ms: no process, its state and workspace kept; the next
+   * message (or scheduled turn) wakes it with the same instance_id. docs/runtime.md#hibernation
+   *
+   * @generated from enum value: INSTANCE_STATUS_HIBERNATED = 7;
+   */
+  HIBERNATED = 7,
 }
 
 /**

@@ -1,7 +1,7 @@
 """Podium Python agent SDK.
 
 An agent is a module with `on_message(ctx, message)` (sync or `async def`) and optionally
-`initial_state` (a value or a callable), `on_start(ctx)` and `on_stop(ctx)`. It is run by
+`initial_state` (a value or a callable), `on_start(ctx)`, `on_stop(ctx)` and `on_hibernate(ctx)`. It is run by
 sdk/python/podium_runner.py; see sdk/README.md.
 """
 

@@ -1,5 +1,5 @@
 """The runner's life cycle (services/coordinator/agent-protocol.ts): init -> load state -> on_start
--> ready -> one turn at a time -> stop/EOF -> on_stop -> stopped.
+-> ready -> one turn at a time -> stop/EOF -> on_stop (on_hibernate when hibernating) -> stopped.
 
 A reader thread handles cancel / answer as they arrive and queues init / message / stop for the
 main thread. Handlers may be plain functions or `async def`; asyncio is imported only when the
@@ -208,7 +208,7 @@ class Runtime:
         if not callable(on_message):
             raise TypeError(f"{self.entry} must define on_message(ctx, message)")
         hooks = {"on_message": on_message}
-        for name in ("on_start", "on_stop"):
+        for name in ("on_start", "on_stop", "on_hibernate"):
             hook = getattr(module, name, None)
             if hook is not None and not callable(hook):
                 raise TypeError(f"{self.entry}: {name} must be a function")
@@ -236,6 +236,7 @@ class Runtime:
             frame = await next_frame()
             kind = frame["type"]
             if kind == "stop":
+                hibernate = frame.get("hibernate") is True
                 break
             if kind != "message" or self.stopping:
                 continue
@@ -254,11 +255,13 @@ class Runtime:
             except Exception as caught:
                 error = caught
             self._finish_turn(control, error)
-        if hooks["on_stop"] is not None:
+        # A hibernating instance runs on_hibernate instead: a later process resumes it from its state.
+        last = "on_hibernate" if hibernate else "on_stop"
+        if hooks[last] is not None:
             try:
-                await call(hooks["on_stop"], self._context(self.last_turn))
+                await call(hooks[last], self._context(self.last_turn))
             except Exception as error:
-                self.log("error", ("on_stop failed:", repr(error)), None)
+                self.log("error", (f"{last} failed:", repr(error)), None)
         self.flush(self.last_turn)
         self.writer.write({"type": "stopped"})
         return 0

@@ -1,6 +1,6 @@
 /**
  * The runner's life cycle (services/coordinator/agent-protocol.ts): init -> load state -> onStart
- * -> ready -> one turn at a time -> stop/EOF -> onStop -> stopped. Host frames are read
+ * -> ready -> one turn at a time -> stop/EOF -> onStop (onHibernate for a hibernating instance) -> stopped. Host frames are read
  * concurrently with a running turn, so cancel / answer / stop take effect while a handler awaits.
  */
 import { TurnContext, writeLog } from "./agent-context.js";
@@ -119,7 +119,7 @@ export class AgentRuntime {
         }
         return;
       case "stop":
-        this.requestStop(frame.graceMs);
+        this.requestStop(frame.graceMs, frame.hibernate === true);
         return;
     }
   }
@@ -204,7 +204,7 @@ export class AgentRuntime {
     this.guard(() => this.writer.write(error ? { type: "turn_done", turn: frame.turn, error } : { type: "turn_done", turn: frame.turn }));
   }
 
-  private requestStop(graceMs: number): void {
+  private requestStop(graceMs: number, hibernate = false): void {
     if (this.stopping) return;
     this.stopping = true;
     this.queue.length = 0;
@@ -212,10 +212,10 @@ export class AgentRuntime {
     this.current?.controller.abort(reason);
     // The host SIGKILLs at graceMs; after EOF there may be no host left to do it.
     setTimeout(() => this.options.exit(1), graceMs + WATCHDOG_SLACK_MS).unref();
-    void this.stop(graceMs, reason);
+    void this.stop(graceMs, reason, hibernate);
   }
 
-  private async stop(graceMs: number, reason: unknown): Promise<void> {
+  private async stop(graceMs: number, reason: unknown, hibernate: boolean): Promise<void> {
     if (!this.ready) {
       // Not initialized yet (or still in onStart): nothing to run onStop for.
       if (this.initSeen) await this.loading.catch(() => undefined);
@@ -236,9 +236,10 @@ export class AgentRuntime {
     }
     this.requests.rejectAll(reason);
     try {
-      if (this.agent?.onStop) await this.agent.onStop(this.context(this.lastTurn, new AbortController().signal));
+      const hook = hibernate ? this.agent?.onHibernate : this.agent?.onStop;
+      if (hook) await hook.call(this.agent, this.context(this.lastTurn, new AbortController().signal));
     } catch (error) {
-      this.guard(() => writeLog(this.writer, "error", ["onStop failed:", error]));
+      this.guard(() => writeLog(this.writer, "error", [`${hibernate ? "onHibernate" : "onStop"} failed:`, error]));
     }
     this.flush(this.lastTurn);
     this.guard(() => this.writer.write({ type: "stopped" }));

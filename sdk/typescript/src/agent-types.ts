@@ -58,4 +58,10 @@ export interface Agent<S extends object = JsonObject, M extends object = JsonObj
   onStart?(ctx: AgentContext<S>): void | Promise<void>;
   onMessage(ctx: AgentContext<S>, message: M): void | Promise<void>;
   onStop?(ctx: AgentContext<S>): void | Promise<void>;
+  /**
+   * The instance hibernates (idle for its deployment's hibernate_after_ms): this process ends, its state and
+   * workspace stay as they are, and the next message starts a new process from them (onStart runs again,
+   * initialState does not). Runs instead of onStop; state changes made here are kept.
+   */
+  onHibernate?(ctx: AgentContext<S>): void | Promise<void>;
 }

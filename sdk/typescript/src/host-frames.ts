@@ -20,7 +20,8 @@ export type HostFrame =
   | { type: "message"; turn: number; content: JsonObject }
   | { type: "answer"; id: string; value: Json }
   | { type: "cancel"; turn: number }
-  | { type: "stop"; graceMs: number };
+  /** `hibernate`: the instance hibernates (onHibernate runs instead of onStop); a later process resumes it. */
+  | { type: "stop"; graceMs: number; hibernate?: boolean };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -67,7 +68,7 @@ export function parseHostFrame(line: string): HostFrame {
     case "cancel":
       return { type: "cancel", turn: turnOf(value.turn, "cancel.turn") };
     case "stop":
-      return { type: "stop", graceMs: typeof value.graceMs === "number" && value.graceMs >= 0 ? value.graceMs : 5000 };
+      return { type: "stop", graceMs: typeof value.graceMs === "number" && value.graceMs >= 0 ? value.graceMs : 5000, ...(value.hibernate === true ? { hibernate: true } : {}) };
     default:
       throw new Error(`unknown frame type ${JSON.stringify(value.type).slice(0, 40)}`);
   }

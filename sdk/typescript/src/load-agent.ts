@@ -19,7 +19,7 @@ export async function loadAgent(entry: string): Promise<Agent> {
   if (!isRecord(candidate) || typeof candidate.onMessage !== "function") {
     throw new TypeError(`${entry} must export default { async onMessage(ctx, message) { ... } }`);
   }
-  for (const hook of ["onStart", "onStop"] as const) {
+  for (const hook of ["onStart", "onStop", "onHibernate"] as const) {
     if (candidate[hook] !== undefined && typeof candidate[hook] !== "function") throw new TypeError(`${entry}: ${hook} must be a function`);
   }
   return candidate as unknown as Agent;
