@@ -19,10 +19,7 @@ import type { Json, JsonObject } from "../shared/json.js";
 import { errorMessage } from "../shared/errors.js";
 import { DEFAULT_BUSY_POLICY, type BusyPolicy } from "../shared/busy-policy.js";
 
-interface PendingTurn {
-  turn: number;
-  content: JsonObject;
-}
+import type { UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
 
 interface RunningTurn extends PendingTurn {
   ended: boolean;
@@ -33,7 +30,6 @@ interface RunningTurn extends PendingTurn {
   /** A newer message interrupted this turn (on_busy "interrupt"): it ends as cancelled, with this message. */
   interrupted?: string;
 }
-
 
 export class AgentInstance {
   readonly instanceId: string;

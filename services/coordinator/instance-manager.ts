@@ -8,10 +8,10 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance } from "./agent-instance.js";
 import { DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
-import { agentCommand, precompilePython, runtimeReadOnlyPaths, type AgentRuntime, type RuntimeCommands } from "./runtime-commands.js";
+import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
 import { incarnationOf, openAgent, throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
 import { DEFAULT_WARM_RUNNERS, RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
-import { bundleFitsWarmRunner, claimWarmRunner, discardWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
+import { discardWarmRunner, fitsWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, takeWarmRunner, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import { validateAgentEnv } from "./agent-env.js";
 import { IdleCpuWatch } from "./idle-cpu-watch.js";
 import { StartAdmission, startLimitsFor, type StartLimits } from "./start-admission.js";
@@ -24,7 +24,8 @@ import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
 import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
 import type { AgentReplication } from "../replication/agent-replication.js";
-import { isStaleCopyName } from "../replication/stale-copies.js";
+import { assertAgentId } from "../replication/stale-copies.js";
+import { replicationNotConfigured } from "./replication-routes.js";
 import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
@@ -43,8 +44,6 @@ export interface CreateInstanceParams {
 
 export type { WorkspaceFactory } from "./open-agent.js";
 
-/** The limits a launch is made with (sandbox, cgroup, disk): a warm runner serves deployments that keep the coordinator's. */
-const LAUNCH_LIMITS = ["memoryBytes", "pids", "cpuWeight", "diskBytes"] as const satisfies readonly (keyof InstanceLimits)[];
 
 export interface InstanceManagerOptions {
   coordinatorId: string;
@@ -264,9 +263,10 @@ export class InstanceManager {
   private async spawn(deployment: DeploymentRecord, bundleDir: string, reservedId: string, params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
     const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
     // A new agent with the coordinator's default limits and network: a warm runner, made ahead, is it.
-    const pooled = !params.agentId && this.fitsWarmRunner(bundleDir, settings.limits, settings.network);
+    const pooled = !params.agentId && this.warm.enabled && fitsWarmRunner(this.copyable, bundleDir, this.limits, settings);
     try {
-      return await this.spawnWith(deployment, bundleDir, reservedId, params, settings, pooled ? this.claimWarmRunner(deployment.runtime, bundleDir) : undefined, signal);
+      const warm = pooled ? takeWarmRunner(this.warm, this.warmDeps, deployment.runtime, bundleDir) : undefined;
+      return await this.spawnWith(deployment, bundleDir, reservedId, params, settings, warm, signal);
     } finally {
       // Refilled once this start settled, so making the next runner does not slow this one down.
       if (pooled) this.warm.refill();
@@ -482,24 +482,6 @@ export class InstanceManager {
     return instance.send(content, strategy);
   }
 
-  /** Whether warm runners can serve the deployment: the coordinator's launch limits and network, a bundle small enough to copy. */
-  private fitsWarmRunner(bundleDir: string, limits: InstanceLimits, network: AgentNetworkPolicy): boolean {
-    if (!this.warm.enabled || network !== DEFAULT_NETWORK_POLICY || LAUNCH_LIMITS.some((key) => limits[key] !== this.limits[key])) return false;
-    let fits = this.copyable.get(bundleDir);
-    if (fits === undefined) this.copyable.set(bundleDir, (fits = bundleFitsWarmRunner(bundleDir)));
-    return fits;
-  }
-
-  /** A ready warm runner of `runtime` with the bundle copied in, or undefined (the create starts cold). */
-  private claimWarmRunner(runtime: AgentRuntime, bundleDir: string): WarmAgent | undefined {
-    const runner = this.warm.take(runtime);
-    if (!runner) return undefined;
-    if (claimWarmRunner(this.warmDeps, runner, bundleDir)) return runner;
-    this.options.logger.warn("copying a bundle into a warm runner failed; starting the agent cold", { agent_id: runner.agentId });
-    void discardWarmRunner(this.warmDeps, runner).catch(() => undefined);
-    return undefined;
-  }
-
   /** Live or recently ended instance. */
   get(instanceId: string): AgentInstance | undefined {
     return this.instances.get(instanceId);
@@ -607,15 +589,4 @@ export class InstanceManager {
     await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
     await Promise.all(this.closing.values());
   }
-}
-
-export function replicationNotConfigured(coordinatorId: string): ConnectError {
-  return new ConnectError(`replication is not configured on coordinator ${coordinatorId} (set --replicate-bucket / PODIUM_REPLICATION_BUCKET; docs/replication.md)`, Code.FailedPrecondition);
-}
-
-function assertAgentId(agentId: string, field = "agent_id"): void {
-  if (!isValidClientId(agentId)) {
-    throw new ConnectError(`${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`, Code.InvalidArgument);
-  }
-  if (isStaleCopyName(agentId)) throw new ConnectError(`${field}: names ending in ".stale-<digits>" are reserved for stale local copies`, Code.InvalidArgument);
 }

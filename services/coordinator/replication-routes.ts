@@ -8,7 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { AgentReplication, ReplicationStatus } from "../replication/agent-replication.js";
-import { replicationNotConfigured, type InstanceManager } from "./instance-manager.js";
+import type { InstanceManager } from "./instance-manager.js";
 import { ReplicationService, ReplicationStatusSchema, type ReplicationStatus as ReplicationStatusProto } from "../../gen/podium/v1/replication_service_pb.js";
 
 export interface ReplicationRoutesDeps {
@@ -70,4 +70,8 @@ export function replicationRoutes(deps: ReplicationRoutesDeps) {
       },
     });
   };
+}
+
+export function replicationNotConfigured(coordinatorId: string): ConnectError {
+  return new ConnectError(`replication is not configured on coordinator ${coordinatorId} (set --replicate-bucket / PODIUM_REPLICATION_BUCKET; docs/replication.md)`, Code.FailedPrecondition);
 }

@@ -18,8 +18,8 @@ import { AgentProcess } from "./agent-process.js";
 import { openAgent, type OpenAgentDeps, type OpenedAgent } from "./open-agent.js";
 import type { InstanceLimits } from "./instance-limits.js";
 import { agentCommand, runtimeReadOnlyPaths, type AgentRuntime, type RuntimeCommands } from "./runtime-commands.js";
-import type { WarmRunner } from "./runner-pool.js";
-import type { AgentNetworkPolicy } from "../registry/bundle-manifest.js";
+import type { RunnerPool, WarmRunner } from "./runner-pool.js";
+import { DEFAULT_NETWORK_POLICY, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
 import type { Logger } from "../shared/logger.js";
 import { newId } from "../shared/ids.js";
 
@@ -227,3 +227,26 @@ function forgetAgentDir(deps: Pick<WarmRunnerDeps, "sandboxes" | "dataDir">, age
   deps.sandboxes.forgetAgent(agentId);
 }
 
+/** The limits a launch is made with (sandbox, cgroup, disk): a warm runner serves deployments that keep the coordinator's. */
+const LAUNCH_LIMITS = ["memoryBytes", "pids", "cpuWeight", "diskBytes"] as const satisfies readonly (keyof InstanceLimits)[];
+
+/**
+ * Whether warm runners can serve a deployment: the coordinator's launch limits (`base`) and network, and a
+ * bundle small enough to copy (`copyable` caches that per bundle directory; bundles never change).
+ */
+export function fitsWarmRunner(copyable: Map<string, boolean>, bundleDir: string, base: InstanceLimits, settings: { limits: InstanceLimits; network: AgentNetworkPolicy }): boolean {
+  if (settings.network !== DEFAULT_NETWORK_POLICY || LAUNCH_LIMITS.some((key) => settings.limits[key] !== base[key])) return false;
+  let fits = copyable.get(bundleDir);
+  if (fits === undefined) copyable.set(bundleDir, (fits = bundleFitsWarmRunner(bundleDir)));
+  return fits;
+}
+
+/** A ready warm runner of `runtime` with the bundle copied in, or undefined (the create starts cold). */
+export function takeWarmRunner(pool: RunnerPool<WarmAgent>, deps: WarmRunnerDeps, runtime: AgentRuntime, bundleDir: string): WarmAgent | undefined {
+  const runner = pool.take(runtime);
+  if (!runner) return undefined;
+  if (claimWarmRunner(deps, runner, bundleDir)) return runner;
+  deps.logger.warn("copying a bundle into a warm runner failed; starting the agent cold", { agent_id: runner.agentId });
+  void discardWarmRunner(deps, runner).catch(() => undefined);
+  return undefined;
+}

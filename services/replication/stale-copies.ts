@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { isValidClientId } from "../shared/ids.js";
 import { mountsUnder, readMountTable } from "../coordinator/sandbox/mount-table.js";
 
 const STALE = /^(.+)\.stale-(\d+)$/;
@@ -67,4 +68,12 @@ export function removeStaleCopies(agentsDir: string, retentionMs: number, now = 
 /** True for directory names of stale copies (not agents). */
 export function isStaleCopyName(name: string): boolean {
   return STALE.test(name);
+}
+
+/** A client-chosen agent id: the shared id grammar, and not a stale copy's reserved name. */
+export function assertAgentId(agentId: string, field = "agent_id"): void {
+  if (!isValidClientId(agentId)) {
+    throw new ConnectError(`${field} must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`, Code.InvalidArgument);
+  }
+  if (isStaleCopyName(agentId)) throw new ConnectError(`${field}: names ending in ".stale-<digits>" are reserved for stale local copies`, Code.InvalidArgument);
 }

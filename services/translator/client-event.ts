@@ -34,6 +34,9 @@ export const CLIENT_EVENT_TYPES = [
   "usage_context",
   "state_delta",
   "workspace_changed",
+  "hibernated",
+  "woke",
+  "schedule_fired",
 ] as const;
 
 export type ClientEventType = (typeof CLIENT_EVENT_TYPES)[number];

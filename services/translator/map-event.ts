@@ -213,6 +213,9 @@ export const PODIUM_EVENT_MAPPINGS: ReadonlyMap<string, EventMapping> = new Map<
   // Podium-native
   ["state.delta", { clientType: "state_delta", fields: [], passthrough: true }],
   ["workspace.changed", { clientType: "workspace_changed", fields: [], passthrough: true }],
+  ["hibernated", { clientType: "hibernated", fields: [], passthrough: true }],
+  ["woke", { clientType: "woke", fields: [], passthrough: true }],
+  ["schedule.fired", { clientType: "schedule_fired", fields: [], passthrough: true }],
 ]);
 
 function draft(type: ClientEventType, data: JsonObject, agentId: string | undefined): ClientEventDraft {

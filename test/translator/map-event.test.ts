@@ -73,6 +73,9 @@ const SEED_ROWS: Row[] = [
     { version: 3, patch: [{ op: "replace", path: "/n", value: 1 }] },
   ],
   ["workspace.changed", { iteration: 4, files: ["a.txt"] }, "workspace_changed", { iteration: 4, files: ["a.txt"] }],
+  ["hibernated", { idle_ms: 400, exit_code: 0, signal: null }, "hibernated", { idle_ms: 400, exit_code: 0, signal: null }],
+  ["woke", { hibernated_ms: 1200 }, "woke", { hibernated_ms: 1200 }],
+  ["schedule.fired", { id: "sch_1", due_at: "2026-12-06T10:00:00.000Z", turn: 9 }, "schedule_fired", { id: "sch_1", due_at: "2026-12-06T10:00:00.000Z", turn: 9 }],
 ];
 
 describe("mapPodiumEvent: the event tables", () => {
