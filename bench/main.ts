@@ -13,6 +13,7 @@ const suites: [string, string, string][] = [
   ["restart-to-ready with a large state", "./restart-bench.ts", "runRestartBench"],
   ["streaming through the gateway (in-process coordinator)", "./stream-bench.ts", "runStreamBench"],
   ["scale: one coordinator from 1 to N live instances", "./scale-bench.ts", "runScaleBench"],
+  ["hibernation: wake vs create, memory per hibernated instance", "./hibernation-bench.ts", "runHibernationBench"],
   ["gateway + coordinator as separate processes", "./cluster-bench.ts", "runClusterBench"],
   ["reliability: slow readers and a coordinator's death window", "./reliability-bench.ts", "runReliabilityBench"],
   ["bursts of concurrent creates over 2 coordinators (heartbeats, 429s, orphans)", "./create-burst-bench.ts", "runCreateBurstBench"],

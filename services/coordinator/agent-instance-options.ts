@@ -9,6 +9,8 @@ import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { Logger } from "../shared/logger.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
+import type { ScheduleFrame } from "./agent-protocol.js";
+import type { JsonObject } from "../shared/json.js";
 
 export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "hibernated" | "terminated" | "failed";
 
@@ -87,6 +89,8 @@ export interface InstanceIdentity {
   onBusy?: BusyPolicy;
   /** Called each time the instance becomes idle (ready, nothing running or queued): hibernation timers. */
   onIdle?: () => void;
+  /** Does what the agent's ctx.schedule / cancelSchedule / schedules asked; returns the answer's value. */
+  onSchedule?: (frame: ScheduleFrame) => JsonObject;
   logger: Logger;
   /**
    * Checked before every write to the agent's databases: false once this coordinator lost the agent's

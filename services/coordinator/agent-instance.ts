@@ -13,8 +13,10 @@ import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
 import { InstanceJournal, turnFailed, type EventRecord } from "./instance-journal.js";
 import { settleUnfinishedTurns } from "./unfinished-turns.js";
+import { TurnTimer } from "./turn-timer.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
+import type { MessageRow, NewMessage } from "./store/message-log.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import { errorMessage } from "../shared/errors.js";
 import { DEFAULT_BUSY_POLICY, type BusyPolicy } from "../shared/busy-policy.js";
@@ -25,8 +27,7 @@ interface RunningTurn extends PendingTurn {
   ended: boolean;
   /** turn_done arrived (with its error, if any); the turn ends once the workspace capture is recorded. */
   done?: { error: string | undefined };
-  timer: NodeJS.Timeout;
-  killTimer?: NodeJS.Timeout;
+  timer: TurnTimer;
   /** A newer message interrupted this turn (on_busy "interrupt"): it ends as cancelled, with this message. */
   interrupted?: string;
 }
@@ -47,10 +48,7 @@ export class AgentInstance {
   idleSince: number | undefined;
   /** Settles when the process has exited and `terminated` was recorded. */
   readonly ended: Promise<void>;
-  /**
-   * Settles when the current process is gone and its databases and sandbox may be closed: "ended" with the
-   * instance, or "hibernated". A new one comes with each wake().
-   */
+  /** Settles when the current process is gone (its databases and sandbox may close): "ended", or "hibernated"; renewed by wake(). */
   processGone!: Promise<"ended" | "hibernated">;
 
   private readonly options: InstanceIdentity;
@@ -80,8 +78,9 @@ export class AgentInstance {
   private serving = false;
 
   constructor(options: AgentInstanceOptions) {
-    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, logger, mayWrite, ...body } = options;
-    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, ...(onBusy ? { onBusy } : {}), ...(onIdle ? { onIdle } : {}), ...(mayWrite ? { mayWrite } : {}) };
+    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, logger, mayWrite, ...body } = options;
+    const optional = { onBusy, onIdle, onSchedule, mayWrite };
+    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, ...(Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<typeof optional>) };
     this.body = body;
     this.instanceId = instanceId;
     this.agentId = agentId;
@@ -95,7 +94,6 @@ export class AgentInstance {
   private newProcessGone(): void {
     this.processGone = new Promise((resolve) => (this.settleGone = resolve));
   }
-
   /** The newest seq recorded for the agent (kept after the instance ended and its store closed). */
   get lastSeq(): number {
     return this.journal.lastSeq;
@@ -234,10 +232,7 @@ export class AgentInstance {
     return true;
   }
 
-  /**
-   * Gives a hibernated instance a new process to run with (`body`: its reopened databases and sandbox);
-   * start() then runs it from the persisted state and records `woke` once it is ready.
-   */
+  /** Gives a hibernated instance its reopened databases and sandbox; start() then runs it and records `woke`. */
   wake(body: InstanceIncarnation): void {
     if (this.status !== "hibernated" || this.body || this.sleeping) throw new ConnectError(`instance ${this.instanceId} is ${this.status}, not hibernated`, Code.FailedPrecondition);
     this.body = body;
@@ -254,7 +249,7 @@ export class AgentInstance {
    * `strategy` (default: the deployment's on_busy) decides: enqueue, reject (nothing recorded), or interrupt
    * (the running turn is cancelled, queued ones superseded, this one runs next). busy-policy.ts.
    */
-  send(content: JsonObject, strategy?: BusyPolicy): SentMessage {
+  send(content: JsonObject, strategy?: BusyPolicy, via?: (message: NewMessage) => MessageRow): SentMessage {
     if (this.status === "hibernated") throw new ConnectError(`instance ${this.instanceId} is hibernated; wake it first`, Code.FailedPrecondition);
     if (!this.live || this.status === "stopping") {
       throw new ConnectError(`instance ${this.instanceId} is ${this.status}${this.fencedReason ? `: ${this.fencedReason}` : ""}`, Code.FailedPrecondition);
@@ -272,10 +267,10 @@ export class AgentInstance {
         Code.Aborted,
       );
     }
-    if (policy !== "interrupt" && this.queue.length >= this.options.limits.maxQueuedMessages) {
+    if (policy !== "interrupt" && !via && this.queue.length >= this.options.limits.maxQueuedMessages) {
       throw new ConnectError(`instance ${this.instanceId} has ${this.queue.length} queued messages; the limit is ${this.options.limits.maxQueuedMessages}`, Code.ResourceExhausted);
     }
-    const row = this.journal.appendInbound(this.store, content);
+    const row = this.journal.appendInbound(this.store, content, via);
     // A turn is named after the seq of the message that started it: unique and increasing per agent.
     const turn = row.seq;
     const cancelledTurns = busyWith !== undefined && policy === "interrupt" ? this.interrupt(turn) : [];
@@ -298,6 +293,11 @@ export class AgentInstance {
     current.interrupted = `cancelled ${why}`;
     this.process?.send({ type: "cancel", turn: current.turn });
     return [current.turn, ...superseded];
+  }
+
+  /** Records and streams an event of the platform's own (turn 0), e.g. `schedule.fired`. */
+  platformEvent(messageType: string, content: JsonObject): void {
+    this.journal.emit(messageType, content, 0);
   }
 
   /** Delivers every update recorded from now on; replay of history is the caller's (see streamInstanceUpdates). */
@@ -432,6 +432,9 @@ export class AgentInstance {
       case "stopped":
         this.journal.log("info", "platform", "agent stopped");
         return;
+      case "schedule":
+        this.process?.send({ type: "answer", id: frame.id, value: this.options.onSchedule?.(frame) ?? { error: "schedules are not available" } });
+        return;
     }
   }
 
@@ -462,22 +465,22 @@ export class AgentInstance {
       return;
     }
     this.idleSince = undefined;
-    const timer = setTimeout(() => this.onTurnTimeout(), this.options.limits.maxTurnMs);
+    const { maxTurnMs, turnKillGraceMs } = this.options.limits;
+    const turn = next.turn;
+    const timer = new TurnTimer(maxTurnMs, turnKillGraceMs, {
+      cancel: () => {
+        this.journal.log("warn", "platform", `turn ${turn} exceeded ${maxTurnMs} ms; cancelling`);
+        this.process?.send({ type: "cancel", turn });
+      },
+      kill: () => {
+        this.journal.log("error", "platform", `turn ${turn} did not end after cancel; killing the agent process`);
+        this.killReason = `turn exceeded the maximum duration of ${maxTurnMs} ms`;
+        this.process?.kill("SIGKILL");
+      },
+    });
     this.current = { ...next, ended: false, timer };
     this.status = "busy";
     this.process?.send({ type: "message", turn: next.turn, content: next.content });
-  }
-
-  private onTurnTimeout(): void {
-    const current = this.current;
-    if (!current) return;
-    this.journal.log("warn", "platform", `turn ${current.turn} exceeded ${this.options.limits.maxTurnMs} ms; cancelling`);
-    this.process?.send({ type: "cancel", turn: current.turn });
-    current.killTimer = setTimeout(() => {
-      this.journal.log("error", "platform", `turn ${current.turn} did not end after cancel; killing the agent process`);
-      this.killReason = `turn exceeded the maximum duration of ${this.options.limits.maxTurnMs} ms`;
-      this.process?.kill("SIGKILL");
-    }, this.options.limits.turnKillGraceMs);
   }
 
   /**
@@ -491,8 +494,7 @@ export class AgentInstance {
       this.journal.log("warn", "platform", `turn_done for turn ${turn}, which is not running`);
       return;
     }
-    clearTimeout(current.timer);
-    if (current.killTimer) clearTimeout(current.killTimer);
+    current.timer.clear();
     current.done = { error };
     const capture = this.body?.workspaceCapture;
     if (!capture?.captureAsync || !this.writable()) {
@@ -538,8 +540,7 @@ export class AgentInstance {
     const reason = this.killReason ?? (crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped");
     this.exit = { code: info.code, signal: info.signal, reason };
     if (this.current) {
-      clearTimeout(this.current.timer);
-      if (this.current.killTimer) clearTimeout(this.current.killTimer);
+      this.current.timer.clear();
       this.captureWorkspace(this.current.turn);
       if (this.current.done) this.endTurn(this.current, false); // it had ended; its capture was under way
       else this.journal.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
@@ -570,7 +571,7 @@ export class AgentInstance {
     this.markEnded();
   }
 
-  /** The process hibernate() asked to end has: what onHibernate wrote is captured, then `hibernated`. */
+  /** The process hibernate() asked to end has ended: what onHibernate wrote is captured, then `hibernated`. */
   private onHibernated(info: ProcessExitInfo): void {
     this.sleeping = false;
     this.serving = false;

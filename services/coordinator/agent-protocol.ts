@@ -79,7 +79,14 @@ export type AgentToHost =
   | { type: "log"; level: LogLevel; message: string; fields?: JsonObject }
   | { type: "turn_done"; turn: number; error?: AgentError }
   | { type: "stopped" }
-  | { type: "fatal"; error: AgentError };
+  | { type: "fatal"; error: AgentError }
+  /** ctx.schedule / cancelSchedule / schedules: the host answers with an `answer` frame of the same id. */
+  | ScheduleFrame;
+
+export type ScheduleFrame =
+  | { type: "schedule"; id: string; op: "create"; when: JsonObject; message: JsonObject }
+  | { type: "schedule"; id: string; op: "cancel"; scheduleId: string }
+  | { type: "schedule"; id: string; op: "list" };
 
 /** Event types after which the host does not add its own `complete` for the turn. */
 export const TURN_END_EVENTS: ReadonlySet<string> = new Set(["complete", "stream_end", "stream_complete"]);
@@ -160,9 +167,25 @@ export function parseAgentFrame(line: string): AgentToHost {
     }
     case "stopped":
       return { type: "stopped" };
+    case "schedule":
+      return scheduleFrame(value);
     case "fatal":
       return { type: "fatal", error: agentError(value.error) ?? { message: "agent failed to start" } };
     default:
       throw new AgentFrameError(`unknown frame type ${JSON.stringify(value.type).slice(0, 40)}`);
   }
+}
+
+function scheduleFrame(value: JsonObject): ScheduleFrame {
+  const { id, op } = value;
+  if (typeof id !== "string" || id.length === 0 || id.length > 128) throw new AgentFrameError("schedule.id must be a string of 1-128 characters");
+  if (op === "list") return { type: "schedule", id, op };
+  if (op === "cancel") {
+    if (typeof value.scheduleId !== "string" || value.scheduleId.length === 0 || value.scheduleId.length > 128) throw new AgentFrameError("schedule.scheduleId must be a string of 1-128 characters");
+    return { type: "schedule", id, op, scheduleId: value.scheduleId };
+  }
+  if (op !== "create") throw new AgentFrameError('schedule.op must be "create", "cancel" or "list"');
+  if (!isJsonObject(value.when)) throw new AgentFrameError("schedule.when must be an object");
+  if (value.message !== undefined && !isJsonObject(value.message)) throw new AgentFrameError("schedule.message must be an object");
+  return { type: "schedule", id, op, when: value.when, message: isJsonObject(value.message) ? value.message : {} };
 }

@@ -9,7 +9,10 @@ import type { AgentReplication } from "../replication/agent-replication.js";
 export function coordinatorMetrics(manager: InstanceManager, replication: AgentReplication | undefined): MetricsRegistry {
   const labels = { coordinator_id: manager.coordinatorId };
   const registry = new MetricsRegistry().register(
-    { name: "podium_instances", help: "Live instances (starting, ready, busy, stopping).", type: "gauge", collect: () => [{ labels, value: manager.liveCount }] },
+    { name: "podium_instances", help: "Live instances (starting, ready, busy, stopping): those with a process.", type: "gauge", collect: () => [{ labels, value: manager.liveCount }] },
+    { name: "podium_instances_hibernated", help: "Hibernated instances: registered, without a process.", type: "gauge", collect: () => [{ labels, value: manager.hibernatedCount }] },
+    { name: "podium_hibernations_total", help: "Idle instances that hibernated.", type: "counter", collect: () => [{ labels, value: manager.counts.hibernated }] },
+    { name: "podium_wakes_total", help: "Hibernated instances woken (by a message or a due schedule).", type: "counter", collect: () => [{ labels, value: manager.counts.woken }] },
     { name: "podium_instances_capacity", help: "Most live instances this coordinator takes.", type: "gauge", collect: () => [{ labels, value: manager.capacity }] },
     { name: "podium_instances_started_total", help: "Instances that became ready.", type: "counter", collect: () => [{ labels, value: manager.counts.started }] },
     {

@@ -10,7 +10,7 @@ import type { Json } from "../shared/json.js";
 import { busyPolicyFromProto } from "../shared/busy-policy.js";
 import type { InstanceManager } from "./instance-manager.js";
 import type { AgentInstance } from "./agent-instance.js";
-import { instanceToProto, logRowToProto, rowToMessageRecord, rowToStreamUpdate } from "./to-proto.js";
+import { instanceToProto, logRowToProto, rowToMessageRecord, rowToStreamUpdate, scheduleToProto } from "./to-proto.js";
 import type { MessageRow } from "./store/message-log.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import type { StreamUpdatesResponseSchema } from "../../gen/podium/v1/instance_service_pb.js";
@@ -142,6 +142,10 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           const last = rows[rows.length - 1];
           return { messages: rows.map(rowToMessageRecord), nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n };
         });
+      },
+      async listSchedules(req) {
+        const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
+        return { schedules: manager.withAgentStore(instance.agentId, (store) => store.schedules.list()).map(scheduleToProto) };
       },
       async getAgent(req) {
         const agentId = requireId(req.agentId, "agent_id");

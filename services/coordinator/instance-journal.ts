@@ -7,7 +7,7 @@
 import { LogBudget } from "./log-budget.js";
 import type { CaptureOutcome, UpdateSubscriber } from "./agent-instance-options.js";
 import type { AgentStore } from "./store/agent-store.js";
-import type { MessageRow } from "./store/message-log.js";
+import type { MessageRow, NewMessage } from "./store/message-log.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
@@ -41,9 +41,10 @@ export class InstanceJournal {
     this.lastOutboundSeq = this.lastSeq;
   }
 
-  /** Records an acknowledged inbound message; its seq names its turn. */
-  appendInbound(store: AgentStore, content: JsonObject): MessageRow {
-    const row = store.messages.append({ direction: "inbound", instanceId: this.options.instanceId, turn: 0, messageType: "process_message", content, timestamp: Date.now() });
+  /** Records an acknowledged inbound message (through `via`, which writes it with more, when given); its seq names its turn. */
+  appendInbound(store: AgentStore, content: JsonObject, via?: (message: NewMessage) => MessageRow): MessageRow {
+    const message: NewMessage = { direction: "inbound", instanceId: this.options.instanceId, turn: 0, messageType: "process_message", content, timestamp: Date.now() };
+    const row = via ? via(message) : store.messages.append(message);
     this.lastSeq = row.seq;
     return row;
   }

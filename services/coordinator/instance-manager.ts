@@ -19,18 +19,19 @@ import { StoreTemplate } from "./store-template.js";
 import { WorkSlots } from "./work-slots.js";
 import type { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
 import { DEFAULT_NETWORK_POLICY, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
-import { readDeploymentSettings, type DeploymentSettings } from "./deployment-settings.js";
+import { DeploymentLookup, readDeploymentSettings, type DeploymentSettings } from "./deployment-settings.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
 import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
 import type { AgentReplication } from "../replication/agent-replication.js";
 import { assertAgentId } from "../replication/stale-copies.js";
 import { replicationNotConfigured } from "./replication-routes.js";
-import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
+import type { DeploymentRecord, DeploymentRegistry } from "../registry/deployment-registry.js";
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 import { HibernationTimers } from "./hibernation-timers.js";
+import { ScheduleRunner } from "./schedule-runner.js";
 import type { SentMessage } from "./agent-instance-options.js";
 import type { JsonObject } from "../shared/json.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
@@ -78,10 +79,8 @@ export class InstanceManager {
   private readonly starting = new Set<string>();
   /** agentId -> settles when its last instance's replication was released and its databases closed. */
   private readonly closing = new Map<string, Promise<void>>();
-  /** The last record read for each deployment id (used while the registry is unreachable). */
-  private readonly knownDeployments = new Map<string, DeploymentRecord>();
-  /** Registry reads in flight, shared by the creates that want the same deployment meanwhile (a burst reads it once). */
-  private readonly deploymentReads = new Map<string, Promise<DeploymentRecord | undefined>>();
+  /** Deployment records, read once per burst and kept for when the registry is unreachable. */
+  private readonly deployments: DeploymentLookup;
   /** Python bundle directories already compiled to bytecode. */
   private readonly compiled = new Map<string, Promise<void>>();
   private readonly limits: InstanceLimits;
@@ -104,6 +103,8 @@ export class InstanceManager {
   /** Wakes in progress by instance id (callers share one). */
   private readonly waking = new Map<string, Promise<void>>();
   private readonly hibernation = new HibernationTimers<AgentInstance>((instance) => this.hibernate(instance));
+  /** Fires the agents' schedules (waking hibernated instances) and answers their schedule frames. */
+  private readonly schedules: ScheduleRunner;
   /** Monotonic counts since start (metrics): instances that became ready, ended ones by final status, hibernations and wakes. */
   readonly counts = { started: 0, terminated: 0, failed: 0, hibernated: 0, woken: 0 };
   private closed = false;
@@ -112,6 +113,8 @@ export class InstanceManager {
     this.limits = { ...DEFAULT_INSTANCE_LIMITS, ...options.limits };
     this.maxima = { ...DEFAULT_LIMIT_MAXIMA, ...options.limitMaxima };
     this.idleCpu = new IdleCpuWatch();
+    this.deployments = new DeploymentLookup(options.registry, options.logger);
+    this.schedules = new ScheduleRunner({ wake: (instance) => this.wake(instance), logger: options.logger });
     this.storeTemplate = new StoreTemplate(path.join(options.dataDir, "store-template"), options.logger);
     const starts = startLimitsFor(os.availableParallelism(), options.starts);
     this.admission = new StartAdmission({ ...starts, name: options.coordinatorId });
@@ -191,29 +194,6 @@ export class InstanceManager {
     return path.join(this.options.dataDir, "agents", agentId);
   }
 
-  async resolveDeployment(deploymentId: string): Promise<DeploymentRecord> {
-    const { id, foreign } = resolveDeploymentId(deploymentId, this.options.registry.name);
-    if (foreign) throw new ConnectError(`deployment ${id}: this coordinator reads registry "${this.options.registry.name}"`, Code.NotFound);
-    let record: DeploymentRecord | undefined;
-    try {
-      let read = this.deploymentReads.get(id);
-      if (!read) {
-        read = this.options.registry.get(id).finally(() => this.deploymentReads.delete(id));
-        this.deploymentReads.set(id, read);
-      }
-      record = await read;
-    } catch (err) {
-      // The registry (S3) is briefly unreachable: a deployment seen before still starts.
-      const known = this.knownDeployments.get(id);
-      if (!known || ConnectError.from(err).code !== Code.Unavailable) throw err;
-      this.options.logger.warn(`registry unavailable; starting ${id} from the last known record`, { deployment_id: id });
-      return known;
-    }
-    if (!record) throw new ConnectError(`unknown deployment ${id}; upload it first (podium deploy DIR)`, Code.NotFound);
-    this.knownDeployments.set(id, record);
-    return record;
-  }
-
   /**
    * Starts an instance. Once `signal` aborts (the caller cancelled, its deadline passed, or it went away) no
    * agent is left running for it: an abort during start kills the agent, and an instance that became ready
@@ -244,7 +224,7 @@ export class InstanceManager {
       await this.closing.get(agentId); // the previous instance's final sync and close
       release = await this.admission.acquire(signal);
       throwIfCancelled(signal);
-      const deployment = await this.resolveDeployment(params.deploymentId);
+      const deployment = await this.deployments.resolve(params.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment, signal);
       if (deployment.runtime === "python") await this.compilePython(bundleDir);
       throwIfCancelled(signal);
@@ -297,6 +277,7 @@ export class InstanceManager {
       limits,
       onBusy: settings.onBusy,
       onIdle: () => this.hibernation.schedule(instance, limits.hibernateAfterMs),
+      onSchedule: (frame) => this.schedules.handle(instance, frame),
       logger: this.options.logger,
       ...(replication ? { mayWrite: () => replication.holds(agentId) } : {}),
       ...incarnationOf(opened, warm ? { process: warm.process, entry: path.join(warm.bundleDir, deployment.entry) } : undefined),
@@ -304,7 +285,7 @@ export class InstanceManager {
     this.instances.set(instanceId, instance);
     this.liveByAgent.set(agentId, instanceId);
     void instance.ended.then(() => this.onEnded(instance));
-    await this.runIncarnation(instance, opened, limits, signal);
+    await this.runIncarnation(instance, opened, settings, signal);
     this.counts.started++;
     return instance;
   }
@@ -358,7 +339,7 @@ export class InstanceManager {
    * Runs one process of `instance` (its start, or a wake): closes what `opened` holds once that process is
    * gone, starts it, and replicates the agent while it runs. Throws what the start threw.
    */
-  private async runIncarnation(instance: AgentInstance, opened: OpenedAgent, limits: InstanceLimits, signal?: AbortSignal): Promise<void> {
+  private async runIncarnation(instance: AgentInstance, opened: OpenedAgent, { limits, schedules }: DeploymentSettings, signal?: AbortSignal): Promise<void> {
     const { agentId } = instance;
     const { replication } = this.options;
     this.idleCpu.track(instance, opened.launch, limits.idleCpuMs);
@@ -399,6 +380,13 @@ export class InstanceManager {
         throw new ConnectError(`cannot replicate agent ${agentId}: ${errorMessage(err)}`, Code.Internal);
       }
     }
+    if (!instance.awake) return;
+    try {
+      this.schedules.declare(instance, schedules);
+      this.schedules.arm(instance); // schedules missed while the agent was not running fire now, once
+    } catch (err) {
+      this.options.logger.error(`cannot read the agent's schedules: ${errorMessage(err)}`, { agent_id: agentId, instance_id: instance.instanceId });
+    }
   }
 
   /**
@@ -422,6 +410,7 @@ export class InstanceManager {
   private onEnded(instance: AgentInstance): void {
     const { agentId, instanceId } = instance;
     this.hibernation.cancel(instance);
+    this.schedules.cancel(instance);
     if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
     if (instance.status === "failed") this.counts.failed++;
     else this.counts.terminated++;
@@ -453,7 +442,7 @@ export class InstanceManager {
     try {
       await this.closing.get(agentId); // the hibernated process's final sync and close
       release = await this.admission.acquire();
-      const deployment = await this.resolveDeployment(instance.deploymentId);
+      const deployment = await this.deployments.resolve(instance.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment);
       if (deployment.runtime === "python") await this.compilePython(bundleDir);
       const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
@@ -467,7 +456,7 @@ export class InstanceManager {
         throw err;
       }
       this.starting.delete(agentId);
-      await this.runIncarnation(instance, opened, settings.limits);
+      await this.runIncarnation(instance, opened, settings);
       this.counts.woken++;
     } finally {
       release?.();
@@ -586,6 +575,7 @@ export class InstanceManager {
     this.closed = true;
     this.idleCpu.close();
     this.hibernation.close();
+    this.schedules.close();
     await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
     await Promise.all(this.closing.values());
   }

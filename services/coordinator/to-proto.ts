@@ -6,7 +6,8 @@ import type { InstanceStatusName } from "./agent-instance-options.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { LogRow } from "./store/log-store.js";
 import { InstanceSchema, InstanceStatus, ProcessExitSchema, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
-import { LogRecordSchema, MessageDirection, MessageRecordSchema, type LogRecord, type MessageRecord } from "../../gen/podium/v1/instance_service_pb.js";
+import { LogRecordSchema, MessageDirection, MessageRecordSchema, ScheduleSchema, type LogRecord, type MessageRecord, type Schedule } from "../../gen/podium/v1/instance_service_pb.js";
+import type { ScheduleRow } from "./store/schedule-store.js";
 import { StreamUpdateSchema, type StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 
 const STATUS: Record<InstanceStatusName, InstanceStatus> = {
@@ -83,5 +84,22 @@ export function logRowToProto(row: LogRow): LogRecord {
     message: row.message,
     instanceId: row.instanceId,
     ...(row.fields ? { fields: row.fields } : {}),
+  });
+}
+
+export function scheduleToProto(row: ScheduleRow): Schedule {
+  const when: Schedule["when"] =
+    row.kind === "delay"
+      ? { case: "delayMs", value: BigInt(row.spec) }
+      : row.kind === "date"
+        ? { case: "at", value: timestampFromMs(Date.parse(row.spec)) }
+        : { case: "cron", value: row.spec };
+  return create(ScheduleSchema, {
+    id: row.id,
+    when,
+    message: row.message,
+    dueAt: timestampFromMs(row.dueAt),
+    createdAt: timestampFromMs(row.createdAt),
+    source: row.source,
   });
 }

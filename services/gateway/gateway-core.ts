@@ -18,7 +18,7 @@ import type {
   ListMessagesResponse,
   SendMessageResponse,
 } from "../../gen/podium/v1/instance_service_pb.js";
-import { MultitaskStrategy } from "../../gen/podium/v1/instance_service_pb.js";
+import { MultitaskStrategy, type Schedule } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";
@@ -300,6 +300,11 @@ export class GatewayCore {
   async listLogs(req: MessageInitShape<typeof ListLogsRequestSchema> & { instanceId: string }, signal?: AbortSignal): Promise<ListLogsResponse> {
     const coordinator = await this.directory.locateInstance(req.instanceId, signal);
     return coordinator.instances.listLogs(req, { signal });
+  }
+
+  async listSchedules(instanceId: string, signal?: AbortSignal): Promise<Schedule[]> {
+    const coordinator = await this.directory.locateInstance(instanceId, signal);
+    return (await coordinator.instances.listSchedules({ instanceId }, { signal })).schedules;
   }
 
   async getAgent(agentId: string, signal?: AbortSignal): Promise<GetAgentResponse> {

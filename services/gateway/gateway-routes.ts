@@ -57,6 +57,9 @@ export function gatewayRoutes(core: GatewayCore) {
         requireField(req.instanceId, "instance_id");
         return core.listMessages(req, ctx.signal);
       },
+      async listSchedules(req, ctx) {
+        return { schedules: await core.listSchedules(requireField(req.instanceId, "instance_id"), ctx.signal) };
+      },
       async getAgent(req, ctx) {
         return core.getAgent(requireField(req.agentId, "agent_id"), ctx.signal);
       },

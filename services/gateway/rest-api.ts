@@ -10,7 +10,7 @@ import {
   type AnyRequest, type AnyResponse,
 } from "./http-io.js";
 import {
-  deploymentJson, fileContentJson, fileEntryJson, forkJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson, replicationJson, sentJson,
+  deploymentJson, fileContentJson, fileEntryJson, forkJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson, replicationJson, scheduleJson, sentJson,
 } from "./rest-json.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { FileTargetSchema, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
@@ -126,6 +126,9 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     sendJson(res, 200, { logs: page.logs.map(logJson), next_after: Number(page.nextAfter) || null });
   });
 
+  route("GET", `/api/v1/instances/${ID}/schedules`, async ({ res, params, signal }) => {
+    sendJson(res, 200, { schedules: (await core.listSchedules(params[0] as string, signal)).map(scheduleJson) });
+  });
   route("GET", `/api/v1/agents/${ID}`, async ({ res, params, signal }) => {
     const { agent } = await core.getAgent(params[0] as string, signal);
     if (!agent) throw new ConnectError(`unknown agent ${params[0] as string}`, Code.NotFound);

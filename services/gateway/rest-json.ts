@@ -5,7 +5,7 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { InstanceStatus, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
-import { MessageDirection, type LogRecord, type MessageRecord, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import { MessageDirection, type LogRecord, type MessageRecord, type Schedule, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Deployment } from "../../gen/podium/v1/deployment_service_pb.js";
 import type { FileContent, FileEntry, IterationMeta } from "../../gen/podium/v1/file_service_pb.js";
 import type { ForkAgentResponse, ReplicationStatus } from "../../gen/podium/v1/replication_service_pb.js";
@@ -163,6 +163,13 @@ export function sentJson(s: SendMessageResponse): JsonObject {
   const sent: JsonObject = { seq: Number(s.seq), turn: Number(s.turn), queue_position: s.queuePosition };
   if (s.cancelledTurns.length > 0) sent.cancelled_turns = s.cancelledTurns.map(Number);
   return sent;
+}
+
+/** GET .../schedules: a schedule as the agent's ctx.schedules() sees it. */
+export function scheduleJson(s: Schedule): JsonObject {
+  const when: JsonObject =
+    s.when.case === "delayMs" ? { delay_ms: Number(s.when.value) } : s.when.case === "at" ? { at: iso(s.when.value) } : { cron: s.when.value ?? "" };
+  return { id: s.id, when, message: s.message ?? {}, due_at: iso(s.dueAt), created_at: iso(s.createdAt), source: s.source };
 }
 
 export function forkJson(f: ForkAgentResponse): JsonObject {

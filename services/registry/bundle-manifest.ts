@@ -1,7 +1,7 @@
 /**
  * podium.json (the bundle manifest) and deployment ids.
  *
- * podium.json: {"name", "version", "runtime": "python" | "typescript", "entry", "network"?, "on_busy"?, "limits"?}.
+ * podium.json: {"name", "version", "runtime": "python" | "typescript", "entry", "network"?, "on_busy"?, "limits"?, "schedules"?}.
  * Unknown fields are ignored (forward compatibility); `limits` is checked by the coordinator, which
  * knows its maxima. Deployment id: "{name}:{version}@{registry}"; "{name}:{version}"
  * means the default registry. See docs/deployments.md.
@@ -9,6 +9,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isJsonObject } from "../shared/json.js";
 import { BUSY_POLICIES, DEFAULT_BUSY_POLICY, isBusyPolicy, type BusyPolicy } from "../shared/busy-policy.js";
+import { parseDeclaredSchedules } from "../shared/schedule-when.js";
 
 export type BundleRuntime = "python" | "typescript";
 
@@ -73,6 +74,7 @@ export function parseBundleManifest(json: unknown): BundleManifest {
   if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
     throw invalid(`${MANIFEST_FILE}: "network" must be one of ${NETWORK_POLICIES.map((p) => `"${p}"`).join(", ")} (got ${show(network)})`);
   }
+  parseDeclaredSchedules(json.schedules);
   if (!isBusyPolicy(onBusy)) {
     throw invalid(`${MANIFEST_FILE}: "on_busy" must be one of ${BUSY_POLICIES.map((p) => `"${p}"`).join(", ")} (got ${show(onBusy)})`);
   }

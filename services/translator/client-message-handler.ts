@@ -6,14 +6,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { GatewayCore } from "../gateway/gateway-core.js";
-import { fileContentJson, fileEntryJson, iterationJson, sentJson } from "../gateway/rest-json.js";
+import { fileContentJson, fileEntryJson, iterationJson, scheduleJson, sentJson } from "../gateway/rest-json.js";
 import { busyPolicyToProto } from "../shared/busy-policy.js";
 import type { JsonObject } from "../shared/json.js";
 import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
 import type { ClientMessage } from "./parse-client-message.js";
 
 /** The part of GatewayCore the bridge uses (tests may pass a fake). */
-export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdateBatches" | "getInstance">;
+export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdateBatches" | "getInstance" | "listSchedules">;
 
 export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal?: AbortSignal): Promise<JsonObject> {
   switch (message.type) {
@@ -27,6 +27,8 @@ export async function handleClientMessage(core: BridgeCore, instanceId: string, 
     case "answer":
       await core.answerRequest(instanceId, message.request_id, message.value, signal);
       return { request_id: message.request_id };
+    case "list_schedules":
+      return { schedules: (await core.listSchedules(instanceId, signal)).map(scheduleJson) };
     default:
       return handleFileMessage(core, instanceId, message, signal);
   }

@@ -20,7 +20,9 @@ export type ClientMessage =
   | { type: "list_files"; id?: MessageId; path?: string; depth?: number }
   | { type: "read_file"; id?: MessageId; path: string }
   | { type: "file_history"; id?: MessageId; path: string }
-  | { type: "file_at_iteration"; id?: MessageId; path: string; iteration: number };
+  | { type: "file_at_iteration"; id?: MessageId; path: string; iteration: number }
+  /** The agent's schedules (docs/runtime.md#schedules). */
+  | { type: "list_schedules"; id?: MessageId };
 
 export type ClientMessageType = ClientMessage["type"];
 
@@ -93,6 +95,8 @@ export function parseClientMessage(json: unknown): ClientMessage {
       if (depth !== undefined) message.depth = depth;
       return withId(message, id);
     }
+    case "list_schedules":
+      return withId({ type: "list_schedules" }, id);
     case "read_file":
     case "file_history":
       return withId({ type: json.type, path: filePath(json.path, `${json.type}.path`, true) as string }, id);

@@ -4,7 +4,7 @@
  * wakes it with the same instance id, and the history continues without a gap. TypeScript and Python.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { isProcessAlive, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
+import { API_KEY, isProcessAlive, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
 let podium: DevFixture;
@@ -47,6 +47,9 @@ describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
     expect(file.json.content).toBe("one\n");
     const listed = await podium.api("GET", "/api/v1/instances");
     expect((listed.json.instances as JsonObject[]).find((i) => i.instance_id === id)?.status).toBe("hibernated");
+    const metrics = await (await fetch(`${podium.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
+    expect(Number(/^podium_instances_hibernated\{[^}]*\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^podium_hibernations_total\{[^}]*\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
 
     // A message wakes it: same instance, `woke` first, then the turn, from the persisted state.
     const second = await podium.api("POST", `/api/v1/instances/${id}/messages`, { content: { text: "two" } });

@@ -15,6 +15,7 @@ const ACCEPT: Array<[string, unknown, unknown]> = [
     { type: "process_message", content: { text: "again" }, multitask_strategy: "interrupt" },
   ],
   ["cancel, bare", { type: "cancel" }, { type: "cancel" }],
+  ["list_schedules", { type: "list_schedules", id: 4 }, { type: "list_schedules", id: 4 }],
   ["cancel of one turn", { type: "cancel", id: "c", turn: 12 }, { type: "cancel", id: "c", turn: 12 }],
   ["answer", { type: "answer", request_id: "r1", value: { approved: true } }, { type: "answer", request_id: "r1", value: { approved: true } }],
   ["answer without a value answers null", { type: "answer", id: 9, request_id: "r1" }, { type: "answer", id: 9, request_id: "r1", value: null }],

@@ -32,6 +32,31 @@ class TurnControl:
         self.cancelled = False
 
 
+_HOST_CALL_TIMEOUT_S = 30
+
+
+def _when(when):
+    import datetime
+
+    if isinstance(when, (int, float)) and not isinstance(when, bool):
+        return {"delay_ms": when}
+    if isinstance(when, datetime.datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return {"at": when.isoformat(timespec="milliseconds")}
+    if isinstance(when, str):
+        return {"cron": when}
+    raise TypeError("schedule(when): when must be a delay in ms, a datetime, or a cron expression")
+
+
+def _answered(value):
+    if not isinstance(value, dict):
+        raise ValueError("the host's answer is not an object")
+    if isinstance(value.get("error"), str):
+        raise ValueError(value["error"])
+    return value
+
+
 def _new_id():
     b = bytearray(posix.urandom(16))
     b[6] = (b[6] & 0x0F) | 0x40
@@ -255,6 +280,60 @@ class AgentContext:
 
         pending = self._start(message_type, content, asyncio.get_running_loop())
         return await self._runtime.requests.wait_async(pending, timeout)
+
+    # ---- schedules (answered by the host) ----
+
+    def schedule(self, when, message=None):
+        """Schedules `message` as a later turn of this agent; returns the schedule's id.
+
+        `when`: a delay in milliseconds (int or float), a datetime (naive means UTC), or a cron expression
+        (str, UTC; 5 fields, or 6 with seconds first). The turn gets `message` plus
+        {"scheduled": {"id", "due_at"}}. Blocks for the host's answer (in async handlers use
+        `await ctx.schedule_async(...)`). Raises ValueError when the host refuses it (a bad cron, too many).
+        """
+        return self._host_call({"op": "create", "when": _when(when), "message": dict(message or {})})["schedule"]["id"]
+
+    async def schedule_async(self, when, message=None):
+        """schedule() for async handlers."""
+        return (await self._host_call_async({"op": "create", "when": _when(when), "message": dict(message or {})}))["schedule"]["id"]
+
+    def cancel_schedule(self, schedule_id):
+        """Cancels a schedule; False when there is none with this id (it ran, or never existed)."""
+        return self._host_call({"op": "cancel", "scheduleId": str(schedule_id)}).get("cancelled") is True
+
+    async def cancel_schedule_async(self, schedule_id):
+        """cancel_schedule() for async handlers."""
+        return (await self._host_call_async({"op": "cancel", "scheduleId": str(schedule_id)})).get("cancelled") is True
+
+    def schedules(self):
+        """The agent's schedules, soonest first: [{"id", "when", "message", "due_at", "created_at", "source"}]."""
+        return self._host_call({"op": "list"})["schedules"]
+
+    async def schedules_async(self):
+        """schedules() for async handlers."""
+        return (await self._host_call_async({"op": "list"}))["schedules"]
+
+    def _host_call(self, request):
+        requests = self._runtime.requests
+        pending = self._send_call(request, None)
+        return _answered(requests.wait(pending, _HOST_CALL_TIMEOUT_S))
+
+    async def _host_call_async(self, request):
+        import asyncio
+
+        pending = self._send_call(request, asyncio.get_running_loop())
+        return _answered(await self._runtime.requests.wait_async(pending, _HOST_CALL_TIMEOUT_S))
+
+    def _send_call(self, request, loop):
+        request_id = _new_id()
+        requests = self._runtime.requests
+        pending = requests.register(request_id, self._control, loop)
+        try:
+            self._runtime.writer.write({"type": "schedule", "id": request_id, **request})
+        except BaseException:
+            requests.discard(pending)
+            raise
+        return pending
 
     def _start(self, message_type, content, loop):
         if self._control.cancelled:

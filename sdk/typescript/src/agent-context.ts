@@ -1,5 +1,5 @@
 /** The `ctx` handed to onStart / onMessage / onStop: one per turn, all sharing the state tracker. */
-import type { AgentContext, AgentInfo, AgentLog, AskOptions } from "./agent-types.js";
+import type { AgentContext, AgentInfo, AgentLog, AskOptions, ScheduleInfo } from "./agent-types.js";
 import type { FrameWriter } from "./frame-io.js";
 import type { Json, JsonObject } from "./json-value.js";
 import type { PendingRequests } from "./pending-requests.js";
@@ -84,4 +84,36 @@ export class TurnContext implements AgentContext<JsonObject> {
     const id = crypto.randomUUID();
     return this.deps.requests.wait(id, this.signal, undefined, () => this.send("tool.permission_requested", { ...request, request_id: id }));
   }
+
+  async schedule(when: number | Date | string, message: Record<string, unknown> = {}): Promise<string> {
+    if (!isRecord(message)) throw new TypeError("schedule(when, message): message must be an object");
+    const answer = await this.hostCall({ op: "create", when: scheduleWhen(when), message });
+    return String((answer.schedule as JsonObject | undefined)?.id ?? "");
+  }
+
+  async cancelSchedule(id: string): Promise<boolean> {
+    return (await this.hostCall({ op: "cancel", scheduleId: String(id) })).cancelled === true;
+  }
+
+  async schedules(): Promise<ScheduleInfo[]> {
+    return (await this.hostCall({ op: "list" })).schedules as unknown as ScheduleInfo[];
+  }
+
+  /** A `schedule` frame the host answers (`answer` {id, value}); `value.error` is a refusal. */
+  private async hostCall(request: Record<string, unknown>): Promise<JsonObject> {
+    const id = crypto.randomUUID();
+    const value = await this.deps.requests.wait(id, this.signal, HOST_CALL_TIMEOUT_MS, () => this.deps.writer.write({ type: "schedule", id, ...request }));
+    if (!isRecord(value)) throw new Error("the host's answer is not an object");
+    if (typeof value.error === "string") throw new Error(value.error);
+    return value as JsonObject;
+  }
+}
+
+const HOST_CALL_TIMEOUT_MS = 30_000;
+
+function scheduleWhen(when: number | Date | string): JsonObject {
+  if (typeof when === "number") return { delay_ms: when };
+  if (when instanceof Date) return { at: when.toISOString() };
+  if (typeof when === "string") return { cron: when };
+  throw new TypeError("schedule(when): when must be a delay in ms, a Date, or a cron expression");
 }

@@ -50,6 +50,29 @@ export interface AgentContext<S extends object = JsonObject> extends AgentInfo {
   ask(question: string, options?: AskOptions): Promise<Json>;
   /** Sends `tool.permission_requested` {request_id, ...request} and resolves with the answer. */
   requestPermission(request: Record<string, unknown>): Promise<Json>;
+  /**
+   * Schedules `message` as a later turn of this agent and resolves with the schedule's id. `when`: a delay
+   * in ms, a Date, or a cron expression (UTC; 5 fields, or 6 with seconds first). The turn gets `message`
+   * plus `{scheduled: {id, due_at}}`; it runs even if the instance hibernated meanwhile. Rejects when the
+   * host refuses it (a bad cron, too many schedules).
+   */
+  schedule(when: number | Date | string, message?: Record<string, unknown>): Promise<string>;
+  /** Cancels a schedule; false when there is none with this id (it ran, or never existed). */
+  cancelSchedule(id: string): Promise<boolean>;
+  /** The agent's schedules, soonest first. */
+  schedules(): Promise<ScheduleInfo[]>;
+}
+
+/** A schedule as ctx.schedules() lists it. */
+export interface ScheduleInfo {
+  id: string;
+  when: { delay_ms: number } | { at: string } | { cron: string };
+  message: JsonObject;
+  /** RFC 3339: when it runs next. */
+  due_at: string;
+  created_at: string;
+  /** "agent" (ctx.schedule) or "deployment" (podium.json `schedules`). */
+  source: "agent" | "deployment";
 }
 
 export interface Agent<S extends object = JsonObject, M extends object = JsonObject> {

@@ -7,7 +7,7 @@
 import type { Agent } from "./agent-types.js";
 import type { JsonObject } from "./json-value.js";
 
-export type { Agent, AgentContext, AgentInfo, AgentLog, AskOptions } from "./agent-types.js";
+export type { Agent, AgentContext, AgentInfo, AgentLog, AskOptions, ScheduleInfo } from "./agent-types.js";
 export type { Json, JsonObject } from "./json-value.js";
 export { StateValueError } from "./json-value.js";
 

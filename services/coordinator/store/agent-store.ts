@@ -8,6 +8,7 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { LogStore } from "./log-store.js";
 import { MessageLog } from "./message-log.js";
+import { ScheduleStore } from "./schedule-store.js";
 import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS } from "./migrations.js";
 import { openDatabase, type SqliteDatabase } from "./sqlite.js";
 import { StateStore, type StateStoreOptions } from "./state-store.js";
@@ -73,6 +74,8 @@ export class AgentStore {
     readonly state: StateStore,
     readonly logs: LogStore,
     private readonly databases: readonly SqliteDatabase[],
+    /** The agent's schedules, in messages.db. */
+    readonly schedules: ScheduleStore,
   ) {}
 
   /** Creates the directory and databases if needed, runs migrations, loads the state. */
@@ -86,10 +89,11 @@ export class AgentStore {
       return db;
     };
     try {
-      const messages = new MessageLog(open(MESSAGES_DB, MESSAGES_MIGRATIONS));
+      const messagesDb = open(MESSAGES_DB, MESSAGES_MIGRATIONS);
+      const messages = new MessageLog(messagesDb);
       const state = new StateStore(open(STATE_DB, STATE_MIGRATIONS), compiled);
       const logs = new LogStore(open(LOGS_DB, LOGS_MIGRATIONS));
-      return new AgentStore(compiled.dir, messages, state, logs, opened);
+      return new AgentStore(compiled.dir, messages, state, logs, opened, new ScheduleStore(messagesDb, messages));
     } catch (err) {
       for (const db of opened) db.close();
       throw err;

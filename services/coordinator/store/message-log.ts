@@ -87,6 +87,22 @@ export class MessageLog {
     }
   }
 
+  /** Stores one message and runs `also` (another write to this database) in the same transaction: both or neither. */
+  appendWith(row: NewMessage, also: () => void): MessageRow {
+    if (!this.db.open) throw closedError("message log");
+    const before = this.seq;
+    try {
+      return this.db.transaction(() => {
+        const stored = this.insertRow(row);
+        also();
+        return stored;
+      })();
+    } catch (err) {
+      this.seq = before;
+      throw storeError(err, "append message");
+    }
+  }
+
   /** Stores several messages in one transaction: all or none. */
   appendMany(rows: readonly NewMessage[]): MessageRow[] {
     if (!this.db.open) throw closedError("message log");

@@ -24,6 +24,21 @@ export const MESSAGES_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
       CREATE INDEX messages_direction_seq ON messages (direction, seq);
     `),
+  // The agent's schedules (schedule-store.ts): beside the ledger, so a due schedule's inbound message and
+  // its move to the next run are one transaction, and they replicate, restore and fork with it.
+  (db) =>
+    db.exec(`
+      CREATE TABLE schedules (
+        id         TEXT    PRIMARY KEY,
+        kind       TEXT    NOT NULL CHECK (kind IN ('delay', 'date', 'cron')),
+        spec       TEXT    NOT NULL,
+        message    TEXT    NOT NULL,
+        due_at     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        source     TEXT    NOT NULL CHECK (source IN ('agent', 'deployment'))
+      ) STRICT;
+      CREATE INDEX schedules_due_at ON schedules (due_at);
+    `),
 ];
 
 export const STATE_MIGRATIONS: readonly Migration[] = [

@@ -1,0 +1,125 @@
+/**
+ * Hibernation through the real gateway of `podium dev` (full isolation): wake -> first reply of a
+ * hibernated instance (a message to it, until its reply's first `stream_update`), beside create -> first
+ * reply of a new agent measured in the same run, for TypeScript and Python; and the coordinator's memory
+ * per hibernated instance (N instances created, hibernated, RSS and heap compared with before).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import v8 from "node:v8";
+import vm from "node:vm";
+import type { WebSocket } from "ws";
+import { createDevServer, type DevServer } from "../services/dev/create-dev-server.js";
+import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
+import { createLogger } from "../services/shared/logger.js";
+import { printTable, summarize, type BenchResults } from "./bench-util.js";
+import { openWebSocket } from "./ws-exchange.js";
+
+const silentLogger = createLogger({ level: "silent" });
+const HIBERNATE_AFTER_MS = 200;
+
+v8.setFlagsFromString("--expose_gc");
+const gc = vm.runInNewContext("gc") as () => void;
+
+async function api(server: DevServer, method: string, url: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(server.url + url, { method, headers: { "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const json = (await res.json()) as Record<string, unknown>;
+  if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Resolves with the time from now until a frame containing `needle` arrives. */
+function nextFrame(ws: WebSocket, needle: string): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (data: Buffer) => {
+      if (!data.toString().includes(needle)) return;
+      ws.off("message", onMessage);
+      resolve();
+    };
+    ws.on("message", onMessage);
+  });
+}
+
+async function wakeSamples(server: DevServer, deployment: string, runs: number): Promise<{ wake: number[]; create: number[] }> {
+  const wake: number[] = [];
+  const create: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    const { instance_id: id } = (await api(server, "POST", "/api/v1/instances", { deployment_id: deployment })) as { instance_id: string };
+    const ws = await openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
+    const replied = nextFrame(ws, '"stream_update"');
+    ws.send(JSON.stringify({ type: "process_message", content: { text: "hello" } }));
+    await replied;
+    create.push(performance.now() - start);
+    await nextFrame(ws, '"hibernated"');
+    // Its teardown (final sync, unmount, cgroup) is over, as it would be long after it fell asleep.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const woken = performance.now();
+    const again = nextFrame(ws, '"stream_update"');
+    ws.send(JSON.stringify({ type: "process_message", content: { text: "again" } }));
+    await again;
+    wake.push(performance.now() - woken);
+    ws.close();
+    await api(server, "DELETE", `/api/v1/instances/${id}`);
+  }
+  return { wake, create };
+}
+
+async function hibernatedMemory(server: DevServer, count: number): Promise<BenchResults> {
+  gc();
+  const before = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed };
+  const started = performance.now();
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(String((await api(server, "POST", "/api/v1/instances", { deployment_id: "echo-ts:1.0.0@local" })).instance_id));
+  const createdMs = performance.now() - started;
+  const manager = server.coordinator.manager;
+  while (manager.hibernatedCount < count) await new Promise((resolve) => setTimeout(resolve, 100));
+  while (manager.liveCount > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+  await new Promise((resolve) => setTimeout(resolve, 2000)); // teardowns settle
+  gc();
+  const after = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed };
+  const results: BenchResults = {
+    "hibernated instances": manager.hibernatedCount,
+    "create of each (serial) mean ms": createdMs / count,
+    "coordinator RSS per hibernated instance KB": (after.rss - before.rss) / count / 1024,
+    "coordinator heap per hibernated instance KB": (after.heap - before.heap) / count / 1024,
+  };
+  for (const id of ids) await api(server, "DELETE", `/api/v1/instances/${id}`);
+  return results;
+}
+
+export async function runHibernationBench(runs = 20, hibernated = Number(process.env.BENCH_HIBERNATED ?? 300)): Promise<BenchResults> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
+  fs.chmodSync(dir, 0o711); // agents' uids pass through on their way to their workspaces (full isolation)
+  const server = await createDevServer({
+    port: 0,
+    dataDir: path.join(dir, "data"),
+    agentsDir: path.join(REPO_ROOT, "examples"),
+    logger: silentLogger,
+    coordinator: { limits: { hibernateAfterMs: HIBERNATE_AFTER_MS }, capacity: Math.max(200, hibernated + 10) },
+  });
+  const results: BenchResults = {};
+  try {
+    for (const name of ["echo-ts", "echo-py"]) {
+      await wakeSamples(server, `${name}:1.0.0@local`, 1); // starts the runtime's warm pool
+      const { wake, create } = await wakeSamples(server, `${name}:1.0.0@local`, runs);
+      const w = summarize(wake);
+      const c = summarize(create);
+      results[`${name} wake->first reply p50 ms`] = w.p50;
+      results[`${name} wake->first reply p99 ms`] = w.p99;
+      results[`${name} create->first reply p50 ms (same run)`] = c.p50;
+      results[`${name} wake / create p50`] = w.p50 / c.p50;
+    }
+    Object.assign(results, await hibernatedMemory(server, hibernated));
+  } finally {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  }
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printTable("hibernation: wake vs create, memory per hibernated instance", await runHibernationBench());
+}
