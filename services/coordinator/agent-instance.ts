@@ -581,6 +581,7 @@ export class AgentInstance {
     this.journal.log("info", "platform", `instance ${this.instanceId} hibernated after ${idleMs} ms idle`);
     this.idleSince = undefined;
     this.process = undefined;
+    this.progress = new StartProgress();
     this.body = undefined;
     this.journal.store = undefined;
     this.settleGone("hibernated");

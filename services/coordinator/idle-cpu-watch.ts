@@ -32,6 +32,11 @@ export class IdleCpuWatch {
     this.timer.unref();
   }
 
+  /** Stops watching `subject` (its process is gone: it hibernated); track() again when it has a new one. */
+  untrack(subject: IdleCpuSubject): void {
+    this.tracked.delete(subject);
+  }
+
   /** One pass (the timer's; tests call it directly). */
   check(): void {
     for (const [subject, tracked] of this.tracked) {

@@ -347,6 +347,7 @@ export class InstanceManager {
     const closed = instance.processGone
       .then(async () => {
         this.awake--;
+        this.idleCpu.untrack(instance);
         try {
           // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
           await replication?.release(agentId);
