@@ -86,17 +86,17 @@ export interface InstanceIdentity {
   agentEnv: Record<string, string>;
   limits: InstanceLimits;
   /** What a message sent while the agent is busy does when it does not say (podium.json on_busy); default "enqueue". */
-  onBusy?: BusyPolicy;
+  onBusy?: BusyPolicy | undefined;
   /** Called each time the instance becomes idle (ready, nothing running or queued): hibernation timers. */
-  onIdle?: () => void;
+  onIdle?: (() => void) | undefined;
   /** Does what the agent's ctx.schedule / cancelSchedule / schedules asked; returns the answer's value. */
-  onSchedule?: (frame: ScheduleFrame) => JsonObject;
+  onSchedule?: ((frame: ScheduleFrame) => JsonObject) | undefined;
   logger: Logger;
   /**
    * Checked before every write to the agent's databases: false once this coordinator lost the agent's
    * single-writer lease (replication). The instance is then fenced: killed, nothing more written.
    */
-  mayWrite?: () => boolean;
+  mayWrite?: (() => boolean) | undefined;
 }
 
 export interface AgentInstanceOptions extends InstanceIdentity, InstanceIncarnation {}

@@ -12,7 +12,7 @@ import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./age
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
 import { InstanceJournal, turnFailed, type EventRecord } from "./instance-journal.js";
-import { settleUnfinishedTurns } from "./unfinished-turns.js";
+import { settleUnfinishedTurns, type UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
 import { TurnTimer } from "./turn-timer.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
@@ -20,8 +20,6 @@ import type { MessageRow, NewMessage } from "./store/message-log.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import { errorMessage } from "../shared/errors.js";
 import { DEFAULT_BUSY_POLICY, type BusyPolicy } from "../shared/busy-policy.js";
-
-import type { UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
 
 interface RunningTurn extends PendingTurn {
   ended: boolean;
@@ -37,7 +35,7 @@ export class AgentInstance {
   readonly agentId: string;
   readonly deploymentId: string;
   readonly runtime: AgentRuntime;
-  readonly createdAt = Date.now();
+  readonly createdAt: number;
   readyAt: number | undefined;
   endedAt: number | undefined;
   exit: InstanceExit | undefined;
@@ -77,23 +75,28 @@ export class AgentInstance {
   /** start() succeeded: turns run from now on. An instance that never served leaves its queue unfinished. */
   private serving = false;
 
-  constructor(options: AgentInstanceOptions) {
-    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, logger, mayWrite, ...body } = options;
-    const optional = { onBusy, onIdle, onSchedule, mayWrite };
-    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, ...(Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)) as Partial<typeof optional>) };
+  /** A new instance (with its first process's launch and databases), or one restored hibernated (`asleep`). */
+  constructor(options: AgentInstanceOptions | (InstanceIdentity & { asleep: { lastSeq: number; createdAt: number } })) {
+    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, logger, mayWrite, ...rest } = options;
+    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, onBusy, onIdle, onSchedule, mayWrite };
+    const asleep = "asleep" in rest ? rest.asleep : undefined;
+    const body = "asleep" in rest ? undefined : rest;
     this.body = body;
+    this.createdAt = asleep?.createdAt ?? Date.now();
+    if (asleep) [this.status, this.hibernatedAt] = ["hibernated", Date.now()];
     this.instanceId = instanceId;
     this.agentId = agentId;
     this.deploymentId = deploymentId;
     this.runtime = runtime;
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
-    this.journal = new InstanceJournal({ instanceId, agentId, logger, writable: () => this.writable() }, body.store);
+    this.journal = new InstanceJournal({ instanceId, agentId, logger, writable: () => this.writable() }, body?.store, asleep?.lastSeq);
     this.newProcessGone();
   }
 
   private newProcessGone(): void {
     this.processGone = new Promise((resolve) => (this.settleGone = resolve));
   }
+
   /** The newest seq recorded for the agent (kept after the instance ended and its store closed). */
   get lastSeq(): number {
     return this.journal.lastSeq;
@@ -101,6 +104,11 @@ export class AgentInstance {
 
   get pid(): number {
     return this.process?.alive ? this.process.pid : 0;
+  }
+
+  /** Its deployment's idle time before it hibernates. */
+  get hibernateAfterMs(): number {
+    return this.options.limits.hibernateAfterMs;
   }
 
   /** Ready, with no turn running and none queued. */
@@ -136,10 +144,8 @@ export class AgentInstance {
   }
 
   /**
-   * Spawns the process and resolves when the agent said `ready`; rejects (and cleans up) otherwise.
-   * First it keeps the delivery promise for what an earlier instance left unfinished (its coordinator
-   * stopped without ending it): turns that had begun get `error` + `turn.done`, acknowledged messages that
-   * never ran are queued again, in order, ahead of anything sent now.
+   * Spawns the process and resolves when the agent said `ready`; rejects (and cleans up) otherwise. First it
+   * settles what an earlier process left unfinished (unfinished-turns.ts): begun turns fail, waiting ones queue.
    */
   async start(signal?: AbortSignal): Promise<void> {
     if (!this.body) throw new ConnectError(`instance ${this.instanceId} is hibernated`, Code.FailedPrecondition);
@@ -215,9 +221,8 @@ export class AgentInstance {
   }
 
   /**
-   * Ends the process of an idle instance without ending the instance: the agent's onHibernate runs (a `stop`
-   * frame with `hibernate`), then `hibernated` is recorded and processGone settles with "hibernated" for the
-   * manager to close its databases and sandbox. False (nothing done) unless idle and serving.
+   * Ends an idle instance's process, not the instance: onHibernate runs (`stop` with `hibernate`), `hibernated`
+   * is recorded, processGone settles ("hibernated") for the manager to close the rest. False unless idle.
    */
   hibernate(graceMs = this.options.limits.stopGraceMs): boolean {
     const process = this.process;
@@ -233,8 +238,9 @@ export class AgentInstance {
   }
 
   /** Gives a hibernated instance its reopened databases and sandbox; start() then runs it and records `woke`. */
-  wake(body: InstanceIncarnation): void {
+  wake(body: InstanceIncarnation, refresh: Partial<Pick<InstanceIdentity, "limits" | "onBusy" | "agentEnv">> = {}): void {
     if (this.status !== "hibernated" || this.body || this.sleeping) throw new ConnectError(`instance ${this.instanceId} is ${this.status}, not hibernated`, Code.FailedPrecondition);
+    Object.assign(this.options, refresh);
     this.body = body;
     this.journal.store = body.store;
     this.status = "starting";
@@ -280,10 +286,7 @@ export class AgentInstance {
     return { seq: row.seq, turn, queuePosition, cancelledTurns };
   }
 
-  /**
-   * on_busy "interrupt": queued turns end at once (`error` code "cancelled" + `turn.done`), the running one is
-   * asked to cancel and ends as cancelled when its turn_done arrives. Returns the turns it cancelled.
-   */
+  /** on_busy "interrupt": queued turns end at once (cancelled), the running one is asked to cancel; returns them. */
   private interrupt(by: number): number[] {
     const why = `(on_busy "interrupt": turn ${by} runs instead)`;
     const superseded = this.queue.splice(0).map((t) => t.turn);
@@ -364,10 +367,6 @@ export class AgentInstance {
     this.status = "stopping";
     this.options.logger.warn("instance fenced", { instance_id: this.instanceId, agent_id: this.agentId, reason });
     this.process?.kill("SIGKILL");
-  }
-
-  get fenced(): boolean {
-    return this.fencedReason !== undefined;
   }
 
   /** May this instance still write the agent's databases? Fences it the first time the answer is no. */

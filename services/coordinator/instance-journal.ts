@@ -8,13 +8,12 @@ import { LogBudget } from "./log-budget.js";
 import type { CaptureOutcome, UpdateSubscriber } from "./agent-instance-options.js";
 import type { AgentStore } from "./store/agent-store.js";
 import type { MessageRow, NewMessage } from "./store/message-log.js";
+import type { LogLevel, LogSource } from "./store/log-store.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 
 export type EventRecord = { messageType: string; content: JsonObject | undefined; turn: number };
-export type LogLevel = "debug" | "info" | "warn" | "error";
-export type LogSource = "stdout" | "stderr" | "agent" | "platform";
 
 export interface JournalOptions {
   instanceId: string;
@@ -36,8 +35,9 @@ export class InstanceJournal {
     private readonly options: JournalOptions,
     /** The databases of the current process; undefined while hibernated. */
     public store: AgentStore | undefined,
+    lastSeq = store?.messages.lastSeq() ?? 0,
   ) {
-    this.lastSeq = store?.messages.lastSeq() ?? 0;
+    this.lastSeq = lastSeq;
     this.lastOutboundSeq = this.lastSeq;
   }
 

@@ -8,8 +8,9 @@ import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance } from "./agent-instance.js";
 import { DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
-import { agentCommand, precompilePython, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
-import { incarnationOf, openAgent, throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
+import { precompilePython, type RuntimeCommands } from "./runtime-commands.js";
+import { throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
+import { incarnationOf, openIncarnation, type IncarnationDeps } from "./incarnation.js";
 import { DEFAULT_WARM_RUNNERS, RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
 import { discardWarmRunner, fitsWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, takeWarmRunner, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import { validateAgentEnv } from "./agent-env.js";
@@ -18,7 +19,7 @@ import { StartAdmission, startLimitsFor, type StartLimits } from "./start-admiss
 import { StoreTemplate } from "./store-template.js";
 import { WorkSlots } from "./work-slots.js";
 import type { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
-import { DEFAULT_NETWORK_POLICY, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
+import { DEFAULT_NETWORK_POLICY } from "../registry/bundle-manifest.js";
 import { DeploymentLookup, readDeploymentSettings, type DeploymentSettings } from "./deployment-settings.js";
 import { AgentStore } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
@@ -32,6 +33,9 @@ import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
 import { HibernationTimers } from "./hibernation-timers.js";
 import { ScheduleRunner } from "./schedule-runner.js";
+import { InstanceRegistry, restoreInstances } from "./instance-registry.js";
+import type { ScheduleFrame } from "./agent-protocol.js";
+import { resolveDeploymentId } from "../registry/deployment-registry.js";
 import type { SentMessage } from "./agent-instance-options.js";
 import type { JsonObject } from "../shared/json.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
@@ -88,13 +92,11 @@ export class InstanceManager {
   private readonly idleCpu: IdleCpuWatch;
   /** Bounds the start-up work in flight, so a burst of creates cannot starve heartbeats and running agents. */
   readonly admission: StartAdmission;
-  /** New agents' databases are copied from it (off the event loop) instead of created in place. */
-  private readonly storeTemplate: StoreTemplate;
   /** Teardowns of ended instances, a few at a time (as many as starts). */
   private readonly teardowns: WorkSlots;
   /** Sandboxed runners made ahead of time for new agents (runner-pool.ts). */
   private readonly warm: RunnerPool<WarmAgent>;
-  private readonly warmDeps: WarmRunnerDeps;
+  private readonly incarnationDeps: IncarnationDeps;
   /** Bundle directories small enough to copy into a warm runner (bundles never change once materialized). */
   private readonly copyable = new Map<string, boolean>();
   private draining = false;
@@ -105,6 +107,8 @@ export class InstanceManager {
   private readonly hibernation = new HibernationTimers<AgentInstance>((instance) => this.hibernate(instance));
   /** Fires the agents' schedules (waking hibernated instances) and answers their schedule frames. */
   private readonly schedules: ScheduleRunner;
+  /** This coordinator's instances on disk; undefined when it cannot be opened (then they do not survive a restart). */
+  private readonly registry: InstanceRegistry | undefined;
   /** Monotonic counts since start (metrics): instances that became ready, ended ones by final status, hibernations and wakes. */
   readonly counts = { started: 0, terminated: 0, failed: 0, hibernated: 0, woken: 0 };
   private closed = false;
@@ -115,15 +119,16 @@ export class InstanceManager {
     this.idleCpu = new IdleCpuWatch();
     this.deployments = new DeploymentLookup(options.registry, options.logger);
     this.schedules = new ScheduleRunner({ wake: (instance) => this.wake(instance), logger: options.logger });
-    this.storeTemplate = new StoreTemplate(path.join(options.dataDir, "store-template"), options.logger);
+    // New agents' databases are copied from it (off the event loop) instead of created in place.
+    const storeTemplate = new StoreTemplate(path.join(options.dataDir, "store-template"), options.logger);
     const starts = startLimitsFor(os.availableParallelism(), options.starts);
     this.admission = new StartAdmission({ ...starts, name: options.coordinatorId });
     this.teardowns = new WorkSlots(starts.concurrency);
     fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
     this.compiled.set(path.dirname(options.commands.pyRunner), precompilePython(options.commands, path.dirname(options.commands.pyRunner)));
-    this.warmDeps = {
+    const warmDeps: WarmRunnerDeps = {
       sandboxes: options.sandboxes,
-      storeTemplate: this.storeTemplate,
+      storeTemplate,
       ...(options.workspaces ? { workspaces: options.workspaces } : {}),
       agentPath: options.agentPath,
       commands: options.commands,
@@ -131,19 +136,26 @@ export class InstanceManager {
       agentDir: (agentId) => this.agentDir(agentId),
       logger: options.logger,
     };
+    this.incarnationDeps = { warm: warmDeps, commands: options.commands, ...(options.replication ? { replication: options.replication } : {}) };
     // Left-overs of a killed run go first (after its volumes were unmounted), before any runner is made.
-    const swept = options.sandboxes.ready().then(() => removeLeftoverWarmRunners(this.warmDeps));
+    const swept = options.sandboxes.ready().then(() => removeLeftoverWarmRunners(warmDeps));
     swept.catch((err: unknown) => options.logger.warn(`removing left-over warm runners failed: ${errorMessage(err)}`));
     this.warm = new RunnerPool<WarmAgent>({
       size: options.warmRunners ?? DEFAULT_WARM_RUNNERS,
       make: async (runtime, signal) => {
         await swept.catch(() => undefined);
         if (runtime === "python") await this.compiled.get(path.dirname(options.commands.pyRunner));
-        return makeWarmRunner(this.warmDeps, runtime, this.limits, DEFAULT_NETWORK_POLICY, signal);
+        return makeWarmRunner(warmDeps, runtime, this.limits, DEFAULT_NETWORK_POLICY, signal);
       },
-      discard: (runner) => discardWarmRunner(this.warmDeps, runner),
+      discard: (runner) => discardWarmRunner(warmDeps, runner),
       logger: options.logger,
     });
+    try {
+      this.registry = InstanceRegistry.open(options.dataDir);
+    } catch (err) {
+      options.logger.warn(`cannot open the instance registry; instances will not survive a restart: ${errorMessage(err)}`);
+    }
+    this.restoreRegistered();
   }
 
   /** Warm runners ready per runtime, and how many creates they served (metrics, tests). */
@@ -213,10 +225,14 @@ export class InstanceManager {
     if (params.agentId && isWarmRunner(this.options.dataDir, agentId)) {
       throw new ConnectError(`agent id ${agentId} is taken; choose another`, Code.AlreadyExists);
     }
+    const asleep = running ? this.instances.get(running) : undefined;
+    if (asleep?.status === "hibernated" && asleep.deploymentId === resolveDeploymentId(params.deploymentId, this.options.registry.name).id) {
+      // Resuming an agent whose instance hibernates (also one restored after a restart): that instance, woken.
+      await this.wake(asleep, params.environment || params.secrets ? { ...params.environment, ...params.secrets } : undefined);
+      return asleep;
+    }
     if (running || this.starting.has(agentId)) {
-      const hibernated = running !== undefined && this.instances.get(running)?.status === "hibernated";
-      const what = hibernated ? `a hibernated instance (${running}); send it a message to wake it,` : `a live instance${running ? ` (${running})` : ""};`;
-      throw new ConnectError(`agent ${agentId} already has ${what} or stop it first`, Code.AlreadyExists);
+      throw new ConnectError(`agent ${agentId} already has a live instance${running ? ` (${running})` : ""}; stop it first`, Code.AlreadyExists);
     }
     this.starting.add(agentId);
     let release: (() => void) | undefined;
@@ -245,7 +261,7 @@ export class InstanceManager {
     // A new agent with the coordinator's default limits and network: a warm runner, made ahead, is it.
     const pooled = !params.agentId && this.warm.enabled && fitsWarmRunner(this.copyable, bundleDir, this.limits, settings);
     try {
-      const warm = pooled ? takeWarmRunner(this.warm, this.warmDeps, deployment.runtime, bundleDir) : undefined;
+      const warm = pooled ? takeWarmRunner(this.warm, this.incarnationDeps.warm, deployment.runtime, bundleDir) : undefined;
       return await this.spawnWith(deployment, bundleDir, reservedId, params, settings, warm, signal);
     } finally {
       // Refilled once this start settled, so making the next runner does not slow this one down.
@@ -264,8 +280,7 @@ export class InstanceManager {
   ): Promise<AgentInstance> {
     const agentId = warm?.agentId ?? reservedId;
     const instanceId = warm?.instanceId ?? newId("inst");
-    const opened = await this.openIncarnation({ deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, warm, fresh: !params.agentId, signal });
-    const { replication } = this.options;
+    const opened = await openIncarnation(this.incarnationDeps, { deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, warm, fresh: !params.agentId, signal });
     const { limits } = settings;
     const instance: AgentInstance = new AgentInstance({
       instanceId,
@@ -276,63 +291,14 @@ export class InstanceManager {
       agentEnv: { ...params.environment, ...params.secrets },
       limits,
       onBusy: settings.onBusy,
-      onIdle: () => this.hibernation.schedule(instance, limits.hibernateAfterMs),
-      onSchedule: (frame) => this.schedules.handle(instance, frame),
-      logger: this.options.logger,
-      ...(replication ? { mayWrite: () => replication.holds(agentId) } : {}),
+      ...this.instanceHooks(() => instance),
       ...incarnationOf(opened, warm ? { process: warm.process, entry: path.join(warm.bundleDir, deployment.entry) } : undefined),
     });
-    this.instances.set(instanceId, instance);
-    this.liveByAgent.set(agentId, instanceId);
-    void instance.ended.then(() => this.onEnded(instance));
+    this.track(instance);
+    this.register(instance, { ...params.environment, ...params.secrets });
     await this.runIncarnation(instance, opened, settings, signal);
     this.counts.started++;
     return instance;
-  }
-
-  /** Takes the agent's lease (restoring it when needed) and opens its sandbox and databases, or uses `warm`'s. */
-  private async openIncarnation(request: {
-    deployment: DeploymentRecord;
-    bundleDir: string;
-    agentId: string;
-    instanceId: string;
-    limits: InstanceLimits;
-    network: AgentNetworkPolicy;
-    warm?: WarmAgent | undefined;
-    fresh: boolean;
-    signal?: AbortSignal | undefined;
-  }): Promise<OpenedAgent> {
-    const { deployment, bundleDir, agentId, warm, signal } = request;
-    const agentDir = this.agentDir(agentId);
-    const { replication } = this.options;
-    try {
-      // Takes the agent's single-writer lease; restores it from S3 when this host has no current copy.
-      if (replication) await replication.prepare(agentId, agentDir, signal, { fresh: request.fresh });
-    } catch (err) {
-      if (warm) await discardWarmRunner(this.warmDeps, warm);
-      throw err;
-    }
-    if (warm) return warm;
-    // A warm runner's copy of its bundle, left by a coordinator killed while the agent ran (a cold start reads the bundle cache).
-    fs.rmSync(path.join(agentDir, "bundle"), { recursive: true, force: true });
-    const [runner, runnerArgs] = agentCommand(this.options.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
-    try {
-      return await openAgent(this.warmDeps, {
-        agentId,
-        instanceId: request.instanceId,
-        deploymentId: deployment.deploymentId,
-        agentDir,
-        command: runner,
-        args: runnerArgs,
-        readOnly: [...runtimeReadOnlyPaths(this.options.commands, deployment.runtime), bundleDir],
-        limits: request.limits,
-        network: request.network,
-        ...(signal ? { signal } : {}),
-      });
-    } catch (err) {
-      await replication?.release(agentId);
-      throw err;
-    }
   }
 
   /**
@@ -407,11 +373,54 @@ export class InstanceManager {
     });
   }
 
+  /** What every instance calls back into the manager with (its hibernation, schedules, lease, logger). */
+  private instanceHooks(instance: () => AgentInstance) {
+    const { replication, logger } = this.options;
+    return {
+      onIdle: () => this.hibernation.schedule(instance(), instance().hibernateAfterMs),
+      onSchedule: (frame: ScheduleFrame) => this.schedules.handle(instance(), frame),
+      logger,
+      mayWrite: replication ? () => replication.holds(instance().agentId) : undefined,
+    };
+  }
+
+  /** Starts tracking an instance: it is known by id and agent, and forgotten (after a while) once it ends. */
+  private track(instance: AgentInstance): void {
+    this.instances.set(instance.instanceId, instance);
+    this.liveByAgent.set(instance.agentId, instance.instanceId);
+    void instance.ended.then(() => this.onEnded(instance));
+  }
+
+  /** Records the instance on disk (instance-registry.ts), so a restarted coordinator gets it back. */
+  private register(instance: AgentInstance, agentEnv: Record<string, string>): void {
+    try {
+      this.registry?.put({ instanceId: instance.instanceId, agentId: instance.agentId, deploymentId: instance.deploymentId, runtime: instance.runtime, agentEnv, createdAt: instance.createdAt });
+    } catch (err) {
+      this.options.logger.warn(`cannot record the instance on disk; it will not come back after a restart: ${errorMessage(err)}`, { instance_id: instance.instanceId });
+    }
+  }
+
+  /** What a previous run of this coordinator held comes back hibernated, with the same ids (instance-registry.ts). */
+  private restoreRegistered(): void {
+    if (!this.registry) return;
+    restoreInstances(this.registry, (agentId) => this.agentDir(agentId), this.options.logger, (row, marks) => {
+      const instance: AgentInstance = new AgentInstance({ ...row, limits: this.limits, ...this.instanceHooks(() => instance), asleep: { lastSeq: marks.lastSeq, createdAt: row.createdAt } });
+      this.track(instance);
+      this.schedules.armAt(instance, marks.nextDueAt);
+    });
+  }
+
   /** The instance ended (stopped, crashed, fenced, or stopped while hibernated). */
   private onEnded(instance: AgentInstance): void {
     const { agentId, instanceId } = instance;
     this.hibernation.cancel(instance);
     this.schedules.cancel(instance);
+    try {
+      // A coordinator that closes keeps its instances on disk: they come back, hibernated, when it restarts.
+      if (!this.closed) this.registry?.delete(instanceId);
+    } catch (err) {
+      this.options.logger.warn(`cannot remove an ended instance from disk: ${errorMessage(err)}`, { instance_id: instanceId });
+    }
     if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
     if (instance.status === "failed") this.counts.failed++;
     else this.counts.terminated++;
@@ -422,17 +431,17 @@ export class InstanceManager {
    * Wakes a hibernated instance: a new process from its persisted state, with the same instance id and
    * subscribers. Concurrent callers share one wake. Resolves once it is ready (or at once when awake).
    */
-  wake(instance: AgentInstance): Promise<void> {
+  wake(instance: AgentInstance, agentEnv?: Record<string, string>): Promise<void> {
     if (instance.status !== "hibernated") return Promise.resolve();
     let waking = this.waking.get(instance.instanceId);
     if (!waking) {
-      waking = this.wakeNow(instance).finally(() => this.waking.delete(instance.instanceId));
+      waking = this.wakeNow(instance, agentEnv).finally(() => this.waking.delete(instance.instanceId));
       this.waking.set(instance.instanceId, waking);
     }
     return waking;
   }
 
-  private async wakeNow(instance: AgentInstance): Promise<void> {
+  private async wakeNow(instance: AgentInstance, agentEnv?: Record<string, string>): Promise<void> {
     if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
     if (this.liveCount >= this.options.capacity) {
       throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} live instances); instance ${instance.instanceId} stays hibernated`, Code.ResourceExhausted, { "retry-after": "1" });
@@ -447,9 +456,13 @@ export class InstanceManager {
       const bundleDir = await this.options.bundles.materialize(deployment);
       if (deployment.runtime === "python") await this.compilePython(bundleDir);
       const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
-      const opened = await this.openIncarnation({ deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, fresh: false });
+      const opened = await openIncarnation(this.incarnationDeps, { deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, fresh: false }).catch((err: unknown) => {
+        // Another coordinator holds the agent now (it was resumed there): this instance of it is over.
+        if (ConnectError.from(err).code === Code.AlreadyExists) instance.fence(errorMessage(err));
+        throw err;
+      });
       try {
-        instance.wake(incarnationOf(opened));
+        instance.wake(incarnationOf(opened), { limits: settings.limits, onBusy: settings.onBusy, ...(agentEnv ? { agentEnv } : {}) });
       } catch (err) {
         // Stopped while it was being woken: nothing runs.
         await this.options.replication?.release(agentId);
@@ -457,6 +470,7 @@ export class InstanceManager {
         throw err;
       }
       this.starting.delete(agentId);
+      if (agentEnv) this.register(instance, agentEnv);
       await this.runIncarnation(instance, opened, settings);
       this.counts.woken++;
     } finally {
@@ -579,5 +593,6 @@ export class InstanceManager {
     this.schedules.close();
     await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
     await Promise.all(this.closing.values());
+    this.registry?.close();
   }
 }

@@ -8,8 +8,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { WorkspaceCapture } from "./agent-instance-options.js";
 import type { AgentLaunch, AgentLaunchRequest, AgentSandboxes } from "./sandbox/agent-sandboxes.js";
 import type { StoreTemplate } from "./store-template.js";
-import type { AgentProcess } from "./agent-process.js";
-import type { InstanceIncarnation } from "./agent-instance-options.js";
 import { AgentStore } from "./store/agent-store.js";
 
 /** Opens the versioned workspace of an agent (Chronicle); optional so the coordinator runs without it. */
@@ -82,24 +80,4 @@ export function yieldToEventLoop(): Promise<void> {
 
 export function throwIfCancelled(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
-}
-
-/** What one process of an instance runs with, from the sandbox and databases opened for it. */
-export function incarnationOf(opened: OpenedAgent, warm?: { process: AgentProcess; entry: string }): InstanceIncarnation {
-  const { launch } = opened;
-  return {
-    command: launch.command,
-    args: launch.args,
-    ...(launch.uid !== undefined ? { uid: launch.uid } : {}),
-    ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
-    ...(launch.prepare ? { prepare: launch.prepare } : {}),
-    ...(launch.beforeInit ? { beforeInit: launch.beforeInit } : {}),
-    ...(warm ? { process: warm.process, entry: warm.entry } : {}),
-    exitReason: launch.exitReason,
-    cpuUsageMicros: () => launch.cpuUsageMicros(),
-    workspace: launch.workspace,
-    processEnv: opened.processEnv,
-    store: opened.store,
-    ...(opened.workspaceCapture ? { workspaceCapture: opened.workspaceCapture } : {}),
-  };
 }

@@ -91,6 +91,11 @@ export class ScheduleRunner {
     this.setTimer(instance, instance.store.schedules.nextDueAt());
   }
 
+  /** Sets the instance's timer for `at` (a hibernated instance restored after a restart: its store is closed). */
+  armAt(instance: AgentInstance, at: number | undefined): void {
+    this.setTimer(instance, at);
+  }
+
   /** Drops the instance's timer (it ended). */
   cancel(instance: AgentInstance): void {
     const timer = this.timers.get(instance);

@@ -1,8 +1,8 @@
 /**
  * Schedules against a real `podium dev`: ctx.schedule with a delay, a date and a cron (TypeScript and
  * Python), firing as normal turns that wake a hibernated instance, listed over REST, cancelled, declared
- * in podium.json, and a schedule missed while the coordinator was down firing once on the agent's next
- * start with its original due_at.
+ * in podium.json, and a schedule due while the coordinator was down firing once when it restarts (the
+ * instance comes back hibernated, same id), with its original due_at.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -98,7 +98,7 @@ describe("schedules: podium.json and recovery", () => {
     await podium.api("DELETE", `/api/v1/instances/${String(created.json.instance_id)}`);
   }, 60_000);
 
-  it("a schedule missed while the coordinator was down fires once, with its original due_at, when the agent next starts", async () => {
+  it("a schedule due while the coordinator was down fires once on its restart, with its original due_at, waking the restored instance", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-schedules-"));
     const start = async () => {
       const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), apiKeys: [API_KEY], logger: silentLogger });
@@ -123,16 +123,19 @@ describe("schedules: podium.json and recovery", () => {
 
       const second = await start();
       try {
-        const resumed = await second.api("POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0@local", agent_id: "timer-recovery" });
-        expect(resumed.status).toBe(201);
-        const rid = String(resumed.json.instance_id);
+        // The restarted coordinator has the instance back (same id, hibernated); the due schedule wakes it.
         let fired: JsonObject[] = [];
-        for (let i = 0; i < 100 && fired.length === 0; i++) {
+        for (let i = 0; i < 200 && fired.length === 0; i++) {
           await new Promise((r) => setTimeout(r, 100));
-          fired = ((await second.api("GET", `/api/v1/instances/${rid}/state`)).json.state as { fired: JsonObject[] }).fired;
+          fired = ((await second.api("GET", `/api/v1/instances/${id}/state`)).json.state as { fired: JsonObject[] }).fired;
         }
         expect(fired).toEqual([{ text: "delayed", id: schedule?.id, due_at: schedule?.due_at }]);
-        expect((await second.api("GET", `/api/v1/instances/${rid}/schedules`)).json.schedules).toHaveLength(1); // the declared cron only
+        expect((await second.api("GET", `/api/v1/instances/${id}/schedules`)).json.schedules).toHaveLength(1); // the declared cron only
+        // Resuming the agent by its id (once it hibernated again) answers with that same instance.
+        for (let i = 0; i < 200 && (await second.api("GET", `/api/v1/instances/${id}`)).json.status !== "hibernated"; i++) await new Promise((r) => setTimeout(r, 100));
+        const resumed = await second.api("POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0@local", agent_id: "timer-recovery" });
+        expect(resumed.status).toBe(201);
+        expect(resumed.json.instance_id).toBe(id);
       } finally {
         await second.server.close();
       }

@@ -145,6 +145,31 @@ describe("a coordinator with replication", () => {
     expect(counters).toMatch(/^podium_replication_fenced_total\{coordinator_id="local"\} 0$/m);
   }, 90_000);
 
+  it("a hibernating agent is synced to S3 and released, and its wake takes it back and replicates again", async () => {
+    const agentId = "sleepy-replicated";
+    const created = await podium.api("POST", "/api/v1/instances", { deployment_id: "sleepy-ts:1.0.0@local", agent_id: agentId });
+    expect(created.status).toBe(201);
+    const instanceId = String(created.json.instance_id);
+    await turn(instanceId, "one");
+    // Hibernated after 400 ms idle: its final sync done, released like a stopped agent (lag 0).
+    const released = await waitUntil("released on hibernation", async () => {
+      const res = await podium.api("GET", `/api/v1/agents/${agentId}/replication`);
+      return res.json.state === "stopped" ? res.json : undefined;
+    });
+    expect(released.lag_ms).toBe(0);
+    expect((await podium.api("GET", `/api/v1/instances/${instanceId}`)).json.status).toBe("hibernated");
+    await turn(instanceId, "two");
+    // The wake took the lease and replicated again (a new generation), until it hibernated again.
+    const again = await waitUntil("replicated again and released", async () => {
+      const res = await podium.api("GET", `/api/v1/agents/${agentId}/replication`);
+      return res.json.state === "stopped" && res.json.generation !== released.generation ? res.json : undefined;
+    });
+    expect(again.lag_ms).toBe(0);
+    const state = await podium.api("GET", `/api/v1/instances/${instanceId}/state`);
+    expect(state.json.state).toEqual({ turns: ["one", "two"], starts: 2, hibernations: 2 });
+    expect((await podium.api("DELETE", `/api/v1/instances/${instanceId}`)).status).toBe(200);
+  }, 60_000);
+
   it("refuses bad fork and status requests with clear errors", async () => {
     const unknown = await podium.api("GET", "/api/v1/agents/never-existed/replication");
     expect(unknown.status).toBe(404);
