@@ -32,10 +32,6 @@ export class HibernationTimers<T extends Sleeper> {
     this.timers.delete(subject);
   }
 
-  get pending(): number {
-    return this.timers.size;
-  }
-
   close(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

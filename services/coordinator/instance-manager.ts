@@ -227,8 +227,10 @@ export class InstanceManager {
     }
     const asleep = running ? this.instances.get(running) : undefined;
     if (asleep?.status === "hibernated" && asleep.deploymentId === resolveDeploymentId(params.deploymentId, this.options.registry.name).id) {
-      // Resuming an agent whose instance hibernates (also one restored after a restart): that instance, woken.
-      await this.wake(asleep, params.environment || params.secrets ? { ...params.environment, ...params.secrets } : undefined);
+      // Resuming an agent whose instance hibernates (also one restored after a restart): that instance, woken,
+      // with the environment and secrets given now (when any: a resume without them keeps the old ones).
+      const agentEnv = { ...params.environment, ...params.secrets };
+      await this.wake(asleep, Object.keys(agentEnv).length > 0 ? agentEnv : undefined);
       return asleep;
     }
     if (running || this.starting.has(agentId)) {

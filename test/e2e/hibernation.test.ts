@@ -24,7 +24,7 @@ async function allMessages(id: string): Promise<JsonObject[]> {
 
 describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
   it("hibernates when idle, keeps everything, and wakes on a message with the same instance id", async () => {
-    const created = await podium.api("POST", "/api/v1/instances", { deployment_id: `${deployment}:1.0.0@local` });
+    const created = await podium.api("POST", "/api/v1/instances", { deployment_id: `${deployment}:1.0.0@local`, environment: { GREETING: "hello" } });
     expect(created.status).toBe(201);
     const id = String(created.json.instance_id);
     const pid = Number(created.json.pid);
@@ -60,7 +60,7 @@ describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
     const firstOfTurn = ws.frames.findIndex((f) => f.turn === second.json.turn);
     expect(woke).toBeGreaterThan(-1);
     expect(woke).toBeLessThan(firstOfTurn);
-    expect(ws.frames.find((f) => f.messageType === "complete" && f.turn === second.json.turn)?.content).toEqual({ text: "got two (2 turns, 2 starts)" });
+    expect(ws.frames.find((f) => f.messageType === "complete" && f.turn === second.json.turn)?.content).toEqual({ text: "got two (2 turns, 2 starts) hello" });
     const awake = await podium.api("GET", `/api/v1/instances/${id}`);
     expect(awake.json).toMatchObject({ instance_id: id, status: "ready" });
     expect(awake.json.hibernated_at).toBeUndefined();
