@@ -16,6 +16,7 @@ import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { createLogger } from "../services/shared/logger.js";
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
 import { openWebSocket } from "./ws-exchange.js";
+import { InstanceRegistry } from "../services/coordinator/instance-registry.js";
 
 const silentLogger = createLogger({ level: "silent" });
 const HIBERNATE_AFTER_MS = 200;
@@ -90,6 +91,36 @@ async function hibernatedMemory(server: DevServer, count: number): Promise<Bench
   return results;
 }
 
+/**
+ * 10,000 registered instances: rows written to a data dir's instances.db, then a coordinator started on it
+ * restores them all hibernated (no processes): its start-up time and heap per registered instance.
+ */
+async function registeredAtScale(dir: string, count: number): Promise<BenchResults> {
+  const dataDir = path.join(dir, "registered");
+  fs.mkdirSync(dataDir, { recursive: true });
+  const registry = InstanceRegistry.open(dataDir);
+  for (let i = 0; i < count; i++) {
+    registry.put({ instanceId: `inst-bench-${i}`, agentId: `agent-bench-${i}`, deploymentId: "echo-ts:1.0.0@local", runtime: "typescript", agentEnv: { GREETING: "hi" }, createdAt: Date.now() });
+  }
+  registry.close();
+  gc();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = performance.now();
+  const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger, coordinator: { warmRunners: 0 } });
+  const startMs = performance.now() - started;
+  try {
+    gc();
+    const heapAfter = process.memoryUsage().heapUsed;
+    return {
+      "registered (hibernated) instances restored at start": server.coordinator.manager.hibernatedCount,
+      "coordinator start with them ms": startMs,
+      "coordinator heap per registered instance KB": (heapAfter - heapBefore) / count / 1024,
+    };
+  } finally {
+    await server.close();
+  }
+}
+
 export async function runHibernationBench(runs = 20, hibernated = Number(process.env.BENCH_HIBERNATED ?? 300)): Promise<BenchResults> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-"));
   fs.chmodSync(dir, 0o711); // agents' uids pass through on their way to their workspaces (full isolation)
@@ -115,6 +146,10 @@ export async function runHibernationBench(runs = 20, hibernated = Number(process
     Object.assign(results, await hibernatedMemory(server, hibernated));
   } finally {
     await server.close();
+  }
+  try {
+    Object.assign(results, await registeredAtScale(dir, Number(process.env.BENCH_REGISTERED ?? 10_000)));
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
   return results;
