@@ -18,6 +18,8 @@ import { AgentStore } from "../../services/coordinator/store/agent-store.js";
 import type { JsonObject } from "../../services/shared/json.js";
 import { PODIUM_BIN, childEnv, startReplicatedCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
 import type { WsClient } from "../helpers/dev-fixture.js";
+import { packBundle } from "../../services/registry/bundle-archive.js";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 
 const run = promisify(execFile);
 let cluster: TestCluster;
@@ -313,5 +315,46 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     expect(data.files.sort()).toEqual(["notes/1.txt", "notes/2.txt", "notes/3.txt"]);
     expect(data.messages.some((m) => m.message_type === "agent.restored")).toBe(false);
     await cluster.api(G, "DELETE", `/api/v1/instances/${String(resumed.instance.instance_id)}`);
+  }, 90_000);
+
+  it("a schedule survives its host's death: the agent resumed elsewhere from S3 fires it once, with its original due_at", async () => {
+    await cluster.addCoordinator();
+    const deployed = await cluster.api(G, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "test/fixtures/bundles/timer-ts")));
+    expect(deployed.status).toBe(201);
+    const agentId = "durable-timer";
+    const create = async () =>
+      (
+        await until(async () => {
+          const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0", agent_id: agentId });
+          if (res.status === 201) return res.json;
+          if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
+          return undefined;
+        }, `an instance of ${agentId}`, 40_000, 200)
+      ).value;
+    const first = await create();
+    const owner = coordinatorOf(first);
+    const id = String(first.instance_id);
+    const ws = await cluster.connect(G, id);
+    const sent = await cluster.api(G, "POST", `/api/v1/instances/${id}/messages`, { content: { text: "after", ms: 5000 } });
+    await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === sent.json.turn, 15_000);
+    ws.close();
+    const schedule = ((await cluster.api(G, "GET", `/api/v1/instances/${id}/schedules`)).json.schedules as JsonObject[]).find((s) => s.source === "agent");
+    // Hibernated (600 ms idle): its final sync put the schedule in S3.
+    await until(async () => {
+      const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+      return r.json.state === "stopped" && r.json.lag_ms === 0 ? true : undefined;
+    }, "the hibernated agent's final sync", 20_000, 100);
+    await Promise.all([owner.kill(), run("pkill", ["-KILL", "-f", `${owner.dataDir}/replication/`]).catch(() => undefined)]);
+
+    const resumed = await create();
+    expect(resumed.coordinator_id).not.toBe(owner.id);
+    const rid = String(resumed.instance_id);
+    const { value: fired } = await until(async () => {
+      const state = await cluster.api(G, "GET", `/api/v1/instances/${rid}/state`);
+      const list = ((state.json.state as JsonObject | undefined)?.fired as JsonObject[] | undefined) ?? [];
+      return list.length > 0 ? list : undefined;
+    }, "the schedule to fire on the survivor", 30_000, 200);
+    expect(fired).toEqual([{ text: "delayed", id: schedule?.id, due_at: schedule?.due_at }]);
+    await cluster.api(G, "DELETE", `/api/v1/instances/${rid}`);
   }, 90_000);
 });
