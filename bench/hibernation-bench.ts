@@ -43,7 +43,7 @@ function nextFrame(ws: WebSocket, needle: string): Promise<void> {
   });
 }
 
-async function wakeSamples(server: DevServer, deployment: string, runs: number): Promise<{ wake: number[]; create: number[] }> {
+async function wakeSamples(server: DevServer, deployment: string, runs: number, wakes = true): Promise<{ wake: number[]; create: number[] }> {
   const wake: number[] = [];
   const create: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -54,6 +54,11 @@ async function wakeSamples(server: DevServer, deployment: string, runs: number):
     ws.send(JSON.stringify({ type: "process_message", content: { text: "hello" } }));
     await replied;
     create.push(performance.now() - start);
+    if (!wakes) {
+      ws.close();
+      await api(server, "DELETE", `/api/v1/instances/${id}`);
+      continue;
+    }
     await nextFrame(ws, '"hibernated"');
     // Its teardown (final sync, unmount, cgroup) is over, as it would be long after it fell asleep.
     await new Promise((resolve) => setTimeout(resolve, 150));
@@ -146,6 +151,18 @@ export async function runHibernationBench(runs = 20, hibernated = Number(process
     Object.assign(results, await hibernatedMemory(server, hibernated));
   } finally {
     await server.close();
+  }
+  // A cold create (no warm runners: a spawn per create, as a wake is) in the same run.
+  const cold = await createDevServer({ port: 0, dataDir: path.join(dir, "cold"), agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger, coordinator: { warmRunners: 0 } });
+  try {
+    for (const name of ["echo-ts", "echo-py"]) {
+      const { create } = await wakeSamples(cold, `${name}:1.0.0@local`, Math.min(runs, 10), false);
+      const c = summarize(create);
+      results[`${name} cold create->first reply p50 ms (no warm runners)`] = c.p50;
+      results[`${name} wake / cold create p50`] = (results[`${name} wake->first reply p50 ms`] ?? NaN) / c.p50;
+    }
+  } finally {
+    await cold.close();
   }
   try {
     Object.assign(results, await registeredAtScale(dir, Number(process.env.BENCH_REGISTERED ?? 10_000)));

@@ -91,6 +91,7 @@ export class AgentInstance {
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
     this.journal = new InstanceJournal({ instanceId, agentId, logger, writable: () => this.writable() }, body?.store, asleep?.lastSeq);
     this.newProcessGone();
+    if (asleep) this.settleGone("hibernated"); // restored without a process: nothing to wait for
   }
 
   private newProcessGone(): void {
