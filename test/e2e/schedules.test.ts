@@ -8,11 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { API_KEY, startDevFixture, WsClient, type DevFixture } from "../helpers/dev-fixture.js";
-import { createDevServer, deployDirectory } from "../../services/dev/create-dev-server.js";
-import { LocalRegistry } from "../../services/registry/local-registry.js";
-import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
-import { silentLogger } from "../../services/shared/logger.js";
+import { startDevFixture, type DevFixture, type WsClient } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
 let podium: DevFixture;
@@ -62,7 +58,7 @@ describe.each(["timer-ts", "timer-py"])("schedules (%s)", (deployment) => {
     const [firedDelay, firedDate] = await Promise.all([fire(delayed), fire(dated)]);
     expect((firedDate.content as JsonObject).due_at).toBe(at);
     await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === (firedDate.content as JsonObject).turn, 20_000);
-    expect(ws.frames.some((f) => f.messageType === "woke")).toBe(true);
+    await ws.waitFor((f) => f.messageType === "woke", 20_000); // a due schedule woke it (the cron's, if the others came first)
     const fired = await firedTexts(id);
     expect(fired.find((f) => f.id === delayed)).toMatchObject({ text: "delayed", due_at: expect.any(String) });
     expect(fired.find((f) => f.id === dated)).toEqual({ text: "dated", id: dated, due_at: at });
@@ -100,25 +96,17 @@ describe("schedules: podium.json and recovery", () => {
 
   it("a schedule due while the coordinator was down fires once on its restart, with its original due_at, waking the restored instance", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-schedules-"));
-    const start = async () => {
-      const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), apiKeys: [API_KEY], logger: silentLogger });
-      await deployDirectory(new LocalRegistry({ dir: path.join(dataDir, "registry") }), path.join(REPO_ROOT, "test/fixtures/bundles"));
-      const api = async (method: string, url: string, body?: unknown) => {
-        const res = await fetch(server.url + url, { method, headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
-        return { status: res.status, json: (await res.json()) as JsonObject };
-      };
-      return { server, api };
-    };
+    const start = () => startDevFixture({ dataDir });
     try {
       const first = await start();
       const created = await first.api("POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0@local", agent_id: "timer-recovery" });
       const id = String(created.json.instance_id);
       const sent = await first.api("POST", `/api/v1/instances/${id}/messages`, { content: { text: "after", ms: 1500 } });
-      const ws = await WsClient.open(`${first.server.url.replace("http", "ws")}/api/v1/instances/${id}/connect?api_key=${API_KEY}`);
+      const ws = await first.connect(id);
       await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === sent.json.turn, 20_000);
       const [schedule] = (await first.api("GET", `/api/v1/instances/${id}/schedules`)).json.schedules as JsonObject[];
       ws.close();
-      await first.server.close(); // down before it is due
+      await first.close(); // down before it is due
       await new Promise((r) => setTimeout(r, 2000));
 
       const second = await start();
@@ -137,7 +125,7 @@ describe("schedules: podium.json and recovery", () => {
         expect(resumed.status).toBe(201);
         expect(resumed.json.instance_id).toBe(id);
       } finally {
-        await second.server.close();
+        await second.close();
       }
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });

@@ -22,8 +22,13 @@ export interface DevFixture {
   close(): Promise<void>;
 }
 
+/**
+ * `options.dataDir`: a data dir the caller owns (a restart test starts a second fixture on it); it is left
+ * in place by close(). Otherwise a temp dir, removed by close().
+ */
 export async function startDevFixture(options: Partial<DevServerOptions> = {}): Promise<DevFixture> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-e2e-"));
+  const owned = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "podium-e2e-"));
   const agentsDir = options.agentsDir ?? path.join(REPO_ROOT, "examples");
   // PODIUM_TEST_LOG=FILE: every fixture's platform log, appended to FILE (diagnosing a failed start).
   const logFile = process.env.PODIUM_TEST_LOG;
@@ -57,6 +62,7 @@ export async function startDevFixture(options: Partial<DevServerOptions> = {}): 
     async close() {
       for (const c of clients) c.close();
       await server.close();
+      if (!owned) return;
       // An agent's mount point can stay busy after its sandbox ended and its disk was unmounted (the
       // coordinator logs "mount point not removed"; the cause is not found yet): retried,
       // then left in the temp dir with a warning instead of failing the suite's teardown.
