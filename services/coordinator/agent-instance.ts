@@ -243,10 +243,8 @@ export class AgentInstance {
     if (this.status !== "hibernated" || this.body || this.sleeping) throw new ConnectError(`instance ${this.instanceId} is ${this.status}, not hibernated`, Code.FailedPrecondition);
     Object.assign(this.options, refresh);
     this.body = body;
-    this.journal.store = body.store;
-    this.status = "starting";
-    this.killReason = undefined;
-    this.exit = undefined;
+    this.journal.reopen(body.store); // where the history ends now (a wake may have restored it from S3)
+    [this.status, this.killReason, this.exit, this.readyAt] = ["starting", undefined, undefined, undefined];
     this.wokeAfterMs = Date.now() - (this.hibernatedAt ?? Date.now());
     this.newProcessGone();
   }
@@ -274,7 +272,7 @@ export class AgentInstance {
         Code.Aborted,
       );
     }
-    if (policy !== "interrupt" && !via && this.queue.length >= this.options.limits.maxQueuedMessages) {
+    if (policy !== "interrupt" && this.queue.length >= this.options.limits.maxQueuedMessages) {
       throw new ConnectError(`instance ${this.instanceId} has ${this.queue.length} queued messages; the limit is ${this.options.limits.maxQueuedMessages}`, Code.ResourceExhausted);
     }
     const row = this.journal.appendInbound(this.store, content, via);
@@ -293,7 +291,7 @@ export class AgentInstance {
     const superseded = this.queue.splice(0).map((t) => t.turn);
     this.journal.emitMany(superseded.flatMap((turn) => turnFailed(turn, { message: `cancelled before it ran ${why}`, code: "cancelled", turn })));
     const current = this.current;
-    if (!current || current.done) return superseded;
+    if (!current || current.done || current.ended) return superseded;
     current.interrupted = `cancelled ${why}`;
     this.process?.send({ type: "cancel", turn: current.turn });
     return [current.turn, ...superseded];
@@ -433,7 +431,7 @@ export class AgentInstance {
         this.journal.log("info", "platform", "agent stopped");
         return;
       case "schedule":
-        this.process?.send({ type: "answer", id: frame.id, value: this.options.onSchedule?.(frame) ?? { error: "schedules are not available" } });
+        this.process?.send({ type: "answer", id: frame.id, value: (this.writable() && this.options.onSchedule?.(frame)) || { error: "schedules are not available to this instance" } });
         return;
     }
   }
@@ -585,6 +583,7 @@ export class AgentInstance {
     this.body = undefined;
     this.journal.store = undefined;
     this.settleGone("hibernated");
+    if (this.fencedReason !== undefined) this.endAsleep(this.fencedReason); // fenced as it fell asleep
   }
 
   /** Ends a hibernated instance: there is no process, and nothing is recorded (its databases are closed). */

@@ -79,7 +79,8 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
   const { manager } = deps;
   const toProto = (instance: AgentInstance) => instanceToProto(instance, manager.coordinatorId, instance.lastSeq);
   // A create whose callers all left before it finished is stopped: nobody was told about it.
-  const creates = new CreateRequests<AgentInstance>({ discard: (instance) => manager.stop(instance.instanceId, 0).then(() => undefined) });
+  // (A resume that woke an existing instance is not: it stays, and hibernates again when idle.)
+  const creates = new CreateRequests<AgentInstance>({ discard: (instance) => (manager.resumed(instance) ? Promise.resolve() : manager.stop(instance.instanceId, 0).then(() => undefined)) });
   return (router: ConnectRouter) => {
     router.service(InstanceService, {
       async createInstance(req, ctx) {
@@ -99,8 +100,8 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       async stopInstance(req) {
         return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs)) };
       },
-      async sendMessage(req) {
-        const result = await manager.send(requireId(req.instanceId, "instance_id"), req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy));
+      async sendMessage(req, ctx) {
+        const result = await manager.send(requireId(req.instanceId, "instance_id"), req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal);
         return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
       },
       async cancelTurn(req) {

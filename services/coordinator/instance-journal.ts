@@ -41,6 +41,13 @@ export class InstanceJournal {
     this.lastOutboundSeq = this.lastSeq;
   }
 
+  /** A new process's databases (a wake): the history may have moved on (restored from S3). */
+  reopen(store: AgentStore): void {
+    this.store = store;
+    this.lastSeq = store.messages.lastSeq();
+    this.lastOutboundSeq = this.lastSeq;
+  }
+
   /** Records an acknowledged inbound message (through `via`, which writes it with more, when given); its seq names its turn. */
   appendInbound(store: AgentStore, content: JsonObject, via?: (message: NewMessage) => MessageRow): MessageRow {
     const message: NewMessage = { direction: "inbound", instanceId: this.options.instanceId, turn: 0, messageType: "process_message", content, timestamp: Date.now() };

@@ -104,10 +104,12 @@ export class InstanceManager {
   private awake = 0;
   /** Wakes in progress by instance id (callers share one). */
   private readonly waking = new Map<string, Promise<void>>();
+  /** Instances a create returned by waking them (resumes), not by starting them. */
+  private readonly resumes = new WeakSet<AgentInstance>();
   private readonly hibernation = new HibernationTimers<AgentInstance>((instance) => this.hibernate(instance));
   /** Fires the agents' schedules (waking hibernated instances) and answers their schedule frames. */
   private readonly schedules: ScheduleRunner;
-  /** This coordinator's instances on disk; undefined when it cannot be opened (then they do not survive a restart). */
+  /** This coordinator's instances on disk; undefined with replication, or when it cannot be opened (no restore). */
   private readonly registry: InstanceRegistry | undefined;
   /** Monotonic counts since start (metrics): instances that became ready, ended ones by final status, hibernations and wakes. */
   readonly counts = { started: 0, terminated: 0, failed: 0, hibernated: 0, woken: 0 };
@@ -151,7 +153,9 @@ export class InstanceManager {
       logger: options.logger,
     });
     try {
-      this.registry = InstanceRegistry.open(options.dataDir);
+      // A replicated coordinator's agents may have moved while it was down (resumed elsewhere from S3): it
+      // does not bring its instances back, they resume by agent_id wherever a client asks.
+      if (!options.replication) this.registry = InstanceRegistry.open(options.dataDir);
     } catch (err) {
       options.logger.warn(`cannot open the instance registry; instances will not survive a restart: ${errorMessage(err)}`);
     }
@@ -212,10 +216,7 @@ export class InstanceManager {
    * just as the caller left is stopped; the create then fails with CANCELED.
    */
   async create(params: CreateInstanceParams, signal?: AbortSignal): Promise<AgentInstance> {
-    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
-    if (this.liveCount >= this.options.capacity) {
-      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} instances)`, Code.ResourceExhausted, { "retry-after": "1" });
-    }
+    this.assertAccepting(true);
     validateAgentEnv("environment", params.environment);
     validateAgentEnv("secrets", params.secrets);
     // A new agent's id is reserved here; a warm runner, when one serves it, brings its own.
@@ -226,11 +227,13 @@ export class InstanceManager {
       throw new ConnectError(`agent id ${agentId} is taken; choose another`, Code.AlreadyExists);
     }
     const asleep = running ? this.instances.get(running) : undefined;
-    if (asleep?.status === "hibernated" && asleep.deploymentId === resolveDeploymentId(params.deploymentId, this.options.registry.name).id) {
+    const waking = asleep && this.waking.get(asleep.instanceId);
+    if ((asleep?.status === "hibernated" || waking) && asleep.deploymentId === resolveDeploymentId(params.deploymentId, this.options.registry.name).id) {
       // Resuming an agent whose instance hibernates (also one restored after a restart): that instance, woken,
       // with the environment and secrets given now (when any: a resume without them keeps the old ones).
       const agentEnv = { ...params.environment, ...params.secrets };
-      await this.wake(asleep, Object.keys(agentEnv).length > 0 ? agentEnv : undefined);
+      await (waking ?? this.wake(asleep, Object.keys(agentEnv).length > 0 ? agentEnv : undefined));
+      this.resumes.add(asleep);
       return asleep;
     }
     if (running || this.starting.has(agentId)) {
@@ -429,10 +432,7 @@ export class InstanceManager {
     setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000).unref();
   }
 
-  /**
-   * Wakes a hibernated instance: a new process from its persisted state, with the same instance id and
-   * subscribers. Concurrent callers share one wake. Resolves once it is ready (or at once when awake).
-   */
+  /** Wakes a hibernated instance (same id and subscribers, a new process); callers share one wake; resolves when ready. */
   wake(instance: AgentInstance, agentEnv?: Record<string, string>): Promise<void> {
     if (instance.status !== "hibernated") return Promise.resolve();
     let waking = this.waking.get(instance.instanceId);
@@ -444,10 +444,7 @@ export class InstanceManager {
   }
 
   private async wakeNow(instance: AgentInstance, agentEnv?: Record<string, string>): Promise<void> {
-    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
-    if (this.liveCount >= this.options.capacity) {
-      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} live instances); instance ${instance.instanceId} stays hibernated`, Code.ResourceExhausted, { "retry-after": "1" });
-    }
+    this.assertAccepting(true); // at capacity the instance stays hibernated
     const { agentId, instanceId } = instance;
     this.starting.add(agentId);
     let release: (() => void) | undefined;
@@ -467,8 +464,11 @@ export class InstanceManager {
         instance.wake(incarnationOf(opened), { limits: settings.limits, onBusy: settings.onBusy, ...(agentEnv ? { agentEnv } : {}) });
       } catch (err) {
         // Stopped while it was being woken: nothing runs.
-        await this.options.replication?.release(agentId);
-        await this.closeIncarnation(opened);
+        try {
+          await this.options.replication?.release(agentId);
+        } finally {
+          await this.closeIncarnation(opened);
+        }
         throw err;
       }
       this.starting.delete(agentId);
@@ -482,10 +482,24 @@ export class InstanceManager {
   }
 
   /** Sends a message to an instance, waking it first when it hibernates (the message is recorded once it is awake). */
-  async send(instanceId: string, content: JsonObject, strategy?: BusyPolicy): Promise<SentMessage> {
+  async send(instanceId: string, content: JsonObject, strategy?: BusyPolicy, signal?: AbortSignal): Promise<SentMessage> {
     const instance = this.requireLive(instanceId);
     await this.wake(instance);
+    throwIfCancelled(signal); // the sender gave up during the wake: nothing is recorded
     return instance.send(content, strategy);
+  }
+
+  /** Unavailable while draining or closed; with `starts`, ResourceExhausted (429) at capacity. */
+  private assertAccepting(starts: boolean): void {
+    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
+    if (starts && this.liveCount >= this.options.capacity) {
+      throw new ConnectError(`coordinator ${this.coordinatorId} is at capacity (${this.options.capacity} live instances)`, Code.ResourceExhausted, { "retry-after": "1" });
+    }
+  }
+
+  /** The instance a create returned already existed (it was woken): a create nobody waits for must not stop it. */
+  resumed(instance: AgentInstance): boolean {
+    return this.resumes.has(instance);
   }
 
   /** Live or recently ended instance. */
@@ -532,27 +546,16 @@ export class InstanceManager {
     for (const instance of this.list({ agentId })) instance.fence(reason);
   }
 
-  /** Restores `sourceAgentId` as of `timestamp` into the new agent `targetAgentId` here (replication required). */
-  async forkAgent(params: { sourceAgentId: string; targetAgentId?: string; timestamp?: Date }, signal?: AbortSignal): Promise<{ agentId: string; ms: number }> {
+  /** Restores `sourceAgentId` as of `timestamp` into the new agent `targetAgentId` here (ids checked by replication-routes.ts). */
+  async forkAgent(params: { sourceAgentId: string; targetAgentId: string; timestamp?: Date }, signal?: AbortSignal): Promise<{ agentId: string; ms: number }> {
     const { replication } = this.options;
     if (!replication) throw replicationNotConfigured(this.coordinatorId);
-    if (this.closed || this.draining) throw new ConnectError(`coordinator ${this.coordinatorId} is draining`, Code.Unavailable);
-    assertAgentId(params.sourceAgentId, "source_agent_id");
-    const agentId = params.targetAgentId || newId("agent");
-    assertAgentId(agentId, "target_agent_id");
-    if (agentId === params.sourceAgentId) throw new ConnectError("target_agent_id must differ from source_agent_id", Code.InvalidArgument);
-    if (this.liveByAgent.has(agentId) || this.starting.has(agentId) || fs.existsSync(this.agentDir(agentId))) {
-      throw new ConnectError(`agent ${agentId} already exists`, Code.AlreadyExists);
-    }
+    this.assertAccepting(false);
+    const agentId = params.targetAgentId;
+    if (this.liveByAgent.has(agentId) || this.starting.has(agentId) || fs.existsSync(this.agentDir(agentId))) throw new ConnectError(`agent ${agentId} already exists`, Code.AlreadyExists);
     this.starting.add(agentId);
     try {
-      const { ms } = await replication.fork({
-        sourceAgentId: params.sourceAgentId,
-        targetAgentId: agentId,
-        targetDir: this.agentDir(agentId),
-        ...(params.timestamp ? { timestamp: params.timestamp } : {}),
-        ...(signal ? { signal } : {}),
-      });
+      const { ms } = await replication.fork({ ...params, targetDir: this.agentDir(agentId), ...(signal ? { signal } : {}) });
       return { agentId, ms };
     } finally {
       this.starting.delete(agentId);
@@ -566,12 +569,7 @@ export class InstanceManager {
     if (live?.awake) return fn(live.store);
     const dir = this.agentDir(agentId);
     if (!isValidClientId(agentId) || !fs.existsSync(dir)) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
-    const store = AgentStore.open({ dir });
-    try {
-      return fn(store);
-    } finally {
-      store.close();
-    }
+    return AgentStore.using(dir, fn);
   }
 
   /** Stops taking instances; waits for running turns up to `deadlineMs`, then stops every instance. */
@@ -590,6 +588,7 @@ export class InstanceManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled(this.waking.values()); // a wake half way must not release after the sandboxes closed
     this.idleCpu.close();
     this.hibernation.close();
     this.schedules.close();

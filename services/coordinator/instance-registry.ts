@@ -55,7 +55,9 @@ export class InstanceRegistry {
     const file = path.join(dataDir, "instances.db");
     fs.closeSync(fs.openSync(file, "a", 0o600));
     fs.chmodSync(file, 0o600);
-    return new InstanceRegistry(openDatabase(file, MIGRATIONS));
+    const db = openDatabase(file, MIGRATIONS);
+    db.pragma("secure_delete = ON"); // an ended instance's secrets do not linger in free pages
+    return new InstanceRegistry(db);
   }
 
   put(instance: RegisteredInstance): void {

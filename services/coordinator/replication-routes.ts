@@ -9,6 +9,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { AgentReplication, ReplicationStatus } from "../replication/agent-replication.js";
 import type { InstanceManager } from "./instance-manager.js";
+import { assertAgentId } from "../replication/stale-copies.js";
+import { newId } from "../shared/ids.js";
 import { ReplicationService, ReplicationStatusSchema, type ReplicationStatus as ReplicationStatusProto } from "../../gen/podium/v1/replication_service_pb.js";
 
 export interface ReplicationRoutesDeps {
@@ -56,10 +58,11 @@ export function replicationRoutes(deps: ReplicationRoutesDeps) {
         required();
         const timestamp = req.timestamp ? timestampDate(req.timestamp) : undefined;
         if (timestamp && timestamp.getTime() > Date.now() + 1000) throw new ConnectError("timestamp is in the future", Code.InvalidArgument);
-        const { agentId, ms } = await manager.forkAgent(
-          { sourceAgentId: req.sourceAgentId, ...(req.targetAgentId ? { targetAgentId: req.targetAgentId } : {}), ...(timestamp ? { timestamp } : {}) },
-          ctx.signal,
-        );
+        assertAgentId(req.sourceAgentId, "source_agent_id");
+        const targetAgentId = req.targetAgentId || newId("agent");
+        assertAgentId(targetAgentId, "target_agent_id");
+        if (targetAgentId === req.sourceAgentId) throw new ConnectError("target_agent_id must differ from source_agent_id", Code.InvalidArgument);
+        const { agentId, ms } = await manager.forkAgent({ sourceAgentId: req.sourceAgentId, targetAgentId, ...(timestamp ? { timestamp } : {}) }, ctx.signal);
         return {
           agentId,
           sourceAgentId: req.sourceAgentId,

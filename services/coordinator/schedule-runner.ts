@@ -37,7 +37,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export class ScheduleRunner {
-  private readonly timers = new Map<AgentInstance, NodeJS.Timeout>();
+  private readonly timers = new Map<AgentInstance, { timer: NodeJS.Timeout; at: number }>();
   private readonly firing = new Set<AgentInstance>();
 
   constructor(private readonly deps: ScheduleRunnerDeps) {}
@@ -98,13 +98,13 @@ export class ScheduleRunner {
 
   /** Drops the instance's timer (it ended). */
   cancel(instance: AgentInstance): void {
-    const timer = this.timers.get(instance);
-    if (timer) clearTimeout(timer);
+    const armed = this.timers.get(instance);
+    if (armed) clearTimeout(armed.timer);
     this.timers.delete(instance);
   }
 
   close(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
   }
 
@@ -114,18 +114,32 @@ export class ScheduleRunner {
     // A later run than a timer can hold is re-armed from the timer, which then finds nothing due.
     const timer = setTimeout(() => void this.fire(instance), Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS));
     timer.unref();
-    this.timers.set(instance, timer);
+    this.timers.set(instance, { timer, at });
   }
 
   /** Fires every due schedule of the instance (waking it first), then re-arms. */
   async fire(instance: AgentInstance): Promise<void> {
     if (this.firing.has(instance) || !instance.live) return;
+    // Not due yet (a run further ahead than a timer holds): a hibernated agent is not woken for it.
+    const at = this.timers.get(instance)?.at;
+    if (!instance.awake && at !== undefined && at > Date.now()) return this.setTimer(instance, at);
     this.firing.add(instance);
     try {
       await this.deps.wake(instance);
       if (!instance.live || !instance.awake) return;
       const now = Date.now();
-      for (const schedule of instance.store.schedules.due(now)) this.fireOne(instance, schedule, now);
+      for (const schedule of instance.store.schedules.due(now)) {
+        try {
+          this.fireOne(instance, schedule, now);
+        } catch (err) {
+          // Retried later: the queue is full (scheduled turns wait like any message), or the instance is
+          // stopping. Anything else would fail again every time: that schedule is dropped, with the reason.
+          const code = ConnectError.from(err).code;
+          if (code === Code.ResourceExhausted || code === Code.FailedPrecondition || code === Code.Unavailable) throw err;
+          instance.store.schedules.delete(schedule.id);
+          this.deps.logger.error(`dropped schedule ${schedule.id}: it cannot run (${errorMessage(err)})`, { instance_id: instance.instanceId, agent_id: instance.agentId });
+        }
+      }
       this.arm(instance);
     } catch (err) {
       if (!instance.live) return;
@@ -140,7 +154,7 @@ export class ScheduleRunner {
     const dueAt = iso(schedule.dueAt);
     const next = nextDueAfterFiring(schedule, now);
     const content: JsonObject = { ...schedule.message, scheduled: { id: schedule.id, due_at: dueAt } };
-    // Queued like any message (a scheduled turn never interrupts, and is never refused by the queue limit).
+    // Queued like any message: it never interrupts, and waits (retried) while the queue is full.
     const sent = instance.send(content, "enqueue", (inbound) => instance.store.schedules.fire(schedule, inbound, next));
     instance.platformEvent("schedule.fired", { id: schedule.id, due_at: dueAt, turn: sent.turn, ...(next !== undefined ? { next_due_at: iso(next) } : {}) });
   }

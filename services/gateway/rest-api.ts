@@ -92,7 +92,8 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
   });
   route("POST", `/api/v1/instances/${ID}/messages`, async ({ req, res, params, signal }) => {
     const body = await readJsonObject(req, options.maxJsonBytes, signal);
-    const content = body.type === "process_message" || "content" in body ? body.content : body;
+    const { multitask_strategy: _strategy, ...bare } = body;
+    const content = body.type === "process_message" || "content" in body ? body.content : bare;
     if (!isJsonObject(content)) throw new ConnectError("content must be an object, e.g. {\"text\":\"hi\"}", Code.InvalidArgument);
     const strategy = busyPolicyToProto(parseMultitaskStrategy(body.multitask_strategy));
     sendJson(res, 202, sentJson(await core.sendMessage(params[0] as string, content, signal, strategy)));

@@ -108,6 +108,12 @@ describe("on_busy: a message sent while the agent is busy", () => {
     const sent = await send(id, { content: { text: "x", n: 1 }, multitask_strategy: "interrupt" });
     expect(sent.json).toEqual({ seq: expect.any(Number), turn: expect.any(Number), queue_position: 0 });
     await turnEvents(ws, Number(sent.json.turn));
+    // A bare body (no "content") is the content itself: the strategy is taken out of it, not given to the agent.
+    const bare = await send(id, { text: "bare", n: 1, multitask_strategy: "reject" });
+    expect(bare.status).toBe(202);
+    await turnEvents(ws, Number(bare.json.turn));
+    const log = await podium.api("GET", `/api/v1/instances/${id}/messages?limit=1000`);
+    expect((log.json.messages as JsonObject[]).find((m) => m.seq === bare.json.seq)?.content).toEqual({ text: "bare", n: 1 });
     const bad = await send(id, { content: { text: "x" }, multitask_strategy: "rollback" });
     expect(bad.status).toBe(400);
     expect(String((bad.json.error as JsonObject).message)).toMatch(/multitask_strategy must be one of "enqueue", "reject", "interrupt" \("rollback" is not supported/);

@@ -78,6 +78,16 @@ export class AgentStore {
     readonly schedules: ScheduleStore,
   ) {}
 
+  /** Runs `fn` with the store of `dir`, opened for this call only (an agent without a live instance). */
+  static using<T>(dir: string, fn: (store: AgentStore) => T): T {
+    const store = AgentStore.open({ dir });
+    try {
+      return fn(store);
+    } finally {
+      store.close();
+    }
+  }
+
   /** Creates the directory and databases if needed, runs migrations, loads the state. */
   static open(options: AgentStoreOptions): AgentStore {
     const compiled = compileAgentStoreOptions(options);
