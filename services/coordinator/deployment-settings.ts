@@ -8,8 +8,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { applyManifestLimits, type InstanceLimits } from "./instance-limits.js";
-import { DEFAULT_NETWORK_POLICY, NETWORK_POLICIES, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
-import { BUSY_POLICIES, DEFAULT_BUSY_POLICY, isBusyPolicy, type BusyPolicy } from "../shared/busy-policy.js";
+import { parseBundleManifest, type AgentNetworkPolicy } from "../registry/bundle-manifest.js";
+import type { BusyPolicy } from "../shared/busy-policy.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
@@ -25,20 +25,17 @@ export interface DeploymentSettings {
 }
 
 export function readDeploymentSettings(bundleDir: string, base: InstanceLimits, maxima: InstanceLimits): DeploymentSettings {
-  let manifest: { limits?: unknown; network?: unknown; on_busy?: unknown; schedules?: unknown };
+  let json: { limits?: unknown; schedules?: unknown };
   try {
-    manifest = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as typeof manifest;
+    json = JSON.parse(fs.readFileSync(path.join(bundleDir, "podium.json"), "utf8")) as typeof json;
   } catch (err) {
     throw new ConnectError(`cannot read the bundle's podium.json: ${errorMessage(err)}`, Code.DataLoss);
   }
-  const network = manifest.network ?? DEFAULT_NETWORK_POLICY;
-  if (!NETWORK_POLICIES.includes(network as AgentNetworkPolicy)) {
-    throw new ConnectError(`podium.json: "network" must be one of ${NETWORK_POLICIES.join(", ")}`, Code.InvalidArgument);
-  }
-  const onBusy = manifest.on_busy ?? DEFAULT_BUSY_POLICY;
-  if (!isBusyPolicy(onBusy)) throw new ConnectError(`podium.json: "on_busy" must be one of ${BUSY_POLICIES.join(", ")}`, Code.InvalidArgument);
+  // The fields checked at deploy are read through the same parser (limits need this coordinator's maxima).
+  const { network, onBusy } = parseBundleManifest(json);
+  const schedules = parseDeclaredSchedules(json.schedules);
   try {
-    return { limits: applyManifestLimits(base, manifest.limits, maxima), network: network as AgentNetworkPolicy, onBusy, schedules: parseDeclaredSchedules(manifest.schedules) };
+    return { limits: applyManifestLimits(base, json.limits, maxima), network, onBusy, schedules };
   } catch (err) {
     throw new ConnectError(errorMessage(err), Code.InvalidArgument);
   }
