@@ -120,7 +120,8 @@ run("warm runners, coordinator running as root", () => {
   it("serve TypeScript agents too: state, streaming and turns as from a cold start", async () => {
     const [a] = await claimTwo("echo-ts", "typescript");
     a.ws.send({ type: "process_message", content: { text: "warm hello" } });
-    await a.ws.waitFor((f) => f.messageType === "stream_end", 30_000);
+    // turn.done, not the agent's own stream_end: the turn's state delta is recorded between the two.
+    await a.ws.waitFor((f) => f.messageType === "turn.done", 30_000);
     const text = a.ws.frames.filter((f) => f.messageType === "stream_update").map((f) => (f.content as JsonObject).text).join("");
     expect(text).toBe("warm hello");
     const state = await podium.api("GET", `/api/v1/instances/${a.instanceId}/state`);
