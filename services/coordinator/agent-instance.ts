@@ -504,23 +504,24 @@ export class AgentInstance {
   }
 
   private async captureThenEnd(current: RunningTurn, capture: Promise<CaptureOutcome>): Promise<void> {
-    await this.journal.recordCaptureOf(capture, current.turn, () => this.current === current);
+    const changes = await this.journal.captureEvents(capture, current.turn, () => this.current === current);
     try {
-      if (this.current === current) this.endTurn(current);
+      if (this.current === current) this.endTurn(current, true, changes);
     } catch (err) {
       this.options.logger.error("could not record the end of a turn", { instance_id: this.instanceId, agent_id: this.agentId, turn: current.turn, error: errorMessage(err) });
     }
   }
 
-  /** Records the end of a turn whose turn_done arrived and whose workspace was captured; starts the next. */
-  private endTurn(current: RunningTurn, next = true): void {
+  /** Records the end of a turn whose turn_done arrived, after `events` (what its capture found), in one transaction; starts the next. */
+  private endTurn(current: RunningTurn, next = true, events: EventRecord[] = []): void {
     const { turn, interrupted } = current;
     const error = current.done?.error;
-    if (error !== undefined) this.journal.emit("error", { message: error }, turn);
-    else if (interrupted !== undefined) this.journal.emit("error", { message: interrupted, code: "cancelled", turn }, turn);
-    else if (!current.ended) this.journal.emit("complete", {}, turn);
+    if (error !== undefined) events.push({ messageType: "error", content: { message: error }, turn });
+    else if (interrupted !== undefined) events.push({ messageType: "error", content: { message: interrupted, code: "cancelled", turn }, turn });
+    else if (!current.ended) events.push({ messageType: "complete", content: {}, turn });
     // The turn's last event: its state delta, workspace changes and end marker are all recorded.
-    this.journal.emit("turn.done", { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn);
+    events.push({ messageType: "turn.done", content: { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn });
+    this.journal.emitMany(events);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     if (next) this.pump();

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { parseAgentFrame, type AgentToHost, type HostToAgent } from "./agent-protocol.js";
 import { errorMessage } from "../shared/errors.js";
+import { FrameDelivery } from "./frame-delivery.js";
 import { LineSplitter } from "./line-splitter.js";
 
 /** Host pids of a sandbox, from bwrap's info fd: bwrap itself and the sandbox's init (its namespaces' owner). */
@@ -68,6 +69,7 @@ export class AgentProcess {
     this.input = stdio[0] as Writable;
     this.input.on("error", () => undefined); // EPIPE after the agent died; exit handling reports it
     const frames = stdio[3] as Readable;
+    const delivery = new FrameDelivery((batch) => this.handlers.onFrames(batch));
     this.exited = new Promise((resolve) => {
       let spawnFailed = false;
       this.child.once("error", (err) => {
@@ -78,6 +80,7 @@ export class AgentProcess {
       });
       this.child.once("close", (code, signal) => {
         if (spawnFailed) return;
+        delivery.flush(); // every frame it wrote comes before its exit
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });
@@ -93,7 +96,7 @@ export class AgentProcess {
             this.handlers.onBadFrame(errorMessage(err), line.slice(0, 200));
           }
         }
-        if (batch.length > 0) this.handlers.onFrames(batch);
+        if (batch.length > 0) delivery.push(batch);
       },
       MAX_FRAME_BYTES,
       () => {

@@ -102,14 +102,21 @@ export class InstanceJournal {
    * holds; a failed capture is logged. `capture` is the sync capture or the pending async one.
    */
   async recordCaptureOf(capture: (() => CaptureOutcome) | Promise<CaptureOutcome>, turn: number, current: () => boolean): Promise<void> {
-    if (!this.options.writable()) return;
+    this.emitMany(await this.captureEvents(capture, turn, current));
+  }
+
+  /** The events recordCaptureOf would record, for the caller to record with more in the same transaction. */
+  async captureEvents(capture: (() => CaptureOutcome) | Promise<CaptureOutcome>, turn: number, current: () => boolean): Promise<EventRecord[]> {
+    if (!this.options.writable()) return [];
     try {
       const result = typeof capture === "function" ? capture() : await capture;
-      if (!result || !current() || !this.options.writable()) return;
-      this.emit("workspace.changed", { iteration: result.iteration, files: result.files }, turn);
-      if (result.quotaExceeded) this.emit("error", { message: "workspace quota exceeded", code: "resource_exhausted" }, turn);
+      if (!result || !current() || !this.options.writable()) return [];
+      const events: EventRecord[] = [{ messageType: "workspace.changed", content: { iteration: result.iteration, files: result.files }, turn }];
+      if (result.quotaExceeded) events.push({ messageType: "error", content: { message: "workspace quota exceeded", code: "resource_exhausted" }, turn });
+      return events;
     } catch (err) {
       if (current()) this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
+      return [];
     }
   }
 

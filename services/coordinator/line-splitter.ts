@@ -18,8 +18,24 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer): void {
-    const lines: string[] = [];
+    let lines: string[] = [];
     let start = 0;
+    const last = chunk.lastIndexOf(10);
+    if (last !== -1 && (this.pending.length > 0 || this.overflowed)) {
+      // The first line ends one kept from earlier chunks.
+      const newline = chunk.indexOf(10);
+      this.add(chunk.subarray(0, newline));
+      lines.push(this.take());
+      start = newline + 1;
+    }
+    if (last >= start && last - start <= this.maxLine) {
+      // No line in between can be too long: decode them at once and split the text (a '\n' byte is never
+      // inside a UTF-8 sequence, so this is what decoding each line gives).
+      const split = chunk.toString("utf8", start, last).split("\n");
+      if (lines.length === 0) lines = split;
+      else for (const line of split) lines.push(line);
+      start = last + 1;
+    }
     for (;;) {
       const newline = chunk.indexOf(10, start);
       if (newline === -1) break;

@@ -70,15 +70,11 @@ export function instanceJson(i: Instance): JsonObject {
 }
 
 /** The WebSocket `/connect` frame: `{"messageType","content","agentId","instanceId","seq","timestamp","turn"}`. */
-export function updateFrame(u: StreamUpdate): JsonObject {
-  const frame: JsonObject = { messageType: u.messageType };
-  if (u.content) frame.content = u.content;
-  frame.agentId = u.agentId;
-  frame.instanceId = u.instanceId;
-  frame.seq = Number(u.seq);
-  frame.timestamp = iso(u.timestamp);
-  if (u.turn > 0n) frame.turn = Number(u.turn);
-  return frame;
+/** The /connect frame of an update, `{messageType, content?, agentId, instanceId, seq, timestamp, turn?}`, as JSON text. */
+export function updateFrameText(u: StreamUpdate): string {
+  const content = u.content ? `,"content":${JSON.stringify(u.content)}` : "";
+  const turn = u.turn > 0n ? `,"turn":${Number(u.turn)}` : "";
+  return `{"messageType":${JSON.stringify(u.messageType)}${content},"agentId":${JSON.stringify(u.agentId)},"instanceId":${JSON.stringify(u.instanceId)},"seq":${Number(u.seq)},"timestamp":${JSON.stringify(iso(u.timestamp))}${turn}}`;
 }
 
 export function messageJson(m: MessageRecord): JsonObject {

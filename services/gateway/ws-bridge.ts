@@ -8,7 +8,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayCore } from "./gateway-core.js";
-import { instanceJson, isLive, updateFrame } from "./rest-json.js";
+import { instanceJson, isLive, updateFrameText } from "./rest-json.js";
 import { ApiKeyAuth, nodeHeaders } from "../shared/api-key-auth.js";
 import { errorMessage, toHttpError } from "../shared/errors.js";
 import { decodeSegments, requestUrl } from "./http-io.js";
@@ -88,7 +88,7 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound
       // Without after_seq the stream starts "live" at the upgrade: after the last seq as of now, so the events
       // emitted before the upstream stream is subscribed (e.g. the answer to a message sent at once) are not lost.
       const afterSeq = afterRaw === null ? instance.lastSeq : BigInt(afterRaw);
-      return (ws, socket) => bridgeInstance({ core, logger, ws, socket, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound) });
+      return (ws, socket) => bridgeInstance({ core, logger, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket) });
     },
   };
 }
@@ -112,18 +112,20 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
   }
 }
 
+/** Frames of one batch written to the socket at once, at most about this many characters. */
+const FLUSH_BYTES = 64 * 1024;
+
 interface InstanceBridge {
   core: GatewayCore;
   logger: Logger;
   ws: WebSocket;
-  socket: Duplex;
   instanceId: string;
   agentId: string;
   afterSeq: bigint;
   outbound: WsOutbound;
 }
 
-function bridgeInstance({ core, logger, ws, socket, instanceId, agentId, afterSeq, outbound }: InstanceBridge): void {
+function bridgeInstance({ core, logger, ws, instanceId, agentId, afterSeq, outbound }: InstanceBridge): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
@@ -146,13 +148,23 @@ function bridgeInstance({ core, logger, ws, socket, instanceId, agentId, afterSe
       for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
         // Pull no further while the client has not read what it was sent (closed with 4008 if it never does).
         if (!(await outbound.ready())) break;
-        // One write for the whole batch: cork the socket while ws frames it.
-        socket.cork();
+        // Frames go out in writes of up to FLUSH_BYTES, each followed by a checkpoint (never inside an update).
+        let frames: string[] = [];
+        let bytes = 0;
         for (const update of updates) {
-          outbound.send(JSON.stringify(updateFrame(update)));
+          const frame = updateFrameText(update);
+          frames.push(frame);
+          bytes += frame.length;
+          if (bytes < FLUSH_BYTES) continue;
+          outbound.sendAll(frames);
+          frames = [];
+          bytes = 0;
           if (!outbound.checkpoint()) break;
         }
-        socket.uncork();
+        if (frames.length > 0) {
+          outbound.sendAll(frames);
+          outbound.checkpoint();
+        }
         if (outbound.tooSlow) break;
       }
       if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");

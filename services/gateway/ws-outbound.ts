@@ -8,9 +8,13 @@
  * agent's log. Gateway memory per connection stays under `maxBufferedBytes` plus one batch.
  */
 import type { WebSocket } from "ws";
+import { encodeTextFrames } from "./ws-frames.js";
 
 /** The part of a `ws` WebSocket this uses. */
-export type OutboundSocket = Pick<WebSocket, "readyState" | "OPEN" | "bufferedAmount" | "send" | "close">;
+export type OutboundSocket = Pick<WebSocket, "readyState" | "OPEN" | "bufferedAmount" | "send" | "close" | "extensions">;
+
+/** The connection under the WebSocket (what `ws` writes its frames to). */
+export type RawSocket = { write(data: Buffer): boolean };
 
 /** Close code: the client did not read fast enough; reconnect with `after_seq` (docs/api.md). */
 export const WS_CLOSE_TOO_SLOW = 4008;
@@ -38,11 +42,15 @@ export class WsOutbound {
   private readonly maxBufferedBytes: number;
   private readonly stallMs: number;
   private closedTooSlow = false;
+  /** Where sendAll writes its frames itself: the socket under `ws`, when no extension changes what a frame is. */
+  private readonly raw: RawSocket | undefined;
 
   constructor(
     private readonly ws: OutboundSocket,
     private readonly options: WsOutboundOptions = {},
+    raw?: RawSocket,
   ) {
+    this.raw = raw && ws.extensions === "" ? raw : undefined;
     this.highWaterBytes = options.highWaterBytes ?? DEFAULT_WS_OUTBOUND.highWaterBytes;
     this.maxBufferedBytes = Math.max(this.highWaterBytes, options.maxBufferedBytes ?? DEFAULT_WS_OUTBOUND.maxBufferedBytes);
     this.stallMs = options.stallMs ?? DEFAULT_WS_OUTBOUND.stallMs;
@@ -74,6 +82,16 @@ export class WsOutbound {
   /** Sends one frame (while the socket is open). */
   send(frame: string): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame);
+  }
+
+  /**
+   * Sends frames in order (while the socket is open): as one write of frames encoded here when the socket
+   * under the WebSocket was given, else one `ws` send each. The caller bounds a call's bytes (checkpoint after).
+   */
+  sendAll(frames: readonly string[]): void {
+    if (this.ws.readyState !== this.ws.OPEN || frames.length === 0) return;
+    if (this.raw) this.raw.write(encodeTextFrames(frames));
+    else for (const frame of frames) this.ws.send(frame);
   }
 
   /**

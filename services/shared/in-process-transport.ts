@@ -15,7 +15,6 @@ import {
   Code,
   ConnectError,
   createConnectRouter,
-  createHandlerContext,
   createMethodImplSpec,
   createServiceImplSpec,
   type ConnectRouter,
@@ -25,6 +24,7 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { createInProcessContext } from "./in-process-context.js";
 
 const PROTOCOL = "in-process";
 
@@ -83,13 +83,10 @@ export function createInProcessTransport(routes: (router: ConnectRouter) => void
     return spec;
   };
   const contextFor = (method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: HeadersInit | undefined, contextValues: ContextValues | undefined) =>
-    createHandlerContext({
-      service: method.parent,
+    createInProcessContext({
       method,
       protocolName: PROTOCOL,
-      requestMethod: "POST",
-      url: `/${method.parent.typeName}/${method.name}`,
-      ...(timeoutMs !== undefined && timeoutMs > 0 ? { timeoutMs } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(signal ? { requestSignal: signal } : {}),
       ...(header ? { requestHeader: header } : {}),
       ...(contextValues ? { contextValues } : {}),
@@ -108,11 +105,11 @@ export function createInProcessTransport(routes: (router: ConnectRouter) => void
       if (spec.kind !== "unary") throw new ConnectError(`${method.name} is not a unary method`, Code.Internal);
       const context = contextFor(method, signal, timeoutMs, header, contextValues);
       try {
-        context.signal.throwIfAborted();
+        if (context.cutReason !== undefined) throw context.cutReason;
         const output = await spec.impl(toMessage(method.input, input), context);
         return { stream: false, service: method.parent, method, header: context.responseHeader, trailer: context.responseTrailer, message: toMessage(method.output, output as MessageInitShape<O>) };
       } catch (err) {
-        throw answered(context.signal.aborted && !(err instanceof ConnectError) ? ConnectError.from(context.signal.reason, Code.Canceled) : err, context);
+        throw answered(context.cutReason !== undefined && !(err instanceof ConnectError) ? ConnectError.from(context.cutReason, Code.Canceled) : err, context);
       } finally {
         context.abort();
       }
@@ -135,7 +132,7 @@ export function createInProcessTransport(routes: (router: ConnectRouter) => void
       };
       let outputs: AsyncIterable<MessageInitShape<O>>;
       try {
-        context.signal.throwIfAborted();
+        if (context.cutReason !== undefined) throw context.cutReason;
         switch (spec.kind) {
           case "server_streaming":
             outputs = spec.impl(await first(), context) as AsyncIterable<MessageInitShape<O>>;

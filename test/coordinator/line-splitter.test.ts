@@ -22,4 +22,24 @@ describe("LineSplitter", () => {
     expect(lines).toEqual(["XXXXXXXX …[truncated]", "next"]);
     expect(overflows).toBe(1);
   });
+
+  it("gives the lines of the whole stream however it is cut, multi-byte characters and empty lines included", () => {
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const pieces = ["a", "é", "😀", "\n", "\n\n", "{\"text\":\"x\"}", "ß"];
+    const text = Array.from({ length: 4000 }, () => pieces[random(pieces.length)]).join("") + "\n";
+    const bytes = Buffer.from(text);
+    for (let round = 0; round < 20; round++) {
+      const got: string[] = [];
+      const s = new LineSplitter((batch) => got.push(...batch));
+      for (let at = 0; at < bytes.length; ) {
+        const size = 1 + random(round < 10 ? 7 : 600);
+        s.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      s.end();
+      expect(got).toEqual(text.slice(0, -1).split("\n"));
+    }
+  });
 });
+

@@ -307,6 +307,34 @@ describe.each(RUNTIMES)("%s runner", (runtime) => {
   });
 });
 
+describe("typescript runner: batched frames", () => {
+  it("writes the first frames of a synchronous run at once; the rest of a long run follows in order", async () => {
+    const agent = spawn("typescript");
+    await agent.start();
+    // The agent blocks its event loop after sending: what it sent must reach the host meanwhile (it waits for us).
+    agent.send({ type: "message", turn: 1, content: { cmd: "send-then-block", count: 3 } });
+    await agent.until(() => (agent.frames.filter((f) => f.type === "event").length === 3 ? true : undefined), 15_000, "the 3 events sent before blocking");
+    fs.writeFileSync(path.join(agent.workspace, "go"), "");
+    await agent.waitFor((f) => f.type === "turn_done" && f.turn === 1);
+    // 500 events before blocking: the first ones go out at once, the batched rest when the run ends.
+    agent.send({ type: "message", turn: 2, content: { cmd: "send-then-block", count: 500 } });
+    await agent.until(() => (agent.frames.filter((f) => f.type === "event" && f.turn === 2).length >= 8 ? true : undefined), 15_000, "the run's first events");
+    fs.writeFileSync(path.join(agent.workspace, "go"), "");
+    const done = await agent.waitFor((f) => f.type === "turn_done" && f.turn === 2);
+    expect(done).toEqual({ type: "turn_done", turn: 2 });
+    const events = agent.frames.filter((f): f is EventFrame => f.type === "event" && f.turn === 2);
+    expect(events.map((e) => e.content?.i ?? e.messageType)).toEqual([...Array.from({ length: 500 }, (_, i) => i), "after"]);
+  });
+
+  it("writes what a run batched when agent code calls process.exit", async () => {
+    const agent = spawn("typescript");
+    await agent.start();
+    agent.send({ type: "message", turn: 1, content: { cmd: "send-then-exit", count: 300 } });
+    expect((await agent.exited).code).toBe(0);
+    expect(agent.frames.filter((f) => f.type === "event").map((e) => (e as EventFrame).content?.i)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+});
+
 describe("examples", () => {
   const bundles = fs.readdirSync(path.join(REPO_ROOT, "examples")).filter((name) => fs.existsSync(path.join(REPO_ROOT, "examples", name, "podium.json")));
 

@@ -114,4 +114,19 @@ describe("MessageLog", () => {
     expect(log.list(0, 10)).toHaveLength(1);
     expect(log.append(message("outbound", 3)).seq).toBe(2);
   });
+
+  it("appendMany stores long runs (multi-row inserts) in order, and a bad row inside one stores none", () => {
+    const log = open().messages;
+    log.append(message("inbound", 1));
+    const rows = Array.from({ length: 70 }, (_, i) => message("outbound", 1, { i, text: `e${i}` }));
+    const stored = log.appendMany(rows);
+    expect(stored.map((row) => row.seq)).toEqual(Array.from({ length: 70 }, (_, i) => i + 2));
+    expect(log.list(1, 100)).toEqual(stored);
+    expect(log.list(1, 100).map((row) => row.content)).toEqual(rows.map((row) => row.content));
+    const bad = { ...message("outbound", 2), direction: "sideways" as MessageDirection };
+    const batch = Array.from({ length: 64 }, (_, i) => (i === 40 ? bad : message("outbound", 2, { i })));
+    expect(() => log.appendMany(batch)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    expect(log.lastSeq()).toBe(71);
+    expect(log.append(message("outbound", 3)).seq).toBe(72);
+  });
 });

@@ -28,6 +28,14 @@ const report = (what: string) => (error: unknown) => {
   }
 };
 process.on("uncaughtException", report("uncaught exception:"));
+// Frames batched in the last run go out before the process ends (also when agent code calls process.exit).
+process.on("exit", () => {
+  try {
+    writer.flush();
+  } catch {
+    // the host is gone
+  }
+});
 process.on("unhandledRejection", report("unhandled promise rejection:"));
 
 const load = (init: InitFrame) => {

@@ -39,6 +39,9 @@ export const MESSAGES_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
       CREATE INDEX schedules_due_at ON schedules (due_at);
     `),
+  // Outbound rows are nearly all rows: the (direction, seq) index doubled the cost of every event's insert
+  // (a second B-tree) and made the outbound replay look each row up twice; the primary key serves it better.
+  (db) => db.exec("DROP INDEX messages_direction_seq"),
 ];
 
 export const STATE_MIGRATIONS: readonly Migration[] = [
