@@ -153,18 +153,22 @@ export function createInProcessTransport(routes: (router: ConnectRouter) => void
         throw answered(err, context);
       }
       // The caller's abort or deadline ends its reading at once with the reason (as a remote stream's
-      // would); the handler learns it from its signal.
-      const stopped = new Promise<never>((_, reject) => {
-        const onAbort = () => reject(ConnectError.from(context.signal.reason, Code.Canceled));
-        if (context.signal.aborted) onAbort();
-        else context.signal.addEventListener("abort", onAbort, { once: true });
-      });
-      stopped.catch(() => undefined);
+      // would); the handler learns it from its signal. One listener for the whole stream, failing the read
+      // that waits: `Promise.race` with one long-lived promise would keep every message it ever raced
+      // reachable (each race leaves a reaction on it) until the stream ends.
+      let failWaiting: ((err: unknown) => void) | undefined;
+      const stopReason = () => ConnectError.from(context.signal.reason, Code.Canceled);
+      context.signal.addEventListener("abort", () => failWaiting?.(stopReason()), { once: true });
       async function* responses(): AsyncGenerator<MessageShape<O>> {
         const iterator = outputs[Symbol.asyncIterator]();
         try {
           for (;;) {
-            const next = await Promise.race([iterator.next(), stopped]);
+            if (context.signal.aborted) throw stopReason();
+            const next = await new Promise<IteratorResult<MessageInitShape<O>>>((resolve, reject) => {
+              failWaiting = reject;
+              iterator.next().then(resolve, reject);
+            });
+            failWaiting = undefined;
             if (next.done) return;
             yield toMessage(method.output, next.value);
           }

@@ -5,6 +5,8 @@
  * a streaming one's included. Errors a handler answered with count as answered (not retried elsewhere).
  */
 import { describe, expect, it } from "@jest/globals";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Code, ConnectError, createClient, createRouterTransport, type ConnectRouter, type Transport } from "@connectrpc/connect";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { createInProcessTransport } from "../../services/shared/in-process-transport.js";
@@ -92,3 +94,35 @@ describe.each(transports)("%s", (_name, make) => {
     expect(seen.streamSignalAborted).toBe(true);
   });
 });
+
+describe("in-process transport streams", () => {
+  it("keep no message it handed over reachable (a long stream's memory stays flat)", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    let firstBatch: WeakRef<object> | undefined;
+    const routes = (router: ConnectRouter) =>
+      router.service(InstanceService, {
+        async *streamUpdates() {
+          for (let seq = 1; seq <= 50; seq++) {
+            const res = { updates: [{ instanceId: "i-1", seq: BigInt(seq), messageType: "x", content: { blob: "y".repeat(1 << 20) + seq } }] };
+            firstBatch ??= new WeakRef(res.updates);
+            yield res;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        },
+      });
+    const client = createClient(InstanceService, createInProcessTransport(routes));
+    let read = 0;
+    for await (const res of client.streamUpdates({ instanceId: "i-1" })) {
+      read += res.updates.length;
+      if (read === 40) {
+        await new Promise((resolve) => setImmediate(resolve));
+        gc();
+        // Read and dropped 39 batches ago: only a reference kept by the transport could hold it.
+        expect(firstBatch?.deref()).toBeUndefined();
+      }
+    }
+    expect(read).toBe(50);
+  });
+});
+
