@@ -5,6 +5,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { PODIUM_VERSION } from "../shared/version.js";
+import { UsageError } from "./usage-error.js";
 
 const USAGE = `podium ${PODIUM_VERSION} — agent orchestration
 
@@ -25,6 +26,12 @@ Usage:
                                                                    fork an agent as it was at T (RFC 3339 or -5m)
   podium acp --url URL --deployment ID [--api-key KEY] [--stop-on-exit] [--cancel-grace-ms N] [--log-level L]
                                                                    an ACP agent over stdio (for editors)
+  podium ps [--agent ID] [--deployment ID]                         live instances
+  podium logs ID [-f]                                              an instance's log (-f: follow)
+  podium state ID [--at VERSION]                                   its agent's state (as it was at VERSION)
+  podium files ID [PATH] [--history]                               its workspace (a file's history)
+  podium send ID TEXT                                              send a message, stream the reply
+      these take [--url URL] [--api-key KEY] [--json]; JSON also when the output is not a terminal
   podium version
 
 Environment: PODIUM_API_KEY (client keys, comma-separated), PODIUM_CLUSTER_SECRET, PODIUM_URL,
@@ -78,6 +85,21 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(JSON.stringify(result) + "\n");
         return 0;
       }
+      case "ps":
+      case "logs":
+      case "state":
+      case "files":
+      case "send": {
+        const { runInspect } = await import("./inspect-command.js");
+        const stop = new AbortController();
+        const onInterrupt = () => stop.abort();
+        process.once("SIGINT", onInterrupt);
+        try {
+          return await runInspect(command, rest, { env: process.env, isTTY: process.stdout.isTTY === true, write: (text) => process.stdout.write(text), signal: stop.signal });
+        } finally {
+          process.off("SIGINT", onInterrupt);
+        }
+      }
       case "version":
       case "--version":
         process.stdout.write(PODIUM_VERSION + "\n");
@@ -100,10 +122,6 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 1;
   }
-}
-
-export class UsageError extends Error {
-  override readonly name = "UsageError";
 }
 
 export function firstKey(keys: string | undefined): string | undefined {

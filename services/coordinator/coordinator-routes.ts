@@ -123,6 +123,12 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async getState(req) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        if (req.at !== undefined) {
+          if (req.since !== undefined) throw new ConnectError("at and since cannot be used together", Code.InvalidArgument);
+          const at = await manager.withAgentStore(instance.agentId, (store) => store.state.stateAt(Number(req.at)));
+          const patches = at.patch ? [{ version: BigInt(at.patch.version), patch: at.patch.ops, timestamp: timestampFromMs(at.patch.timestamp) }] : [];
+          return { version: BigInt(at.version), state: at.state, patches };
+        }
         return manager.withAgentStore(instance.agentId, (store) => {
           if (req.since !== undefined && req.since > 0n) {
             const patches = store.state.patchesSince(Number(req.since));

@@ -114,8 +114,13 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
   });
   route("GET", `/api/v1/instances/${ID}/state`, async ({ res, params, query, signal }) => {
     const since = query.has("since") ? queryInt(query, "since", 0) : undefined;
-    const state = await core.getState({ instanceId: params[0] as string, ...(since !== undefined ? { since: BigInt(since) } : {}) }, signal);
+    const at = query.has("at") ? queryInt(query, "at", 0) : undefined;
+    const state = await core.getState(
+      { instanceId: params[0] as string, ...(since !== undefined ? { since: BigInt(since) } : {}), ...(at !== undefined ? { at: BigInt(at) } : {}) },
+      signal,
+    );
     if (since !== undefined) sendJson(res, 200, { version: Number(state.version), patches: patchesJson(state.patches) });
+    else if (at !== undefined) sendJson(res, 200, { version: Number(state.version), state: state.state ?? {}, patches: patchesJson(state.patches) });
     else sendJson(res, 200, { version: Number(state.version), state: state.state ?? {} });
   });
   route("GET", `/api/v1/instances/${ID}/messages`, async ({ res, params, query, signal }) => {

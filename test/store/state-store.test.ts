@@ -308,4 +308,49 @@ describe("StateStore", () => {
     expect(() => opened.messages.list(0, 1)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
     expect(() => opened.logs.list(0, 1)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
   });
+
+  describe("stateAt", () => {
+    const counterTo = (state: AgentStore["state"], n: number) => {
+      for (let i = 1; i <= n; i++) state.apply([{ op: "add", path: `/k${i}`, value: i }], meta(i));
+    };
+    const upTo = (n: number): JsonObject => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i + 1}`, i + 1]));
+
+    it("rebuilds every version while nothing was pruned, with the patch that made it", async () => {
+      const state = open().state;
+      counterTo(state, 6);
+      for (let v = 0; v <= 6; v++) {
+        const at = await state.stateAt(v);
+        expect(at.version).toBe(v);
+        expect(at.state).toEqual(upTo(v));
+        expect(at.patch?.ops).toEqual(v === 0 ? undefined : [{ op: "add", path: `/k${v}`, value: v }]);
+      }
+      await expect(state.stateAt(7)).rejects.toMatchObject({ code: Code.OutOfRange });
+      await expect(state.stateAt(-1)).rejects.toMatchObject({ code: Code.InvalidArgument });
+      expect(state.current().state).toEqual(upTo(6)); // the live state was not touched
+    });
+
+    it("keeps history from the newest snapshot on once older patches are pruned, and says so for older versions", async () => {
+      const state = open({ snapshotEveryVersions: 4, snapshotMinPatchRatio: 0 }).state;
+      counterTo(state, 10); // snapshots at 4 and 8; patches up to 4 pruned
+      expect(state.info()).toMatchObject({ snapshotVersion: 8, prunedThrough: 4 });
+      for (const v of [8, 9, 10]) expect((await state.stateAt(v)).state).toEqual(upTo(v));
+      expect((await state.stateAt(8)).patch?.version).toBe(8);
+      const error = await state.stateAt(6).catch((err: unknown) => err);
+      expect(error).toMatchObject({ code: Code.FailedPrecondition });
+      expect(String((error as ConnectError).message)).toMatch(/before 8 are no longer kept/);
+    });
+
+    it("rebuilds a large state on the snapshot thread, from a chunked snapshot", async () => {
+      const options = { snapshotEveryVersions: 3, snapshotMinPatchRatio: 0, backgroundSnapshotBytes: 1 };
+      const state = open(options).state;
+      counterTo(state, 3);
+      for (let i = 0; i < 200 && state.info().snapshotVersion < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(state.info().snapshotVersion).toBe(3);
+      state.apply([{ op: "add", path: "/k4", value: 4 }], meta(4));
+      state.apply([{ op: "add", path: "/k5", value: 5 }], meta(5));
+      expect((await state.stateAt(4)).state).toEqual(upTo(4));
+      expect((await state.stateAt(3)).state).toEqual(upTo(3));
+    });
+  });
 });
+

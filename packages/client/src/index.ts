@@ -1,6 +1,7 @@
 export { PodiumClient, encodeFilePath } from "./podium-client.js";
-export type { CreateInstanceParams, CreatedInstance, CallOptions, ConnectOptions, ListMessagesOptions } from "./podium-client.js";
+export type { CreateInstanceParams, CreatedInstance, CallOptions, ConnectOptions, ListMessagesOptions, GetStateOptions, ListLogsOptions } from "./podium-client.js";
 export type { InstanceInfo, SentMessage, MessageRecord, MessagePage, MultitaskStrategy } from "./instance-types.js";
+export type { StateView, StatePatch, LogRecord, LogPage } from "./history-types.js";
 export { compileClientOptions, normalizeBaseUrl, DEFAULT_RETRY_DELAYS_MS } from "./client-options.js";
 export type { PodiumClientOptions, CompiledClientOptions, BreakerOptions, RetryOptions, Env } from "./client-options.js";
 export { PodiumConnectionError, isTransient } from "./podium-connection-error.js";

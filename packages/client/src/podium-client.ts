@@ -22,6 +22,7 @@ import { openConnection, type PodiumConnection } from "./podium-connection.js";
 import { withRetry } from "./retry.js";
 import { SingleFlight } from "./single-flight.js";
 import { toFileContent, toFileEntries, toIterations, type FileContent, type FileEntry, type IterationMeta } from "./file-types.js";
+import { toLogPage, toStateView, type LogPage, type StateView } from "./history-types.js";
 import {
   toInstanceInfo, toInstanceList, toMessagePage, toSentMessage, type InstanceInfo, type MessagePage, type SentMessage, type MultitaskStrategy,
 } from "./instance-types.js";
@@ -63,6 +64,20 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface GetStateOptions extends CallOptions {
+  /** The state as it was at this version, with the patch that made it (while the history keeps it). */
+  at?: number;
+  /** Only the patches after this version (not with `at`). */
+  since?: number;
+}
+
+export interface ListLogsOptions extends CallOptions {
+  /** Start after this log id (default 0: from the oldest kept). */
+  after?: number;
+  /** Page size (server default 100, at most 1000). */
+  limit?: number;
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -82,6 +97,18 @@ function requireText(value: string, name: string): string {
 
 function requestText(value: string): string {
   return requireText(value, "requestId");
+}
+
+/** `?name=value&…` of the non-negative integers given (empty when none is); RangeError for others. */
+function pageQuery(params: Record<string, number | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined) continue;
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
+    query.set(name, String(value));
+  }
+  const qs = query.toString();
+  return qs ? `?${qs}` : "";
 }
 
 /** A workspace path as URL path segments, each percent-encoded ("a b/c.ts" -> "a%20b/c.ts"). */
@@ -292,11 +319,20 @@ export class PodiumClient {
 
   /** GET /api/v1/instances/{id}/messages: one page of the agent's message history (inbound and outbound). */
   async listMessages(instanceId: string, options: ListMessagesOptions = {}): Promise<MessagePage> {
-    const query = new URLSearchParams();
-    if (options.afterSeq !== undefined) query.set("after_seq", String(options.afterSeq));
-    if (options.limit !== undefined) query.set("limit", String(options.limit));
-    const qs = query.toString();
-    return toMessagePage(await this.call("GET", "listMessages", `${this.instancePath(instanceId)}/messages${qs ? `?${qs}` : ""}`, options.signal), "listMessages");
+    const query = pageQuery({ after_seq: options.afterSeq, limit: options.limit });
+    return toMessagePage(await this.call("GET", "listMessages", `${this.instancePath(instanceId)}/messages${query}`, options.signal), "listMessages");
+  }
+
+  /** GET /api/v1/instances/{id}/state: the agent's state now, at an earlier version (`at`), or the patches since one. */
+  async getState(instanceId: string, options: GetStateOptions = {}): Promise<StateView> {
+    const query = pageQuery({ at: options.at, since: options.since });
+    return toStateView(await this.call("GET", "getState", `${this.instancePath(instanceId)}/state${query}`, options.signal), "getState");
+  }
+
+  /** GET /api/v1/instances/{id}/logs: one page of the agent's log (its own lines, stdout/stderr and the platform's). */
+  async listLogs(instanceId: string, options: ListLogsOptions = {}): Promise<LogPage> {
+    const query = pageQuery({ after: options.after, limit: options.limit });
+    return toLogPage(await this.call("GET", "listLogs", `${this.instancePath(instanceId)}/logs${query}`, options.signal), "listLogs");
   }
 
   /**

@@ -81,11 +81,17 @@ export class AgentStore {
   /** Runs `fn` with the store of `dir`, opened for this call only (an agent without a live instance). */
   static using<T>(dir: string, fn: (store: AgentStore) => T): T {
     const store = AgentStore.open({ dir });
+    let result: T;
     try {
-      return fn(store);
-    } finally {
+      result = fn(store);
+    } catch (err) {
       store.close();
+      throw err;
     }
+    // An async fn (a state rebuilt on the snapshot thread) keeps the store until it settled.
+    if (result instanceof Promise) return result.finally(() => store.close()) as T;
+    store.close();
+    return result;
   }
 
   /** Creates the directory and databases if needed, runs migrations, loads the state. */

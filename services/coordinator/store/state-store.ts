@@ -227,6 +227,41 @@ export class StateStore {
     }));
   }
 
+  /**
+   * The state as it was at `version` (0: the empty state before the first patch), and the patch that made
+   * it while that is kept. Rebuilt from the newest snapshot at or before it (or from the empty state while
+   * no snapshot has pruned anything) and the stored patches after that; a large state is rebuilt on the
+   * snapshot thread. A version older than the history kept is FailedPrecondition, one after the current
+   * version OutOfRange. At the current version this is the live state (read-only, as for current()).
+   */
+  async stateAt(version: number): Promise<{ version: number; state: JsonObject; patch: StatePatchRow | undefined }> {
+    this.ready();
+    if (!Number.isSafeInteger(version) || version < 0) throw new ConnectError(`version must be a non-negative integer, got ${version}`, Code.InvalidArgument);
+    if (version > this.currentVersion) throw new ConnectError(`state version ${version} is after the current version ${this.currentVersion}`, Code.OutOfRange);
+    const patch = version > this.prunedThrough ? this.patchesSince(version - 1, 1)[0] : undefined;
+    if (version === this.currentVersion) return { version, state: this.state, patch };
+    // A snapshot written while this reads the older one replaces it: read again from the new one.
+    for (let attempt = 0; ; attempt++) {
+      const base = this.snapshotVersion > 0 && this.snapshotVersion <= version ? this.snapshotVersion : this.prunedThrough === 0 ? 0 : undefined;
+      if (base === undefined) {
+        throw new ConnectError(`state versions before ${this.snapshotVersion} are no longer kept (asked for ${version}); see docs/storage.md#snapshot-policy`, Code.FailedPrecondition);
+      }
+      try {
+        const snapshot = base > 0 ? await this.readSnapshot(base) : undefined;
+        if (!this.db.open) throw closedError("state store");
+        const patches = this.selectPatchTexts(base, version);
+        if (this.snapshotRawBytes + this.patchBytesSinceSnapshot < this.options.backgroundSnapshotBytes) {
+          return { version, state: replayPatches(snapshot ? decodeState(snapshot) : {}, base, patches).state, patch };
+        }
+        const built = await SnapshotThread.acquire().build({ base: snapshot, patches, compress: false });
+        return { version, state: decodeState({ version, encoding: built.encoding, parts: [built.data] }), patch };
+      } catch (err) {
+        if (attempt < 2 && this.db.open && this.snapshotVersion !== base) continue;
+        throw storeError(err, `rebuild state version ${version}`);
+      }
+    }
+  }
+
   /** Writes a snapshot of the current version now (no-op if there is one already) and prunes. */
   snapshot(): void {
     this.ready();
