@@ -1,8 +1,8 @@
 /**
  * Optional change tracking for capture(): one worker thread per process (WatchThread, shared by every
- * Chronicle) holds an inotify watch (Node `fs.watch`, non-recursive) on every directory of each workspace
- * and collects, per workspace, the relative paths that events name. capture() is synchronous and is called
- * right after the agent's turn, so events for the last writes may still sit in the kernel queue; `drain()`
+ * Chronicle; its code is watch-worker.ts) holds an inotify watch (Node `fs.watch`, non-recursive) on every
+ * directory of each workspace and collects, per workspace, the relative paths that events name. capture()
+ * is synchronous and is called right after the agent's turn, so events for the last writes may still sit in the kernel queue; `drain()`
  * therefore runs a **barrier**: it touches (`utimes`, one syscall, no data written) one of the workspace's
  * private sentinel files, whose directory the same thread watches. All watches of the thread share one
  * inotify instance (one libuv loop), whose queue is ordered, and the kernel queues an event inside the
@@ -25,172 +25,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
-
-/** Plain CommonJS run with `eval: true` (works the same under tsx, jest and compiled output). */
-const WORKER_SOURCE = String.raw`
-const { parentPort } = require("node:worker_threads");
-const fs = require("node:fs");
-const watches = new Map(); // watch id -> { close, fail }
-// Every event this thread handled, whichever workspace it was for: all share one inotify queue, so a flood
-// in one workspace can overflow it for all. Each barrier reports the events of the whole thread since that
-// workspace's previous barrier, and too many make its capture scan everything.
-let threadEvents = 0;
-
-// One workspace: its own watches, dirty paths, barrier and failure, in this thread shared by all workspaces.
-function startWatch({ id, root, ignore, sentinelDir, slots, shared, port }) {
-  // [0] 0 starting, 1 ready, 2 failed; [1] last barrier seq handled; [2] last barrier seq started (set
-  // before its sentinel is touched)
-  const state = new Int32Array(shared);
-  const ignored = new Set(ignore);
-  const watchers = new Map(); // relative dir -> { watcher, ino }
-  let sentinelWatcher;
-  let pending = new Set();
-  let eventsAtBarrier = threadEvents;
-  let acked = 0;
-  let failed = false;
-  let closed = false;
-
-  function closeWatches() {
-    for (const { watcher } of watchers.values()) watcher.close();
-    watchers.clear();
-    if (sentinelWatcher) sentinelWatcher.close();
-  }
-  function fail(message) {
-    if (failed || closed) return;
-    failed = true;
-    port.postMessage({ error: String(message) });
-    Atomics.store(state, 0, 2);
-    Atomics.notify(state, 0);
-    Atomics.notify(state, 1);
-    closeWatches();
-  }
-  const join = (dir, name) => (dir === "" ? name : dir + "/" + name);
-  const abs = (rel) => (rel === "" ? root : root + "/" + rel);
-
-  function unwatchTree(rel) {
-    const prefix = rel + "/";
-    for (const [dir, entry] of watchers) {
-      if (dir === rel || dir.startsWith(prefix)) {
-        entry.watcher.close();
-        watchers.delete(dir);
-      }
-    }
-  }
-
-  // Watch first, list second: a directory created after the listing is reported by its parent's watch.
-  function watchTree(rel) {
-    const stack = [rel];
-    while (stack.length > 0 && !failed) {
-      const dir = stack.pop();
-      let stat;
-      try {
-        stat = fs.lstatSync(abs(dir));
-      } catch {
-        continue;
-      }
-      if (!stat.isDirectory()) continue;
-      let watcher;
-      try {
-        watcher = fs.watch(abs(dir), { persistent: true }, (type, name) => onEvent(dir, name));
-      } catch (err) {
-        const code = err && err.code;
-        if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES") continue; // gone, or unreadable (kept by capture)
-        fail("cannot watch " + JSON.stringify(dir) + ": " + (code || err));
-        return;
-      }
-      watcher.on("error", (err) => fail("watch error on " + JSON.stringify(dir) + ": " + ((err && err.code) || err)));
-      watchers.set(dir, { watcher, ino: stat.ino });
-      let entries;
-      try {
-        entries = fs.readdirSync(abs(dir), { withFileTypes: true });
-      } catch {
-        continue;
-      }
-      for (const entry of entries) {
-        if (entry.isDirectory() && !ignored.has(entry.name)) stack.push(join(dir, entry.name));
-      }
-    }
-  }
-
-  function onEvent(dir, name) {
-    threadEvents++;
-    if (failed || closed) return;
-    if (name === null || name === undefined) {
-      pending.add(dir); // no name: look at the whole directory
-      return;
-    }
-    name = String(name);
-    if (ignored.has(name)) return;
-    const rel = join(dir, name);
-    let stat;
-    try {
-      stat = fs.lstatSync(abs(rel));
-    } catch {}
-    const current = watchers.get(rel);
-    if (stat && stat.isDirectory()) {
-      if (!current || current.ino !== stat.ino) {
-        unwatchTree(rel);
-        watchTree(rel);
-      }
-    } else if (current) {
-      unwatchTree(rel);
-    }
-    pending.add(rel); // reported after the watch exists: the capture walks the subtree
-  }
-
-  // Sentinel "k" stands for the first barrier after the last one handled whose seq % slots is k. Barriers
-  // touch their sentinels in seq order and fewer than slots are ever outstanding, so that is this event's
-  // barrier; a seq beyond the last one started is a duplicate event of one already handled.
-  function onSentinel(name) {
-    threadEvents++;
-    if (failed || closed) return;
-    const slot = Number(name);
-    if (!Number.isInteger(slot) || slot < 0 || slot >= slots) return;
-    const seq = acked + 1 + ((((slot - acked - 1) % slots) + slots) % slots);
-    if (seq > Atomics.load(state, 2)) return;
-    acked = seq;
-    port.postMessage({ seq, events: threadEvents - eventsAtBarrier, paths: [...pending] });
-    pending = new Set();
-    eventsAtBarrier = threadEvents;
-    Atomics.store(state, 1, seq);
-    Atomics.notify(state, 1);
-  }
-
-  watches.set(id, {
-    fail,
-    close() {
-      closed = true;
-      closeWatches();
-      port.close();
-    },
-  });
-  try {
-    watchTree("");
-    if (!watchers.has("")) fail("cannot watch the workspace root");
-    sentinelWatcher = fs.watch(sentinelDir, { persistent: true }, (type, name) => onSentinel(name));
-    sentinelWatcher.on("error", (err) => fail("sentinel watch error: " + ((err && err.code) || err)));
-    if (!failed) {
-      Atomics.store(state, 0, 1);
-      Atomics.notify(state, 0);
-    }
-  } catch (err) {
-    fail("watcher start failed: " + ((err && err.code) || err));
-  }
-}
-
-parentPort.on("message", (message) => {
-  if (message.type === "add") startWatch(message);
-  else if (message.type === "remove") {
-    const watch = watches.get(message.id);
-    watches.delete(message.id);
-    if (watch) watch.close();
-  }
-});
-process.on("uncaughtException", (err) => {
-  for (const watch of watches.values()) watch.fail("watch worker crashed: " + ((err && err.stack) || err));
-});
-`;
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from "node:worker_threads";
+import { startModuleWorker } from "../../shared/module-worker.js";
+import type { BarrierMessage, WatchCommand, WatchRequest } from "./watch-worker.js";
 
 /** Sentinel directories are `<tmpdir>/podium-chronicle-watch-<pid>-<random>`: the pid says whose it is. */
 export const WATCH_DIR_PREFIX = "podium-chronicle-watch-";
@@ -241,12 +78,6 @@ const SENTINEL_SLOTS = 4;
 /** statfs f_type of local Linux file systems: ext2/3/4, xfs, btrfs, tmpfs, overlayfs, f2fs, zfs, bcachefs. */
 const LOCAL_FS_MAGIC = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0xf2f52010, 0x2fc12fc1, 0xca451a4e]);
 
-interface BarrierMessage {
-  seq: number;
-  events: number;
-  paths: string[];
-}
-
 function isBarrierMessage(value: unknown): value is BarrierMessage {
   return typeof value === "object" && value !== null && "seq" in value && "paths" in value && Array.isArray(value.paths);
 }
@@ -285,11 +116,7 @@ class WatchThread {
   }
 
   private constructor() {
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      // Not the parent's flags: e.g. `--input-type=module` would make this CommonJS source an ES module.
-      execArgv: [],
-    });
+    this.worker = startModuleWorker(new URL("./watch-worker.js", import.meta.url));
     const failAll = (error: string) => {
       if (WatchThread.current === this) WatchThread.current = undefined;
       for (const listener of this.listeners.values()) listener(error);
@@ -299,17 +126,19 @@ class WatchThread {
     this.worker.unref();
   }
 
-  add(watch: { root: string; ignore: string[]; sentinelDir: string; slots: number; shared: SharedArrayBuffer; port: MessagePort }, onError: (error: string) => void): number {
+  add(watch: Omit<WatchRequest, "id">, onError: (error: string) => void): number {
     const id = this.nextId++;
     this.listeners.set(id, onError);
-    this.worker.postMessage({ type: "add", id, ...watch }, [watch.port]);
+    const command: WatchCommand = { type: "add", id, ...watch };
+    this.worker.postMessage(command, [watch.port]);
     return id;
   }
 
   remove(id: number): void {
     if (!this.listeners.delete(id)) return;
     if (this.listeners.size > 0) {
-      this.worker.postMessage({ type: "remove", id });
+      const command: WatchCommand = { type: "remove", id };
+      this.worker.postMessage(command);
       return;
     }
     if (WatchThread.current === this) WatchThread.current = undefined;
