@@ -34,9 +34,13 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
   const isEnd = (data: string) => data.includes('"stream_end"');
   const isUpdate = (data: string) => data.includes('"stream_update"');
   try {
-    const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: "flood-ts:1.0.0" }) });
-    const { instance_id: id } = (await res.json()) as { instance_id: string };
-    const podiumWs = await openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
+    const open = async (deploymentId: string) => {
+      const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: deploymentId }) });
+      const { instance_id: id } = (await res.json()) as { instance_id: string };
+      return openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
+    };
+    const podiumWs = await open("flood-ts:1.0.0");
+    const pythonWs = await open("flood-py:1.0.0");
     const rawWs = await openWebSocket(`ws://127.0.0.1:${rawPort}`);
     const topologyWs = await openWebSocket(topology.url);
     const message = JSON.stringify({ type: "process_message", content: { text: "ping" } });
@@ -57,6 +61,7 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const rawRtt = await rtt(rawWs);
     const topologyRtt = await rtt(topologyWs);
     const podiumRtt = await rtt(podiumWs);
+    const pythonRtt = await rtt(pythonWs);
     const flood = async (ws: WebSocket) => {
       const start = performance.now();
       await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates }, n: updates }), updates, isUpdate);
@@ -65,7 +70,9 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const rawRate = await flood(rawWs);
     const topologyRate = await flood(topologyWs);
     const podiumRate = await flood(podiumWs);
+    const pythonRate = await flood(pythonWs);
     podiumWs.close();
+    pythonWs.close();
     rawWs.close();
     topologyWs.close();
     return {
@@ -77,10 +84,13 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
       "round trip ratio (podium / bare runner topology, p50)": podiumRtt.p50 / topologyRtt.p50,
       "bare runner topology: CPU ms per round trip (server + client)": topologyRtt.cpuMs,
       "podium: CPU ms per round trip (server + client)": podiumRtt.cpuMs,
+      "podium round trip p50 ms, Python agent": pythonRtt.p50,
+      "podium round trip p99 ms, Python agent": pythonRtt.p99,
       "raw ws updates/s": rawRate,
       "ws -> server -> bare runner updates/s": topologyRate,
       "podium updates/s (agent -> gateway -> client, persisted)": podiumRate,
       "updates/s ratio (podium / bare runner topology)": podiumRate / topologyRate,
+      "podium updates/s, Python agent": pythonRate,
     };
   } finally {
     await server.close();

@@ -335,6 +335,28 @@ describe("typescript runner: batched frames", () => {
   });
 });
 
+describe("python runner: batched events", () => {
+  it("writes every event it sent while the handler blocks (the flusher), in order, the first one at once", async () => {
+    const agent = spawn("python");
+    await agent.start();
+    agent.send({ type: "message", turn: 1, content: { cmd: "send-then-block", count: 500 } });
+    // The handler sleeps until we create `go`: its 500 events must all reach us meanwhile.
+    await agent.until(() => (agent.frames.filter((f) => f.type === "event").length === 500 ? true : undefined), 15_000, "the 500 events sent before blocking");
+    fs.writeFileSync(path.join(agent.workspace, "go"), "");
+    await agent.waitFor((f) => f.type === "turn_done" && f.turn === 1);
+    const events = agent.frames.filter((f): f is EventFrame => f.type === "event");
+    expect(events.map((e) => e.content?.i ?? e.messageType)).toEqual([...Array.from({ length: 500 }, (_, i) => i), "after"]);
+  });
+
+  it("writes what was batched when agent code calls sys.exit", async () => {
+    const agent = spawn("python");
+    await agent.start();
+    agent.send({ type: "message", turn: 1, content: { cmd: "send-then-exit", count: 300 } });
+    await agent.exited;
+    expect(agent.frames.filter((f) => f.type === "event").map((e) => (e as EventFrame).content?.i)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+});
+
 describe("examples", () => {
   const bundles = fs.readdirSync(path.join(REPO_ROOT, "examples")).filter((name) => fs.existsSync(path.join(REPO_ROOT, "examples", name, "podium.json")));
 

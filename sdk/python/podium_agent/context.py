@@ -231,7 +231,7 @@ class AgentContext:
                 raise TypeError("send(message_type, content): content must be a dict")
             frame["content"] = content
         try:
-            self._runtime.writer.write(frame)
+            self._runtime.writer.write_event(frame)
         except ValueError as error:
             raise TypeError(f"send({message_type!r}): content is not JSON: {error}") from None
 

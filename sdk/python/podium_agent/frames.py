@@ -15,6 +15,8 @@ FRAME_FD = 3
 _MIN_READ = 64 * 1024
 _MAX_READ = 4 * 1024 * 1024
 _BATCH = 64 * 1024
+_QUIET_S = 0.001
+_BATCH_S = 0.005
 
 
 def _utf8(text):
@@ -27,11 +29,24 @@ class FrameChannelClosed(Exception):
 
 
 class FrameWriter:
-    """Writes whole lines to a file descriptor. Thread-safe; frames never interleave."""
+    """Writes whole lines to a file descriptor. Thread-safe; frames never interleave.
+
+    Events (`write_event`, what ctx.send writes) are batched when they come fast: an event after a
+    quiet moment (nothing written for _QUIET_S) goes out at once; one that follows another closely
+    waits, at most _BATCH_S (a flusher thread), until _BATCH bytes gathered, or until any other
+    frame (turn_done, state_patch, log, ...) is written, which writes the waiting events first. A
+    loop that sends thousands of events costs a write per 64 KiB instead of one per event; a turn's
+    last events go out with its turn_done.
+    """
 
     def __init__(self, fd=FRAME_FD):
         self._fd = fd
         self._lock = _thread.allocate_lock()
+        self._pending = []
+        self._pending_size = 0
+        self._last_write = 0.0
+        self._scheduled = False
+        self._wake = None  # the flusher thread's lock, held while it has nothing to do
 
     def write(self, frame):
         self.write_text(encode(frame))
@@ -39,6 +54,53 @@ class FrameWriter:
     def write_text(self, text):
         """Writes pre-serialized JSON text (one object, no newline) as one line."""
         self.write_parts((text, "\n"))
+
+    def write_event(self, frame):
+        """Writes an event frame, batched with the events around it (see the class)."""
+        text = encode(frame)
+        with self._lock:
+            now = time.monotonic()
+            if not self._pending and now - self._last_write >= _QUIET_S:
+                self._last_write = now
+                self._write_all(_utf8(text + "\n"))
+                return
+            self._pending.append(text)
+            self._pending_size += len(text) + 1
+            if self._pending_size >= _BATCH:
+                self._flush_locked()
+            elif not self._scheduled:
+                self._scheduled = True
+                if self._wake is None:
+                    self._wake = _thread.allocate_lock()
+                    self._wake.acquire()
+                    _thread.start_new_thread(self._flusher, ())
+                self._wake.release()
+
+    def flush(self):
+        """Writes the waiting events now."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self):
+        if self._pending:
+            self._pending.append("")
+            data = _utf8("\n".join(self._pending))
+            self._pending = []
+            self._pending_size = 0
+            self._last_write = time.monotonic()
+            self._write_all(data)
+
+    def _flusher(self):
+        while True:
+            self._wake.acquire()
+            time.sleep(_BATCH_S)
+            with self._lock:
+                self._scheduled = False
+                try:
+                    self._flush_locked()
+                except Exception:  # the host is gone: the next frame the runtime writes says so
+                    self._pending = []
+                    self._pending_size = 0
 
     def write_parts(self, parts):
         """Writes str pieces that together form one line (the last ends in "\n") without joining
@@ -63,6 +125,8 @@ class FrameWriter:
         if small:
             chunks.append(_utf8("".join(small)))
         with self._lock:
+            self._flush_locked()  # events written before this frame go first
+            self._last_write = time.monotonic()
             for chunk in chunks:
                 self._write_all(chunk)
 

@@ -8,6 +8,7 @@ entry module has a coroutine handler (or a handler returns an awaitable).
 
 import _queue
 import _thread
+import atexit
 import posix
 import sys
 import time
@@ -346,6 +347,13 @@ def _drive(coroutine):
     raise RuntimeError("the sync life cycle must not await real awaitables")
 
 
+def _flush_quietly(writer):
+    try:
+        writer.flush()
+    except (FrameChannelClosed, OSError):
+        pass
+
+
 def main(argv):
     """argv: [entry file], or [] for a warm runner whose entry comes with init."""
     for stream in (sys.stdout, sys.stderr):
@@ -353,7 +361,10 @@ def main(argv):
             stream.reconfigure(line_buffering=True)
         except (AttributeError, ValueError):
             pass
-    runtime = Runtime(argv[0] if argv else None, FrameWriter())
+    writer = FrameWriter()
+    runtime = Runtime(argv[0] if argv else None, writer)
+    # Events batched in the last moments go out when agent code ends the process with sys.exit().
+    atexit.register(_flush_quietly, writer)
     try:
         return runtime.run()
     except FrameChannelClosed:
