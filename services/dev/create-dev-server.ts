@@ -10,6 +10,7 @@ import { LOOPBACK_ORIGINS } from "../gateway/cors-policy.js";
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from "../coordinator/create-coordinator.js";
 import { coordinatorClients, StaticCoordinatorDirectory } from "../gateway/coordinator-directory.js";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway/create-gateway.js";
+import { publicExtensions } from "../gateway/public-extensions.js";
 import { LocalRegistry } from "../registry/local-registry.js";
 import { packBundle } from "../registry/bundle-archive.js";
 import { MANIFEST_FILE } from "../registry/bundle-manifest.js";
@@ -68,8 +69,10 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
   });
   const transport = createInProcessTransport(coordinator.routes);
   const directory = new StaticCoordinatorDirectory([coordinatorClients(coordinator.id, transport)]);
+  const more = options.gateway?.extensions;
   const gateway = createGateway({
     ...options.gateway,
+    extensions: (core, context) => [...publicExtensions(core, context), ...(more?.(core, context) ?? [])],
     corsOrigins: [...LOOPBACK_ORIGINS, ...(options.gateway?.corsOrigins ?? [])],
     directory,
     registry,

@@ -22,14 +22,18 @@ import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js";
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
-import { translatorExtension } from "../translator/translator-extension.js";
-import { acpExtension } from "../acp/acp-extension.js";
 import { MetricsRegistry, renderAll } from "../shared/metrics.js";
 
 export interface GatewayExtension {
   routes?: (router: ConnectRouter) => void;
   services?: DescService[];
   wsRoutes?: WsRoute[];
+}
+
+/** What an extension gets from the gateway it is mounted on, beside its core. */
+export interface ExtensionContext {
+  /** The gateway's bounds for a slow WebSocket client (its 4008 closes are counted in the gateway's metrics). */
+  outbound: WsOutboundOptions;
 }
 
 export interface GatewayOptions {
@@ -42,8 +46,11 @@ export interface GatewayOptions {
   maxJsonBytes?: number;
   /** Largest deployment upload (default 100 MiB). */
   maxBundleBytes?: number;
-  /** More services on the same port (the translator and the ACP bridge are always mounted). */
-  extensions?: (core: GatewayCore) => GatewayExtension[];
+  /**
+   * Services mounted on the same port beside the core API, chosen by the process entry point (`podium
+   * gateway`, `podium dev`: the translator's `/events` and the ACP bridge): the gateway imports none of them.
+   */
+  extensions?: (core: GatewayCore, context: ExtensionContext) => GatewayExtension[];
   /** More metrics served on GET /metrics after the gateway's own (dev mode: the in-process coordinator's). */
   metrics?: MetricsRegistry[];
   /** How much a slow WebSocket client may leave unread before it is closed with 4008 (ws-outbound.ts). */
@@ -68,7 +75,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const health = new HealthStatusRegistry({ "": ServingStatus.SERVING });
   let slowClientCloses = 0;
   const outbound: WsOutboundOptions = { ...options.wsOutbound, onTooSlow: () => slowClientCloses++ };
-  const extensions = [translatorExtension(core, { outbound }), acpExtension(core), ...(options.extensions?.(core) ?? [])];
+  const extensions = options.extensions?.(core, { outbound }) ?? [];
   const responses = new Map<number, number>();
   const metrics = new MetricsRegistry().register(
     { name: "podium_gateway_coordinators", help: "Coordinators this gateway can place on.", type: "gauge", collect: async () => (await options.directory.all()).length },

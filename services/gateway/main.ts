@@ -6,6 +6,7 @@ import { ValkeyCoordinatorDirectory } from "../cluster/valkey-directory.js";
 import { grpcCoordinatorConnector } from "../cluster/grpc-coordinator-connector.js";
 import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { createGateway } from "./create-gateway.js";
+import { publicExtensions } from "./public-extensions.js";
 import { corsOriginsFrom } from "./cors-policy.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
@@ -49,7 +50,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (directory instanceof ValkeyCoordinatorDirectory) await directory.ready();
   const { registry, s3Client } = registryFromFlags(values, env, ".podium/registry");
   const corsOrigins = corsOriginsFrom(values["cors-origin"], env.PODIUM_CORS_ORIGINS);
-  const gateway = createGateway({ directory, registry, apiKeys, logger, corsOrigins });
+  const gateway = createGateway({ directory, registry, apiKeys, logger, corsOrigins, extensions: publicExtensions });
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
   const port = await gateway.listen(Number(values.port ?? env.PODIUM_PORT ?? 7070), host);
   process.stdout.write(`podium gateway listening on http://${host}:${port}\n`);

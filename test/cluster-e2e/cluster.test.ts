@@ -17,8 +17,8 @@ import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { packBundle } from "../../services/registry/bundle-archive.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../../services/shared/json.js";
-import { deployWithCli, pidAlive, startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
-import type { WsClient } from "../helpers/dev-fixture.js";
+import { CLUSTER_API_KEY, deployWithCli, pidAlive, startCluster, until, type PodiumProcess, type TestCluster } from "../helpers/cluster-processes.js";
+import { WsClient } from "../helpers/dev-fixture.js";
 
 let cluster: TestCluster;
 let A: string; // gateway A: deployments go through it
@@ -102,6 +102,11 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
     );
     const list = await cluster.api(A, "GET", "/api/v1/instances");
     expect((list.json.instances as JsonObject[]).map((i) => i.instance_id).sort()).toEqual(created.map((i) => i.instance_id).sort());
+    // The client contract's /events WebSocket is there too: `podium gateway` mounts the translator.
+    const events = await WsClient.open(`${B.replace(/^http/, "ws")}/api/v1/instances/${String(created[0]?.instance_id)}/events?api_key=${CLUSTER_API_KEY}`);
+    events.send({ type: "process_message", content: { text: "through events" } });
+    await events.waitFor((f) => f.type === "turn_complete", 15_000);
+    events.close();
   }, 60_000);
 
   it("coordinators refuse internal calls without the cluster secret (UNAUTHENTICATED)", async () => {

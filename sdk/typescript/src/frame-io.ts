@@ -30,7 +30,7 @@ function errorCode(error: unknown): string | undefined {
  * takes over again) are written at once, so a turn's few events reach the host without waiting for the rest
  * of the run; after that the run's frames are batched and written when BATCH_CHARS or BATCH_MS is reached or
  * the run ends (a microtask): a loop that sends thousands of events costs a write per 64 KiB instead of one
- * per event, and the host reads and stores them in larger batches (~1.5x events/s end to end).
+ * per event, and the host reads and stores them in larger batches (about 2x the events/s end to end).
  */
 export class FrameWriter {
   private pending: string[] = [];
