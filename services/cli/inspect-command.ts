@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { PodiumClient, PodiumConnectionError, type LogRecord, type PodiumEvent } from "../../packages/client/src/index.js";
 import { UsageError } from "./usage-error.js";
 import { bytes, cliOutput, paint, shortTime, statusColour, table, type CliOutput } from "./cli-output.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
 export const INSPECT_VERBS = ["ps", "logs", "state", "files", "send"] as const;
 export type InspectVerb = (typeof INSPECT_VERBS)[number];
@@ -175,11 +176,11 @@ async function send(client: PodiumClient, out: CliOutput, instanceId: string, te
     for await (const event of connection.events) {
       if (!out.human) out.write(JSON.stringify(event) + "\n");
       else midLine = printEvent(out, event, midLine);
-      if (event.messageType === "turn.done" && event.content?.turn === sent.turn) {
+      if (event.messageType === PlatformEvent.turnDone && event.content?.turn === sent.turn) {
         if (midLine) out.write("\n");
         return event.content.ok === true ? 0 : 1;
       }
-      if (event.messageType === "terminated") break;
+      if (event.messageType === PlatformEvent.terminated) break;
     }
   } catch (err) {
     if (!(signal?.aborted && err instanceof PodiumConnectionError)) throw err;
@@ -198,8 +199,8 @@ function printEvent(out: CliOutput, event: PodiumEvent, midLine: boolean): boole
     out.write(content.text);
     return !content.text.endsWith("\n");
   }
-  if (event.messageType === "stream_end" || event.messageType === "turn.done") return midLine;
-  const line = event.messageType === "error" ? paint(out, "red", `error: ${String(content.message ?? "")}`) : paint(out, "gray", `[${event.messageType}] ${JSON.stringify(content)}`);
+  if (event.messageType === "stream_end" || event.messageType === PlatformEvent.turnDone) return midLine;
+  const line = event.messageType === PlatformEvent.error ? paint(out, "red", `error: ${String(content.message ?? "")}`) : paint(out, "gray", `[${event.messageType}] ${JSON.stringify(content)}`);
   out.write(`${midLine ? "\n" : ""}${line}\n`);
   return false;
 }

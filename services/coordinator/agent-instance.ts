@@ -20,6 +20,7 @@ import type { MessageRow, NewMessage } from "./store/message-log.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import { errorMessage } from "../shared/errors.js";
 import { DEFAULT_BUSY_POLICY, type BusyPolicy } from "../shared/busy-policy.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
 interface RunningTurn extends PendingTurn {
   ended: boolean;
@@ -213,7 +214,7 @@ export class AgentInstance {
     }
     this.serving = true;
     if (this.wokeAfterMs !== undefined) {
-      this.journal.emit("woke", { hibernated_ms: this.wokeAfterMs }, 0);
+      this.journal.emit(PlatformEvent.woke, { hibernated_ms: this.wokeAfterMs }, 0);
       this.journal.log("info", "platform", `instance ${this.instanceId} woke after ${this.wokeAfterMs} ms of hibernation`);
       this.wokeAfterMs = undefined;
       this.hibernatedAt = undefined;
@@ -344,7 +345,7 @@ export class AgentInstance {
     if (!this.stopRequested) {
       this.stopRequested = true;
       this.status = "stopping";
-      this.journal.emit("terminating", { grace_ms: graceMs }, this.current?.turn ?? 0);
+      this.journal.emit(PlatformEvent.terminating, { grace_ms: graceMs }, this.current?.turn ?? 0);
       this.process?.send({ type: "stop", graceMs });
       this.process?.endInput();
       const timer = setTimeout(() => this.process?.kill("SIGKILL"), graceMs);
@@ -440,7 +441,7 @@ export class AgentInstance {
     if (ops.length === 0 || !this.writable()) return;
     try {
       const row = this.store.state.apply(ops, { instanceId: this.instanceId, turn });
-      this.journal.emit("state.delta", { version: row.version, patch: ops }, turn);
+      this.journal.emit(PlatformEvent.stateDelta, { version: row.version, patch: ops }, turn);
     } catch (err) {
       this.journal.log("error", "platform", `rejected state patch: ${errorMessage(err)}`);
     }
@@ -516,11 +517,11 @@ export class AgentInstance {
   private endTurn(current: RunningTurn, next = true, events: EventRecord[] = []): void {
     const { turn, interrupted } = current;
     const error = current.done?.error;
-    if (error !== undefined) events.push({ messageType: "error", content: { message: error }, turn });
-    else if (interrupted !== undefined) events.push({ messageType: "error", content: { message: interrupted, code: "cancelled", turn }, turn });
-    else if (!current.ended) events.push({ messageType: "complete", content: {}, turn });
+    if (error !== undefined) events.push({ messageType: PlatformEvent.error, content: { message: error }, turn });
+    else if (interrupted !== undefined) events.push({ messageType: PlatformEvent.error, content: { message: interrupted, code: "cancelled", turn }, turn });
+    else if (!current.ended) events.push({ messageType: PlatformEvent.complete, content: {}, turn });
     // The turn's last event: its state delta, workspace changes and end marker are all recorded.
-    events.push({ messageType: "turn.done", content: { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn });
+    events.push({ messageType: PlatformEvent.turnDone, content: { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn });
     this.journal.emitMany(events);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
@@ -559,7 +560,7 @@ export class AgentInstance {
     this.status = crashed ? "failed" : "terminated";
     this.endedAt = Date.now();
     const content: JsonObject = { reason, exit_code: info.code, signal: info.signal };
-    this.journal.emit("terminated", content, 0);
+    this.journal.emit(PlatformEvent.terminated, content, 0);
     this.journal.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
     const tail = this.progress.stderrTail(2000);
     this.readySettle?.reject(
@@ -576,7 +577,7 @@ export class AgentInstance {
     this.serving = false;
     this.captureWorkspace(0);
     const idleMs = this.idleSince === undefined ? 0 : (this.hibernatedAt ?? Date.now()) - this.idleSince;
-    this.journal.emit("hibernated", { idle_ms: idleMs, exit_code: info.code, signal: info.signal }, 0);
+    this.journal.emit(PlatformEvent.hibernated, { idle_ms: idleMs, exit_code: info.code, signal: info.signal }, 0);
     this.journal.log("info", "platform", `instance ${this.instanceId} hibernated after ${idleMs} ms idle`);
     this.idleSince = undefined;
     this.process = undefined;
@@ -592,7 +593,7 @@ export class AgentInstance {
     this.status = "terminated";
     this.endedAt = Date.now();
     this.exit = { code: null, signal: null, reason };
-    this.journal.emit("terminated", { reason, exit_code: null, signal: null }, 0);
+    this.journal.emit(PlatformEvent.terminated, { reason, exit_code: null, signal: null }, 0);
     this.journal.log("info", "platform", `instance ${this.instanceId} ${reason} while hibernated`);
     this.journal.endSubscribers();
     this.markEnded();

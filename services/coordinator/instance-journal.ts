@@ -12,6 +12,7 @@ import type { LogLevel, LogSource } from "./store/log-store.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
+import { INBOUND_MESSAGE_TYPE, PlatformEvent } from "../shared/platform-events.js";
 
 export type EventRecord = { messageType: string; content: JsonObject | undefined; turn: number };
 
@@ -50,7 +51,7 @@ export class InstanceJournal {
 
   /** Records an acknowledged inbound message (through `via`, which writes it with more, when given); its seq names its turn. */
   appendInbound(store: AgentStore, content: JsonObject, via?: (message: NewMessage) => MessageRow): MessageRow {
-    const message: NewMessage = { direction: "inbound", instanceId: this.options.instanceId, turn: 0, messageType: "process_message", content, timestamp: Date.now() };
+    const message: NewMessage = { direction: "inbound", instanceId: this.options.instanceId, turn: 0, messageType: INBOUND_MESSAGE_TYPE, content, timestamp: Date.now() };
     const row = via ? via(message) : store.messages.append(message);
     this.lastSeq = row.seq;
     return row;
@@ -86,7 +87,7 @@ export class InstanceJournal {
       // Fenced or hibernated: only `terminated` reaches subscribers, and it is not recorded (a fenced agent's
       // history is the new owner's). It repeats the last seq, as the gateway's own does: the next writer may
       // write lastSeq + 1, and a client resuming with after_seq = this seq must not skip it.
-      rows = outbound.filter((e) => e.messageType === "terminated").map((e) => ({ ...e, seq: this.lastOutboundSeq }));
+      rows = outbound.filter((e) => e.messageType === PlatformEvent.terminated).map((e) => ({ ...e, seq: this.lastOutboundSeq }));
     }
     for (const subscriber of this.subscribers) {
       try {
@@ -111,8 +112,8 @@ export class InstanceJournal {
     try {
       const result = typeof capture === "function" ? capture() : await capture;
       if (!result || !current() || !this.options.writable()) return [];
-      const events: EventRecord[] = [{ messageType: "workspace.changed", content: { iteration: result.iteration, files: result.files }, turn }];
-      if (result.quotaExceeded) events.push({ messageType: "error", content: { message: "workspace quota exceeded", code: "resource_exhausted" }, turn });
+      const events: EventRecord[] = [{ messageType: PlatformEvent.workspaceChanged, content: { iteration: result.iteration, files: result.files }, turn }];
+      if (result.quotaExceeded) events.push({ messageType: PlatformEvent.error, content: { message: "workspace quota exceeded", code: "resource_exhausted" }, turn });
       return events;
     } catch (err) {
       if (current()) this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
@@ -137,7 +138,7 @@ export class InstanceJournal {
 /** A turn that will not run (further): its `error`, then `turn.done` (ok: false), the turn's last event. */
 export function turnFailed(turn: number, error: JsonObject): EventRecord[] {
   return [
-    { messageType: "error", content: error, turn },
-    { messageType: "turn.done", content: { turn, ok: false }, turn },
+    { messageType: PlatformEvent.error, content: error, turn },
+    { messageType: PlatformEvent.turnDone, content: { turn, ok: false }, turn },
   ];
 }

@@ -4,8 +4,9 @@
  * only these, once each; anything else would let it forge `tool.approval_resolved` in the agent's log.
  */
 import type { JsonObject } from "../shared/json.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
-export const RESOLVED_EVENT = "tool.approval_resolved";
+export const RESOLVED_EVENT = PlatformEvent.requestResolved;
 /** A hostile agent must not grow this without bound: past the cap the oldest request is forgotten. */
 const MAX_OPEN_REQUESTS = 1024;
 const MAX_REQUEST_ID_LENGTH = 256;

@@ -16,6 +16,7 @@ import { errorMessage } from "../shared/errors.js";
 import { newId } from "../shared/ids.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
 /** A cron every instance of a deployment gets (podium.json `schedules`). */
 export interface DeclaredSchedule {
@@ -156,6 +157,6 @@ export class ScheduleRunner {
     const content: JsonObject = { ...schedule.message, scheduled: { id: schedule.id, due_at: dueAt } };
     // Queued like any message: it never interrupts, and waits (retried) while the queue is full.
     const sent = instance.send(content, "enqueue", (inbound) => instance.store.schedules.fire(schedule, inbound, next));
-    instance.platformEvent("schedule.fired", { id: schedule.id, due_at: dueAt, turn: sent.turn, ...(next !== undefined ? { next_due_at: iso(next) } : {}) });
+    instance.platformEvent(PlatformEvent.scheduleFired, { id: schedule.id, due_at: dueAt, turn: sent.turn, ...(next !== undefined ? { next_due_at: iso(next) } : {}) });
   }
 }

@@ -11,6 +11,7 @@
 import type { JsonObject } from "../shared/json.js";
 import type { MessageLog } from "./store/message-log.js";
 import { turnFailed, type InstanceJournal } from "./instance-journal.js";
+import { INBOUND_MESSAGE_TYPE, PlatformEvent } from "../shared/platform-events.js";
 
 export interface UnfinishedTurn {
   /** The seq of the inbound message (= its turn). */
@@ -42,16 +43,16 @@ export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): U
     for (const row of page) {
       if (row.seq <= floor) break scan;
       if (row.direction === "inbound") {
-        if (row.messageType === "process_message") inbound.push({ turn: row.seq, content: row.content ?? {} });
+        if (row.messageType === INBOUND_MESSAGE_TYPE) inbound.push({ turn: row.seq, content: row.content ?? {} });
         continue;
       }
-      if (row.messageType === "terminated") ended = true;
+      if (row.messageType === PlatformEvent.terminated) ended = true;
       if (row.turn <= 0) continue;
       begun.add(row.turn);
-      if (row.messageType === "turn.done") {
+      if (row.messageType === PlatformEvent.turnDone) {
         done.add(row.turn);
         floor = Math.max(floor, row.turn);
-      } else if (row.messageType === "error" && ended) {
+      } else if (row.messageType === PlatformEvent.error && ended) {
         erroredBeforeEnd.add(row.turn);
       }
     }

@@ -32,6 +32,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
 /** Where an update stream starts: after a seq, or the whole history; without either, live. */
 export interface StreamStart {
@@ -377,7 +378,7 @@ function terminatedUpdate(instanceId: string, previous: { agentId: string; seq: 
     // (after_seq) on the agent's next instance. A seq above it would be the next stored event's, skipped.
     seq: previous.seq,
     timestamp: timestampNow(),
-    messageType: "terminated",
+    messageType: PlatformEvent.terminated,
     content: { reason, coordinator_id: coordinatorId, exit_code: null, signal: null },
   });
 }

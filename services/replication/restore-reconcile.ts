@@ -28,6 +28,7 @@ import Database from "better-sqlite3";
 import { MessageLog, type NewMessage } from "../coordinator/store/message-log.js";
 import { findUnfinishedTurns } from "../coordinator/unfinished-turns.js";
 import type { JsonObject } from "../shared/json.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
 export interface ReconcileResult {
   /** Last seq kept in messages.db (0: empty), before the rows this reconciliation added. */
@@ -143,7 +144,7 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
       .iterate() as IterableIterator<LedgerRow>;
     let firstMissing: number | undefined;
     for (const row of rows) {
-      const missing = row.message_type === "state.delta" ? (field(row.content, "version") ?? 0) > stateMax : (field(row.content, "iteration") ?? 0) > iterationMax;
+      const missing = row.message_type === PlatformEvent.stateDelta ? (field(row.content, "version") ?? 0) > stateMax : (field(row.content, "iteration") ?? 0) > iterationMax;
       if (missing) {
         firstMissing = row.seq;
         break;
@@ -174,7 +175,7 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
       result.lastSeq = scalar(messages, "SELECT max(seq) FROM messages");
       const last = (type: string): string | null =>
         (messages.prepare("SELECT content FROM messages WHERE message_type = ? ORDER BY seq DESC LIMIT 1").pluck().get(type) as string | null | undefined) ?? null;
-      return { version: field(last("state.delta"), "version"), iteration: field(last("workspace.changed"), "iteration"), cutTurns };
+      return { version: field(last(PlatformEvent.stateDelta), "version"), iteration: field(last(PlatformEvent.workspaceChanged), "iteration"), cutTurns };
     })();
     if (state) {
       const newestSnapshot = scalar(state, "SELECT max(version) FROM snapshots");
@@ -201,9 +202,10 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
       if (options.seqGap > 0) {
         const seq = result.lastSeq + options.seqGap;
         messages
-          .prepare("INSERT INTO messages (seq, direction, instance_id, turn, message_type, content, timestamp) VALUES (?, 'outbound', '', 0, 'agent.restored', ?, ?)")
+          .prepare("INSERT INTO messages (seq, direction, instance_id, turn, message_type, content, timestamp) VALUES (?, 'outbound', '', 0, ?, ?, ?)")
           .run(
             seq,
+            PlatformEvent.agentRestored,
             JSON.stringify({
               reason: options.reason ?? "restored from S3 after its coordinator was lost",
               last_replicated_seq: result.lastSeq,
@@ -221,7 +223,7 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
       const message = options.unfinished === "close" ? NOT_RUN_IN_COPY : INTERRUPTED;
       const timestamp = Date.now();
       const event = (turn: number, messageType: string, content: JsonObject): NewMessage => ({ direction: "outbound", instanceId: "", turn, messageType, content, timestamp });
-      new MessageLog(messages).appendMany(interrupted.flatMap((turn) => [event(turn, "error", { message, code: "aborted", turn }), event(turn, "turn.done", { turn, ok: false })]));
+      new MessageLog(messages).appendMany(interrupted.flatMap((turn) => [event(turn, PlatformEvent.error, { message, code: "aborted", turn }), event(turn, PlatformEvent.turnDone, { turn, ok: false })]));
     })();
     return result;
   } finally {

@@ -7,6 +7,7 @@
 import type { JsonObject } from "../shared/json.js";
 import type { ClientEventDraft, ClientEventType } from "./client-event.js";
 import { pickFields, type FieldSpec } from "./content-fields.js";
+import { PlatformEvent } from "../shared/platform-events.js";
 
 export interface PodiumEventInput {
   messageType: string;
@@ -203,19 +204,19 @@ export const PODIUM_EVENT_MAPPINGS: ReadonlyMap<string, EventMapping> = new Map<
   ["sandbox.init", { clientType: "sandbox_ready", fields: [SANDBOX_ID, { out: "url", from: ["url"], kind: "text" }] }],
   ["sandbox.removed", { clientType: "sandbox_removed", fields: [SANDBOX_ID, { out: "reason", from: ["reason"], kind: "text" }] }],
   // Session lifecycle
-  ["terminating", SESSION_TERMINATED],
-  ["terminated", SESSION_TERMINATED],
+  [PlatformEvent.terminating, SESSION_TERMINATED],
+  [PlatformEvent.terminated, SESSION_TERMINATED],
   // Usage
   ["usage", USAGE_UPDATE],
   ["usage.update", USAGE_UPDATE],
   ["context", USAGE_CONTEXT],
   ["usage.context", USAGE_CONTEXT],
   // Podium-native
-  ["state.delta", { clientType: "state_delta", fields: [], passthrough: true }],
-  ["workspace.changed", { clientType: "workspace_changed", fields: [], passthrough: true }],
-  ["hibernated", { clientType: "hibernated", fields: [], passthrough: true }],
-  ["woke", { clientType: "woke", fields: [], passthrough: true }],
-  ["schedule.fired", { clientType: "schedule_fired", fields: [], passthrough: true }],
+  [PlatformEvent.stateDelta, { clientType: "state_delta", fields: [], passthrough: true }],
+  [PlatformEvent.workspaceChanged, { clientType: "workspace_changed", fields: [], passthrough: true }],
+  [PlatformEvent.hibernated, { clientType: "hibernated", fields: [], passthrough: true }],
+  [PlatformEvent.woke, { clientType: "woke", fields: [], passthrough: true }],
+  [PlatformEvent.scheduleFired, { clientType: "schedule_fired", fields: [], passthrough: true }],
 ]);
 
 function draft(type: ClientEventType, data: JsonObject, agentId: string | undefined): ClientEventDraft {
