@@ -15,6 +15,9 @@ import { exchange, openWebSocket } from "./ws-exchange.js";
 import { startRunnerTopology } from "./runner-topology.js";
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
 
+/** Clients of one instance in the fan-out measurement. */
+const FAN_OUT = 4;
+
 export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promise<BenchResults> {
   const raw = new WebSocketServer({ port: 0, host: "127.0.0.1" });
   raw.on("connection", (socket) =>
@@ -34,10 +37,13 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
   const isEnd = (data: string) => data.includes('"stream_end"');
   const isUpdate = (data: string) => data.includes('"stream_update"');
   try {
+    const connectUrl = (id: string) => `${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`;
+    let floodTsId = "";
     const open = async (deploymentId: string) => {
       const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: deploymentId }) });
       const { instance_id: id } = (await res.json()) as { instance_id: string };
-      return openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`);
+      floodTsId ||= id;
+      return openWebSocket(connectUrl(id));
     };
     const podiumWs = await open("flood-ts:1.0.0");
     const pythonWs = await open("flood-py:1.0.0");
@@ -71,6 +77,23 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const topologyRate = await flood(topologyWs);
     const podiumRate = await flood(podiumWs);
     const pythonRate = await flood(pythonWs);
+    // One agent's flood fanned out to FAN_OUT clients of the same instance (all in this process, so the
+    // clients' own frame handling is in the measurement too).
+    const fanOutSockets = await Promise.all(Array.from({ length: FAN_OUT }, () => openWebSocket(connectUrl(floodTsId))));
+    const fanOutStart = performance.now();
+    const allReceived = fanOutSockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          let seen = 0;
+          ws.on("message", (data: Buffer) => {
+            if (isUpdate(data.toString()) && ++seen === updates) resolve();
+          });
+        }),
+    );
+    podiumWs.send(JSON.stringify({ type: "process_message", content: { n: updates } }));
+    await Promise.all(allReceived);
+    const fanOutRate = (FAN_OUT * updates) / ((performance.now() - fanOutStart) / 1000);
+    for (const ws of fanOutSockets) ws.close();
     podiumWs.close();
     pythonWs.close();
     rawWs.close();
@@ -91,6 +114,7 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
       "podium updates/s (agent -> gateway -> client, persisted)": podiumRate,
       "updates/s ratio (podium / bare runner topology)": podiumRate / topologyRate,
       "podium updates/s, Python agent": pythonRate,
+      [`podium updates/s delivered, one agent fanned out to ${FAN_OUT} clients`]: fanOutRate,
     };
   } finally {
     await server.close();
