@@ -186,7 +186,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     }
     if (writer === null || writer === options.coordinatorId) return true;
     const aside = moveAsideStaleCopy(agentDir);
-    logger.warn("local copy of agent is stale (another coordinator wrote it since); restoring from S3", { agentId, lastWriter: writer, movedTo: aside });
+    logger.warn("local copy of agent is stale (another coordinator wrote it since); restoring from S3", { agent_id: agentId, last_writer: writer, moved_to: aside });
     return false;
   };
 
@@ -209,7 +209,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       s3,
       timings,
       configDir,
-      logger: logger.child({ agentId }),
+      logger: logger.child({ agent_id: agentId }),
       generationMarker: { client: s3Client, agentId, coordinatorId: options.coordinatorId, mayWrite: () => !entries.get(agentId)?.fenced && (lease?.holds() ?? true) },
       onProcess: (pid) => (pid === undefined ? keeper?.unwatch(agentId) : keeper?.watch(agentId, pid)),
       ...(options.binary ? { binary: options.binary } : {}),
@@ -221,7 +221,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     const caughtUp = await supervisor.waitForCatchUp(finalSyncMs);
     const { synced } = await supervisor.stop({ graceful: true, timeoutMs: finalSyncMs });
     if (!synced) {
-      logger.warn("agent's last writes may not be in S3 (final sync failed or timed out)", { agentId, caughtUp, error: supervisor.status().lastError });
+      logger.warn("agent's last writes may not be in S3 (final sync failed or timed out)", { agent_id: agentId, caught_up: caughtUp, error: supervisor.status().lastError });
     }
     return synced;
   };
@@ -259,7 +259,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
     const marker = finalMarker(final, options.coordinatorId);
     if (!marker) return;
     await writeGenerationMarker(s3Client, s3, agentId, marker).catch((err: unknown) => {
-      logger.warn("could not record the final replica positions", { agentId, error: errorMessage(err) });
+      logger.warn("could not record the final replica positions", { agent_id: agentId, error: errorMessage(err) });
     });
   };
 
@@ -288,11 +288,11 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       released.remember({ ...final, state: "stopped", lagMs: synced ? 0 : final.lagMs });
       if (synced && entry.lease?.holds() !== false) await recordFinalPositions(agentId, final);
     } catch (err) {
-      logger.error("stopping replication failed", { agentId, error: errorMessage(err) });
+      logger.error("stopping replication failed", { agent_id: agentId, error: errorMessage(err) });
     } finally {
       if (!draining) await entry.lease?.release();
     }
-    logger.info("agent released", { agentId, synced, ...(draining ? { uploading: true } : {}) });
+    logger.info("agent released", { agent_id: agentId, synced, ...(draining ? { uploading: true } : {}) });
     return { synced };
   };
 
@@ -306,7 +306,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             const waitedMs = await waitForFinalUpload(valkey.redis, keys, agentId, finalUploadLimitMs + 5000, signal).catch((err: unknown) =>
               Promise.reject(toValkeyError(err, `look up uploads of agent ${agentId}`)),
             );
-            if (waitedMs !== undefined) logger.info("waited for a dead coordinator's final upload of the agent", { agentId, waitedMs });
+            if (waitedMs !== undefined) logger.info("waited for a dead coordinator's final upload of the agent", { agent_id: agentId, waited_ms: waitedMs });
           }
           let restored = false;
           /** Whether S3 holds a replica (and so maybe a marker): unknown (undefined) unless a restore looked. */
@@ -339,7 +339,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
           const opened = reopen ? writeGenerationMarker(s3Client, s3, agentId, { generations: {}, coordinatorId: options.coordinatorId, updatedAt: Date.now() }) : Promise.resolve();
           opened.catch(() => undefined); // awaited in track()
           entries.set(agentId, { agentDir, lease, supervisor: undefined, fenced: false, opened });
-          logger.info("agent prepared", { agentId, restored, lease: lease ? "held" : "none" });
+          logger.info("agent prepared", { agent_id: agentId, restored, lease: lease ? "held" : "none" });
           return { restored };
         } catch (err) {
           await lease?.release();

@@ -47,7 +47,7 @@ export class BackgroundUploads {
     const { logger } = this.options;
     const controller = new AbortController();
     const holds = () => lease?.holds() !== false;
-    logger.warn("agent's last writes are not in S3 yet; uploading them in the background (its lease stays on this coordinator)", { agentId });
+    logger.warn("agent's last writes are not in S3 yet; uploading them in the background (its lease stays on this coordinator)", { agent_id: agentId });
     const done = (async () => {
       let synced = false;
       try {
@@ -59,12 +59,12 @@ export class BackgroundUploads {
         else await supervisor.stop({ graceful: false });
         if (synced && holds()) await uploaded();
       } catch (err) {
-        logger.error("uploading the agent's last writes failed", { agentId, error: errorMessage(err) });
+        logger.error("uploading the agent's last writes failed", { agent_id: agentId, error: errorMessage(err) });
       } finally {
         this.drains.delete(agentId);
         await lease?.release();
       }
-      logger.info("agent's background upload ended", { agentId, synced, cancelled: controller.signal.aborted });
+      logger.info("agent's background upload ended", { agent_id: agentId, synced, cancelled: controller.signal.aborted });
     })();
     this.drains.set(agentId, {
       cancel: async () => {
@@ -88,7 +88,7 @@ export class BackgroundUploads {
       }
     }
     if (!lease) {
-      logger.warn("the agent's lease went to another coordinator: its last writes here are not uploaded", { agentId });
+      logger.warn("the agent's lease went to another coordinator: its last writes here are not uploaded", { agent_id: agentId });
       await supervisor.stop({ graceful: false });
       return;
     }
@@ -96,7 +96,7 @@ export class BackgroundUploads {
     try {
       const synced = await this.options.stopSupervisor(agentId, supervisor);
       if (synced && lease.holds()) await uploaded();
-      logger.info("uploaded the agent's last writes after its lease lapsed", { agentId, synced });
+      logger.info("uploaded the agent's last writes after its lease lapsed", { agent_id: agentId, synced });
     } finally {
       await lease.release();
     }

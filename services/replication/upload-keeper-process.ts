@@ -81,7 +81,7 @@ export async function runUploadKeeper(options: UploadKeeperProcessOptions): Prom
   const forget = async (agentId: string): Promise<void> => {
     watched.delete(agentId);
     await options.redis.eval(DELETE_IF_OURS, 1, keys.agentUploading(agentId), options.owner).catch((err: unknown) => {
-      options.log("warn", "could not clear the upload key (it expires by itself)", { agentId, error: errorMessage(err) });
+      options.log("warn", "could not clear the upload key (it expires by itself)", { agent_id: agentId, error: errorMessage(err) });
     });
   };
   let refreshedAt = 0;
@@ -92,10 +92,10 @@ export async function runUploadKeeper(options: UploadKeeperProcessOptions): Prom
     if (refresh) refreshedAt = now;
     for (const [agentId, w] of [...watched]) {
       if (!alive(w)) {
-        options.log("info", "final upload finished", { agentId, ms: now - began });
+        options.log("info", "final upload finished", { agent_id: agentId, ms: now - began });
         await forget(agentId);
       } else if (overdue) {
-        options.log("warn", "final upload did not finish in time; stopping Litestream (the agent's last writes may not be in S3)", { agentId, limitMs });
+        options.log("warn", "final upload did not finish in time; stopping Litestream (the agent's last writes may not be in S3)", { agent_id: agentId, limit_ms: limitMs });
         try {
           process.kill(-w.pid, "SIGKILL"); // its process group: relay, Litestream, tail
         } catch {
@@ -104,7 +104,7 @@ export async function runUploadKeeper(options: UploadKeeperProcessOptions): Prom
         await forget(agentId);
       } else if (refresh) {
         await options.redis.set(keys.agentUploading(agentId), options.owner, "PX", periodMs * 3).catch((err: unknown) => {
-          options.log("warn", "could not record a final upload in progress", { agentId, error: errorMessage(err) });
+          options.log("warn", "could not record a final upload in progress", { agent_id: agentId, error: errorMessage(err) });
         });
       }
     }
