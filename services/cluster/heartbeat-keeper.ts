@@ -10,10 +10,48 @@
  * `periodMs / 4`; once the stamp is older than `stallLimitMs` the worker stops extending, so a coordinator
  * whose event loop is stuck for good still disappears from discovery (after `stallLimitMs` + TTL).
  */
-import type { Worker } from "node:worker_threads";
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import type { Redis } from "ioredis";
-import { startModuleWorker } from "../shared/module-worker.js";
-import type { HeartbeatWorkerData } from "./heartbeat-worker.js";
+
+/** Plain CommonJS run with `eval: true` (works the same under tsx, jest and compiled output). */
+const WORKER_SOURCE = String.raw`
+const { workerData, parentPort } = require("node:worker_threads");
+const mod = require(workerData.ioredisPath);
+const Redis = mod.Redis || mod.default || mod;
+const { connection, key, ttlMs, periodMs, stallLimitMs, shared } = workerData;
+const clock = new BigInt64Array(shared); // [0] main thread's last stamp (epoch ms), [1] keep-alives Valkey accepted
+const options = {
+  commandTimeout: 1000,
+  connectTimeout: 2000,
+  maxRetriesPerRequest: 1,
+  enableOfflineQueue: false,
+  retryStrategy: (attempt) => Math.min(attempt * 50, 500),
+  disconnectTimeout: 200,
+  connectionName: workerData.connectionName,
+};
+const redis = connection.url ? new Redis(connection.url, options) : new Redis({ ...connection.fields, ...options });
+redis.on("error", () => undefined); // the main thread's heartbeat reports Valkey outages
+let stopped = false;
+let timer;
+async function tick() {
+  if (stopped) return;
+  const age = Date.now() - Number(Atomics.load(clock, 0));
+  if (age <= stallLimitMs && redis.status === "ready") {
+    try {
+      if ((await redis.pexpire(key, ttlMs)) === 1) Atomics.add(clock, 1, 1n);
+    } catch {}
+  }
+  if (!stopped) timer = setTimeout(tick, periodMs);
+}
+timer = setTimeout(tick, periodMs);
+parentPort.on("message", () => {
+  stopped = true;
+  clearTimeout(timer);
+  redis.disconnect();
+  parentPort.close();
+});
+`;
 
 export interface HeartbeatKeeperOptions {
   /** How the worker reaches Valkey: the URL, or the connection of the main thread (its options are copied). */
@@ -26,7 +64,7 @@ export interface HeartbeatKeeperOptions {
   connectionName: string;
 }
 
-type Connection = HeartbeatWorkerData["connection"];
+type Connection = { url: string } | { fields: Record<string, unknown> };
 
 /** What of an ioredis connection's options a worker can receive (no functions); undefined when that fails. */
 function connectionOf(redis: Redis | string): Connection | undefined {
@@ -56,16 +94,21 @@ export class HeartbeatKeeper {
     const shared = new SharedArrayBuffer(16);
     this.clock = new BigInt64Array(shared);
     this.stamp();
-    const workerData: HeartbeatWorkerData = {
-      connection,
-      key: options.key,
-      ttlMs: options.ttlMs,
-      periodMs: options.periodMs,
-      stallLimitMs: options.stallLimitMs,
-      connectionName: options.connectionName,
-      shared,
-    };
-    this.worker = startModuleWorker(new URL("./heartbeat-worker.js", import.meta.url), { workerData });
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      // Not the parent's flags: e.g. `--input-type=module` would make this CommonJS source an ES module.
+      execArgv: [],
+      workerData: {
+        ioredisPath: createRequire(import.meta.url).resolve("ioredis"),
+        connection,
+        key: options.key,
+        ttlMs: options.ttlMs,
+        periodMs: options.periodMs,
+        stallLimitMs: options.stallLimitMs,
+        connectionName: options.connectionName,
+        shared,
+      },
+    });
     this.worker.on("error", () => undefined); // only a keep-alive: the main thread's heartbeat carries on
     this.worker.unref();
     this.stampTimer = setInterval(() => this.stamp(), Math.max(50, Math.floor(options.periodMs / 4)));
