@@ -11,7 +11,7 @@ import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceIdenti
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
-import { InstanceJournal, turnFailed, type EventRecord } from "./instance-journal.js";
+import { InstanceJournal, turnEnded, turnFailed, type EventRecord } from "./instance-journal.js";
 import { settleUnfinishedTurns, type UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
 import { TurnTimer } from "./turn-timer.js";
 import type { AgentRuntime } from "./runtime-commands.js";
@@ -515,14 +515,7 @@ export class AgentInstance {
 
   /** Records the end of a turn whose turn_done arrived, after `events` (what its capture found), in one transaction; starts the next. */
   private endTurn(current: RunningTurn, next = true, events: EventRecord[] = []): void {
-    const { turn, interrupted } = current;
-    const error = current.done?.error;
-    if (error !== undefined) events.push({ messageType: PlatformEvent.error, content: { message: error }, turn });
-    else if (interrupted !== undefined) events.push({ messageType: PlatformEvent.error, content: { message: interrupted, code: "cancelled", turn }, turn });
-    else if (!current.ended) events.push({ messageType: PlatformEvent.complete, content: {}, turn });
-    // The turn's last event: its state delta, workspace changes and end marker are all recorded.
-    events.push({ messageType: PlatformEvent.turnDone, content: { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn });
-    this.journal.emitMany(events);
+    this.journal.emitMany([...events, ...turnEnded(current.turn, { error: current.done?.error, interrupted: current.interrupted, ended: current.ended })]);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     if (next) this.pump();

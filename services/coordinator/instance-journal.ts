@@ -142,3 +142,17 @@ export function turnFailed(turn: number, error: JsonObject): EventRecord[] {
     { messageType: PlatformEvent.turnDone, content: { turn, ok: false }, turn },
   ];
 }
+
+/**
+ * The events that end a turn whose turn_done arrived: `error` (the handler's, or why it was interrupted) or
+ * `complete` (when the agent sent no end event of its own), then `turn.done`, the turn's last event.
+ */
+export function turnEnded(turn: number, outcome: { error: string | undefined; interrupted: string | undefined; ended: boolean }): EventRecord[] {
+  const { error, interrupted } = outcome;
+  const events: EventRecord[] = [];
+  if (error !== undefined) events.push({ messageType: PlatformEvent.error, content: { message: error }, turn });
+  else if (interrupted !== undefined) events.push({ messageType: PlatformEvent.error, content: { message: interrupted, code: "cancelled", turn }, turn });
+  else if (!outcome.ended) events.push({ messageType: PlatformEvent.complete, content: {}, turn });
+  events.push({ messageType: PlatformEvent.turnDone, content: { turn, ok: error === undefined && interrupted === undefined, ...(interrupted !== undefined ? { cancelled: true } : {}) }, turn });
+  return events;
+}
