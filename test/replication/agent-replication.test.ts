@@ -69,12 +69,18 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     expect(refused).toBeInstanceOf(ConnectError);
     expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
     await fx.s3.resume();
-    for (let tries = 0; ; tries++) {
+    // The holder uploads in the background once S3 answers again (Litestream retries on its own clock, slow
+    // on a loaded machine); until then every attempt is refused. Bounded by time, not by a count of tries.
+    const giveUpAt = Date.now() + 75_000;
+    for (;;) {
       const prepared = await b.prepare(agentId, dir).catch((err: unknown) => {
-        if (!(err instanceof ConnectError && err.code === Code.AlreadyExists) || tries > 20) throw err;
+        if (!(err instanceof ConnectError && err.code === Code.AlreadyExists) || Date.now() > giveUpAt) throw err;
         return undefined;
       });
-      if (!prepared) continue;
+      if (!prepared) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
       expect(prepared).toEqual({ restored: true });
       break;
     }
@@ -181,7 +187,7 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
       await fx.s3.resume();
       await c.close();
     }
-  }, 120_000);
+  }, 180_000);
 
   it("fences an agent whose lease was taken: onLeaseLost, Litestream stopped, no more writes allowed", async () => {
     const dir = fx.agentDir("coord-a", "fenced");
@@ -226,5 +232,5 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
       await fx.s3.resume();
       await d.close();
     }
-  }, 120_000);
+  }, 180_000);
 });
