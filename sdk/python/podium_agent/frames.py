@@ -5,11 +5,19 @@ posix.read rather than sys.stdin: a thread blocked inside a BufferedReader holds
 makes interpreter shutdown abort.
 """
 
+from __future__ import annotations
+
 import _thread
 import posix
 import time
 
 from .json_value import decode, encode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+
+    from .json_value import JsonObject
 
 FRAME_FD = 3
 _MIN_READ = 64 * 1024
@@ -19,7 +27,7 @@ _QUIET_S = 0.001
 _BATCH_S = 0.005
 
 
-def _utf8(text):
+def _utf8(text: str) -> bytes:
     # Lone surrogates (only possible inside JSON strings) become \udXXX escapes: valid JSON + UTF-8.
     return text.encode("utf-8", "backslashreplace")
 
@@ -39,23 +47,23 @@ class FrameWriter:
     last events go out with its turn_done.
     """
 
-    def __init__(self, fd=FRAME_FD):
+    def __init__(self, fd: int = FRAME_FD) -> None:
         self._fd = fd
         self._lock = _thread.allocate_lock()
-        self._pending = []
+        self._pending: list[str] = []
         self._pending_size = 0
         self._last_write = 0.0
         self._scheduled = False
-        self._wake = None  # the flusher thread's lock, held while it has nothing to do
+        self._wake: _thread.LockType | None = None  # the flusher thread's lock, held while it has nothing to do
 
-    def write(self, frame):
+    def write(self, frame: Mapping[str, object]) -> None:
         self.write_text(encode(frame))
 
-    def write_text(self, text):
+    def write_text(self, text: str) -> None:
         """Writes pre-serialized JSON text (one object, no newline) as one line."""
         self.write_parts((text, "\n"))
 
-    def write_event(self, frame):
+    def write_event(self, frame: Mapping[str, object]) -> None:
         """Writes an event frame, batched with the events around it (see the class)."""
         text = encode(frame)
         with self._lock:
@@ -76,12 +84,12 @@ class FrameWriter:
                     _thread.start_new_thread(self._flusher, ())
                 self._wake.release()
 
-    def flush(self):
+    def flush(self) -> None:
         """Writes the waiting events now."""
         with self._lock:
             self._flush_locked()
 
-    def _flush_locked(self):
+    def _flush_locked(self) -> None:
         if self._pending:
             self._pending.append("")
             data = _utf8("\n".join(self._pending))
@@ -90,9 +98,11 @@ class FrameWriter:
             self._last_write = time.monotonic()
             self._write_all(data)
 
-    def _flusher(self):
+    def _flusher(self) -> None:
+        wake = self._wake
+        assert wake is not None
         while True:
-            self._wake.acquire()
+            wake.acquire()
             time.sleep(_BATCH_S)
             with self._lock:
                 self._scheduled = False
@@ -102,11 +112,11 @@ class FrameWriter:
                     self._pending = []
                     self._pending_size = 0
 
-    def write_parts(self, parts):
+    def write_parts(self, parts: Iterable[str]) -> None:
         """Writes str pieces that together form one line (the last ends in "\n") without joining
         them: a 50 MB piece is encoded once and written as it is; small pieces share one write."""
-        chunks = []
-        small = []
+        chunks: list[bytes] = []
+        small: list[str] = []
         size = 0
         for part in parts:
             if len(part) >= _BATCH:
@@ -130,7 +140,7 @@ class FrameWriter:
             for chunk in chunks:
                 self._write_all(chunk)
 
-    def _write_all(self, data):
+    def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
         total = len(data)
         offset = 0
@@ -147,9 +157,9 @@ class FrameWriter:
                 raise
 
 
-def _lines(fd):
+def _lines(fd: int) -> Iterator[bytes]:
     """Yields the lines (bytes, without '\\n') read from `fd` until EOF."""
-    pending = []
+    pending: list[bytes] = []
     size = _MIN_READ
     while True:
         try:
@@ -177,13 +187,14 @@ def _lines(fd):
         yield b"".join(pending)
 
 
-def start_reader(on_frame, on_bad_line, on_eof, fd=0):
+def start_reader(on_frame: Callable[[JsonObject], None], on_bad_line: Callable[[str], None], on_eof: Callable[[], None], fd: int = 0) -> None:
     """Reads host frames on a thread: on_frame(dict) per frame, on_eof() once at the end.
 
     Runs beside the handler, so cancel / answer / stop arrive while a turn is running.
     """
 
-    def run():
+    def run() -> None:
+
         try:
             for line in _lines(fd):
                 if not line.strip():

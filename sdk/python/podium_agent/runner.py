@@ -6,6 +6,8 @@ main thread. Handlers may be plain functions or `async def`; asyncio is imported
 entry module has a coroutine handler (or a handler returns an awaitable).
 """
 
+from __future__ import annotations
+
 import _queue
 import _thread
 import atexit
@@ -17,13 +19,27 @@ from .context import AgentContext, AgentInfo, Cancelled, PendingRequests, TurnCo
 from .frames import FrameChannelClosed, FrameWriter, start_reader
 from .tracked_state import StateTracker
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Awaitable, Callable, Coroutine
+    from types import ModuleType
+    from typing import Any
+
+    from .json_value import JsonObject
+
+    #: The entry module's hooks: on_message, on_start, on_stop, on_hibernate (callables or None) and
+    #: initial_state (a value or a callable); agent code, so their signatures are the agent's own.
+    Hooks = dict[str, Any]
+    Call = Callable[..., Awaitable[Any]]
+
 SDK_VERSION = "podium-py/0.1.0"
 _ASYNC_FLAGS = 0x80 | 0x100  # CO_COROUTINE | CO_ITERABLE_COROUTINE
 _EOF_GRACE_MS = 5000
 _WATCHDOG_SLACK_S = 1.0
 
 
-def _watchdog(grace_s):
+def _watchdog(grace_s: float) -> None:
     """The host SIGKILLs at graceMs; after EOF there may be no host left to do it."""
     time.sleep(grace_s + _WATCHDOG_SLACK_S)
     for stream in (sys.stdout, sys.stderr):
@@ -34,27 +50,27 @@ def _watchdog(grace_s):
     posix._exit(1)
 
 
-def _is_async(fn):
+def _is_async(fn: object) -> bool:
     code = getattr(fn, "__code__", None)
     return code is not None and bool(code.co_flags & _ASYNC_FLAGS)
 
 
-def _takes_argument(fn):
+def _takes_argument(fn: object) -> bool:
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
-    count = code.co_argcount - (1 if getattr(fn, "__self__", None) is not None else 0)
+    count: int = code.co_argcount - (1 if getattr(fn, "__self__", None) is not None else 0)
     return count > 0
 
 
-def agent_error(error):
+def agent_error(error: BaseException) -> JsonObject:
     import traceback
 
     message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return {"message": message, "stack": "".join(traceback.format_exception(error))}
 
 
-def load_entry(path):
+def load_entry(path: str) -> ModuleType:
     """Imports the entry file as a module named after it (its directory is already on sys.path)."""
     import _frozen_importlib
     import _frozen_importlib_external
@@ -77,25 +93,25 @@ def load_entry(path):
 
 
 class Runtime:
-    def __init__(self, entry, writer):
+    def __init__(self, entry: str | None, writer: FrameWriter) -> None:
         self.entry = entry
         self.writer = writer
-        self.inbox = _queue.SimpleQueue()
+        self.inbox: _queue.SimpleQueue[JsonObject] = _queue.SimpleQueue()
         self.requests = PendingRequests()
         # ctx.ask() / request_permission() called inside a running event loop: said in the log once.
         self.warned_blocking = False
-        self.tracker = None
-        self.info = None
-        self.current = None
+        self.tracker: StateTracker | None = None
+        self.info = AgentInfo("", "", "", "", {})  # replaced from init before any hook runs
+        self.current: TurnControl | None = None
         self.stopping = False
         self.last_turn = 0
-        self.loop = None
-        self._wake = None
-        self._wakeup = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._wake: Callable[[], object] | None = None
+        self._wakeup: asyncio.Event | None = None
 
     # ---- reader thread ----
 
-    def _on_frame(self, frame):
+    def _on_frame(self, frame: JsonObject) -> None:
         kind = frame["type"]
         if kind == "cancel":
             control = self.current
@@ -111,7 +127,8 @@ class Runtime:
         if kind == "stop":
             if not self.stopping:
                 grace = frame.get("graceMs")
-                _thread.start_new_thread(_watchdog, ((grace if type(grace) in (int, float) and grace >= 0 else _EOF_GRACE_MS) / 1000,))
+                grace_ms = grace if (type(grace) is int or type(grace) is float) and grace >= 0 else _EOF_GRACE_MS
+                _thread.start_new_thread(_watchdog, (grace_ms / 1000,))
             self.stopping = True
             control = self.current
             if control is not None:
@@ -128,17 +145,17 @@ class Runtime:
             except RuntimeError:  # loop closed
                 pass
 
-    def _on_eof(self):
+    def _on_eof(self) -> None:
         self._on_frame({"type": "stop", "graceMs": _EOF_GRACE_MS})
 
-    def _on_bad_line(self, reason):
+    def _on_bad_line(self, reason: str) -> None:
         self.log("warn", (f"dropped host frame: {reason}",), None)
 
     # ---- frames out ----
 
-    def log(self, level, args, turn):
+    def log(self, level: str, args: tuple[object, ...], turn: int | None) -> None:
         message = " ".join(a if type(a) is str else str(a) for a in args)
-        frame = {"type": "log", "level": level, "message": message}
+        frame: JsonObject = {"type": "log", "level": level, "message": message}
         if turn is not None:
             frame["fields"] = {"turn": turn}
         try:
@@ -146,12 +163,12 @@ class Runtime:
         except FrameChannelClosed:
             pass
 
-    def flush(self, turn):
+    def flush(self, turn: int) -> None:
         parts = self.tracker.take_op_parts() if self.tracker is not None else None
         if parts is not None:
             self.writer.write_parts(['{"type":"state_patch","turn":%d,"ops":' % turn, *parts, "}\n"])
 
-    def fatal(self, error):
+    def fatal(self, error: BaseException) -> int:
         detail = agent_error(error)
         sys.stderr.write(f"podium runner: {detail['stack']}")
         try:
@@ -162,7 +179,7 @@ class Runtime:
 
     # ---- life cycle ----
 
-    def run(self):
+    def run(self) -> int:
         start_reader(self._on_frame, self._on_bad_line, self._on_eof)
         init = self.inbox.get()
         while init["type"] != "init":
@@ -185,14 +202,15 @@ class Runtime:
                 os.environ.setdefault("PODIUM_DEPLOYMENT_ID", deployment)
             if type(env) is dict:
                 os.environ.update({k: v for k, v in env.items() if type(k) is str and type(v) is str})
-        if self.entry is None:  # a warm runner: the entry comes with init
-            entry = init.get("entry")
-            if type(entry) is not str or not entry.startswith("/"):
+        entry = self.entry
+        if entry is None:  # a warm runner: the entry comes with init
+            named = init.get("entry")
+            if type(named) is not str or not named.startswith("/"):
                 return self.fatal(ValueError("no entry module: pass it as the runner's argument or in init.entry"))
-            self.entry = entry
+            entry = self.entry = named
             sys.path.insert(1, entry.rpartition("/")[0] or "/")
         try:
-            module = load_entry(self.entry)
+            module = load_entry(entry)
             hooks = self._hooks(module)
         except BaseException as error:  # includes SyntaxError and SystemExit at import time
             return self.fatal(error)
@@ -204,11 +222,11 @@ class Runtime:
             return self.loop.run_until_complete(self._life(init, hooks, self._next_async, self._call_async))
         return _drive(self._life(init, hooks, self._next_sync, self._call_sync))
 
-    def _hooks(self, module):
+    def _hooks(self, module: ModuleType) -> Hooks:
         on_message = getattr(module, "on_message", None)
         if not callable(on_message):
             raise TypeError(f"{self.entry} must define on_message(ctx, message)")
-        hooks = {"on_message": on_message}
+        hooks: Hooks = {"on_message": on_message}
         for name in ("on_start", "on_stop", "on_hibernate"):
             hook = getattr(module, name, None)
             if hook is not None and not callable(hook):
@@ -222,7 +240,7 @@ class Runtime:
     # inbox, call() runs the hook directly). Async agents: _life runs on an asyncio loop that keeps
     # running between turns, so tasks started by a handler make progress.
 
-    async def _life(self, init, hooks, next_frame, call):
+    async def _life(self, init: JsonObject, hooks: Hooks, next_frame: Callable[[], Awaitable[JsonObject]], call: Call) -> int:
         try:
             self.info = _make_info(init)
             fresh = init.get("stateVersion", 0) == 0
@@ -250,12 +268,12 @@ class Runtime:
             self.current = control
             control.cancelled = self.stopping  # a stop that raced with the start of this turn
             self.last_turn = turn
-            error = None
+            failure = None
             try:
                 await call(hooks["on_message"], AgentContext(self, control), content if type(content) is dict else {})
             except Exception as caught:
-                error = caught
-            self._finish_turn(control, error)
+                failure = caught
+            self._finish_turn(control, failure)
         # A hibernating instance runs on_hibernate instead: a later process resumes it from its state.
         last = "on_hibernate" if hibernate else "on_stop"
         if hooks[last] is not None:
@@ -267,10 +285,10 @@ class Runtime:
         self.writer.write({"type": "stopped"})
         return 0
 
-    async def _next_sync(self):
+    async def _next_sync(self) -> JsonObject:
         return self.inbox.get()
 
-    async def _call_sync(self, fn, *args):
+    async def _call_sync(self, fn: Callable[..., Any], *args: object) -> Any:
         result = fn(*args)
         if hasattr(result, "__await__"):  # a sync hook that returned an awaitable
             if self.loop is None:
@@ -280,10 +298,11 @@ class Runtime:
             result = self.loop.run_until_complete(result)
         return result
 
-    async def _next_async(self):
+    async def _next_async(self) -> JsonObject:
         import asyncio
 
-        if self._wakeup is None:
+        wakeup = self._wakeup
+        if wakeup is None:
             wakeup = self._wakeup = asyncio.Event()
             loop = asyncio.get_running_loop()
             self._wake = lambda: loop.call_soon_threadsafe(wakeup.set)
@@ -292,24 +311,24 @@ class Runtime:
                 return self.inbox.get_nowait()
             except _queue.Empty:
                 pass
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            await wakeup.wait()
+            wakeup.clear()
 
-    async def _call_async(self, fn, *args):
+    async def _call_async(self, fn: Callable[..., Any], *args: object) -> Any:
         result = fn(*args)
         if hasattr(result, "__await__"):
             result = await result
         return result
 
-    def _initial(self, initial):
+    def _initial(self, initial: object) -> object:
         if not callable(initial):
             return initial
         return initial(self.info) if _takes_argument(initial) else initial()
 
-    def _context(self, turn):
+    def _context(self, turn: int) -> AgentContext:
         return AgentContext(self, TurnControl(turn))
 
-    def _begin_state(self, init, initial):
+    def _begin_state(self, init: JsonObject, initial: object) -> None:
         state = init.get("state")
         if type(state) is not dict:
             state = {}
@@ -323,42 +342,49 @@ class Runtime:
             self.tracker.replace(state, owned=True)
         self.flush(0)
 
-    def _finish_turn(self, control, error):
+    def _finish_turn(self, control: TurnControl, error: Exception | None) -> None:
         self.current = None
         self.flush(control.turn)
-        done = {"type": "turn_done", "turn": control.turn}
+        done: JsonObject = {"type": "turn_done", "turn": control.turn}
         if error is not None and not (control.cancelled and isinstance(error, Cancelled)):
             done["error"] = agent_error(error)
         self.writer.write(done)
 
 
-def _make_info(init):
+def _make_info(init: JsonObject) -> AgentInfo:
+    def text(key: str) -> str:
+        value = init.get(key)
+        return value if type(value) is str else ""
+
     env = init.get("env")
-    return AgentInfo(init.get("instanceId", ""), init.get("agentId", ""), init.get("deploymentId", ""), init.get("workspace", ""), env if type(env) is dict else {})
+    return AgentInfo(text("instanceId"), text("agentId"), text("deploymentId"), text("workspace"), {k: v for k, v in env.items() if type(v) is str} if type(env) is dict else {})
 
 
-def _drive(coroutine):
+def _drive(coroutine: Coroutine[Any, Any, int]) -> int:
     """Runs a coroutine that never suspends (the sync life cycle) without an event loop."""
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return done.value
+        value: int = done.value
+        return value
     coroutine.close()
     raise RuntimeError("the sync life cycle must not await real awaitables")
 
 
-def _flush_quietly(writer):
+def _flush_quietly(writer: FrameWriter) -> None:
     try:
         writer.flush()
     except (FrameChannelClosed, OSError):
         pass
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
+
     """argv: [entry file], or [] for a warm runner whose entry comes with init."""
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.reconfigure(line_buffering=True)
+            getattr(stream, "reconfigure")(line_buffering=True)
+
         except (AttributeError, ValueError):
             pass
     writer = FrameWriter()

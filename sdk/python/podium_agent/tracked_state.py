@@ -13,20 +13,38 @@ Rules (same as the TypeScript SDK, see sdk/README.md):
 - copy(), `+`, `|` and slices of plain values return detached plain copies.
 """
 
+from __future__ import annotations
+
 from .json_value import copy_in, decode, encode, escape_token
 
-_MISSING = object()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any, SupportsIndex
+
+    from .json_value import JsonInput, JsonValue
+
+    # What a tracked container holds, as a type checker sees it: JSON values, read as Any (like
+    # json.loads) so `ctx.state["n"] += 1` type-checks; what goes in is checked when it is stored.
+    _DictBase = dict[str, Any]
+    _ListBase = list[Any]
+    _Op = list[Any]  # [op, path, value JSON text or None]
+else:
+    _DictBase = dict
+    _ListBase = list
+
+_MISSING: Any = object()
 _PRIMITIVES = (str, int, float, bool, type(None))
 
 
-def _same(old, new):
+def _same(old: object, new: object) -> bool:
     if old is new:
         return True
     t = type(new)
     return t is type(old) and t in _PRIMITIVES and old == new
 
 
-def _too_many(count, length):
+def _too_many(count: float, length: float) -> bool:
     return count > max(16, length)
 
 
@@ -35,31 +53,36 @@ class StateTracker:
 
     __slots__ = ("root", "ops")
 
-    def __init__(self, initial):
+    root: TrackedDict
+    ops: list[_Op]
+
+    def __init__(self, initial: dict[str, JsonValue]) -> None:
         """Takes ownership of `initial` (a freshly decoded JSON object); records nothing."""
         self.ops = []
-        self.root = _adopt(initial, self, None, None)
+        self.root = _adopt_root(initial, self)
 
-    def replace(self, value, owned=False):
+    def replace(self, value: object, owned: bool = False) -> None:
         """Replaces the whole state with a copy of `value`; drops older pending ops.
 
         `owned=True` (a dict freshly decoded from JSON that nobody else holds) skips the copy.
         """
         if not isinstance(value, dict):
             raise TypeError("state must be a dict")
+        copy: JsonValue
         if owned and type(value) is dict:
             copy, text = value, encode(value)
         else:
             copy, text = copy_in(value, "")
-        self.root = _adopt(copy, self, None, None)
+        assert type(copy) is dict
+        self.root = _adopt_root(copy, self)
         self.ops = [["replace", "", text]]
 
-    def take_ops(self):
+    def take_ops(self) -> str | None:
         """The pending ops as JSON array text (cleared), or None when there are none."""
         parts = self.take_op_parts()
         return None if parts is None else "".join(parts)
 
-    def take_op_parts(self):
+    def take_op_parts(self) -> list[str] | None:
         """Like take_ops() but as a list of str pieces, so a 50 MB value is never concatenated."""
         if not self.ops:
             return None
@@ -76,7 +99,7 @@ class StateTracker:
         self.ops = []
         return parts
 
-    def record(self, op, path, text=None):
+    def record(self, op: str, path: str, text: str | None = None) -> None:
         ops = self.ops
         if op == "replace" and ops:
             last = ops[-1]
@@ -86,7 +109,7 @@ class StateTracker:
         ops.append([op, path, text])
 
 
-def _adopt(raw, tracker, parent, key):
+def _adopt(raw: dict[str, Any] | list[Any], tracker: StateTracker, parent: TrackedDict | TrackedList, key: str | int) -> TrackedDict | TrackedList:
     """Wraps a plain dict/list (shallow copy of one level) and links it to its parent."""
     node = TrackedDict(raw) if type(raw) is dict else TrackedList(raw)
     node._tr = tracker
@@ -95,16 +118,24 @@ def _adopt(raw, tracker, parent, key):
     return node
 
 
-def _index_of(items, node):
+def _adopt_root(raw: dict[str, Any], tracker: StateTracker) -> TrackedDict:
+    node = TrackedDict(raw)
+    node._tr = tracker
+    node._parent = None
+    node._key = None
+    return node
+
+
+def _index_of(items: TrackedList, node: object) -> int:
     for i, item in enumerate(list.__iter__(items)):
         if item is node:
             return i
     return -1
 
 
-def _path(node):
+def _path(node: TrackedDict | TrackedList) -> str | None:
     """JSON Pointer of a tracked container, or None when it is no longer part of the state."""
-    tokens = []
+    tokens: list[str] = []
     while True:
         parent = node._parent
         if parent is None:
@@ -112,7 +143,8 @@ def _path(node):
                 return None
             break
         key = node._key
-        if type(parent) is TrackedList:
+        if isinstance(parent, TrackedList):
+            assert type(key) is int
             if not (key < list.__len__(parent) and list.__getitem__(parent, key) is node):
                 key = _index_of(parent, node)
                 if key < 0:
@@ -120,6 +152,7 @@ def _path(node):
                 node._key = key
             tokens.append(str(key))
         else:
+            assert type(key) is str
             if dict.get(parent, key, None) is not node:
                 return None
             tokens.append(escape_token(key))
@@ -130,7 +163,7 @@ def _path(node):
     return "/" + "/".join(tokens)
 
 
-def _plain(node):
+def _plain(node: object) -> Any:
     return decode(encode(node))
 
 
@@ -139,55 +172,60 @@ class _PlainCopies:
 
     __slots__ = ()
 
-    def copy(self):
+    def copy(self) -> Any:
+        """A plain, detached deep copy (dict or list): changing it records nothing."""
         return _plain(self)
 
-    def __copy__(self):
+    def __copy__(self) -> Any:
         return _plain(self)
 
-    def __deepcopy__(self, memo=None):
+    def __deepcopy__(self, memo: object = None) -> Any:
         return _plain(self)
 
 
-class TrackedDict(_PlainCopies, dict):
+class TrackedDict(_PlainCopies, _DictBase):
     """A dict in ctx.state. Behaves like dict; mutations are recorded."""
 
     __slots__ = ("_tr", "_parent", "_key")
 
+    _tr: StateTracker
+    _parent: TrackedDict | TrackedList | None
+    _key: str | int | None
+
     # ---- reads (wrap nested containers on the way out) ----
 
-    def _child(self, key, value):
+    def _child(self, key: str, value: Any) -> Any:
         t = type(value)
         if t is dict or t is list:
             value = _adopt(value, self._tr, self, key)
             dict.__setitem__(self, key, value)
         return value
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         return self._child(key, dict.__getitem__(self, key))
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         value = dict.get(self, key, _MISSING)
         return default if value is _MISSING else self._child(key, value)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         # Defined so dict(state) / {**state} go through __getitem__ rather than raw storage.
         return dict.__iter__(self)
 
-    def values(self):
+    def values(self) -> list[Any]:  # type: ignore[override]  # a list, not a view
         return [self._child(k, v) for k, v in list(dict.items(self))]
 
-    def items(self):
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]  # a list, not a view
         return [(k, self._child(k, v)) for k, v in list(dict.items(self))]
 
     # ---- writes ----
 
-    def _record(self, op, key, text=None):
+    def _record(self, op: str, key: str, text: str | None = None) -> None:
         base = _path(self)
         if base is not None:
             self._tr.record(op, base + "/" + escape_token(key), text)
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: JsonInput) -> None:
         if type(key) is not str:
             raise TypeError(f"state keys must be strings, not {type(key).__name__}")
         old = dict.get(self, key, _MISSING)
@@ -200,11 +238,11 @@ class TrackedDict(_PlainCopies, dict):
         if base is not None:
             self._tr.record("add" if old is _MISSING else "replace", path, text)
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: str) -> None:
         dict.__delitem__(self, key)
         self._record("remove", key)
 
-    def pop(self, key, *default):
+    def pop(self, key: str, *default: Any) -> Any:
         if dict.__contains__(self, key):
             value = self[key]
             del self[key]
@@ -213,19 +251,19 @@ class TrackedDict(_PlainCopies, dict):
             return default[0]
         raise KeyError(key)
 
-    def popitem(self):
+    def popitem(self) -> tuple[str, Any]:
         key, value = dict.popitem(self)
         self._record("remove", key)
         return key, value
 
-    def clear(self):
+    def clear(self) -> None:
         if dict.__len__(self):
             dict.clear(self)
             base = _path(self)
             if base is not None:
                 self._tr.record("replace", base, "{}")
 
-    def update(self, *args, **kwargs):
+    def update(self, *args: Any, **kwargs: JsonInput) -> None:
         if args:
             (other,) = args
             if hasattr(other, "keys"):
@@ -237,39 +275,43 @@ class TrackedDict(_PlainCopies, dict):
         for key, value in kwargs.items():
             self[key] = value
 
-    def setdefault(self, key, default=None):
+    def setdefault(self, key: str, default: Any = None) -> Any:
         if not dict.__contains__(self, key):
             self[key] = default
         return self[key]
 
-    def __ior__(self, other):
+    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override]
         self.update(other)
         return self
 
     # ---- copies are plain and detached ----
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
         return (dict, (_plain(self),))
 
-    def __or__(self, other):
-        result = _plain(self)
+    def __or__(self, other: Any) -> dict[str, Any]:  # type: ignore[override]
+        result: dict[str, Any] = _plain(self)
         result.update(other)
         return result
 
-    def __ror__(self, other):
+    def __ror__(self, other: Any) -> dict[str, Any]:  # type: ignore[override]
         result = dict(other)
         result.update(_plain(self))
         return result
 
 
-class TrackedList(_PlainCopies, list):
+class TrackedList(_PlainCopies, _ListBase):
     """A list in ctx.state. Behaves like list; mutations are recorded."""
 
     __slots__ = ("_tr", "_parent", "_key")
 
+    _tr: StateTracker
+    _parent: TrackedDict | TrackedList | None
+    _key: str | int | None
+
     # ---- reads ----
 
-    def _child(self, index, value):
+    def _child(self, index: int, value: Any) -> Any:
         t = type(value)
         if t is dict or t is list:
             value = _adopt(value, self._tr, self, index)
@@ -278,10 +320,11 @@ class TrackedList(_PlainCopies, list):
             value._key = index
         return value
 
-    def _index(self, index, insert=False):
+    def _index(self, index: SupportsIndex, insert: bool = False) -> int:
         n = list.__len__(self)
         if type(index) is not int:
             index = index.__index__()
+        assert type(index) is int
         if insert:
             return max(0, n + index) if index < 0 else min(index, n)
         if index < 0:
@@ -290,34 +333,34 @@ class TrackedList(_PlainCopies, list):
             raise IndexError("list index out of range")
         return index
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
         if type(index) is slice:
             for i in range(*index.indices(list.__len__(self))):
                 self._child(i, list.__getitem__(self, i))
             return list.__getitem__(self, index)
-        index = self._index(index)
-        return self._child(index, list.__getitem__(self, index))
+        i = self._index(index)
+        return self._child(i, list.__getitem__(self, i))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         for i, value in enumerate(list.__iter__(self)):
             yield self._child(i, value)
 
-    def __reversed__(self):
+    def __reversed__(self) -> Iterator[Any]:
         for i in range(list.__len__(self) - 1, -1, -1):
             yield self._child(i, list.__getitem__(self, i))
 
     # ---- writes ----
 
-    def _base(self):
+    def _base(self) -> str | None:
         return _path(self)
 
-    def _copy(self, value, base, index):
+    def _copy(self, value: object, base: str | None, index: int) -> tuple[JsonValue, str]:
         return copy_in(value, f"{base or ''}/{index}")
 
-    def _whole(self, base):
+    def _whole(self, base: str) -> None:
         self._tr.record("replace", base, encode(self))
 
-    def _record_changed(self, base, before):
+    def _record_changed(self, base: str | None, before: list[Any]) -> None:
         if base is None:
             return
         changed = [i for i, (a, b) in enumerate(zip(before, list.__iter__(self))) if a is not b]
@@ -327,7 +370,7 @@ class TrackedList(_PlainCopies, list):
             for i in changed:
                 self._tr.record("replace", f"{base}/{i}", encode(list.__getitem__(self, i)))
 
-    def _splice(self, start, delete_count, values):
+    def _splice(self, start: int, delete_count: int, values: list[tuple[JsonValue, str]]) -> None:
         """Replaces items[start:start+delete_count] with `values` (copies, texts) and records it."""
         base = self._base()
         list.__setitem__(self, slice(start, start + delete_count), [copy for copy, _ in values])
@@ -345,8 +388,8 @@ class TrackedList(_PlainCopies, list):
         for i in range(common, len(values)):
             record("add", f"{base}/{start + i}", values[i][1])
 
-    def __setitem__(self, index, value):
-        if type(index) is slice:
+    def __setitem__(self, index: SupportsIndex | slice, value: Any) -> None:
+        if isinstance(index, slice):
             n = list.__len__(self)
             start, stop, step = index.indices(n)
             items = list(value)
@@ -359,17 +402,17 @@ class TrackedList(_PlainCopies, list):
             list.__setitem__(self, index, [copy for copy, _ in values])
             self._record_changed(base, before)
             return
-        index = self._index(index)
-        if _same(list.__getitem__(self, index), value):
+        i = self._index(index)
+        if _same(list.__getitem__(self, i), value):
             return
         base = self._base()
-        copy, text = self._copy(value, base, index)
-        list.__setitem__(self, index, copy)
+        copy, text = self._copy(value, base, i)
+        list.__setitem__(self, i, copy)
         if base is not None:
-            self._tr.record("replace", f"{base}/{index}", text)
+            self._tr.record("replace", f"{base}/{i}", text)
 
-    def __delitem__(self, index):
-        if type(index) is slice:
+    def __delitem__(self, index: SupportsIndex | slice) -> None:
+        if isinstance(index, slice):
             indexes = sorted(range(*index.indices(list.__len__(self))), reverse=True)
             if not indexes:
                 return
@@ -383,13 +426,13 @@ class TrackedList(_PlainCopies, list):
                 for i in indexes:
                     self._tr.record("remove", f"{base}/{i}")
             return
-        index = self._index(index)
+        i = self._index(index)
         base = self._base()
-        list.__delitem__(self, index)
+        list.__delitem__(self, i)
         if base is not None:
-            self._tr.record("remove", f"{base}/{index}")
+            self._tr.record("remove", f"{base}/{i}")
 
-    def append(self, value):
+    def append(self, value: JsonInput) -> None:
         base = self._base()
         index = list.__len__(self)
         copy, text = self._copy(value, base, index)
@@ -397,15 +440,16 @@ class TrackedList(_PlainCopies, list):
         if base is not None:
             self._tr.record("add", f"{base}/{index}", text)
 
-    def extend(self, values):
+    def extend(self, values: Iterable[JsonInput]) -> None:
         for value in list(values):
             self.append(value)
 
-    def __iadd__(self, values):
+    def __iadd__(self, values: Iterable[JsonInput]) -> TrackedList:  # type: ignore[override, misc]
         self.extend(values)
         return self
 
-    def __imul__(self, count):
+    def __imul__(self, count: SupportsIndex) -> TrackedList:
+        count = count.__index__()
         if count <= 0:
             self.clear()
         else:
@@ -414,54 +458,58 @@ class TrackedList(_PlainCopies, list):
                 self.extend(items)
         return self
 
-    def insert(self, index, value):
-        index = self._index(index, insert=True)
+    def insert(self, index: SupportsIndex, value: JsonInput) -> None:
+        i = self._index(index, insert=True)
         base = self._base()
-        copy, text = self._copy(value, base, index)
-        list.insert(self, index, copy)
+        copy, text = self._copy(value, base, i)
+        list.insert(self, i, copy)
         if base is not None:
-            self._tr.record("add", f"{base}/{index}", text)
+            self._tr.record("add", f"{base}/{i}", text)
 
-    def pop(self, index=-1):
+    def pop(self, index: SupportsIndex = -1) -> Any:
         if not list.__len__(self):
             raise IndexError("pop from empty list")
-        index = self._index(index)
-        value = self[index]
-        del self[index]
+        i = self._index(index)
+        value = self[i]
+        del self[i]
         return value
 
-    def remove(self, value):
+    def remove(self, value: object) -> None:
         del self[self.index(value)]
 
-    def clear(self):
+    def clear(self) -> None:
         if list.__len__(self):
             list.clear(self)
             base = self._base()
             if base is not None:
                 self._tr.record("replace", base, "[]")
 
-    def sort(self, *, key=None, reverse=False):
+    def sort(self, *, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
         before = list(list.__iter__(self))
         list.sort(self, key=key, reverse=reverse)
         self._record_changed(self._base(), before)
 
-    def reverse(self):
+    def reverse(self) -> None:
         before = list(list.__iter__(self))
         list.reverse(self)
         self._record_changed(self._base(), before)
 
     # ---- copies are plain and detached ----
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[list[Any]], tuple[list[Any]]]:
         return (list, (_plain(self),))
 
-    def __add__(self, other):
-        return _plain(self) + list(other)
+    def __add__(self, other: Iterable[Any]) -> list[Any]:
+        copy: list[Any] = _plain(self)
+        return copy + list(other)
 
-    def __radd__(self, other):
-        return list(other) + _plain(self)
+    def __radd__(self, other: Iterable[Any]) -> list[Any]:
+        copy: list[Any] = _plain(self)
+        return list(other) + copy
 
-    def __mul__(self, count):
-        return _plain(self) * count
+    def __mul__(self, count: SupportsIndex) -> list[Any]:
+        copy: list[Any] = _plain(self)
+        return copy * count
+
 
     __rmul__ = __mul__
