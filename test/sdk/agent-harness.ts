@@ -32,6 +32,8 @@ export interface HarnessOptions {
   workspace?: string;
   /** Extra environment for the process. */
   env?: Record<string, string>;
+  /** argv to run instead of the runtime's own runner (e.g. an installed SDK's `python -m podium_agent entry`). */
+  command?: readonly [string, readonly string[]];
 }
 
 export type InitFrame = Extract<HostToAgent, { type: "init" }>;
@@ -73,8 +75,8 @@ export class AgentHarness {
   private constructor(readonly options: HarnessOptions) {
     this.ownsWorkspace = options.workspace === undefined;
     this.workspace = options.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), "podium-sdk-"));
-    const [command, args] = agentCommand(runtimeCommands(), options.runtime, options.entry);
-    this.child = spawn(command, args, {
+    const [command, args] = options.command ?? agentCommand(runtimeCommands(), options.runtime, options.entry);
+    this.child = spawn(command, [...args], {
       cwd: this.workspace,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...options.env },
       stdio: ["pipe", "pipe", "pipe", "pipe"],
