@@ -3,8 +3,9 @@
 // ending in "?"). No model: it only looks at the workspace and echoes. See docs/acp.md.
 import fs from "node:fs";
 import path from "node:path";
+import { defineAgent } from "@podium-agents/sdk";
 
-export default {
+export default defineAgent({
   initialState: { turns: 0 },
 
   async onMessage(ctx, message) {
@@ -26,7 +27,7 @@ export default {
     if (write) {
       const [, file, content] = write;
       const answer = await ctx.requestPermission({ tool_name: "write_file", description: `Write ${file}`, args: { path: file, content } });
-      if (answer && answer.approved) {
+      if (typeof answer === "object" && answer !== null && !Array.isArray(answer) && answer.approved === true) {
         fs.mkdirSync(path.dirname(path.join(ctx.workspace, file)), { recursive: true });
         fs.writeFileSync(path.join(ctx.workspace, file), content);
         reply = `Wrote ${file} (${content.length} characters).`;
@@ -43,4 +44,4 @@ export default {
     for (const word of reply.split(/(?<= )/)) ctx.send("stream_update", { text: word });
     ctx.send("stream_end");
   },
-};
+});

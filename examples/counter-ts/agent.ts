@@ -1,6 +1,14 @@
 // A counter: "up" (default), "down" or "reset". Keeps the last 5 commands, so state deltas show
 // both a replaced number and array adds/removes.
-export default {
+import { defineAgent } from "@podium-agents/sdk";
+
+interface State {
+  count: number;
+  /** The last 5 commands. */
+  history: string[];
+}
+
+export default defineAgent<State>({
   initialState: { count: 0, history: [] },
 
   async onMessage(ctx, message) {
@@ -11,4 +19,4 @@ export default {
     if (ctx.state.history.length > 5) ctx.state.history.shift();
     ctx.send("complete", { text: `count = ${ctx.state.count}` });
   },
-};
+});

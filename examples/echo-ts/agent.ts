@@ -1,5 +1,7 @@
 // Echoes the message text back as a stream, one word at a time, and counts turns in ctx.state.
-export default {
+import { defineAgent } from "@podium-agents/sdk";
+
+export default defineAgent({
   initialState: { turns: 0 },
 
   async onMessage(ctx, message) {
@@ -12,4 +14,4 @@ export default {
     });
     ctx.send("stream_end");
   },
-};
+});

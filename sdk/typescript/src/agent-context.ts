@@ -1,4 +1,5 @@
 /** The `ctx` handed to onStart / onMessage / onStop: one per turn, all sharing the state tracker. */
+import type { AnyEvents, PermissionRequest } from "./agent-events.js";
 import type { AgentContext, AgentInfo, AgentLog, AskOptions, ScheduleInfo } from "./agent-types.js";
 import type { FrameWriter } from "./frame-io.js";
 import type { Json, JsonObject } from "./json-value.js";
@@ -38,7 +39,8 @@ export function writeLog(writer: FrameWriter, level: LogLevel, args: readonly un
   writer.write(fields ? { type: "log", level, message, fields } : { type: "log", level, message });
 }
 
-export class TurnContext implements AgentContext<JsonObject> {
+/** Untyped inside: an agent's declared types are compile-time only, its `send` is checked here at run time. */
+export class TurnContext implements AgentContext<JsonObject, AnyEvents> {
   readonly instanceId: string;
   readonly agentId: string;
   readonly deploymentId: string;
@@ -64,7 +66,7 @@ export class TurnContext implements AgentContext<JsonObject> {
     this.deps.tracker.replace(value);
   }
 
-  send(messageType: string, content?: Record<string, unknown>): void {
+  send(messageType: string, content?: object): void {
     if (typeof messageType !== "string" || messageType.length === 0 || messageType.length > 128) {
       throw new TypeError("send(messageType): messageType must be a non-empty string of at most 128 characters");
     }
@@ -80,7 +82,7 @@ export class TurnContext implements AgentContext<JsonObject> {
     return this.deps.requests.wait(id, this.signal, options.timeoutMs, () => this.send("tool.question_requested", content));
   }
 
-  requestPermission(request: Record<string, unknown>): Promise<Json> {
+  requestPermission(request: PermissionRequest): Promise<Json> {
     const id = crypto.randomUUID();
     return this.deps.requests.wait(id, this.signal, undefined, () => this.send("tool.permission_requested", { ...request, request_id: id }));
   }

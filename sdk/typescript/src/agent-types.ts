@@ -1,4 +1,9 @@
-/** The agent author's surface: what an entry module exports and what `ctx` offers. */
+/**
+ * The agent author's surface: what an entry module exports and what `ctx` offers. Three type
+ * parameters, all optional: `S` the state, `E` the agent's own event types (added to the seed
+ * vocabulary of agent-events.ts, which `ctx.send` is checked against), `M` the message content.
+ */
+import type { AgentEvents, EventMap, PermissionRequest, SendContent } from "./agent-events.js";
 import type { Json, JsonObject } from "./json-value.js";
 
 /** Who and where the agent is; passed to a function `initialState`. */
@@ -29,7 +34,7 @@ export interface AskOptions {
   timeoutMs?: number;
 }
 
-export interface AgentContext<S extends object = JsonObject> extends AgentInfo {
+export interface AgentContext<S extends object = JsonObject, E extends EventMap<E> = {}> extends AgentInfo {
   /** The turn being handled (0 in onStart; the last turn in onStop). */
   readonly turn: number;
   /** Aborted when the host cancels this turn or stops the agent. */
@@ -39,8 +44,11 @@ export interface AgentContext<S extends object = JsonObject> extends AgentInfo {
    * Patch op sent at the end of the turn. Only JSON values are allowed (see sdk/README.md).
    */
   state: S;
-  /** Emits an event for this turn, e.g. send("stream_update", { text }). */
-  send(messageType: string, content?: Record<string, unknown>): void;
+  /**
+   * Emits an event for this turn, e.g. send("stream_update", { text }). `type` is one of the seed
+   * vocabulary's (SeedEvents) or the agent's own (`E`); `content` is that type's content shape.
+   */
+  send<T extends keyof AgentEvents<E> & string>(type: T, ...content: SendContent<AgentEvents<E>[T]>): void;
   /** Structured log line (level info); also log.debug / info / warn / error. */
   readonly log: AgentLog;
   /**
@@ -49,7 +57,7 @@ export interface AgentContext<S extends object = JsonObject> extends AgentInfo {
    */
   ask(question: string, options?: AskOptions): Promise<Json>;
   /** Sends `tool.permission_requested` {request_id, ...request} and resolves with the answer. */
-  requestPermission(request: Record<string, unknown>): Promise<Json>;
+  requestPermission(request: PermissionRequest): Promise<Json>;
   /**
    * Schedules `message` as a later turn of this agent and resolves with the schedule's id. `when`: a delay
    * in ms, a Date, or a cron expression (UTC; 5 fields, or 6 with seconds first). The turn gets `message`
@@ -75,16 +83,18 @@ export interface ScheduleInfo {
   source: "agent" | "deployment";
 }
 
-export interface Agent<S extends object = JsonObject, M extends object = JsonObject> {
+/** What an entry module exports (see defineAgent in index.ts). */
+export interface Agent<S extends object = JsonObject, E extends EventMap<E> = {}, M extends object = JsonObject> {
   /** The state of a brand-new instance: a value (copied) or a function returning one. */
   initialState?: S | ((info: AgentInfo) => S | Promise<S>);
-  onStart?(ctx: AgentContext<S>): void | Promise<void>;
-  onMessage(ctx: AgentContext<S>, message: M): void | Promise<void>;
-  onStop?(ctx: AgentContext<S>): void | Promise<void>;
+  onStart?(ctx: AgentContext<S, E>): void | Promise<void>;
+  /** One turn; `message` is the content of the message (a client's `{text, ...}`, or a schedule's). */
+  onMessage(ctx: AgentContext<S, E>, message: M): void | Promise<void>;
+  onStop?(ctx: AgentContext<S, E>): void | Promise<void>;
   /**
    * The instance hibernates (idle for its deployment's hibernate_after_ms): this process ends, its state and
    * workspace stay as they are, and the next message starts a new process from them (onStart runs again,
    * initialState does not). Runs instead of onStop; state changes made here are kept.
    */
-  onHibernate?(ctx: AgentContext<S>): void | Promise<void>;
+  onHibernate?(ctx: AgentContext<S, E>): void | Promise<void>;
 }
