@@ -21,6 +21,7 @@ Usage:
                      [--agent-limit KEY=VALUE ...] [--agent-limit-max KEY=VALUE ...]
                      [--unsandboxed] [--insecure-no-auth]                             opt out (never in production)
                      [--log-level debug|info|warn|error|silent]                       also PODIUM_LOG_LEVEL
+  podium init DIR [--runtime ts|python] [--name NAME] [--force]    write a new agent bundle with a test
   podium deploy DIR [--url URL] [--api-key KEY]                    pack a bundle and upload it
   podium restore --agent ID [--timestamp T] [--as NEW_ID] [--url URL] [--api-key KEY]
                                                                    fork an agent as it was at T (RFC 3339 or -5m)
@@ -50,6 +51,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import("../coordinator/main.js")).runCoordinator(rest, process.env);
       case "acp":
         return await (await import("../acp/main.js")).runAcp(rest, process.env);
+      case "init":
+        return (await import("./init-command.js")).runInit(rest, (text) => process.stdout.write(text));
       case "deploy": {
         const { values, positionals } = parseArgs({
           args: rest,
