@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses when they are missing: redis-server (a
 # Valkey-compatible server for the scale-out tests), bubblewrap (agent sandboxing), slirp4netns and
-# nftables (agents' network egress and its host firewall), chromium (browser tests, driven by
-# playwright-core). Makes /dev/net/tun usable by agents'
+# nftables (agents' network egress and its host firewall), python3-venv (when python3 lacks venv),
+# chromium (browser tests, driven by playwright-core). Makes /dev/net/tun usable by agents'
 # unprivileged uids (0666, udev's default; minimal VMs and containers without udev leave it 0600).
 # Runs before `npm test`; a no-op when everything is in place.
 set -euo pipefail
@@ -12,6 +12,8 @@ has redis-server || missing+=(redis-server)
 has bwrap || missing+=(bubblewrap)
 has slirp4netns || missing+=(slirp4netns)
 has nft || missing+=(nftables)
+# python3 -m venv: the Python SDK's pip-install test and the Python gRPC client test make venvs.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 browser=()
 has chromium || has chromium-browser || browser+=(chromium)
 SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
