@@ -142,9 +142,8 @@ def _path(node: TrackedDict | TrackedList) -> str | None:
             if node is not node._tr.root:
                 return None
             break
-        key = node._key
+        key: Any = node._key  # an int under a list, a str under a dict
         if isinstance(parent, TrackedList):
-            assert type(key) is int
             if not (key < list.__len__(parent) and list.__getitem__(parent, key) is node):
                 key = _index_of(parent, node)
                 if key < 0:
@@ -152,7 +151,6 @@ def _path(node: TrackedDict | TrackedList) -> str | None:
                 node._key = key
             tokens.append(str(key))
         else:
-            assert type(key) is str
             if dict.get(parent, key, None) is not node:
                 return None
             tokens.append(escape_token(key))
@@ -322,16 +320,14 @@ class TrackedList(_PlainCopies, _ListBase):
 
     def _index(self, index: SupportsIndex, insert: bool = False) -> int:
         n = list.__len__(self)
-        if type(index) is not int:
-            index = index.__index__()
-        assert type(index) is int
+        i = index if type(index) is int else index.__index__()
         if insert:
-            return max(0, n + index) if index < 0 else min(index, n)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
+            return max(0, n + i) if i < 0 else min(i, n)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
             raise IndexError("list index out of range")
-        return index
+        return i
 
     def __getitem__(self, index: SupportsIndex | slice) -> Any:
         if type(index) is slice:
