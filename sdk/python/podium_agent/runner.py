@@ -17,6 +17,7 @@ import time
 
 from .context import AgentContext, AgentInfo, Cancelled, PendingRequests, TurnControl
 from .frames import FrameChannelClosed, FrameWriter, start_reader
+from .protocol import AGENT_PROTOCOL_VERSION
 from .tracked_state import StateTracker
 
 TYPE_CHECKING = False
@@ -61,6 +62,17 @@ def _takes_argument(fn: object) -> bool:
         return False
     count: int = code.co_argcount - (1 if getattr(fn, "__self__", None) is not None else 0)
     return count > 0
+
+
+class ProtocolMismatchError(Exception):
+    """`init` says another protocol version than this SDK speaks: the runner cannot run the agent."""
+
+    def __init__(self, received: object) -> None:
+        version = "none" if received is None else repr(received)[:40]
+        super().__init__(
+            f"agent protocol mismatch: the host speaks version {version}, {SDK_VERSION} speaks version "
+            f"{AGENT_PROTOCOL_VERSION}; run the agent with the SDK of its coordinator's version"
+        )
 
 
 def agent_error(error: BaseException) -> JsonObject:
@@ -190,6 +202,10 @@ class Runtime:
                     pass
                 return 0
             init = self.inbox.get()
+        # A host of another protocol version: nothing this runner would do can be trusted to mean the same.
+        protocol = init.get("protocol")
+        if type(protocol) is not int or protocol != AGENT_PROTOCOL_VERSION:
+            return self.fatal(ProtocolMismatchError(protocol))
         # environment + secrets reach the agent only here, inside its sandbox, before its module runs
         # (module-level code may read os.environ); never through the environment of a host process.
         env = init.get("env")
@@ -248,7 +264,7 @@ class Runtime:
             if hooks["on_start"] is not None:
                 await call(hooks["on_start"], self._context(0))
                 self.flush(0)
-            self.writer.write({"type": "ready", "protocol": 1, "runtime": "python", "sdk": SDK_VERSION})
+            self.writer.write({"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": "python", "sdk": SDK_VERSION})
         except Exception as error:
             return self.fatal(error)
         while True:

@@ -6,9 +6,9 @@
 import { TurnContext, writeLog } from "./agent-context.js";
 import type { Agent, AgentInfo } from "./agent-types.js";
 import { FdLineReader, FrameChannelClosedError, type FrameWriter } from "./frame-io.js";
-import type { JsonObject } from "./json-value.js";
 import { PendingRequests } from "./pending-requests.js";
-import { parseHostFrame, type HostFrame, type InitFrame } from "./host-frames.js";
+import { parseHostFrame, ProtocolMismatchError, type HostFrame, type InitFrame } from "./host-frames.js";
+import { AGENT_PROTOCOL_VERSION, type AgentError, type AgentToHost, type MessageFrame } from "./protocol.gen.js";
 import { StateTracker } from "./tracked-state.js";
 
 export const SDK_VERSION = "podium-ts/0.1.0";
@@ -25,7 +25,7 @@ export interface AgentRuntimeOptions {
   exit: (code: number) => void;
 }
 
-type Queued = { type: "message"; turn: number; content: JsonObject };
+type Queued = MessageFrame;
 
 interface RunningTurn {
   turn: number;
@@ -33,10 +33,8 @@ interface RunningTurn {
   done: Promise<void>;
 }
 
-export interface AgentErrorInfo {
-  message: string;
-  stack?: string;
-}
+/** What a handler threw, as `turn_done.error` / `fatal.error` carry it. */
+export type AgentErrorInfo = AgentError;
 
 export function toAgentError(error: unknown): AgentErrorInfo {
   if (error instanceof Error) return error.stack ? { message: error.message || error.name, stack: error.stack } : { message: error.message || error.name };
@@ -73,6 +71,11 @@ export class AgentRuntime {
     return this.options.writer;
   }
 
+  /** The frames the runtime itself writes, typed by the protocol schema. */
+  private writeFrame(frame: AgentToHost): void {
+    this.writer.write(frame);
+  }
+
   /** Writes a frame; a closed channel means the host is gone, so the process ends. */
   private guard(write: () => void): void {
     try {
@@ -86,8 +89,14 @@ export class AgentRuntime {
   private onLine(line: string): void {
     let frame: HostFrame;
     try {
-      frame = parseHostFrame(line);
+      frame = parseHostFrame(line, SDK_VERSION);
     } catch (error) {
+      // A host of another protocol version: nothing this runner would do can be trusted to mean the same.
+      if (error instanceof ProtocolMismatchError && !this.initSeen) {
+        this.initSeen = true;
+        this.fatal(error);
+        return;
+      }
       this.guard(() => writeLog(this.writer, "warn", [`dropped host frame: ${(error as Error).message}`]));
       return;
     }
@@ -128,7 +137,7 @@ export class AgentRuntime {
     const detail = toAgentError(error);
     process.stderr.write(`podium runner: ${detail.stack ?? detail.message}\n`);
     try {
-      this.writer.write({ type: "fatal", error: detail });
+      this.writeFrame({ type: "fatal", error: detail });
     } finally {
       this.options.exit(1);
     }
@@ -168,7 +177,7 @@ export class AgentRuntime {
         await agent.onStart(this.context(0, new AbortController().signal));
         this.flush(0);
       }
-      this.guard(() => this.writer.write({ type: "ready", protocol: 1, runtime: "typescript", sdk: SDK_VERSION }));
+      this.guard(() => this.writeFrame({ type: "ready", protocol: AGENT_PROTOCOL_VERSION, runtime: "typescript", sdk: SDK_VERSION }));
     } catch (error) {
       this.fatal(error);
       return;
@@ -201,7 +210,7 @@ export class AgentRuntime {
       if (!(controller.signal.aborted && thrown === controller.signal.reason)) error = toAgentError(thrown);
     }
     this.flush(frame.turn);
-    this.guard(() => this.writer.write(error ? { type: "turn_done", turn: frame.turn, error } : { type: "turn_done", turn: frame.turn }));
+    this.guard(() => this.writeFrame(error ? { type: "turn_done", turn: frame.turn, error } : { type: "turn_done", turn: frame.turn }));
   }
 
   private requestStop(graceMs: number, hibernate = false): void {
@@ -220,7 +229,7 @@ export class AgentRuntime {
       // Not initialized yet (or still in onStart): nothing to run onStop for.
       if (this.initSeen) await this.loading.catch(() => undefined);
       try {
-        this.writer.write({ type: "stopped" });
+        this.writeFrame({ type: "stopped" });
       } catch {
         // host already gone
       }
@@ -242,7 +251,7 @@ export class AgentRuntime {
       this.guard(() => writeLog(this.writer, "error", [`${hibernate ? "onHibernate" : "onStop"} failed:`, error]));
     }
     this.flush(this.lastTurn);
-    this.guard(() => this.writer.write({ type: "stopped" }));
+    this.guard(() => this.writeFrame({ type: "stopped" }));
     this.reader?.close();
     this.options.exit(0);
   }
