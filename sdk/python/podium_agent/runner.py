@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .json_value import JsonObject
+    from .protocol import AgentError, FatalFrame, ReadyFrame, TurnDoneFrame
 
     #: The entry module's hooks: on_message, on_start, on_stop, on_hibernate (callables or None) and
     #: initial_state (a value or a callable); agent code, so their signatures are the agent's own.
@@ -75,7 +76,7 @@ class ProtocolMismatchError(Exception):
         )
 
 
-def agent_error(error: BaseException) -> JsonObject:
+def agent_error(error: BaseException) -> AgentError:
     import traceback
 
     message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -184,7 +185,8 @@ class Runtime:
         detail = agent_error(error)
         sys.stderr.write(f"podium runner: {detail['stack']}")
         try:
-            self.writer.write({"type": "fatal", "error": detail})
+            fatal: FatalFrame = {"type": "fatal", "error": detail}
+            self.writer.write(fatal)
         except FrameChannelClosed:
             pass
         return 1
@@ -264,7 +266,8 @@ class Runtime:
             if hooks["on_start"] is not None:
                 await call(hooks["on_start"], self._context(0))
                 self.flush(0)
-            self.writer.write({"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": "python", "sdk": SDK_VERSION})
+            ready: ReadyFrame = {"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": "python", "sdk": SDK_VERSION}
+            self.writer.write(ready)
         except Exception as error:
             return self.fatal(error)
         while True:
@@ -361,7 +364,7 @@ class Runtime:
     def _finish_turn(self, control: TurnControl, error: Exception | None) -> None:
         self.current = None
         self.flush(control.turn)
-        done: JsonObject = {"type": "turn_done", "turn": control.turn}
+        done: TurnDoneFrame = {"type": "turn_done", "turn": control.turn}
         if error is not None and not (control.cancelled and isinstance(error, Cancelled)):
             done["error"] = agent_error(error)
         self.writer.write(done)
