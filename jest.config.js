@@ -6,7 +6,11 @@ export default {
   modulePathIgnorePatterns: ["<rootDir>/.podium/"],
   testMatch: ["**/*.test.ts"],
   extensionsToTreatAsEsm: [".ts"],
-  moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
+  moduleNameMapper: {
+    "^(\\.{1,2}/.*)\\.js$": "$1",
+    // packages/testing imports the server as its package does once installed (tsconfig.json `paths` for tsc).
+    "^@podium-agents/podium/dev$": "<rootDir>/services/dev/index.ts",
+  },
   transform: {
     "^.+\\.ts$": ["ts-jest", { useESM: true, tsconfig: "tsconfig.json", isolatedModules: true, diagnostics: false }],
   },

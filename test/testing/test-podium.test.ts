@@ -1,4 +1,4 @@
-/** @podium/testing: what an agent author writes to unit test an agent. */
+/** @podium-agents/testing: what an agent author writes to unit test an agent. */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import path from "node:path";
 import { createTestPodium, type TestPodium } from "../../packages/testing/src/index.js";
@@ -12,7 +12,7 @@ afterAll(async () => {
   await podium.close();
 });
 
-describe("@podium/testing", () => {
+describe("@podium-agents/testing", () => {
   it.each(["echo-ts", "echo-py"])("runs %s turn by turn and exposes its state", async (name) => {
     const agent = await podium.start(path.join(REPO_ROOT, "examples", name));
     const turn = await agent.send({ text: "hello testing" });

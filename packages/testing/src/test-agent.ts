@@ -1,6 +1,6 @@
 /** One running agent instance in a TestPodium: send a message, get the turn's events back. */
 import { WebSocket } from "ws";
-import type { JsonObject } from "../../../services/shared/json.js";
+import type { JsonObject } from "./json-types.js";
 
 export interface TestEvent {
   messageType: string;

@@ -11,11 +11,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createDevServer, type DevServer } from "../../../services/dev/create-dev-server.js";
-import { LocalRegistry } from "../../../services/registry/local-registry.js";
-import { packBundle } from "../../../services/registry/bundle-archive.js";
-import { silentLogger } from "../../../services/shared/logger.js";
-import type { JsonObject } from "../../../services/shared/json.js";
+import { createDevServer, LocalRegistry, packBundle, silentLogger, type DevServer } from "@podium-agents/podium/dev";
+import type { JsonObject } from "./json-types.js";
 import { TestAgent } from "./test-agent.js";
 
 export interface TestPodiumOptions {
@@ -35,7 +32,7 @@ export class TestPodium {
   private readonly agents = new Set<TestAgent>();
 
   private constructor(
-    readonly server: DevServer,
+    private readonly server: DevServer,
     private readonly registry: LocalRegistry,
     private readonly ownedDir: string | undefined,
   ) {}
