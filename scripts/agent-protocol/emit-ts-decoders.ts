@@ -313,7 +313,7 @@ class DecoderWriter {
   }
 }
 
-export function emitDecoders(schema: ProtocolSchema): string[] {
+export function emitTsDecoders(schema: ProtocolSchema): string[] {
   const writer = new DecoderWriter(schema);
   for (const root of schema.roots) writer.root(root);
   return writer.functions.flatMap((fn) => ["", ...fn]);

@@ -3,7 +3,7 @@
  * version and enum constants, and the decoders (emit-ts-decoders.ts). It imports nothing, so the same text
  * serves the TS SDK (shipped on its own) and the coordinator.
  */
-import { emitDecoders } from "./emit-ts-decoders.js";
+import { emitTsDecoders } from "./emit-ts-decoders.js";
 import { BUILTIN_DEFS, SchemaError, type Definition, type Property, type ProtocolSchema, type Shape } from "./protocol-schema.js";
 
 export function upperSnake(name: string): string {
@@ -97,7 +97,7 @@ export function emitTypeScript(schema: ProtocolSchema, header: string[]): string
     "function isObject(value: unknown): value is JsonObject {",
     '  return typeof value === "object" && value !== null && !Array.isArray(value);',
     "}",
-    ...emitDecoders(schema),
+    ...emitTsDecoders(schema),
   );
   return lines.join("\n") + "\n";
 }
