@@ -6,7 +6,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentProcess, AgentProcessHandlers, ProcessExitInfo } from "./agent-process.js";
-import { initFrame, instanceProcess, sendInitWhenSetUp } from "./instance-process.js";
+import { initLine, instanceProcess, sendInitWhenSetUp } from "./instance-process.js";
 import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceIdentity, InstanceIncarnation, InstanceStatusName, SentMessage, UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
@@ -171,17 +171,21 @@ export class AgentInstance {
     this.process = instanceProcess(options, handlers, step);
     this.journal.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
-    let current: ReturnType<AgentStore["state"]["current"]>;
+    let init: Uint8Array[];
     try {
-      current = options.store.state.current();
+      // A large state loads off the main thread, while the runtime starts; its JSON goes to `init` as is.
+      const loaded = await options.store.state.loadInBackground(signal);
+      const current = loaded ?? options.store.state.current();
+      init = initLine(options, "json" in current ? current.json : current.state, current.version);
     } catch (err) {
       // Unreadable or beyond what one string can hold: the process spawned above must not be left running.
       ready.catch(() => undefined); // its exit rejects it; nobody waits for it now
       this.process.kill("SIGKILL");
       await this.ended;
+      if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
       throw err instanceof ConnectError ? err : new ConnectError(`cannot load the agent's state: ${errorMessage(err)}`, Code.ResourceExhausted);
     }
-    sendInitWhenSetUp(this.process, initFrame(options, current.state, current.version), options.beforeInit, {
+    sendInitWhenSetUp(this.process, init, options.beforeInit, {
       step,
       log: (level, message) => this.journal.log(level, "platform", message),
       fail: (err) => this.readySettle?.reject(err),

@@ -181,6 +181,14 @@ export class AgentProcess {
     return this.input.write(JSON.stringify(frame) + "\n");
   }
 
+  /** Writes one frame already encoded as a line (its parts in order, the last ending in "\n"). */
+  write(line: readonly Uint8Array[]): boolean {
+    if (!this.alive || this.input.destroyed) return false;
+    let ok = true;
+    for (const part of line) ok = this.input.write(part);
+    return ok;
+  }
+
   /** Closes the agent's stdin (the SDKs treat EOF as stop). */
   endInput(): void {
     if (!this.input.destroyed) this.input.end();

@@ -40,9 +40,12 @@ export function instanceProcess(options: AgentInstanceOptions, handlers: AgentPr
   });
 }
 
-/** The first frame the runner gets: who it is, its env and its persisted state. */
-export function initFrame(options: AgentInstanceOptions, state: JsonObject, stateVersion: number): HostToAgent {
-  return {
+/**
+ * The first frame the runner gets, as the line written to it: who it is, its env and its persisted state
+ * (the state object, or its JSON when it was serialized off the main thread), the state last.
+ */
+export function initLine(options: AgentInstanceOptions, state: JsonObject | Uint8Array, stateVersion: number): Uint8Array[] {
+  const frame: Omit<Extract<HostToAgent, { type: "init" }>, "state"> = {
     type: "init",
     protocol: AGENT_PROTOCOL_VERSION,
     instanceId: options.instanceId,
@@ -50,10 +53,12 @@ export function initFrame(options: AgentInstanceOptions, state: JsonObject, stat
     deploymentId: options.deploymentId,
     workspace: options.workspace,
     env: options.agentEnv,
-    state,
     stateVersion,
     ...(options.entry ? { entry: options.entry } : {}),
   };
+  const head = Buffer.from(`${JSON.stringify(frame).slice(0, -1)},"state":`);
+  const tail = Buffer.from("}\n");
+  return [head, state instanceof Uint8Array ? state : Buffer.from(JSON.stringify(state)), tail];
 }
 
 /**
@@ -65,18 +70,16 @@ export function initFrame(options: AgentInstanceOptions, state: JsonObject, stat
  */
 export function sendInitWhenSetUp(
   process: AgentProcess,
-  init: HostToAgent,
+  init: Uint8Array[],
   beforeInit: Promise<void> | undefined,
   hooks: { step(what: string): void; log(level: "warn" | "error", message: string): void; fail(err: ConnectError): void },
 ): void {
   const send = () => {
     hooks.step("init sent");
     try {
-      process.send(init);
+      process.write(init);
     } catch (err) {
-      // A state beyond what one string can hold (V8's limit, ~512 MiB of JSON) cannot be sent: this start
-      // fails with a clear error and kills the process; the coordinator and its other agents carry on.
-      const message = `the agent's state cannot be sent to its runner (${errorMessage(err)}); it is too large to load`;
+      const message = `the agent's \`init\` could not be written to its runner (${errorMessage(err)})`;
       hooks.log("error", message);
       hooks.fail(new ConnectError(message, Code.ResourceExhausted));
     }

@@ -26,7 +26,9 @@ export interface UnfinishedTurns {
   waiting: UnfinishedTurn[];
 }
 
-const PAGE = 500;
+/** Rows read back at first: most logs end with a turn end, so a few rows settle it; later pages grow to PAGE. */
+const FIRST_PAGE = 16;
+const PAGE = 512;
 
 /** Unfinished turns, each list in seq order. Cost: the rows after the newest turn end (one turn and the queue). */
 export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): UnfinishedTurns {
@@ -38,8 +40,10 @@ export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): U
   let ended = false;
   let floor = 0;
   let before = Number.MAX_SAFE_INTEGER;
-  scan: for (;;) {
-    const page = messages.listBefore(before, PAGE);
+  let size = FIRST_PAGE;
+  scan: for (;; size = Math.min(size * 4, PAGE)) {
+    // Outbound rows without their content: only inbound messages are queued again.
+    const page = messages.listBefore(before, size, { inboundContent: true });
     for (const row of page) {
       if (row.seq <= floor) break scan;
       if (row.direction === "inbound") {
@@ -57,7 +61,7 @@ export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): U
       }
     }
     const last = page[page.length - 1];
-    if (page.length < PAGE || !last) break;
+    if (page.length < size || !last) break;
     before = last.seq;
   }
   const result: UnfinishedTurns = { begun: [], waiting: [] };

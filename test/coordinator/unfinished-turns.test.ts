@@ -65,9 +65,9 @@ describe("findUnfinishedTurns", () => {
     const queued = inbound("queued");
     let pages = 0;
     const found = findUnfinishedTurns({
-      listBefore: (before, limit) => {
+      listBefore: (before, limit, options) => {
         pages++;
-        return store.messages.listBefore(before, limit);
+        return store.messages.listBefore(before, limit, options);
       },
     });
     expect(turnsOf(found.waiting)).toEqual([queued]);

@@ -78,6 +78,13 @@ describe("MessageLog", () => {
     expect(log.list(8, 100, "inbound").map((row) => row.seq)).toEqual([9, 11, 13, 15, 17, 19]);
     expect(() => log.list(0, -1)).toThrow(ConnectError);
     expect(() => log.list(0.5, 1)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+    // Backwards; with inboundContent, outbound rows come without their content.
+    expect(log.listBefore(20, 3).map((row) => [row.seq, row.content])).toEqual([[19, { turn: 10 }], [18, { turn: 9 }], [17, { turn: 9 }]]);
+    expect(log.listBefore(20, 3, { inboundContent: true }).map((row) => [row.seq, row.direction, row.content])).toEqual([
+      [19, "inbound", { turn: 10 }],
+      [18, "outbound", undefined],
+      [17, "inbound", { turn: 9 }],
+    ]);
   });
 
   it("iterates across page boundaries without loading everything, and sees rows appended meanwhile", () => {

@@ -250,7 +250,43 @@ describe("StateStore", () => {
     state = open().state; // snapshot at 1 (its chunks), patch 2 replayed
     expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 1, versionsSinceSnapshot: 1 });
     expect(JSON.stringify(state.current().state)).toBe(json);
+
+    // The same load off the main thread (an agent's start): the state, and its JSON for `init`.
+    state = open().state;
+    const loaded = await state.loadInBackground();
+    expect(loaded?.version).toBe(2);
+    expect(Buffer.from(loaded?.json ?? new Uint8Array()).toString()).toBe(json);
+    expect(state.info()).toMatchObject({ version: 2, snapshotVersion: 1, versionsSinceSnapshot: 1, prunedThrough: 0 });
+    expect(JSON.stringify(state.current().state)).toBe(json);
+    expect(await state.loadInBackground()).toBeUndefined(); // loaded already
   }, 120_000);
+
+  it("loads in the background only a large state; a broken patch chain is DataLoss there too; applies go on after it", async () => {
+    let state = open().state;
+    state.apply([{ op: "add", path: "/small", value: 1 }], meta(1));
+    state = open().state;
+    expect(await state.loadInBackground()).toBeUndefined(); // below backgroundSnapshotBytes: current() loads it
+    expect(state.current()).toEqual({ version: 1, state: { small: 1 } });
+
+    const large = { backgroundSnapshotBytes: 1, snapshotEveryVersions: 1000 };
+    state = open(large).state;
+    for (let turn = 2; turn <= 4; turn++) state.apply([{ op: "add", path: `/k${turn}`, value: "v".repeat(turn) }], meta(turn));
+    state = open(large).state;
+    expect((await state.loadInBackground())?.version).toBe(4);
+    state.apply([{ op: "add", path: "/k5", value: 5 }], meta(5));
+    state = open(large).state;
+    expect(state.current()).toEqual({ version: 5, state: { small: 1, k2: "vv", k3: "vvv", k4: "vvvv", k5: 5 } });
+
+    store?.close();
+    const other = new Database(path.join(dir, STATE_DB));
+    try {
+      other.prepare("DELETE FROM patches WHERE version = 3").run();
+    } finally {
+      other.close();
+    }
+    state = open(large).state;
+    await expect(state.loadInBackground()).rejects.toMatchObject({ code: Code.DataLoss });
+  }, 60_000);
 
   it("keeps a large state's snapshot synchronous with backgroundSnapshotBytes: Infinity", () => {
     const state = open({ backgroundSnapshotBytes: Infinity }).state;

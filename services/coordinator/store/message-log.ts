@@ -34,6 +34,9 @@ type DbRow = [seq: number, direction: MessageDirection, instanceId: string, turn
 const COLUMNS = "seq, direction, instance_id, turn, message_type, content, timestamp";
 const insertSql = (rows: number) => `INSERT INTO messages (${COLUMNS}) VALUES ${Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`;
 
+const LIST_HEADERS_BEFORE =
+  "SELECT seq, direction, instance_id, turn, message_type, CASE direction WHEN 'inbound' THEN content END, timestamp FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?";
+
 function fromDb(row: DbRow): MessageRow {
   return {
     seq: row[0],
@@ -62,6 +65,7 @@ export class MessageLog {
   private insertChunk: Database.Statement<unknown[]> | undefined;
   private readonly oneRow = new Array<unknown>(7);
   private readonly listBeforeStmt;
+  private listHeadersBeforeStmt: Database.Statement<[number, number], DbRow> | undefined;
 
   constructor(private readonly db: SqliteDatabase) {
     this.insert = db.prepare<unknown[]>(insertSql(1));
@@ -146,12 +150,17 @@ export class MessageLog {
     return rows.map(fromDb);
   }
 
-  /** Up to `limit` messages with seq < beforeSeq, newest first (reading the log backwards). */
-  listBefore(beforeSeq: number, limit: number): MessageRow[] {
+  /**
+   * Up to `limit` messages with seq < beforeSeq, newest first (reading the log backwards). With
+   * `{ inboundContent: true }` outbound rows come without their content (neither read nor parsed: an
+   * event can be megabytes).
+   */
+  listBefore(beforeSeq: number, limit: number, options: { inboundContent?: boolean } = {}): MessageRow[] {
     if (!this.db.open) throw closedError("message log");
     checkPaging(beforeSeq, limit);
     if (limit === 0) return [];
-    return this.listBeforeStmt.all(beforeSeq, limit).map(fromDb);
+    const statement = options.inboundContent ? (this.listHeadersBeforeStmt ??= this.db.prepare<[number, number], DbRow>(LIST_HEADERS_BEFORE).raw()) : this.listBeforeStmt;
+    return statement.all(beforeSeq, limit).map(fromDb);
   }
 
   /**

@@ -8,6 +8,7 @@ import type { JsonObject, JsonPatchOp } from "../../shared/json.js";
 import { isJsonObject } from "../../shared/json.js";
 import { applyAtomically } from "./apply-atomically.js";
 import { decodeSnapshot, encodeSnapshot, type SnapshotEncoding } from "./snapshot-codec.js";
+import { planStatePieces, type StatePlan } from "./state-pieces.js";
 
 /** A stored snapshot's bytes: its chunks in order (one part for a snapshot stored inline). */
 export interface StoredSnapshot {
@@ -62,4 +63,29 @@ export function buildSnapshot(job: SnapshotJob): BuiltSnapshot {
   const replayed = replayPatches(job.base ? decodeState(job.base) : {}, job.base?.version ?? 0, job.patches);
   const encoded = encodeSnapshot(JSON.stringify(replayed.state), job.compress);
   return { version: replayed.version, encoding: encoded.encoding, data: encoded.data, rawBytes: encoded.rawBytes };
+}
+
+/** What loading a large state needs: the newest snapshot and every patch after it. */
+export interface LoadJob {
+  base: StoredSnapshot | undefined;
+  patches: PatchText[];
+  /** Also serialize the state (for the agent's `init`). */
+  json: boolean;
+}
+
+export interface LoadedState {
+  version: number;
+  /** Bytes of the patches after the snapshot (the snapshot policy counts them). */
+  patchBytes: number;
+  /** The state cut into pieces for the main thread to assemble between event-loop turns. */
+  plan: StatePlan;
+  /** The state's JSON (UTF-8), as the agent's `init` carries it; empty unless the job asked for it. */
+  json: Uint8Array;
+}
+
+/** The current state of a large agent (decode, replay), planned in pieces and serialized for `init`. */
+export function loadState(job: LoadJob): LoadedState {
+  const replayed = replayPatches(job.base ? decodeState(job.base) : {}, job.base?.version ?? 0, job.patches);
+  const json = job.json ? new TextEncoder().encode(JSON.stringify(replayed.state)) : new Uint8Array(0);
+  return { version: replayed.version, patchBytes: replayed.patchBytes, plan: planStatePieces(replayed.state), json };
 }

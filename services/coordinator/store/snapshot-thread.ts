@@ -1,20 +1,22 @@
 /**
- * The one snapshot thread of the process: builds state snapshots of large states off the main thread.
- * Serializing and compressing a 50 MiB state takes ~1 s of CPU; on the main thread that stalled every
- * agent of the coordinator. The thread is started on first use and never holds the process open: a
+ * The one snapshot thread of the process: builds state snapshots of large states, and loads them at an
+ * agent's start, off the main thread. Serializing and compressing a 50 MiB state takes ~1 s of CPU, and
+ * decoding and parsing it again about as much; on the main thread that stalled every agent of the
+ * coordinator. The thread is started on first use and never holds the process open: a
  * process that ends with a build in flight loses only that snapshot (the patches it covers are stored).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../shared/module-worker.js";
-import type { BuiltSnapshot, SnapshotJob } from "./snapshot-build.js";
+import type { BuiltSnapshot, LoadJob, LoadedState, SnapshotJob, StoredSnapshot } from "./snapshot-build.js";
 
-type Reply = { id: number; built: BuiltSnapshot } | { id: number; error: string };
+type Reply = { id: number; result: BuiltSnapshot | LoadedState } | { id: number; error: string };
+type Waiter = { resolve(result: BuiltSnapshot | LoadedState): void; reject(err: Error): void };
 
 export class SnapshotThread {
   private static current: SnapshotThread | undefined;
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(built: BuiltSnapshot): void; reject(err: Error): void }>();
+  private readonly pending = new Map<number, Waiter>();
   private nextId = 1;
 
   static acquire(): SnapshotThread {
@@ -28,8 +30,8 @@ export class SnapshotThread {
       const waiter = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (!waiter) return;
-      if ("built" in reply) waiter.resolve(reply.built);
-      else waiter.reject(new ConnectError(`snapshot build failed: ${reply.error}`, Code.Internal));
+      if ("result" in reply) waiter.resolve(reply.result);
+      else waiter.reject(new ConnectError(`snapshot thread: ${reply.error}`, Code.Internal));
     });
     const failAll = (reason: string) => {
       if (SnapshotThread.current === this) SnapshotThread.current = undefined;
@@ -43,11 +45,20 @@ export class SnapshotThread {
 
   /** Builds the snapshot `job` describes; the job's buffers are moved to the thread, not copied. */
   build(job: SnapshotJob): Promise<BuiltSnapshot> {
+    return this.run({ build: job }, job.base) as Promise<BuiltSnapshot>;
+  }
+
+  /** Loads the state `job` describes (snapshot + patches) and plans it in pieces for the main thread. */
+  load(job: LoadJob): Promise<LoadedState> {
+    return this.run({ load: job }, job.base) as Promise<LoadedState>;
+  }
+
+  private run(request: { build: SnapshotJob } | { load: LoadJob }, base: StoredSnapshot | undefined): Promise<BuiltSnapshot | LoadedState> {
     const id = this.nextId++;
-    const built = new Promise<BuiltSnapshot>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const done = new Promise<BuiltSnapshot | LoadedState>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // Parts that own their whole buffer move to the thread; others (slices of a pooled buffer) are copied.
-    const transfer = (job.base?.parts ?? []).filter((part) => part.byteOffset === 0 && part.byteLength === part.buffer.byteLength).map((part) => part.buffer as ArrayBuffer);
-    this.worker.postMessage({ id, job }, [...new Set(transfer)]);
-    return built;
+    const transfer = (base?.parts ?? []).filter((part) => part.byteOffset === 0 && part.byteLength === part.buffer.byteLength).map((part) => part.buffer as ArrayBuffer);
+    this.worker.postMessage({ id, ...request }, [...new Set(transfer)]);
+    return done;
   }
 }

@@ -11,6 +11,7 @@ import { applyAtomically } from "./apply-atomically.js";
 import { encodeSnapshot } from "./snapshot-codec.js";
 import { decodeState, replayPatches, type BuiltSnapshot, type PatchText, type StoredSnapshot } from "./snapshot-build.js";
 import { SnapshotThread } from "./snapshot-thread.js";
+import { assembleStatePieces } from "./state-pieces.js";
 import { closeDatabase, closedError, storeError, type SqliteDatabase } from "./sqlite.js";
 
 /** A background snapshot is written this many bytes per transaction, one transaction per event-loop turn. */
@@ -253,13 +254,46 @@ export class StateStore {
         if (this.snapshotRawBytes + this.patchBytesSinceSnapshot < this.options.backgroundSnapshotBytes) {
           return { version, state: replayPatches(snapshot ? decodeState(snapshot) : {}, base, patches).state, patch };
         }
-        const built = await SnapshotThread.acquire().build({ base: snapshot, patches, compress: false });
-        return { version, state: decodeState({ version, encoding: built.encoding, parts: [built.data] }), patch };
+        const loaded = await SnapshotThread.acquire().load({ base: snapshot, patches, json: false });
+        return { version, state: await assembleStatePieces(loaded.plan), patch };
       } catch (err) {
         if (attempt < 2 && this.db.open && this.snapshotVersion !== base) continue;
         throw storeError(err, `rebuild state version ${version}`);
       }
     }
+  }
+
+  /**
+   * Loads a large state (its snapshot and patches `backgroundSnapshotBytes` or more) without stalling the
+   * event loop: decoded, replayed and serialized on the snapshot thread, then assembled here a few pieces
+   * per event-loop turn. Returns the version and the state's JSON (what the agent's `init` carries) when it
+   * loaded it so; undefined when the state is small or was loaded already (current() loads those at once).
+   * A load the thread cannot do (a corrupt row) is left to the synchronous load, which names the damage.
+   */
+  async loadInBackground(signal?: AbortSignal): Promise<{ version: number; json: Uint8Array } | undefined> {
+    if (!this.db.open) throw closedError("state store");
+    if (this.loaded) return undefined;
+    const snapshot = this.selectSnapshot();
+    const after = snapshot?.version ?? 0;
+    const patchChars = this.db.prepare<[number], number>("SELECT coalesce(sum(length(ops)), 0) FROM patches WHERE version > ?").pluck().get(after) ?? 0;
+    if ((snapshot?.raw_bytes ?? 0) + patchChars < this.options.backgroundSnapshotBytes) return undefined;
+    let loaded;
+    let state: JsonObject;
+    try {
+      const base = snapshot && (await this.readSnapshot(snapshot.version));
+      if (!this.db.open || this.loaded) return undefined;
+      loaded = await SnapshotThread.acquire().load({ base, patches: this.selectPatchTexts(after, Number.MAX_SAFE_INTEGER), json: true });
+      state = await assembleStatePieces(loaded.plan, signal ? { signal } : {});
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (!this.db.open || this.loaded) throw err;
+      this.load(); // throws the stored data's own error, or loads what the thread could not
+      return undefined;
+    }
+    // Loaded synchronously meanwhile (a read of the state while this one ran): that copy is live already.
+    if (!this.db.open || this.loaded) return undefined;
+    this.adopt(state, loaded.version, snapshot, loaded.patchBytes);
+    return { version: loaded.version, json: loaded.json };
   }
 
   /** Writes a snapshot of the current version now (no-op if there is one already) and prunes. */
@@ -430,6 +464,11 @@ export class StateStore {
     };
     const replay = this.db.prepare<[number], PatchText>("SELECT version, ops FROM patches WHERE version > ? ORDER BY version").raw();
     const { state, version, patchBytes } = replayPatches(base ? decodeState(base) : {}, snapshot?.version ?? 0, replay.iterate(snapshot?.version ?? 0));
+    this.adopt(state, version, snapshot, patchBytes);
+  }
+
+  /** Makes a loaded state the live one. */
+  private adopt(state: JsonObject, version: number, snapshot: SnapshotDbRow | undefined, patchBytes: number): void {
     const first = this.db.prepare<[], number | null>("SELECT min(version) FROM patches").pluck().get() ?? null;
     this.state = state;
     this.currentVersion = version;
