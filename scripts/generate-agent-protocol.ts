@@ -11,8 +11,8 @@ import { emitTypeScript } from "./agent-protocol/emit-typescript.js";
 import { loadProtocolSchema } from "./agent-protocol/protocol-schema.js";
 
 export const SCHEMA_PATH = "proto/podium/agent/v1/agent-protocol.schema.json";
-/** The same module twice: the TS SDK ships on its own, so it cannot import the coordinator's copy (or the reverse). */
-export const TS_OUTPUTS = ["sdk/typescript/src/protocol.gen.ts", "services/coordinator/agent-protocol.gen.ts"];
+/** The TS SDK's copy, which the coordinator imports too (the SDK ships on its own; the server package ships the SDK's sources). */
+export const TS_OUTPUT = "sdk/typescript/src/protocol.gen.ts";
 export const PY_OUTPUT = "sdk/python/podium_agent/protocol.py";
 
 const HEADER = [
@@ -25,7 +25,10 @@ export function agentProtocolOutputs(root: string): Map<string, string> {
   const schema = loadProtocolSchema(fs.readFileSync(path.join(root, SCHEMA_PATH), "utf8"));
   const ts = emitTypeScript(schema, ["The agent protocol's frames: types and decoders. " + HEADER[0], HEADER[1]]);
   const py = emitPython(schema, ["The agent protocol's frames: constants and types.", ...HEADER]);
-  return new Map([...TS_OUTPUTS.map((file): [string, string] => [file, ts]), [PY_OUTPUT, py]]);
+  return new Map([
+    [TS_OUTPUT, ts],
+    [PY_OUTPUT, py],
+  ]);
 }
 
 function main(argv: string[]): number {

@@ -1,7 +1,7 @@
 /**
  * The coordinator <-> agent process protocol, version 1: how it runs. The frames themselves are defined once,
  * in proto/podium/agent/v1/agent-protocol.schema.json; `npm run generate` writes their types and decoders
- * (agent-protocol.gen.ts here, its twin sdk/typescript/src/protocol.gen.ts for the TypeScript SDK) and the
+ * (sdk/typescript/src/protocol.gen.ts, the TypeScript SDK's module, which the coordinator imports too) and the
  * Python SDK's types (sdk/python/podium_agent/protocol.py). Both SDKs implement exactly this.
  *
  * Transport
@@ -44,10 +44,10 @@
  */
 import { isJsonObject } from "../shared/json.js";
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "../shared/parse-client-json.js";
-import { decodeAgentToHost, FrameError, type AgentToHost } from "./agent-protocol.gen.js";
+import { decodeAgentToHost, FrameError, type AgentToHost } from "../../sdk/typescript/src/protocol.gen.js";
 
-export { AGENT_PROTOCOL_VERSION, FrameError, LOG_LEVELS } from "./agent-protocol.gen.js";
-export type { AgentError, AgentToHost, HostToAgent, InitFrame, LogLevel, ScheduleFrame } from "./agent-protocol.gen.js";
+export { AGENT_PROTOCOL_VERSION, FrameError, LOG_LEVELS } from "../../sdk/typescript/src/protocol.gen.js";
+export type { AgentError, AgentToHost, HostToAgent, InitFrame, LogLevel, ScheduleFrame } from "../../sdk/typescript/src/protocol.gen.js";
 
 /** Event types after which the host does not add its own `complete` for the turn. */
 export const TURN_END_EVENTS: ReadonlySet<string> = new Set(["complete", "stream_end", "stream_complete"]);

@@ -9,16 +9,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { agentProtocolOutputs } from "../../scripts/generate-agent-protocol.js";
 import { FrameError, parseAgentFrame } from "../../services/coordinator/agent-protocol.js";
-import { decodeAgentToHost } from "../../services/coordinator/agent-protocol.gen.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
-import { decodeHostToAgent } from "../../sdk/typescript/src/protocol.gen.js";
+import { decodeAgentToHost, decodeHostToAgent } from "../../sdk/typescript/src/protocol.gen.js";
 
 const line = (frame: object) => JSON.stringify(frame);
 
 describe("generated protocol modules", () => {
   it("are committed as the schema generates them (npm run generate)", () => {
     const outputs = agentProtocolOutputs(REPO_ROOT);
-    expect([...outputs.keys()].sort()).toEqual(["sdk/python/podium_agent/protocol.py", "sdk/typescript/src/protocol.gen.ts", "services/coordinator/agent-protocol.gen.ts"]);
+    expect([...outputs.keys()].sort()).toEqual(["sdk/python/podium_agent/protocol.py", "sdk/typescript/src/protocol.gen.ts"]);
     for (const [file, content] of outputs) expect({ file, same: fs.readFileSync(path.join(REPO_ROOT, file), "utf8") === content }).toEqual({ file, same: true });
   });
 });
