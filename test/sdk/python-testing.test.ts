@@ -2,8 +2,8 @@
  * podium_agent.testing (sdk/python/podium_agent/testing.py), the harness a Python author's unittest
  * uses (what `podium init --runtime python` generates): real agents in their real runner process.
  * Turn text and events, state replayed from the agent's patches, a resumed state, a handler's
- * exception as turn.error, an entry that fails to import as AgentFailed, and the temporary workspace
- * removed on close.
+ * exception as turn.error, requests answered by `answer=` (and refused without it), an entry that fails
+ * to import as AgentFailed, and the temporary workspace removed on close.
  */
 import { describe, expect, it } from "@jest/globals";
 import { execFile } from "node:child_process";
@@ -27,6 +27,14 @@ with start_agent(os.path.join(root, "examples/counter-py/agent.py"), state={"cou
     out["resumed"] = {"content": turn.events[0].content, "state": agent.state()}
 with start_agent(os.path.join(root, "test/fixtures/bundles/faulty-py/agent.py")) as agent:
     out["faulty"] = [agent.send({"text": "boom"}).error, agent.send({"text": "x"}).text]
+with start_agent(os.path.join(root, "test/sdk/fixtures/py/typed_agent.py")) as agent:
+    asked = agent.send({"text": "ask"}, answer=lambda event: f"blue ({event.content['question']})")
+    out["asked"] = {"text": asked.text, "seen": agent.state()["seen"]}
+    try:
+        agent.send({"text": "ask"})
+    except AgentFailed as error:
+        out["unanswered"] = str(error)
+    out["after"] = agent.send({"text": "still serving"}).text
 try:
     start_agent(os.path.join(root, "test/fixtures/bundles/broken-py/agent.py"))
 except AgentFailed as error:
@@ -50,6 +58,9 @@ describe("podium_agent.testing", () => {
       expect(result.resumed).toEqual({ content: { text: "count = 42" }, state: { count: 42, history: ["up"] } });
       expect(result.faulty).toEqual([expect.stringContaining("kaboom"), "ok:x"]);
       expect(result.broken).toContain("ModuleNotFoundError");
+      expect(result.asked).toEqual({ text: "you said blue (favourite colour?)", seen: ["blue (favourite colour?)"] });
+      expect(result.unanswered).toBe("turn 2 sent tool.question_requested and waits for an answer: pass answer= to send()");
+      expect(result.after).toBe("stillserving");
     },
     60_000,
   );

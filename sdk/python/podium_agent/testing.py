@@ -11,7 +11,9 @@ real runner process (the one Podium starts, without the sandbox), one call per t
                 self.assertEqual(agent.state(), {"turns": 1})   # ctx.state after the turn
 
 `turn.events` has the turn's events in order (`message_type`, `content`); `turn.error` is the
-message of an exception the handler raised (the agent keeps serving). To test an agent deployed on
+message of an exception the handler raised (the agent keeps serving). A turn whose handler calls
+`ctx.ask` / `ctx.request_permission` (an event with `request_id`) needs `answer`: a function of that
+event returning the value the handler gets, e.g. `agent.send({...}, answer=lambda event: "yes")`. To test an agent deployed on
 a real Podium (sandbox, workspace history, the platform's own events), use the TypeScript harness
 `@podium-agents/testing` (packages/testing). Frames: services/coordinator/agent-protocol.ts.
 """
@@ -30,8 +32,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-#: The host <-> agent protocol version this harness speaks (AGENT_PROTOCOL_VERSION).
-PROTOCOL_VERSION = 1
+from .protocol import AGENT_PROTOCOL_VERSION
+
 _SDK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs the runner as `python3 -I -S sdk/python/podium_runner.py ENTRY` does, with fd 3 for frames.
 _BOOT = (
@@ -116,7 +118,7 @@ class LocalAgent:
         self._reader.start()
         name = os.path.basename(os.path.dirname(self.entry)) or "agent"
         init = {
-            "type": "init", "protocol": PROTOCOL_VERSION, "instanceId": "test-instance", "agentId": "test-agent",
+            "type": "init", "protocol": AGENT_PROTOCOL_VERSION, "instanceId": "test-instance", "agentId": "test-agent",
             "deploymentId": f"{name}:test@local", "workspace": self.workspace, "env": env or {},
             "state": self._state if state is not None else {}, "stateVersion": 1 if state is not None else 0,
         }
@@ -158,14 +160,33 @@ class LocalAgent:
                 if not self._changed.wait(timeout):
                     raise TimeoutError(f"no {what} within {timeout} s")
 
-    def send(self, content: dict[str, Any], timeout: float = 30.0) -> TurnResult:
-        """Runs one turn with this message content and returns what the agent sent in it."""
+    def send(self, content: dict[str, Any], timeout: float = 30.0, answer: Callable[[Event], Any] | None = None) -> TurnResult:
+        """Runs one turn with this message content and returns what the agent sent in it.
+
+        `answer(event)` answers the turn's requests (ctx.ask, ctx.request_permission): its return value is
+        what the handler gets. A request without `answer` raises AgentFailed instead of waiting.
+        """
         self._turn += 1
         turn = self._turn
         with self._changed:
             start = len(self._frames)
         self._write({"type": "message", "turn": turn, "content": content})
-        done = self._wait(lambda f: f["type"] == "turn_done" and f.get("turn") == turn, timeout, f"end of turn {turn}", start)
+
+        def is_request(frame: dict[str, Any]) -> bool:
+            return frame["type"] == "event" and frame.get("turn") == turn and isinstance(frame.get("content"), dict) and "request_id" in frame["content"]
+
+        seen = start
+        while True:
+            done = self._wait(lambda f: (f["type"] == "turn_done" and f.get("turn") == turn) or is_request(f), timeout, f"end of turn {turn}", seen)
+            if done["type"] == "turn_done":
+                break
+            with self._changed:
+                seen = next(i for i in range(seen, len(self._frames)) if self._frames[i] is done) + 1
+            request = Event(done["messageType"], done["content"])
+            if answer is None:
+                self._write({"type": "cancel", "turn": turn})
+                raise AgentFailed(f"turn {turn} sent {request.message_type} and waits for an answer: pass answer= to send()")
+            self._write({"type": "answer", "id": done["content"]["request_id"], "value": answer(request)})
         with self._changed:
             frames = self._frames[start:]
         events = [Event(f["messageType"], f.get("content")) for f in frames if f["type"] == "event" and f.get("turn") == turn]
