@@ -24,8 +24,10 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
-import { MessageLog, type NewMessage } from "../coordinator/store/message-log.js";
+import { openChronicleDb } from "../coordinator/chronicle/chronicle-db.js";
+import { VersionLog } from "../coordinator/chronicle/version-log.js";
+import { AgentStore, MESSAGES_DB } from "../coordinator/store/agent-store.js";
+import type { NewMessage } from "../coordinator/store/message-log.js";
 import { findUnfinishedTurns } from "../coordinator/unfinished-turns.js";
 import type { JsonObject } from "../shared/json.js";
 import { PlatformEvent } from "../shared/platform-events.js";
@@ -72,53 +74,13 @@ const NOT_RUN_IN_COPY = "not run: this agent is a point-in-time copy, made while
 /** A gap no sync window can fill: Podium persists ~30k events/s per agent, the window is seconds. */
 export const UNCLEAN_RESTORE_SEQ_GAP = 1_000_000;
 
-interface LedgerRow {
-  seq: number;
-  message_type: string;
-  content: string | null;
-}
-
-function scalar(db: Database.Database, sql: string, ...params: number[]): number {
-  const value = db.prepare(sql).pluck().get(...params) as number | null | undefined;
-  return value ?? 0;
-}
-
-function field(content: string | null, name: string): number | undefined {
-  if (content === null) return undefined;
-  try {
-    const value = (JSON.parse(content) as Record<string, unknown>)[name];
-    return typeof value === "number" ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * chronicle.db as of `iteration`: later versions and iterations removed, the manifest (the workspace's
- * current files) rebuilt from the newest version of each path. Its stat fields are placeholders marked
- * racy, so the next capture re-hashes rather than trusts them; materializing the workspace rewrites them.
- * Blobs only later versions used stay (unreferenced), as they do after any restore.
- */
-function rollBackChronicle(db: Database.Database, iteration: number): number {
-  return db.transaction(() => {
-    db.prepare("DELETE FROM versions WHERE iteration > ?").run(iteration);
-    const dropped = db.prepare("DELETE FROM iterations WHERE iteration > ?").run(iteration).changes;
-    db.prepare("DELETE FROM manifest").run();
-    db.prepare(
-      `INSERT INTO manifest (path, size, mtime_ms, ctime_ms, ino, blob_id, iteration, racy)
-       SELECT v.path, v.size, v.mtime_ms, 0, 0, v.blob_id, v.iteration, 1
-       FROM versions v JOIN (SELECT path, max(iteration) AS newest FROM versions GROUP BY path) n
-         ON v.path = n.path AND v.iteration = n.newest
-       WHERE v.change <> 'deleted'`,
-    ).run();
-    return dropped;
-  })();
+/** A number field of an event's content. */
+function field(content: JsonObject | undefined, name: string): number | undefined {
+  const value = content?.[name];
+  return typeof value === "number" ? value : undefined;
 }
 
 export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptions): ReconcileResult {
-  const messagesPath = path.join(agentDir, "messages.db");
-  const statePath = path.join(agentDir, "state.db");
-  const chroniclePath = path.join(agentDir, "chronicle.db");
   const result: ReconcileResult = {
     lastSeq: 0,
     droppedMessages: 0,
@@ -131,104 +93,90 @@ export function reconcileRestoredAgent(agentDir: string, options: ReconcileOptio
     workspaceAhead: false,
     restoredEventSeq: 0,
   };
-  if (!fs.existsSync(messagesPath)) return result;
-  const messages = new Database(messagesPath);
-  const state = fs.existsSync(statePath) ? new Database(statePath) : undefined;
-  const chronicle = fs.existsSync(chroniclePath) ? new Database(chroniclePath) : undefined;
+  if (!fs.existsSync(path.join(agentDir, MESSAGES_DB))) return result;
+  const chroniclePath = path.join(agentDir, "chronicle.db");
+  const store = AgentStore.open({ dir: agentDir });
+  const chronicle = fs.existsSync(chroniclePath) ? openChronicleDb(chroniclePath) : undefined;
   try {
-    const stateMax = state ? Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots")) : 0;
-    const iterationMax = chronicle ? scalar(chronicle, "SELECT max(iteration) FROM iterations") : 0;
+    const ledger = store.messages.ledger();
+    const versions = chronicle && new VersionLog(chronicle);
+    const stateMax = store.state.storedVersion();
+    const iterationMax = versions?.latestIteration() ?? 0;
     // The ledger's writes the other databases lack: the first state version / iteration beyond theirs.
-    const rows = messages
-      .prepare("SELECT seq, message_type, content FROM messages WHERE direction = 'outbound' AND message_type IN ('state.delta', 'workspace.changed') ORDER BY seq")
-      .iterate() as IterableIterator<LedgerRow>;
     let firstMissing: number | undefined;
-    for (const row of rows) {
-      const missing = row.message_type === PlatformEvent.stateDelta ? (field(row.content, "version") ?? 0) > stateMax : (field(row.content, "iteration") ?? 0) > iterationMax;
+    for (const row of ledger.outbound([PlatformEvent.stateDelta, PlatformEvent.workspaceChanged])) {
+      const missing = row.messageType === PlatformEvent.stateDelta ? (field(row.content, "version") ?? 0) > stateMax : (field(row.content, "iteration") ?? 0) > iterationMax;
       if (missing) {
         firstMissing = row.seq;
         break;
       }
     }
-    const cut = messages.transaction(() => {
-      // A turn ends with turn.done, or with the instance's end (a turn cut by a crash records error + terminated).
-      const ends = "message_type IN ('turn.done', 'terminated')";
+    const cut = ledger.transaction(() => {
       let firstUnwhole = firstMissing;
       if (firstUnwhole === undefined) {
         // Nothing missing, but the ledger may end inside a turn (the host died mid-turn): that turn goes too.
-        const lastEnd = scalar(messages, `SELECT max(seq) FROM messages WHERE ${ends}`);
-        const open = scalar(messages, "SELECT min(seq) FROM messages WHERE seq > ? AND direction = 'outbound' AND turn > 0", lastEnd);
+        const open = ledger.firstTurnEventAfter(ledger.lastTurnEnd());
         if (open > 0) firstUnwhole = open;
       }
       let cutTurns: number[] = [];
       if (firstUnwhole !== undefined) {
         // Keep whole turns: cut back to the last turn end before the first write that is not whole.
-        const keepThrough = scalar(messages, `SELECT max(seq) FROM messages WHERE ${ends} AND seq < ?`, firstUnwhole);
-        cutTurns = messages
-          .prepare("SELECT DISTINCT turn FROM messages WHERE seq > ? AND direction = 'outbound' AND turn > 0 ORDER BY turn")
-          .pluck()
-          .all(keepThrough) as number[];
-        result.droppedMessages = messages
-          .prepare("DELETE FROM messages WHERE seq > ? AND NOT (direction = 'inbound' AND message_type = 'process_message')")
-          .run(keepThrough).changes;
+        const keepThrough = ledger.lastTurnEnd(firstUnwhole);
+        cutTurns = ledger.turnsAfter(keepThrough);
+        result.droppedMessages = ledger.cutAfter(keepThrough);
       }
-      result.lastSeq = scalar(messages, "SELECT max(seq) FROM messages");
-      const last = (type: string): string | null =>
-        (messages.prepare("SELECT content FROM messages WHERE message_type = ? ORDER BY seq DESC LIMIT 1").pluck().get(type) as string | null | undefined) ?? null;
-      return { version: field(last(PlatformEvent.stateDelta), "version"), iteration: field(last(PlatformEvent.workspaceChanged), "iteration"), cutTurns };
-    })();
-    if (state) {
-      const newestSnapshot = scalar(state, "SELECT max(version) FROM snapshots");
-      // Only to a version the ledger names: a ledger without state.delta events says nothing about state.
-      if (cut.version !== undefined && stateMax > cut.version && cut.version >= newestSnapshot) {
-        result.droppedPatches = state.prepare("DELETE FROM patches WHERE version > ?").run(cut.version).changes;
-      }
-      result.stateVersion = Math.max(scalar(state, "SELECT max(version) FROM patches"), scalar(state, "SELECT max(version) FROM snapshots"));
-      result.stateAhead = cut.version !== undefined && result.stateVersion > cut.version;
+      result.lastSeq = store.messages.lastSeq();
+      return {
+        version: field(ledger.newest(PlatformEvent.stateDelta)?.content, "version"),
+        iteration: field(ledger.newest(PlatformEvent.workspaceChanged)?.content, "iteration"),
+        cutTurns,
+      };
+    });
+    // Only to a version the ledger names: a ledger without state.delta events says nothing about state.
+    if (cut.version !== undefined && stateMax > cut.version && cut.version >= store.state.newestSnapshotVersion()) {
+      result.droppedPatches = store.state.dropPatchesAfter(cut.version);
     }
+    result.stateVersion = store.state.storedVersion();
+    result.stateAhead = cut.version !== undefined && result.stateVersion > cut.version;
     // The same for the workspace: only to an iteration the ledger names, and only over captures.
-    if (chronicle && cut.iteration !== undefined && iterationMax > cut.iteration) {
-      const laterRestores = scalar(chronicle, "SELECT count(*) FROM iterations WHERE iteration > ? AND kind <> 'capture'", cut.iteration);
-      if (laterRestores === 0) result.droppedIterations = rollBackChronicle(chronicle, cut.iteration);
+    if (versions && cut.iteration !== undefined && iterationMax > cut.iteration) {
+      if (versions.restoresAfter(cut.iteration) === 0) result.droppedIterations = versions.truncateAfter(cut.iteration);
       else result.workspaceAhead = true;
     }
     // Settle unfinished turns (before the marker is written, so the marker can say what happened to them).
-    const unfinished = findUnfinishedTurns(new MessageLog(messages));
+    const unfinished = findUnfinishedTurns(store.messages);
     const open = [...unfinished.begun, ...unfinished.waiting].map((t) => t.turn).sort((a, b) => a - b);
     const interrupted = options.unfinished === "close" ? open : open.filter((turn) => cut.cutTurns.includes(turn) || unfinished.begun.some((t) => t.turn === turn));
     result.interruptedTurns = interrupted;
     result.queuedTurns = open.filter((turn) => !interrupted.includes(turn));
-    messages.transaction(() => {
+    ledger.transaction(() => {
       if (options.seqGap > 0) {
         const seq = result.lastSeq + options.seqGap;
-        messages
-          .prepare("INSERT INTO messages (seq, direction, instance_id, turn, message_type, content, timestamp) VALUES (?, 'outbound', '', 0, ?, ?, ?)")
-          .run(
-            seq,
-            PlatformEvent.agentRestored,
-            JSON.stringify({
-              reason: options.reason ?? "restored from S3 after its coordinator was lost",
-              last_replicated_seq: result.lastSeq,
-              dropped_messages: result.droppedMessages,
-              state_version: result.stateVersion,
-              interrupted_turns: result.interruptedTurns,
-              queued_turns: result.queuedTurns,
-            }),
-            Date.now(),
-          );
+        ledger.appendAt(
+          seq,
+          PlatformEvent.agentRestored,
+          {
+            reason: options.reason ?? "restored from S3 after its coordinator was lost",
+            last_replicated_seq: result.lastSeq,
+            dropped_messages: result.droppedMessages,
+            state_version: result.stateVersion,
+            interrupted_turns: result.interruptedTurns,
+            queued_turns: result.queuedTurns,
+          },
+          Date.now(),
+        );
         result.restoredEventSeq = seq;
       }
       if (interrupted.length === 0) return;
-      // A MessageLog opened after the marker: its seqs continue after it.
+      // Their seqs continue after the marker.
       const message = options.unfinished === "close" ? NOT_RUN_IN_COPY : INTERRUPTED;
       const timestamp = Date.now();
       const event = (turn: number, messageType: string, content: JsonObject): NewMessage => ({ direction: "outbound", instanceId: "", turn, messageType, content, timestamp });
-      new MessageLog(messages).appendMany(interrupted.flatMap((turn) => [event(turn, PlatformEvent.error, { message, code: "aborted", turn }), event(turn, PlatformEvent.turnDone, { turn, ok: false })]));
-    })();
+      store.messages.appendMany(interrupted.flatMap((turn) => [event(turn, PlatformEvent.error, { message, code: "aborted", turn }), event(turn, PlatformEvent.turnDone, { turn, ok: false })]));
+    });
     return result;
   } finally {
     chronicle?.close();
-    state?.close();
-    messages.close();
+    store.close();
   }
 }

@@ -261,6 +261,16 @@ describe("StateStore", () => {
     expect(await state.loadInBackground()).toBeUndefined(); // loaded already
   }, 120_000);
 
+  it("tells its stored versions without loading, and drops patches after a version only before loading (restore reconciliation)", () => {
+    let state = open({ snapshotEveryVersions: 3, snapshotMinPatchRatio: 0 }).state;
+    for (let turn = 1; turn <= 5; turn++) state.apply([{ op: "add", path: `/k${turn}`, value: turn }], meta(turn));
+    state = open().state;
+    expect([state.storedVersion(), state.newestSnapshotVersion()]).toEqual([5, 3]);
+    expect(state.dropPatchesAfter(4)).toBe(1);
+    expect(state.current()).toEqual({ version: 4, state: { k1: 1, k2: 2, k3: 3, k4: 4 } });
+    expect(() => state.dropPatchesAfter(3)).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
+  });
+
   it("loads in the background only a large state; a broken patch chain is DataLoss there too; applies go on after it", async () => {
     let state = open().state;
     state.apply([{ op: "add", path: "/small", value: 1 }], meta(1));

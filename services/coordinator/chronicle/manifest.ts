@@ -43,6 +43,22 @@ function splitPath(path: string): [dir: string, name: string] {
   return slash === -1 ? ["", path] : [path.slice(0, slash), path.slice(slash + 1)];
 }
 
+/**
+ * Rewrites the manifest table from the newest version of each path (deleted ones left out). Its stat fields
+ * are placeholders marked racy, so the next capture re-hashes rather than trusts them; materializing the
+ * workspace rewrites them.
+ */
+export function rebuildManifest(db: Db): void {
+  db.prepare("DELETE FROM manifest").run();
+  db.prepare(
+    `INSERT INTO manifest (path, size, mtime_ms, ctime_ms, ino, blob_id, iteration, racy)
+     SELECT v.path, v.size, v.mtime_ms, 0, 0, v.blob_id, v.iteration, 1
+     FROM versions v JOIN (SELECT path, max(iteration) AS newest FROM versions GROUP BY path) n
+       ON v.path = n.path AND v.iteration = n.newest
+     WHERE v.change <> 'deleted'`,
+  ).run();
+}
+
 export class Manifest {
   readonly entries = new Map<string, ManifestEntry>();
   /** The same entries by directory then name: the capture scan looks files up by (dir, name) without building paths. */

@@ -1,8 +1,10 @@
 /**
  * The append-only part of Chronicle: iterations and per-file versions (tables `iterations`, `versions`).
+ * Only a restored agent's reconciliation cuts it back (truncateAfter).
  */
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./chronicle-db.js";
+import { rebuildManifest } from "./manifest.js";
 import type { ChangeKind } from "./chronicle-types.js";
 
 export type IterationKind = "capture" | "restore";
@@ -59,7 +61,7 @@ export class VersionLog {
   private readonly selectChanges: Statement<[number], RawVersion>;
   private readonly selectRawBytes: Statement<[], { bytes: number | null }>;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.maxIteration = db.prepare("SELECT max(iteration) AS n FROM iterations");
     this.insertIteration = db.prepare("INSERT INTO iterations (iteration, timestamp, kind) VALUES (?, ?, ?)");
     this.insertVersion = db.prepare(
@@ -97,6 +99,25 @@ export class VersionLog {
   /** What changed in one iteration, by path. */
   changes(iteration: number): VersionRow[] {
     return this.selectChanges.all(iteration).map(toRow);
+  }
+
+  /** How many iterations after `iteration` restored files (kind "restore", not a capture). */
+  restoresAfter(iteration: number): number {
+    return this.db.prepare<[number], number>("SELECT count(*) FROM iterations WHERE iteration > ? AND kind <> 'capture'").pluck().get(iteration) ?? 0;
+  }
+
+  /**
+   * Forgets every iteration after `iteration` (a restored agent reconciled with its ledger, before Chronicle
+   * opens it) and rebuilds the manifest from the newest version of each path (rebuildManifest); returns the
+   * iterations removed. Blobs only later versions used stay, unreferenced, as after any restore.
+   */
+  truncateAfter(iteration: number): number {
+    return this.db.transaction(() => {
+      this.db.prepare<[number]>("DELETE FROM versions WHERE iteration > ?").run(iteration);
+      const dropped = this.db.prepare<[number]>("DELETE FROM iterations WHERE iteration > ?").run(iteration).changes;
+      rebuildManifest(this.db);
+      return dropped;
+    })();
   }
 
   /** Sum of the sizes of every stored version: the cost of keeping a full copy per version. */

@@ -5,23 +5,12 @@
  */
 import type Database from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { JsonObject } from "../../shared/json.js";
 import { closeDatabase, closedError, storeError, type SqliteDatabase } from "./sqlite.js";
+import { MessageLedger } from "./message-ledger.js";
+import { COLUMNS, fromDb, type DbRow, type MessageDirection, type MessageRow, type NewMessage } from "./message-row.js";
 
-export type MessageDirection = "inbound" | "outbound";
+export type { MessageDirection, MessageRow, NewMessage } from "./message-row.js";
 
-export interface MessageRow {
-  seq: number;
-  direction: MessageDirection;
-  instanceId: string;
-  turn: number;
-  messageType: string;
-  content: JsonObject | undefined;
-  /** Epoch milliseconds. */
-  timestamp: number;
-}
-
-export type NewMessage = Omit<MessageRow, "seq">;
 
 /** Rows fetched per query while iterating. */
 export const MESSAGE_PAGE_SIZE = 1000;
@@ -29,25 +18,10 @@ export const MESSAGE_PAGE_SIZE = 1000;
 /** Rows per multi-row INSERT in appendMany (fewer statement runs: ~0.3 µs less per streamed event). */
 const INSERT_CHUNK = 32;
 
-type DbRow = [seq: number, direction: MessageDirection, instanceId: string, turn: number, messageType: string, content: string | null, timestamp: number];
-
-const COLUMNS = "seq, direction, instance_id, turn, message_type, content, timestamp";
 const insertSql = (rows: number) => `INSERT INTO messages (${COLUMNS}) VALUES ${Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`;
 
 const LIST_HEADERS_BEFORE =
   "SELECT seq, direction, instance_id, turn, message_type, CASE direction WHEN 'inbound' THEN content END, timestamp FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?";
-
-function fromDb(row: DbRow): MessageRow {
-  return {
-    seq: row[0],
-    direction: row[1],
-    instanceId: row[2],
-    turn: row[3],
-    messageType: row[4],
-    content: row[5] === null ? undefined : (JSON.parse(row[5]) as JsonObject),
-    timestamp: row[6],
-  };
-}
 
 export function checkPaging(after: number, limit: number): void {
   if (!Number.isSafeInteger(after)) throw new ConnectError(`after must be an integer, got ${after}`, Code.InvalidArgument);
@@ -91,6 +65,17 @@ export class MessageLog {
       for (; i < rows.length; i++) stored[i] = this.insertRow(rows[i] as NewMessage, i);
       this.seq += rows.length;
       return stored;
+    });
+  }
+
+  /**
+   * What reconciling a restored agent reads and cuts in this log (services/replication/restore-reconcile.ts):
+   * the store keeps its SQL to itself. This log's seq follows the ledger's writes.
+   */
+  ledger(): MessageLedger {
+    if (!this.db.open) throw closedError("message log");
+    return new MessageLedger(this.db, () => {
+      this.seq = (this.db.prepare<[], number | null>("SELECT max(seq) FROM messages").pluck().get() ?? 0) as number;
     });
   }
 

@@ -296,6 +296,28 @@ export class StateStore {
     return { version: loaded.version, json: loaded.json };
   }
 
+  /** The newest version state.db holds (its newest patch or snapshot), read without loading the state. */
+  storedVersion(): number {
+    if (!this.db.open) throw closedError("state store");
+    return this.db.prepare<[], number | null>("SELECT max(v) FROM (SELECT max(version) AS v FROM patches UNION ALL SELECT max(version) FROM snapshots)").pluck().get() ?? 0;
+  }
+
+  /** The version of the newest snapshot (0: none), read without loading the state. */
+  newestSnapshotVersion(): number {
+    if (!this.db.open) throw closedError("state store");
+    return this.selectSnapshot()?.version ?? 0;
+  }
+
+  /**
+   * Removes the patches after `version` (a restored agent reconciled with its ledger, before anything loads
+   * the state); returns how many. FailedPrecondition once the state is loaded: the live copy would differ.
+   */
+  dropPatchesAfter(version: number): number {
+    if (!this.db.open) throw closedError("state store");
+    if (this.loaded) throw new ConnectError("patches can only be dropped before the state is loaded", Code.FailedPrecondition);
+    return this.db.prepare<[number]>("DELETE FROM patches WHERE version > ?").run(version).changes;
+  }
+
   /** Writes a snapshot of the current version now (no-op if there is one already) and prunes. */
   snapshot(): void {
     this.ready();
