@@ -97,10 +97,57 @@ async function hibernatedMemory(server: DevServer, count: number): Promise<Bench
 }
 
 /**
- * 10,000 registered instances: rows written to a data dir's instances.db, then a coordinator started on it
- * restores them all hibernated (no processes): its start-up time and heap per registered instance.
+ * `live` instances created beside the registered ones and kept running: their creates, round trips across
+ * all of them (round robin), and the coordinator's RSS growth per live instance (its own process; the
+ * agents' processes are their own).
  */
-async function registeredAtScale(dir: string, count: number): Promise<BenchResults> {
+async function liveBeside(server: DevServer, live: number): Promise<BenchResults> {
+  gc();
+  const rssBefore = process.memoryUsage().rss;
+  const creates: number[] = [];
+  const sockets: WebSocket[] = [];
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < live; i++) {
+      const started = performance.now();
+      ids.push(String((await api(server, "POST", "/api/v1/instances", { deployment_id: "echo-py:1.0.0@local" })).instance_id));
+      creates.push(performance.now() - started);
+    }
+    for (const id of ids) sockets.push(await openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`));
+    const roundTrips: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      for (const ws of sockets) {
+        const started = performance.now();
+        const replied = nextFrame(ws, '"stream_end"');
+        ws.send(JSON.stringify({ type: "process_message", content: { text: "hello" } }));
+        await replied;
+        roundTrips.push(performance.now() - started);
+      }
+    }
+    gc();
+    const rssAfter = process.memoryUsage().rss;
+    const c = summarize(creates);
+    const r = summarize(roundTrips.slice(live)); // the first round is each instance's first turn
+    return {
+      "live instances beside them": server.coordinator.manager.liveCount,
+      "registered instances still held": server.coordinator.manager.hibernatedCount,
+      "create of a live one beside them p50 ms": c.p50,
+      "round trip across the live ones p50 ms": r.p50,
+      "round trip across the live ones p99 ms": r.p99,
+      "coordinator RSS growth per live instance MB": (rssAfter - rssBefore) / live / 1024 / 1024,
+    };
+  } finally {
+    for (const ws of sockets) ws.close();
+    for (const id of ids) await api(server, "DELETE", `/api/v1/instances/${id}`);
+  }
+}
+
+/**
+ * 10,000 registered instances: rows written to a data dir's instances.db, then a coordinator started on it
+ * restores them all hibernated (no processes): its start-up time and heap per registered instance. Then
+ * `live` (100) instances run beside them (liveBeside).
+ */
+async function registeredAtScale(dir: string, count: number, live: number): Promise<BenchResults> {
   const dataDir = path.join(dir, "registered");
   fs.mkdirSync(dataDir, { recursive: true });
   const registry = InstanceRegistry.open(dataDir);
@@ -111,7 +158,13 @@ async function registeredAtScale(dir: string, count: number): Promise<BenchResul
   gc();
   const heapBefore = process.memoryUsage().heapUsed;
   const started = performance.now();
-  const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger, coordinator: { warmRunners: 0 } });
+  const server = await createDevServer({
+    port: 0,
+    dataDir,
+    agentsDir: path.join(REPO_ROOT, "examples"),
+    logger: silentLogger,
+    coordinator: { warmRunners: 0, capacity: live + 10 },
+  });
   const startMs = performance.now() - started;
   try {
     gc();
@@ -120,6 +173,7 @@ async function registeredAtScale(dir: string, count: number): Promise<BenchResul
       "registered (hibernated) instances restored at start": server.coordinator.manager.hibernatedCount,
       "coordinator start with them ms": startMs,
       "coordinator heap per registered instance KB": (heapAfter - heapBefore) / count / 1024,
+      ...(live > 0 ? await liveBeside(server, live) : {}),
     };
   } finally {
     await server.close();
@@ -165,7 +219,7 @@ export async function runHibernationBench(runs = 20, hibernated = Number(process
     await cold.close();
   }
   try {
-    Object.assign(results, await registeredAtScale(dir, Number(process.env.BENCH_REGISTERED ?? 10_000)));
+    Object.assign(results, await registeredAtScale(dir, Number(process.env.BENCH_REGISTERED ?? 10_000), Number(process.env.BENCH_LIVE ?? 100)));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
