@@ -150,9 +150,9 @@ export class AgentHarness {
   }
 
   /** Sends `message` for `turn` and resolves once its `turn_done` arrives. */
-  async turn(turn: number, content: JsonObject, timeoutMs = 15_000): Promise<TurnResult> {
+  async turn(turn: number, content: JsonObject, timeoutMs = 15_000, trace: { traceparent?: string; tracestate?: string } = {}): Promise<TurnResult> {
     const from = this.frames.length;
-    this.send({ type: "message", turn, content });
+    this.send({ type: "message", turn, content, ...trace });
     const done = (await this.waitFor((f) => f.type === "turn_done" && f.turn === turn, timeoutMs, from)) as DoneFrame;
     const mine = this.frames.slice(from).filter((f) => "turn" in f && f.turn === turn);
     return {

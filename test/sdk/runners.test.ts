@@ -165,6 +165,16 @@ describe.each(RUNTIMES)("%s runner", (runtime) => {
     });
   });
 
+  it("exposes the turn's W3C trace context on ctx, and nothing for a message without one", async () => {
+    const agent = spawn(runtime);
+    await agent.start();
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const traced = await agent.turn(1, { cmd: "trace" }, 15_000, { traceparent, tracestate: "congo=t61rcWkgMzE" });
+    expect(traced.events[0]?.content).toEqual({ traceparent, tracestate: "congo=t61rcWkgMzE" });
+    const plain = await agent.turn(2, { cmd: "trace" });
+    expect(plain.events[0]?.content).toEqual({ traceparent: null, tracestate: null });
+  });
+
   it("aborts the running turn on cancel", async () => {
     const agent = spawn(runtime);
     await agent.start();

@@ -43,11 +43,13 @@ class AgentInfo:
 class TurnControl:
     """Per-turn flags shared with the reader thread (which sets `cancelled`)."""
 
-    __slots__ = ("turn", "cancelled")
+    __slots__ = ("turn", "cancelled", "traceparent", "tracestate")
 
-    def __init__(self, turn: int) -> None:
+    def __init__(self, turn: int, traceparent: str | None = None, tracestate: str | None = None) -> None:
         self.turn = turn
         self.cancelled = False
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
 
 _HOST_CALL_TIMEOUT_S = 30
@@ -250,11 +252,19 @@ class AgentContext:
     """init.env: the deployment's environment and secrets (also in os.environ)."""
     log: _Log
     """ctx.log(*args, level="info"), ctx.log.debug / info / warn / error(*args)."""
+    traceparent: str | None
+    """The turn's W3C trace context ("00-<trace id>-<span id>-<flags>"), when the message came with one or the
+    platform traces: send it as the `traceparent` header of the agent's own calls to continue the trace.
+    None in on_start / on_stop and for an untraced message."""
+    tracestate: str | None
+    """The W3C `tracestate` that came with traceparent (send it beside it), or None."""
 
     def __init__(self, runtime: Runtime, control: TurnControl) -> None:
         self._runtime = runtime
         self._control = control
         self.turn = control.turn
+        self.traceparent = control.traceparent
+        self.tracestate = control.tracestate
         info = runtime.info
         self.instance_id = info.instance_id
         self.agent_id = info.agent_id

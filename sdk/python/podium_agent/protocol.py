@@ -44,6 +44,8 @@ if TYPE_CHECKING:
             "type": Literal["message"],
             "turn": int,
             "content": JsonObject,
+            "traceparent": NotRequired[str],  # W3C trace context of the turn (its `traceparent`): the agent's calls continue the trace from it. Absent when the message came without one and tracing is off.
+            "tracestate": NotRequired[str],  # W3C `tracestate` that came with the traceparent, as is.
         },
     )
     # The reply to an `event` whose content.request_id is `id` (questions, permissions), or to a `schedule` frame of that id.

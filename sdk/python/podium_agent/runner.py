@@ -283,7 +283,8 @@ class Runtime:
                 self.log("warn", ("dropped message frame without a valid turn",), None)
                 continue
             content = frame.get("content")
-            control = TurnControl(turn)
+            traceparent, tracestate = frame.get("traceparent"), frame.get("tracestate")
+            control = TurnControl(turn, traceparent if type(traceparent) is str and traceparent else None, tracestate if type(tracestate) is str and tracestate else None)
             self.current = control
             control.cancelled = self.stopping  # a stop that raced with the start of this turn
             self.last_turn = turn

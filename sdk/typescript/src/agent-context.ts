@@ -52,6 +52,8 @@ export class TurnContext implements AgentContext<JsonObject, AnyEvents> {
     private readonly deps: ContextDeps,
     readonly turn: number,
     readonly signal: AbortSignal,
+    readonly traceparent: string | undefined = undefined,
+    readonly tracestate: string | undefined = undefined,
   ) {
     ({ instanceId: this.instanceId, agentId: this.agentId, deploymentId: this.deploymentId, workspace: this.workspace, env: this.env } = deps.info);
     const at = (level: LogLevel) => (...args: unknown[]) => writeLog(deps.writer, level, args, { turn });

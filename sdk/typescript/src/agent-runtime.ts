@@ -143,10 +143,10 @@ export class AgentRuntime {
     }
   }
 
-  private context(turn: number, signal: AbortSignal): TurnContext {
+  private context(turn: number, signal: AbortSignal, message?: MessageFrame): TurnContext {
     const { info, tracker } = this;
     if (!info || !tracker) throw new Error("agent is not initialized");
-    return new TurnContext({ info, writer: this.writer, tracker, requests: this.requests }, turn, signal);
+    return new TurnContext({ info, writer: this.writer, tracker, requests: this.requests }, turn, signal, message?.traceparent, message?.tracestate);
   }
 
   private flush(turn: number): void {
@@ -204,7 +204,7 @@ export class AgentRuntime {
     this.lastTurn = frame.turn;
     let error: AgentErrorInfo | undefined;
     try {
-      await agent.onMessage(this.context(frame.turn, controller.signal), frame.content);
+      await agent.onMessage(this.context(frame.turn, controller.signal, frame), frame.content);
     } catch (thrown) {
       // A handler that gives up because its turn was cancelled (rethrowing the abort) is not an error.
       if (!(controller.signal.aborted && thrown === controller.signal.reason)) error = toAgentError(thrown);

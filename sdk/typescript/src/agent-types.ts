@@ -40,6 +40,14 @@ export interface AgentContext<S extends object = JsonObject, E extends EventMap<
   /** Aborted when the host cancels this turn or stops the agent. */
   readonly signal: AbortSignal;
   /**
+   * The turn's W3C trace context (`00-<trace id>-<span id>-<flags>`), when the message came with one or the
+   * platform traces: send it as the `traceparent` header of the agent's own calls to continue the trace.
+   * Undefined in onStart / onStop and for an untraced message. See docs/observability.md.
+   */
+  readonly traceparent: string | undefined;
+  /** The W3C `tracestate` that came with `traceparent`, to send beside it; undefined when there was none. */
+  readonly tracestate: string | undefined;
+  /**
    * The agent's state. Mutate it in place (or assign a new object); every change becomes a JSON
    * Patch op sent at the end of the turn. Only JSON values are allowed (see sdk/README.md).
    */

@@ -51,6 +51,10 @@ export interface MessageFrame {
   type: "message";
   turn: number;
   content: JsonObject;
+  /** W3C trace context of the turn (its `traceparent`): the agent's calls continue the trace from it. Absent when the message came without one and tracing is off. */
+  traceparent?: string;
+  /** W3C `tracestate` that came with the traceparent, as is. */
+  tracestate?: string;
 }
 
 /** The reply to an `event` whose content.request_id is `id` (questions, permissions), or to a `schedule` frame of that id. */
@@ -234,7 +238,12 @@ function decodeMessageFrame(v: JsonObject, at: string): MessageFrame {
   const _turn = v.turn;
   if (!(typeof _turn === "number" && Number.isInteger(_turn) && _turn >= 0)) throw new FrameError(at + ".turn must be a non-negative integer");
   const _content = v.content;
-  return { type: "message", turn: _turn, content: isObject(_content) ? _content : {} };
+  const _traceparent = v.traceparent;
+  const _tracestate = v.tracestate;
+  const out: MessageFrame = { type: "message", turn: _turn, content: isObject(_content) ? _content : {} };
+  if (typeof _traceparent === "string" && _traceparent.length >= 1) out.traceparent = _traceparent;
+  if (typeof _tracestate === "string" && _tracestate.length >= 1) out.tracestate = _tracestate;
+  return out;
 }
 
 function decodeAnswerFrame(v: JsonObject, at: string): AnswerFrame {
