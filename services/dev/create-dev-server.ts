@@ -29,7 +29,7 @@ export interface DevServerOptions {
   logger?: Logger;
   coordinator?: Partial<Omit<CoordinatorOptions, "dataDir" | "registry" | "logger">>;
   /** `corsOrigins` adds to the loopback origins (any port) that `podium dev` always allows. */
-  gateway?: Partial<Pick<GatewayOptions, "maxJsonBytes" | "maxBundleBytes" | "extensions" | "corsOrigins">>;
+  gateway?: Partial<Pick<GatewayOptions, "maxJsonBytes" | "maxBundleBytes" | "extensions" | "corsOrigins" | "consoleDir">>;
 }
 
 export interface DevServer {

@@ -11,6 +11,7 @@ import { gatewayRoutes } from "./gateway-routes.js";
 import { createRestApi } from "./rest-api.js";
 import { createWsUpgradeHandler, instanceConnectRoute, type WsRoute } from "./ws-bridge.js";
 import { withCors } from "./cors-policy.js";
+import { createConsoleAssets, defaultConsoleDir } from "./console-assets.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
 import { createConnectHandler } from "../shared/connect-handler.js";
@@ -57,6 +58,8 @@ export interface GatewayOptions {
   wsOutbound?: WsOutboundOptions;
   /** Origins whose pages may call the API from a browser (cors-policy.ts); none by default. */
   corsOrigins?: string[];
+  /** The built web console served at /console/ (console-assets.ts); default dist/console of the package. */
+  consoleDir?: string;
 }
 
 export interface Gateway {
@@ -108,6 +111,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     onResponse: (status) => responses.set(status, (responses.get(status) ?? 0) + 1),
     logger,
   });
+  const consoleAssets = createConsoleAssets(options.consoleDir ?? defaultConsoleDir());
   const ws = createWsUpgradeHandler({
     auth,
     logger,
@@ -119,7 +123,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     services: [InstanceService, DeploymentService, FileService, ReplicationService, ...extensions.flatMap((e) => e.services ?? [])],
     interceptors: [requestLogInterceptor(logger), auth.interceptor(OPEN_SERVICES)],
     health,
-    fallback: rest,
+    fallback: (req, res) => {
+      if (!consoleAssets(req, res)) rest(req, res);
+    },
     readMaxBytes: maxBundleBytes,
   });
   const server = new OnePortServer({ handler: withCors(handler, options.corsOrigins ?? []), onUpgrade: ws.handler });

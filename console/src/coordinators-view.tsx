@@ -1,0 +1,99 @@
+/**
+ * Coordinators as the public API shows them: the gateway's health, the live instances grouped by the
+ * coordinator running them, and the Prometheus metrics the gateway serves (GET /metrics, with the key).
+ * `podium dev` serves its coordinator's metrics there (load, capacity, draining, replication lag);
+ * a cluster's gateway serves only its own, and each coordinator's are scraped on its --metrics-port.
+ */
+import { api, apiText } from "./api-client.js";
+import type { Instance } from "./api-types.js";
+import { parsePrometheus, type Sample } from "./prometheus-text.js";
+import { usePolled } from "./use-polled.js";
+
+function value(samples: Sample[], name: string): number | undefined {
+  const found = samples.filter((s) => s.name === name);
+  return found.length === 0 ? undefined : found.reduce((sum, s) => sum + s.value, 0);
+}
+
+function maxOf(samples: Sample[], name: string): number | undefined {
+  const found = samples.filter((s) => s.name === name);
+  return found.length === 0 ? undefined : Math.max(...found.map((s) => s.value));
+}
+
+const show = (n: number | undefined, unit = "") => (n === undefined ? "—" : `${Number.isInteger(n) ? n : n.toFixed(3)}${unit}`);
+
+export function CoordinatorsView() {
+  const health = usePolled(() => api<{ status: string; coordinators?: number }>("GET", "/health"), [], 3000);
+  const instances = usePolled(() => api<{ instances: Instance[] }>("GET", "/api/v1/instances"), [], 3000);
+  const metrics = usePolled(async () => parsePrometheus(await apiText("/metrics")), [], 3000);
+  const samples = metrics.data ?? [];
+  const ids = new Set<string>();
+  for (const s of samples) if (s.labels.coordinator_id) ids.add(s.labels.coordinator_id);
+  for (const i of instances.data?.instances ?? []) if (i.coordinator_id) ids.add(i.coordinator_id);
+  const gateway = samples.filter((s) => s.name.startsWith("podium_gateway_"));
+  return (
+    <section>
+      <h2>Coordinators</h2>
+      <p>
+        Gateway health: <strong data-testid="health">{health.data?.status ?? health.error ?? "…"}</strong>, {health.data?.coordinators ?? "?"} coordinator(s) it can place on
+        {value(samples, "podium_gateway_coordinators_not_answering") ? `, ${value(samples, "podium_gateway_coordinators_not_answering")} not answering` : ""}.
+      </p>
+      {metrics.error && <p class="error">/metrics: {metrics.error}</p>}
+      <table class="table" data-testid="coordinators">
+        <thead>
+          <tr>
+            <th>Coordinator</th>
+            <th>Live instances (this list)</th>
+            <th>Load / capacity</th>
+            <th>Hibernated</th>
+            <th>Draining</th>
+            <th>Starts running / waiting</th>
+            <th>Heartbeat lag max</th>
+            <th>Replicated agents</th>
+            <th>Replication lag max</th>
+          </tr>
+        </thead>
+        <tbody>
+          {[...ids].sort().map((id) => {
+            const mine = samples.filter((s) => s.labels.coordinator_id === id);
+            const capacity = value(mine, "podium_instances_capacity");
+            return (
+              <tr key={id}>
+                <td class="mono">{id}</td>
+                <td>{(instances.data?.instances ?? []).filter((i) => i.coordinator_id === id).length}</td>
+                <td>
+                  {show(value(mine, "podium_instances"))} / {show(capacity)}
+                </td>
+                <td>{show(value(mine, "podium_instances_hibernated"))}</td>
+                <td>{mine.length === 0 ? "—" : value(mine, "podium_coordinator_draining") ? "yes" : "no"}</td>
+                <td>
+                  {show(value(mine, "podium_instance_starts"))} / {show(value(mine, "podium_instance_starts_waiting"))}
+                </td>
+                <td>{show(value(mine, "podium_heartbeat_lag_max_seconds"), " s")}</td>
+                <td>{show(value(mine, "podium_replication_agents"))}</td>
+                <td>{show(maxOf(mine, "podium_replication_lag_seconds"), " s")}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <p class="muted small">
+        “—”: this gateway's /metrics does not carry that coordinator's numbers (a cluster's gateway serves only its own; scrape each coordinator's
+        --metrics-port, docs/metrics.md). <code>podium dev</code> serves its coordinator's.
+      </p>
+      <h3>Gateway metrics</h3>
+      <table class="table small">
+        <tbody>
+          {gateway.map((s, i) => (
+            <tr key={i}>
+              <td class="mono">
+                {s.name}
+                {Object.keys(s.labels).length ? `{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(",")}}` : ""}
+              </td>
+              <td>{s.value}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

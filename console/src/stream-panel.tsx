@@ -1,0 +1,140 @@
+/**
+ * One instance's live stream: the conversation (each turn's reply as it streams), a composer that sends
+ * `process_message` on the `/connect` socket (plain text as {text}, or a JSON object as is), cancel,
+ * the answer forms of open permission / question requests, and every event (virtualized).
+ */
+import { useState } from "preact/hooks";
+import type { Json, JsonObject } from "./api-types.js";
+import type { EventStream } from "./use-event-stream.js";
+import type { PendingRequest } from "./event-log.js";
+import { VirtualList } from "./virtual-list.js";
+
+function contentOf(text: string): JsonObject {
+  const trimmed = text.trim();
+  if (trimmed.startsWith("{")) {
+    try {
+      const value = JSON.parse(trimmed) as Json;
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+    } catch {
+      // not JSON: sent as text
+    }
+  }
+  return { text };
+}
+
+function RequestForm({ request, answer }: { request: PendingRequest; answer: (value: Json) => void }) {
+  const [text, setText] = useState("");
+  const c = request.content;
+  const choices = Array.isArray(c.choices) ? c.choices.filter((x): x is string => typeof x === "string") : [];
+  if (request.kind === "permission") {
+    return (
+      <div class="request card" data-request={request.requestId}>
+        <strong>Permission requested</strong> {String(c.tool_name ?? "")} <span class="muted">{String(c.description ?? "")}</span>
+        <pre class="mono small">{JSON.stringify(c.args ?? {}, null, 1)}</pre>
+        <button type="button" onClick={() => answer({ approved: true, option_id: "allow_once" })}>Allow</button>
+        <button type="button" class="danger" onClick={() => answer({ approved: false, option_id: "reject_once" })}>Reject</button>
+      </div>
+    );
+  }
+  return (
+    <form
+      class="request card"
+      data-request={request.requestId}
+      onSubmit={(e) => {
+        e.preventDefault();
+        answer(text);
+      }}
+    >
+      <strong>Question</strong> {String(c.question ?? "")}
+      {choices.map((choice) => (
+        <button type="button" key={choice} onClick={() => answer(choice)}>
+          {choice}
+        </button>
+      ))}
+      <input name="answer" value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder="answer" />
+      <button type="submit">Answer</button>
+    </form>
+  );
+}
+
+export function StreamPanel({ stream }: { stream: EventStream }) {
+  const { log } = stream;
+  const [draft, setDraft] = useState("");
+  const [follow, setFollow] = useState(true);
+  const turns = [...log.turns.values()].slice(-30);
+  const running = turns.filter((t) => !t.done);
+  const send = () => {
+    const content = contentOf(draft);
+    if (stream.send({ type: "process_message", content })) {
+      log.noteSent(draft);
+      setDraft("");
+    }
+  };
+  return (
+    <div class="stream">
+      <div class="conversation" data-testid="conversation">
+        {turns.map((t) => (
+          <div key={t.turn} class="turn" data-turn={t.turn}>
+            {t.sent !== undefined && <div class="bubble user">{t.sent}</div>}
+            <div class={`bubble agent ${t.done ? "done" : "streaming"}`}>
+              {t.reply || (t.done ? <span class="muted">(no text)</span> : <span class="muted">…</span>)}
+              {t.error && <div class="error">{t.error}</div>}
+            </div>
+          </div>
+        ))}
+      </div>
+      {[...log.pending.values()].map((r) => (
+        <RequestForm key={r.requestId} request={r} answer={(value) => stream.send({ type: "answer", request_id: r.requestId, value })} />
+      ))}
+      <form
+        class="composer"
+        onSubmit={(e) => {
+          e.preventDefault();
+          send();
+        }}
+      >
+        <textarea
+          name="message"
+          rows={2}
+          value={draft}
+          placeholder={"Message (Enter sends; a JSON object is sent as the message's content)"}
+          onInput={(e) => setDraft(e.currentTarget.value)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey) {
+              e.preventDefault();
+              send();
+            }
+          }}
+        />
+        <button type="submit" disabled={!stream.connected || !draft.trim()}>Send</button>
+        <button type="button" class="danger" disabled={!stream.connected || running.length === 0} onClick={() => stream.send({ type: "cancel", turn: 0 })}>
+          Cancel turn
+        </button>
+      </form>
+      <div class="row">
+        <strong>Events</strong>
+        <span class="muted" data-testid="event-count">{log.events.length} events, last seq {log.lastSeq}</span>
+        <label class="inline">
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> follow
+        </label>
+      </div>
+      <VirtualList
+        class="events"
+        count={log.events.length}
+        rowHeight={22}
+        height={320}
+        follow={follow}
+        row={(i) => {
+          const e = log.events[i];
+          if (!e) return null;
+          return (
+            <span class="mono small">
+              <span class="seq">{e.seq}</span> <span class="time">{e.timestamp.slice(11, 23)}</span> <span class={`type t-${e.messageType.replace(/\W/g, "-")}`}>{e.messageType}</span>{" "}
+              {e.content ? JSON.stringify(e.content).slice(0, 240) : ""}
+            </span>
+          );
+        }}
+      />
+    </div>
+  );
+}
