@@ -1,6 +1,7 @@
 /**
- * The agent's state as a tree, with a timeline of its versions: pick one and see the state as it was
- * then (`GET …/state?at=V`) and the JSON Patch that made it. Follows new versions while on the latest.
+ * The agent's state as a tree, with a timeline of its versions (the last 200 as ticks, all on the slider):
+ * pick one and see the state as it was then and the JSON Patch that made it (`GET …/state?at=V`). Follows
+ * new versions while on the latest.
  */
 import { useEffect, useState } from "preact/hooks";
 import { api, describeError } from "./api-client.js";
@@ -17,68 +18,63 @@ interface StateAt {
 export function StatePanel({ instanceId, changes }: { instanceId: string; changes: number }) {
   const base = `/api/v1/instances/${encodeURIComponent(instanceId)}/state`;
   const current = usePolled(() => api<StateAt>("GET", base), [base, changes]);
-  const history = usePolled(() => api<{ version: number; patches: StatePatch[] }>("GET", `${base}?since=0`), [base, changes]);
   const latest = current.data?.version ?? 0;
   const [picked, setPicked] = useState<number | undefined>(undefined);
-  const version = picked ?? latest;
-  const [at, setAt] = useState<{ data?: StateAt; error?: string }>({});
+  const version = Math.min(picked ?? latest, latest);
+  // The state at a version and the patch that made it (kept from the newest snapshot on: older is 400).
+  const [at, setAt] = useState<{ version: number; data?: StateAt; error?: string } | undefined>(undefined);
   useEffect(() => {
-    if (picked === undefined || picked === latest) return;
-    setAt({});
-    api<StateAt>("GET", `${base}?at=${picked}`)
-      .then((data) => setAt({ data }))
-      .catch((err: unknown) => setAt({ error: describeError(err) }));
-  }, [base, picked, latest]);
-  const shown = picked === undefined || picked === latest ? current.data : at.data;
-  const patches = history.data?.patches ?? [];
-  const versions = patches.map((p) => p.version);
-  const oldest = versions[0] ?? latest;
-  const patch = (picked !== undefined && picked !== latest ? at.data?.patches : patches.filter((p) => p.version === latest)) ?? [];
+    if (!current.data) return;
+    let stale = false;
+    api<StateAt>("GET", `${base}?at=${version}`)
+      .then((data) => !stale && setAt({ version, data }))
+      .catch((err: unknown) => !stale && setAt({ version, error: describeError(err) }));
+    return () => {
+      stale = true;
+    };
+  }, [base, version, current.data]);
+  const shown = at?.version === version ? at : undefined;
+  const patches = shown?.data?.patches ?? [];
+  const first = Math.max(0, latest - 199);
+  const ticks = Array.from({ length: latest - first + 1 }, (_, i) => first + i);
+  const pick = (v: number) => setPicked(v >= latest ? undefined : Math.max(0, v));
   return (
     <div class="state">
       <div class="row timeline" data-testid="timeline">
-        <button type="button" disabled={version <= oldest || version <= 0} onClick={() => setPicked(Math.max(0, version - 1))}>
+        <button type="button" disabled={version <= 0} onClick={() => pick(version - 1)}>
           ◀ Older
         </button>
-        <input
-          type="range"
-          name="version"
-          min={Math.min(oldest, latest)}
-          max={latest}
-          value={version}
-          onInput={(e) => setPicked(Number(e.currentTarget.value))}
-        />
-        <button type="button" disabled={version >= latest} onClick={() => setPicked(version + 1 >= latest ? undefined : version + 1)}>
+        <input type="range" name="version" min={0} max={latest} value={version} onInput={(e) => pick(Number(e.currentTarget.value))} />
+        <button type="button" disabled={version >= latest} onClick={() => pick(version + 1)}>
           Newer ▶
         </button>
         <span data-testid="state-version">
           version {version} of {latest}
         </span>
-        {picked !== undefined && picked !== latest && (
+        {picked !== undefined && (
           <button type="button" onClick={() => setPicked(undefined)}>
-            Latest
+            Latest (follow)
           </button>
         )}
       </div>
       <div class="versions">
-        {versions.map((v) => (
-          <button type="button" key={v} class={`tick ${v === version ? "active" : ""}`} title={patches.find((p) => p.version === v)?.timestamp ?? ""} onClick={() => setPicked(v === latest ? undefined : v)}>
+        {ticks.map((v) => (
+          <button type="button" key={v} class={`tick ${v === version ? "active" : ""}`} onClick={() => pick(v)}>
             {v}
           </button>
         ))}
       </div>
       {current.error && <p class="error">{current.error}</p>}
-      {history.error && <p class="muted">History: {history.error}</p>}
-      {at.error && <p class="error">{at.error}</p>}
+      {shown?.error && <p class="error">Version {version}: {shown.error}</p>}
       <div class="split">
         <div class="card" data-testid="state-tree">
-          <h3>State at version {shown?.version ?? version}</h3>
-          {shown ? <JsonTree value={shown.state} /> : <p class="muted">Loading…</p>}
+          <h3>State at version {version}</h3>
+          {shown?.data ? <JsonTree value={shown.data.state} /> : <p class="muted">{shown ? "Not available." : "Loading…"}</p>}
         </div>
         <div class="card" data-testid="state-patch">
           <h3>Patch that made version {version}</h3>
-          {patch.length === 0 && <p class="muted">{version === 0 ? "The initial state." : "No patch recorded for this version."}</p>}
-          {patch.map((p) => (
+          {shown?.data && patches.length === 0 && <p class="muted">{version === 0 ? "The empty state before the first version." : "No patch recorded for this version."}</p>}
+          {patches.map((p) => (
             <div key={p.version}>
               <p class="muted small">{p.timestamp}</p>
               <pre class="mono small patch">{p.patch.map((op) => JSON.stringify(op)).join("\n")}</pre>

@@ -1,0 +1,156 @@
+/**
+ * The web console in real Chromium (Debian's `chromium` through playwright-core) against a real
+ * `podium dev` with an API key: log in, deploy a bundle by dropping it on the deployments page, create
+ * an instance, converse and see the streamed reply, step the state timeline back a version, open a
+ * file's history and its diff, stop the instance. A screenshot of each view goes to
+ * test-artifacts/console/ (git-ignored; CI keeps it as an artefact).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
+import { chromiumPath } from "../helpers/chromium.js";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
+import { packBundle } from "../../services/registry/bundle-archive.js";
+
+const SHOTS = path.join(REPO_ROOT, "test-artifacts/console");
+const DEPLOYMENT = "console-demo:1.0.0@local";
+
+interface DropGlobals {
+  atob(base64: string): string;
+  DataTransfer: new () => { items: { add(file: object): void } };
+  File: new (parts: Uint8Array[], name: string, options: { type: string }) => object;
+  DragEvent: new (type: string, init: { dataTransfer: object; bubbles: boolean; cancelable: boolean }) => Event;
+}
+
+let podium: DevFixture;
+let browser: Browser;
+let page: Page;
+let instanceId = "";
+
+const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+beforeAll(async () => {
+  // npm ci builds the console (npm run build); a tree edited since is rebuilt here in about a second.
+  execFileSync(process.execPath, [path.join(REPO_ROOT, "scripts/build-console.mjs")], { stdio: "ignore" });
+  fs.mkdirSync(SHOTS, { recursive: true });
+  podium = await startDevFixture();
+  browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox"] });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await podium?.close();
+});
+
+describe("the web console", () => {
+  it("asks for the API key and logs in with it", async () => {
+    await page.goto(`${podium.url}/console`);
+    await page.getByLabel("API key").fill("not-the-key");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByText("This key was refused (401).").waitFor();
+    await page.getByLabel("API key").fill(API_KEY);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: "Instances" }).waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('podium.apiKey')")).toBe(API_KEY);
+  }, 60_000);
+
+  it("deploys a bundle dropped on the deployments page", async () => {
+    await page.getByRole("link", { name: "Deployments" }).click();
+    const archive = (await packBundle(path.join(REPO_ROOT, "test/fixtures/console-bundle"))).toString("base64");
+    // What a drop of the archive from the desktop dispatches (the page's DOM types, named here: this
+    // project's tsconfig has no DOM lib).
+    await page.getByTestId("dropzone").evaluate((zone, base64) => {
+      const dom = globalThis as unknown as DropGlobals;
+      const bytes = Uint8Array.from(dom.atob(base64), (c) => c.charCodeAt(0));
+      const data = new dom.DataTransfer();
+      data.items.add(new dom.File([bytes], "console-demo.tar.gz", { type: "application/gzip" }));
+      zone.dispatchEvent(new dom.DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, archive);
+    await page.getByTestId("upload-status").filter({ hasText: `Deployed ${DEPLOYMENT} (sha256:` }).waitFor();
+    await page.locator(`tr[data-deployment="${DEPLOYMENT}"]`).waitFor();
+    await shot("deployments");
+  }, 60_000);
+
+  it("creates an instance and converses with it: the reply streams in", async () => {
+    await page.getByRole("link", { name: "Instances" }).click();
+    await page.getByLabel("Deployment").first().selectOption(DEPLOYMENT);
+    await page.getByRole("button", { name: "Create instance" }).click();
+    await page.waitForURL(/#\/instances\/inst-/, { timeout: 30_000 });
+    instanceId = decodeURIComponent(page.url().split("#/instances/")[1] ?? "");
+    await page.getByText("● live").waitFor();
+    const composer = page.locator("textarea[name=message]");
+    await composer.fill("hello podium console");
+    await composer.press("Enter");
+    await page.locator(".bubble.agent.done").filter({ hasText: "echo: hello podium console" }).waitFor({ timeout: 30_000 });
+    await composer.fill("second turn here");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".bubble.agent.done").filter({ hasText: "echo: second turn here" }).waitFor({ timeout: 30_000 });
+    await expect(page.locator(".bubble.user").allInnerTexts()).resolves.toEqual(["hello podium console", "second turn here"]);
+    await page.getByTestId("event-count").filter({ hasText: /last seq \d+/ }).waitFor();
+    await shot("instance-stream");
+  }, 60_000);
+
+  it("lists the instance on the instances page", async () => {
+    await page.goto(`${podium.url}/console/#/instances`);
+    await page.locator(`tr[data-instance="${instanceId}"]`).waitFor();
+    await shot("instances");
+  }, 60_000);
+
+  it("steps the state timeline back one version and shows the older state and its patch", async () => {
+    await page.goto(`${podium.url}/console/#/instances/${instanceId}/state`);
+    const { json: now } = await podium.api("GET", `/api/v1/instances/${instanceId}/state`);
+    const latest = Number(now.version);
+    await page.getByTestId("state-version").filter({ hasText: `version ${latest} of ${latest}` }).waitFor();
+    await expect(page.getByTestId("state-tree").innerText()).resolves.toContain("second turn here");
+    await page.getByRole("button", { name: "◀ Older" }).click();
+    await page.getByTestId("state-version").filter({ hasText: `version ${latest - 1} of ${latest}` }).waitFor();
+    await page.getByTestId("state-tree").filter({ hasText: `State at version ${latest - 1}` }).waitFor();
+    const tree = await page.getByTestId("state-tree").innerText();
+    expect(tree).toContain("hello podium console");
+    expect(tree).not.toContain("second turn here");
+    await expect(page.getByTestId("state-patch").innerText()).resolves.toContain('"path":"/turns"');
+    await shot("instance-state");
+  }, 60_000);
+
+  it("shows messages and logs, searchable", async () => {
+    await page.getByRole("link", { name: "Messages & logs" }).click();
+    await page.locator(".records-list").filter({ hasText: "stream_update" }).waitFor();
+    await page.getByRole("button", { name: /^Logs/ }).click();
+    await page.locator("input[name=search]").fill("turn 2:");
+    await page.locator(".records-list").filter({ hasText: "turn 2: second turn here" }).waitFor();
+    await expect(page.locator(".records-list").innerText()).resolves.not.toContain("turn 1:");
+    await shot("instance-records");
+  }, 60_000);
+
+  it("opens a file's history and shows the diff between its two iterations", async () => {
+    await page.getByRole("link", { name: "Workspace" }).click();
+    await page.getByTestId("file-tree").getByRole("button", { name: /journal\.txt/ }).click();
+    await page.getByTestId("file-history").locator("tr[data-iteration]").nth(1).waitFor();
+    const diff = page.getByTestId("diff");
+    await diff.locator(".d-added").filter({ hasText: "2. second turn here" }).waitFor();
+    await expect(diff.locator(".d-same").allInnerTexts()).resolves.toContain("  1. hello podium console");
+    await shot("instance-files");
+  }, 60_000);
+
+  it("shows the coordinators page", async () => {
+    await page.getByRole("link", { name: "Coordinators" }).click();
+    await page.getByTestId("health").filter({ hasText: "ok" }).waitFor();
+    await page.getByTestId("coordinators").locator("tbody tr").first().waitFor();
+    await shot("coordinators");
+  }, 60_000);
+
+  it("stops the instance", async () => {
+    await page.goto(`${podium.url}/console/#/instances/${instanceId}`);
+    await page.getByText("● live").waitFor();
+    await page.getByRole("button", { name: "Stop instance" }).click();
+    await page.getByText(/ended \(stopped\)/).waitFor({ timeout: 30_000 });
+    await page.getByTestId("instance-status").filter({ hasText: "terminated" }).waitFor({ timeout: 30_000 });
+    const after = await podium.api("GET", `/api/v1/instances/${instanceId}`);
+    expect(after.status).toBe(404);
+    await shot("instance-stopped");
+  }, 60_000);
+});
