@@ -7,7 +7,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentProcess, AgentProcessHandlers, ProcessExitInfo } from "./agent-process.js";
 import { initLine, instanceProcess, sendInitWhenSetUp } from "./instance-process.js";
-import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceIdentity, InstanceIncarnation, InstanceStatusName, SentMessage, UpdateSubscriber } from "./agent-instance-options.js";
+import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceIdentity, InstanceIncarnation, InstanceStatusName, SentMessage, TurnTrace, UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
@@ -220,8 +220,7 @@ export class AgentInstance {
     if (this.wokeAfterMs !== undefined) {
       this.journal.emit(PlatformEvent.woke, { hibernated_ms: this.wokeAfterMs }, 0);
       this.journal.log("info", "platform", `instance ${this.instanceId} woke after ${this.wokeAfterMs} ms of hibernation`);
-      this.wokeAfterMs = undefined;
-      this.hibernatedAt = undefined;
+      [this.wokeAfterMs, this.hibernatedAt] = [undefined, undefined];
     }
     this.pump();
   }
@@ -259,7 +258,7 @@ export class AgentInstance {
    * `strategy` (default: the deployment's on_busy) decides: enqueue, reject (nothing recorded), or interrupt
    * (the running turn is cancelled, queued ones superseded, this one runs next). busy-policy.ts.
    */
-  send(content: JsonObject, strategy?: BusyPolicy, via?: (message: NewMessage) => MessageRow): SentMessage {
+  send(content: JsonObject, strategy?: BusyPolicy, via?: (message: NewMessage) => MessageRow, trace?: TurnTrace): SentMessage {
     if (this.status === "hibernated") throw new ConnectError(`instance ${this.instanceId} is hibernated; wake it first`, Code.FailedPrecondition);
     if (!this.live || this.status === "stopping") {
       throw new ConnectError(`instance ${this.instanceId} is ${this.status}${this.fencedReason ? `: ${this.fencedReason}` : ""}`, Code.FailedPrecondition);
@@ -285,7 +284,7 @@ export class AgentInstance {
     const turn = row.seq;
     const cancelledTurns = busyWith !== undefined && policy === "interrupt" ? this.interrupt(turn) : [];
     const queuePosition = this.queue.length + (this.current ? 1 : 0);
-    this.queue.push({ turn, content });
+    this.queue.push({ turn, content, trace: trace?.queued(turn, this.agentId, this.deploymentId, queuePosition) });
     this.pump();
     return { seq: row.seq, turn, queuePosition, cancelledTurns };
   }
@@ -483,7 +482,7 @@ export class AgentInstance {
     });
     this.current = { ...next, ended: false, timer };
     this.status = "busy";
-    this.process?.send({ type: "message", turn: next.turn, content: next.content });
+    this.process?.send({ type: "message", turn: next.turn, content: next.content, ...next.trace?.started(turn, this.deploymentId) });
   }
 
   /**
@@ -520,6 +519,7 @@ export class AgentInstance {
   /** Records the end of a turn whose turn_done arrived, after `events` (what its capture found), in one transaction; starts the next. */
   private endTurn(current: RunningTurn, next = true, events: EventRecord[] = []): void {
     this.journal.emitMany([...events, ...turnEnded(current.turn, { error: current.done?.error, interrupted: current.interrupted, ended: current.ended })]);
+    current.trace?.ended(current.done?.error ?? current.interrupted);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     if (next) this.pump();
@@ -541,6 +541,7 @@ export class AgentInstance {
       this.captureWorkspace(this.current.turn);
       if (this.current.done) this.endTurn(this.current, false); // it had ended; its capture was under way
       else this.journal.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
+      this.current.trace?.ended(this.killReason ?? "the agent process exited during the turn");
     } else {
       this.captureWorkspace(0);
     }

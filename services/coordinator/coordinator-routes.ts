@@ -19,6 +19,9 @@ import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.j
 import { AsyncQueue } from "../shared/async-queue.js";
 import { fileRoutes, type FileAccess } from "./file-routes.js";
 import { CreateRequests } from "./create-requests.js";
+import { TurnTrace } from "./turn-trace.js";
+import { NOOP_TRACER, type Tracer } from "../tracing/tracer.js";
+import { rpcServerSpan } from "../tracing/rpc-trace.js";
 
 export interface CoordinatorRoutesDeps {
   manager: InstanceManager;
@@ -26,6 +29,8 @@ export interface CoordinatorRoutesDeps {
   startedAt: number;
   version: string;
   files?: FileAccess;
+  /** Spans of SendMessage and the turns it starts (NOOP_TRACER: none, the caller's trace context passes through). */
+  tracer?: Tracer;
 }
 
 function requireId(value: string, field: string): string {
@@ -77,6 +82,7 @@ export async function* streamInstanceUpdates(
 
 export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
   const { manager } = deps;
+  const tracer = deps.tracer ?? NOOP_TRACER;
   const toProto = (instance: AgentInstance) => instanceToProto(instance, manager.coordinatorId, instance.lastSeq);
   // A create whose callers all left before it finished is stopped: nobody was told about it.
   // (A resume that woke an existing instance is not: it stays, and hibernates again when idle.)
@@ -101,8 +107,21 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs)) };
       },
       async sendMessage(req, ctx) {
-        const result = await manager.send(requireId(req.instanceId, "instance_id"), req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal);
-        return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
+        const instanceId = requireId(req.instanceId, "instance_id");
+        // The span of this call, and the turn's under it (when there is a context to carry: tracing on, or the caller's).
+        const span = rpcServerSpan(tracer, ctx, instanceId);
+        const trace = TurnTrace.start(tracer, span, instanceId);
+        try {
+          const result = await manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal, trace);
+          span.setAttribute("podium.turn", result.turn);
+          return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
+        } catch (err) {
+          span.fail(err);
+          trace?.ended(err instanceof Error ? err.message : String(err)); // refused: the turn never was
+          throw err;
+        } finally {
+          span.end();
+        }
       },
       async cancelTurn(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));

@@ -8,6 +8,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { CoordinatorRegistration } from "../cluster/coordinator-registration.js";
 import { coordinatorRoutes } from "./coordinator-routes.js";
+import type { Tracer } from "../tracing/tracer.js";
 import { InstanceManager } from "./instance-manager.js";
 import type { StartLimits } from "./start-admission.js";
 import { removeOrphanWatchDirs } from "./chronicle/workspace-watcher.js";
@@ -106,6 +107,8 @@ export interface CoordinatorOptions {
    * as the API (whose port speaks h2c only). With a cluster secret, scrapes must send it as a bearer token.
    */
   metricsPort?: number;
+  /** Where its spans go (tracing/tracer.ts); default NOOP_TRACER: none recorded, trace context still passed to agents. */
+  tracer?: Tracer;
 }
 
 export interface Coordinator {
@@ -178,6 +181,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     startedAt,
     version: PODIUM_VERSION,
     files: chronicles,
+    ...(options.tracer ? { tracer: options.tracer } : {}),
   });
   const replicationRouter = replicationRoutes({ manager, replication });
   const metrics = coordinatorMetrics(manager, replication);

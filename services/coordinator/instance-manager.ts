@@ -36,7 +36,7 @@ import { ScheduleRunner } from "./schedule-runner.js";
 import { InstanceRegistry, restoreInstances } from "./instance-registry.js";
 import type { ScheduleFrame } from "./agent-protocol.js";
 import { resolveDeploymentId } from "../registry/deployment-registry.js";
-import type { SentMessage } from "./agent-instance-options.js";
+import type { SentMessage, TurnTrace } from "./agent-instance-options.js";
 import type { JsonObject } from "../shared/json.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
 
@@ -482,11 +482,11 @@ export class InstanceManager {
   }
 
   /** Sends a message to an instance, waking it first when it hibernates (the message is recorded once it is awake). */
-  async send(instanceId: string, content: JsonObject, strategy?: BusyPolicy, signal?: AbortSignal): Promise<SentMessage> {
+  async send(instanceId: string, content: JsonObject, strategy?: BusyPolicy, signal?: AbortSignal, trace?: TurnTrace): Promise<SentMessage> {
     const instance = this.requireLive(instanceId);
     await this.wake(instance);
     throwIfCancelled(signal); // the sender gave up during the wake: nothing is recorded
-    return instance.send(content, strategy);
+    return instance.send(content, strategy, undefined, trace);
   }
 
   /** Unavailable while draining or closed; with `starts`, ResourceExhausted (429) at capacity. */

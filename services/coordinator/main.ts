@@ -10,6 +10,7 @@ import { parseLimitSettings } from "./instance-limits.js";
 import { parseWarmRunners } from "./runner-pool.js";
 import { parseUidRange } from "./sandbox/agent-uids.js";
 import { parseEgressAllow } from "./sandbox/agent-network.js";
+import { TRACING_FLAGS, tracingFromFlags } from "../tracing/tracing-config.js";
 
 export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -34,6 +35,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
       "agent-limit": { type: "string", multiple: true },
       "agent-limit-max": { type: "string", multiple: true },
       "log-level": { type: "string" },
+      ...TRACING_FLAGS,
     },
   });
   const logLevel = parseLogLevel(values["log-level"] ?? env.PODIUM_LOG_LEVEL);
@@ -68,6 +70,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
     throw new Error(`--metrics-port must be 0..65535, got ${metricsPortText}`);
   }
+  const tracing = await tracingFromFlags(values, env, log);
   if (replication) log(`replicating agents to s3://${replication.s3.bucket}/${replication.s3.prefix ?? ""}agents/ (Litestream)`);
   const coordinator = createCoordinator({
     logLevel,
@@ -88,6 +91,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
     ...(replication ? { replication } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
+    ...(tracing ? { tracer: tracing.tracer("podium-coordinator") } : {}),
   });
   const port = await coordinator.listen(Number(values.port ?? env.PODIUM_PORT ?? 7100), host);
   process.stdout.write(`podium coordinator ${coordinator.id} listening on http://${host}:${port}\n`);
@@ -95,5 +99,6 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
   return runUntilSignal(async () => {
     await coordinator.close();
     s3Client?.destroy();
+    await tracing?.close();
   }, log);
 }

@@ -10,6 +10,7 @@
  */
 import type { JsonObject } from "../shared/json.js";
 import type { MessageLog } from "./store/message-log.js";
+import type { TurnTrace } from "./turn-trace.js";
 import { turnFailed, type InstanceJournal } from "./instance-journal.js";
 import { INBOUND_MESSAGE_TYPE, PlatformEvent } from "../shared/platform-events.js";
 
@@ -17,6 +18,8 @@ export interface UnfinishedTurn {
   /** The seq of the inbound message (= its turn). */
   turn: number;
   content: JsonObject;
+  /** Its spans, when the message that started it is traced (not kept across restarts). */
+  trace?: TurnTrace | undefined;
 }
 
 export interface UnfinishedTurns {

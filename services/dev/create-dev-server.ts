@@ -16,6 +16,7 @@ import { packBundle } from "../registry/bundle-archive.js";
 import { MANIFEST_FILE } from "../registry/bundle-manifest.js";
 import type { DeploymentRecord } from "../registry/deployment-registry.js";
 import { createLogger, type Logger } from "../shared/logger.js";
+import type { Tracing } from "../tracing/tracing.js";
 
 export interface DevServerOptions {
   /** 0 picks a free port. Default 7070. */
@@ -27,6 +28,11 @@ export interface DevServerOptions {
   agentsDir?: string;
   apiKeys?: string[];
   logger?: Logger;
+  /**
+   * Records spans of the gateway (service.name podium-gateway), the coordinator (podium-coordinator) and the
+   * agents' turns (podium-agent) into this; the caller owns and closes it. Default: none recorded.
+   */
+  tracing?: Pick<Tracing, "tracer">;
   coordinator?: Partial<Omit<CoordinatorOptions, "dataDir" | "registry" | "logger">>;
   /** `corsOrigins` adds to the loopback origins (any port) that `podium dev` always allows. */
   gateway?: Partial<Pick<GatewayOptions, "maxJsonBytes" | "maxBundleBytes" | "extensions" | "corsOrigins" | "consoleDir">>;
@@ -66,6 +72,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
     dataDir: options.dataDir,
     registry,
     logger: logger.child({ service: "coordinator" }),
+    ...(options.tracing ? { tracer: options.tracing.tracer("podium-coordinator") } : {}),
   });
   const transport = createInProcessTransport(coordinator.routes);
   const directory = new StaticCoordinatorDirectory([coordinatorClients(coordinator.id, transport)]);
@@ -79,6 +86,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
     apiKeys: options.apiKeys ?? [],
     logger: logger.child({ service: "gateway" }),
     metrics: [coordinator.metrics],
+    ...(options.tracing ? { tracer: options.tracing.tracer("podium-gateway") } : {}),
   });
   const host = options.host ?? "127.0.0.1";
   let port: number;

@@ -7,6 +7,7 @@ import { runUntilSignal } from "../shared/run-until-signal.js";
 import { createLogger, parseLogLevel } from "../shared/logger.js";
 import { REPLICATION_FLAGS, replicationFromFlags } from "../coordinator/replication-config.js";
 import { parseWarmRunners } from "../coordinator/runner-pool.js";
+import { TRACING_FLAGS, tracingFromFlags } from "../tracing/tracing-config.js";
 
 export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -20,6 +21,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       "warm-runners": { type: "string" },
       "cors-origin": { type: "string", multiple: true },
       ...REPLICATION_FLAGS,
+      ...TRACING_FLAGS,
     },
   });
   const port = Number(values.port ?? env.PODIUM_PORT ?? 7070);
@@ -36,6 +38,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const level = parseLogLevel(values["log-level"] ?? env.PODIUM_LOG_LEVEL);
   const replication = replicationFromFlags(values, env);
   const warmRunners = parseWarmRunners(values["warm-runners"] ?? env.PODIUM_WARM_RUNNERS);
+  const tracing = await tracingFromFlags(values, env, log);
   const server = await createDevServer({
     logger: createLogger({ level, fields: { service: "podium-dev" } }),
     port,
@@ -43,10 +46,14 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     dataDir: path.resolve(values.data ?? env.PODIUM_DATA_DIR ?? ".podium"),
     ...(values.agents ? { agentsDir: path.resolve(values.agents) } : {}),
     apiKeys,
+    ...(tracing ? { tracing } : {}),
     gateway: { corsOrigins: corsOriginsFrom(values["cors-origin"], env.PODIUM_CORS_ORIGINS) },
     coordinator: { agentPath: env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ...(replication ? { replication } : {}), ...(warmRunners !== undefined ? { warmRunners } : {}) },
   });
   for (const d of server.deployments) log(`deployed ${d.deploymentId} (${d.runtime}, ${d.digest.slice(0, 19)})`);
   process.stdout.write(`podium dev listening on ${server.url}\n`);
-  return runUntilSignal(() => server.close(), log);
+  return runUntilSignal(async () => {
+    await server.close();
+    await tracing?.close();
+  }, log);
 }

@@ -33,6 +33,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
 import { PlatformEvent } from "../shared/platform-events.js";
+import { NOOP_TRACER, SpanKind, inSpan, type Span, type Tracer } from "../tracing/tracer.js";
+import { traceHeaders } from "../tracing/trace-context.js";
 
 /** Where an update stream starts: after a seq, or the whole history; without either, live. */
 export interface StreamStart {
@@ -52,6 +54,8 @@ export interface GatewayCoreOptions {
    */
   failoverWaitMs?: number;
   registry: DeploymentRegistry;
+  /** Where the gateway's spans go; default NOOP_TRACER (a caller's trace context is still passed on). */
+  tracer?: Tracer;
 }
 
 /** Codes of a coordinator that cannot be reached (as opposed to one that answered with an error). */
@@ -65,6 +69,7 @@ function must<T>(value: T | undefined, what: string): T {
 export class GatewayCore {
   readonly directory: CoordinatorDirectory;
   readonly registry: DeploymentRegistry;
+  readonly tracer: Tracer;
 
   /** How long a broken upstream stream is retried before clients are told the instance is gone. */
   private readonly resumeWindowMs: number;
@@ -77,6 +82,7 @@ export class GatewayCore {
     this.failoverWaitMs = options.failoverWaitMs ?? 8000;
     this.directory = options.directory;
     this.registry = options.registry;
+    this.tracer = options.tracer ?? NOOP_TRACER;
     // ValkeyCoordinatorDirectory reports coordinators that died or left; end their streams with `terminated`.
     const lostSource = options.directory as Partial<{ onCoordinatorLost(listener: (id: string, reason: string) => void): () => void }>;
     lostSource.onCoordinatorLost?.((coordinatorId, reason) => {
@@ -209,10 +215,17 @@ export class GatewayCore {
     return must((await coordinator.instances.stopInstance({ instanceId, graceMs }, { signal })).instance, "instance");
   }
 
-  /** `multitaskStrategy`: what happens while the agent is busy (UNSPECIFIED: the deployment's on_busy). */
-  async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal, multitaskStrategy = MultitaskStrategy.UNSPECIFIED): Promise<SendMessageResponse> {
+  /**
+   * `multitaskStrategy`: what happens while the agent is busy (UNSPECIFIED: the deployment's on_busy). `trace`: the
+   * span of the client's request; the call to the coordinator is its child and carries it as `traceparent` metadata.
+   */
+  async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal, multitaskStrategy = MultitaskStrategy.UNSPECIFIED, trace?: Span): Promise<SendMessageResponse> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
-    return coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal });
+    if (!trace?.context) return coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal });
+    const attributes = this.tracer.recording ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id } : undefined;
+    const call = this.tracer.startSpan("podium.v1.InstanceService/SendMessage", { parent: trace.context, kind: SpanKind.CLIENT, ...(attributes ? { attributes } : {}) });
+    const headers = call.context ? traceHeaders(call.context) : {};
+    return inSpan(call, () => coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal, headers }));
   }
 
   async cancelTurn(instanceId: string, turn: bigint, signal?: AbortSignal): Promise<{ cancelled: boolean; turn: bigint }> {

@@ -10,6 +10,7 @@ import { publicExtensions } from "./public-extensions.js";
 import { corsOriginsFrom } from "./cors-policy.js";
 import { runUntilSignal } from "../shared/run-until-signal.js";
 import { REGISTRY_FLAGS, registryFromFlags } from "../registry/registry-config.js";
+import { TRACING_FLAGS, tracingFromFlags } from "../tracing/tracing-config.js";
 
 export function clusterSecretInterceptor(secret: string): Interceptor {
   return (next) => (req) => {
@@ -30,6 +31,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
       "valkey-prefix": { type: "string" },
       "cors-origin": { type: "string", multiple: true },
       ...REGISTRY_FLAGS,
+      ...TRACING_FLAGS,
       "log-level": { type: "string" },
     },
   });
@@ -50,7 +52,8 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (directory instanceof ValkeyCoordinatorDirectory) await directory.ready();
   const { registry, s3Client } = registryFromFlags(values, env, ".podium/registry");
   const corsOrigins = corsOriginsFrom(values["cors-origin"], env.PODIUM_CORS_ORIGINS);
-  const gateway = createGateway({ directory, registry, apiKeys, logger, corsOrigins, extensions: publicExtensions });
+  const tracing = await tracingFromFlags(values, env, log);
+  const gateway = createGateway({ directory, registry, apiKeys, logger, corsOrigins, extensions: publicExtensions, ...(tracing ? { tracer: tracing.tracer("podium-gateway") } : {}) });
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
   const port = await gateway.listen(Number(values.port ?? env.PODIUM_PORT ?? 7070), host);
   process.stdout.write(`podium gateway listening on http://${host}:${port}\n`);
@@ -58,6 +61,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
     await gateway.close();
     await directory.close();
     s3Client?.destroy();
+    await tracing?.close();
   }, log);
 }
 

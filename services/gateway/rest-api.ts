@@ -24,6 +24,8 @@ import { METRICS_CONTENT_TYPE } from "../shared/metrics.js";
 import { methodNotAllowed, toHttpError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import { logFailedRequest, REQUEST_ID_HEADER, requestIdFrom } from "../shared/request-log.js";
+import { SpanKind, type Span } from "../tracing/tracer.js";
+import { incomingTrace } from "../tracing/rpc-trace.js";
 
 export interface RestApiOptions {
   core: GatewayCore;
@@ -40,8 +42,10 @@ export interface RestApiOptions {
   logger: Logger;
 }
 
-type Handler = (ctx: { req: AnyRequest; res: AnyResponse; params: string[]; query: URLSearchParams; signal: AbortSignal }) => Promise<void>;
-interface Route { method: string; pattern: RegExp; handler: Handler; open?: boolean }
+/** `trace`: the request's server span (or the caller's context passing through it), for the calls it makes. */
+type Handler = (ctx: { req: AnyRequest; res: AnyResponse; params: string[]; query: URLSearchParams; signal: AbortSignal; trace: Span }) => Promise<void>;
+/** `template`: the route as OpenTelemetry's `http.route` names it, e.g. /api/v1/instances/{id}/messages. */
+interface Route { method: string; pattern: RegExp; template: string; handler: Handler; open?: boolean }
 
 const ID = "([^/]+)";
 
@@ -49,7 +53,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
   const { core } = options;
   const routes: Route[] = [];
   const route = (method: string, pattern: string, handler: Handler, open = false) =>
-    routes.push({ method, pattern: new RegExp(`^${pattern}$`), handler, open });
+    routes.push({ method, pattern: new RegExp(`^${pattern}$`), template: pattern.replaceAll(ID, "{id}").replace("(instances|agents)", "{kind}").replace("(.+)", "{path}"), handler, open });
 
   const fileTarget = (kind: string, id: string): FileTarget =>
     create(FileTargetSchema, { target: kind === "instances" ? { case: "instanceId", value: id } : { case: "agentId", value: id } });
@@ -90,13 +94,13 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     const instance = await core.stopInstance(params[0] as string, queryInt(query, "grace_ms", 0), signal);
     sendJson(res, 200, instanceJson(instance));
   });
-  route("POST", `/api/v1/instances/${ID}/messages`, async ({ req, res, params, signal }) => {
+  route("POST", `/api/v1/instances/${ID}/messages`, async ({ req, res, params, signal, trace }) => {
     const body = await readJsonObject(req, options.maxJsonBytes, signal);
     const { multitask_strategy: _strategy, ...bare } = body;
     const content = body.type === "process_message" || "content" in body ? body.content : bare;
     if (!isJsonObject(content)) throw new ConnectError("content must be an object, e.g. {\"text\":\"hi\"}", Code.InvalidArgument);
     const strategy = busyPolicyToProto(parseMultitaskStrategy(body.multitask_strategy));
-    sendJson(res, 202, sentJson(await core.sendMessage(params[0] as string, content, signal, strategy)));
+    sendJson(res, 202, sentJson(await core.sendMessage(params[0] as string, content, signal, strategy, trace)));
   });
   route("POST", `/api/v1/instances/${ID}/cancel`, async ({ req, res, params, signal }) => {
     const body = await readJsonObject(req, options.maxJsonBytes, signal);
@@ -228,6 +232,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     if (options.onResponse) res.once("finish", () => options.onResponse?.(res.statusCode));
     const requestId = requestIdFrom(nodeHeaders(req.headers).get(REQUEST_ID_HEADER));
     res.setHeader(REQUEST_ID_HEADER, requestId);
+    let span: Span | undefined;
     void (async () => {
       try {
         const url = requestUrl(req.url);
@@ -244,8 +249,10 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
           }
         }
         const params = (match.pattern.exec(url.pathname) ?? []).slice(1);
-        await match.handler({ req, res, params, query: url.searchParams, signal: controller.signal });
+        span = requestSpan(core, req, res, match);
+        await match.handler({ req, res, params, query: url.searchParams, signal: controller.signal, trace: span });
       } catch (err) {
+        span?.fail(err);
         const status = toHttpError(err).status;
         // The raw target (it may be what failed to parse), without its query (which may hold an api_key).
         const target = (req.url ?? "").split("?")[0]?.slice(0, 256) ?? "";
@@ -254,4 +261,18 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
       }
     })();
   };
+}
+
+/** The server span of a REST request (OpenTelemetry http.* attributes), ended with its response. */
+function requestSpan(core: GatewayCore, req: AnyRequest, res: AnyResponse, route: Route): Span {
+  const tracer = core.tracer;
+  const parent = incomingTrace(nodeHeaders(req.headers));
+  if (!tracer.recording) return tracer.startSpan("", { parent });
+  const attributes = { "http.request.method": route.method, "http.route": route.template, "url.path": (req.url ?? "").split("?")[0] ?? "", "url.scheme": "http" };
+  const span = tracer.startSpan(`${route.method} ${route.template}`, { parent, kind: SpanKind.SERVER, attributes });
+  res.once("close", () => {
+    span.setAttribute("http.response.status_code", res.statusCode);
+    span.end();
+  });
+  return span;
 }

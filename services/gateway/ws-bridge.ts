@@ -18,6 +18,9 @@ import { busyPolicyToProto, parseMultitaskStrategy } from "../shared/busy-policy
 import type { Logger } from "../shared/logger.js";
 import { OrderedFrames } from "./ordered-frames.js";
 import { WsOutbound, type WsOutboundOptions } from "./ws-outbound.js";
+import { parseTraceparent, type TraceContext } from "../tracing/trace-context.js";
+import { incomingTrace } from "../tracing/rpc-trace.js";
+import { SpanKind, inSpan } from "../tracing/tracer.js";
 
 export interface WsRoute {
   pattern: RegExp;
@@ -79,7 +82,7 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
 export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound: WsOutboundOptions = {}): WsRoute {
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/connect$/,
-    async accept(_req, params, url) {
+    async accept(req, params, url) {
       const instanceId = params[0] as string;
       const instance = await core.getInstance(instanceId);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
@@ -88,20 +91,31 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound
       // Without after_seq the stream starts "live" at the upgrade: after the last seq as of now, so the events
       // emitted before the upstream stream is subscribed (e.g. the answer to a message sent at once) are not lost.
       const afterSeq = afterRaw === null ? instance.lastSeq : BigInt(afterRaw);
-      return (ws, socket) => bridgeInstance({ core, logger, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket) });
+      // The upgrade's traceparent is the parent of every process_message of the connection that brings none of its own.
+      const trace = incomingTrace(nodeHeaders(req.headers));
+      return (ws, socket) => bridgeInstance({ core, logger, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket), trace });
     },
   };
 }
 
-/** The frames a client may send on `/connect`: process_message, cancel, answer. */
-export async function handleInboundFrame(core: GatewayCore, instanceId: string, frame: unknown, signal?: AbortSignal): Promise<void> {
+/**
+ * The frames a client may send on `/connect`: process_message, cancel, answer. A process_message may carry its
+ * own W3C `traceparent` (and `tracestate`); else `connectionTrace`, the upgrade request's, is its parent.
+ */
+export async function handleInboundFrame(core: GatewayCore, instanceId: string, frame: unknown, signal?: AbortSignal, connectionTrace?: TraceContext): Promise<void> {
   const type = isJsonObject(frame) ? frame.type : undefined;
   if (!isJsonObject(frame) || (type !== "process_message" && type !== "cancel" && type !== "answer")) {
     throw new ConnectError(`unsupported frame type ${JSON.stringify(type ?? null)}; expected "process_message", "cancel" or "answer"`, Code.InvalidArgument);
   }
   if (type === "process_message") {
     if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
-    await core.sendMessage(instanceId, frame.content, signal, busyPolicyToProto(parseMultitaskStrategy(frame.multitask_strategy, "process_message.multitask_strategy")));
+    const content = frame.content;
+    const strategy = busyPolicyToProto(parseMultitaskStrategy(frame.multitask_strategy, "process_message.multitask_strategy"));
+    const parent = frameTrace(frame.traceparent, frame.tracestate) ?? connectionTrace;
+    if (!parent && !core.tracer.recording) return void (await core.sendMessage(instanceId, content, signal, strategy));
+    const attributes = core.tracer.recording ? { "network.protocol.name": "websocket", "http.route": "/api/v1/instances/{id}/connect", "podium.instance_id": instanceId } : undefined;
+    const span = core.tracer.startSpan("WS process_message", { parent, kind: SpanKind.SERVER, ...(attributes ? { attributes } : {}) });
+    await inSpan(span, () => core.sendMessage(instanceId, content, signal, strategy, span));
   } else if (type === "cancel") {
     const turn = frame.turn ?? 0;
     if (typeof turn !== "number" || !Number.isInteger(turn) || turn < 0) throw new ConnectError("cancel.turn must be a non-negative integer", Code.InvalidArgument);
@@ -110,6 +124,14 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
     if (typeof frame.request_id !== "string" || frame.request_id === "") throw new ConnectError("answer.request_id must be a non-empty string", Code.InvalidArgument);
     await core.answerRequest(instanceId, frame.request_id, frame.value ?? null, signal);
   }
+}
+
+/** A frame's optional `traceparent` / `tracestate`: strings when present; a malformed traceparent is ignored (W3C: a new trace). */
+function frameTrace(traceparent: unknown, tracestate: unknown): TraceContext | undefined {
+  if (traceparent === undefined || traceparent === null) return undefined;
+  if (typeof traceparent !== "string") throw new ConnectError("process_message.traceparent must be a string (W3C traceparent)", Code.InvalidArgument);
+  if (tracestate !== undefined && tracestate !== null && typeof tracestate !== "string") throw new ConnectError("process_message.tracestate must be a string", Code.InvalidArgument);
+  return parseTraceparent(traceparent, tracestate);
 }
 
 /** Frames of one batch written to the socket at once, at most about this many characters. */
@@ -123,9 +145,11 @@ interface InstanceBridge {
   agentId: string;
   afterSeq: bigint;
   outbound: WsOutbound;
+  /** The upgrade request's trace context. */
+  trace: TraceContext | undefined;
 }
 
-function bridgeInstance({ core, logger, ws, instanceId, agentId, afterSeq, outbound }: InstanceBridge): void {
+function bridgeInstance({ core, logger, ws, instanceId, agentId, afterSeq, outbound, trace }: InstanceBridge): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
@@ -136,7 +160,7 @@ function bridgeInstance({ core, logger, ws, instanceId, agentId, afterSeq, outbo
     const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString();
     inbound.push(async () => {
       try {
-        await handleInboundFrame(core, instanceId, parseClientJson(text, "frame"));
+        await handleInboundFrame(core, instanceId, parseClientJson(text, "frame"), undefined, trace);
       } catch (err) {
         sendWsError(ws, err);
       }

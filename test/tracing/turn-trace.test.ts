@@ -1,0 +1,238 @@
+/**
+ * One turn followed through every hop of a real `podium dev` (gateway -> coordinator over the Connect API ->
+ * agent process): the client's W3C traceparent is honoured from REST, WebSocket (upgrade header and frame) and
+ * Connect, every hop's span is a child of the one before under one trace id, and the agent's ctx.traceparent
+ * names the agent's span. Also: with no exporter the client's context still reaches the agent unchanged, and
+ * `podium dev` with PODIUM_OTLP_ENDPOINT exports the spans to a real OTLP/HTTP endpoint.
+ */
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { API_KEY, startDevFixture, WsClient, type DevFixture } from "../helpers/dev-fixture.js";
+import { DEV_API_KEY, startDevProcess, type DevProcess } from "../helpers/dev-process.js";
+import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
+import { MemorySpanExporter, Tracing } from "../../services/tracing/tracing.js";
+import { SpanKind, type FinishedSpan } from "../../services/tracing/tracer.js";
+import type { JsonObject } from "../../services/shared/json.js";
+
+const AGENTS = path.join(REPO_ROOT, "test/tracing/fixtures");
+const TRACE = "0af7651916cd43dd8448eb211c80319c";
+const CLIENT_SPAN = "b7ad6b7169203331";
+const CLIENT_TRACEPARENT = `00-${TRACE}-${CLIENT_SPAN}-01`;
+const AUTH = { authorization: `Bearer ${API_KEY}` };
+
+/** The spans from `leaf` up to the root of its trace, root first, as "service: name". */
+function chain(spans: FinishedSpan[], leaf: FinishedSpan): FinishedSpan[] {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const out = [leaf];
+  for (let at = leaf; at.parentSpanId && byId.has(at.parentSpanId); ) out.unshift((at = byId.get(at.parentSpanId) as FinishedSpan));
+  return out;
+}
+
+const hops = (list: FinishedSpan[]) => list.map((s) => `${s.service}: ${s.name}`);
+
+/** The trace frame the fixture agents answer with, and the turn it belongs to, once that turn is done. */
+async function tracedTurn(ws: WsClient, from: number): Promise<{ turn: number; traceparent: string | null; tracestate: string | null }> {
+  const frame = await ws.waitFor((f) => f.messageType === "trace" && ws.frames.indexOf(f) >= from, 30_000);
+  await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === frame.turn, 30_000);
+  const content = frame.content as JsonObject;
+  return { turn: Number(frame.turn), traceparent: content.traceparent as string | null, tracestate: content.tracestate as string | null };
+}
+
+describe("a traced turn through podium dev (in-memory exporter)", () => {
+  let fixture: DevFixture;
+  let exporter: MemorySpanExporter;
+  let tracing: Tracing;
+
+  beforeAll(async () => {
+    exporter = new MemorySpanExporter();
+    tracing = new Tracing({ exporter, intervalMs: 60_000 });
+    fixture = await startDevFixture({ agentsDir: AGENTS, tracing });
+  }, 60_000);
+
+  afterAll(async () => {
+    await fixture?.close();
+    await tracing?.close();
+  });
+
+  async function create(deploymentId: string): Promise<string> {
+    const created = await fixture.api("POST", "/api/v1/instances", { deployment_id: deploymentId });
+    expect(created.status).toBe(201);
+    return created.json.instance_id as string;
+  }
+
+  /** The agent's span of `turn` (after flushing), with the chain of its ancestors. */
+  async function agentChain(instanceId: string, turn: number, traceId: string): Promise<FinishedSpan[]> {
+    await tracing.flush();
+    const agent = exporter.spans.find((s) => s.name === "agent onMessage" && s.traceId === traceId && s.attributes["podium.instance_id"] === instanceId && s.attributes["podium.turn"] === turn);
+    expect(agent).toBeDefined();
+    return chain(exporter.spans, agent as FinishedSpan);
+  }
+
+  it("REST: gateway request -> SendMessage call -> coordinator SendMessage -> turn -> agent, under the client's trace", async () => {
+    const id = await create("trace-ts:1.0.0@local");
+    const ws = await fixture.connect(id);
+    const sent = await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: { text: "hi" } }, { ...AUTH, traceparent: CLIENT_TRACEPARENT, tracestate: "congo=t61rcWkgMzE" });
+    expect(sent.status).toBe(202);
+    const seen = await tracedTurn(ws, 0);
+    expect(seen.turn).toBe(sent.json.turn);
+    const spans = await agentChain(id, seen.turn, TRACE);
+    expect(hops(spans)).toEqual([
+      "podium-gateway: POST /api/v1/instances/{id}/messages",
+      "podium-gateway: podium.v1.InstanceService/SendMessage",
+      "podium-coordinator: podium.v1.InstanceService/SendMessage",
+      "podium-coordinator: podium.turn",
+      "podium-agent: agent onMessage",
+    ]);
+    const [rest, call, handled, turn, agent] = spans as [FinishedSpan, FinishedSpan, FinishedSpan, FinishedSpan, FinishedSpan];
+    expect(rest.parentSpanId).toBe(CLIENT_SPAN); // the client's traceparent honoured
+    expect(spans.every((s) => s.traceId === TRACE && s.traceState === "congo=t61rcWkgMzE")).toBe(true);
+    expect(rest).toMatchObject({ kind: SpanKind.SERVER, attributes: { "http.request.method": "POST", "http.route": "/api/v1/instances/{id}/messages", "http.response.status_code": 202 } });
+    expect(call).toMatchObject({ kind: SpanKind.CLIENT, attributes: { "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.coordinator_id": "local" } });
+    expect(handled).toMatchObject({ kind: SpanKind.SERVER, attributes: { "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": id, "podium.turn": seen.turn } });
+    expect(turn.attributes).toMatchObject({ "podium.instance_id": id, "podium.turn": seen.turn, "podium.deployment_id": "trace-ts:1.0.0@local" });
+    expect(agent.kind).toBe(SpanKind.CONSUMER);
+    // The agent's ctx.traceparent is its own span's context: its calls become that span's children.
+    expect(seen).toMatchObject({ traceparent: `00-${TRACE}-${agent.spanId}-01`, tracestate: "congo=t61rcWkgMzE" });
+    // Each hop's time lies within its parent's (the turn outlives the SendMessage that acknowledged it).
+    for (const [parent, child] of [[rest, call], [call, handled], [turn, agent]] as const) {
+      expect(child.startMs).toBeGreaterThanOrEqual(parent.startMs);
+      expect(child.endMs).toBeLessThanOrEqual(parent.endMs);
+    }
+    expect(turn.startMs).toBeGreaterThanOrEqual(handled.startMs);
+    expect(spans.every((s) => s.status.code === 0)).toBe(true);
+  }, 60_000);
+
+  it("WebSocket: the upgrade's traceparent, or a process_message frame's own, parents the turn (Python agent)", async () => {
+    const id = await create("trace-py:1.0.0@local");
+    const traced = await WsClient.open(`${fixture.url.replace("http", "ws")}/api/v1/instances/${id}/connect?api_key=${API_KEY}`, { traceparent: CLIENT_TRACEPARENT });
+    try {
+      traced.send({ type: "process_message", content: { text: "one" } });
+      const first = await tracedTurn(traced, 0);
+      const fromUpgrade = await agentChain(id, first.turn, TRACE);
+      expect(hops(fromUpgrade)).toEqual([
+        "podium-gateway: WS process_message",
+        "podium-gateway: podium.v1.InstanceService/SendMessage",
+        "podium-coordinator: podium.v1.InstanceService/SendMessage",
+        "podium-coordinator: podium.turn",
+        "podium-agent: agent onMessage",
+      ]);
+      expect(fromUpgrade[0]?.parentSpanId).toBe(CLIENT_SPAN);
+      expect(first.traceparent).toBe(`00-${TRACE}-${fromUpgrade[4]?.spanId}-01`);
+      expect(first.tracestate).toBeNull();
+
+      const own = "11111111111111111111111111111111";
+      const from = traced.frames.length;
+      traced.send({ type: "process_message", content: { text: "two" }, traceparent: `00-${own}-2222222222222222-01`, tracestate: "k=v" });
+      const second = await tracedTurn(traced, from);
+      const fromFrame = await agentChain(id, second.turn, own);
+      expect(fromFrame[0]).toMatchObject({ name: "WS process_message", parentSpanId: "2222222222222222", traceState: "k=v" });
+      expect(second.traceparent).toBe(`00-${own}-${fromFrame[4]?.spanId}-01`);
+
+      // A traceparent that is not a string is refused like any bad field; the socket stays open.
+      traced.send({ type: "process_message", content: { text: "three" }, traceparent: 7 });
+      const error = await traced.waitFor((f) => f.type === "error");
+      expect(error.error).toMatchObject({ code: "invalid_argument" });
+    } finally {
+      traced.close();
+    }
+  }, 60_000);
+
+  it("Connect: the traceparent metadata of InstanceService.SendMessage on the gateway, and a new trace without one", async () => {
+    const id = await create("trace-ts:1.0.0@local");
+    const ws = await fixture.connect(id);
+    const client = createClient(InstanceService, createConnectTransport({ baseUrl: fixture.url, httpVersion: "1.1" }));
+    const sent = await client.sendMessage({ instanceId: id, content: { text: "hi" } }, { headers: { ...AUTH, traceparent: CLIENT_TRACEPARENT } });
+    const seen = await tracedTurn(ws, 0);
+    expect(seen.turn).toBe(Number(sent.turn));
+    const spans = await agentChain(id, seen.turn, TRACE);
+    expect(spans[0]).toMatchObject({ service: "podium-gateway", name: "podium.v1.InstanceService/SendMessage", kind: SpanKind.SERVER, parentSpanId: CLIENT_SPAN, attributes: { "rpc.system": "connect_rpc" } });
+    expect(hops(spans).slice(1)).toEqual([
+      "podium-gateway: podium.v1.InstanceService/SendMessage",
+      "podium-coordinator: podium.v1.InstanceService/SendMessage",
+      "podium-coordinator: podium.turn",
+      "podium-agent: agent onMessage",
+    ]);
+
+    // Without a traceparent the gateway starts the trace; the agent still gets one.
+    const from = ws.frames.length;
+    await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: { text: "untraced" } });
+    const fresh = await tracedTurn(ws, from);
+    const [, traceId, spanId] = (fresh.traceparent ?? "").split("-");
+    const started = await agentChain(id, fresh.turn, traceId as string);
+    expect(started[0]).toMatchObject({ service: "podium-gateway", name: "POST /api/v1/instances/{id}/messages" });
+    expect(started[0]?.parentSpanId).toBeUndefined();
+    expect(started[4]?.spanId).toBe(spanId);
+  }, 60_000);
+});
+
+describe("without an exporter", () => {
+  let fixture: DevFixture;
+  beforeAll(async () => {
+    fixture = await startDevFixture({ agentsDir: AGENTS });
+  }, 60_000);
+  afterAll(() => fixture?.close());
+
+  it("passes the client's trace context to the agent unchanged, and none when it sent none", async () => {
+    const created = await fixture.api("POST", "/api/v1/instances", { deployment_id: "trace-ts:1.0.0@local" });
+    const id = created.json.instance_id as string;
+    const ws = await fixture.connect(id);
+    await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} }, { ...AUTH, traceparent: CLIENT_TRACEPARENT, tracestate: "a=b" });
+    expect(await tracedTurn(ws, 0)).toMatchObject({ traceparent: CLIENT_TRACEPARENT, tracestate: "a=b" });
+    const from = ws.frames.length;
+    await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} });
+    expect(await tracedTurn(ws, from)).toMatchObject({ traceparent: null, tracestate: null });
+  }, 60_000);
+});
+
+describe("podium dev with PODIUM_OTLP_ENDPOINT", () => {
+  let collector: http.Server;
+  let dev: DevProcess | undefined;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-otlp-"));
+  const received: { path: string; body: { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { traceId: string; name: string; parentSpanId?: string }[] }[] }[] } }[] = [];
+
+  beforeAll(async () => {
+    collector = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        received.push({ path: req.url ?? "", body: JSON.parse(Buffer.concat(chunks).toString()) });
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+  });
+
+  afterAll(async () => {
+    await dev?.stop();
+    await new Promise<void>((resolve) => collector.close(() => resolve()));
+    fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  });
+
+  it("exports the turn's spans of every hop to a real OTLP/HTTP endpoint", async () => {
+    const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+    dev = await startDevProcess({ dataDir, agentsDir: AGENTS, env: { PODIUM_OTLP_ENDPOINT: endpoint } });
+    const auth = { authorization: `Bearer ${DEV_API_KEY}`, "content-type": "application/json" };
+    const created = (await (await fetch(`${dev.url}/api/v1/instances`, { method: "POST", headers: auth, body: JSON.stringify({ deployment_id: "trace-ts:1.0.0@local" }) })).json()) as { instance_id: string };
+    const sent = await fetch(`${dev.url}/api/v1/instances/${created.instance_id}/messages`, { method: "POST", headers: { ...auth, traceparent: CLIENT_TRACEPARENT }, body: JSON.stringify({ content: {} }) });
+    expect(sent.status).toBe(202);
+    // Spans are exported in batches about every second: wait for the agent's.
+    const spansOf = () =>
+      received.flatMap((r) => r.body.resourceSpans.flatMap((rs) => {
+        const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue;
+        return rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({ ...s, service })));
+      })).filter((s) => s.traceId === TRACE);
+    const deadline = Date.now() + 30_000;
+    while (!spansOf().some((s) => s.service === "podium-agent") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(received.every((r) => r.path === "/v1/traces")).toBe(true);
+    const spans = spansOf();
+    expect(new Set(spans.map((s) => s.service))).toEqual(new Set(["podium-gateway", "podium-coordinator", "podium-agent"]));
+    expect(spans.find((s) => s.name === "POST /api/v1/instances/{id}/messages")?.parentSpanId).toBe(CLIENT_SPAN);
+  }, 90_000);
+});
