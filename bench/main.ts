@@ -12,6 +12,7 @@ const suites: [string, string, string][] = [
   ["Chronicle workspace capture", "./chronicle-bench.ts", "runChronicleBench"],
   ["restart-to-ready with a large state", "./restart-bench.ts", "runRestartBench"],
   ["streaming through the gateway (in-process coordinator)", "./stream-bench.ts", "runStreamBench"],
+  ["web console: bundle size, a 10,000-event stream on the instance page (Chromium)", "./console-bench.ts", "runConsoleBench"],
   ["scale: one coordinator from 1 to N live instances", "./scale-bench.ts", "runScaleBench"],
   ["hibernation: wake vs create, memory per hibernated instance", "./hibernation-bench.ts", "runHibernationBench"],
   ["gateway + coordinator as separate processes", "./cluster-bench.ts", "runClusterBench"],

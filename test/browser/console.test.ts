@@ -143,6 +143,19 @@ describe("the web console", () => {
     await shot("coordinators");
   }, 60_000);
 
+  it("opens directly, without a login, on a podium dev that needs no key", async () => {
+    const open = await startDevFixture({ apiKeys: [] });
+    try {
+      const other = await browser.newPage();
+      await other.goto(`${open.url}/console/`);
+      await other.getByRole("heading", { name: "Instances" }).waitFor();
+      await other.getByText("no API key needed").waitFor();
+      await other.close();
+    } finally {
+      await open.close();
+    }
+  }, 60_000);
+
   it("stops the instance", async () => {
     await page.goto(`${podium.url}/console/#/instances/${instanceId}`);
     await page.getByText("● live").waitFor();
