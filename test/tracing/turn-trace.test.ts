@@ -2,19 +2,14 @@
  * One turn followed through every hop of a real `podium dev` (gateway -> coordinator over the Connect API ->
  * agent process): the client's W3C traceparent is honoured from REST, WebSocket (upgrade header and frame) and
  * Connect, every hop's span is a child of the one before under one trace id, and the agent's ctx.traceparent
- * names the agent's span. Also: with no exporter the client's context still reaches the agent unchanged, and
- * `podium dev` with PODIUM_OTLP_ENDPOINT exports the spans to a real OTLP/HTTP endpoint.
+ * names the agent's span. Also: with no exporter the client's context still reaches the agent unchanged.
+ * Export to a real OTLP/HTTP endpoint, by separate gateway and coordinator processes: cluster-trace.test.ts.
  */
-import fs from "node:fs";
-import http from "node:http";
-import os from "node:os";
 import path from "node:path";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { API_KEY, startDevFixture, WsClient, type DevFixture } from "../helpers/dev-fixture.js";
-import { DEV_API_KEY, startDevProcess, type DevProcess } from "../helpers/dev-process.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { MemorySpanExporter, Tracing } from "../../services/tracing/tracing.js";
@@ -189,50 +184,4 @@ describe("without an exporter", () => {
     await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} });
     expect(await tracedTurn(ws, from)).toMatchObject({ traceparent: null, tracestate: null });
   }, 60_000);
-});
-
-describe("podium dev with PODIUM_OTLP_ENDPOINT", () => {
-  let collector: http.Server;
-  let dev: DevProcess | undefined;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-otlp-"));
-  const received: { path: string; body: { resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: { traceId: string; name: string; parentSpanId?: string }[] }[] }[] } }[] = [];
-
-  beforeAll(async () => {
-    collector = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        received.push({ path: req.url ?? "", body: JSON.parse(Buffer.concat(chunks).toString()) });
-        res.writeHead(200, { "content-type": "application/json" }).end("{}");
-      });
-    });
-    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
-  });
-
-  afterAll(async () => {
-    await dev?.stop();
-    await new Promise<void>((resolve) => collector.close(() => resolve()));
-    fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-  });
-
-  it("exports the turn's spans of every hop to a real OTLP/HTTP endpoint", async () => {
-    const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
-    dev = await startDevProcess({ dataDir, agentsDir: AGENTS, env: { PODIUM_OTLP_ENDPOINT: endpoint } });
-    const auth = { authorization: `Bearer ${DEV_API_KEY}`, "content-type": "application/json" };
-    const created = (await (await fetch(`${dev.url}/api/v1/instances`, { method: "POST", headers: auth, body: JSON.stringify({ deployment_id: "trace-ts:1.0.0@local" }) })).json()) as { instance_id: string };
-    const sent = await fetch(`${dev.url}/api/v1/instances/${created.instance_id}/messages`, { method: "POST", headers: { ...auth, traceparent: CLIENT_TRACEPARENT }, body: JSON.stringify({ content: {} }) });
-    expect(sent.status).toBe(202);
-    // Spans are exported in batches about every second: wait for the agent's.
-    const spansOf = () =>
-      received.flatMap((r) => r.body.resourceSpans.flatMap((rs) => {
-        const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue;
-        return rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => ({ ...s, service })));
-      })).filter((s) => s.traceId === TRACE);
-    const deadline = Date.now() + 30_000;
-    while (!spansOf().some((s) => s.service === "podium-agent") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(received.every((r) => r.path === "/v1/traces")).toBe(true);
-    const spans = spansOf();
-    expect(new Set(spans.map((s) => s.service))).toEqual(new Set(["podium-gateway", "podium-coordinator", "podium-agent"]));
-    expect(spans.find((s) => s.name === "POST /api/v1/instances/{id}/messages")?.parentSpanId).toBe(CLIENT_SPAN);
-  }, 90_000);
 });
