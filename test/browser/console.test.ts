@@ -94,6 +94,30 @@ describe("the web console", () => {
     await shot("instance-stream");
   }, 60_000);
 
+  it("answers a permission request and a question, and cancels a running turn", async () => {
+    const created = await podium.api("POST", "/api/v1/instances", { deployment_id: "acp-ts:1.0.0" });
+    const other = String(created.json.instance_id);
+    await page.goto(`${podium.url}/console/#/instances/${other}`);
+    await page.getByText("● live").waitFor();
+    const composer = page.locator("textarea[name=message]");
+    await composer.fill("permission");
+    await composer.press("Enter");
+    await page.getByText("Permission requested").waitFor();
+    await shot("instance-permission");
+    await page.getByRole("button", { name: "Allow" }).click();
+    await page.locator(".bubble.agent.done").filter({ hasText: 'permission:{"approved":true,"option_id":"allow_once"}' }).waitFor({ timeout: 30_000 });
+    await composer.fill("question");
+    await composer.press("Enter");
+    await page.locator(".request").getByRole("button", { name: "blue" }).click();
+    await page.locator(".bubble.agent.done").filter({ hasText: 'answer:"blue"' }).waitFor({ timeout: 30_000 });
+    await composer.fill("slow");
+    await composer.press("Enter");
+    await page.locator(".bubble.agent.streaming").filter({ hasText: "3 " }).waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "Cancel turn" }).click();
+    await page.locator(".bubble.agent.done").filter({ hasText: "stopped" }).waitFor({ timeout: 30_000 });
+    await podium.api("DELETE", `/api/v1/instances/${other}`);
+  }, 60_000);
+
   it("lists the instance on the instances page", async () => {
     await page.goto(`${podium.url}/console/#/instances`);
     await page.locator(`tr[data-instance="${instanceId}"]`).waitFor();
@@ -159,6 +183,10 @@ describe("the web console", () => {
   it("stops the instance", async () => {
     await page.goto(`${podium.url}/console/#/instances/${instanceId}`);
     await page.getByText("● live").waitFor();
+    // Forks need replication, which this podium dev does not have: the page says so instead of offering one.
+    await page.getByRole("button", { name: "Fork at a point in time…" }).click();
+    await page.getByTestId("replication").filter({ hasText: "Replication is not configured" }).waitFor();
+    await expect(page.getByRole("button", { name: "Fork and open" }).isDisabled()).resolves.toBe(true);
     await page.getByRole("button", { name: "Stop instance" }).click();
     await page.getByText(/ended \(stopped\)/).waitFor({ timeout: 30_000 });
     await page.getByTestId("instance-status").filter({ hasText: "terminated" }).waitFor({ timeout: 30_000 });
