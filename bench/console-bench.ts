@@ -4,7 +4,6 @@
  * beside a bare WebSocket in a Chromium page and a Node client receiving the same turn from the same gateway, and the page's
  * replay of those 10,000 events from history when it is opened afterwards (after_seq=0).
  */
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,11 +14,12 @@ import { createDevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { silentLogger } from "../services/shared/logger.js";
 import { chromiumPath } from "../test/helpers/chromium.js";
+import { ensureConsoleBuilt } from "../test/helpers/console-build.js";
 import { exchange, openWebSocket } from "./ws-exchange.js";
 import type { BenchResults } from "./bench-util.js";
 
 export async function runConsoleBench(events = 10_000): Promise<BenchResults> {
-  execFileSync(process.execPath, [path.join(REPO_ROOT, "scripts/build-console.mjs")], { stdio: "ignore" });
+  ensureConsoleBuilt();
   const built = path.join(REPO_ROOT, "dist/console");
   let bytes = 0;
   let gzipped = 0;

@@ -6,12 +6,12 @@
  * test-artifacts/console/ (git-ignored; CI keeps it as an artefact).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 import { chromiumPath } from "../helpers/chromium.js";
+import { ensureConsoleBuilt } from "../helpers/console-build.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { packBundle } from "../../services/registry/bundle-archive.js";
 
@@ -33,8 +33,7 @@ let instanceId = "";
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 
 beforeAll(async () => {
-  // npm ci builds the console (npm run build); a tree edited since is rebuilt here in about a second.
-  execFileSync(process.execPath, [path.join(REPO_ROOT, "scripts/build-console.mjs")], { stdio: "ignore" });
+  ensureConsoleBuilt();
   fs.mkdirSync(SHOTS, { recursive: true });
   podium = await startDevFixture();
   browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox"] });
