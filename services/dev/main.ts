@@ -52,6 +52,7 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   });
   for (const d of server.deployments) log(`deployed ${d.deploymentId} (${d.runtime}, ${d.digest.slice(0, 19)})`);
   process.stdout.write(`podium dev listening on ${server.url}\n`);
+  process.stdout.write(`web console: ${server.url}/console/\n`);
   return runUntilSignal(async () => {
     await server.close();
     await tracing?.close();
