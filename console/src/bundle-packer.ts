@@ -37,6 +37,17 @@ export async function filesOfEntry(root: FileSystemDirectoryEntry): Promise<Bund
   return out;
 }
 
+/** The files of a folder picked with `<input type=file webkitdirectory>`, relative to that folder. */
+export async function filesOfPickedFolder(list: FileList): Promise<BundleFile[]> {
+  const out: BundleFile[] = [];
+  for (const file of Array.from(list)) {
+    const segments = (file.webkitRelativePath || file.name).split("/").slice(1);
+    if (segments.length === 0 || segments.some((s) => SKIPPED.has(s))) continue;
+    out.push({ path: segments.join("/"), data: new Uint8Array(await file.arrayBuffer()) });
+  }
+  return out;
+}
+
 function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, "0") + "\0";
 }

@@ -1,11 +1,11 @@
 /**
  * Deployments with their versions and digests, and an upload: drop a bundle folder (packed here, as
- * `podium deploy` packs it) or a .tar.gz, or pick an archive; it goes to `POST /api/v1/deployments`.
+ * `podium deploy` packs it) or a .tar.gz, or pick an archive or a folder; it goes to `POST /api/v1/deployments`.
  */
 import { useState } from "preact/hooks";
 import { api, describeError } from "./api-client.js";
 import type { Deployment } from "./api-types.js";
-import { filesOfEntry, packBundle } from "./bundle-packer.js";
+import { filesOfEntry, filesOfPickedFolder, packBundle } from "./bundle-packer.js";
 import { usePolled } from "./use-polled.js";
 
 async function archiveOf(data: DataTransfer): Promise<Blob> {
@@ -59,6 +59,19 @@ export function DeploymentsView() {
             onChange={(e) => {
               const file = e.currentTarget.files?.[0];
               if (file) upload(Promise.resolve(file));
+              e.currentTarget.value = "";
+            }}
+          />
+        </label>{" "}
+        <label class="inline">
+          or a bundle folder:{" "}
+          <input
+            type="file"
+            name="bundle-folder"
+            {...{ webkitdirectory: true }}
+            onChange={(e) => {
+              const list = e.currentTarget.files;
+              if (list && list.length > 0) upload(filesOfPickedFolder(list).then(packBundle));
               e.currentTarget.value = "";
             }}
           />

@@ -57,7 +57,7 @@ describe("the web console", () => {
     expect(await page.evaluate("sessionStorage.getItem('podium.apiKey')")).toBe(API_KEY);
   }, 60_000);
 
-  it("deploys a bundle dropped on the deployments page", async () => {
+  it("deploys a bundle dropped on the deployments page, and the same folder packed by the page", async () => {
     await page.getByRole("link", { name: "Deployments" }).click();
     const archive = (await packBundle(path.join(REPO_ROOT, "test/fixtures/console-bundle"))).toString("base64");
     // What a drop of the archive from the desktop dispatches (the page's DOM types, named here: this
@@ -71,6 +71,9 @@ describe("the web console", () => {
     }, archive);
     await page.getByTestId("upload-status").filter({ hasText: `Deployed ${DEPLOYMENT} (sha256:` }).waitFor();
     await page.locator(`tr[data-deployment="${DEPLOYMENT}"]`).waitFor();
+    // The same folder picked as a folder: packed by the page itself, to the same content (same digest).
+    await page.locator("input[name=bundle-folder]").setInputFiles(path.join(REPO_ROOT, "test/fixtures/console-bundle"));
+    await page.getByTestId("upload-status").filter({ hasText: `Already deployed ${DEPLOYMENT} (sha256:` }).waitFor();
     await shot("deployments");
   }, 60_000);
 
