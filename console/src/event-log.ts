@@ -37,6 +37,12 @@ export class EventLog {
     this.unsent.push(text);
   }
 
+  /** The inbound message of a turn this page did not send (read back from the messages API). */
+  setSent(turn: number, text: string): void {
+    const view = this.turns.get(turn);
+    if (view && view.sent === undefined) view.sent = text;
+  }
+
   append(event: StreamEvent): void {
     if (event.seq <= this.lastSeq && event.messageType !== "terminated") return; // a replayed duplicate
     this.events.push(event);

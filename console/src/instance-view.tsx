@@ -69,7 +69,7 @@ export function InstanceView({ instanceId, tab }: { instanceId: string; tab: str
           </a>
         ))}
       </nav>
-      {tab === "stream" && <StreamPanel stream={stream} />}
+      {tab === "stream" && <StreamPanel stream={stream} instanceId={instanceId} />}
       {tab === "state" && <StatePanel instanceId={instanceId} changes={log.stateDeltas} />}
       {tab === "records" && <RecordsPanel instanceId={instanceId} lastSeq={log.lastSeq} />}
       {tab === "files" && <FilesPanel instanceId={instanceId} changes={log.workspaceChanges} />}

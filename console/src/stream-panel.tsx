@@ -3,8 +3,9 @@
  * `process_message` on the `/connect` socket (plain text as {text}, or a JSON object as is), cancel,
  * the answer forms of open permission / question requests, and every event (virtualized).
  */
-import { useState } from "preact/hooks";
-import type { Json, JsonObject } from "./api-types.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api } from "./api-client.js";
+import type { Json, JsonObject, MessageRecord } from "./api-types.js";
 import type { EventStream } from "./use-event-stream.js";
 import type { PendingRequest } from "./event-log.js";
 import { VirtualList } from "./virtual-list.js";
@@ -57,11 +58,36 @@ function RequestForm({ request, answer }: { request: PendingRequest; answer: (va
   );
 }
 
-export function StreamPanel({ stream }: { stream: EventStream }) {
+/** The text of a turn's inbound message (a turn's id is that message's seq): its `text`, else its JSON. */
+async function inboundText(instanceId: string, turn: number): Promise<string | undefined> {
+  const page = await api<{ messages: MessageRecord[] }>("GET", `/api/v1/instances/${encodeURIComponent(instanceId)}/messages?after_seq=${turn - 1}&limit=1`);
+  const message = page.messages[0];
+  if (!message || message.seq !== turn || message.direction !== "inbound") return undefined;
+  const content = message.content;
+  return typeof content === "object" && content !== null && !Array.isArray(content) && typeof content.text === "string" ? content.text : JSON.stringify(content);
+}
+
+export function StreamPanel({ stream, instanceId }: { stream: EventStream; instanceId: string }) {
   const { log } = stream;
   const [draft, setDraft] = useState("");
   const [follow, setFollow] = useState(true);
+  const [, setLoaded] = useState(0);
+  const asked = useRef(new Set<number>());
   const turns = [...log.turns.values()].slice(-30);
+  // Turns replayed from history (or sent by another client) are shown with their message, read back.
+  useEffect(() => {
+    for (const t of turns) {
+      if (t.sent !== undefined || asked.current.has(t.turn) || t.turn <= 0) continue;
+      asked.current.add(t.turn);
+      inboundText(instanceId, t.turn)
+        .then((text) => {
+          if (text === undefined) return;
+          log.setSent(t.turn, text);
+          setLoaded((n) => n + 1);
+        })
+        .catch(() => undefined); // shown without its message; not asked again
+    }
+  });
   const running = turns.filter((t) => !t.done);
   const send = () => {
     const content = contentOf(draft);

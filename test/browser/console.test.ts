@@ -185,6 +185,9 @@ describe("the web console", () => {
   it("stops the instance", async () => {
     await page.goto(`${podium.url}/console/#/instances/${instanceId}`);
     await page.getByText("● live").waitFor();
+    // Opened afresh, the page replays the conversation: the replies from the stream, the messages read back.
+    await page.locator(".bubble.user").filter({ hasText: "second turn here" }).waitFor();
+    await page.locator(".bubble.agent.done").filter({ hasText: "echo: hello podium console" }).waitFor();
     // Forks need replication, which this podium dev does not have: the page says so instead of offering one.
     await page.getByRole("button", { name: "Fork at a point in time…" }).click();
     await page.getByTestId("replication").filter({ hasText: "Replication is not configured" }).waitFor();
