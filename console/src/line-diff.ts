@@ -7,9 +7,17 @@ export interface DiffLine {
 /** Texts of more lines than this (each side) are shown as one removal and one addition. */
 const MAX_LINES = 4000;
 
+/** The lines of a text; a final newline ends the last line rather than starting an empty one. */
+function lines(text: string): string[] {
+  if (text === "") return [];
+  const all = text.split("\n");
+  if (all.at(-1) === "") all.pop();
+  return all;
+}
+
 export function lineDiff(before: string, after: string): DiffLine[] {
-  const a = before === "" ? [] : before.split("\n");
-  const b = after === "" ? [] : after.split("\n");
+  const a = lines(before);
+  const b = lines(after);
   // Common head and tail first: most iterations change a few lines of a long file.
   let head = 0;
   while (head < a.length && head < b.length && a[head] === b[head]) head++;
