@@ -23,7 +23,6 @@ export function usePolled<T>(load: () => Promise<T>, deps: readonly unknown[], i
       .catch((err: unknown) => {
         if (mine === generation.current) setError(describeError(err));
       });
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
   useEffect(() => {
     reload();
