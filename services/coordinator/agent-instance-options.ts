@@ -13,7 +13,7 @@ import type { ScheduleFrame } from "./agent-protocol.js";
 import type { JsonObject } from "../shared/json.js";
 
 /** A turn's spans (turn-trace.ts), named here so the instance and its manager share one import. */
-export type { TurnTrace } from "./turn-trace.js";
+export { TurnTrace } from "./turn-trace.js";
 
 export type InstanceStatusName = "starting" | "ready" | "busy" | "stopping" | "hibernated" | "terminated" | "failed";
 

@@ -7,7 +7,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentProcess, AgentProcessHandlers, ProcessExitInfo } from "./agent-process.js";
 import { initLine, instanceProcess, sendInitWhenSetUp } from "./instance-process.js";
-import type { AgentInstanceOptions, CaptureOutcome, InstanceExit, InstanceIdentity, InstanceIncarnation, InstanceStatusName, SentMessage, TurnTrace, UpdateSubscriber } from "./agent-instance-options.js";
+import { TurnTrace, type AgentInstanceOptions, type CaptureOutcome, type InstanceExit, type InstanceIdentity, type InstanceIncarnation, type InstanceStatusName, type SentMessage, type UpdateSubscriber } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { StartProgress } from "./start-progress.js";
@@ -292,7 +292,7 @@ export class AgentInstance {
   /** on_busy "interrupt": queued turns end at once (cancelled), the running one is asked to cancel; returns them. */
   private interrupt(by: number): number[] {
     const why = `(on_busy "interrupt": turn ${by} runs instead)`;
-    const superseded = this.queue.splice(0).map((t) => t.turn);
+    const superseded = TurnTrace.dropped(this.queue.splice(0), `cancelled before it ran ${why}`);
     this.journal.emitMany(superseded.flatMap((turn) => turnFailed(turn, { message: `cancelled before it ran ${why}`, code: "cancelled", turn })));
     const current = this.current;
     if (!current || current.done || current.ended) return superseded;
@@ -545,14 +545,14 @@ export class AgentInstance {
     } else {
       this.captureWorkspace(0);
     }
-    const pending = this.queue.splice(0);
+    const pending = TurnTrace.dropped(this.queue.splice(0), "the instance ended before it ran");
     if (!this.serving) {
       // Never served (failed to start, or its create was cancelled): nothing ran, so the queue (messages queued
       // again at start, and any sent while starting) stays unfinished in messages.db and runs, in order, on the
       // agent's next instance that starts.
       if (pending.length > 0) this.journal.log("warn", "platform", `${pending.length} acknowledged message(s) stay queued for the agent's next instance`);
     } else if (pending.length > 0) {
-      this.journal.emitMany(pending.flatMap(({ turn }) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
+      this.journal.emitMany(pending.flatMap((turn) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
     }
     this.current = undefined;
     this.status = crashed ? "failed" : "terminated";

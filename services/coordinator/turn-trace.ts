@@ -45,6 +45,12 @@ export class TurnTrace {
     return context.traceState ? { traceparent: formatTraceparent(context), tracestate: context.traceState } : { traceparent: formatTraceparent(context) };
   }
 
+  /** Ends the traces of turns that will not run here (superseded, or their instance ended); returns the turns. */
+  static dropped(turns: readonly { turn: number; trace?: TurnTrace | undefined }[], why: string): number[] {
+    for (const { trace } of turns) trace?.ended(why);
+    return turns.map((t) => t.turn);
+  }
+
   /** The turn ended (its turn_done, its process's exit, or refused before it ran); `error` marks both spans failed. */
   ended(error?: string): void {
     if (error !== undefined) {

@@ -51,7 +51,11 @@ function nanos(ms: number): string {
 /** The ExportTraceServiceRequest of a batch, as JSON. */
 export function otlpTraceRequest(spans: readonly FinishedSpan[]): object {
   const byService = new Map<string, FinishedSpan[]>();
-  for (const span of spans) byService.set(span.service, [...(byService.get(span.service) ?? []), span]);
+  for (const span of spans) {
+    const list = byService.get(span.service);
+    if (list) list.push(span);
+    else byService.set(span.service, [span]);
+  }
   return {
     resourceSpans: [...byService].map(([service, list]) => ({
       resource: { attributes: keyValues({ "service.name": service, "service.version": PODIUM_VERSION, "telemetry.sdk.name": "podium" }) },

@@ -165,6 +165,21 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
     expect(started[0]?.parentSpanId).toBeUndefined();
     expect(started[4]?.spanId).toBe(spanId);
   }, 60_000);
+  it("a turn cancelled by an interrupt, and one superseded before it ran, end their spans with the reason", async () => {
+    const id = await create("trace-ts:1.0.0@local");
+    const ws = await fixture.connect(id);
+    const send = (body: JsonObject) => fixture.api("POST", `/api/v1/instances/${id}/messages`, body, { ...AUTH, traceparent: CLIENT_TRACEPARENT });
+    const running = await send({ content: { wait: true } });
+    await ws.waitFor((f) => f.messageType === "trace" && f.turn === running.json.turn);
+    const queued = await send({ content: {} });
+    const interrupting = await send({ content: {}, multitask_strategy: "interrupt" });
+    await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === interrupting.json.turn, 30_000);
+    await tracing.flush();
+    const turnSpan = (turn: unknown) => exporter.spans.find((s) => s.name === "podium.turn" && s.attributes["podium.instance_id"] === id && s.attributes["podium.turn"] === turn);
+    expect(turnSpan(running.json.turn)?.status).toEqual({ code: 2, message: expect.stringContaining("cancelled") });
+    expect(turnSpan(queued.json.turn)?.status).toEqual({ code: 2, message: expect.stringContaining("cancelled before it ran") });
+    expect(turnSpan(interrupting.json.turn)?.status).toEqual({ code: 0 });
+  }, 60_000);
 });
 
 describe("without an exporter", () => {
