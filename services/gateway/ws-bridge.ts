@@ -18,9 +18,9 @@ import { busyPolicyToProto, parseMultitaskStrategy } from "../shared/busy-policy
 import type { Logger } from "../shared/logger.js";
 import { OrderedFrames } from "./ordered-frames.js";
 import { WsOutbound, type WsOutboundOptions } from "./ws-outbound.js";
-import { parseTraceparent, type TraceContext } from "../tracing/trace-context.js";
+import type { TraceContext } from "../tracing/trace-context.js";
 import { incomingTrace } from "../tracing/rpc-trace.js";
-import { SpanKind, inSpan } from "../tracing/tracer.js";
+import { frameTrace, sendFromFrame } from "./frame-trace.js";
 
 export interface WsRoute {
   pattern: RegExp;
@@ -109,13 +109,9 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
   }
   if (type === "process_message") {
     if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
-    const content = frame.content;
     const strategy = busyPolicyToProto(parseMultitaskStrategy(frame.multitask_strategy, "process_message.multitask_strategy"));
-    const parent = frameTrace(frame.traceparent, frame.tracestate) ?? connectionTrace;
-    if (!parent && !core.tracer.recording) return void (await core.sendMessage(instanceId, content, signal, strategy));
-    const attributes = core.tracer.recording ? { "network.protocol.name": "websocket", "http.route": "/api/v1/instances/{id}/connect", "podium.instance_id": instanceId } : undefined;
-    const span = core.tracer.startSpan("WS process_message", { parent, kind: SpanKind.SERVER, ...(attributes ? { attributes } : {}) });
-    await inSpan(span, () => core.sendMessage(instanceId, content, signal, strategy, span));
+    const parent = frameTrace(frame, "process_message") ?? connectionTrace;
+    await sendFromFrame(core, instanceId, frame.content, signal, strategy, parent, "/api/v1/instances/{id}/connect");
   } else if (type === "cancel") {
     const turn = frame.turn ?? 0;
     if (typeof turn !== "number" || !Number.isInteger(turn) || turn < 0) throw new ConnectError("cancel.turn must be a non-negative integer", Code.InvalidArgument);
@@ -124,14 +120,6 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
     if (typeof frame.request_id !== "string" || frame.request_id === "") throw new ConnectError("answer.request_id must be a non-empty string", Code.InvalidArgument);
     await core.answerRequest(instanceId, frame.request_id, frame.value ?? null, signal);
   }
-}
-
-/** A frame's optional `traceparent` / `tracestate`: strings when present; a malformed traceparent is ignored (W3C: a new trace). */
-function frameTrace(traceparent: unknown, tracestate: unknown): TraceContext | undefined {
-  if (traceparent === undefined || traceparent === null) return undefined;
-  if (typeof traceparent !== "string") throw new ConnectError("process_message.traceparent must be a string (W3C traceparent)", Code.InvalidArgument);
-  if (tracestate !== undefined && tracestate !== null && typeof tracestate !== "string") throw new ConnectError("process_message.tracestate must be a string", Code.InvalidArgument);
-  return parseTraceparent(traceparent, tracestate);
 }
 
 /** Frames of one batch written to the socket at once, at most about this many characters. */

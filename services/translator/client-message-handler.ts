@@ -11,14 +11,18 @@ import { busyPolicyToProto } from "../shared/busy-policy.js";
 import type { JsonObject } from "../shared/json.js";
 import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
 import type { ClientMessage } from "./parse-client-message.js";
+import { sendFromFrame } from "../gateway/frame-trace.js";
+import type { TraceContext } from "../tracing/trace-context.js";
 
 /** The part of GatewayCore the bridge uses (tests may pass a fake). */
-export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdateBatches" | "getInstance" | "listSchedules">;
+export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdateBatches" | "getInstance" | "listSchedules" | "tracer">;
 
-export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal?: AbortSignal): Promise<JsonObject> {
+/** `connectionTrace`: the upgrade request's W3C trace context, for a process_message without its own. */
+export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal?: AbortSignal, connectionTrace?: TraceContext): Promise<JsonObject> {
   switch (message.type) {
     case "process_message": {
-      return sentJson(await core.sendMessage(instanceId, message.content, signal, busyPolicyToProto(message.multitask_strategy)));
+      const strategy = busyPolicyToProto(message.multitask_strategy);
+      return sentJson(await sendFromFrame(core, instanceId, message.content, signal, strategy, message.trace ?? connectionTrace, "/api/v1/instances/{id}/events"));
     }
     case "cancel": {
       const result = await core.cancelTurn(instanceId, BigInt(message.turn ?? 0), signal);

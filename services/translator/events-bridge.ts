@@ -18,6 +18,9 @@ import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { orderedClientEvent } from "./client-event.js";
 import { handleClientMessage, type BridgeCore } from "./client-message-handler.js";
+import { incomingTrace } from "../tracing/rpc-trace.js";
+import { nodeHeaders } from "../shared/api-key-auth.js";
+import type { TraceContext } from "../tracing/trace-context.js";
 import { parseClientMessage, type ClientMessage, type MessageId } from "./parse-client-message.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
 import { SessionSequencer } from "./session-sequencer.js";
@@ -67,14 +70,15 @@ export function eventFrame(event: Parameters<typeof orderedClientEvent>[0], upda
 export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/events$/,
-    async accept(_req, params, url) {
+    async accept(req, params, url) {
       const instanceId = params[0] as string;
       const query = parseQuery(url);
+      const trace = incomingTrace(nodeHeaders(req.headers)); // for process_message frames without their own
       const instance = await options.core.getInstance(instanceId);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       // Without after_seq the stream starts at the instance's last update when the socket was
       // accepted: nothing that happens after the handshake can be missed.
-      return (ws) => runBridge(options, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query);
+      return (ws) => runBridge(options, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query, trace);
     },
   };
 }
@@ -104,7 +108,7 @@ function roughIdentity(json: unknown): { id: MessageId | undefined; request: str
   };
 }
 
-function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: string, agentId: string, query: BridgeQuery): void {
+function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: string, agentId: string, query: BridgeQuery, trace: TraceContext | undefined): void {
   const { core, logger } = options;
   const now = options.now ?? Date.now;
   const controller = new AbortController();
@@ -128,7 +132,7 @@ function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: stri
     const handle = async (signal: AbortSignal | undefined): Promise<void> => {
       try {
         const message = parseClientMessage(json);
-        const result = await handleClientMessage(core, instanceId, message, signal);
+        const result = await handleClientMessage(core, instanceId, message, signal, trace);
         // process_message / cancel / answer without an id succeed silently; file messages always get their result.
         if (message.id === undefined && !isFileMessage(message)) return;
         const reply: JsonObject = { type: "reply" };

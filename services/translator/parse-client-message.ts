@@ -8,11 +8,13 @@ import type { Json, JsonObject } from "../shared/json.js";
 import { isJsonObject } from "../shared/json.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
 import { parseMultitaskStrategy, type BusyPolicy } from "../shared/busy-policy.js";
+import { frameTrace } from "../gateway/frame-trace.js";
+import type { TraceContext } from "../tracing/trace-context.js";
 
 export type MessageId = string | number;
 
 export type ClientMessage =
-  | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string }; multitask_strategy?: BusyPolicy }
+  | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string }; multitask_strategy?: BusyPolicy; trace?: TraceContext }
   /** Cancels the running turn; `turn` (the one process_message answered with) only cancels that turn. */
   | { type: "cancel"; id?: MessageId; turn?: number }
   /** Answers a question_requested / permission_requested event by its request_id. */
@@ -74,7 +76,8 @@ export function parseClientMessage(json: unknown): ClientMessage {
         throw invalid("process_message.content must be an object with a string text");
       }
       const strategy = parseMultitaskStrategy(json.multitask_strategy, "process_message.multitask_strategy");
-      return withId({ type: "process_message", content: { ...content, text: content.text }, ...(strategy ? { multitask_strategy: strategy } : {}) }, id);
+      const trace = frameTrace(json, "process_message");
+      return withId({ type: "process_message", content: { ...content, text: content.text }, ...(strategy ? { multitask_strategy: strategy } : {}), ...(trace ? { trace } : {}) }, id);
     }
     case "cancel": {
       const turn = json.turn === undefined || json.turn === null ? undefined : nonNegativeInteger(json.turn, "cancel.turn");

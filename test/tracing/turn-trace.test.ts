@@ -104,7 +104,7 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
     expect(spans.every((s) => s.status.code === 0)).toBe(true);
   }, 60_000);
 
-  it("WebSocket: the upgrade's traceparent, or a process_message frame's own, parents the turn (Python agent)", async () => {
+  it("WebSocket: the upgrade's traceparent, or a process_message frame's own (/connect, /events), parents the turn (Python agent)", async () => {
     const id = await create("trace-py:1.0.0@local");
     const traced = await WsClient.open(`${fixture.url.replace("http", "ws")}/api/v1/instances/${id}/connect?api_key=${API_KEY}`, { traceparent: CLIENT_TRACEPARENT });
     try {
@@ -130,8 +130,19 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
       expect(fromFrame[0]).toMatchObject({ name: "WS process_message", parentSpanId: "2222222222222222", traceState: "k=v" });
       expect(second.traceparent).toBe(`00-${own}-${fromFrame[4]?.spanId}-01`);
 
+      // The translator's /events socket takes the same field.
+      const events = await WsClient.open(`${fixture.url.replace("http", "ws")}/api/v1/instances/${id}/events?api_key=${API_KEY}`);
+      const viaEvents = "33333333333333333333333333333333";
+      const before = traced.frames.length;
+      events.send({ type: "process_message", content: { text: "three" }, traceparent: `00-${viaEvents}-4444444444444444-01` });
+      const third = await tracedTurn(traced, before);
+      events.close();
+      const fromEvents = await agentChain(id, third.turn, viaEvents);
+      expect(fromEvents[0]).toMatchObject({ name: "WS process_message", parentSpanId: "4444444444444444", attributes: { "http.route": "/api/v1/instances/{id}/events" } });
+      expect(hops(fromEvents).slice(1, 3)).toEqual(["podium-gateway: podium.v1.InstanceService/SendMessage", "podium-coordinator: podium.v1.InstanceService/SendMessage"]);
+
       // A traceparent that is not a string is refused like any bad field; the socket stays open.
-      traced.send({ type: "process_message", content: { text: "three" }, traceparent: 7 });
+      traced.send({ type: "process_message", content: { text: "four" }, traceparent: 7 });
       const error = await traced.waitFor((f) => f.type === "error");
       expect(error.error).toMatchObject({ code: "invalid_argument" });
     } finally {

@@ -1,0 +1,37 @@
+/**
+ * Trace context of messages that arrive in WebSocket frames (`/connect`, the translator's `/events`): a
+ * `process_message` may carry its own W3C `traceparent` / `tracestate`, else the upgrade request's headers
+ * hold the connection's. The message is sent to its coordinator inside the server span of the frame.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { GatewayCore } from "./gateway-core.js";
+import type { JsonObject } from "../shared/json.js";
+import type { MultitaskStrategy, SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import { parseTraceparent, type TraceContext } from "../tracing/trace-context.js";
+import { SpanKind, inSpan } from "../tracing/tracer.js";
+
+/** A frame's optional `traceparent` / `tracestate`: strings when present (InvalidArgument otherwise); a malformed traceparent is ignored (W3C: a new trace). */
+export function frameTrace(frame: { traceparent?: unknown; tracestate?: unknown }, what: string): TraceContext | undefined {
+  const { traceparent, tracestate } = frame;
+  if (traceparent === undefined || traceparent === null) return undefined;
+  if (typeof traceparent !== "string") throw new ConnectError(`${what}.traceparent must be a string (W3C traceparent)`, Code.InvalidArgument);
+  if (tracestate !== undefined && tracestate !== null && typeof tracestate !== "string") throw new ConnectError(`${what}.tracestate must be a string`, Code.InvalidArgument);
+  return parseTraceparent(traceparent, tracestate);
+}
+
+/** core.sendMessage inside a `WS process_message` server span under `parent`; no span at all when untraced. */
+export function sendFromFrame(
+  core: Pick<GatewayCore, "sendMessage" | "tracer">,
+  instanceId: string,
+  content: JsonObject,
+  signal: AbortSignal | undefined,
+  strategy: MultitaskStrategy,
+  parent: TraceContext | undefined,
+  route: string,
+): Promise<SendMessageResponse> {
+  const tracer = core.tracer;
+  if (!parent && !tracer.recording) return core.sendMessage(instanceId, content, signal, strategy);
+  const attributes = tracer.recording ? { "network.protocol.name": "websocket", "http.route": route, "podium.instance_id": instanceId } : undefined;
+  const span = tracer.startSpan("WS process_message", { parent, kind: SpanKind.SERVER, ...(attributes ? { attributes } : {}) });
+  return inSpan(span, () => core.sendMessage(instanceId, content, signal, strategy, span));
+}
