@@ -5,7 +5,7 @@
  *
  * An allowed origin's preflight (OPTIONS with Access-Control-Request-Method) is answered 204 with the
  * methods of the REST API and of Connect, the request headers Connect, gRPC-Web and Podium use
- * (`Authorization` or `X-Api-Key` for the API key) and a max age; its actual requests get Access-Control-Allow-Origin
+ * (`Authorization` or `X-Api-Key` for the API key, `Traceparent` / `Tracestate` for tracing) and a max age; its actual requests get Access-Control-Allow-Origin
  * and the response headers a Connect client reads. Another origin's preflight is answered 403 with a
  * JSON error that names the setting; its other requests pass without CORS headers (the browser keeps
  * the response from the page; non-browser clients are unaffected).
@@ -22,7 +22,7 @@ export const LOOPBACK_ORIGINS = ["http://localhost:*", "http://127.0.0.1:*", "ht
 
 const list = (values: readonly string[]) => [...new Set(values)].join(", ");
 const METHODS = list(["GET", "POST", "PUT", "PATCH", "DELETE", ...connectCors.allowedMethods]);
-const ALLOWED_HEADERS = list([...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"]);
+const ALLOWED_HEADERS = list([...connectCors.allowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id", "Traceparent", "Tracestate"]);
 const EXPOSED_HEADERS = list([...connectCors.exposedHeaders, "Retry-After", "X-Request-Id"]);
 const MAX_AGE_SECONDS = "7200";
 
