@@ -21,7 +21,7 @@ import { fileRoutes, type FileAccess } from "./file-routes.js";
 import { CreateRequests } from "./create-requests.js";
 import { TurnTrace } from "./turn-trace.js";
 import { NOOP_TRACER, type Tracer } from "../tracing/tracer.js";
-import { rpcServerSpan } from "../tracing/rpc-trace.js";
+import { inRpcSpan, rpcServerSpan } from "../tracing/rpc-trace.js";
 
 export interface CoordinatorRoutesDeps {
   manager: InstanceManager;
@@ -111,17 +111,16 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         // The span of this call, and the turn's under it (when there is a context to carry: tracing on, or the caller's).
         const span = rpcServerSpan(tracer, ctx, instanceId);
         const trace = TurnTrace.start(tracer, span, instanceId);
-        try {
-          const result = await manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal, trace);
-          span.setAttribute("podium.turn", result.turn);
-          return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
-        } catch (err) {
-          span.fail(err);
-          trace?.ended(err instanceof Error ? err.message : String(err)); // refused: the turn never was
-          throw err;
-        } finally {
-          span.end();
-        }
+        return inRpcSpan(span, "server", async () => {
+          try {
+            const result = await manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal, trace);
+            span.setAttribute("podium.turn", result.turn);
+            return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
+          } catch (err) {
+            trace?.ended(err instanceof Error ? err.message : String(err)); // refused: the turn never was
+            throw err;
+          }
+        });
       },
       async cancelTurn(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
@@ -149,7 +148,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           return { version: BigInt(at.version), state: at.state, patches };
         }
         return manager.withAgentStore(instance.agentId, (store) => {
-          if (req.since !== undefined && req.since > 0n) {
+          if (req.since !== undefined) {
             const patches = store.state.patchesSince(Number(req.since));
             return {
               version: BigInt(store.state.version()),

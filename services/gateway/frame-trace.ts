@@ -8,7 +8,8 @@ import type { GatewayCore } from "./gateway-core.js";
 import type { JsonObject } from "../shared/json.js";
 import type { MultitaskStrategy, SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import { parseTraceparent, type TraceContext } from "../tracing/trace-context.js";
-import { SpanKind, inSpan } from "../tracing/tracer.js";
+import { SpanKind } from "../tracing/tracer.js";
+import { inRpcSpan } from "../tracing/rpc-trace.js";
 
 /** A frame's optional `traceparent` / `tracestate`: strings when present (InvalidArgument otherwise); a malformed traceparent is ignored (W3C: a new trace). */
 export function frameTrace(frame: { traceparent?: unknown; tracestate?: unknown }, what: string): TraceContext | undefined {
@@ -33,5 +34,5 @@ export function sendFromFrame(
   if (!parent && !tracer.recording) return core.sendMessage(instanceId, content, signal, strategy);
   const attributes = tracer.recording ? { "network.protocol.name": "websocket", "http.route": route, "podium.instance_id": instanceId } : undefined;
   const span = tracer.startSpan("WS process_message", { parent, kind: SpanKind.SERVER, ...(attributes ? { attributes } : {}) });
-  return inSpan(span, () => core.sendMessage(instanceId, content, signal, strategy, span));
+  return inRpcSpan(span, "server", () => core.sendMessage(instanceId, content, signal, strategy, span));
 }

@@ -33,7 +33,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
 import { PlatformEvent } from "../shared/platform-events.js";
-import { NOOP_TRACER, SpanKind, inSpan, type Span, type Tracer } from "../tracing/tracer.js";
+import { NOOP_TRACER, SpanKind, type Span, type Tracer } from "../tracing/tracer.js";
+import { inRpcSpan } from "../tracing/rpc-trace.js";
 import { traceHeaders } from "../tracing/trace-context.js";
 
 /** Where an update stream starts: after a seq, or the whole history; without either, live. */
@@ -225,7 +226,7 @@ export class GatewayCore {
     const attributes = this.tracer.recording ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id } : undefined;
     const call = this.tracer.startSpan("podium.v1.InstanceService/SendMessage", { parent: trace.context, kind: SpanKind.CLIENT, ...(attributes ? { attributes } : {}) });
     const headers = call.context ? traceHeaders(call.context) : {};
-    return inSpan(call, () => coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal, headers }));
+    return inRpcSpan(call, "client", () => coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal, headers }));
   }
 
   async cancelTurn(instanceId: string, turn: bigint, signal?: AbortSignal): Promise<{ cancelled: boolean; turn: bigint }> {

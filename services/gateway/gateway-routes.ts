@@ -12,8 +12,7 @@ import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js"
 import { deploymentToProto } from "../registry/to-proto.js";
 import { resolveDeploymentId } from "../registry/deployment-registry.js";
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
-import { inSpan } from "../tracing/tracer.js";
-import { rpcServerSpan } from "../tracing/rpc-trace.js";
+import { inRpcSpan, rpcServerSpan } from "../tracing/rpc-trace.js";
 
 function requireField(value: string, field: string): string {
   if (!value) throw new ConnectError(`${field} is required`, Code.InvalidArgument);
@@ -38,7 +37,7 @@ export function gatewayRoutes(core: GatewayCore) {
       async sendMessage(req, ctx) {
         const instanceId = requireField(req.instanceId, "instance_id");
         const span = rpcServerSpan(core.tracer, ctx, instanceId);
-        return inSpan(span, () => core.sendMessage(instanceId, req.content ?? {}, ctx.signal, req.multitaskStrategy, span));
+        return inRpcSpan(span, "server", () => core.sendMessage(instanceId, req.content ?? {}, ctx.signal, req.multitaskStrategy, span));
       },
       async cancelTurn(req, ctx) {
         return core.cancelTurn(requireField(req.instanceId, "instance_id"), req.turn, ctx.signal);

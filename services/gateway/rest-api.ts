@@ -252,8 +252,8 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
         span = requestSpan(core, req, res, match);
         await match.handler({ req, res, params, query: url.searchParams, signal: controller.signal, trace: span });
       } catch (err) {
-        span?.fail(err);
         const status = toHttpError(err).status;
+        if (status >= 500) span?.fail(err); // a client's error is not the server span's (OpenTelemetry http conventions)
         // The raw target (it may be what failed to parse), without its query (which may hold an api_key).
         const target = (req.url ?? "").split("?")[0]?.slice(0, 256) ?? "";
         logFailedRequest(options.logger, { requestId, what: `${req.method} ${target}`, status, serverSide: status >= 500, err });

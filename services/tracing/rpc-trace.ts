@@ -1,5 +1,5 @@
 /** Trace context in and out of Connect / gRPC calls, and the span attributes of an RPC (OpenTelemetry rpc.* conventions). */
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { parseTraceparent, type TraceContext } from "./trace-context.js";
 import { SpanKind, type Attributes, type Span, type Tracer } from "./tracer.js";
 
@@ -24,4 +24,26 @@ export function rpcServerSpan(tracer: Tracer, ctx: Pick<HandlerContext, "service
   const parent = incomingTrace(ctx.requestHeader);
   if (!tracer.recording) return tracer.startSpan("", { parent });
   return tracer.startSpan(rpcSpanName(ctx), { parent, kind: SpanKind.SERVER, attributes: { ...rpcAttributes(ctx), "podium.instance_id": instanceId } });
+}
+
+/** gRPC codes that are the server's own failure (OpenTelemetry rpc conventions): only these mark a server span ERROR. */
+const SERVER_FAULTS: ReadonlySet<Code> = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+
+/**
+ * Runs a call's work inside `span` and ends it, with `rpc.grpc.status_code`. A client span is marked ERROR by any
+ * error; a server span only by the server's own (a refused or invalid request is the caller's, not an error here).
+ */
+export async function inRpcSpan<T>(span: Span, side: "server" | "client", work: () => Promise<T>): Promise<T> {
+  try {
+    const result = await work();
+    span.setAttribute("rpc.grpc.status_code", 0);
+    return result;
+  } catch (err) {
+    const code = ConnectError.from(err).code;
+    span.setAttribute("rpc.grpc.status_code", code);
+    if (side === "client" || SERVER_FAULTS.has(code)) span.fail(err);
+    throw err;
+  } finally {
+    span.end();
+  }
 }

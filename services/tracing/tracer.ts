@@ -151,15 +151,3 @@ export class RecordingTracer implements Tracer {
     return new RecordedSpan(this.sink, this.service, name, options);
   }
 }
-
-/** Runs `work` inside `span`: a throw marks it failed; it ends either way. */
-export async function inSpan<T>(span: Span, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    span.fail(err);
-    throw err;
-  } finally {
-    span.end();
-  }
-}

@@ -176,12 +176,14 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
     expect(started[0]?.parentSpanId).toBeUndefined();
     expect(started[4]?.spanId).toBe(spanId);
   }, 60_000);
-  it("a turn cancelled by an interrupt, and one superseded before it ran, end their spans with the reason", async () => {
+  it("a turn cancelled by an interrupt, and one superseded before it ran, end their spans with the reason; a refused message is the caller's error", async () => {
     const id = await create("trace-ts:1.0.0@local");
     const ws = await fixture.connect(id);
     const send = (body: JsonObject) => fixture.api("POST", `/api/v1/instances/${id}/messages`, body, { ...AUTH, traceparent: CLIENT_TRACEPARENT });
     const running = await send({ content: { wait: true } });
     await ws.waitFor((f) => f.messageType === "trace" && f.turn === running.json.turn);
+    const refused = await send({ content: {}, multitask_strategy: "reject" });
+    expect(refused.status).toBe(409);
     const queued = await send({ content: {} });
     const interrupting = await send({ content: {}, multitask_strategy: "interrupt" });
     await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === interrupting.json.turn, 30_000);
@@ -190,6 +192,14 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
     expect(turnSpan(running.json.turn)?.status).toEqual({ code: 2, message: expect.stringContaining("cancelled") });
     expect(turnSpan(queued.json.turn)?.status).toEqual({ code: 2, message: expect.stringContaining("cancelled before it ran") });
     expect(turnSpan(interrupting.json.turn)?.status).toEqual({ code: 0 });
+    // Refused (ABORTED, 409): an error of the gateway's call, not of the servers that answered it correctly.
+    const aborted = exporter.spans.filter((s) => s.attributes["rpc.grpc.status_code"] === 10 && s.traceId === TRACE);
+    expect(aborted.map((s) => [s.service, s.kind, s.status.code]).sort()).toEqual([
+      ["podium-coordinator", SpanKind.SERVER, 0],
+      ["podium-gateway", SpanKind.CLIENT, 2],
+    ]);
+    const rest = exporter.spans.find((s) => s.spanId === aborted.find((a) => a.kind === SpanKind.CLIENT)?.parentSpanId);
+    expect(rest).toMatchObject({ attributes: { "http.response.status_code": 409 }, status: { code: 0 } });
   }, 60_000);
 });
 
