@@ -19,9 +19,9 @@ import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.j
 import { AsyncQueue } from "../shared/async-queue.js";
 import { fileRoutes, type FileAccess } from "./file-routes.js";
 import { CreateRequests } from "./create-requests.js";
-import { TurnTrace } from "./turn-trace.js";
+import { TurnTrace, tracedSend } from "./turn-trace.js";
 import { NOOP_TRACER, type Tracer } from "../tracing/tracer.js";
-import { inRpcSpan, rpcServerSpan } from "../tracing/rpc-trace.js";
+import { rpcServerSpan } from "../tracing/rpc-trace.js";
 
 export interface CoordinatorRoutesDeps {
   manager: InstanceManager;
@@ -111,16 +111,9 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         // The span of this call, and the turn's under it (when there is a context to carry: tracing on, or the caller's).
         const span = rpcServerSpan(tracer, ctx, instanceId);
         const trace = TurnTrace.start(tracer, span, instanceId);
-        return inRpcSpan(span, "server", async () => {
-          try {
-            const result = await manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal, trace);
-            span.setAttribute("podium.turn", result.turn);
-            return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
-          } catch (err) {
-            trace?.ended(err instanceof Error ? err.message : String(err)); // refused: the turn never was
-            throw err;
-          }
-        });
+        const sending = manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal, trace);
+        const result = await (trace || span.recording ? tracedSend(span, trace, sending) : sending);
+        return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
       },
       async cancelTurn(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));

@@ -10,6 +10,9 @@
  */
 import { formatTraceparent, type TraceContext } from "../tracing/trace-context.js";
 import { SpanKind, type Span, type Tracer } from "../tracing/tracer.js";
+import { inRpcSpan } from "../tracing/rpc-trace.js";
+import { errorMessage } from "../shared/errors.js";
+import type { SentMessage } from "./agent-instance-options.js";
 
 export const AGENT_SERVICE = "podium-agent";
 
@@ -60,4 +63,18 @@ export class TurnTrace {
     this.agentSpan?.end();
     this.turnSpan.end();
   }
+}
+
+/** The coordinator's SendMessage inside its server span; a refused message ends its turn's trace too (the turn never was). */
+export function tracedSend(span: Span, trace: TurnTrace | undefined, sending: Promise<SentMessage>): Promise<SentMessage> {
+  return inRpcSpan(span, "server", async () => {
+    try {
+      const sent = await sending;
+      span.setAttribute("podium.turn", sent.turn);
+      return sent;
+    } catch (err) {
+      trace?.ended(errorMessage(err));
+      throw err;
+    }
+  });
 }

@@ -32,8 +32,13 @@ const SERVER_FAULTS: ReadonlySet<Code> = new Set([Code.Unknown, Code.DeadlineExc
 /**
  * Runs a call's work inside `span` and ends it, with `rpc.grpc.status_code`. A client span is marked ERROR by any
  * error; a server span only by the server's own (a refused or invalid request is the caller's, not an error here).
+ * A span that records nothing adds nothing: `work` runs as is.
  */
-export async function inRpcSpan<T>(span: Span, side: "server" | "client", work: () => Promise<T>): Promise<T> {
+export function inRpcSpan<T>(span: Span, side: "server" | "client", work: () => Promise<T>): Promise<T> {
+  return span.recording ? recordRpc(span, side, work) : work();
+}
+
+async function recordRpc<T>(span: Span, side: "server" | "client", work: () => Promise<T>): Promise<T> {
   try {
     const result = await work();
     span.setAttribute("rpc.grpc.status_code", 0);
