@@ -22,6 +22,8 @@ import { CreateRequests } from "./create-requests.js";
 import { TurnTrace, tracedSend } from "./turn-trace.js";
 import { NOOP_TRACER, type Tracer } from "../tracing/tracer.js";
 import { rpcServerSpan } from "../tracing/rpc-trace.js";
+import type { SpanBuffer } from "../tracing/span-buffer.js";
+import { requireTraceId, spanToProto } from "../tracing/span-proto.js";
 
 export interface CoordinatorRoutesDeps {
   manager: InstanceManager;
@@ -31,6 +33,8 @@ export interface CoordinatorRoutesDeps {
   files?: FileAccess;
   /** Spans of SendMessage and the turns it starts (NOOP_TRACER: none, the caller's trace context passes through). */
   tracer?: Tracer;
+  /** The spans kept in memory that CoordinatorService.GetTrace reads (none: it answers no spans). */
+  spans?: SpanBuffer;
 }
 
 function requireId(value: string, field: string): string {
@@ -205,6 +209,10 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async drainCoordinator(req) {
         return { stopped: await manager.drain(req.deadlineMs || 30_000) };
+      },
+      async getTrace(req) {
+        const traceId = requireTraceId(req.traceId);
+        return { spans: (deps.spans?.trace(traceId) ?? []).map(spanToProto) };
       },
     });
     fileRoutes(manager, deps.files)(router);

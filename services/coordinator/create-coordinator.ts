@@ -8,7 +8,8 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { CoordinatorRegistration } from "../cluster/coordinator-registration.js";
 import { coordinatorRoutes } from "./coordinator-routes.js";
-import type { Tracer } from "../tracing/tracer.js";
+import type { SpanSink } from "../tracing/tracer.js";
+import { SpanBuffer, spanTracer } from "../tracing/span-buffer.js";
 import { InstanceManager } from "./instance-manager.js";
 import type { StartLimits } from "./start-admission.js";
 import { removeOrphanWatchDirs } from "./chronicle/workspace-watcher.js";
@@ -107,8 +108,11 @@ export interface CoordinatorOptions {
    * as the API (whose port speaks h2c only). With a cluster secret, scrapes must send it as a bearer token.
    */
   metricsPort?: number;
-  /** Where its spans go (tracing/tracer.ts); default NOOP_TRACER: none recorded, trace context still passed to agents. */
-  tracer?: Tracer;
+  /**
+   * The OTLP batcher its spans also go to (tracing.ts): then every SendMessage is traced. Without one only turns
+   * under a caller's sampled traceparent are recorded. Either way they are kept in memory (span-buffer.ts) for GetTrace.
+   */
+  spanExporter?: SpanSink;
 }
 
 export interface Coordinator {
@@ -173,6 +177,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
   });
   chronicles.attach(manager);
   let advertise = options.advertiseAddress ?? "";
+  const spans = new SpanBuffer();
   const routes = coordinatorRoutes({
     manager,
     get address() {
@@ -181,7 +186,8 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     startedAt,
     version: PODIUM_VERSION,
     files: chronicles,
-    ...(options.tracer ? { tracer: options.tracer } : {}),
+    tracer: spanTracer("podium-coordinator", spans, options.spanExporter),
+    spans,
   });
   const replicationRouter = replicationRoutes({ manager, replication });
   const metrics = coordinatorMetrics(manager, replication);

@@ -91,7 +91,7 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
     ...(replication ? { replication } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
-    ...(tracing ? { tracer: tracing.tracer("podium-coordinator") } : {}),
+    ...(tracing ? { spanExporter: tracing } : {}),
   });
   const port = await coordinator.listen(Number(values.port ?? env.PODIUM_PORT ?? 7100), host);
   process.stdout.write(`podium coordinator ${coordinator.id} listening on http://${host}:${port}\n`);

@@ -41,7 +41,7 @@ export class TurnTrace {
 
   /** The turn goes to the agent now: its span starts; returns the `message` frame's trace fields. */
   started(turn: number, deploymentId: string): { traceparent?: string; tracestate?: string } {
-    const attributes = this.tracer.recording ? { "podium.instance_id": this.instanceId, "podium.turn": turn, "podium.deployment_id": deploymentId } : undefined;
+    const attributes = this.turnSpan.recording ? { "podium.instance_id": this.instanceId, "podium.turn": turn, "podium.deployment_id": deploymentId } : undefined;
     this.agentSpan = this.tracer.startSpan("agent onMessage", { parent: this.turnSpan.context, kind: SpanKind.CONSUMER, service: AGENT_SERVICE, ...(attributes ? { attributes } : {}) });
     const context = this.agentSpan.context;
     if (!context) return {};

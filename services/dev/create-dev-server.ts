@@ -32,7 +32,7 @@ export interface DevServerOptions {
    * Records spans of the gateway (service.name podium-gateway), the coordinator (podium-coordinator) and the
    * agents' turns (podium-agent) into this; the caller owns and closes it. Default: none recorded.
    */
-  tracing?: Pick<Tracing, "tracer">;
+  tracing?: Pick<Tracing, "add">;
   coordinator?: Partial<Omit<CoordinatorOptions, "dataDir" | "registry" | "logger">>;
   /** `corsOrigins` adds to the loopback origins (any port) that `podium dev` always allows. */
   gateway?: Partial<Pick<GatewayOptions, "maxJsonBytes" | "maxBundleBytes" | "extensions" | "corsOrigins" | "consoleDir">>;
@@ -72,7 +72,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
     dataDir: options.dataDir,
     registry,
     logger: logger.child({ service: "coordinator" }),
-    ...(options.tracing ? { tracer: options.tracing.tracer("podium-coordinator") } : {}),
+    ...(options.tracing ? { spanExporter: options.tracing } : {}),
   });
   const transport = createInProcessTransport(coordinator.routes);
   const directory = new StaticCoordinatorDirectory([coordinatorClients(coordinator.id, transport)]);
@@ -86,7 +86,7 @@ export async function createDevServer(options: DevServerOptions): Promise<DevSer
     apiKeys: options.apiKeys ?? [],
     logger: logger.child({ service: "gateway" }),
     metrics: [coordinator.metrics],
-    ...(options.tracing ? { tracer: options.tracing.tracer("podium-gateway") } : {}),
+    ...(options.tracing ? { spanExporter: options.tracing } : {}),
   });
   const host = options.host ?? "127.0.0.1";
   let port: number;

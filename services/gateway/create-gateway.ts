@@ -24,7 +24,7 @@ import { DeploymentService } from "../../gen/podium/v1/deployment_service_pb.js"
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { MetricsRegistry, renderAll } from "../shared/metrics.js";
-import type { Tracer } from "../tracing/tracer.js";
+import type { SpanSink } from "../tracing/tracer.js";
 
 export interface GatewayExtension {
   routes?: (router: ConnectRouter) => void;
@@ -59,8 +59,8 @@ export interface GatewayOptions {
   wsOutbound?: WsOutboundOptions;
   /** Origins whose pages may call the API from a browser (cors-policy.ts); none by default. */
   corsOrigins?: string[];
-  /** Where the gateway's spans go (services/tracing); default none recorded, a caller's trace context still passed on. */
-  tracer?: Tracer;
+  /** The OTLP batcher the gateway's spans also go to (services/tracing): then every request is traced; without one only sampled callers' are. */
+  spanExporter?: SpanSink;
   /** The built web console served at /console/ (console-assets.ts); default dist/console of the package. */
   consoleDir?: string;
 }
@@ -74,7 +74,7 @@ export interface Gateway {
 
 export function createGateway(options: GatewayOptions): Gateway {
   const logger = options.logger ?? createLogger({ fields: { service: "gateway" } });
-  const core = new GatewayCore({ directory: options.directory, registry: options.registry, ...(options.tracer ? { tracer: options.tracer } : {}) });
+  const core = new GatewayCore({ directory: options.directory, registry: options.registry, ...(options.spanExporter ? { spanExporter: options.spanExporter } : {}) });
   const auth = new ApiKeyAuth(options.apiKeys);
   const maxJsonBytes = options.maxJsonBytes ?? 2 * 1024 * 1024;
   const maxBundleBytes = options.maxBundleBytes ?? 100 * 1024 * 1024;

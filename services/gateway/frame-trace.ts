@@ -31,8 +31,9 @@ export function sendFromFrame(
   route: string,
 ): Promise<SendMessageResponse> {
   const tracer = core.tracer;
-  if (!parent && !tracer.recording) return core.sendMessage(instanceId, content, signal, strategy);
-  const attributes = tracer.recording ? { "network.protocol.name": "websocket", "http.route": route, "podium.instance_id": instanceId } : undefined;
+  const records = tracer.records(parent);
+  if (!parent && !records) return core.sendMessage(instanceId, content, signal, strategy);
+  const attributes = records ? { "network.protocol.name": "websocket", "http.route": route, "podium.instance_id": instanceId } : undefined;
   const span = tracer.startSpan("WS process_message", { parent, kind: SpanKind.SERVER, ...(attributes ? { attributes } : {}) });
   return inRpcSpan(span, "server", () => core.sendMessage(instanceId, content, signal, strategy, span));
 }

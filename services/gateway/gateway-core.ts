@@ -33,7 +33,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamUpdateSchema } from "../../gen/podium/v1/stream_update_pb.js";
 import { PlatformEvent } from "../shared/platform-events.js";
-import { NOOP_TRACER, SpanKind, type Span, type Tracer } from "../tracing/tracer.js";
+import { SpanKind, type Span, type SpanSink, type Tracer } from "../tracing/tracer.js";
+import { SpanBuffer, spanTracer } from "../tracing/span-buffer.js";
 import { inRpcSpan } from "../tracing/rpc-trace.js";
 import { traceHeaders } from "../tracing/trace-context.js";
 
@@ -55,8 +56,11 @@ export interface GatewayCoreOptions {
    */
   failoverWaitMs?: number;
   registry: DeploymentRegistry;
-  /** Where the gateway's spans go; default NOOP_TRACER (a caller's trace context is still passed on). */
-  tracer?: Tracer;
+  /**
+   * The OTLP batcher its spans also go to (tracing.ts): then every request is traced. Without one only requests
+   * under a caller's sampled traceparent are. Either way they are kept in `spans` for GET /api/v1/traces/{id}.
+   */
+  spanExporter?: SpanSink;
 }
 
 /** Codes of a coordinator that cannot be reached (as opposed to one that answered with an error). */
@@ -71,6 +75,8 @@ export class GatewayCore {
   readonly directory: CoordinatorDirectory;
   readonly registry: DeploymentRegistry;
   readonly tracer: Tracer;
+  /** The gateway's last finished spans (span-buffer.ts). */
+  readonly spans = new SpanBuffer();
 
   /** How long a broken upstream stream is retried before clients are told the instance is gone. */
   private readonly resumeWindowMs: number;
@@ -83,7 +89,7 @@ export class GatewayCore {
     this.failoverWaitMs = options.failoverWaitMs ?? 8000;
     this.directory = options.directory;
     this.registry = options.registry;
-    this.tracer = options.tracer ?? NOOP_TRACER;
+    this.tracer = spanTracer("podium-gateway", this.spans, options.spanExporter);
     // ValkeyCoordinatorDirectory reports coordinators that died or left; end their streams with `terminated`.
     const lostSource = options.directory as Partial<{ onCoordinatorLost(listener: (id: string, reason: string) => void): () => void }>;
     lostSource.onCoordinatorLost?.((coordinatorId, reason) => {
@@ -223,7 +229,7 @@ export class GatewayCore {
   async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal, multitaskStrategy = MultitaskStrategy.UNSPECIFIED, trace?: Span): Promise<SendMessageResponse> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
     if (!trace?.context) return coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal });
-    const attributes = this.tracer.recording ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id } : undefined;
+    const attributes = this.tracer.records(trace.context) ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id } : undefined;
     const call = this.tracer.startSpan("podium.v1.InstanceService/SendMessage", { parent: trace.context, kind: SpanKind.CLIENT, ...(attributes ? { attributes } : {}) });
     const headers = call.context ? traceHeaders(call.context) : {};
     return inRpcSpan(call, "client", () => coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal, headers }));

@@ -53,7 +53,7 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
   const { registry, s3Client } = registryFromFlags(values, env, ".podium/registry");
   const corsOrigins = corsOriginsFrom(values["cors-origin"], env.PODIUM_CORS_ORIGINS);
   const tracing = await tracingFromFlags(values, env, log);
-  const gateway = createGateway({ directory, registry, apiKeys, logger, corsOrigins, extensions: publicExtensions, ...(tracing ? { tracer: tracing.tracer("podium-gateway") } : {}) });
+  const gateway = createGateway({ directory, registry, apiKeys, logger, corsOrigins, extensions: publicExtensions, ...(tracing ? { spanExporter: tracing } : {}) });
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
   const port = await gateway.listen(Number(values.port ?? env.PODIUM_PORT ?? 7070), host);
   process.stdout.write(`podium gateway listening on http://${host}:${port}\n`);

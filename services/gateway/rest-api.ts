@@ -26,6 +26,7 @@ import type { Logger } from "../shared/logger.js";
 import { logFailedRequest, REQUEST_ID_HEADER, requestIdFrom } from "../shared/request-log.js";
 import { SpanKind, type Span } from "../tracing/tracer.js";
 import { incomingTrace } from "../tracing/rpc-trace.js";
+import { readTrace } from "./trace-reader.js";
 
 export interface RestApiOptions {
   core: GatewayCore;
@@ -225,6 +226,9 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
     if (!deployment) throw new ConnectError(`unknown deployment ${raw}`, Code.NotFound);
     sendJson(res, 200, deploymentJson(deploymentToProto(deployment)));
   });
+  route("GET", `/api/v1/traces/${ID}`, async ({ res, params, signal }) => {
+    sendJson(res, 200, await readTrace(core, params[0] as string, signal));
+  });
 
   return (req, res) => {
     const controller = new AbortController();
@@ -267,7 +271,7 @@ export function createRestApi(options: RestApiOptions): (req: AnyRequest, res: A
 function requestSpan(core: GatewayCore, req: AnyRequest, res: AnyResponse, route: Route): Span {
   const tracer = core.tracer;
   const parent = incomingTrace(nodeHeaders(req.headers));
-  if (!tracer.recording) return tracer.startSpan("", { parent });
+  if (!tracer.records(parent)) return tracer.startSpan("", { parent });
   const attributes = { "http.request.method": route.method, "http.route": route.template, "url.path": (req.url ?? "").split("?")[0] ?? "", "url.scheme": "http" };
   const span = tracer.startSpan(`${route.method} ${route.template}`, { parent, kind: SpanKind.SERVER, attributes });
   res.once("close", () => {

@@ -22,7 +22,7 @@ export function rpcSpanName(ctx: Pick<HandlerContext, "service" | "method">): st
 /** The server span of a handled call about an instance, continuing the caller's `traceparent` metadata. */
 export function rpcServerSpan(tracer: Tracer, ctx: Pick<HandlerContext, "service" | "method" | "protocolName" | "requestHeader">, instanceId: string): Span {
   const parent = incomingTrace(ctx.requestHeader);
-  if (!tracer.recording) return tracer.startSpan("", { parent });
+  if (!tracer.records(parent)) return tracer.startSpan("", { parent });
   return tracer.startSpan(rpcSpanName(ctx), { parent, kind: SpanKind.SERVER, attributes: { ...rpcAttributes(ctx), "podium.instance_id": instanceId } });
 }
 

@@ -59,8 +59,10 @@ export interface Span {
 }
 
 export interface Tracer {
-  /** Whether spans are recorded at all: callers skip building attributes when not. */
+  /** Whether a request without a sampled context is recorded (a trace started here): false on NOOP_TRACER and a sampled-only tracer. */
   readonly recording: boolean;
+  /** Whether a span under `parent` (none: a new trace) is recorded: callers skip building attributes when not. */
+  records(parent: TraceContext | undefined): boolean;
   startSpan(name: string, options?: SpanOptions): Span;
 }
 
@@ -87,6 +89,7 @@ function passThrough(parent: TraceContext | undefined): Span {
 /** The tracer of a service with no exporter configured. */
 export const NOOP_TRACER: Tracer = {
   recording: false,
+  records: () => false,
   startSpan: (_name, options) => passThrough(options?.parent),
 };
 
@@ -140,14 +143,22 @@ class RecordedSpan implements Span {
 
 /**
  * A tracer that records spans under `service` (OpenTelemetry's `service.name`). Sampling follows the parent:
- * a context whose sampled flag is off passes through unrecorded; a trace started here is sampled.
+ * a context whose sampled flag is off passes through unrecorded; a trace started here is sampled. With
+ * `sampledOnly` it starts no trace: only spans under a caller's sampled context are recorded, so traffic
+ * without one costs what it costs on NOOP_TRACER.
  */
 export class RecordingTracer implements Tracer {
-  readonly recording = true;
-  constructor(readonly service: string, private readonly sink: SpanSink) {}
+  readonly recording: boolean;
+  constructor(readonly service: string, private readonly sink: SpanSink, options: { sampledOnly?: boolean } = {}) {
+    this.recording = options.sampledOnly !== true;
+  }
+
+  records(parent: TraceContext | undefined): boolean {
+    return parent ? (parent.flags & SAMPLED) !== 0 : this.recording;
+  }
 
   startSpan(name: string, options: SpanOptions = {}): Span {
-    if (options.parent && (options.parent.flags & SAMPLED) === 0) return passThrough(options.parent);
+    if (!this.records(options.parent)) return passThrough(options.parent);
     return new RecordedSpan(this.sink, this.service, name, options);
   }
 }

@@ -126,3 +126,19 @@ describe("OTLP/HTTP JSON exporter", () => {
     await expect(new OtlpHttpExporter({ endpoint: "http://127.0.0.1:1" }).export([])).rejects.toThrow(/failed/);
   });
 });
+
+describe("SpanBuffer and the sampled-only tracer (no exporter)", () => {
+  it("records only spans under a sampled context, and keeps the last `capacity` spans", async () => {
+    const { SpanBuffer, spanTracer } = await import("../../services/tracing/span-buffer.js");
+    const { parseTraceparent: parse } = await import("../../services/tracing/trace-context.js");
+    const buffer = new SpanBuffer(3);
+    const tracer = spanTracer("svc", buffer);
+    expect(tracer.recording).toBe(false);
+    expect(tracer.startSpan("no context").recording).toBe(false);
+    const trace = "0af7651916cd43dd8448eb211c80319c";
+    expect(tracer.startSpan("unsampled", { parent: parse(`00-${trace}-00f067aa0ba902b7-00`) }).recording).toBe(false);
+    for (let i = 0; i < 4; i++) tracer.startSpan(`sampled ${i}`, { parent: parse(`00-${trace}-00f067aa0ba902b7-01`) }).end();
+    expect(buffer.trace(trace).map((s) => s.name)).toEqual(["sampled 1", "sampled 2", "sampled 3"]);
+    expect(buffer.trace("4bf92f3577b34da6a3ce929d0e0e4736")).toEqual([]);
+  });
+});

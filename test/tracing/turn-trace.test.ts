@@ -203,20 +203,65 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
   }, 60_000);
 });
 
-describe("without an exporter", () => {
+describe("without an exporter: sampled traces kept in memory, GET /api/v1/traces/{trace_id}", () => {
   let fixture: DevFixture;
   beforeAll(async () => {
     fixture = await startDevFixture({ agentsDir: AGENTS });
   }, 60_000);
   afterAll(() => fixture?.close());
 
-  it("passes the client's trace context to the agent unchanged, and none when it sent none", async () => {
+  it("records a turn under a sampled traceparent and serves its spans from every hop; an unsampled context passes through unchanged, none stays none", async () => {
     const created = await fixture.api("POST", "/api/v1/instances", { deployment_id: "trace-ts:1.0.0@local" });
     const id = created.json.instance_id as string;
     const ws = await fixture.connect(id);
-    await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} }, { ...AUTH, traceparent: CLIENT_TRACEPARENT, tracestate: "a=b" });
-    expect(await tracedTurn(ws, 0)).toMatchObject({ traceparent: CLIENT_TRACEPARENT, tracestate: "a=b" });
-    const from = ws.frames.length;
+    const sent = await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} }, { ...AUTH, traceparent: CLIENT_TRACEPARENT, tracestate: "a=b" });
+    const seen = await tracedTurn(ws, 0);
+    expect(seen.turn).toBe(sent.json.turn);
+    // The turn is recorded, so the agent gets its own span's context under the client's trace.
+    expect(seen.traceparent).toMatch(new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
+    expect(seen.traceparent).not.toBe(CLIENT_TRACEPARENT);
+
+    // The spans end with the turn; read until the agent's is there.
+    let trace: JsonObject = {};
+    for (let i = 0; i < 50; i++) {
+      const read = await fixture.api("GET", `/api/v1/traces/${TRACE}`, undefined, AUTH);
+      trace = read.json;
+      if (read.status === 200 && (trace.spans as JsonObject[]).some((s) => s.service === "podium-agent")) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const spans = trace.spans as JsonObject[];
+    expect(spans.map((s) => `${String(s.service)}: ${String(s.name)}`)).toEqual([
+      "podium-gateway: POST /api/v1/instances/{id}/messages",
+      "podium-gateway: podium.v1.InstanceService/SendMessage",
+      "podium-coordinator: podium.v1.InstanceService/SendMessage",
+      "podium-coordinator: podium.turn",
+      "podium-agent: agent onMessage",
+    ]);
+    expect(trace.unreachable).toEqual([]);
+    expect(spans[0]).toMatchObject({ trace_id: TRACE, parent_span_id: CLIENT_SPAN, kind: "SERVER", status: { code: "UNSET" }, attributes: { "http.response.status_code": 202 } });
+    for (let i = 1; i < spans.length; i++) expect((spans[i] as JsonObject).parent_span_id).toBe((spans[i - 1] as JsonObject).span_id);
+    const agent = spans[4] as JsonObject;
+    expect(agent).toMatchObject({ kind: "CONSUMER", attributes: { "podium.instance_id": id, "podium.turn": seen.turn } });
+    expect(seen.traceparent).toBe(`00-${TRACE}-${String(agent.span_id)}-01`);
+    for (const span of spans) {
+      expect(typeof span.duration_ms).toBe("number");
+      expect(span.duration_ms as number).toBeGreaterThanOrEqual(0);
+      expect(Date.parse(span.start_time as string)).toBeGreaterThan(0);
+    }
+
+    // Same key rules as the rest of /api/v1; a malformed id is a 400; a trace nobody kept a 404.
+    expect((await fetch(`${fixture.url}/api/v1/traces/${TRACE}`)).status).toBe(401);
+    expect((await fixture.api("GET", "/api/v1/traces/not-a-trace", undefined, AUTH)).status).toBe(400);
+
+    // Unsampled: passed to the agent as is, nothing recorded.
+    const unsampledTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const unsampled = `00-${unsampledTrace}-00f067aa0ba902b7-00`;
+    let from = ws.frames.length;
+    await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} }, { ...AUTH, traceparent: unsampled, tracestate: "a=b" });
+    expect(await tracedTurn(ws, from)).toMatchObject({ traceparent: unsampled, tracestate: "a=b" });
+    expect((await fixture.api("GET", `/api/v1/traces/${unsampledTrace}`, undefined, AUTH)).status).toBe(404);
+
+    from = ws.frames.length;
     await fixture.api("POST", `/api/v1/instances/${id}/messages`, { content: {} });
     expect(await tracedTurn(ws, from)).toMatchObject({ traceparent: null, tracestate: null });
   }, 60_000);

@@ -5,14 +5,14 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file podium/v1/coordinator_service.proto.
  */
 export const file_podium_v1_coordinator_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNwb2RpdW0vdjEvY29vcmRpbmF0b3Jfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIu4BCg9Db29yZGluYXRvckluZm8SFgoOY29vcmRpbmF0b3JfaWQYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIRCglpbnN0YW5jZXMYAyABKA0SEAoIY2FwYWNpdHkYBCABKA0SEAoIY3B1X2xvYWQYBSABKAESFAoMbWVtb3J5X2J5dGVzGAYgASgEEhAKCGRyYWluaW5nGAcgASgIEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCSABKAkSEgoKcmVwbGljYXRlZBgKIAEoCCIbChlHZXRDb29yZGluYXRvckluZm9SZXF1ZXN0IkYKGkdldENvb3JkaW5hdG9ySW5mb1Jlc3BvbnNlEigKBGluZm8YASABKAsyGi5wb2RpdW0udjEuQ29vcmRpbmF0b3JJbmZvIi4KF0RyYWluQ29vcmRpbmF0b3JSZXF1ZXN0EhMKC2RlYWRsaW5lX21zGAEgASgNIisKGERyYWluQ29vcmRpbmF0b3JSZXNwb25zZRIPCgdzdG9wcGVkGAEgASgNMtQBChJDb29yZGluYXRvclNlcnZpY2USYQoSR2V0Q29vcmRpbmF0b3JJbmZvEiQucG9kaXVtLnYxLkdldENvb3JkaW5hdG9ySW5mb1JlcXVlc3QaJS5wb2RpdW0udjEuR2V0Q29vcmRpbmF0b3JJbmZvUmVzcG9uc2USWwoQRHJhaW5Db29yZGluYXRvchIiLnBvZGl1bS52MS5EcmFpbkNvb3JkaW5hdG9yUmVxdWVzdBojLnBvZGl1bS52MS5EcmFpbkNvb3JkaW5hdG9yUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNwb2RpdW0vdjEvY29vcmRpbmF0b3Jfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIu4BCg9Db29yZGluYXRvckluZm8SFgoOY29vcmRpbmF0b3JfaWQYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIRCglpbnN0YW5jZXMYAyABKA0SEAoIY2FwYWNpdHkYBCABKA0SEAoIY3B1X2xvYWQYBSABKAESFAoMbWVtb3J5X2J5dGVzGAYgASgEEhAKCGRyYWluaW5nGAcgASgIEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCSABKAkSEgoKcmVwbGljYXRlZBgKIAEoCCIbChlHZXRDb29yZGluYXRvckluZm9SZXF1ZXN0IkYKGkdldENvb3JkaW5hdG9ySW5mb1Jlc3BvbnNlEigKBGluZm8YASABKAsyGi5wb2RpdW0udjEuQ29vcmRpbmF0b3JJbmZvIi4KF0RyYWluQ29vcmRpbmF0b3JSZXF1ZXN0EhMKC2RlYWRsaW5lX21zGAEgASgNIisKGERyYWluQ29vcmRpbmF0b3JSZXNwb25zZRIPCgdzdG9wcGVkGAEgASgNIiMKD0dldFRyYWNlUmVxdWVzdBIQCgh0cmFjZV9pZBgBIAEoCSI3ChBHZXRUcmFjZVJlc3BvbnNlEiMKBXNwYW5zGAEgAygLMhQucG9kaXVtLnYxLlRyYWNlU3BhbiLvAQoJVHJhY2VTcGFuEg8KB3NlcnZpY2UYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRraW5kGAMgASgNEhAKCHRyYWNlX2lkGAQgASgJEg8KB3NwYW5faWQYBSABKAkSFgoOcGFyZW50X3NwYW5faWQYBiABKAkSEAoIc3RhcnRfbXMYByABKAESDgoGZW5kX21zGAggASgBEisKCmF0dHJpYnV0ZXMYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKC3N0YXR1c19jb2RlGAogASgNEhYKDnN0YXR1c19tZXNzYWdlGAsgASgJMpkCChJDb29yZGluYXRvclNlcnZpY2USYQoSR2V0Q29vcmRpbmF0b3JJbmZvEiQucG9kaXVtLnYxLkdldENvb3JkaW5hdG9ySW5mb1JlcXVlc3QaJS5wb2RpdW0udjEuR2V0Q29vcmRpbmF0b3JJbmZvUmVzcG9uc2USWwoQRHJhaW5Db29yZGluYXRvchIiLnBvZGl1bS52MS5EcmFpbkNvb3JkaW5hdG9yUmVxdWVzdBojLnBvZGl1bS52MS5EcmFpbkNvb3JkaW5hdG9yUmVzcG9uc2USQwoIR2V0VHJhY2USGi5wb2RpdW0udjEuR2V0VHJhY2VSZXF1ZXN0GhsucG9kaXVtLnYxLkdldFRyYWNlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * CoordinatorInfo describes one coordinator host.
@@ -155,6 +155,121 @@ export const DrainCoordinatorResponseSchema: GenMessage<DrainCoordinatorResponse
   messageDesc(file_podium_v1_coordinator_service, 4);
 
 /**
+ * @generated from message podium.v1.GetTraceRequest
+ */
+export type GetTraceRequest = Message<"podium.v1.GetTraceRequest"> & {
+  /**
+   * 32 lowercase hex digits.
+   *
+   * @generated from field: string trace_id = 1;
+   */
+  traceId: string;
+};
+
+/**
+ * Describes the message podium.v1.GetTraceRequest.
+ * Use `create(GetTraceRequestSchema)` to create a new message.
+ */
+export const GetTraceRequestSchema: GenMessage<GetTraceRequest> = /*@__PURE__*/
+  messageDesc(file_podium_v1_coordinator_service, 5);
+
+/**
+ * @generated from message podium.v1.GetTraceResponse
+ */
+export type GetTraceResponse = Message<"podium.v1.GetTraceResponse"> & {
+  /**
+   * @generated from field: repeated podium.v1.TraceSpan spans = 1;
+   */
+  spans: TraceSpan[];
+};
+
+/**
+ * Describes the message podium.v1.GetTraceResponse.
+ * Use `create(GetTraceResponseSchema)` to create a new message.
+ */
+export const GetTraceResponseSchema: GenMessage<GetTraceResponse> = /*@__PURE__*/
+  messageDesc(file_podium_v1_coordinator_service, 6);
+
+/**
+ * One finished span, as OpenTelemetry describes it.
+ *
+ * @generated from message podium.v1.TraceSpan
+ */
+export type TraceSpan = Message<"podium.v1.TraceSpan"> & {
+  /**
+   * service.name: podium-gateway, podium-coordinator, podium-agent.
+   *
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * OTLP SpanKind: 1 INTERNAL, 2 SERVER, 3 CLIENT, 4 PRODUCER, 5 CONSUMER.
+   *
+   * @generated from field: uint32 kind = 3;
+   */
+  kind: number;
+
+  /**
+   * @generated from field: string trace_id = 4;
+   */
+  traceId: string;
+
+  /**
+   * @generated from field: string span_id = 5;
+   */
+  spanId: string;
+
+  /**
+   * Empty for a trace's root.
+   *
+   * @generated from field: string parent_span_id = 6;
+   */
+  parentSpanId: string;
+
+  /**
+   * Milliseconds since the Unix epoch, with fractions.
+   *
+   * @generated from field: double start_ms = 7;
+   */
+  startMs: number;
+
+  /**
+   * @generated from field: double end_ms = 8;
+   */
+  endMs: number;
+
+  /**
+   * @generated from field: google.protobuf.Struct attributes = 9;
+   */
+  attributes?: JsonObject | undefined;
+
+  /**
+   * OTLP status: 0 UNSET, 2 ERROR.
+   *
+   * @generated from field: uint32 status_code = 10;
+   */
+  statusCode: number;
+
+  /**
+   * @generated from field: string status_message = 11;
+   */
+  statusMessage: string;
+};
+
+/**
+ * Describes the message podium.v1.TraceSpan.
+ * Use `create(TraceSpanSchema)` to create a new message.
+ */
+export const TraceSpanSchema: GenMessage<TraceSpan> = /*@__PURE__*/
+  messageDesc(file_podium_v1_coordinator_service, 7);
+
+/**
  * CoordinatorService is the internal gateway -> coordinator API (besides
  * InstanceService and FileService, which coordinators also serve). Coordinators
  * accept it only with the cluster secret.
@@ -182,6 +297,17 @@ export const CoordinatorService: GenService<{
     methodKind: "unary";
     input: typeof DrainCoordinatorRequestSchema;
     output: typeof DrainCoordinatorResponseSchema;
+  },
+  /**
+   * The spans of one trace still kept in the coordinator's memory (its last
+   * 10,000 finished spans: its own and those it reports for its agents).
+   *
+   * @generated from rpc podium.v1.CoordinatorService.GetTrace
+   */
+  getTrace: {
+    methodKind: "unary";
+    input: typeof GetTraceRequestSchema;
+    output: typeof GetTraceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_podium_v1_coordinator_service, 0);
