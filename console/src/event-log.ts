@@ -9,6 +9,8 @@ export interface TurnView {
   turn: number;
   /** What this page sent, when the turn is one of its messages. */
   sent: string | undefined;
+  /** The trace id the page sent the message with (turn-traces.ts), when it did. */
+  traceId?: string;
   reply: string;
   done: boolean;
   ok: boolean | undefined;
@@ -30,11 +32,11 @@ export class EventLog {
   stateDeltas = 0;
   workspaceChanges = 0;
   terminated: string | undefined;
-  private readonly unsent: string[] = [];
+  private readonly unsent: { text: string; traceId: string | undefined }[] = [];
 
-  /** Remembers a message this page sent; the next new turn is shown with it. */
-  noteSent(text: string): void {
-    this.unsent.push(text);
+  /** Remembers a message this page sent (and its trace id); the next new turn is shown with it. */
+  noteSent(text: string, traceId?: string): void {
+    this.unsent.push({ text, traceId });
   }
 
   /** The inbound message of a turn this page did not send (read back from the messages API). */
@@ -86,7 +88,8 @@ export class EventLog {
   private turnOf(id: number): TurnView {
     let turn = this.turns.get(id);
     if (!turn) {
-      turn = { turn: id, sent: this.unsent.shift(), reply: "", done: false, ok: undefined, error: undefined };
+      const sent = this.unsent.shift();
+      turn = { turn: id, sent: sent?.text, reply: "", done: false, ok: undefined, error: undefined, ...(sent?.traceId ? { traceId: sent.traceId } : {}) };
       this.turns.set(id, turn);
     }
     return turn;

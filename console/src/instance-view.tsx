@@ -13,6 +13,7 @@ import { StatePanel } from "./state-panel.js";
 import { RecordsPanel } from "./records-panel.js";
 import { FilesPanel } from "./files-panel.js";
 import { ForkForm } from "./fork-form.js";
+import { TracePanel } from "./trace-panel.js";
 
 const TABS: [string, string][] = [
   ["stream", "Stream"],
@@ -32,7 +33,8 @@ async function loadInstance(id: string): Promise<Instance> {
   }
 }
 
-export function InstanceView({ instanceId, tab }: { instanceId: string; tab: string }) {
+/** `traceId`: with tab "trace", the trace shown (a turn's link from the stream). */
+export function InstanceView({ instanceId, tab, traceId }: { instanceId: string; tab: string; traceId?: string | undefined }) {
   const stream = useEventStream(instanceId);
   const { log } = stream;
   const instance = usePolled(() => loadInstance(instanceId), [instanceId, log.terminated], 3000);
@@ -73,6 +75,7 @@ export function InstanceView({ instanceId, tab }: { instanceId: string; tab: str
       {tab === "state" && <StatePanel instanceId={instanceId} changes={log.stateDeltas} />}
       {tab === "records" && <RecordsPanel instanceId={instanceId} lastSeq={log.lastSeq} />}
       {tab === "files" && <FilesPanel instanceId={instanceId} changes={log.workspaceChanges} />}
+      {tab === "trace" && traceId && <TracePanel instanceId={instanceId} traceId={traceId} />}
     </section>
   );
 }

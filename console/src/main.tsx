@@ -21,7 +21,7 @@ function useHash(): string {
 
 function Routes({ hash }: { hash: string }) {
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  if (parts[0] === "instances" && parts[1]) return <InstanceView key={parts[1]} instanceId={parts[1]} tab={parts[2] ?? "stream"} />;
+  if (parts[0] === "instances" && parts[1]) return <InstanceView key={parts[1]} instanceId={parts[1]} tab={parts[2] ?? "stream"} traceId={parts[3]} />;
   if (parts[0] === "deployments") return <DeploymentsView />;
   if (parts[0] === "coordinators") return <CoordinatorsView />;
   return <InstancesView />;

@@ -3,12 +3,13 @@
  * `process_message` on the `/connect` socket (plain text as {text}, or a JSON object as is), cancel,
  * the answer forms of open permission / question requests, and every event (virtualized).
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "./api-client.js";
 import type { Json, JsonObject, MessageRecord } from "./api-types.js";
 import type { EventStream } from "./use-event-stream.js";
 import type { PendingRequest } from "./event-log.js";
 import { VirtualList } from "./virtual-list.js";
+import { newTrace, rememberedTraces, rememberTraces } from "./turn-traces.js";
 
 function contentOf(text: string): JsonObject {
   const trimmed = text.trim();
@@ -74,6 +75,17 @@ export function StreamPanel({ stream, instanceId }: { stream: EventStream; insta
   const [, setLoaded] = useState(0);
   const asked = useRef(new Set<number>());
   const turns = [...log.turns.values()].slice(-30);
+  const traces = useMemo(() => rememberedTraces(instanceId), [instanceId]);
+  // The trace ids of turns this page sent, kept for a reload of the page.
+  useEffect(() => {
+    let added = false;
+    for (const t of turns) {
+      if (t.traceId === undefined || traces[t.turn] === t.traceId) continue;
+      traces[t.turn] = t.traceId;
+      added = true;
+    }
+    if (added) rememberTraces(instanceId, traces);
+  });
   // Turns replayed from history (or sent by another client) are shown with their message, read back.
   useEffect(() => {
     for (const t of turns) {
@@ -91,23 +103,33 @@ export function StreamPanel({ stream, instanceId }: { stream: EventStream; insta
   const running = turns.filter((t) => !t.done);
   const send = () => {
     const content = contentOf(draft);
-    if (stream.send({ type: "process_message", content })) {
-      log.noteSent(draft);
+    // A sampled trace with every message: its turn's spans are recorded and linked from the turn.
+    const trace = newTrace();
+    if (stream.send({ type: "process_message", content, traceparent: trace.traceparent })) {
+      log.noteSent(draft, trace.traceId);
       setDraft("");
     }
   };
   return (
     <div class="stream">
       <div class="conversation" data-testid="conversation">
-        {turns.map((t) => (
-          <div key={t.turn} class="turn" data-turn={t.turn}>
-            {t.sent !== undefined && <div class="bubble user">{t.sent}</div>}
-            <div class={`bubble agent ${t.done ? "done" : "streaming"}`}>
-              {t.reply || (t.done ? <span class="muted">(no text)</span> : <span class="muted">…</span>)}
-              {t.error && <div class="error">{t.error}</div>}
+        {turns.map((t) => {
+          const traceId = t.traceId ?? traces[t.turn];
+          return (
+            <div key={t.turn} class="turn" data-turn={t.turn}>
+              {t.sent !== undefined && <div class="bubble user">{t.sent}</div>}
+              <div class={`bubble agent ${t.done ? "done" : "streaming"}`}>
+                {t.reply || (t.done ? <span class="muted">(no text)</span> : <span class="muted">…</span>)}
+                {t.error && <div class="error">{t.error}</div>}
+              </div>
+              {traceId && t.done && (
+                <a class="trace-link small" data-testid="trace-link" href={`#/instances/${encodeURIComponent(instanceId)}/trace/${traceId}`}>
+                  turn {t.turn} · trace {traceId.slice(0, 8)}… →
+                </a>
+              )}
             </div>
-          </div>
-        ))}
+          );
+        })}
       </div>
       {[...log.pending.values()].map((r) => (
         <RequestForm key={r.requestId} request={r} answer={(value) => stream.send({ type: "answer", request_id: r.requestId, value })} />

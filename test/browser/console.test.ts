@@ -96,6 +96,36 @@ describe("the web console", () => {
     await shot("instance-stream");
   }, 60_000);
 
+  it("opens a turn's trace: a waterfall of its spans from the gateway, the coordinator and the agent, with durations", async () => {
+    // Each message the page sends carries a sampled traceparent; its turn links to the trace.
+    const link = page.locator('.turn:has-text("second turn here") [data-testid=trace-link]');
+    await link.click();
+    await page.waitForURL(/\/trace\/[0-9a-f]{32}$/);
+    const traceId = page.url().split("/trace/")[1] ?? "";
+    // The agent's span ends with the turn; the view reloads until it is there.
+    await page.locator('[data-testid=span][data-service="podium-agent"]').waitFor({ timeout: 30_000 });
+    const services = await page.getByTestId("span").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-service")));
+    expect(new Set(services)).toEqual(new Set(["podium-gateway", "podium-coordinator", "podium-agent"]));
+    const names = await page.locator("[data-testid=span] .span-name").allInnerTexts();
+    expect(names.map((n) => n.replace(/\s+/g, " ").trim())).toEqual([
+      "gateway WS process_message",
+      "gateway podium.v1.InstanceService/SendMessage",
+      "coordinator podium.v1.InstanceService/SendMessage",
+      "coordinator podium.turn",
+      "agent agent onMessage",
+    ]);
+    for (const duration of await page.getByTestId("span-duration").allInnerTexts()) expect(duration).toMatch(/^\d+(\.\d+)? (ms|s)$/);
+    // Opened, a span shows its attributes: the agent's turn names the instance.
+    await page.locator('[data-testid=span][data-service="podium-agent"] summary').click();
+    await page.locator('[data-testid=span][data-service="podium-agent"] td', { hasText: instanceId }).waitFor();
+    // The same spans from the API the page reads.
+    const api = await podium.api("GET", `/api/v1/traces/${traceId}`);
+    expect((api.json.spans as unknown[]).length).toBe(5);
+    await shot("instance-trace");
+    await page.getByRole("link", { name: "← Stream" }).click();
+    await page.locator(".bubble.agent.done").filter({ hasText: "echo: second turn here" }).waitFor();
+  }, 60_000);
+
   it("answers a permission request and a question, and cancels a running turn", async () => {
     const created = await podium.api("POST", "/api/v1/instances", { deployment_id: "acp-ts:1.0.0" });
     const other = String(created.json.instance_id);
@@ -131,7 +161,7 @@ describe("the web console", () => {
     const { json: now } = await podium.api("GET", `/api/v1/instances/${instanceId}/state`);
     const latest = Number(now.version);
     await page.getByTestId("state-version").filter({ hasText: `version ${latest} of ${latest}` }).waitFor();
-    await expect(page.getByTestId("state-tree").innerText()).resolves.toContain("second turn here");
+    await page.getByTestId("state-tree").filter({ hasText: "second turn here" }).waitFor(); // the version label shows before the tree loads
     await page.getByRole("button", { name: "◀ Older" }).click();
     await page.getByTestId("state-version").filter({ hasText: `version ${latest - 1} of ${latest}` }).waitFor();
     await page.getByTestId("state-tree").filter({ hasText: `State at version ${latest - 1}` }).waitFor();

@@ -6,6 +6,7 @@ import { describe, expect, it } from "@jest/globals";
 import { lineDiff } from "../../console/src/line-diff.js";
 import { parsePrometheus } from "../../console/src/prometheus-text.js";
 import { EventLog } from "../../console/src/event-log.js";
+import { formatDuration, waterfallRows, type TraceSpanJson } from "../../console/src/trace-waterfall.js";
 
 describe("lineDiff", () => {
   it("keeps common lines and marks what was added and removed, in order", () => {
@@ -93,5 +94,24 @@ describe("EventLog", () => {
     log.append(event(3, "workspace.changed", { iteration: 1 }, 1));
     log.append(event(3, "terminated", { reason: "coordinator lost" }));
     expect([log.stateDeltas, log.workspaceChanges, log.terminated]).toEqual([1, 1, "coordinator lost"]);
+  });
+});
+
+describe("waterfallRows", () => {
+  const span = (id: string, parent: string | null, start: number, duration: number): TraceSpanJson => ({
+    trace_id: "t", span_id: id, parent_span_id: parent, service: "s", name: id, kind: "INTERNAL",
+    start_time: "", start_ms: start, duration_ms: duration, attributes: {}, status: { code: "UNSET" },
+  });
+
+  it("orders spans as a tree (children under their parent, by start) and places their bars on the trace's time line", () => {
+    const { rows, totalMs } = waterfallRows([span("agent", "turn", 1010, 80), span("turn", "rest", 1005, 95), span("rest", "caller", 1000, 10), span("other", "rest", 1002, 1)]);
+    expect(totalMs).toBe(100);
+    expect(rows.map((r) => [r.span.span_id, r.depth])).toEqual([["rest", 0], ["other", 1], ["turn", 1], ["agent", 2]]);
+    expect(rows.find((r) => r.span.span_id === "agent")).toMatchObject({ offsetMs: 10, left: 10, width: 80 });
+    expect(waterfallRows([])).toEqual({ rows: [], totalMs: 0 });
+  });
+
+  it("formats durations", () => {
+    expect([formatDuration(0.4213), formatDuration(12.34), formatDuration(250.4), formatDuration(1240)]).toEqual(["0.42 ms", "12.3 ms", "250 ms", "1.24 s"]);
   });
 });
