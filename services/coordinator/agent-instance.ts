@@ -536,12 +536,13 @@ export class AgentInstance {
     this.killReason ??= this.body?.exitReason?.();
     const reason = this.killReason ?? (crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped");
     this.exit = { code: info.code, signal: info.signal, reason };
-    if (this.current) {
-      this.current.timer.clear();
-      this.captureWorkspace(this.current.turn);
-      if (this.current.done) this.endTurn(this.current, false); // it had ended; its capture was under way
-      else this.journal.emitMany(turnFailed(this.current.turn, { message: this.killReason ?? `agent process exited during turn ${this.current.turn}` }));
-      this.current.trace?.ended(this.killReason ?? "the agent process exited during the turn");
+    const current = this.current; // endTurn clears this.current
+    if (current) {
+      current.timer.clear();
+      this.captureWorkspace(current.turn);
+      if (current.done) this.endTurn(current, false); // it had ended (its trace with it); its capture was under way
+      else this.journal.emitMany(turnFailed(current.turn, { message: this.killReason ?? `agent process exited during turn ${current.turn}` }));
+      if (!current.done) current.trace?.ended(this.killReason ?? "the agent process exited during the turn");
     } else {
       this.captureWorkspace(0);
     }
