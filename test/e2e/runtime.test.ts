@@ -36,6 +36,8 @@ describe.each([
     expect(state.json).toEqual({ version: 3, state: { turns: 2 } });
     const since = await podium.api("GET", `/api/v1/instances/${first.instance_id as string}/state?since=1`);
     expect((since.json.patches as JsonObject[]).map((p) => p.version)).toEqual([2, 3]);
+    const all = await podium.api("GET", `/api/v1/instances/${first.instance_id as string}/state?since=0`);
+    expect((all.json.patches as JsonObject[]).map((p) => p.version)).toEqual([1, 2, 3]); // 0: from the first
     expect((await podium.api("DELETE", `/api/v1/instances/${first.instance_id as string}`)).status).toBe(200);
 
     const again = await podium.api("POST", "/api/v1/instances", { deployment_id: `${echo}:1.0.0`, agent_id: agentId });

@@ -603,7 +603,8 @@ export type GetStateRequest = Message<"podium.v1.GetStateRequest"> & {
   instanceId: string;
 
   /**
-   * When set (> 0), return the patches after this version instead of the whole state.
+   * When set, return the patches after this version instead of the whole state (0: from the first; a
+   * version whose patches were pruned is FAILED_PRECONDITION).
    *
    * @generated from field: optional uint64 since = 2;
    */
