@@ -24,7 +24,7 @@ export class SpanBuffer implements SpanSink {
     this.next = (this.next + 1) % this.capacity;
   }
 
-  /** The kept spans of one trace, by start time (a scan of the ring: ~0.1 ms for 10,000 spans). */
+  /** The kept spans of one trace, by start time (a scan of the ring: ~1 ms for 10,000 spans). */
   trace(traceId: string): FinishedSpan[] {
     const spans: FinishedSpan[] = [];
     for (const span of this.ring) if (span !== undefined && span.traceId === traceId) spans.push(span);

@@ -2,7 +2,8 @@
  * The separate-process path: `podium gateway` and `podium coordinator` as their own OS processes (a static
  * coordinator list, a shared local registry), each exporting to a real OTLP/HTTP endpoint. The trace context
  * crosses from the gateway to the coordinator as gRPC metadata over h2c, so the coordinator's spans are
- * children of the gateway's under the client's trace id.
+ * children of the gateway's under the client's trace id; GET /api/v1/traces/{id} on the gateway reads the
+ * coordinator process's spans back with its own.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -61,4 +62,12 @@ it("a turn sent to a separate gateway is traced through the coordinator process 
   expect(handled?.attributes).toContainEqual({ key: "rpc.system", value: { stringValue: "grpc" } });
   expect(turn?.parentSpanId).toBe(handled?.spanId);
   expect(agent?.parentSpanId).toBe(turn?.spanId);
+
+  // The same trace read back from the gateway: its own spans and the coordinator process's (CoordinatorService.GetTrace).
+  const read = await restCall(gateway, "GET", `/api/v1/traces/${TRACE}`);
+  expect(read.status).toBe(200);
+  const kept = read.json.spans as { service: string; span_id: string; duration_ms: number }[];
+  expect(kept.map((s) => s.span_id).sort()).toEqual([rest, call, handled, turn, agent].map((s) => s?.spanId).sort());
+  expect(new Set(kept.map((s) => s.service))).toEqual(new Set(["podium-gateway", "podium-coordinator", "podium-agent"]));
+  expect(read.json.unreachable).toEqual([]);
 }, 90_000);
