@@ -25,7 +25,7 @@ describeLinux("Chronicle change tracking (watch)", () => {
   let watched: Chronicle;
   let full: Chronicle;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     fx = new ChronicleFixture();
     fx.write("src/a.ts", "a");
     fx.write("src/lib/b.ts", "b");
@@ -34,6 +34,9 @@ describeLinux("Chronicle change tracking (watch)", () => {
     full = fx.open({ dbPath: path.join(fx.root, "full.db"), watch: false });
     expect(watched.watching).toBe(true);
     expect(full.watching).toBe(false);
+    // The watch thread's start (run from source through tsx here) can take seconds on a loaded machine; the
+    // first capture waits only 2 s for it and otherwise scans in full, which these tests are not about.
+    for (const until = Date.now() + 30_000; !watched.watchReady && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 20));
     // First capture: the baseline full scan, for both.
     expect(watched.capture()?.files).toHaveLength(3);
     expect(watched.lastFullScanReason).toBe("baseline");

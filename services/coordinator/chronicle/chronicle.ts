@@ -193,6 +193,11 @@ export class Chronicle {
     return watcher;
   }
 
+  /** True once the change-tracking watcher watches every directory (captures use it from then on). */
+  get watchReady(): boolean {
+    return this.watcher?.ready ?? false;
+  }
+
   /** True while a change-tracking watcher is running (see `watch` in ChronicleOptions). */
   get watching(): boolean {
     return this.watcher !== undefined;
