@@ -1,13 +1,16 @@
 /**
  * Coordinators as the public API shows them: the gateway's health, the live instances grouped by the
  * coordinator running them, and the Prometheus metrics the gateway serves (GET /metrics, with the key).
- * `podium dev` serves its coordinator's metrics there (load, capacity, draining, replication lag);
+ * `podium dev` serves its coordinator's metrics there (load, capacity, draining, create latency, turns,
+ * events/s from two polls, replication lag);
  * a cluster's gateway serves only its own, and each coordinator's are scraped on its --metrics-port.
  */
 import { api, apiText } from "./api-client.js";
 import type { Instance } from "./api-types.js";
 import { parsePrometheus, type Sample } from "./prometheus-text.js";
 import { usePolled } from "./use-polled.js";
+import { useRef } from "preact/hooks";
+import { counterRate, histogramMean, histogramQuantile } from "./metric-math.js";
 
 function value(samples: Sample[], name: string): number | undefined {
   const found = samples.filter((s) => s.name === name);
@@ -19,13 +22,26 @@ function maxOf(samples: Sample[], name: string): number | undefined {
   return found.length === 0 ? undefined : Math.max(...found.map((s) => s.value));
 }
 
-const show = (n: number | undefined, unit = "") => (n === undefined ? "—" : `${Number.isInteger(n) ? n : n.toFixed(3)}${unit}`);
+const show = (n: number | undefined, unit = "") => (n === undefined ? "—" : n === Infinity ? "∞" : `${Number.isInteger(n) ? n : n.toFixed(3)}${unit}`);
 
 export function CoordinatorsView() {
   const health = usePolled(() => api<{ status: string; coordinators?: number }>("GET", "/health"), [], 3000);
   const instances = usePolled(() => api<{ instances: Instance[] }>("GET", "/api/v1/instances"), [], 3000);
   const metrics = usePolled(async () => parsePrometheus(await apiText("/metrics")), [], 3000);
   const samples = metrics.data ?? [];
+  // Events/s: each coordinator's podium_events_total between two polls.
+  const lastEvents = useRef(new Map<string, { at: number; value: number }>());
+  const eventRates = useRef(new Map<string, number | undefined>());
+  const polledAt = useRef<Sample[] | undefined>(undefined);
+  if (metrics.data && polledAt.current !== metrics.data) {
+    polledAt.current = metrics.data;
+    const at = Date.now();
+    for (const s of metrics.data.filter((m) => m.name === "podium_events_total" && m.labels.coordinator_id)) {
+      const id = s.labels.coordinator_id as string;
+      eventRates.current.set(id, counterRate(lastEvents.current.get(id), { at, value: s.value }));
+      lastEvents.current.set(id, { at, value: s.value });
+    }
+  }
   const ids = new Set<string>();
   for (const s of samples) if (s.labels.coordinator_id) ids.add(s.labels.coordinator_id);
   for (const i of instances.data?.instances ?? []) if (i.coordinator_id) ids.add(i.coordinator_id);
@@ -47,6 +63,9 @@ export function CoordinatorsView() {
             <th>Hibernated</th>
             <th>Draining</th>
             <th>Starts running / waiting</th>
+            <th>Create → ready mean / p50 ≤</th>
+            <th>Turns</th>
+            <th>Events/s</th>
             <th>Heartbeat lag max</th>
             <th>Replicated agents</th>
             <th>Replication lag max</th>
@@ -68,6 +87,11 @@ export function CoordinatorsView() {
                 <td>
                   {show(value(mine, "podium_instance_starts"))} / {show(value(mine, "podium_instance_starts_waiting"))}
                 </td>
+                <td data-testid="create-latency">
+                  {show(histogramMean(mine, "podium_instance_create_seconds"), " s")} / {show(histogramQuantile(mine, "podium_instance_create_seconds", 0.5), " s")}
+                </td>
+                <td data-testid="turns">{show(value(mine, "podium_turns_total"))}</td>
+                <td data-testid="events-rate">{show(eventRates.current.get(id))}</td>
                 <td>{show(value(mine, "podium_heartbeat_lag_max_seconds"), " s")}</td>
                 <td>{show(value(mine, "podium_replication_agents"))}</td>
                 <td>{show(maxOf(mine, "podium_replication_lag_seconds"), " s")}</td>

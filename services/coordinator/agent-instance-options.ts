@@ -94,6 +94,8 @@ export interface InstanceIdentity {
   onIdle?: (() => void) | undefined;
   /** Does what the agent's ctx.schedule / cancelSchedule / schedules asked; returns the answer's value. */
   onSchedule?: ((frame: ScheduleFrame) => JsonObject) | undefined;
+  /** Called with the events the instance recorded, once stored (the coordinator's counts). */
+  onRecorded?: ((rows: readonly MessageRow[]) => void) | undefined;
   logger: Logger;
   /**
    * Checked before every write to the agent's databases: false once this coordinator lost the agent's

@@ -78,7 +78,7 @@ export class AgentInstance {
 
   /** A new instance (with its first process's launch and databases), or one restored hibernated (`asleep`). */
   constructor(options: AgentInstanceOptions | (InstanceIdentity & { asleep: { lastSeq: number; createdAt: number } })) {
-    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, logger, mayWrite, ...rest } = options;
+    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, onRecorded, logger, mayWrite, ...rest } = options;
     this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, onBusy, onIdle, onSchedule, mayWrite };
     const asleep = "asleep" in rest ? rest.asleep : undefined;
     const body = "asleep" in rest ? undefined : rest;
@@ -90,7 +90,7 @@ export class AgentInstance {
     this.deploymentId = deploymentId;
     this.runtime = runtime;
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
-    this.journal = new InstanceJournal({ instanceId, agentId, logger, writable: () => this.writable() }, body?.store, asleep?.lastSeq);
+    this.journal = new InstanceJournal({ instanceId, agentId, logger, writable: () => this.writable(), onRecorded }, body?.store, asleep?.lastSeq);
     this.newProcessGone();
     if (asleep) this.settleGone("hibernated"); // restored without a process: nothing to wait for
   }

@@ -24,6 +24,14 @@ export function coordinatorMetrics(manager: InstanceManager, replication: AgentR
         { labels: { ...labels, status: "failed" }, value: manager.counts.failed },
       ],
     },
+    {
+      name: "podium_instance_create_seconds",
+      help: "CreateInstance calls that answered an instance (ready; a woken hibernated one included), by duration.",
+      type: "histogram",
+      collect: () => manager.counts.createSeconds.samples(labels),
+    },
+    { name: "podium_turns_total", help: "Turns that ended (turn.done recorded), whether they succeeded or not.", type: "counter", collect: () => [{ labels, value: manager.counts.turns }] },
+    { name: "podium_events_total", help: "Events recorded and streamed: the agents' and the platform's (rate: events/s).", type: "counter", collect: () => [{ labels, value: manager.counts.events }] },
     { name: "podium_coordinator_draining", help: "1 while the coordinator drains.", type: "gauge", collect: () => [{ labels, value: manager.isDraining ? 1 : 0 }] },
     {
       name: "podium_warm_runners",

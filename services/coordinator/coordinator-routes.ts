@@ -96,9 +96,11 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       async createInstance(req, ctx) {
         requireId(req.deploymentId, "deployment_id");
         // A gateway retrying a create (same request_id) joins the first attempt instead of starting a second agent.
+        const started = performance.now();
         const instance = await creates.run(req.requestId, ctx.signal, (signal) =>
           manager.create({ deploymentId: req.deploymentId, agentId: req.agentId, secrets: req.secrets, environment: req.environment }, signal),
         );
+        manager.counts.createSeconds.observe((performance.now() - started) / 1000);
         return { instance: toProto(instance) };
       },
       async getInstance(req) {

@@ -22,6 +22,8 @@ export interface JournalOptions {
   logger: Logger;
   /** May the agent's databases be written? False once the instance was fenced (or its lease lost). */
   writable: () => boolean;
+  /** Called with each batch of events once stored. */
+  onRecorded?: ((rows: readonly MessageRow[]) => void) | undefined;
 }
 
 export class InstanceJournal {
@@ -83,6 +85,7 @@ export class InstanceJournal {
       rows = this.store.messages.appendMany(outbound);
       this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
       this.lastOutboundSeq = this.lastSeq;
+      this.options.onRecorded?.(rows);
     } else {
       // Fenced or hibernated: only `terminated` reaches subscribers, and it is not recorded (a fenced agent's
       // history is the new owner's). It repeats the last seq, as the gateway's own does: the next writer may

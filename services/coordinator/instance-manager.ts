@@ -27,7 +27,7 @@ import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
 import type { AgentReplication } from "../replication/agent-replication.js";
 import { assertAgentId } from "../replication/stale-copies.js";
 import { replicationNotConfigured } from "./replication-routes.js";
-import type { DeploymentRecord, DeploymentRegistry } from "../registry/deployment-registry.js";
+import { resolveDeploymentId, type DeploymentRecord, type DeploymentRegistry } from "../registry/deployment-registry.js";
 import { newId, isValidClientId } from "../shared/ids.js";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
@@ -35,7 +35,7 @@ import { HibernationTimers } from "./hibernation-timers.js";
 import { ScheduleRunner } from "./schedule-runner.js";
 import { InstanceRegistry, restoreInstances } from "./instance-registry.js";
 import type { ScheduleFrame } from "./agent-protocol.js";
-import { resolveDeploymentId } from "../registry/deployment-registry.js";
+import { countRecorded, newCoordinatorCounts } from "./coordinator-counts.js";
 import type { SentMessage, TurnTrace } from "./agent-instance-options.js";
 import type { JsonObject } from "../shared/json.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
@@ -112,7 +112,7 @@ export class InstanceManager {
   /** This coordinator's instances on disk; undefined with replication, or when it cannot be opened (no restore). */
   private readonly registry: InstanceRegistry | undefined;
   /** Monotonic counts since start (metrics): instances that became ready, ended ones by final status, hibernations and wakes. */
-  readonly counts = { started: 0, terminated: 0, failed: 0, hibernated: 0, woken: 0 };
+  readonly counts = newCoordinatorCounts();
   private closed = false;
 
   constructor(private readonly options: InstanceManagerOptions) {
@@ -384,6 +384,7 @@ export class InstanceManager {
     return {
       onIdle: () => this.hibernation.schedule(instance(), instance().hibernateAfterMs),
       onSchedule: (frame: ScheduleFrame) => this.schedules.handle(instance(), frame),
+      onRecorded: countRecorded(this.counts),
       logger,
       mayWrite: replication ? () => replication.holds(instance().agentId) : undefined,
     };

@@ -3,11 +3,13 @@
  * from the objects that already hold the numbers (instance manager, replication), so nothing is
  * instrumented twice and a scrape costs one pass over live agents. docs/metrics.md lists every metric.
  */
-export type MetricType = "counter" | "gauge";
+export type MetricType = "counter" | "gauge" | "histogram";
 
 export interface Sample {
   labels?: Record<string, string>;
   value: number;
+  /** After the family's name: a histogram's `_bucket`, `_sum` and `_count` series. */
+  suffix?: "_bucket" | "_sum" | "_count";
 }
 
 export interface MetricFamily {
@@ -63,10 +65,37 @@ export class MetricsRegistry {
         const labels = Object.entries(sample.labels ?? {});
         for (const [key] of labels) if (!LABEL.test(key)) throw new RangeError(`invalid label ${key} on ${family.name}`);
         const text = labels.length === 0 ? "" : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}`;
-        lines.push(`${family.name}${text} ${formatValue(sample.value)}`);
+        lines.push(`${family.name}${sample.suffix ?? ""}${text} ${formatValue(sample.value)}`);
       }
     }
     return lines.join("\n") + "\n";
+  }
+}
+
+/** Observations counted into fixed buckets (upper bounds, ascending), as a Prometheus histogram's series. */
+export class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(private readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+
+  observe(value: number): void {
+    for (let i = 0; i < this.bounds.length; i++) if (value <= (this.bounds[i] as number)) this.counts[i] = (this.counts[i] as number) + 1;
+    this.sum += value;
+    this.count++;
+  }
+
+  /** Cumulative `_bucket` series (le, then +Inf), `_sum` and `_count`, with `labels` on each. */
+  samples(labels: Record<string, string> = {}): Sample[] {
+    return [
+      ...this.bounds.map((le, i) => ({ labels: { ...labels, le: String(le) }, value: this.counts[i] as number, suffix: "_bucket" as const })),
+      { labels: { ...labels, le: "+Inf" }, value: this.count, suffix: "_bucket" },
+      { labels, value: this.sum, suffix: "_sum" },
+      { labels, value: this.count, suffix: "_count" },
+    ];
   }
 }
 

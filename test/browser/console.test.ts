@@ -192,10 +192,14 @@ describe("the web console", () => {
     await shot("instance-files");
   }, 60_000);
 
-  it("shows the coordinators page", async () => {
+  it("shows the coordinators page, with create latency, turns and events/s", async () => {
     await page.getByRole("link", { name: "Coordinators" }).click();
     await page.getByTestId("health").filter({ hasText: "ok" }).waitFor();
     await page.getByTestId("coordinators").locator("tbody tr").first().waitFor();
+    // The conversations above ran turns and created instances; events/s needs a second poll (3 s).
+    await page.getByTestId("turns").filter({ hasText: /^[1-9]\d*$/ }).first().waitFor();
+    await page.getByTestId("create-latency").filter({ hasText: /^\d[\d.]* s \/ [\d.]+ s$/ }).first().waitFor();
+    await page.getByTestId("events-rate").filter({ hasText: /^\d/ }).first().waitFor({ timeout: 20_000 });
     await shot("coordinators");
   }, 60_000);
 

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { MetricsRegistry, renderAll } from "../../services/shared/metrics.js";
+import { Histogram, MetricsRegistry, renderAll } from "../../services/shared/metrics.js";
 import { createCoordinator, type Coordinator } from "../../services/coordinator/create-coordinator.js";
 import { LocalRegistry } from "../../services/registry/local-registry.js";
 import { silentLogger } from "../../services/shared/logger.js";
@@ -37,6 +37,16 @@ describe("MetricsRegistry", () => {
     expect(() => new MetricsRegistry().register({ name: "requests", help: "", type: "counter", collect: () => 1 })).toThrow(/_total/);
     expect(() => new MetricsRegistry().register({ name: "bad-name", help: "", type: "gauge", collect: () => 1 })).toThrow(/invalid metric name/);
     expect(() => registry.register({ name: "y", help: "", type: "gauge", collect: () => 1 })).toThrow(/twice/);
+    const histogram = new Histogram([0.1, 1]);
+    for (const value of [0.05, 0.5, 3]) histogram.observe(value);
+    const latency = await new MetricsRegistry().register({ name: "h_seconds", help: "h", type: "histogram", collect: () => histogram.samples({ op: "x" }) }).render();
+    expect(latency.split("\n").slice(2, -1)).toEqual([
+      'h_seconds_bucket{op="x",le="0.1"} 1',
+      'h_seconds_bucket{op="x",le="1"} 2',
+      'h_seconds_bucket{op="x",le="+Inf"} 3',
+      'h_seconds_sum{op="x"} 3.55',
+      'h_seconds_count{op="x"} 3',
+    ]);
     expect(await renderAll([registry, new MetricsRegistry().register({ name: "z", help: "z", type: "gauge", collect: () => 1 })])).toMatch(/y 0\.25\n# HELP z z\n# TYPE z gauge\nz 1\n$/);
   });
 });
@@ -69,6 +79,21 @@ describe("GET /metrics on the gateway (dev mode)", () => {
     expect(sample(text, "podium_instances", { coordinator_id: "local" })).toBe(1);
     expect(sample(text, "podium_instances_started_total", { coordinator_id: "local" })).toBe(1);
     expect(text).not.toMatch(/podium_replication_/); // not configured
+    // create -> ready: one observation in the histogram's buckets, sum and count.
+    expect(sample(text, "podium_instance_create_seconds_count", { coordinator_id: "local" })).toBe(1);
+    expect(sample(text, "podium_instance_create_seconds_bucket", { coordinator_id: "local", le: "+Inf" })).toBe(1);
+    expect(sample(text, "podium_instance_create_seconds_bucket", { coordinator_id: "local", le: "10" })).toBe(1);
+    expect(sample(text, "podium_instance_create_seconds_sum", { coordinator_id: "local" })).toBeGreaterThan(0);
+    // A turn: its events and its end are counted once recorded.
+    const sent = await podium.api("POST", `/api/v1/instances/${String(created.json.instance_id)}/messages`, { content: { text: "count me" } });
+    expect(sent.status).toBeLessThan(300);
+    let turned = "";
+    for (const until = Date.now() + 30_000; Date.now() < until; await new Promise((resolve) => setTimeout(resolve, 50))) {
+      turned = await (await fetch(`${podium.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
+      if (sample(turned, "podium_turns_total", { coordinator_id: "local" }) === 1) break;
+    }
+    expect(sample(turned, "podium_turns_total", { coordinator_id: "local" })).toBe(1);
+    expect(sample(turned, "podium_events_total", { coordinator_id: "local" })).toBeGreaterThanOrEqual(4); // stream_start, 2 updates, stream_end, …, turn.done
     await podium.api("DELETE", `/api/v1/instances/${String(created.json.instance_id)}`);
     const after = await (await fetch(`${podium.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
     expect(sample(after, "podium_instances", { coordinator_id: "local" })).toBe(0);
