@@ -10,17 +10,7 @@ import type { Instance } from "./api-types.js";
 import { parsePrometheus, type Sample } from "./prometheus-text.js";
 import { usePolled } from "./use-polled.js";
 import { useRef } from "preact/hooks";
-import { counterRate, histogramMean, histogramQuantile } from "./metric-math.js";
-
-function value(samples: Sample[], name: string): number | undefined {
-  const found = samples.filter((s) => s.name === name);
-  return found.length === 0 ? undefined : found.reduce((sum, s) => sum + s.value, 0);
-}
-
-function maxOf(samples: Sample[], name: string): number | undefined {
-  const found = samples.filter((s) => s.name === name);
-  return found.length === 0 ? undefined : Math.max(...found.map((s) => s.value));
-}
+import { counterRate, histogramMean, histogramQuantile, maxOf, sumOf } from "./metric-math.js";
 
 const show = (n: number | undefined, unit = "") => (n === undefined ? "—" : n === Infinity ? "∞" : `${Number.isInteger(n) ? n : n.toFixed(3)}${unit}`);
 
@@ -51,7 +41,7 @@ export function CoordinatorsView() {
       <h2>Coordinators</h2>
       <p>
         Gateway health: <strong data-testid="health">{health.data?.status ?? health.error ?? "…"}</strong>, {health.data?.coordinators ?? "?"} coordinator(s) it can place on
-        {value(samples, "podium_gateway_coordinators_not_answering") ? `, ${value(samples, "podium_gateway_coordinators_not_answering")} not answering` : ""}.
+        {sumOf(samples, "podium_gateway_coordinators_not_answering") ? `, ${sumOf(samples, "podium_gateway_coordinators_not_answering")} not answering` : ""}.
       </p>
       {metrics.error && <p class="error">/metrics: {metrics.error}</p>}
       <table class="table" data-testid="coordinators">
@@ -74,26 +64,26 @@ export function CoordinatorsView() {
         <tbody>
           {[...ids].sort().map((id) => {
             const mine = samples.filter((s) => s.labels.coordinator_id === id);
-            const capacity = value(mine, "podium_instances_capacity");
+            const capacity = sumOf(mine, "podium_instances_capacity");
             return (
               <tr key={id}>
                 <td class="mono">{id}</td>
                 <td>{(instances.data?.instances ?? []).filter((i) => i.coordinator_id === id).length}</td>
                 <td>
-                  {show(value(mine, "podium_instances"))} / {show(capacity)}
+                  {show(sumOf(mine, "podium_instances"))} / {show(capacity)}
                 </td>
-                <td>{show(value(mine, "podium_instances_hibernated"))}</td>
-                <td>{mine.length === 0 ? "—" : value(mine, "podium_coordinator_draining") ? "yes" : "no"}</td>
+                <td>{show(sumOf(mine, "podium_instances_hibernated"))}</td>
+                <td>{mine.length === 0 ? "—" : sumOf(mine, "podium_coordinator_draining") ? "yes" : "no"}</td>
                 <td>
-                  {show(value(mine, "podium_instance_starts"))} / {show(value(mine, "podium_instance_starts_waiting"))}
+                  {show(sumOf(mine, "podium_instance_starts"))} / {show(sumOf(mine, "podium_instance_starts_waiting"))}
                 </td>
                 <td data-testid="create-latency">
                   {show(histogramMean(mine, "podium_instance_create_seconds"), " s")} / {show(histogramQuantile(mine, "podium_instance_create_seconds", 0.5), " s")}
                 </td>
-                <td data-testid="turns">{show(value(mine, "podium_turns_total"))}</td>
+                <td data-testid="turns">{show(sumOf(mine, "podium_turns_total"))}</td>
                 <td data-testid="events-rate">{show(eventRates.current.get(id))}</td>
-                <td>{show(value(mine, "podium_heartbeat_lag_max_seconds"), " s")}</td>
-                <td>{show(value(mine, "podium_replication_agents"))}</td>
+                <td>{show(sumOf(mine, "podium_heartbeat_lag_max_seconds"), " s")}</td>
+                <td>{show(sumOf(mine, "podium_replication_agents"))}</td>
                 <td>{show(maxOf(mine, "podium_replication_lag_seconds"), " s")}</td>
               </tr>
             );

@@ -6,6 +6,19 @@ import { usePolled } from "./use-polled.js";
 
 const STATUSES = ["", "starting", "ready", "busy", "stopping", "hibernated"];
 
+/** One <option> per deployment, by id. */
+function DeploymentOptions({ deployments }: { deployments: Deployment[] }) {
+  return (
+    <>
+      {deployments.map((d) => (
+        <option key={d.deployment_id} value={d.deployment_id}>
+          {d.deployment_id}
+        </option>
+      ))}
+    </>
+  );
+}
+
 function CreateForm({ deployments, onCreated }: { deployments: Deployment[]; onCreated: (i: Instance) => void }) {
   const [deploymentId, setDeploymentId] = useState("");
   const [agentId, setAgentId] = useState("");
@@ -28,11 +41,7 @@ function CreateForm({ deployments, onCreated }: { deployments: Deployment[]; onC
       <label>
         Deployment
         <select name="deployment" value={chosen} onChange={(e) => setDeploymentId(e.currentTarget.value)}>
-          {deployments.map((d) => (
-            <option key={d.deployment_id} value={d.deployment_id}>
-              {d.deployment_id}
-            </option>
-          ))}
+          <DeploymentOptions deployments={deployments} />
         </select>
       </label>
       <label>
@@ -81,11 +90,7 @@ export function InstancesView() {
           Deployment
           <select name="deployment-filter" value={deployment} onChange={(e) => setDeployment(e.currentTarget.value)}>
             <option value="">any</option>
-            {(deployments.data?.deployments ?? []).map((d) => (
-              <option key={d.deployment_id} value={d.deployment_id}>
-                {d.deployment_id}
-              </option>
-            ))}
+            <DeploymentOptions deployments={deployments.data?.deployments ?? []} />
           </select>
         </label>
         <label>

@@ -1,15 +1,22 @@
-/** Numbers derived from Prometheus samples for the console: a histogram's mean and quantile, a counter's rate. */
+/** Numbers derived from Prometheus samples for the console: sums and maxima, a histogram's mean and quantile, a counter's rate. */
 import type { Sample } from "./prometheus-text.js";
 
-function sum(samples: Sample[], name: string): number | undefined {
+/** The sum of a metric's samples (over its labels); undefined when it has none. */
+export function sumOf(samples: Sample[], name: string): number | undefined {
   const found = samples.filter((s) => s.name === name);
   return found.length === 0 ? undefined : found.reduce((total, s) => total + s.value, 0);
 }
 
+/** The largest of a metric's samples; undefined when it has none. */
+export function maxOf(samples: Sample[], name: string): number | undefined {
+  const found = samples.filter((s) => s.name === name);
+  return found.length === 0 ? undefined : Math.max(...found.map((s) => s.value));
+}
+
 /** `name_sum / name_count` of a histogram; undefined before its first observation. */
 export function histogramMean(samples: Sample[], name: string): number | undefined {
-  const count = sum(samples, `${name}_count`);
-  const total = sum(samples, `${name}_sum`);
+  const count = sumOf(samples, `${name}_count`);
+  const total = sumOf(samples, `${name}_sum`);
   return count && total !== undefined ? total / count : undefined;
 }
 

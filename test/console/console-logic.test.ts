@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@jest/globals";
 import { lineDiff } from "../../console/src/line-diff.js";
 import { parsePrometheus } from "../../console/src/prometheus-text.js";
+import { counterRate, histogramMean, histogramQuantile, maxOf, sumOf } from "../../console/src/metric-math.js";
 import { EventLog } from "../../console/src/event-log.js";
 import { formatDuration, waterfallRows, type TraceSpanJson } from "../../console/src/trace-waterfall.js";
 
@@ -113,5 +114,28 @@ describe("waterfallRows", () => {
 
   it("formats durations", () => {
     expect([formatDuration(0.4213), formatDuration(12.34), formatDuration(250.4), formatDuration(1240)]).toEqual(["0.42 ms", "12.3 ms", "250 ms", "1.24 s"]);
+  });
+});
+
+describe("metric math", () => {
+  const samples = parsePrometheus(
+    [
+      'h_seconds_bucket{le="0.1"} 1',
+      'h_seconds_bucket{le="1"} 3',
+      'h_seconds_bucket{le="+Inf"} 4',
+      "h_seconds_sum 6.2",
+      "h_seconds_count 4",
+      'lag{agent_id="a"} 2',
+      'lag{agent_id="b"} 5',
+    ].join("\n"),
+  );
+  it("sums, maxima, a histogram's mean and the bucket holding a quantile, a counter's rate", () => {
+    expect([sumOf(samples, "lag"), maxOf(samples, "lag"), sumOf(samples, "none")]).toEqual([7, 5, undefined]);
+    expect(histogramMean(samples, "h_seconds")).toBeCloseTo(1.55);
+    expect([histogramQuantile(samples, "h_seconds", 0.25), histogramQuantile(samples, "h_seconds", 0.5), histogramQuantile(samples, "h_seconds", 0.99)]).toEqual([0.1, 1, Infinity]);
+    expect(histogramMean([], "h_seconds")).toBeUndefined();
+    expect(counterRate({ at: 1000, value: 10 }, { at: 3000, value: 30 })).toBe(10);
+    expect(counterRate(undefined, { at: 3000, value: 30 })).toBeUndefined();
+    expect(counterRate({ at: 1000, value: 50 }, { at: 3000, value: 30 })).toBeUndefined(); // a restart reset it
   });
 });
