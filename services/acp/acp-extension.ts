@@ -11,6 +11,7 @@ import { errorMessage } from "../shared/errors.js";
 import { createLogger, type Logger } from "../shared/logger.js";
 import { AcpAgent, createSessionDirectory } from "./acp-agent.js";
 import { GatewayBackend } from "./gateway-backend.js";
+import { gatewayHandlers } from "../gateway/gateway-handlers.js";
 import { wsAcpStream } from "./ws-acp-stream.js";
 
 export interface AcpExtensionOptions {
@@ -20,7 +21,7 @@ export interface AcpExtensionOptions {
 
 export function acpExtension(core: GatewayCore, options: AcpExtensionOptions = {}): GatewayExtension {
   const logger = options.logger ?? createLogger({ fields: { service: "acp" } });
-  const backend = new GatewayBackend(core);
+  const backend = new GatewayBackend(gatewayHandlers(core));
   const directory = createSessionDirectory();
   return {
     wsRoutes: [

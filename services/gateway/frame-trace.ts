@@ -4,9 +4,11 @@
  * hold the connection's. The message is sent to its coordinator inside the server span of the frame.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GatewayCore } from "./gateway-core.js";
-import type { JsonObject } from "../shared/json.js";
-import type { MultitaskStrategy, SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import type { GatewayHandlers } from "./gateway-handlers.js";
+import { callUnary } from "./edge-call.js";
+import { InstanceService, type SendMessageRequestSchema, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import { parseTraceparent, type TraceContext } from "../tracing/trace-context.js";
 import { SpanKind } from "../tracing/tracer.js";
 import { inRpcSpan } from "../tracing/rpc-trace.js";
@@ -20,20 +22,20 @@ export function frameTrace(frame: { traceparent?: unknown; tracestate?: unknown 
   return parseTraceparent(traceparent, tracestate);
 }
 
-/** core.sendMessage inside a `WS process_message` server span under `parent`; no span at all when untraced. */
+/** The shared SendMessage handler inside a `WS process_message` server span under `parent`; no span at all when untraced. */
 export function sendFromFrame(
-  core: Pick<GatewayCore, "sendMessage" | "tracer">,
-  instanceId: string,
-  content: JsonObject,
+  core: Pick<GatewayCore, "tracer">,
+  handlers: GatewayHandlers,
+  req: MessageInitShape<typeof SendMessageRequestSchema> & { instanceId: string },
   signal: AbortSignal | undefined,
-  strategy: MultitaskStrategy,
   parent: TraceContext | undefined,
   route: string,
 ): Promise<SendMessageResponse> {
   const tracer = core.tracer;
   const records = tracer.records(parent);
-  if (!parent && !records) return core.sendMessage(instanceId, content, signal, strategy);
-  const attributes = records ? { "network.protocol.name": "websocket", "http.route": route, "podium.instance_id": instanceId } : undefined;
+  const send = InstanceService.method.sendMessage;
+  if (!parent && !records) return callUnary(handlers, send, req, { protocol: "websocket", signal });
+  const attributes = records ? { "network.protocol.name": "websocket", "http.route": route, "podium.instance_id": req.instanceId } : undefined;
   const span = tracer.startSpan("WS process_message", { parent, kind: SpanKind.SERVER, ...(attributes ? { attributes } : {}) });
-  return inRpcSpan(span, "server", () => core.sendMessage(instanceId, content, signal, strategy, span));
+  return inRpcSpan(span, "server", () => callUnary(handlers, send, req, { protocol: "websocket", signal, span }));
 }

@@ -21,6 +21,11 @@ import { WsOutbound, type WsOutboundOptions } from "./ws-outbound.js";
 import type { TraceContext } from "../tracing/trace-context.js";
 import { incomingTrace } from "../tracing/rpc-trace.js";
 import { frameTrace, sendFromFrame } from "./frame-trace.js";
+import { gatewayHandlers, type GatewayHandlers } from "./gateway-handlers.js";
+import { callStream, callUnary } from "./edge-call.js";
+import { fromJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 
 export interface WsRoute {
   pattern: RegExp;
@@ -78,13 +83,17 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
   return { handler, close: () => wss.close() };
 }
 
-/** `/api/v1/instances/{id}/connect`. `outbound` bounds what a slow client may leave unread (ws-outbound.ts). */
-export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound: WsOutboundOptions = {}): WsRoute {
+/**
+ * `/api/v1/instances/{id}/connect`. `outbound` bounds what a slow client may leave unread (ws-outbound.ts). A thin adapter:
+ * GetInstance, SendMessage, CancelTurn, AnswerRequest and StreamUpdates are the shared handlers (gateway-handlers.ts).
+ */
+export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound: WsOutboundOptions = {}, handlers: GatewayHandlers = gatewayHandlers(core)): WsRoute {
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/connect$/,
     async accept(req, params, url) {
       const instanceId = params[0] as string;
-      const instance = await core.getInstance(instanceId);
+      const { instance } = await callUnary(handlers, InstanceService.method.getInstance, { instanceId }, { protocol: "websocket" });
+      if (!instance) throw new ConnectError(`unknown instance ${instanceId}`, Code.NotFound);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       const afterRaw = url.searchParams.get("after_seq");
       if (afterRaw !== null && !/^\d{1,15}$/.test(afterRaw)) throw new ConnectError("after_seq must be a non-negative integer", Code.InvalidArgument);
@@ -93,7 +102,7 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound
       const afterSeq = afterRaw === null ? instance.lastSeq : BigInt(afterRaw);
       // The upgrade's traceparent is the parent of every process_message of the connection that brings none of its own.
       const trace = incomingTrace(nodeHeaders(req.headers));
-      return (ws, socket) => bridgeInstance({ core, logger, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket), trace });
+      return (ws, socket) => bridgeInstance({ core, handlers, logger, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket), trace });
     },
   };
 }
@@ -102,7 +111,7 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound
  * The frames a client may send on `/connect`: process_message, cancel, answer. A process_message may carry its
  * own W3C `traceparent` (and `tracestate`); else `connectionTrace`, the upgrade request's, is its parent.
  */
-export async function handleInboundFrame(core: GatewayCore, instanceId: string, frame: unknown, signal?: AbortSignal, connectionTrace?: TraceContext): Promise<void> {
+export async function handleInboundFrame(core: GatewayCore, handlers: GatewayHandlers, instanceId: string, frame: unknown, signal?: AbortSignal, connectionTrace?: TraceContext): Promise<void> {
   const type = isJsonObject(frame) ? frame.type : undefined;
   if (!isJsonObject(frame) || (type !== "process_message" && type !== "cancel" && type !== "answer")) {
     throw new ConnectError(`unsupported frame type ${JSON.stringify(type ?? null)}; expected "process_message", "cancel" or "answer"`, Code.InvalidArgument);
@@ -111,14 +120,15 @@ export async function handleInboundFrame(core: GatewayCore, instanceId: string, 
     if (!isJsonObject(frame.content)) throw new ConnectError("process_message.content must be an object", Code.InvalidArgument);
     const strategy = busyPolicyToProto(parseMultitaskStrategy(frame.multitask_strategy, "process_message.multitask_strategy"));
     const parent = frameTrace(frame, "process_message") ?? connectionTrace;
-    await sendFromFrame(core, instanceId, frame.content, signal, strategy, parent, "/api/v1/instances/{id}/connect");
+    await sendFromFrame(core, handlers, { instanceId, content: frame.content, multitaskStrategy: strategy }, signal, parent, "/api/v1/instances/{id}/connect");
   } else if (type === "cancel") {
     const turn = frame.turn ?? 0;
     if (typeof turn !== "number" || !Number.isInteger(turn) || turn < 0) throw new ConnectError("cancel.turn must be a non-negative integer", Code.InvalidArgument);
-    await core.cancelTurn(instanceId, BigInt(turn), signal);
+    await callUnary(handlers, InstanceService.method.cancelTurn, { instanceId, turn: BigInt(turn) }, { protocol: "websocket", signal });
   } else {
     if (typeof frame.request_id !== "string" || frame.request_id === "") throw new ConnectError("answer.request_id must be a non-empty string", Code.InvalidArgument);
-    await core.answerRequest(instanceId, frame.request_id, frame.value ?? null, signal);
+    const answer = { instanceId, requestId: frame.request_id, value: fromJson(ValueSchema, frame.value ?? null) };
+    await callUnary(handlers, InstanceService.method.answerRequest, answer, { protocol: "websocket", signal });
   }
 }
 
@@ -127,6 +137,7 @@ const FLUSH_BYTES = 64 * 1024;
 
 interface InstanceBridge {
   core: GatewayCore;
+  handlers: GatewayHandlers;
   logger: Logger;
   ws: WebSocket;
   instanceId: string;
@@ -137,7 +148,7 @@ interface InstanceBridge {
   trace: TraceContext | undefined;
 }
 
-function bridgeInstance({ core, logger, ws, instanceId, agentId, afterSeq, outbound, trace }: InstanceBridge): void {
+function bridgeInstance({ core, handlers, logger, ws, instanceId, agentId, afterSeq, outbound, trace }: InstanceBridge): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
@@ -148,16 +159,16 @@ function bridgeInstance({ core, logger, ws, instanceId, agentId, afterSeq, outbo
     const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : data.toString();
     inbound.push(async () => {
       try {
-        await handleInboundFrame(core, instanceId, parseClientJson(text, "frame"), undefined, trace);
+        await handleInboundFrame(core, handlers, instanceId, parseClientJson(text, "frame"), undefined, trace);
       } catch (err) {
         sendWsError(ws, err);
       }
     });
   });
   void (async () => {
-    const after = afterSeq === 0n ? { replayAll: true, agentId } : { afterSeq, agentId };
+    const request = afterSeq === 0n ? { instanceId, replayAll: true } : { instanceId, afterSeq };
     try {
-      for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
+      for await (const { updates } of callStream(handlers, InstanceService.method.streamUpdates, request, { protocol: "websocket", signal: controller.signal, agentId })) {
         // Pull no further while the client has not read what it was sent (closed with 4008 if it never does).
         if (!(await outbound.ready())) break;
         // Frames go out in writes of up to FLUSH_BYTES, each followed by a checkpoint (never inside an update).

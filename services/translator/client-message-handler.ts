@@ -1,58 +1,64 @@
 /**
- * What the browser bridge does with each validated client message: process_message, cancel and
- * answer go to the instance (InstanceService), the file messages to FileService of the coordinator
- * holding the instance's workspace. Each returns the reply's `result` object, which is exactly the
- * body the REST API answers for the same operation (docs/client-events.md).
+ * What the browser bridge does with each validated client message: each is one RPC of the gateway's shared
+ * handlers (gateway-handlers.ts; InstanceService for process_message, cancel, answer and list_schedules,
+ * FileService for the file messages), so it is validated and executed exactly as over REST or Connect. Each
+ * returns the reply's `result` object, which is exactly the body the REST API answers for the same
+ * operation (docs/client-events.md).
  */
-import { create } from "@bufbuild/protobuf";
+import { create, fromJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { GatewayCore } from "../gateway/gateway-core.js";
+import type { GatewayHandlers } from "../gateway/gateway-handlers.js";
+import { callUnary, type EdgeCall } from "../gateway/edge-call.js";
 import { fileContentJson, fileEntryJson, iterationJson, scheduleJson, sentJson } from "../gateway/rest-json.js";
 import { busyPolicyToProto } from "../shared/busy-policy.js";
 import type { JsonObject } from "../shared/json.js";
-import { FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
+import { FileService, FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import type { ClientMessage } from "./parse-client-message.js";
 import { sendFromFrame } from "../gateway/frame-trace.js";
 import type { TraceContext } from "../tracing/trace-context.js";
 
-/** The part of GatewayCore the bridge uses (tests may pass a fake). */
-export type BridgeCore = Pick<GatewayCore, "sendMessage" | "cancelTurn" | "answerRequest" | "filesFor" | "streamUpdateBatches" | "getInstance" | "listSchedules" | "tracer">;
-
 /** `connectionTrace`: the upgrade request's W3C trace context, for a process_message without its own. */
-export async function handleClientMessage(core: BridgeCore, instanceId: string, message: ClientMessage, signal?: AbortSignal, connectionTrace?: TraceContext): Promise<JsonObject> {
+export async function handleClientMessage(
+  core: Pick<GatewayCore, "tracer">, handlers: GatewayHandlers, instanceId: string, message: ClientMessage, signal?: AbortSignal, connectionTrace?: TraceContext,
+): Promise<JsonObject> {
+  const call: EdgeCall = { protocol: "websocket", signal };
+  const I = InstanceService.method;
   switch (message.type) {
     case "process_message": {
-      const strategy = busyPolicyToProto(message.multitask_strategy);
-      return sentJson(await sendFromFrame(core, instanceId, message.content, signal, strategy, message.trace ?? connectionTrace, "/api/v1/instances/{id}/events"));
+      const req = { instanceId, content: message.content, multitaskStrategy: busyPolicyToProto(message.multitask_strategy) };
+      return sentJson(await sendFromFrame(core, handlers, req, signal, message.trace ?? connectionTrace, "/api/v1/instances/{id}/events"));
     }
     case "cancel": {
-      const result = await core.cancelTurn(instanceId, BigInt(message.turn ?? 0), signal);
+      const result = await callUnary(handlers, I.cancelTurn, { instanceId, turn: BigInt(message.turn ?? 0) }, call);
       return { cancelled: result.cancelled, turn: Number(result.turn) };
     }
     case "answer":
-      await core.answerRequest(instanceId, message.request_id, message.value, signal);
+      await callUnary(handlers, I.answerRequest, { instanceId, requestId: message.request_id, value: fromJson(ValueSchema, message.value) }, call);
       return { request_id: message.request_id };
     case "list_schedules":
-      return { schedules: (await core.listSchedules(instanceId, signal)).map(scheduleJson) };
+      return { schedules: (await callUnary(handlers, I.listSchedules, { instanceId }, call)).schedules.map(scheduleJson) };
     default:
-      return handleFileMessage(core, instanceId, message, signal);
+      return handleFileMessage(handlers, instanceId, message, call);
   }
 }
 
 type FileMessage = Extract<ClientMessage, { type: "list_files" | "read_file" | "file_history" | "file_at_iteration" }>;
 
-async function handleFileMessage(core: BridgeCore, instanceId: string, message: FileMessage, signal?: AbortSignal): Promise<JsonObject> {
+async function handleFileMessage(handlers: GatewayHandlers, instanceId: string, message: FileMessage, call: EdgeCall): Promise<JsonObject> {
   const target = create(FileTargetSchema, { target: { case: "instanceId", value: instanceId } });
-  const files = await core.filesFor(target, signal);
+  const F = FileService.method;
   switch (message.type) {
     case "list_files": {
-      const list = await files.listFiles({ target, path: message.path ?? "", depth: message.depth ?? 1 }, { signal });
+      const list = await callUnary(handlers, F.listFiles, { target, path: message.path ?? "", depth: message.depth ?? 1 }, call);
       return { entries: list.entries.map(fileEntryJson) };
     }
     case "read_file":
-      return fileContentJson((await files.readFile({ target, path: message.path }, { signal })).file);
+      return fileContentJson((await callUnary(handlers, F.readFile, { target, path: message.path }, call)).file);
     case "file_history":
-      return { iterations: (await files.fileHistory({ target, path: message.path }, { signal })).iterations.map(iterationJson) };
+      return { iterations: (await callUnary(handlers, F.fileHistory, { target, path: message.path }, call)).iterations.map(iterationJson) };
     case "file_at_iteration":
-      return fileContentJson((await files.fileAtIteration({ target, path: message.path, iteration: BigInt(message.iteration) }, { signal })).file);
+      return fileContentJson((await callUnary(handlers, F.fileAtIteration, { target, path: message.path, iteration: BigInt(message.iteration) }, call)).file);
   }
 }

@@ -17,7 +17,11 @@ import { errorMessage, toHttpError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { orderedClientEvent } from "./client-event.js";
-import { handleClientMessage, type BridgeCore } from "./client-message-handler.js";
+import { handleClientMessage } from "./client-message-handler.js";
+import type { GatewayCore } from "../gateway/gateway-core.js";
+import { gatewayHandlers, type GatewayHandlers } from "../gateway/gateway-handlers.js";
+import { callStream, callUnary } from "../gateway/edge-call.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { incomingTrace } from "../tracing/rpc-trace.js";
 import { nodeHeaders } from "../shared/api-key-auth.js";
 import type { TraceContext } from "../tracing/trace-context.js";
@@ -29,7 +33,9 @@ import { OrderedFrames } from "../gateway/ordered-frames.js";
 import { WsOutbound, type WsOutboundOptions } from "../gateway/ws-outbound.js";
 
 export interface EventsBridgeOptions {
-  core: BridgeCore;
+  core: GatewayCore;
+  /** The gateway's shared handlers (made from `core` when not given): every message is one of their RPCs. */
+  handlers?: GatewayHandlers;
   logger: Logger;
   /** Clock for updates without a timestamp. Default Date.now. */
   now?: () => number;
@@ -68,17 +74,19 @@ export function eventFrame(event: Parameters<typeof orderedClientEvent>[0], upda
 }
 
 export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
+  const handlers = options.handlers ?? gatewayHandlers(options.core);
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/events$/,
     async accept(req, params, url) {
       const instanceId = params[0] as string;
       const query = parseQuery(url);
       const trace = incomingTrace(nodeHeaders(req.headers)); // for process_message frames without their own
-      const instance = await options.core.getInstance(instanceId);
+      const { instance } = await callUnary(handlers, InstanceService.method.getInstance, { instanceId }, { protocol: "websocket" });
+      if (!instance) throw new ConnectError(`unknown instance ${instanceId}`, Code.NotFound);
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       // Without after_seq the stream starts at the instance's last update when the socket was
       // accepted: nothing that happens after the handshake can be missed.
-      return (ws) => runBridge(options, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query, trace);
+      return (ws) => runBridge(options, handlers, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query, trace);
     },
   };
 }
@@ -108,7 +116,7 @@ function roughIdentity(json: unknown): { id: MessageId | undefined; request: str
   };
 }
 
-function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: string, agentId: string, query: BridgeQuery, trace: TraceContext | undefined): void {
+function runBridge(options: EventsBridgeOptions, handlers: GatewayHandlers, ws: WebSocket, instanceId: string, agentId: string, query: BridgeQuery, trace: TraceContext | undefined): void {
   const { core, logger } = options;
   const now = options.now ?? Date.now;
   const controller = new AbortController();
@@ -132,7 +140,7 @@ function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: stri
     const handle = async (signal: AbortSignal | undefined): Promise<void> => {
       try {
         const message = parseClientMessage(json);
-        const result = await handleClientMessage(core, instanceId, message, signal, trace);
+        const result = await handleClientMessage(core, handlers, instanceId, message, signal, trace);
         // process_message / cancel / answer without an id succeed silently; file messages always get their result.
         if (message.id === undefined && !isFileMessage(message)) return;
         const reply: JsonObject = { type: "reply" };
@@ -151,9 +159,9 @@ function runBridge(options: EventsBridgeOptions, ws: WebSocket, instanceId: stri
 
   void (async () => {
     const sequencer = new SessionSequencer({ sessionId: query.sessionId ?? instanceId, instanceId, lastSeq: query.sessionSeq });
-    const after = query.afterSeq === undefined ? { agentId } : query.afterSeq === 0n ? { replayAll: true, agentId } : { afterSeq: query.afterSeq, agentId };
+    const request = query.afterSeq === undefined ? { instanceId } : query.afterSeq === 0n ? { instanceId, replayAll: true } : { instanceId, afterSeq: query.afterSeq };
     try {
-      for await (const updates of core.streamUpdateBatches(instanceId, after, controller.signal)) {
+      for await (const { updates } of callStream(handlers, InstanceService.method.streamUpdates, request, { protocol: "websocket", signal: controller.signal, agentId })) {
         // Pull no further while the client has not read what it was sent (closed with 4008 if it never does).
         if (!(await outbound.ready())) break;
         for (const update of updates) {
