@@ -2,7 +2,7 @@
  * What an AgentInstance is made of and what it reports (agent-instance.ts): its options, status names,
  * exit, subscribers and the workspace capture it calls after each turn.
  */
-import type { AgentProcess, SandboxPids } from "./agent-process.js";
+import type { AgentProcess, AgentProcessHandle, AgentProcessHandlers, SandboxPids } from "./agent-process.js";
 import type { InstanceLimits } from "./instance-limits.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
@@ -79,6 +79,12 @@ export interface InstanceIncarnation {
   workspaceCapture?: WorkspaceCapture;
 }
 
+/**
+ * Makes the process of one start of an instance, its frames and output going to `handlers`; `step` names the
+ * start's progress. The default (instance-factories.ts) claims the warm runner given, or spawns `command` sandboxed.
+ */
+export type AgentProcessFactory = (options: AgentInstanceOptions, handlers: AgentProcessHandlers, step: (what: string) => void) => AgentProcessHandle;
+
 /** What an instance is across its processes. */
 export interface InstanceIdentity {
   instanceId: string;
@@ -102,6 +108,8 @@ export interface InstanceIdentity {
    * single-writer lease (replication). The instance is then fenced: killed, nothing more written.
    */
   mayWrite?: (() => boolean) | undefined;
+  /** Makes each process of the instance; default defaultProcessFactory (instance-factories.ts). */
+  processFactory?: AgentProcessFactory | undefined;
 }
 
 export interface AgentInstanceOptions extends InstanceIdentity, InstanceIncarnation {}

@@ -5,14 +5,15 @@
  * instance and its subscribers stay; wake() starts a new process from the persisted state.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { AgentProcess, AgentProcessHandlers, ProcessExitInfo } from "./agent-process.js";
-import { initLine, instanceProcess, sendInitWhenSetUp } from "./instance-process.js";
+import type { AgentProcessHandle, ProcessExitInfo } from "./agent-process.js";
+import { loadInitLine } from "./instance-process.js";
+import { defaultProcessFactory } from "./instance-factories.js";
 import { TurnTrace, type AgentInstanceOptions, type CaptureOutcome, type InstanceExit, type InstanceIdentity, type InstanceIncarnation, type InstanceStatusName, type SentMessage, type UpdateSubscriber } from "./agent-instance-options.js";
-import { AGENT_PROTOCOL_VERSION, TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
+import { TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
-import { StartProgress } from "./start-progress.js";
+import { ProcessStart } from "./process-start.js";
 import { InstanceJournal, turnEnded, turnFailed, type EventRecord } from "./instance-journal.js";
-import { settleUnfinishedTurns, type UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
+import { endQueuedTurns, settleUnfinishedTurns, type UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
 import { TurnTimer } from "./turn-timer.js";
 import type { AgentRuntime } from "./runtime-commands.js";
 import type { AgentStore } from "./store/agent-store.js";
@@ -61,16 +62,15 @@ export class AgentInstance {
   private wokeAfterMs: number | undefined;
   private readonly queue: PendingTurn[] = [];
   private current: RunningTurn | undefined;
-  private process: AgentProcess | undefined;
+  private process: AgentProcessHandle | undefined;
   private stopRequested = false;
   /** Why the platform killed the process, when it did (turn timeout). */
   private killReason: string | undefined;
   private markEnded!: () => void;
-  /** The start's steps and the agent's last stderr lines, quoted in start-up errors. */
-  private progress = new StartProgress();
+  /** The current process's start: its steps and stderr (quoted in start-up errors), and the wait for `ready`. */
+  private starting: ProcessStart | undefined;
   /** Requests the agent asked (content.request_id) and no one answered yet. */
   private readonly openRequests = new OpenRequests();
-  private readySettle: { resolve(): void; reject(err: Error): void } | undefined;
   /** Set when the instance was fenced (another coordinator owns the agent): nothing is written after it. */
   private fencedReason: string | undefined;
   /** start() succeeded: turns run from now on. An instance that never served leaves its queue unfinished. */
@@ -78,8 +78,8 @@ export class AgentInstance {
 
   /** A new instance (with its first process's launch and databases), or one restored hibernated (`asleep`). */
   constructor(options: AgentInstanceOptions | (InstanceIdentity & { asleep: { lastSeq: number; createdAt: number } })) {
-    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, onRecorded, logger, mayWrite, ...rest } = options;
-    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, onBusy, onIdle, onSchedule, mayWrite };
+    const { instanceId, agentId, deploymentId, runtime, agentEnv, limits, onBusy, onIdle, onSchedule, onRecorded, logger, mayWrite, processFactory, ...rest } = options;
+    this.options = { instanceId, agentId, deploymentId, runtime, agentEnv, limits, logger, onBusy, onIdle, onSchedule, mayWrite, processFactory };
     const asleep = "asleep" in rest ? rest.asleep : undefined;
     const body = "asleep" in rest ? undefined : rest;
     this.body = body;
@@ -152,57 +152,25 @@ export class AgentInstance {
   async start(signal?: AbortSignal): Promise<void> {
     if (!this.body) throw new ConnectError(`instance ${this.instanceId} is hibernated`, Code.FailedPrecondition);
     const options = { ...this.options, ...this.body };
-    this.progress = new StartProgress();
+    const starting = (this.starting = new ProcessStart(this.journal));
     this.recoverUnfinishedTurns();
-    const ready = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
-    // Where a start that never became ready got stuck, for its error and the log.
-    const step = (what: string) => this.progress.step(what);
-    const handlers: AgentProcessHandlers = {
-      onFrames: (frames) => {
-        if (!this.readyAt) step("first frame");
-        this.onFrames(frames);
-      },
-      onOutput: (stream, line) => {
-        if (stream === "stderr" && !this.readyAt) this.progress.stderrLine(line);
-        this.journal.log(stream === "stdout" ? "info" : "warn", stream, line);
-      },
-      onBadFrame: (reason, line) => this.journal.log("error", "platform", `dropped malformed agent frame: ${reason}`, { frame: line }),
-    };
-    this.process = instanceProcess(options, handlers, step);
+    const handlers = starting.handlers(() => this.readyAt !== undefined, (frames) => this.onFrames(frames));
+    this.process = (options.processFactory ?? defaultProcessFactory)(options, handlers, (what) => starting.step(what));
     this.journal.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
     let init: Uint8Array[];
     try {
-      // A large state loads off the main thread, while the runtime starts; its JSON goes to `init` as is.
-      const loaded = await options.store.state.loadInBackground(signal);
-      const current = loaded ?? options.store.state.current();
-      init = initLine(options, "json" in current ? current.json : current.state, current.version);
+      init = await loadInitLine(options, signal); // while the runtime starts
     } catch (err) {
       // Unreadable or beyond what one string can hold: the process spawned above must not be left running.
-      ready.catch(() => undefined); // its exit rejects it; nobody waits for it now
       this.process.kill("SIGKILL");
       await this.ended;
       if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
       throw err instanceof ConnectError ? err : new ConnectError(`cannot load the agent's state: ${errorMessage(err)}`, Code.ResourceExhausted);
     }
-    sendInitWhenSetUp(this.process, init, options.beforeInit, {
-      step,
-      log: (level, message) => this.journal.log(level, "platform", message),
-      fail: (err) => this.readySettle?.reject(err),
-    });
-    const timedOut = () => {
-      if (!this.readySettle) return;
-      const { message, logged } = this.progress.timedOut(options.limits.startTimeoutMs, options.cpuUsageMicros?.());
-      this.journal.log("error", "platform", logged);
-      this.readySettle.reject(new ConnectError(message, Code.DeadlineExceeded));
-    };
-    // setImmediate runs after the poll phase: a `ready` already in the pipe when the timer fires (an event
-    // loop that was busy past the deadline) is read first and wins.
-    const timeout = setTimeout(() => setImmediate(timedOut), options.limits.startTimeoutMs);
-    const onAbort = () => this.readySettle?.reject(new ConnectError("instance creation was cancelled", Code.Canceled));
-    signal?.addEventListener("abort", onAbort, { once: true });
+    starting.sendInit(this.process, init, options.beforeInit);
     try {
-      await ready;
+      await starting.wait(options.limits.startTimeoutMs, signal, options.cpuUsageMicros);
       // Ready just as the create was cancelled: no one will know this instance, so it must not run.
       if (signal?.aborted) throw new ConnectError("instance creation was cancelled", Code.Canceled);
       // Fenced while it started, or even before its process was spawned (the lease was lost): it must not serve.
@@ -211,10 +179,6 @@ export class AgentInstance {
       this.process.kill("SIGKILL");
       await this.ended;
       throw err;
-    } finally {
-      clearTimeout(timeout);
-      signal?.removeEventListener("abort", onAbort);
-      this.readySettle = undefined;
     }
     this.serving = true;
     if (this.wokeAfterMs !== undefined) {
@@ -405,19 +369,15 @@ export class AgentInstance {
   private onFrame(frame: AgentToHost): void {
     switch (frame.type) {
       case "ready":
-        if (frame.protocol !== AGENT_PROTOCOL_VERSION) {
-          this.readySettle?.reject(new ConnectError(`agent speaks protocol ${frame.protocol}; this coordinator speaks ${AGENT_PROTOCOL_VERSION}`, Code.FailedPrecondition));
-          return;
-        }
+        if (this.starting && !this.starting.readyFrame(frame.protocol)) return;
         this.readyAt = Date.now();
         if (this.status === "starting") this.status = "ready";
         this.journal.log("info", "platform", `instance ready (${frame.runtime} sdk ${frame.sdk})`);
-        this.readySettle?.resolve();
         this.pump();
         return;
       case "fatal":
         this.journal.log("error", "agent", `agent failed: ${frame.error.message}`, frame.error.stack ? { stack: frame.error.stack } : undefined);
-        this.readySettle?.reject(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
+        this.starting?.fail(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
         return;
       case "event":
         this.onFrames([frame]);
@@ -546,25 +506,14 @@ export class AgentInstance {
     } else {
       this.captureWorkspace(0);
     }
-    const pending = TurnTrace.dropped(this.queue.splice(0), "the instance ended before it ran");
-    if (!this.serving) {
-      // Never served (failed to start, or its create was cancelled): nothing ran, so the queue (messages queued
-      // again at start, and any sent while starting) stays unfinished in messages.db and runs, in order, on the
-      // agent's next instance that starts.
-      if (pending.length > 0) this.journal.log("warn", "platform", `${pending.length} acknowledged message(s) stay queued for the agent's next instance`);
-    } else if (pending.length > 0) {
-      this.journal.emitMany(pending.flatMap((turn) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
-    }
+    endQueuedTurns(this.queue.splice(0), this.serving, this.journal);
     this.current = undefined;
     this.status = crashed ? "failed" : "terminated";
     this.endedAt = Date.now();
     const content: JsonObject = { reason, exit_code: info.code, signal: info.signal };
     this.journal.emit(PlatformEvent.terminated, content, 0);
     this.journal.log(crashed ? "error" : "info", "platform", `instance ${this.instanceId} ${reason} (exit code ${info.code}, signal ${info.signal})`);
-    const tail = this.progress.stderrTail(2000);
-    this.readySettle?.reject(
-      new ConnectError(`agent process exited before it was ready (exit code ${info.code}, signal ${info.signal})${tail ? `: ${tail}` : ""}`, Code.FailedPrecondition),
-    );
+    this.starting?.exited(info);
     this.journal.endSubscribers();
     this.settleGone("ended");
     this.markEnded();
@@ -580,7 +529,7 @@ export class AgentInstance {
     this.journal.log("info", "platform", `instance ${this.instanceId} hibernated after ${idleMs} ms idle`);
     this.idleSince = undefined;
     this.process = undefined;
-    this.progress = new StartProgress();
+    this.starting = undefined;
     this.body = undefined;
     this.journal.store = undefined;
     this.settleGone("hibernated");

@@ -43,12 +43,26 @@ export interface ProcessExitInfo {
   signal: NodeJS.Signals | null;
 }
 
+/** What an instance uses of its process: AgentProcess, or a unit test's fake (test/helpers/fake-agent-process.ts). */
+export interface AgentProcessHandle {
+  readonly pid: number;
+  readonly alive: boolean;
+  /** Settles once, after every frame the process wrote was delivered. */
+  readonly exited: Promise<ProcessExitInfo>;
+  send(frame: HostToAgent): boolean;
+  /** Writes one frame already encoded as a line (its parts in order, the last ending in "\n"). */
+  write(line: readonly Uint8Array[]): boolean;
+  /** Closes the agent's input (the SDKs treat EOF as stop). */
+  endInput(): void;
+  kill(signal?: NodeJS.Signals): void;
+}
+
 /** Longest stdout/stderr line kept; longer lines are cut. */
 const MAX_OUTPUT_LINE = 64 * 1024;
 /** Largest frame on fd 3 (the largest max_message_bytes); a larger one kills the agent. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
-export class AgentProcess {
+export class AgentProcess implements AgentProcessHandle {
   readonly exited: Promise<ProcessExitInfo>;
   private readonly child: ChildProcess;
   private readonly input: Writable;

@@ -8,7 +8,8 @@ import path from "node:path";
 import type { AgentProcess } from "./agent-process.js";
 import type { InstanceIncarnation } from "./agent-instance-options.js";
 import type { InstanceLimits } from "./instance-limits.js";
-import { openAgent, type OpenedAgent } from "./open-agent.js";
+import type { OpenedAgent } from "./open-agent.js";
+import type { AgentStoreFactory } from "./instance-factories.js";
 import { agentCommand, runtimeReadOnlyPaths, type RuntimeCommands } from "./runtime-commands.js";
 import { discardWarmRunner, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import type { AgentNetworkPolicy } from "../registry/bundle-manifest.js";
@@ -18,6 +19,8 @@ import type { AgentReplication } from "../replication/agent-replication.js";
 export interface IncarnationDeps {
   warm: WarmRunnerDeps;
   commands: RuntimeCommands;
+  /** Opens the sandbox launch, databases and workspace (instance-factories.ts: openAgent unless a test's). */
+  open: AgentStoreFactory;
   replication?: AgentReplication;
 }
 
@@ -51,7 +54,7 @@ export async function openIncarnation(deps: IncarnationDeps, request: Incarnatio
   fs.rmSync(path.join(agentDir, "bundle"), { recursive: true, force: true });
   const [runner, runnerArgs] = agentCommand(deps.commands, deployment.runtime, path.join(bundleDir, deployment.entry));
   try {
-    return await openAgent(deps.warm, {
+    return await deps.open({
       agentId,
       instanceId: request.instanceId,
       deploymentId: deployment.deploymentId,

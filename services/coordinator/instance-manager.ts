@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentInstance } from "./agent-instance.js";
 import { DEFAULT_INSTANCE_LIMITS, DEFAULT_LIMIT_MAXIMA, type InstanceLimits } from "./instance-limits.js";
 import { precompilePython, type RuntimeCommands } from "./runtime-commands.js";
-import { throwIfCancelled, yieldToEventLoop, type OpenedAgent, type WorkspaceFactory } from "./open-agent.js";
+import { throwIfCancelled, type WorkspaceFactory } from "./open-agent.js";
 import { incarnationOf, openIncarnation, type IncarnationDeps } from "./incarnation.js";
 import { DEFAULT_WARM_RUNNERS, RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
 import { discardWarmRunner, fitsWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, takeWarmRunner, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
@@ -17,7 +17,8 @@ import { validateAgentEnv } from "./agent-env.js";
 import { IdleCpuWatch } from "./idle-cpu-watch.js";
 import { StartAdmission, startLimitsFor, type StartLimits } from "./start-admission.js";
 import { StoreTemplate } from "./store-template.js";
-import { WorkSlots } from "./work-slots.js";
+import { IncarnationRuns } from "./incarnation-runs.js";
+import { compileInstanceFactories, type AgentStoreFactory, type InstanceFactories } from "./instance-factories.js";
 import type { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
 import { DEFAULT_NETWORK_POLICY } from "../registry/bundle-manifest.js";
 import { DeploymentLookup, readDeploymentSettings, type DeploymentSettings } from "./deployment-settings.js";
@@ -36,7 +37,7 @@ import { ScheduleRunner } from "./schedule-runner.js";
 import { InstanceRegistry, restoreInstances } from "./instance-registry.js";
 import type { ScheduleFrame } from "./agent-protocol.js";
 import { countRecorded, newCoordinatorCounts } from "./coordinator-counts.js";
-import type { SentMessage, TurnTrace } from "./agent-instance-options.js";
+import type { AgentProcessFactory, SentMessage, TurnTrace } from "./agent-instance-options.js";
 import type { JsonObject } from "../shared/json.js";
 import type { BusyPolicy } from "../shared/busy-policy.js";
 
@@ -75,14 +76,16 @@ export interface InstanceManagerOptions {
   starts?: Partial<StartLimits>;
   /** Warm runners kept per runtime once it was asked for (runner-pool.ts); 0 disables them. Default DEFAULT_WARM_RUNNERS. */
   warmRunners?: number;
+  /** Makes each agent process (instance-factories.ts); default: a claimed warm runner or a sandboxed spawn. */
+  processFactory?: AgentProcessFactory;
+  /** Opens what one run of an agent needs (its launch, databases, workspace); default: openAgent, sandboxed. */
+  storeFactory?: AgentStoreFactory;
 }
 
 export class InstanceManager {
   private readonly instances = new Map<string, AgentInstance>();
   private readonly liveByAgent = new Map<string, string>();
   private readonly starting = new Set<string>();
-  /** agentId -> settles when its last instance's replication was released and its databases closed. */
-  private readonly closing = new Map<string, Promise<void>>();
   /** Deployment records, read once per burst and kept for when the registry is unreachable. */
   private readonly deployments: DeploymentLookup;
   /** Python bundle directories already compiled to bytecode. */
@@ -92,16 +95,16 @@ export class InstanceManager {
   private readonly idleCpu: IdleCpuWatch;
   /** Bounds the start-up work in flight, so a burst of creates cannot starve heartbeats and running agents. */
   readonly admission: StartAdmission;
-  /** Teardowns of ended instances, a few at a time (as many as starts). */
-  private readonly teardowns: WorkSlots;
+  /** The instances' processes while they run, and the close of what each opened (incarnation-runs.ts). */
+  private readonly runs: IncarnationRuns;
+  /** What instances are made from (instance-factories.ts): the real process and stores unless given. */
+  private readonly factories: InstanceFactories;
   /** Sandboxed runners made ahead of time for new agents (runner-pool.ts). */
   private readonly warm: RunnerPool<WarmAgent>;
   private readonly incarnationDeps: IncarnationDeps;
   /** Bundle directories small enough to copy into a warm runner (bundles never change once materialized). */
   private readonly copyable = new Map<string, boolean>();
   private draining = false;
-  /** Instances with a process (not hibernated), hence their databases open. */
-  private awake = 0;
   /** Wakes in progress by instance id (callers share one). */
   private readonly waking = new Map<string, Promise<void>>();
   /** Instances a create returned by waking them (resumes), not by starting them. */
@@ -125,7 +128,7 @@ export class InstanceManager {
     const storeTemplate = new StoreTemplate(path.join(options.dataDir, "store-template"), options.logger);
     const starts = startLimitsFor(os.availableParallelism(), options.starts);
     this.admission = new StartAdmission({ ...starts, name: options.coordinatorId });
-    this.teardowns = new WorkSlots(starts.concurrency);
+    this.runs = new IncarnationRuns({ idleCpu: this.idleCpu, schedules: this.schedules, replication: options.replication, logger: options.logger, agentDir: (agentId) => this.agentDir(agentId), concurrency: starts.concurrency });
     fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
     this.compiled.set(path.dirname(options.commands.pyRunner), precompilePython(options.commands, path.dirname(options.commands.pyRunner)));
     const warmDeps: WarmRunnerDeps = {
@@ -138,7 +141,8 @@ export class InstanceManager {
       agentDir: (agentId) => this.agentDir(agentId),
       logger: options.logger,
     };
-    this.incarnationDeps = { warm: warmDeps, commands: options.commands, ...(options.replication ? { replication: options.replication } : {}) };
+    this.factories = compileInstanceFactories(options, warmDeps);
+    this.incarnationDeps = { warm: warmDeps, commands: options.commands, open: this.factories.storeFactory, ...(options.replication ? { replication: options.replication } : {}) };
     // Left-overs of a killed run go first (after its volumes were unmounted), before any runner is made.
     const swept = options.sandboxes.ready().then(() => removeLeftoverWarmRunners(warmDeps));
     swept.catch((err: unknown) => options.logger.warn(`removing left-over warm runners failed: ${errorMessage(err)}`));
@@ -198,12 +202,12 @@ export class InstanceManager {
 
   /** Instances with a process, and starts in progress: what capacity bounds (hibernated ones cost none). */
   get liveCount(): number {
-    return this.awake + this.starting.size;
+    return this.runs.awake + this.starting.size;
   }
 
   /** Registered instances that are hibernated. */
   get hibernatedCount(): number {
-    return this.liveByAgent.size - this.awake;
+    return this.liveByAgent.size - this.runs.awake;
   }
 
   agentDir(agentId: string): string {
@@ -242,7 +246,7 @@ export class InstanceManager {
     this.starting.add(agentId);
     let release: (() => void) | undefined;
     try {
-      await this.closing.get(agentId); // the previous instance's final sync and close
+      await this.runs.closed(agentId); // the previous instance's final sync and close
       release = await this.admission.acquire(signal);
       throwIfCancelled(signal);
       const deployment = await this.deployments.resolve(params.deploymentId);
@@ -301,81 +305,9 @@ export class InstanceManager {
     });
     this.track(instance);
     this.register(instance, { ...params.environment, ...params.secrets });
-    await this.runIncarnation(instance, opened, settings, signal);
+    await this.runs.run(instance, opened, settings, signal);
     this.counts.started++;
     return instance;
-  }
-
-  /**
-   * Runs one process of `instance` (its start, or a wake): closes what `opened` holds once that process is
-   * gone, starts it, and replicates the agent while it runs. Throws what the start threw.
-   */
-  private async runIncarnation(instance: AgentInstance, opened: OpenedAgent, { limits, schedules }: DeploymentSettings, signal?: AbortSignal): Promise<void> {
-    const { agentId } = instance;
-    const { replication } = this.options;
-    this.idleCpu.track(instance, opened.launch, limits.idleCpuMs);
-    this.awake++;
-    const closed = instance.processGone
-      .then(async () => {
-        this.awake--;
-        this.idleCpu.untrack(instance);
-        try {
-          // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
-          await replication?.release(agentId);
-        } finally {
-          await this.closeIncarnation(opened);
-        }
-      })
-      .catch((err: unknown) => this.options.logger.error("closing an instance's databases failed", { agent_id: agentId, instance_id: instance.instanceId, error: errorMessage(err) }));
-    this.closing.set(agentId, closed);
-    void closed.finally(() => {
-      if (this.closing.get(agentId) === closed) this.closing.delete(agentId);
-    });
-    try {
-      await instance.start(signal);
-    } catch (err) {
-      throw err instanceof ConnectError ? err : new ConnectError(`agent failed to start: ${errorMessage(err)}`, Code.Internal);
-    }
-    if (signal?.aborted) {
-      // Ready just as the caller went away: nobody knows this instance, so it does not run.
-      await instance.stop(0);
-      throwIfCancelled(signal);
-    }
-    if (replication && instance.live) {
-      // Litestream starts once the agent is ready; its first sync copies every database whole, so writes
-      // made during start-up are replicated too. An agent that cannot be replicated does not run.
-      try {
-        await replication.track(agentId, this.agentDir(agentId));
-      } catch (err) {
-        await instance.stop(0);
-        if (err instanceof ConnectError && err.code === Code.Unavailable) throw err;
-        throw new ConnectError(`cannot replicate agent ${agentId}: ${errorMessage(err)}`, Code.Internal);
-      }
-    }
-    if (!instance.awake) return;
-    try {
-      this.schedules.declare(instance, schedules);
-      this.schedules.arm(instance); // schedules missed while the agent was not running fire now, once
-    } catch (err) {
-      this.options.logger.error(`cannot read the agent's schedules: ${errorMessage(err)}`, { agent_id: agentId, instance_id: instance.instanceId });
-    }
-  }
-
-  /**
-   * Closing is synchronous work (checkpoints, a watcher thread, unmounting, cgroups): many processes ending
-   * at once (a drain, a mass delete, cancelled creates, hibernations) take turns, and with the event loop.
-   */
-  private closeIncarnation(opened: OpenedAgent): Promise<void> {
-    return this.teardowns.run(async () => {
-      try {
-        await yieldToEventLoop();
-        opened.workspaceCapture?.close();
-      } finally {
-        await yieldToEventLoop();
-        opened.store.close();
-        await opened.launch.release();
-      }
-    });
   }
 
   /** What every instance calls back into the manager with (its hibernation, schedules, lease, logger). */
@@ -387,6 +319,7 @@ export class InstanceManager {
       onRecorded: countRecorded(this.counts),
       logger,
       mayWrite: replication ? () => replication.holds(instance().agentId) : undefined,
+      processFactory: this.factories.processFactory,
     };
   }
 
@@ -450,7 +383,7 @@ export class InstanceManager {
     this.starting.add(agentId);
     let release: (() => void) | undefined;
     try {
-      await this.closing.get(agentId); // the hibernated process's final sync and close
+      await this.runs.closed(agentId); // the hibernated process's final sync and close
       release = await this.admission.acquire();
       const deployment = await this.deployments.resolve(instance.deploymentId);
       const bundleDir = await this.options.bundles.materialize(deployment);
@@ -468,13 +401,13 @@ export class InstanceManager {
         try {
           await this.options.replication?.release(agentId);
         } finally {
-          await this.closeIncarnation(opened);
+          await this.runs.close(opened);
         }
         throw err;
       }
       this.starting.delete(agentId);
       if (agentEnv) this.register(instance, agentEnv);
-      await this.runIncarnation(instance, opened, settings);
+      await this.runs.run(instance, opened, settings);
       this.counts.woken++;
     } finally {
       release?.();
@@ -594,7 +527,7 @@ export class InstanceManager {
     this.hibernation.close();
     this.schedules.close();
     await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
-    await Promise.all(this.closing.values());
+    await this.runs.settled();
     this.registry?.close();
   }
 }

@@ -3,7 +3,7 @@
  * new sandboxed spawn of its runtime's runner.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { AgentProcess, type AgentProcessHandlers, type SandboxPids } from "./agent-process.js";
+import { AgentProcess, type AgentProcessHandle, type AgentProcessHandlers, type SandboxPids } from "./agent-process.js";
 import type { AgentInstanceOptions } from "./agent-instance-options.js";
 import { AGENT_PROTOCOL_VERSION, type HostToAgent } from "./agent-protocol.js";
 import type { JsonObject } from "../shared/json.js";
@@ -61,6 +61,13 @@ export function initLine(options: AgentInstanceOptions, state: JsonObject | Uint
   return [head, state instanceof Uint8Array ? state : Buffer.from(JSON.stringify(state)), tail];
 }
 
+/** The `init` line with the agent's persisted state: a large state loads off the main thread, its JSON sent as is. */
+export async function loadInitLine(options: AgentInstanceOptions, signal: AbortSignal | undefined): Promise<Uint8Array[]> {
+  const loaded = await options.store.state.loadInBackground(signal);
+  const current = loaded ?? options.store.state.current();
+  return initLine(options, "json" in current ? current.json : current.state, current.version);
+}
+
 /**
  * Sends `init` once the sandbox is fully set up (`beforeInit`: its network). The runner loads the agent's
  * code on `init`, so the runtime's own start-up overlaps that set-up and the agent never runs without it.
@@ -69,7 +76,7 @@ export function initLine(options: AgentInstanceOptions, state: JsonObject | Uint
  * attach (a starved host) lets the agent start; its egress comes up later.
  */
 export function sendInitWhenSetUp(
-  process: AgentProcess,
+  process: AgentProcessHandle,
   init: Uint8Array[],
   beforeInit: Promise<void> | undefined,
   hooks: { step(what: string): void; log(level: "warn" | "error", message: string): void; fail(err: ConnectError): void },

@@ -10,7 +10,7 @@
  */
 import type { JsonObject } from "../shared/json.js";
 import type { MessageLog } from "./store/message-log.js";
-import type { TurnTrace } from "./turn-trace.js";
+import { TurnTrace } from "./turn-trace.js";
 import { turnFailed, type InstanceJournal } from "./instance-journal.js";
 import { INBOUND_MESSAGE_TYPE, PlatformEvent } from "../shared/platform-events.js";
 
@@ -93,4 +93,17 @@ export function settleUnfinishedTurns(messages: Pick<MessageLog, "listBefore">, 
     });
   }
   return waiting;
+}
+
+/**
+ * The queue of an instance whose process ended. When it served, its turns fail (`error`, `turn.done`). When it
+ * never served (failed to start, or its create was cancelled) nothing ran, so the queue (messages queued again
+ * at start, and any sent while starting) stays unfinished in messages.db and runs, in order, on the agent's
+ * next instance that starts.
+ */
+export function endQueuedTurns(queue: readonly UnfinishedTurn[], served: boolean, journal: InstanceJournal): void {
+  const pending = TurnTrace.dropped(queue, "the instance ended before it ran");
+  if (pending.length === 0) return;
+  if (!served) journal.log("warn", "platform", `${pending.length} acknowledged message(s) stay queued for the agent's next instance`);
+  else journal.emitMany(pending.flatMap((turn) => turnFailed(turn, { message: "instance ended before this message was processed", turn })));
 }
