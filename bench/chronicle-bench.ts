@@ -22,7 +22,6 @@ const CHANGED_PER_TURN = 10;
 const TURNS = 30;
 const WORDS = ["const", "value", "return", "function", "import", "export", "agent", "state", "await", "if", "else", "=>", "{", "}", ";"];
 
-
 function text(random: () => number, bytes: number): string {
   const lines: string[] = [];
   let length = 0;

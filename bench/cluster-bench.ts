@@ -8,7 +8,7 @@
  */
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { WebSocket, WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { packBundle } from "../services/registry/bundle-archive.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { grpcCoordinatorConnector } from "../services/cluster/grpc-coordinator-connector.js";
@@ -55,19 +55,19 @@ interface PlacementSamples {
 async function placementLatency(cluster: TestCluster, gateway: string, coordinator: CoordinatorClients, count: number): Promise<PlacementSamples> {
   const samples: PlacementSamples = { gateway: [], direct: [], agentStart: [] };
   for (let i = 0; i < count + 3; i++) {
-      let start = performance.now();
-      const res = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
-      const viaGateway = performance.now() - start;
-      if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.json)}`);
-      await cluster.api(gateway, "DELETE", `/api/v1/instances/${String(res.json.instance_id)}?grace_ms=0`);
-      start = performance.now();
-      const { instance } = await coordinator.instances.createInstance({ deploymentId: "flood-ts:1.0.0" });
-      const direct = performance.now() - start;
-      await coordinator.instances.stopInstance({ instanceId: instance?.instanceId ?? "", graceMs: 0 });
-      if (i < 3) continue; // warm-up
-      samples.gateway.push(viaGateway);
-      samples.direct.push(direct);
-      samples.agentStart.push(Date.parse(String(res.json.ready_at)) - Date.parse(String(res.json.created_at)));
+    let start = performance.now();
+    const res = await cluster.api(gateway, "POST", "/api/v1/instances", { deployment_id: "flood-ts:1.0.0" });
+    const viaGateway = performance.now() - start;
+    if (res.status !== 201) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.json)}`);
+    await cluster.api(gateway, "DELETE", `/api/v1/instances/${String(res.json.instance_id)}?grace_ms=0`);
+    start = performance.now();
+    const { instance } = await coordinator.instances.createInstance({ deploymentId: "flood-ts:1.0.0" });
+    const direct = performance.now() - start;
+    await coordinator.instances.stopInstance({ instanceId: instance?.instanceId ?? "", graceMs: 0 });
+    if (i < 3) continue; // warm-up
+    samples.gateway.push(viaGateway);
+    samples.direct.push(direct);
+    samples.agentStart.push(Date.parse(String(res.json.ready_at)) - Date.parse(String(res.json.created_at)));
   }
   return samples;
 }
@@ -125,7 +125,10 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
     const rawSamples: number[] = [];
     const podiumSamples: number[] = [];
     for (let i = 0; i < roundTrips; i++) {
-      for (const [ws, samples] of [[rawWs, rawSamples], [podiumWs, podiumSamples]] as const) {
+      for (const [ws, samples] of [
+        [rawWs, rawSamples],
+        [podiumWs, podiumSamples],
+      ] as const) {
         const start = performance.now();
         await exchange(ws, ping, 1, isEnd);
         samples.push(performance.now() - start);

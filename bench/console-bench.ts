@@ -93,8 +93,8 @@ export async function runConsoleBench(events = 10_000): Promise<BenchResults> {
       "console bundle bytes (js + css + html)": bytes,
       "console bundle bytes gzipped": gzipped,
       [`live stream of ${events} events shown by the instance page (ms)`]: liveMs,
-      [`same turn, a bare WebSocket in a Chromium page (ms)`]: bareMs,
-      [`same turn, a Node ws client (ms)`]: nodeMs,
+      "same turn, a bare WebSocket in a Chromium page (ms)": bareMs,
+      "same turn, a Node ws client (ms)": nodeMs,
       [`page opened afterwards: ${events} events replayed and shown (ms, incl. page load)`]: replayMs,
     };
   } finally {

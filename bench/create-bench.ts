@@ -61,7 +61,10 @@ async function measure(warmRunners: number, runs: number, dir: string): Promise<
   const label = warmRunners > 0 ? "warm" : "cold";
   const results: BenchResults = {};
   try {
-    for (const [name, runtime] of [["echo-ts", "typescript"], ["echo-py", "python"]] as const) {
+    for (const [name, runtime] of [
+      ["echo-ts", "typescript"],
+      ["echo-py", "python"],
+    ] as const) {
       const created: number[] = [];
       const replied: number[] = [];
       // The first create of a runtime starts its pool (observed demand); it is not sampled.

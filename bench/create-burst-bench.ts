@@ -103,7 +103,11 @@ export async function runCreateBurstBench(options: CreateBurstBenchOptions = {})
     const dataDirs = cluster.coordinators.map((c) => c.dataDir);
     const deployed = await cluster.api(gateway, "POST", "/api/v1/deployments", await packBundle(path.join(REPO_ROOT, "examples/echo-ts")));
     if (deployed.status !== 201) throw new Error(`deploy failed: ${deployed.status}`);
-    const lost = (): number => (cluster.gateways[0] as PodiumProcess).output().split("\n").filter((line) => line.includes('"coordinator lost"')).length;
+    const lost = (): number =>
+      (cluster.gateways[0] as PodiumProcess)
+        .output()
+        .split("\n")
+        .filter((line) => line.includes('"coordinator lost"')).length;
     for (const n of options.bursts ?? [50, 100, 200]) {
       const lostBefore = lost();
       const heartbeats = watchHeartbeats(

@@ -8,7 +8,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { WebSocket } from "ws";
+import type { WebSocket } from "ws";
 import { packBundle } from "../services/registry/bundle-archive.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../services/shared/json.js";
@@ -73,9 +73,7 @@ async function openReaders(cluster: TestCluster, gateway: string, instances: Jso
 
 /** One flood per instance (sent on its first socket); resolves when every active reader got its turn.done. */
 async function flood(sockets: WebSocket[], instances: number, events: number, eventBytes: number, awaitEnd: boolean): Promise<void> {
-  const ended = awaitEnd
-    ? sockets.map((ws) => new Promise<void>((resolve) => ws.on("message", (data: Buffer) => data.includes('"turn.done"') && resolve())))
-    : [];
+  const ended = awaitEnd ? sockets.map((ws) => new Promise<void>((resolve) => ws.on("message", (data: Buffer) => data.includes('"turn.done"') && resolve()))) : [];
   const text = "x".repeat(eventBytes);
   for (let i = 0; i < instances; i++) sockets[i]?.send(JSON.stringify({ type: "process_message", content: { n: events, text } }));
   await Promise.all(ended);
@@ -161,9 +159,15 @@ async function deathWindowFigures(cluster: TestCluster, gateway: string, creates
     "creates during the death window (kill -9 while in the gateway's view)": results.length,
     "create success % (goal 100)": (100 * ok.length) / results.length,
     "  creates answered on the victim": ok.filter((r) => r.coordinator === victim.id).length,
-    "  create p50 ms": percentile(results.map((r) => r.ms), 50),
+    "  create p50 ms": percentile(
+      results.map((r) => r.ms),
+      50,
+    ),
     "  slowest create ms": Math.max(...results.map((r) => r.ms)),
-    "  same burst with every coordinator up: p50 ms (baseline)": percentile(baseline.map((r) => r.ms), 50),
+    "  same burst with every coordinator up: p50 ms (baseline)": percentile(
+      baseline.map((r) => r.ms),
+      50,
+    ),
     "  same burst with every coordinator up: slowest ms": Math.max(...baseline.map((r) => r.ms)),
     "  all answered within ms of the kill": windowMs,
     "agents started that no client was told about (goal 0)": added.filter((id) => !acknowledged.has(id)).length,

@@ -80,7 +80,12 @@ export async function runReplicatedLifecycleBench(): Promise<BenchResults> {
       ...(await series("replicatedNew", replicated, () => undefined)),
       ...(await series("replicatedNamedNew", replicated, (n) => `bench-named-${n}`)),
       // The agents of the previous series are in S3 (clean release): lose the local copy, resume.
-      ...(await series("replicatedResume", replicated, (n) => `bench-named-${n}`, (n) => fs.rmSync(path.join(root, "replicated", "agents", `bench-named-${n}`), { recursive: true, force: true }))),
+      ...(await series(
+        "replicatedResume",
+        replicated,
+        (n) => `bench-named-${n}`,
+        (n) => fs.rmSync(path.join(root, "replicated", "agents", `bench-named-${n}`), { recursive: true, force: true }),
+      )),
     };
     results.replicatedNewCreateRatio = round(results.replicatedNewCreateP50Ms / results.baselineCreateP50Ms, 2);
     results.replicatedResumeCreateRatio = round(results.replicatedResumeCreateP50Ms / results.baselineCreateP50Ms, 2);

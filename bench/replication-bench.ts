@@ -137,7 +137,10 @@ async function measureRestore(env: Env, megabytes: number): Promise<BenchResults
   const writer = new AgentWriter(dir);
   writer.init();
   const half = (megabytes * 1024 * 1024) / 2;
-  const text = (bytes: number) => randomBytes(Math.ceil((bytes * 3) / 4)).toString("base64").slice(0, bytes);
+  const text = (bytes: number) =>
+    randomBytes(Math.ceil((bytes * 3) / 4))
+      .toString("base64")
+      .slice(0, bytes);
   const rows = Array.from({ length: Math.ceil(half / 4096) }, (_, i) => ({
     direction: "inbound" as const,
     instanceId: "inst_bench",

@@ -26,7 +26,10 @@ function settledRss(): number {
 }
 
 export async function runScaleBench(): Promise<BenchResults> {
-  const steps = (process.env.PODIUM_BENCH_SCALE ?? "1,10,50").split(",").map(Number).filter((n) => n > 0);
+  const steps = (process.env.PODIUM_BENCH_SCALE ?? "1,10,50")
+    .split(",")
+    .map(Number)
+    .filter((n) => n > 0);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-scale-"));
   fs.chmodSync(dir, 0o711);
   const server = await createDevServer({

@@ -28,7 +28,10 @@ function timed(args: string[], env: NodeJS.ProcessEnv, runs: number): number[] {
 function devReady(env: NodeJS.ProcessEnv): Promise<number> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-bench-start-"));
   const start = performance.now();
-  const child = spawn(process.execPath, [BIN, "dev", "--port", "0", "--data", dataDir, "--agents", path.join(REPO_ROOT, "examples"), "--log-level", "silent"], { env, stdio: ["ignore", "pipe", "ignore"] });
+  const child = spawn(process.execPath, [BIN, "dev", "--port", "0", "--data", dataDir, "--agents", path.join(REPO_ROOT, "examples"), "--log-level", "silent"], {
+    env,
+    stdio: ["ignore", "pipe", "ignore"],
+  });
   return new Promise<number>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => {

@@ -35,7 +35,6 @@ const DELTAS_AFTER_SNAPSHOT = 10_000;
 const WARMUP_DELTAS = 2000;
 const OPEN_RUNS = 3;
 
-
 /** An agent-like state: a conversation of messages with Zipf-ish words, ids, numbers, tool calls. */
 function bigState(bytes: number): JsonObject {
   const random = prng(7);

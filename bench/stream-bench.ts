@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { WebSocket, WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { createDevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { silentLogger } from "../services/shared/logger.js";

@@ -28,10 +28,7 @@ const outputs = Object.keys(result.metafile.outputs).map((file) => path.basename
 const script = outputs.find((f) => f.endsWith(".js"));
 const style = outputs.find((f) => f.endsWith(".css"));
 if (!script || !style) throw new Error(`console build produced ${outputs.join(", ")}`);
-const html = fs
-  .readFileSync(path.join(root, "console/index.html"), "utf8")
-  .replace("%SCRIPT%", script)
-  .replace("%STYLE%", style);
+const html = fs.readFileSync(path.join(root, "console/index.html"), "utf8").replace("%SCRIPT%", script).replace("%STYLE%", style);
 fs.writeFileSync(path.join(out, "index.html"), html);
 const bytes = outputs.reduce((sum, f) => sum + fs.statSync(path.join(out, f)).size, 0);
 console.log(`console: dist/console (${outputs.join(", ")}; ${bytes} bytes) in ${Date.now() - started} ms`);

@@ -91,8 +91,8 @@ export function CoordinatorsView() {
         </tbody>
       </table>
       <p class="muted small">
-        “—”: this gateway's /metrics does not carry that coordinator's numbers (a cluster's gateway serves only its own; scrape each coordinator's
-        --metrics-port, docs/metrics.md). <code>podium dev</code> serves its coordinator's.
+        “—”: this gateway's /metrics does not carry that coordinator's numbers (a cluster's gateway serves only its own; scrape each coordinator's --metrics-port, docs/metrics.md).{" "}
+        <code>podium dev</code> serves its coordinator's.
       </p>
       <h3>Gateway metrics</h3>
       <table class="table small">
@@ -101,7 +101,11 @@ export function CoordinatorsView() {
             <tr key={i}>
               <td class="mono">
                 {s.name}
-                {Object.keys(s.labels).length ? `{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(",")}}` : ""}
+                {Object.keys(s.labels).length
+                  ? `{${Object.entries(s.labels)
+                      .map(([k, v]) => `${k}="${v}"`)
+                      .join(",")}}`
+                  : ""}
               </td>
               <td>{s.value}</td>
             </tr>

@@ -22,8 +22,7 @@ function Diff({ base, path, from, to }: { base: string; path: string; from: numb
   const [texts, setTexts] = useState<{ before: string; after: string } | { error: string } | undefined>(undefined);
   useEffect(() => {
     setTexts(undefined);
-    const at = (iteration: number) =>
-      iteration === 0 ? Promise.resolve(undefined) : api<FileContent>("GET", `${base}/files/${pathUrl(path)}/at/${iteration}`);
+    const at = (iteration: number) => (iteration === 0 ? Promise.resolve(undefined) : api<FileContent>("GET", `${base}/files/${pathUrl(path)}/at/${iteration}`));
     Promise.all([at(from), at(to)])
       .then(([before, after]) => setTexts({ before: textOf(before), after: textOf(after) }))
       .catch((err: unknown) => setTexts({ error: describeError(err) }));
@@ -113,7 +112,10 @@ export function FilesPanel({ instanceId, changes }: { instanceId: string; change
             </div>
           ) : (
             <button type="button" key={e.path} class={`file ${selected === e.path ? "active" : ""}`} style={{ paddingLeft: `${depth * 14 + 6}px` }} onClick={() => setSelected(e.path)}>
-              {e.name} <span class="muted small">{e.size} B · it. {e.iteration}</span>
+              {e.name}{" "}
+              <span class="muted small">
+                {e.size} B · it. {e.iteration}
+              </span>
             </button>
           );
         })}

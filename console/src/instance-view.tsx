@@ -48,7 +48,11 @@ export function InstanceView({ instanceId, tab, traceId }: { instanceId: string;
     <section class="instance">
       <div class="row header">
         <h2 class="mono">{instanceId}</h2>
-        {i && <span class={`status ${i.status}`} data-testid="instance-status">{i.status}</span>}
+        {i && (
+          <span class={`status ${i.status}`} data-testid="instance-status">
+            {i.status}
+          </span>
+        )}
         <span class={stream.connected ? "live" : "muted"}>{stream.connected ? "● live" : log.terminated ? `ended (${log.terminated})` : "○ not connected"}</span>
         <span class="spacer" />
         <button type="button" class="danger" disabled={!i || ["terminated", "failed", "stopping"].includes(i.status)} onClick={stop}>

@@ -20,7 +20,11 @@ export function LoginView({ error, onKey }: { error: string | undefined; onKey: 
       <button type="submit" disabled={!key.trim()}>
         Log in
       </button>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
     </form>
   );
 }

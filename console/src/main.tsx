@@ -53,9 +53,15 @@ function App() {
     <div class="shell">
       <nav class="nav">
         <span class="brand">Podium</span>
-        <a href="#/instances" class={section === "instances" ? "active" : ""}>Instances</a>
-        <a href="#/deployments" class={section === "deployments" ? "active" : ""}>Deployments</a>
-        <a href="#/coordinators" class={section === "coordinators" ? "active" : ""}>Coordinators</a>
+        <a href="#/instances" class={section === "instances" ? "active" : ""}>
+          Instances
+        </a>
+        <a href="#/deployments" class={section === "deployments" ? "active" : ""}>
+          Deployments
+        </a>
+        <a href="#/coordinators" class={section === "coordinators" ? "active" : ""}>
+          Coordinators
+        </a>
         <span class="spacer" />
         {gate.keyless ? (
           <span class="muted">no API key needed</span>

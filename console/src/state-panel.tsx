@@ -65,7 +65,11 @@ export function StatePanel({ instanceId, changes }: { instanceId: string; change
         ))}
       </div>
       {current.error && <p class="error">{current.error}</p>}
-      {shown?.error && <p class="error">Version {version}: {shown.error}</p>}
+      {shown?.error && (
+        <p class="error">
+          Version {version}: {shown.error}
+        </p>
+      )}
       <div class="split">
         <div class="card" data-testid="state-tree">
           <h3>State at version {version}</h3>

@@ -33,8 +33,12 @@ function RequestForm({ request, answer }: { request: PendingRequest; answer: (va
       <div class="request card" data-request={request.requestId}>
         <strong>Permission requested</strong> {String(c.tool_name ?? "")} <span class="muted">{String(c.description ?? "")}</span>
         <pre class="mono small">{JSON.stringify(c.args ?? {}, null, 1)}</pre>
-        <button type="button" onClick={() => answer({ approved: true, option_id: "allow_once" })}>Allow</button>
-        <button type="button" class="danger" onClick={() => answer({ approved: false, option_id: "reject_once" })}>Reject</button>
+        <button type="button" onClick={() => answer({ approved: true, option_id: "allow_once" })}>
+          Allow
+        </button>
+        <button type="button" class="danger" onClick={() => answer({ approved: false, option_id: "reject_once" })}>
+          Reject
+        </button>
       </div>
     );
   }
@@ -154,14 +158,18 @@ export function StreamPanel({ stream, instanceId }: { stream: EventStream; insta
             }
           }}
         />
-        <button type="submit" disabled={!stream.connected || !draft.trim()}>Send</button>
+        <button type="submit" disabled={!stream.connected || !draft.trim()}>
+          Send
+        </button>
         <button type="button" class="danger" disabled={!stream.connected || running.length === 0} onClick={() => stream.send({ type: "cancel", turn: 0 })}>
           Cancel turn
         </button>
       </form>
       <div class="row">
         <strong>Events</strong>
-        <span class="muted" data-testid="event-count">{log.events.length} events, last seq {log.lastSeq}</span>
+        <span class="muted" data-testid="event-count">
+          {log.events.length} events, last seq {log.lastSeq}
+        </span>
         <label class="inline">
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> follow
         </label>

@@ -27,7 +27,9 @@ function condition(schema: ProtocolSchema, shape: Shape, x: string): string | un
   const s = resolve(schema, shape);
   switch (s.kind) {
     case "string":
-      return [`typeof ${x} === "string"`, ...(s.minLength !== undefined ? [`${x}.length >= ${s.minLength}`] : []), ...(s.maxLength !== undefined ? [`${x}.length <= ${s.maxLength}`] : [])].join(" && ");
+      return [`typeof ${x} === "string"`, ...(s.minLength !== undefined ? [`${x}.length >= ${s.minLength}`] : []), ...(s.maxLength !== undefined ? [`${x}.length <= ${s.maxLength}`] : [])].join(
+        " && ",
+      );
     case "integer":
     case "number":
       return [`typeof ${x} === "number"`, ...(s.kind === "integer" ? [`Number.isInteger(${x})`] : []), ...(s.minimum !== undefined ? [`${x} >= ${s.minimum}`] : [])].join(" && ");

@@ -56,20 +56,11 @@ function definition(def: Definition): string[] {
     case "const":
       return [...head, `export type ${name} = ${tsType(shape)};`, `export const ${upperSnake(name)}: ${name} = ${tsType(shape)};`];
     case "enum":
-      return [
-        ...head,
-        `export type ${name} = ${tsType(shape)};`,
-        `export const ${upperSnake(name)}S: readonly ${name}[] = [${shape.values.map((v) => JSON.stringify(v)).join(", ")}];`,
-      ];
+      return [...head, `export type ${name} = ${tsType(shape)};`, `export const ${upperSnake(name)}S: readonly ${name}[] = [${shape.values.map((v) => JSON.stringify(v)).join(", ")}];`];
     case "union":
       return [...head, `export type ${name} =`, ...shape.members.map((m, i) => `  | ${tsType(m)}${i === shape.members.length - 1 ? ";" : ""}`)];
     case "object":
-      return [
-        ...head,
-        `export interface ${name} {`,
-        ...shape.properties.flatMap((p) => [...comment(p.description, "  "), `  ${p.name}${optional(p) ? "?" : ""}: ${tsType(p.shape)};`]),
-        "}",
-      ];
+      return [...head, `export interface ${name} {`, ...shape.properties.flatMap((p) => [...comment(p.description, "  "), `  ${p.name}${optional(p) ? "?" : ""}: ${tsType(p.shape)};`]), "}"];
     default:
       throw new SchemaError(`${name}: a named definition must be an object, a union, an enum or a const`);
   }

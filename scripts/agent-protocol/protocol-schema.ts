@@ -55,8 +55,26 @@ type Node = { [key: string]: JsonLiteral };
 export const BUILTIN_DEFS: Record<string, Shape> = { Json: { kind: "json" }, JsonObject: { kind: "jsonObject" } };
 
 const KNOWN_KEYWORDS = new Set([
-  "$schema", "title", "description", "$comment", "$defs", "$ref", "type", "properties", "required", "additionalProperties",
-  "items", "oneOf", "const", "enum", "minimum", "minLength", "maxLength", "default", "x-lenient", "x-discriminator",
+  "$schema",
+  "title",
+  "description",
+  "$comment",
+  "$defs",
+  "$ref",
+  "type",
+  "properties",
+  "required",
+  "additionalProperties",
+  "items",
+  "oneOf",
+  "const",
+  "enum",
+  "minimum",
+  "minLength",
+  "maxLength",
+  "default",
+  "x-lenient",
+  "x-discriminator",
 ]);
 
 function isNode(value: JsonLiteral | undefined): value is Node {
@@ -190,6 +208,6 @@ export function discriminatorValues(schema: ProtocolSchema, shape: Shape, key: s
   }
   if (resolved.kind !== "object") throw new SchemaError(`a union member must be an object (${key})`);
   const property = resolved.properties.find((p) => p.name === key);
-  if (!property || property.shape.kind !== "const" || !property.required) throw new SchemaError(`a union member has no required const ${key}`);
+  if (property?.shape.kind !== "const" || !property.required) throw new SchemaError(`a union member has no required const ${key}`);
   return [property.shape.value];
 }

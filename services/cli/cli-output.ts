@@ -34,6 +34,7 @@ export function paint(out: CliOutput, colour: Colour, text: string): string {
 
 /** Visible width (colour codes excluded). */
 function width(text: string): number {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes (ESC [ ... m)
   return [...text.replace(/\u001b\[[0-9;]*m/g, "")].length;
 }
 

@@ -50,9 +50,7 @@ export function parseInitRuntime(value: string): BundleRuntime {
 export function checkAgentName(name: string, fromDir: boolean): string {
   if (NAME_PATTERN.test(name)) return name;
   const hint = fromDir ? `; the name comes from the directory, so pass --name NAME to choose another` : "";
-  throw new UsageError(
-    `${JSON.stringify(name)} is not a valid agent name: 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit${hint}`,
-  );
+  throw new UsageError(`${JSON.stringify(name)} is not a valid agent name: 1 to 64 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit${hint}`);
 }
 
 /** Writes the bundle. Throws UsageError for a bad name, DirectoryNotEmptyError without --force. */
@@ -72,10 +70,7 @@ export function initBundle(options: InitOptions): InitResult {
 /** The next steps printed after init. */
 function nextSteps(result: InitResult, shownDir: string): string {
   const cd = `cd ${shownDir}`;
-  const test =
-    result.runtime === "typescript"
-      ? `${cd} && npm install && npm test`
-      : `${cd} && PYTHONPATH=${path.join(REPO_ROOT, "sdk/python")} python3 -m unittest`;
+  const test = result.runtime === "typescript" ? `${cd} && npm install && npm test` : `${cd} && PYTHONPATH=${path.join(REPO_ROOT, "sdk/python")} python3 -m unittest`;
   return [
     `created ${result.runtime} agent "${result.name}" in ${result.dir}: ${result.files.join(", ")}`,
     `  test it:   ${test}`,

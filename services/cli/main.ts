@@ -128,9 +128,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export function firstKey(keys: string | undefined): string | undefined {
-  return keys?.split(",").map((k) => k.trim()).find((k) => k.length > 0);
+  return keys
+    ?.split(",")
+    .map((k) => k.trim())
+    .find((k) => k.length > 0);
 }
 
 export function keyList(keys: string | undefined): string[] {
-  return (keys ?? "").split(",").map((k) => k.trim()).filter((k) => k.length > 0);
+  return (keys ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
 }

@@ -269,10 +269,7 @@ export class CoordinatorRegistration {
       this.reconcile();
       const info = this.snapshot();
       const previousText = await valkeyCall(this.redis, "heartbeat", async () => {
-        const multi = this.redis
-          .multi()
-          .set(this.keys.coordinator(this.coordinatorId), JSON.stringify(info), "PX", this.options.ttlMs, "GET")
-          .sadd(this.keys.coordinators, this.coordinatorId);
+        const multi = this.redis.multi().set(this.keys.coordinator(this.coordinatorId), JSON.stringify(info), "PX", this.options.ttlMs, "GET").sadd(this.keys.coordinators, this.coordinatorId);
         return pipelineResults(await multi.exec())[0];
       });
       const previous = parseHeartbeat(typeof previousText === "string" ? previousText : undefined);

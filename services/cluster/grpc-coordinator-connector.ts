@@ -35,11 +35,7 @@ export function grpcCoordinatorConnector(options: GrpcCoordinatorConnectorOption
     // Every client's calls and streams to this coordinator share the connection: Node's default cap on a
     // session's memory (10 MB, which counts request bodies not yet sent) would turn new calls away
     // (ENHANCE_YOUR_CALM) while a few large messages are in flight.
-    const sessionManager = new Http2SessionManager(
-      address,
-      { pingIntervalMs: options.pingIntervalMs ?? 5000, pingTimeoutMs: options.pingTimeoutMs ?? 5000 },
-      { maxSessionMemory: SESSION_MEMORY_MB },
-    );
+    const sessionManager = new Http2SessionManager(address, { pingIntervalMs: options.pingIntervalMs ?? 5000, pingTimeoutMs: options.pingTimeoutMs ?? 5000 }, { maxSessionMemory: SESSION_MEMORY_MB });
     // No gzip between gateway and coordinator (acceptCompression: []): on a LAN it costs more CPU than it saves.
     const transportFor = (interceptors: Interceptor[]) => createGrpcTransport({ baseUrl: address, sessionManager, interceptors, acceptCompression: [] });
     const interceptors = options.interceptors ?? [];

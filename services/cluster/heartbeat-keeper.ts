@@ -15,7 +15,7 @@ import { Worker } from "node:worker_threads";
 import type { Redis } from "ioredis";
 
 /** Plain CommonJS run with `eval: true` (works the same under tsx, jest and compiled output). */
-const WORKER_SOURCE = String.raw`
+const WORKER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
 const mod = require(workerData.ioredisPath);
 const Redis = mod.Redis || mod.default || mod;

@@ -89,7 +89,13 @@ export async function closeValkey(redis: Redis): Promise<void> {
   redis.on("error", () => undefined); // closing: late socket errors are expected, not news
   if (redis.status === "ready") {
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 500).unref());
-    await Promise.race([redis.quit().then(() => undefined, () => undefined), timeout]);
+    await Promise.race([
+      redis.quit().then(
+        () => undefined,
+        () => undefined,
+      ),
+      timeout,
+    ]);
   }
   redis.disconnect();
 }

@@ -133,7 +133,11 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     let chosen = pickCoordinator(view, this.random);
     // Every usable coordinator's circuit is open: try one of them anyway (past its breaker) rather than refuse.
     const panic = !chosen && view.some((c) => c.unanswering);
-    if (panic) chosen = pickCoordinator(view.map((c) => ({ ...c, unanswering: false })), this.random);
+    if (panic)
+      chosen = pickCoordinator(
+        view.map((c) => ({ ...c, unanswering: false })),
+        this.random,
+      );
     if (!chosen) throw new ConnectError(describeNoCapacity(view), Code.Unavailable);
     // Counted until the coordinator's next heartbeat reports it, so a burst of placements spreads out.
     if (!requirements.read) chosen.member.pending++;
@@ -154,7 +158,11 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     const coordinatorId = await valkeyCall(this.redis, `locate agent ${agentId}`, () => this.redis.get(this.keys.agent(agentId)));
     if (!coordinatorId) throw new ConnectError(`unknown agent ${agentId}`, Code.NotFound);
     // UNAVAILABLE, not NOT_FOUND: the agent exists, so a create must not start it afresh elsewhere.
-    return this.liveCoordinator(coordinatorId, `agent ${agentId} last ran on coordinator ${coordinatorId}, which is gone (no heartbeat); its data is unavailable until that coordinator returns`, Code.Unavailable);
+    return this.liveCoordinator(
+      coordinatorId,
+      `agent ${agentId} last ran on coordinator ${coordinatorId}, which is gone (no heartbeat); its data is unavailable until that coordinator returns`,
+      Code.Unavailable,
+    );
   }
 
   async placeAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients> {

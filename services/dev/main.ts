@@ -27,7 +27,10 @@ export async function runDev(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   const port = Number(values.port ?? env.PODIUM_PORT ?? 7070);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
   const host = values.host ?? env.PODIUM_HOST ?? "127.0.0.1";
-  const apiKeys = (env.PODIUM_API_KEY ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+  const apiKeys = (env.PODIUM_API_KEY ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter(Boolean);
   const log = (line: string) => process.stderr.write(`[podium] ${line}\n`);
   if (apiKeys.length === 0) {
     if (host !== "127.0.0.1" && host !== "localhost" && host !== "::1") {

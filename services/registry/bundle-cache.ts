@@ -104,10 +104,7 @@ export class BundleCache {
         throw error;
       }
       if (digest !== deployment.digest) {
-        throw new ConnectError(
-          `deployment ${deployment.deploymentId}: the registry's archive has digest ${digest}, expected ${deployment.digest} (replaced or corrupt)`,
-          Code.DataLoss,
-        );
+        throw new ConnectError(`deployment ${deployment.deploymentId}: the registry's archive has digest ${digest}, expected ${deployment.digest} (replaced or corrupt)`, Code.DataLoss);
       }
       try {
         await fsp.rename(temp, target);

@@ -246,18 +246,14 @@ async function unpack(archive: Buffer, destDir: string, opts: UnpackOptions): Pr
 
   let chain: Promise<void> = Promise.resolve();
   parser.on("entry", (entry: ReadEntry) => {
-    chain = chain
-      .then(() => (failure === undefined ? handleEntry(entry) : undefined))
-      .catch((error: unknown) => fail(conflict(error, entry.path)));
+    chain = chain.then(() => (failure === undefined ? handleEntry(entry) : undefined)).catch((error: unknown) => fail(conflict(error, entry.path)));
   });
   // The end-of-archive marker: tar ignores what follows, and the parser would keep it all by
   // concatenating every chunk onto the rest (quadratic: 100 MB of zeros took minutes of CPU).
   let endOfArchive = false;
   parser.on("eof", () => (endOfArchive = true));
   parser.on("ignoredEntry", (entry: ReadEntry) => {
-    fail(entry.meta
-      ? invalid(`bundle has a tar extended header larger than ${MAX_META_ENTRY} bytes`)
-      : invalid(`bundle entry ${JSON.stringify(entry.path)} has an unsupported type (${entry.type})`));
+    fail(entry.meta ? invalid(`bundle has a tar extended header larger than ${MAX_META_ENTRY} bytes`) : invalid(`bundle entry ${JSON.stringify(entry.path)} has an unsupported type (${entry.type})`));
   });
   parser.on("error", (error: unknown) => fail(invalid(`bundle is not a valid tar archive: ${errorMessage(error)}`)));
 

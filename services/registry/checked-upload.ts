@@ -47,6 +47,10 @@ export async function checkUpload(
  */
 function withoutScratchPath(error: unknown, scratch: string): unknown {
   if (!(error instanceof ConnectError) || !error.rawMessage.includes(scratch)) return error;
-  const message = error.rawMessage.split(path.join(scratch, "bundle") + path.sep).join("").split(scratch).join("<upload>");
+  const message = error.rawMessage
+    .split(path.join(scratch, "bundle") + path.sep)
+    .join("")
+    .split(scratch)
+    .join("<upload>");
   return new ConnectError(message, error.code, error.metadata, undefined, error.cause);
 }

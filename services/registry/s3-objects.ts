@@ -1,13 +1,5 @@
 /** Small S3 object helpers for S3Registry: absent objects are `undefined`, failures are ConnectErrors (s3-errors). */
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { isS3NotFound, s3ErrorName, toS3Error } from "./s3-errors.js";
 
 export interface S3Location {
@@ -47,10 +39,7 @@ export async function putObject(
   options: { contentType: string; metadata: Record<string, string>; what: string; signal?: AbortSignal | undefined },
 ): Promise<void> {
   try {
-    await s3.client.send(
-      new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body, ContentType: options.contentType, Metadata: options.metadata }),
-      { abortSignal: options.signal },
-    );
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body, ContentType: options.contentType, Metadata: options.metadata }), { abortSignal: options.signal });
   } catch (error) {
     throw toS3Error(error, options.what, s3.bucket);
   }

@@ -109,7 +109,10 @@ export class S3Registry implements DeploymentRegistry {
       if (parts.length === 3 && file === S3_RECORD_OBJECT && NAME_PATTERN.test(name) && VERSION_PATTERN.test(version)) found.push({ name, version });
     }
     const records = await mapLimit(found, 8, ({ name, version }) => this.readStored(name, version, formatDeploymentId({ name, version, registry: this.name })));
-    return records.filter((r): r is StoredRecord => r !== undefined).map(toPublic).sort(compareRecords);
+    return records
+      .filter((r): r is StoredRecord => r !== undefined)
+      .map(toPublic)
+      .sort(compareRecords);
   }
 
   async readArchive(deploymentId: string, signal?: AbortSignal): Promise<Buffer> {

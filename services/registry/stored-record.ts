@@ -35,14 +35,7 @@ export function toPublic(stored: StoredRecord): DeploymentRecord {
 }
 
 /** The record of a new upload; its createdAt is strictly newer than the record it replaces. */
-export function newRecord(upload: {
-  deploymentId: string;
-  manifest: BundleManifest;
-  digest: string;
-  size: number;
-  registry: string;
-  replaces: DeploymentRecord | undefined;
-}): DeploymentRecord {
+export function newRecord(upload: { deploymentId: string; manifest: BundleManifest; digest: string; size: number; registry: string; replaces: DeploymentRecord | undefined }): DeploymentRecord {
   const { manifest, replaces } = upload;
   return {
     deploymentId: upload.deploymentId,

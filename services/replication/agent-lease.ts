@@ -92,7 +92,11 @@ export function rememberValkeyRun(redis: Redis): void {
   if (firstRunIds.has(redis)) return;
   // A command fails while the connection is down (one retry per request): then read it once it is ready.
   const seen = new Promise<string>((resolve) => {
-    const read = (): void => void valkeyRun(redis).then((run) => resolve(run.runId), () => redis.once("ready", read));
+    const read = (): void =>
+      void valkeyRun(redis).then(
+        (run) => resolve(run.runId),
+        () => redis.once("ready", read),
+      );
     if (redis.status === "ready") read();
     else redis.once("ready", read);
   });

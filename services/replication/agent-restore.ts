@@ -138,10 +138,7 @@ async function restoreDatabase(
  * with at most the four database "directories" and generations.json (never a truncated page).
  */
 async function hasReplica(client: S3Client, s3: CompiledS3Settings, agentId: string, signal?: AbortSignal): Promise<boolean> {
-  const listed = await client.send(
-    new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${s3.prefix}agents/${agentId}/`, Delimiter: "/" }),
-    signal ? { abortSignal: signal } : {},
-  );
+  const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${s3.prefix}agents/${agentId}/`, Delimiter: "/" }), signal ? { abortSignal: signal } : {});
   return (listed.Contents?.length ?? 0) + (listed.CommonPrefixes?.length ?? 0) > 0;
 }
 

@@ -86,7 +86,5 @@ export async function readGenerationMarker(client: S3Client, s3: CompiledS3Setti
 }
 
 export async function writeGenerationMarker(client: S3Client, s3: CompiledS3Settings, agentId: string, marker: GenerationMarker): Promise<void> {
-  await client.send(
-    new PutObjectCommand({ Bucket: s3.bucket, Key: markerKey(s3, agentId), Body: JSON.stringify(marker), ContentType: "application/json" }),
-  );
+  await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: markerKey(s3, agentId), Body: JSON.stringify(marker), ContentType: "application/json" }));
 }

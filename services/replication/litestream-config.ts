@@ -43,12 +43,7 @@ function str(value: string): string {
 }
 
 function replicaLines(s3: CompiledS3Settings, replicaPathValue: string, timings: CompiledTimings | undefined, indent: string): string[] {
-  const lines = [
-    `${indent}- type: s3`,
-    `${indent}  bucket: ${str(s3.bucket)}`,
-    `${indent}  path: ${str(replicaPathValue)}`,
-    `${indent}  region: ${str(s3.region)}`,
-  ];
+  const lines = [`${indent}- type: s3`, `${indent}  bucket: ${str(s3.bucket)}`, `${indent}  path: ${str(replicaPathValue)}`, `${indent}  region: ${str(s3.region)}`];
   if (s3.endpoint) lines.push(`${indent}  endpoint: ${str(s3.endpoint)}`);
   if (s3.forcePathStyle) lines.push(`${indent}  force-path-style: true`);
   if (timings) {
@@ -84,9 +79,7 @@ export function renderRestoreConfig(db: LitestreamDatabase, s3: CompiledS3Settin
 export function litestreamEnv(s3: CompiledS3Settings): Record<string, string> {
   return {
     ...s3.childEnv,
-    ...(s3.credentials
-      ? { LITESTREAM_ACCESS_KEY_ID: s3.credentials.accessKeyId, LITESTREAM_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey }
-      : {}),
+    ...(s3.credentials ? { LITESTREAM_ACCESS_KEY_ID: s3.credentials.accessKeyId, LITESTREAM_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey } : {}),
   };
 }
 

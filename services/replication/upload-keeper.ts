@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
-import { ClusterKeys } from "../cluster/cluster-keys.js";
+import type { ClusterKeys } from "../cluster/cluster-keys.js";
 import { LineSplitter } from "../coordinator/line-splitter.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";

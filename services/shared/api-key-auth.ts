@@ -17,11 +17,7 @@ function digest(value: string): Buffer {
  * Services callable without a key: health (load balancers) and reflection (grpcurl / buf curl).
  * Reflection only describes the public protos, which ship with Podium.
  */
-export const OPEN_SERVICES: ReadonlySet<string> = new Set([
-  "grpc.health.v1.Health",
-  "grpc.reflection.v1.ServerReflection",
-  "grpc.reflection.v1alpha.ServerReflection",
-]);
+export const OPEN_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
 
 export class ApiKeyAuth {
   private readonly digests: Buffer[];

@@ -12,7 +12,10 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private error: unknown;
   private wake: (() => void) | undefined;
 
-  constructor(private readonly maxBuffered = 100_000, signal?: AbortSignal) {
+  constructor(
+    private readonly maxBuffered = 100_000,
+    signal?: AbortSignal,
+  ) {
     signal?.addEventListener("abort", () => this.end(), { once: true });
   }
 

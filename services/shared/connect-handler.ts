@@ -11,7 +11,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { NodeHandlerFn } from "./node-http.js";
 import type { DescService } from "@bufbuild/protobuf";
-import { HealthStatusRegistry, healthRoutes } from "./grpc-health.js";
+import { type HealthStatusRegistry, healthRoutes } from "./grpc-health.js";
 import { reflectionRoutes } from "./grpc-reflection.js";
 import type { RequestHandler } from "./one-port-server.js";
 

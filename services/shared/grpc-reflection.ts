@@ -51,10 +51,7 @@ export function createReflectionIndex(input: readonly DescFile[] | readonly Desc
 }
 
 /** Answers one reflection request (v1 types). Never throws for a lookup miss. */
-export function answerReflectionRequest(
-  index: ReflectionIndex,
-  request: ServerReflectionRequest,
-): ServerReflectionResponse {
+export function answerReflectionRequest(index: ReflectionIndex, request: ServerReflectionRequest): ServerReflectionResponse {
   const base = { validHost: request.host, originalRequest: request };
   const files = (file: DescFile | undefined, what: string): ServerReflectionResponse =>
     file === undefined
@@ -101,11 +98,7 @@ export function answerReflectionRequest(
   }
 }
 
-function errorResponse(
-  base: { validHost: string; originalRequest: ServerReflectionRequest },
-  code: Code,
-  message: string,
-): ServerReflectionResponse {
+function errorResponse(base: { validHost: string; originalRequest: ServerReflectionRequest }, code: Code, message: string): ServerReflectionResponse {
   return create(ServerReflectionResponseSchema, {
     ...base,
     messageResponse: { case: "errorResponse", value: { errorCode: code, errorMessage: message } },

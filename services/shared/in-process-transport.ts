@@ -43,7 +43,10 @@ export const IN_PROCESS_ANSWER_HEADER = "x-podium-in-process";
 /** The handler's error as the caller gets it: a ConnectError with the handler's headers and trailers. */
 function answered(err: unknown, context: { responseHeader: Headers; responseTrailer: Headers }): ConnectError {
   const error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-  for (const headers of [context.responseHeader, context.responseTrailer]) headers.forEach((value, key) => error.metadata.append(key, value));
+  for (const headers of [context.responseHeader, context.responseTrailer])
+    headers.forEach((value, key) => {
+      error.metadata.append(key, value);
+    });
   error.metadata.set(IN_PROCESS_ANSWER_HEADER, "1");
   return error;
 }

@@ -37,7 +37,7 @@ function resolveParent(doc: Json, tokens: string[]): Json {
   let node: Json = doc;
   for (const token of tokens.slice(0, -1)) {
     if (Array.isArray(node)) node = node[arrayIndex(node, token, false)] as Json;
-    else if (isJsonObject(node) && Object.prototype.hasOwnProperty.call(node, token)) node = node[token] as Json;
+    else if (isJsonObject(node) && Object.hasOwn(node, token)) node = node[token] as Json;
     else throw new JsonPatchError(`path /${tokens.join("/")} does not exist`);
   }
   return node;
@@ -49,7 +49,7 @@ function getAt(doc: Json, pointer: string): Json {
   const parent = resolveParent(doc, tokens);
   const last = tokens[tokens.length - 1] as string;
   if (Array.isArray(parent)) return parent[arrayIndex(parent, last, false)] as Json;
-  if (isJsonObject(parent) && Object.prototype.hasOwnProperty.call(parent, last)) return parent[last] as Json;
+  if (isJsonObject(parent) && Object.hasOwn(parent, last)) return parent[last] as Json;
   throw new JsonPatchError(`path ${pointer} does not exist`);
 }
 
@@ -65,7 +65,7 @@ export function jsonEqual(a: Json, b: Json): boolean {
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
   for (const key of keys) {
-    if (!Object.prototype.hasOwnProperty.call(b, key) || !jsonEqual(a[key] as Json, b[key] as Json)) return false;
+    if (!Object.hasOwn(b, key) || !jsonEqual(a[key] as Json, b[key] as Json)) return false;
   }
   return true;
 }
@@ -118,7 +118,7 @@ function applyOne(doc: Json, op: JsonPatchOp): Json {
     return doc;
   }
   if (!isJsonObject(parent)) throw new JsonPatchError(`parent of ${op.path} is not a container`);
-  const exists = Object.prototype.hasOwnProperty.call(parent, last);
+  const exists = Object.hasOwn(parent, last);
   if (op.op === "add") setMember(parent, last, op.value);
   else if (!exists) throw new JsonPatchError(`path ${op.path} does not exist`);
   else if (op.op === "replace") setMember(parent, last, op.value);

@@ -39,10 +39,6 @@ export function startModuleWorker(moduleUrl: URL, options: Omit<WorkerOptions, "
   // Not the parent's flags: they may not apply to a worker (e.g. --input-type).
   const base: WorkerOptions = { execArgv: [], ...options };
   if (!file.pathname.endsWith(".ts")) return new Worker(file, base);
-  const bootstrap = [
-    `import { register } from ${JSON.stringify(tsxEsmApi())};`,
-    `register();`,
-    `await import(${JSON.stringify(file.href)});`,
-  ].join("\n");
+  const bootstrap = [`import { register } from ${JSON.stringify(tsxEsmApi())};`, `register();`, `await import(${JSON.stringify(file.href)});`].join("\n");
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), base);
 }

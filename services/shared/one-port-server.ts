@@ -47,7 +47,10 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 
 /** A Duplex over a socket that first yields bytes that were already read from it. */
 class ReplaySocket extends Duplex {
-  constructor(private readonly socket: net.Socket, head: Buffer) {
+  constructor(
+    private readonly socket: net.Socket,
+    head: Buffer,
+  ) {
     super();
     this.push(head);
     socket.on("data", (chunk: Buffer) => {

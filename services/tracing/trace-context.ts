@@ -36,6 +36,7 @@ export function parseTraceparent(traceparent: string | null | undefined, tracest
   if (version === "ff" || (version === "00" && rest !== undefined) || traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
   const context: TraceContext = { traceId, spanId, flags: Number.parseInt(flags, 16) };
   const state = typeof tracestate === "string" ? tracestate.trim() : "";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejects a tracestate carrying control characters
   if (state && state.length <= MAX_TRACESTATE && !/[\x00-\x1f\x7f]/.test(state)) context.traceState = state;
   return context;
 }

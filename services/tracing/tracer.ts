@@ -104,7 +104,12 @@ class RecordedSpan implements Span {
   private readonly data: FinishedSpan;
   private ended = false;
 
-  constructor(private readonly sink: SpanSink, service: string, name: string, options: SpanOptions) {
+  constructor(
+    private readonly sink: SpanSink,
+    service: string,
+    name: string,
+    options: SpanOptions,
+  ) {
     const parent = options.parent;
     this.context = { traceId: parent?.traceId ?? newTraceId(), spanId: newSpanId(), flags: parent?.flags ?? SAMPLED };
     if (parent?.traceState) this.context.traceState = parent.traceState;
@@ -149,7 +154,11 @@ class RecordedSpan implements Span {
  */
 export class RecordingTracer implements Tracer {
   readonly recording: boolean;
-  constructor(readonly service: string, private readonly sink: SpanSink, options: { sampledOnly?: boolean } = {}) {
+  constructor(
+    readonly service: string,
+    private readonly sink: SpanSink,
+    options: { sampledOnly?: boolean } = {},
+  ) {
     this.recording = options.sampledOnly !== true;
   }
 

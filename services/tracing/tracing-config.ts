@@ -21,7 +21,8 @@ export async function tracingFromFlags(values: { "otlp-endpoint"?: string | unde
     exporter,
     // The first failure and then every 100th: a collector that is down must not flood the log.
     onError: (err) => {
-      if (failures++ % 100 === 0) log(`${err instanceof Error ? err.message : String(err)}${err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : ""} (${failures} failed exports)`);
+      if (failures++ % 100 === 0)
+        log(`${err instanceof Error ? err.message : String(err)}${err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : ""} (${failures} failed exports)`);
     },
   });
 }

@@ -76,7 +76,10 @@ export class Tracing implements SpanSink {
     this.timer = undefined;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
-      const sent: Promise<void> = this.exporter.export(batch).catch((err: unknown) => this.onError(err)).finally(() => this.inFlight.delete(sent));
+      const sent: Promise<void> = this.exporter
+        .export(batch)
+        .catch((err: unknown) => this.onError(err))
+        .finally(() => this.inFlight.delete(sent));
       this.inFlight.add(sent);
     }
   }

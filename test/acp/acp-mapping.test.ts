@@ -14,7 +14,7 @@ const run = (...drafts: ClientEventDraft[]): AcpAction[] => {
 /** Actions of the last draft only, after the earlier ones set up state. */
 const last = (...drafts: ClientEventDraft[]): AcpAction[] => {
   const mapper = new AcpMapper();
-  drafts.slice(0, -1).forEach((draft) => mapper.map(draft));
+  for (const draft of drafts.slice(0, -1)) mapper.map(draft);
   return mapper.map(drafts[drafts.length - 1] as ClientEventDraft);
 };
 
@@ -35,7 +35,11 @@ const ROWS: Array<[string, ClientEventDraft[], AcpAction[]]> = [
   ],
   ["turn_error -> turn_error", [d("turn_error", { message: "boom", code: "internal" })], [{ kind: "turn_error", message: "boom", code: "internal" }]],
   ["thinking_start -> nothing", [d("thinking_start")], []],
-  ["thinking_progress -> agent_thought_chunk", [d("thinking_progress", { text: "hmm" })], [{ kind: "update", update: { sessionUpdate: "agent_thought_chunk", content: { type: "text", text: "hmm" } } }]],
+  [
+    "thinking_progress -> agent_thought_chunk",
+    [d("thinking_progress", { text: "hmm" })],
+    [{ kind: "update", update: { sessionUpdate: "agent_thought_chunk", content: { type: "text", text: "hmm" } } }],
+  ],
   [
     "thinking_complete with text nobody streamed -> agent_thought_chunk",
     [d("thinking_start"), d("thinking_complete", { text: "reasoned" })],
@@ -51,13 +55,13 @@ const ROWS: Array<[string, ClientEventDraft[], AcpAction[]]> = [
     [d("tool_call", { tool_call_id: "c2", name: "read_file", args: { path: "a" } })],
     [{ kind: "update", update: { sessionUpdate: "tool_call", toolCallId: "c2", title: "read_file", name: "read_file", kind: "read", status: "in_progress", rawInput: { path: "a" } } }],
   ],
-  [
-    "usage_update without a known context window -> nothing",
-    [d("usage_update", { input_tokens: 10, output_tokens: 5 })],
-    [],
-  ],
+  ["usage_update without a known context window -> nothing", [d("usage_update", { input_tokens: 10, output_tokens: 5 })], []],
   ["usage_context -> usage_update", [d("usage_context", { total_tokens: 50, context_window: 1000 })], [{ kind: "update", update: { sessionUpdate: "usage_update", used: 50, size: 1000 } }]],
-  ["question_requested -> question", [d("question_requested", { request_id: "q1", question: "Why?", options: ["a", "b"] })], [{ kind: "question", requestId: "q1", question: "Why?", choices: ["a", "b"] }]],
+  [
+    "question_requested -> question",
+    [d("question_requested", { request_id: "q1", question: "Why?", options: ["a", "b"] })],
+    [{ kind: "question", requestId: "q1", question: "Why?", choices: ["a", "b"] }],
+  ],
   ["approval_resolved -> resolved", [d("approval_resolved", { request_id: "q1", value: "a" })], [{ kind: "resolved", requestId: "q1" }]],
   ["terminal_stream -> nothing (no ACP equivalent)", [d("terminal_stream", { data: "ls" })], []],
   ["sandbox_ready -> nothing", [d("sandbox_ready")], []],
@@ -77,9 +81,7 @@ describe("AcpMapper", () => {
     const call = d("tool_call", { tool_call_id: "c1", name: "edit_file", args: { path: "a.ts" } });
     expect(last(start, delta1)).toEqual([{ kind: "update", update: { sessionUpdate: "tool_call_update", toolCallId: "c1", rawInput: '{"path":' } }]);
     expect(last(start, delta1, delta2)).toEqual([{ kind: "update", update: { sessionUpdate: "tool_call_update", toolCallId: "c1", rawInput: { path: "a.ts" } } }]);
-    expect(last(start, call)).toEqual([
-      { kind: "update", update: { sessionUpdate: "tool_call_update", toolCallId: "c1", status: "in_progress", rawInput: { path: "a.ts" }, title: "edit_file" } },
-    ]);
+    expect(last(start, call)).toEqual([{ kind: "update", update: { sessionUpdate: "tool_call_update", toolCallId: "c1", status: "in_progress", rawInput: { path: "a.ts" }, title: "edit_file" } }]);
     expect(last(start, call, d("tool_result", { tool_call_id: "c1", result: { ok: true } }))).toEqual([
       {
         kind: "update",
@@ -195,7 +197,15 @@ describe("promptContent", () => {
   const meta = { sessionId: "agent-1", cwd: "/w", mcpServers: [{ name: "fs", command: "/bin/mcp", args: [], env: [] }] };
 
   it("concatenates text blocks and carries the session metadata", () => {
-    expect(promptContent([{ type: "text", text: "Fix " }, { type: "text", text: "it" }], meta)).toEqual({
+    expect(
+      promptContent(
+        [
+          { type: "text", text: "Fix " },
+          { type: "text", text: "it" },
+        ],
+        meta,
+      ),
+    ).toEqual({
       text: "Fix it",
       acp: { session_id: "agent-1", cwd: "/w", mcp_servers: [{ name: "fs", command: "/bin/mcp", args: [], env: [] }] },
     });

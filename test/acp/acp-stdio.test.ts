@@ -66,12 +66,8 @@ describe("podium acp over stdio", () => {
     expect(agentText(updates)).toBe(`echo: hello world (cwd ${CWD})`);
     expect(updates).toContainEqual({ sessionUpdate: "agent_thought_chunk", content: { type: "text", text: "pondering" } });
     expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: "tool_call", toolCallId: "call-1", status: "pending", kind: "read" }));
-    expect(updates).toContainEqual(
-      expect.objectContaining({ sessionUpdate: "tool_call_update", toolCallId: "call-1", status: "in_progress", rawInput: { path: "notes.txt" } }),
-    );
-    expect(updates).toContainEqual(
-      expect.objectContaining({ sessionUpdate: "tool_call_update", toolCallId: "call-1", status: "completed", rawOutput: "file contents" }),
-    );
+    expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: "tool_call_update", toolCallId: "call-1", status: "in_progress", rawInput: { path: "notes.txt" } }));
+    expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: "tool_call_update", toolCallId: "call-1", status: "completed", rawOutput: "file contents" }));
     expect(updates).toContainEqual({ sessionUpdate: "usage_update", used: 120, size: 8000, cost: { amount: 0.01, currency: "USD" } });
     // Order: the tool call is announced before it completes, the text comes last.
     const kinds = updates.map((u) => u.sessionUpdate);

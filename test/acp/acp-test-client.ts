@@ -21,7 +21,10 @@ export class AcpTestClient {
   readonly connection: acp.ClientConnection;
   private waiters: (() => void)[] = [];
 
-  constructor(stream: acp.Stream, private readonly child?: ChildProcess) {
+  constructor(
+    stream: acp.Stream,
+    private readonly child?: ChildProcess,
+  ) {
     const app = acp
       .client({ name: "podium-test-client" })
       .onNotification(acp.methods.client.session.update, ({ params }) => {
@@ -102,7 +105,5 @@ export class AcpTestClient {
 
 /** The text of every agent_message_chunk, joined. */
 export function agentText(updates: acp.SessionUpdate[]): string {
-  return updates
-    .map((u) => (u.sessionUpdate === "agent_message_chunk" && u.content.type === "text" ? u.content.text : ""))
-    .join("");
+  return updates.map((u) => (u.sessionUpdate === "agent_message_chunk" && u.content.type === "text" ? u.content.text : "")).join("");
 }

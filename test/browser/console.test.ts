@@ -69,11 +69,17 @@ describe("the web console", () => {
       data.items.add(new dom.File([bytes], "console-demo.tar.gz", { type: "application/gzip" }));
       zone.dispatchEvent(new dom.DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
     }, archive);
-    await page.getByTestId("upload-status").filter({ hasText: `Deployed ${DEPLOYMENT} (sha256:` }).waitFor();
+    await page
+      .getByTestId("upload-status")
+      .filter({ hasText: `Deployed ${DEPLOYMENT} (sha256:` })
+      .waitFor();
     await page.locator(`tr[data-deployment="${DEPLOYMENT}"]`).waitFor();
     // The same folder picked as a folder: packed by the page itself, to the same content (same digest).
     await page.locator("input[name=bundle-folder]").setInputFiles(path.join(REPO_ROOT, "test/fixtures/console-bundle"));
-    await page.getByTestId("upload-status").filter({ hasText: `Already deployed ${DEPLOYMENT} (sha256:` }).waitFor();
+    await page
+      .getByTestId("upload-status")
+      .filter({ hasText: `Already deployed ${DEPLOYMENT} (sha256:` })
+      .waitFor();
     await shot("deployments");
   }, 60_000);
 
@@ -92,7 +98,10 @@ describe("the web console", () => {
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator(".bubble.agent.done").filter({ hasText: "echo: second turn here" }).waitFor({ timeout: 30_000 });
     await expect(page.locator(".bubble.user").allInnerTexts()).resolves.toEqual(["hello podium console", "second turn here"]);
-    await page.getByTestId("event-count").filter({ hasText: /last seq \d+/ }).waitFor();
+    await page
+      .getByTestId("event-count")
+      .filter({ hasText: /last seq \d+/ })
+      .waitFor();
     await shot("instance-stream");
   }, 60_000);
 
@@ -160,11 +169,20 @@ describe("the web console", () => {
     await page.goto(`${podium.url}/console/#/instances/${instanceId}/state`);
     const { json: now } = await podium.api("GET", `/api/v1/instances/${instanceId}/state`);
     const latest = Number(now.version);
-    await page.getByTestId("state-version").filter({ hasText: `version ${latest} of ${latest}` }).waitFor();
+    await page
+      .getByTestId("state-version")
+      .filter({ hasText: `version ${latest} of ${latest}` })
+      .waitFor();
     await page.getByTestId("state-tree").filter({ hasText: "second turn here" }).waitFor(); // the version label shows before the tree loads
     await page.getByRole("button", { name: "◀ Older" }).click();
-    await page.getByTestId("state-version").filter({ hasText: `version ${latest - 1} of ${latest}` }).waitFor();
-    await page.getByTestId("state-tree").filter({ hasText: `State at version ${latest - 1}` }).waitFor();
+    await page
+      .getByTestId("state-version")
+      .filter({ hasText: `version ${latest - 1} of ${latest}` })
+      .waitFor();
+    await page
+      .getByTestId("state-tree")
+      .filter({ hasText: `State at version ${latest - 1}` })
+      .waitFor();
     const tree = await page.getByTestId("state-tree").innerText();
     expect(tree).toContain("hello podium console");
     expect(tree).not.toContain("second turn here");
@@ -184,7 +202,10 @@ describe("the web console", () => {
 
   it("opens a file's history and shows the diff between its two iterations", async () => {
     await page.getByRole("link", { name: "Workspace" }).click();
-    await page.getByTestId("file-tree").getByRole("button", { name: /journal\.txt/ }).click();
+    await page
+      .getByTestId("file-tree")
+      .getByRole("button", { name: /journal\.txt/ })
+      .click();
     await page.getByTestId("file-history").locator("tr[data-iteration]").nth(1).waitFor();
     const diff = page.getByTestId("diff");
     await diff.locator(".d-added").filter({ hasText: "2. second turn here" }).waitFor();
@@ -197,8 +218,16 @@ describe("the web console", () => {
     await page.getByTestId("health").filter({ hasText: "ok" }).waitFor();
     await page.getByTestId("coordinators").locator("tbody tr").first().waitFor();
     // The conversations above ran turns and created instances; events/s needs a second poll (3 s).
-    await page.getByTestId("turns").filter({ hasText: /^[1-9]\d*$/ }).first().waitFor();
-    await page.getByTestId("create-latency").filter({ hasText: /^\d[\d.]* s \/ [\d.]+ s$/ }).first().waitFor();
+    await page
+      .getByTestId("turns")
+      .filter({ hasText: /^[1-9]\d*$/ })
+      .first()
+      .waitFor();
+    await page
+      .getByTestId("create-latency")
+      .filter({ hasText: /^\d[\d.]* s \/ [\d.]+ s$/ })
+      .first()
+      .waitFor();
     await page.getByTestId("events-rate").filter({ hasText: /^\d/ }).first().waitFor({ timeout: 20_000 });
     await shot("coordinators");
   }, 60_000);

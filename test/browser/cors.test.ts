@@ -73,7 +73,10 @@ describe("a browser page on another origin", () => {
         return {
           created: created.status,
           instanceId,
-          reply: events.filter((e) => e.type === "text_delta").map((e) => e.data?.text ?? "").join(""),
+          reply: events
+            .filter((e) => e.type === "text_delta")
+            .map((e) => e.data?.text ?? "")
+            .join(""),
           eventTypes: events.map((e) => e.type),
           connectInstanceId: got.instance.instanceId,
         };
@@ -90,14 +93,17 @@ describe("a browser page on another origin", () => {
   it("cannot read a response when its origin is not allowed", async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.3:${pagePort}/`);
-    const outcome = await page.evaluate(async ({ api, key }) => {
-      try {
-        const res = await fetch(`${api}/api/v1/instances`, { headers: { authorization: `Bearer ${key}` } });
-        return `read ${res.status}`;
-      } catch (err) {
-        return `refused: ${String(err)}`;
-      }
-    }, { api: podium.url, key: API_KEY });
+    const outcome = await page.evaluate(
+      async ({ api, key }) => {
+        try {
+          const res = await fetch(`${api}/api/v1/instances`, { headers: { authorization: `Bearer ${key}` } });
+          return `read ${res.status}`;
+        } catch (err) {
+          return `refused: ${String(err)}`;
+        }
+      },
+      { api: podium.url, key: API_KEY },
+    );
     expect(outcome).toMatch(/^refused: TypeError/);
     await page.close();
   }, 60_000);

@@ -20,7 +20,13 @@ describe("chaos checks", () => {
   });
 
   it("tells stream events a declared restore cut from events missing from the log for no reason", () => {
-    const figures = checkStreams([{ instanceId: "i", afterSeq: 0, seqs: [2, 4, 6] }, { instanceId: "j", afterSeq: 1_000_004, seqs: [1_000_011] }], log);
+    const figures = checkStreams(
+      [
+        { instanceId: "i", afterSeq: 0, seqs: [2, 4, 6] },
+        { instanceId: "j", afterSeq: 1_000_004, seqs: [1_000_011] },
+      ],
+      log,
+    );
     expect(figures).toEqual({ sessions: 2, events: 4, gaps: 0, disorder: 0, phantom: 1, phantomAnnounced: 1 });
   });
 });

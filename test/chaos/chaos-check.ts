@@ -51,9 +51,7 @@ export interface StreamFigures {
  * (seqs the lost coordinator may have handed out; docs/replication.md).
  */
 export function declaredLost(rows: JsonObject[]): (seq: number) => boolean {
-  const ranges = rows
-    .filter((r) => r.message_type === "agent.restored")
-    .map((r) => [Number((r.content as JsonObject | undefined)?.last_replicated_seq ?? Infinity), Number(r.seq)] as const);
+  const ranges = rows.filter((r) => r.message_type === "agent.restored").map((r) => [Number((r.content as JsonObject | undefined)?.last_replicated_seq ?? Infinity), Number(r.seq)] as const);
   return (seq) => ranges.some(([last, marker]) => seq > last && seq < marker);
 }
 

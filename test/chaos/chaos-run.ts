@@ -139,7 +139,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       unreadable,
       crashed,
       orphans: await orphans(cluster, clients[0] as ChaosClient),
-      wronglyLost: wronglyDeclaredLost(cluster.gateways.map((g) => g.output()), lives),
+      wronglyLost: wronglyDeclaredLost(
+        cluster.gateways.map((g) => g.output()),
+        lives,
+      ),
       longestOutageMs: Math.max(...clients.map((c) => c.longestStallMs)),
       refusals,
       instancesStarted: clients.reduce((sum, c) => sum + c.instances.size, 0),
@@ -217,7 +220,11 @@ async function orphans(cluster: TestCluster, client: ChaosClient): Promise<numbe
     const listed = await client.api("GET", "/api/v1/instances");
     if (listed.status === 200) {
       const live = new Set((listed.json.instances as JsonObject[]).map((i) => String(i.instance_id)));
-      count = new Set(agentProcesses(dataDirs).filter((p) => !live.has(p.instanceId)).map((p) => p.instanceId)).size;
+      count = new Set(
+        agentProcesses(dataDirs)
+          .filter((p) => !live.has(p.instanceId))
+          .map((p) => p.instanceId),
+      ).size;
     } else count = -1;
     if (count === 0 || Date.now() > deadline) return count;
   }

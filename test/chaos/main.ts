@@ -41,7 +41,9 @@ console.log(`every process's output: ${logDir}`);
 const { delivery, streams } = report;
 console.log(`
 chaos run: ${report.clients} clients, ${report.durationMs / 1000} s of faults
-  faults injected       ${Object.entries(report.faults).map(([kind, n]) => `${kind} ${n}`).join(", ")}
+  faults injected       ${Object.entries(report.faults)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(", ")}
   messages acknowledged ${delivery.acked}: ran ${delivery.ran}, ended with an error saying why ${delivery.errored}
   messages lost         ${delivery.lost} (declared lost by agent.restored: ${delivery.announced})
   messages reordered    ${delivery.reordered}   ended twice ${delivery.duplicated}

@@ -143,7 +143,10 @@ describe("Chronicle capture and history", () => {
     fx.write("big.bin", big);
     fx.write("big.txt", text);
     c.capture();
-    for (const [name, data] of [["big.bin", big], ["big.txt", text]] as const) {
+    for (const [name, data] of [
+      ["big.bin", big],
+      ["big.txt", text],
+    ] as const) {
       const { file, stream } = c.openBlobStream(name);
       expect(file).toEqual({ path: name, size: data.length, iteration: 1, hash: sha(data) });
       const parts: Buffer[] = [];

@@ -36,17 +36,7 @@ describe("Chronicle.list", () => {
 
   it("descends `depth` levels", () => {
     expect(paths(c.list("", 2))).toEqual(["f README.md", "d docs", "f docs/guide.md", "d src", "f src/index.ts", "d src/lib"]);
-    expect(paths(c.list("", 10))).toEqual([
-      "f README.md",
-      "d docs",
-      "f docs/guide.md",
-      "d src",
-      "f src/index.ts",
-      "d src/lib",
-      "d src/lib/deep",
-      "f src/lib/deep/more.ts",
-      "f src/lib/util.ts",
-    ]);
+    expect(paths(c.list("", 10))).toEqual(["f README.md", "d docs", "f docs/guide.md", "d src", "f src/index.ts", "d src/lib", "d src/lib/deep", "f src/lib/deep/more.ts", "f src/lib/util.ts"]);
   });
 
   it("lists below a path", () => {

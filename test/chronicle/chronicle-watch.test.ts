@@ -148,14 +148,29 @@ describeLinux("Chronicle change tracking (watch)", () => {
         const dir = dirs[random(dirs.length)] || ".";
         const file = `${dir}/f${random(5)}`;
         switch (random(8)) {
-          case 0: ops.push(`mkdir -p ${dir} && echo ${round} > ${file}`); break;
-          case 1: ops.push(`mkdir -p ${dir} && echo x >> ${file}`); break;
-          case 2: ops.push(`rm -f ${file}`); break;
-          case 3: ops.push(`[ "${dir}" = . ] || rm -rf ${dir}`); break;
-          case 4: ops.push(`[ -d ${dir} ] && [ "${dir}" != . ] && mv ${dir} ${dir}.tmp && mv ${dir}.tmp ${dir}_r || true`); break;
-          case 5: ops.push(`[ -d ${dir}_r ] && rm -rf ${dir} && mv ${dir}_r ${dir} || true`); break;
-          case 6: ops.push(`mkdir -p ${dir}/n${round}/m && echo ${round} > ${dir}/n${round}/m/g`); break;
-          default: ops.push(`[ -f ${file} ] && printf %s "$(cat ${file} | tr 0-9 1-90)" > ${file} || true`);
+          case 0:
+            ops.push(`mkdir -p ${dir} && echo ${round} > ${file}`);
+            break;
+          case 1:
+            ops.push(`mkdir -p ${dir} && echo x >> ${file}`);
+            break;
+          case 2:
+            ops.push(`rm -f ${file}`);
+            break;
+          case 3:
+            ops.push(`[ "${dir}" = . ] || rm -rf ${dir}`);
+            break;
+          case 4:
+            ops.push(`[ -d ${dir} ] && [ "${dir}" != . ] && mv ${dir} ${dir}.tmp && mv ${dir}.tmp ${dir}_r || true`);
+            break;
+          case 5:
+            ops.push(`[ -d ${dir}_r ] && rm -rf ${dir} && mv ${dir}_r ${dir} || true`);
+            break;
+          case 6:
+            ops.push(`mkdir -p ${dir}/n${round}/m && echo ${round} > ${dir}/n${round}/m/g`);
+            break;
+          default:
+            ops.push(`[ -f ${file} ] && printf %s "$(cat ${file} | tr 0-9 1-90)" > ${file} || true`);
         }
       }
       sh(ops.map((op) => `(${op}) 2>/dev/null`).join("; "), fx.workspace);
@@ -186,12 +201,7 @@ describeLinux("Chronicle change tracking (watch)", () => {
     const result = watched.capture();
     expect(watched.lastFullScanReason).toBe("workspace root replaced");
     expect(watched.watching).toBe(false);
-    expect(result?.files.map((f) => `${f.change} ${f.path}`)).toEqual([
-      "created fresh.txt",
-      "deleted src/a.ts",
-      "deleted src/lib/b.ts",
-      "deleted top.txt",
-    ]);
+    expect(result?.files.map((f) => `${f.change} ${f.path}`)).toEqual(["created fresh.txt", "deleted src/a.ts", "deleted src/lib/b.ts", "deleted top.txt"]);
     full.close();
     const other = fx.open({ dbPath: path.join(fx.root, "other.db") });
     expect(other.watching).toBe(true);

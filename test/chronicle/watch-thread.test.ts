@@ -34,8 +34,8 @@ function drained(watcher: WorkspaceWatcher): string[] {
 describe("the shared watch thread", () => {
   it("reports each workspace's own changes at its own barrier, for many workspaces at once", () => {
     const all = Array.from({ length: 12 }, () => watched());
-    all.forEach(({ root }, i) => fs.writeFileSync(path.join(root, `only-${i}.txt`), String(i)));
-    all.forEach(({ watcher }, i) => expect(drained(watcher)).toEqual([`only-${i}.txt`]));
+    for (const [i, { root }] of all.entries()) fs.writeFileSync(path.join(root, `only-${i}.txt`), String(i));
+    for (const [i, { watcher }] of all.entries()) expect(drained(watcher)).toEqual([`only-${i}.txt`]);
     // Nothing new: an empty barrier, for each.
     for (const { watcher } of all) expect(drained(watcher)).toEqual([]);
   });

@@ -47,7 +47,10 @@ const bundles: Record<BundleRuntime, string> = { typescript: "", python: "" };
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "podium-init-"));
-  for (const [runtime, flag] of [["typescript", "ts"], ["python", "python"]] as const) {
+  for (const [runtime, flag] of [
+    ["typescript", "ts"],
+    ["python", "python"],
+  ] as const) {
     const made = await podiumCli(["init", `hello-${flag}`, "--runtime", flag], tmp);
     expect(made).toMatchObject({ code: 0, stderr: "" });
     expect(made.stdout).toContain(`created ${runtime} agent "hello-${flag}"`);
@@ -128,13 +131,17 @@ describe("podium init", () => {
     SLOW,
   );
 
-  it("refuses a bad runtime with the usage, listing the choices (exit 2)", async () => {
-    const bad = await podiumCli(["init", "x", "--runtime", "rust"], tmp);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('--runtime must be one of ts, typescript, python, py (got "rust")');
-    expect(bad.stderr).toContain("podium init DIR [--runtime ts|python]");
-    expect(fs.existsSync(path.join(tmp, "x"))).toBe(false);
-  }, SLOW);
+  it(
+    "refuses a bad runtime with the usage, listing the choices (exit 2)",
+    async () => {
+      const bad = await podiumCli(["init", "x", "--runtime", "rust"], tmp);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--runtime must be one of ts, typescript, python, py (got "rust")');
+      expect(bad.stderr).toContain("podium init DIR [--runtime ts|python]");
+      expect(fs.existsSync(path.join(tmp, "x"))).toBe(false);
+    },
+    SLOW,
+  );
 
   it("refuses a non-empty directory unless --force, which keeps other files", () => {
     const dir = path.join(tmp, "busy");

@@ -59,7 +59,10 @@ describe("podium ps / send / state / logs / files", () => {
     expect(human).toMatchObject({ code: 0 });
     expect(human.text).toContain("count = 1");
     const piped = await run("send", [counter, "up"]);
-    const events = piped.text.trim().split("\n").map((line) => JSON.parse(line) as { messageType: string; content?: { turn?: number; ok?: boolean; text?: string } });
+    const events = piped.text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { messageType: string; content?: { turn?: number; ok?: boolean; text?: string } });
     expect(events.map((e) => e.messageType)).toEqual(["complete", "state.delta", "turn.done"]);
     expect(events[0]?.content?.text).toBe("count = 2");
     expect(events[2]?.content?.ok).toBe(true);
@@ -87,7 +90,10 @@ describe("podium ps / send / state / logs / files", () => {
 
   it("files lists the workspace and a file's history", async () => {
     const history = `/api/v1/instances/${files}/files/notes/a.txt/history`;
-    for (const [n, content] of [[1, "one"], [2, "two!"]] as const) {
+    for (const [n, content] of [
+      [1, "one"],
+      [2, "two!"],
+    ] as const) {
       expect((await dev.api("POST", `/api/v1/instances/${files}/messages`, { content: { ops: [{ write: "notes/a.txt", content }] } })).status).toBe(202);
       await until(async () => ((await dev.api("GET", history)).json.iterations as unknown[] | undefined)?.length === n, `iteration ${n} of notes/a.txt`);
     }
@@ -113,7 +119,10 @@ describe("podium ps / send / state / logs / files", () => {
     clearTimeout(guard);
     expect(stop.signal.aborted).toBe(false);
     expect(code).toBe(0);
-    const lines = text.trim().split("\n").map((line) => JSON.parse(line) as { message: string });
+    const lines = text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { message: string });
     expect(lines.length).toBeGreaterThan(before);
     expect(lines.some((l) => /agent stopped/.test(l.message))).toBe(true);
   });

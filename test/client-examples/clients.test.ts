@@ -15,11 +15,10 @@ afterAll(async () => {
 });
 
 it("examples/clients/connect-client.ts creates, streams, answers and stops", async () => {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ["--import", "tsx", path.join(REPO_ROOT, "examples/clients/connect-client.ts"), podium.url, "hi from the sdk"],
-    { env: { ...process.env, PODIUM_API_KEY: API_KEY }, timeout: 30_000 },
-  );
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "examples/clients/connect-client.ts"), podium.url, "hi from the sdk"], {
+    env: { ...process.env, PODIUM_API_KEY: API_KEY },
+    timeout: 30_000,
+  });
   expect(stdout).toContain("reply: hi from the sdk");
   expect(stdout).toMatch(/stream_start/);
   expect((await podium.api("GET", "/api/v1/instances")).json.instances).toEqual([]);

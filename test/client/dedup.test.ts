@@ -34,10 +34,7 @@ describe("connection deduplication (createInstance with sessionId)", () => {
 
   it("different sessions do not share, and a later activation makes a new request", async () => {
     const c = new PodiumClient({ url: upstream.url }, {});
-    const [a, b] = await Promise.all([
-      c.createInstance({ agentType: "coding-agent", sessionId: "a" }),
-      c.createInstance({ agentType: "coding-agent", sessionId: "b" }),
-    ]);
+    const [a, b] = await Promise.all([c.createInstance({ agentType: "coding-agent", sessionId: "a" }), c.createInstance({ agentType: "coding-agent", sessionId: "b" })]);
     expect(a.instanceId).not.toBe(b.instanceId);
     const again = await c.createInstance({ agentType: "coding-agent", sessionId: "a" });
     expect(again.instanceId).not.toBe(a.instanceId);

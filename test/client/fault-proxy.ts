@@ -59,13 +59,10 @@ export class FaultProxy {
       res.writeHead(fault.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
       return;
     }
-    const upstream = http.request(
-      { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const upstream = http.request({ host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
     upstream.on("error", () => req.socket.destroy());
     req.pipe(upstream);
   }

@@ -9,15 +9,13 @@ describe("PodiumClient REST calls (real sockets)", () => {
     upstream = await FakeUpstream.start();
   });
   afterAll(async () => {
+    await client.close();
     await upstream.close();
   });
   beforeEach(async () => {
     upstream.requests.length = 0;
     await client?.close();
     client = new PodiumClient({ url: upstream.url, apiKey: "secret-key", sleep: async () => undefined }, {});
-  });
-  afterAll(async () => {
-    await client.close();
   });
 
   describe("createInstance", () => {
@@ -35,9 +33,7 @@ describe("PodiumClient REST calls (real sockets)", () => {
       expect(request?.url).toBe("/api/v1/instances");
       expect(request?.headers.authorization).toBe("Bearer secret-key");
       expect(request?.headers["content-type"]).toBe("application/json");
-      expect(request?.body).toBe(
-        '{"deployment_id":"coding-agent:1.0.0@local","agent_id":"optional-agent-id","secrets":{"TOKEN":"t"},"environment":{"MODE":"dev"}}',
-      );
+      expect(request?.body).toBe('{"deployment_id":"coding-agent:1.0.0@local","agent_id":"optional-agent-id","secrets":{"TOKEN":"t"},"environment":{"MODE":"dev"}}');
     });
 
     it("omits agent_id when not given, sends empty maps, and honours an explicit deploymentId", async () => {
@@ -105,11 +101,7 @@ describe("PodiumClient REST calls (real sockets)", () => {
       await expect(client.stopInstance("a")).resolves.toBeUndefined();
       await expect(client.stopInstance("b")).resolves.toBeUndefined();
       await expect(client.stopInstance("c")).rejects.toMatchObject({ kind: "http", status: 403, code: "permission_denied" });
-      expect(upstream.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
-        "DELETE /api/v1/instances/a",
-        "DELETE /api/v1/instances/b",
-        "DELETE /api/v1/instances/c",
-      ]);
+      expect(upstream.requests.map((r) => `${r.method} ${r.url}`)).toEqual(["DELETE /api/v1/instances/a", "DELETE /api/v1/instances/b", "DELETE /api/v1/instances/c"]);
     });
   });
 

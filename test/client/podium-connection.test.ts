@@ -19,6 +19,7 @@ describe("PodiumClient.connect (real WebSocket)", () => {
     upstream = await FakeUpstream.start();
   });
   afterAll(async () => {
+    await client.close();
     await upstream.close();
   });
   beforeEach(async () => {
@@ -32,9 +33,6 @@ describe("PodiumClient.connect (real WebSocket)", () => {
       server = ws;
       ws.on("message", (data) => received.push(data.toString()));
     };
-  });
-  afterAll(async () => {
-    await client.close();
   });
 
   it("connects to /api/v1/instances/{id}/connect with the bearer key", async () => {

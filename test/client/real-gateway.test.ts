@@ -62,15 +62,18 @@ describe("PodiumClient against a real gateway", () => {
     await connection.sendMessage("hello real gateway", { mode: "test" });
     const events = await collect(connection.events, (e) => e.messageType === "stream_end");
     expect(events.map((e) => e.messageType)).toEqual(["stream_start", "stream_update", "stream_update", "stream_update", "stream_end"]);
-    expect(events.filter((e) => e.messageType === "stream_update").map((e) => e.content?.text).join("")).toBe("hello real gateway");
+    expect(
+      events
+        .filter((e) => e.messageType === "stream_update")
+        .map((e) => e.content?.text)
+        .join(""),
+    ).toBe("hello real gateway");
     expect(events.every((e) => typeof e.seq === "number" && e.agentId === created.agentId)).toBe(true);
     await connection.close();
 
     // The message (with its metadata) is in the agent's history.
     const history = await podium.listMessages(created.instanceId);
-    expect(history.messages.filter((m) => m.direction === "inbound")).toEqual([
-      expect.objectContaining({ messageType: "process_message", content: { text: "hello real gateway", mode: "test" } }),
-    ]);
+    expect(history.messages.filter((m) => m.direction === "inbound")).toEqual([expect.objectContaining({ messageType: "process_message", content: { text: "hello real gateway", mode: "test" } })]);
 
     await podium.stopInstance(created.instanceId);
     expect(await podium.isAlive(created.instanceId)).toBe(false);

@@ -1,12 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from "@jest/globals";
-import {
-  JITTER_MAX,
-  JITTER_MIN,
-  PodiumClient,
-  PodiumConnectionError,
-  compileClientOptions,
-  retryDelayMs,
-} from "../../packages/client/src/index.js";
+import { JITTER_MAX, JITTER_MIN, PodiumClient, PodiumConnectionError, compileClientOptions, retryDelayMs } from "../../packages/client/src/index.js";
 import { FakeUpstream, json, recordingSleep, refusedUrl } from "./fake-upstream.js";
 
 const SCHEDULE = [500, 1000, 2000, 4000];

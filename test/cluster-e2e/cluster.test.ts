@@ -90,7 +90,12 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
         (n % 2 === 0 ? viaA : viaB).send({ type: "process_message", content: { text: `hello ${n}` } });
         for (const ws of [viaA, viaB]) {
           await ws.waitFor(isEnd, 15_000);
-          expect(ws.frames.filter((f) => f.messageType === "stream_update").map(textOf).join("")).toBe(`hello ${n}`);
+          expect(
+            ws.frames
+              .filter((f) => f.messageType === "stream_update")
+              .map(textOf)
+              .join(""),
+          ).toBe(`hello ${n}`);
           // The turn ends with turn.done (after its workspace capture): then both gateways report the same.
           await ws.waitFor((f) => f.messageType === "turn.done", 15_000);
           ws.close();
@@ -175,7 +180,9 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
       return results.every((r) => r.status === 404) ? results : undefined;
     }, "GET of the victim's instances to answer 404 through both gateways");
     const goneMs = Date.now() - killedAt;
-    console.log(`kill -9 ${victim.id}: clients got terminated after ${terminated.map((t) => t.ms).join(" / ")} ms (reason "${String((terminated[0]?.frame.content as JsonObject).reason)}"); GET answered 404 through both gateways after ${goneMs} ms`);
+    console.log(
+      `kill -9 ${victim.id}: clients got terminated after ${terminated.map((t) => t.ms).join(" / ")} ms (reason "${String((terminated[0]?.frame.content as JsonObject).reason)}"); GET answered 404 through both gateways after ${goneMs} ms`,
+    );
     for (const { frame, closed } of terminated) {
       expect(frame).toMatchObject({ instanceId: slow.instance_id, content: { reason: "coordinator lost", coordinator_id: victim.id } });
       expect(closed.code).toBe(1000);
@@ -196,10 +203,15 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
   it("a coordinator that hangs with its sockets open (SIGSTOP) is dropped when its heartbeat expires: clients get `terminated`, never a silent hang", async () => {
     // A new coordinator joins (scale-out) and takes placements; its slow instance is the one that hangs.
     const frozen = await cluster.addCoordinator();
-    const { value: slow } = await until(async () => {
-      const s = await create("slow-ts:1.0.0", A);
-      return s.coordinator_id === frozen.id ? s : undefined;
-    }, `a placement on the new coordinator ${frozen.id}`, 15_000, 0);
+    const { value: slow } = await until(
+      async () => {
+        const s = await create("slow-ts:1.0.0", A);
+        return s.coordinator_id === frozen.id ? s : undefined;
+      },
+      `a placement on the new coordinator ${frozen.id}`,
+      15_000,
+      0,
+    );
     const sockets = await Promise.all([cluster.connect(A, String(slow.instance_id)), cluster.connect(B, String(slow.instance_id))]);
     (sockets[1] as WsClient).send({ type: "process_message", content: { n: 2000, delay: 10 } });
     for (const ws of sockets) await ws.waitFor((f) => textOf(f) === "20 ", 15_000);
@@ -212,7 +224,9 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
         const r = await cluster.api(B, "GET", `/api/v1/instances/${String(slow.instance_id)}`);
         return r.status === 404 ? r : undefined;
       }, "GET of the hung coordinator's instance to answer 404");
-      console.log(`SIGSTOP ${frozen.id}: clients got terminated after ${terminated.map((t) => t.ms).join(" / ")} ms (reason "${String((terminated[0]?.frame.content as JsonObject).reason)}"); GET answered 404 ${goneMs} ms after that`);
+      console.log(
+        `SIGSTOP ${frozen.id}: clients got terminated after ${terminated.map((t) => t.ms).join(" / ")} ms (reason "${String((terminated[0]?.frame.content as JsonObject).reason)}"); GET answered 404 ${goneMs} ms after that`,
+      );
       for (const { frame, ms } of terminated) {
         expect(frame).toMatchObject({ content: { reason: "coordinator lost", coordinator_id: frozen.id } });
         expect(ms).toBeLessThanOrEqual(5000);
@@ -301,15 +315,25 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
     const admin = new Redis(cluster.redis.url);
     try {
       const { ms: registeredMs } = await until(async () => ((await admin.smembers("podium:coordinators")).includes(survivor.id) ? true : undefined), "the survivor to re-register", 10_000, 20);
-      const { ms: recoveredMs } = await until(async () => {
-        const [a, b] = await Promise.all([A, B].map((g) => cluster.api(g, "GET", `/api/v1/instances/${String(live.instance_id)}`)));
-        return a?.status === 200 && b?.status === 200 ? true : undefined;
-      }, "GET through both gateways to work again", 15_000, 50);
+      const { ms: recoveredMs } = await until(
+        async () => {
+          const [a, b] = await Promise.all([A, B].map((g) => cluster.api(g, "GET", `/api/v1/instances/${String(live.instance_id)}`)));
+          return a?.status === 200 && b?.status === 200 ? true : undefined;
+        },
+        "GET through both gateways to work again",
+        15_000,
+        50,
+      );
       console.log(`Valkey restarted empty: ${survivor.id} re-registered after ${registeredMs} ms, GET through both gateways worked again after ${recoveredMs} ms`);
-      const again = await until(async () => {
-        const res = await cluster.api(B, "POST", "/api/v1/instances", { deployment_id: "echo-py:1.0.0" });
-        return res.status === 201 ? res.json : undefined;
-      }, "placement to work again", 10_000, 100);
+      const again = await until(
+        async () => {
+          const res = await cluster.api(B, "POST", "/api/v1/instances", { deployment_id: "echo-py:1.0.0" });
+          return res.status === 201 ? res.json : undefined;
+        },
+        "placement to work again",
+        10_000,
+        100,
+      );
       expect(again.value.coordinator_id).toBe(survivor.id);
       ws.send({ type: "process_message", content: { text: "after the outage" } });
       await until(async () => (ws.frames.some((f) => textOf(f) === "outage") ? true : undefined), "the echo through the old socket", 20_000).catch((err: unknown) => {

@@ -77,7 +77,11 @@ async function expectNoOrphans(): Promise<Set<string>> {
   return value;
 }
 
-const lostLines = (): string[] => (cluster.gateways[0] as PodiumProcess).output().split("\n").filter((line) => line.includes('"coordinator lost"'));
+const lostLines = (): string[] =>
+  (cluster.gateways[0] as PodiumProcess)
+    .output()
+    .split("\n")
+    .filter((line) => line.includes('"coordinator lost"'));
 
 describe("a burst of creates over two coordinator processes", () => {
   it("40 at once: no coordinator declared lost, each answered 201 or 429 with Retry-After, no agent the platform does not list", async () => {
@@ -103,9 +107,10 @@ describe("a burst of creates over two coordinator processes", () => {
     });
     const instances = createClient(InstanceService, transport);
     // The agent takes 6 s to load; the caller gives up after 1.5 s.
-    const direct = await instances
-      .createInstance({ deploymentId: "slow-start-ts:1.0.0", agentId: "cancelled-direct" }, { signal: AbortSignal.timeout(1500) })
-      .then(() => "created", (error: unknown) => String(error));
+    const direct = await instances.createInstance({ deploymentId: "slow-start-ts:1.0.0", agentId: "cancelled-direct" }, { signal: AbortSignal.timeout(1500) }).then(
+      () => "created",
+      (error: unknown) => String(error),
+    );
     expect(direct).not.toBe("created");
     const viaGateway = await createRaw({ deployment_id: "slow-start-ts:1.0.0", agent_id: "cancelled-rest" }, AbortSignal.timeout(1500)).then(
       (a) => `answered ${a.status}`,

@@ -29,12 +29,17 @@ afterAll(async () => {
 
 /** Creates an instance of `agentId`, retrying what the gateway answers 503/409 while the dead coordinator is declared gone. */
 async function createAgent(agentId: string): Promise<JsonObject> {
-  const { value } = await until(async () => {
-    const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "durable-ts:1.0.0", agent_id: agentId });
-    if (res.status === 201) return res.json;
-    if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
-    return undefined;
-  }, `an instance of ${agentId}`, 90_000, 200);
+  const { value } = await until(
+    async () => {
+      const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "durable-ts:1.0.0", agent_id: agentId });
+      if (res.status === 201) return res.json;
+      if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
+      return undefined;
+    },
+    `an instance of ${agentId}`,
+    90_000,
+    200,
+  );
   return value;
 }
 
@@ -52,10 +57,15 @@ describe("final upload of a dead coordinator (upload keeper)", () => {
     const instanceId = String(first.instance_id);
     const ws = await cluster.connect(G, instanceId);
     for (const text of ["t1", "t2", "t3"]) await turn(ws, instanceId, text);
-    await until(async () => {
-      const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
-      return r.json.state === "replicating" && r.json.lag_ms === 0 ? true : undefined;
-    }, "the first turns to reach S3", 30_000, 100);
+    await until(
+      async () => {
+        const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+        return r.json.state === "replicating" && r.json.lag_ms === 0 ? true : undefined;
+      },
+      "the first turns to reach S3",
+      30_000,
+      100,
+    );
 
     // S3 stalls for the home coordinator only; five more turns are acknowledged, then it dies.
     const link = cluster.s3Link(home.id);
@@ -82,7 +92,9 @@ describe("final upload of a dead coordinator (upload keeper)", () => {
       expect(createdAt).toBeGreaterThanOrEqual(resumedAt);
       const survivor = cluster.coordinators.find((c) => c.id === resumed.coordinator_id) as PodiumProcess;
       expect(survivor.output()).toContain("waited for a dead coordinator's final upload of the agent");
-      console.log(`final upload: S3 stalled for ${home.id}, killed; link back after ${resumedAt - killedAt} ms; ${agentId} resumed on ${survivor.id} ${createdAt - killedAt} ms after the kill with all 8 turns`);
+      console.log(
+        `final upload: S3 stalled for ${home.id}, killed; link back after ${resumedAt - killedAt} ms; ${agentId} resumed on ${survivor.id} ${createdAt - killedAt} ms after the kill with all 8 turns`,
+      );
       expect((await cluster.api(G, "DELETE", `/api/v1/instances/${String(resumed.instance_id)}`)).status).toBe(200);
     } finally {
       clearTimeout(stall);

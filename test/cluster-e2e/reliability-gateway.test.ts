@@ -156,18 +156,28 @@ describe("gateway reliability with coordinator processes (issue 12)", () => {
       holding = false;
       await holder;
       // A half-open probe is answered: placements reach it again.
-      const { value: back } = await until(async () => {
-        // (A create may also fail here on a loaded host: a first agent start just after waking up can be slow.)
-        const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "echo-ts:1.0.0" });
-        return res.status === 201 && res.json.coordinator_id === frozen.id ? res.json : undefined;
-      }, `a placement on ${frozen.id} after it woke up`, 60_000, 200);
+      const { value: back } = await until(
+        async () => {
+          // (A create may also fail here on a loaded host: a first agent start just after waking up can be slow.)
+          const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "echo-ts:1.0.0" });
+          return res.status === 201 && res.json.coordinator_id === frozen.id ? res.json : undefined;
+        },
+        `a placement on ${frozen.id} after it woke up`,
+        60_000,
+        200,
+      );
       expect(await metric("podium_gateway_coordinators_not_answering")).toBe(0);
       // The creates it received while frozen were abandoned by the gateway: it stops them, so it runs only
       // the instance a client was told about.
-      const { value: added } = await until(async () => {
-        const added = (await liveOnFrozen()).filter((id) => !beforeFreeze.includes(id));
-        return added.length === 1 ? added : undefined;
-      }, "only the acknowledged instance to be added on the coordinator that was frozen", 30_000, 250);
+      const { value: added } = await until(
+        async () => {
+          const added = (await liveOnFrozen()).filter((id) => !beforeFreeze.includes(id));
+          return added.length === 1 ? added : undefined;
+        },
+        "only the acknowledged instance to be added on the coordinator that was frozen",
+        30_000,
+        250,
+      );
       expect(added).toEqual([back.instance_id]);
     } finally {
       if (!resumed) frozen.signal("SIGCONT");
@@ -181,11 +191,16 @@ describe("gateway reliability with coordinator processes (issue 12)", () => {
     const [victim, survivor] = cluster.coordinators as [PodiumProcess, PodiumProcess];
     // Instances on the victim with a client that has not received a single event.
     const onVictim: JsonObject[] = [];
-    await until(async () => {
-      const instance = await create("slow-ts:1.0.0");
-      if (instance.coordinator_id === victim.id) onVictim.push(instance);
-      return onVictim.length >= 2 ? true : undefined;
-    }, `two instances on ${victim.id}`, 60_000, 0);
+    await until(
+      async () => {
+        const instance = await create("slow-ts:1.0.0");
+        if (instance.coordinator_id === victim.id) onVictim.push(instance);
+        return onVictim.length >= 2 ? true : undefined;
+      },
+      `two instances on ${victim.id}`,
+      60_000,
+      0,
+    );
     const idle: WsClient[] = await Promise.all(onVictim.map((i) => cluster.connect(G, String(i.instance_id))));
     const liveOnSurvivor = async (): Promise<string[]> => {
       const list = await cluster.api(G, "GET", "/api/v1/instances");

@@ -38,13 +38,18 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** Creates an instance of `agentId`; retries what the gateway answers 503/409 (it already waits up to 8 s for a dead coordinator to be declared gone). */
 async function createAgent(agentId: string): Promise<{ instance: JsonObject; ms: number; attempts: string[] }> {
   const attempts: string[] = [];
-  const { value, ms } = await until(async () => {
-    const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "durable-ts:1.0.0", agent_id: agentId });
-    if (res.status === 201) return res.json;
-    attempts.push(`${res.status} ${String((res.json.error as JsonObject | undefined)?.message ?? "").slice(0, 120)}`);
-    if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
-    return undefined;
-  }, `an instance of ${agentId}`, 40_000, 200);
+  const { value, ms } = await until(
+    async () => {
+      const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "durable-ts:1.0.0", agent_id: agentId });
+      if (res.status === 201) return res.json;
+      attempts.push(`${res.status} ${String((res.json.error as JsonObject | undefined)?.message ?? "").slice(0, 120)}`);
+      if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
+      return undefined;
+    },
+    `an instance of ${agentId}`,
+    40_000,
+    200,
+  );
   return { instance: value, ms, attempts };
 }
 
@@ -63,10 +68,15 @@ async function turn(ws: WsClient, instanceId: string, text: string, delayMs = 0)
  */
 async function inS3(agentId: string): Promise<void> {
   await sleep(600);
-  await until(async () => {
-    const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
-    return r.status === 200 && r.json.state === "replicating" && r.json.lag_ms === 0 && r.json.last_sync_at ? true : undefined;
-  }, `${agentId}'s writes to reach S3`, 30_000, 100);
+  await until(
+    async () => {
+      const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+      return r.status === 200 && r.json.state === "replicating" && r.json.lag_ms === 0 && r.json.last_sync_at ? true : undefined;
+    },
+    `${agentId}'s writes to reach S3`,
+    30_000,
+    100,
+  );
 }
 
 const coordinatorOf = (instance: JsonObject): PodiumProcess => {
@@ -123,10 +133,17 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const queuedTurns = ((marker?.content as JsonObject | undefined)?.queued_turns as number[] | undefined) ?? [];
     if (queuedTurns.length > 0) {
       const ranAgain = (d: typeof data) => queuedTurns.every((turn) => d.messages.some((m) => m.message_type === "turn.done" && m.turn === turn && Number(m.seq) > Number(marker?.seq)));
-      data = (await until(async () => {
-        const d = await agentData(String(resumed.instance.instance_id));
-        return ranAgain(d) ? d : undefined;
-      }, "the queued turns to run again", 30_000, 100)).value;
+      data = (
+        await until(
+          async () => {
+            const d = await agentData(String(resumed.instance.instance_id));
+            return ranAgain(d) ? d : undefined;
+          },
+          "the queued turns to run again",
+          30_000,
+          100,
+        )
+      ).value;
     }
     // What survived is a prefix of what was acknowledged, whole turns, the same in state, messages and
     // files (restore reconciles the databases, which Litestream cuts at different points).
@@ -157,7 +174,12 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const interrupted = ((marker?.content as JsonObject | undefined)?.interrupted_turns as number[] | undefined) ?? [];
     const afterMarker = data.messages.filter((m) => Number(m.seq) > Number(marker?.seq));
     const settled = afterMarker.filter((m) => m.instance_id === "");
-    expect(settled.map((m) => [m.message_type, m.turn])).toEqual(interrupted.flatMap((turn) => [["error", turn], ["turn.done", turn]]));
+    expect(settled.map((m) => [m.message_type, m.turn])).toEqual(
+      interrupted.flatMap((turn) => [
+        ["error", turn],
+        ["turn.done", turn],
+      ]),
+    );
     expect(afterMarker.slice(settled.length).every((m) => m.instance_id === resumed.instance.instance_id)).toBe(true);
     console.log(
       `host death: ${acked.length} turns acknowledged in 4 s; restored on ${survivor.id}: state ${restored.state.length}, messages ${restored.messages.length}, files ${restored.files.length} ` +
@@ -176,10 +198,15 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const after = await agentData(String(resumed.instance.instance_id));
     expect(after.notes).toEqual([...data.notes, "after-failover"]);
     expect(after.completes.at(-1)).toBe("noted after-failover");
-    const replicating = await until(async () => {
-      const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
-      return r.json.coordinator_id === survivor.id && r.json.state === "replicating" && r.json.lag_ms === 0 ? r.json : undefined;
-    }, "replication on the survivor to catch up", 30_000, 100);
+    const replicating = await until(
+      async () => {
+        const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+        return r.json.coordinator_id === survivor.id && r.json.state === "replicating" && r.json.lag_ms === 0 ? r.json : undefined;
+      },
+      "replication on the survivor to catch up",
+      30_000,
+      100,
+    );
     expect(replicating.value.generation).toMatch(/^[0-9a-f]{16}$/);
     expect((await cluster.api(G, "DELETE", `/api/v1/instances/${String(resumed.instance.instance_id)}`)).status).toBe(200);
   }, 90_000);
@@ -324,12 +351,17 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     const agentId = "durable-timer";
     const create = async () =>
       (
-        await until(async () => {
-          const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0", agent_id: agentId });
-          if (res.status === 201) return res.json;
-          if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
-          return undefined;
-        }, `an instance of ${agentId}`, 40_000, 200)
+        await until(
+          async () => {
+            const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0", agent_id: agentId });
+            if (res.status === 201) return res.json;
+            if (res.status !== 503 && res.status !== 409) throw new Error(`create ${agentId}: ${res.status} ${JSON.stringify(res.json)}`);
+            return undefined;
+          },
+          `an instance of ${agentId}`,
+          40_000,
+          200,
+        )
       ).value;
     const first = await create();
     const owner = coordinatorOf(first);
@@ -340,20 +372,30 @@ describe("replicated agents across coordinator processes (Litestream, s3rver, re
     ws.close();
     const schedule = ((await cluster.api(G, "GET", `/api/v1/instances/${id}/schedules`)).json.schedules as JsonObject[]).find((s) => s.source === "agent");
     // Hibernated (600 ms idle): its final sync put the schedule in S3.
-    await until(async () => {
-      const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
-      return r.json.state === "stopped" && r.json.lag_ms === 0 ? true : undefined;
-    }, "the hibernated agent's final sync", 20_000, 100);
+    await until(
+      async () => {
+        const r = await cluster.api(G, "GET", `/api/v1/agents/${agentId}/replication`);
+        return r.json.state === "stopped" && r.json.lag_ms === 0 ? true : undefined;
+      },
+      "the hibernated agent's final sync",
+      20_000,
+      100,
+    );
     await Promise.all([owner.kill(), run("pkill", ["-KILL", "-f", `${owner.dataDir}/replication/`]).catch(() => undefined)]);
 
     const resumed = await create();
     expect(resumed.coordinator_id).not.toBe(owner.id);
     const rid = String(resumed.instance_id);
-    const { value: fired } = await until(async () => {
-      const state = await cluster.api(G, "GET", `/api/v1/instances/${rid}/state`);
-      const list = ((state.json.state as JsonObject | undefined)?.fired as JsonObject[] | undefined) ?? [];
-      return list.length > 0 ? list : undefined;
-    }, "the schedule to fire on the survivor", 30_000, 200);
+    const { value: fired } = await until(
+      async () => {
+        const state = await cluster.api(G, "GET", `/api/v1/instances/${rid}/state`);
+        const list = ((state.json.state as JsonObject | undefined)?.fired as JsonObject[] | undefined) ?? [];
+        return list.length > 0 ? list : undefined;
+      },
+      "the schedule to fire on the survivor",
+      30_000,
+      200,
+    );
     expect(fired).toEqual([{ text: "delayed", id: schedule?.id, due_at: schedule?.due_at }]);
     await cluster.api(G, "DELETE", `/api/v1/instances/${rid}`);
   }, 90_000);

@@ -49,7 +49,10 @@ function cluster() {
   const connects: string[] = [];
   const connect = (info: CoordinatorAddress): ClosableCoordinatorClients => {
     connects.push(info.coordinatorId);
-    return coordinatorClients(info.coordinatorId, createRouterTransport(() => undefined));
+    return coordinatorClients(
+      info.coordinatorId,
+      createRouterTransport(() => undefined),
+    );
   };
   let directory: ValkeyCoordinatorDirectory | undefined;
   /** The gateway's directory (created on first use, after the coordinators registered so far). */
@@ -85,7 +88,11 @@ function cluster() {
     await admin.set(keys.agent(agentId), home);
     if (options.replicatedBy) await admin.set(keys.agentWriter(agentId), options.replicatedBy);
   };
-  const ids = (d: ValkeyCoordinatorDirectory): string[] => d.members().map((m) => m.coordinatorId).sort();
+  const ids = (d: ValkeyCoordinatorDirectory): string[] =>
+    d
+      .members()
+      .map((m) => m.coordinatorId)
+      .sort();
   return { keyPrefix, keys, connects, gateway, register, agentRan, ids };
 }
 

@@ -55,7 +55,13 @@ export function routerConnector(fakes: Map<string, FakeCoordinator>) {
     const fake = fakes.get(info.coordinatorId);
     if (!fake) throw new Error(`no fake coordinator ${info.coordinatorId}`);
     connects.push(info.coordinatorId);
-    return { ...coordinatorClients(info.coordinatorId, createRouterTransport((router) => fake.routes(router))), close: () => void closes.push(info.coordinatorId) };
+    return {
+      ...coordinatorClients(
+        info.coordinatorId,
+        createRouterTransport((router) => fake.routes(router)),
+      ),
+      close: () => void closes.push(info.coordinatorId),
+    };
   };
   return { connect, connects, closes };
 }

@@ -77,7 +77,10 @@ async function codeOf(promise: Promise<unknown>): Promise<{ code: string; messag
 
 describe("cluster failures", () => {
   it("a coordinator killed with SIGKILL leaves the directory within TTL + refresh (<= 5 s)", async () => {
-    const fakes = new Map([["coord-k", fakeCoordinator("coord-k")], ["coord-s", fakeCoordinator("coord-s")]]);
+    const fakes = new Map([
+      ["coord-k", fakeCoordinator("coord-k")],
+      ["coord-s", fakeCoordinator("coord-s")],
+    ]);
     const { directory, lost } = newDirectory(fakes);
     const victim = await spawnRegistration([redis.url, "coord-k", "http://coord-k.test:7100", "inst-k", "agent-k"]);
     await spawnRegistration([redis.url, "coord-s", "http://coord-s.test:7100"]);
@@ -102,7 +105,10 @@ describe("cluster failures", () => {
   }, 40_000);
 
   it("Valkey down -> quick Unavailable, nothing crashes; Valkey back (empty) -> everything re-registers by itself", async () => {
-    const fakes = new Map([["coord-a", fakeCoordinator("coord-a")], ["coord-b", fakeCoordinator("coord-b")]]);
+    const fakes = new Map([
+      ["coord-a", fakeCoordinator("coord-a")],
+      ["coord-b", fakeCoordinator("coord-b")],
+    ]);
     const { directory, lost, log: directoryLog } = newDirectory(fakes);
     const registrationLogs = [captureLogger(), captureLogger()];
     const registrations = ["coord-a", "coord-b"].map((id, i) => {
@@ -142,12 +148,23 @@ describe("cluster failures", () => {
 
     const restartedAt = Date.now();
     await redis.restart();
-    await waitFor(async () => {
-      if (directory.members().length !== 2 || !directory.healthy) return false;
-      const a = await directory.locateInstance("inst-a").then((c) => c.id, () => "");
-      const b = await directory.locateInstance("inst-b").then((c) => c.id, () => "");
-      return a === "coord-a" && b === "coord-b";
-    }, "registrations and mappings to reappear", 15_000, 50);
+    await waitFor(
+      async () => {
+        if (directory.members().length !== 2 || !directory.healthy) return false;
+        const a = await directory.locateInstance("inst-a").then(
+          (c) => c.id,
+          () => "",
+        );
+        const b = await directory.locateInstance("inst-b").then(
+          (c) => c.id,
+          () => "",
+        );
+        return a === "coord-a" && b === "coord-b";
+      },
+      "registrations and mappings to reappear",
+      15_000,
+      50,
+    );
     console.log(`Valkey restarted empty: registrations and instance mappings back after ${Date.now() - restartedAt} ms`);
     expect((await directory.place()).id).toMatch(/^coord-[ab]$/);
     expect((await directory.locateAgent("agent-a")).id).toBe("coord-a");
@@ -158,7 +175,13 @@ describe("cluster failures", () => {
   }, 40_000);
 
   it("a heartbeat that failed although its write reached a Valkey restarted empty still rewrites the instance mappings", async () => {
-    const registration = new CoordinatorRegistration({ redis: redis.url, coordinatorId: "coord-a", address: "http://coord-a.test:7100", info: () => fakeCoordinator("coord-a").load(), logger: captureLogger().logger });
+    const registration = new CoordinatorRegistration({
+      redis: redis.url,
+      coordinatorId: "coord-a",
+      address: "http://coord-a.test:7100",
+      info: () => fakeCoordinator("coord-a").load(),
+      logger: captureLogger().logger,
+    });
     cleanups.push(() => registration.stop());
     await registration.start();
     await registration.recordInstance("inst-a", "agent-a");
@@ -178,7 +201,10 @@ describe("cluster failures", () => {
   }, 40_000);
 
   it("Valkey restarted (empty) faster than one refresh: no coordinator is declared lost", async () => {
-    const fakes = new Map([["coord-a", fakeCoordinator("coord-a")], ["coord-b", fakeCoordinator("coord-b")]]);
+    const fakes = new Map([
+      ["coord-a", fakeCoordinator("coord-a")],
+      ["coord-b", fakeCoordinator("coord-b")],
+    ]);
     const { directory, lost, log: directoryLog } = newDirectory(fakes);
     const registrations = ["coord-a", "coord-b"].map((id) => {
       const fake = fakes.get(id) as FakeCoordinator;
@@ -190,7 +216,17 @@ describe("cluster failures", () => {
     await waitFor(() => directory.members().length === 2, "both coordinators");
     for (let round = 0; round < 3; round++) {
       await redis.restart(); // no refresh fails in between: the keys are simply gone for a moment
-      await waitFor(async () => directory.healthy && (await directory.place().then(() => true, () => false)), "a healthy view", 15_000, 50);
+      await waitFor(
+        async () =>
+          directory.healthy &&
+          (await directory.place().then(
+            () => true,
+            () => false,
+          )),
+        "a healthy view",
+        15_000,
+        50,
+      );
       await sleep(1500); // more than a refresh period, less than the grace
     }
     await waitFor(() => directory.members().length === 2, "both coordinators", 15_000, 50);
@@ -229,7 +265,13 @@ describe("cluster failures", () => {
     const fakes = new Map([["coord-late", fakeCoordinator("coord-late")]]);
     const { directory } = newDirectory(fakes);
     const log = captureLogger();
-    const registration = new CoordinatorRegistration({ redis: redis.url, coordinatorId: "coord-late", address: "http://late.test:7100", info: () => (fakes.get("coord-late") as FakeCoordinator).load(), logger: log.logger });
+    const registration = new CoordinatorRegistration({
+      redis: redis.url,
+      coordinatorId: "coord-late",
+      address: "http://late.test:7100",
+      info: () => (fakes.get("coord-late") as FakeCoordinator).load(),
+      logger: log.logger,
+    });
     cleanups.push(() => registration.stop());
     const started = Date.now();
     await registration.start(); // does not throw: logs and keeps trying

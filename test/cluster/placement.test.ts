@@ -17,7 +17,7 @@ function candidate(id: string, instances: number, capacity: number, extra: Parti
 /** Deterministic random source. */
 function seeded(seed: number): () => number {
   let s = seed;
-  return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
 describe("pickCoordinator", () => {
@@ -25,7 +25,12 @@ describe("pickCoordinator", () => {
     const random = seeded(1);
     const all = [candidate("full", 10, 10), candidate("draining", 0, 10, { draining: true }), candidate("zero", 0, 0), candidate("ok", 9, 10)];
     for (let i = 0; i < 200; i++) expect(pickCoordinator(all, random)?.coordinatorId).toBe("ok");
-    expect(pickCoordinator(all.filter((c) => c.coordinatorId !== "ok"), random)).toBeUndefined();
+    expect(
+      pickCoordinator(
+        all.filter((c) => c.coordinatorId !== "ok"),
+        random,
+      ),
+    ).toBeUndefined();
     expect(isPlaceable(candidate("x", 3, 4))).toBe(true);
   });
 

@@ -50,7 +50,11 @@ function cluster(options: { refreshMs?: number } = {}) {
     await registration.start();
     return { fake, registration };
   };
-  const ids = () => directory.members().map((m) => m.coordinatorId).sort();
+  const ids = () =>
+    directory
+      .members()
+      .map((m) => m.coordinatorId)
+      .sort();
   return { keyPrefix, keys: new ClusterKeys(keyPrefix), directory, connector, register, lost, ids };
 }
 
@@ -136,7 +140,16 @@ describe("ValkeyCoordinatorDirectory + CoordinatorRegistration", () => {
     await expectCode(c.directory.place(), Code.Unavailable, /2 registered, 0 draining, 2 at capacity/);
     a.fake.instances = 4;
     await a.registration.heartbeatNow();
-    await waitFor(async () => (await c.directory.place().then((x) => x.id, () => "")) === "coord-a", "coord-a to have room again", 3000, 50);
+    await waitFor(
+      async () =>
+        (await c.directory.place().then(
+          (x) => x.id,
+          () => "",
+        )) === "coord-a",
+      "coord-a to have room again",
+      3000,
+      50,
+    );
   });
 
   it("routes instances and agents through the mappings in Valkey; unknown ids -> NotFound", async () => {

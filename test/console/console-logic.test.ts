@@ -100,14 +100,28 @@ describe("EventLog", () => {
 
 describe("waterfallRows", () => {
   const span = (id: string, parent: string | null, start: number, duration: number): TraceSpanJson => ({
-    trace_id: "t", span_id: id, parent_span_id: parent, service: "s", name: id, kind: "INTERNAL",
-    start_time: "", start_ms: start, duration_ms: duration, attributes: {}, status: { code: "UNSET" },
+    trace_id: "t",
+    span_id: id,
+    parent_span_id: parent,
+    service: "s",
+    name: id,
+    kind: "INTERNAL",
+    start_time: "",
+    start_ms: start,
+    duration_ms: duration,
+    attributes: {},
+    status: { code: "UNSET" },
   });
 
   it("orders spans as a tree (children under their parent, by start) and places their bars on the trace's time line", () => {
     const { rows, totalMs } = waterfallRows([span("agent", "turn", 1010, 80), span("turn", "rest", 1005, 95), span("rest", "caller", 1000, 10), span("other", "rest", 1002, 1)]);
     expect(totalMs).toBe(100);
-    expect(rows.map((r) => [r.span.span_id, r.depth])).toEqual([["rest", 0], ["other", 1], ["turn", 1], ["agent", 2]]);
+    expect(rows.map((r) => [r.span.span_id, r.depth])).toEqual([
+      ["rest", 0],
+      ["other", 1],
+      ["turn", 1],
+      ["agent", 2],
+    ]);
     expect(rows.find((r) => r.span.span_id === "agent")).toMatchObject({ offsetMs: 10, left: 10, width: 80 });
     expect(waterfallRows([])).toEqual({ rows: [], totalMs: 0 });
   });
@@ -119,15 +133,7 @@ describe("waterfallRows", () => {
 
 describe("metric math", () => {
   const samples = parsePrometheus(
-    [
-      'h_seconds_bucket{le="0.1"} 1',
-      'h_seconds_bucket{le="1"} 3',
-      'h_seconds_bucket{le="+Inf"} 4',
-      "h_seconds_sum 6.2",
-      "h_seconds_count 4",
-      'lag{agent_id="a"} 2',
-      'lag{agent_id="b"} 5',
-    ].join("\n"),
+    ['h_seconds_bucket{le="0.1"} 1', 'h_seconds_bucket{le="1"} 3', 'h_seconds_bucket{le="+Inf"} 4', "h_seconds_sum 6.2", "h_seconds_count 4", 'lag{agent_id="a"} 2', 'lag{agent_id="b"} 5'].join("\n"),
   );
   it("sums, maxima, a histogram's mean and the bucket holding a quantile, a counter's rate", () => {
     expect([sumOf(samples, "lag"), maxOf(samples, "lag"), sumOf(samples, "none")]).toEqual([7, 5, undefined]);

@@ -72,14 +72,15 @@ describe("podium CLI", () => {
     expect(deployed.stderr()).toContain("has no podium.json");
   });
 
-  it.each([["coordinator", "--log-level", "chatty"], ["gateway", "--log-level", "chatty", "--insecure-no-auth"], ["dev", "--log-level", "chatty"]])(
-    "%s refuses a bad --log-level with a clear error",
-    async (...args) => {
-      const bad = run(args);
-      expect(await bad.exit).not.toBe(0);
-      expect(bad.stderr()).toContain("--log-level must be debug, info, warn, error or silent, got chatty");
-    },
-  );
+  it.each([
+    ["coordinator", "--log-level", "chatty"],
+    ["gateway", "--log-level", "chatty", "--insecure-no-auth"],
+    ["dev", "--log-level", "chatty"],
+  ])("%s refuses a bad --log-level with a clear error", async (...args) => {
+    const bad = run(args);
+    expect(await bad.exit).not.toBe(0);
+    expect(bad.stderr()).toContain("--log-level must be debug, info, warn, error or silent, got chatty");
+  });
 
   it("an unknown command prints usage and exits 2", async () => {
     const bad = run(["frobnicate"]);

@@ -109,11 +109,14 @@ describe("turns and errors", () => {
     await new Promise((r) => setTimeout(r, 300));
     const second = await podium.connect(id, `after_seq=${end.seq as number}`);
     second.send({ type: "process_message", content: { text: "five" } });
-    await second.waitFor((f) => f.messageType === "stream_end" && ((second.frames.filter((x) => x.messageType === "stream_end").length === 2)));
+    await second.waitFor((f) => f.messageType === "stream_end" && second.frames.filter((x) => x.messageType === "stream_end").length === 2);
     const seqs = second.frames.map((f) => f.seq as number);
     expect(seqs[0]).toBeGreaterThan(end.seq as number);
     expect(new Set(seqs).size).toBe(seqs.length);
-    const texts = second.frames.filter((f) => f.messageType === "stream_update").map((f) => (f.content as JsonObject).text).join("");
+    const texts = second.frames
+      .filter((f) => f.messageType === "stream_update")
+      .map((f) => (f.content as JsonObject).text)
+      .join("");
     expect(texts).toBe("three fourfive");
     const messages = await podium.api("GET", `/api/v1/instances/${id}/messages?after_seq=0&limit=1000`);
     const inbound = (messages.json.messages as JsonObject[]).filter((m) => m.direction === "inbound").map((m) => (m.content as JsonObject).text);

@@ -34,7 +34,11 @@ describe.each([["files-ts"], ["files-py"]])("%s", (deployment) => {
     const agentId = created.json.agent_id as string;
     const ws = await podium.connect(id);
     const binary = Buffer.from([0, 1, 2, 255, 254, 0, 10]).toString("base64");
-    const i1 = await turn(ws, [{ write: "notes.md", content: "v1" }, { write: "src/app.ts", content: "let a = 1;" }, { write: "img.bin", base64: binary }]);
+    const i1 = await turn(ws, [
+      { write: "notes.md", content: "v1" },
+      { write: "src/app.ts", content: "let a = 1;" },
+      { write: "img.bin", base64: binary },
+    ]);
     const i2 = await turn(ws, [{ write: "notes.md", content: "v2" }, { shell: "mkdir -p gen && echo from-child > gen/out.txt" }]);
     const i3 = await turn(ws, [{ delete: "notes.md" }]);
     const i4 = await turn(ws, [{ write: "notes.md", content: "v3" }]);
@@ -60,7 +64,10 @@ describe.each([["files-ts"], ["files-py"]])("%s", (deployment) => {
 
     const history = await podium.api("GET", `${base}/notes.md/history`);
     expect((history.json.iterations as JsonObject[]).map((m) => [m.iteration, m.change])).toEqual([
-      [i1, "created"], [i2, "modified"], [i3, "deleted"], [i4, "created"],
+      [i1, "created"],
+      [i2, "modified"],
+      [i3, "deleted"],
+      [i4, "created"],
     ]);
     expect((await podium.api("GET", `${base}/notes.md/at/${i1}`)).json.content).toBe("v1");
     expect((await podium.api("GET", `${base}/notes.md/at/${i2}`)).json.content).toBe("v2");
@@ -96,20 +103,14 @@ describe("path safety", () => {
     await turn(ws, [{ write: "ok.txt", content: "fine" }, { shell: "ln -s /etc/passwd link-out && ln -s / rootlink" }]);
   });
 
-  it.each([
-    ["../../etc/passwd"],
-    ["%2e%2e/%2e%2e/etc/passwd"],
-    ["%2e%2e%2f%2e%2e%2fetc%2fpasswd"],
-    ["a/../../x"],
-    ["%2fetc%2fpasswd"],
-    ["ok.txt%00.png"],
-    ["link-out"],
-    ["rootlink/etc/passwd"],
-  ])("refuses %s", async (path) => {
-    const res = await podium.api("GET", `/api/v1/instances/${id}/files/${path}`);
-    expect([400, 404]).toContain(res.status);
-    expect(JSON.stringify(res.json)).not.toContain("root:x:0:0");
-  });
+  it.each([["../../etc/passwd"], ["%2e%2e/%2e%2e/etc/passwd"], ["%2e%2e%2f%2e%2e%2fetc%2fpasswd"], ["a/../../x"], ["%2fetc%2fpasswd"], ["ok.txt%00.png"], ["link-out"], ["rootlink/etc/passwd"]])(
+    "refuses %s",
+    async (path) => {
+      const res = await podium.api("GET", `/api/v1/instances/${id}/files/${path}`);
+      expect([400, 404]).toContain(res.status);
+      expect(JSON.stringify(res.json)).not.toContain("root:x:0:0");
+    },
+  );
 
   it("refuses traversal in the list path with 400", async () => {
     const res = await podium.api("GET", `/api/v1/instances/${id}/files?path=../..&depth=2`);
@@ -139,7 +140,10 @@ describe("large files", () => {
     const small = await fetch(`${podium.url}/api/v1/instances/${id}/files/small.txt?raw=1`, { headers: { authorization: `Bearer ${API_KEY}` } });
     expect(await small.text()).toBe("small");
     // Over Connect: the first message describes the file, and says its bytes come raw in `data`.
-    const files = createClient(FileService, createConnectTransport({ baseUrl: podium.url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${API_KEY}`), next(req))] }));
+    const files = createClient(
+      FileService,
+      createConnectTransport({ baseUrl: podium.url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${API_KEY}`), next(req))] }),
+    );
     const messages = [];
     for await (const message of files.downloadFile({ target: { target: { case: "instanceId", value: id } }, path: "small.txt" })) messages.push(message);
     expect(messages[0]?.file).toMatchObject({ path: "small.txt", content: "", encoding: "binary", size: 5n });

@@ -8,8 +8,14 @@ import { create } from "@bufbuild/protobuf";
 import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
 import { codec, StreamReader, unaryCall } from "../helpers/grpc-js.js";
 import {
-  CreateInstanceRequestSchema, CreateInstanceResponseSchema, SendMessageRequestSchema, SendMessageResponseSchema,
-  StopInstanceRequestSchema, StopInstanceResponseSchema, StreamUpdatesRequestSchema, StreamUpdatesResponseSchema,
+  CreateInstanceRequestSchema,
+  CreateInstanceResponseSchema,
+  SendMessageRequestSchema,
+  SendMessageResponseSchema,
+  StopInstanceRequestSchema,
+  StopInstanceResponseSchema,
+  StreamUpdatesRequestSchema,
+  StreamUpdatesResponseSchema,
 } from "../../gen/podium/v1/instance_service_pb.js";
 import { InstanceStatus } from "../../gen/podium/v1/instance_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
@@ -39,7 +45,9 @@ function call<I, O>(path: string, input: ReturnType<typeof codec<never>>, output
 describe("gRPC through the gateway", () => {
   it("creates an instance, sends a message and streams its updates", async () => {
     const created = await call<unknown, { instance?: { instanceId: string; status: InstanceStatus; agentId: string } }>(
-      S + "CreateInstance", codec(CreateInstanceRequestSchema) as never, codec(CreateInstanceResponseSchema) as never,
+      S + "CreateInstance",
+      codec(CreateInstanceRequestSchema) as never,
+      codec(CreateInstanceResponseSchema) as never,
       create(CreateInstanceRequestSchema, { deploymentId: "echo-py:1.0.0@local" }),
     );
     const instanceId = created.instance?.instanceId ?? "";
@@ -47,14 +55,13 @@ describe("gRPC through the gateway", () => {
     expect(created.instance?.status).toBe(InstanceStatus.READY);
 
     const out = codec(StreamUpdatesResponseSchema);
-    const stream = client.makeServerStreamRequest(
-      S + "StreamUpdates", codec(StreamUpdatesRequestSchema).serialize, out.deserialize,
-      create(StreamUpdatesRequestSchema, { instanceId }), auth,
-    );
+    const stream = client.makeServerStreamRequest(S + "StreamUpdates", codec(StreamUpdatesRequestSchema).serialize, out.deserialize, create(StreamUpdatesRequestSchema, { instanceId }), auth);
     const reader = new StreamReader(stream);
     await new Promise((r) => setTimeout(r, 100));
     const sent = await call<unknown, { seq: bigint }>(
-      S + "SendMessage", codec(SendMessageRequestSchema) as never, codec(SendMessageResponseSchema) as never,
+      S + "SendMessage",
+      codec(SendMessageRequestSchema) as never,
+      codec(SendMessageResponseSchema) as never,
       create(SendMessageRequestSchema, { instanceId, content: { text: "hello grpc" } }),
     );
     expect(sent.seq).toBeGreaterThan(0n);
@@ -79,7 +86,9 @@ describe("gRPC through the gateway", () => {
     stream.cancel();
     await reader.status;
     const stopped = await call<unknown, { instance?: { status: InstanceStatus } }>(
-      S + "StopInstance", codec(StopInstanceRequestSchema) as never, codec(StopInstanceResponseSchema) as never,
+      S + "StopInstance",
+      codec(StopInstanceRequestSchema) as never,
+      codec(StopInstanceResponseSchema) as never,
       create(StopInstanceRequestSchema, { instanceId }),
     );
     expect(stopped.instance?.status).toBe(InstanceStatus.TERMINATED);
@@ -90,16 +99,25 @@ describe("gRPC through the gateway", () => {
     wrong.set("authorization", "Bearer nope");
     for (const metadata of [new grpc.Metadata(), wrong]) {
       await expect(
-        call(S + "CreateInstance", codec(CreateInstanceRequestSchema) as never, codec(CreateInstanceResponseSchema) as never,
-          create(CreateInstanceRequestSchema, { deploymentId: "echo-ts:1.0.0@local" }), metadata),
+        call(
+          S + "CreateInstance",
+          codec(CreateInstanceRequestSchema) as never,
+          codec(CreateInstanceResponseSchema) as never,
+          create(CreateInstanceRequestSchema, { deploymentId: "echo-ts:1.0.0@local" }),
+          metadata,
+        ),
       ).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     }
   });
 
   it("maps errors to gRPC codes", async () => {
     await expect(
-      call(S + "CreateInstance", codec(CreateInstanceRequestSchema) as never, codec(CreateInstanceResponseSchema) as never,
-        create(CreateInstanceRequestSchema, { deploymentId: "missing:9.9.9@local" })),
+      call(
+        S + "CreateInstance",
+        codec(CreateInstanceRequestSchema) as never,
+        codec(CreateInstanceResponseSchema) as never,
+        create(CreateInstanceRequestSchema, { deploymentId: "missing:9.9.9@local" }),
+      ),
     ).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: expect.stringContaining("unknown deployment") });
   });
 
@@ -109,8 +127,12 @@ describe("gRPC through the gateway", () => {
   });
 
   it("lists the public services through reflection", async () => {
-    const stream = client.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-      codec(ServerReflectionRequestSchema).serialize, codec(ServerReflectionResponseSchema).deserialize, auth);
+    const stream = client.makeBidiStreamRequest(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      codec(ServerReflectionRequestSchema).serialize,
+      codec(ServerReflectionResponseSchema).deserialize,
+      auth,
+    );
     const reader = new StreamReader(stream);
     stream.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
     const res = await reader.next();

@@ -98,9 +98,7 @@ describe("hibernation: messages sent while the agent falls asleep or wakes", () 
     const turns = sent.map((s) => Number(s.json.turn));
     for (const turn of turns) await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === turn, 20_000);
     const state = await podium.api("GET", `/api/v1/instances/${id}/state`);
-    expect((state.json.state as JsonObject).turns).toEqual(
-      [...sent].sort((x, y) => Number(x.json.turn) - Number(y.json.turn)).map((s) => ["a", "b", "c", "d"][sent.indexOf(s)]),
-    );
+    expect((state.json.state as JsonObject).turns).toEqual([...sent].sort((x, y) => Number(x.json.turn) - Number(y.json.turn)).map((s) => ["a", "b", "c", "d"][sent.indexOf(s)]));
     expect(ws.frames.filter((f) => f.messageType === "woke")).toHaveLength(1);
     await podium.api("DELETE", `/api/v1/instances/${id}`);
     ws.close();

@@ -118,7 +118,7 @@ describe.each([
     const id = created.instance_id as string;
     const big = await podium.api("POST", `/api/v1/instances/${id}/messages`, { content: { read: "x".repeat(70 * 1024) } });
     expect(big.status).toBe(400);
-    expect(((big.json.error as JsonObject).message as string)).toContain("limit");
+    expect((big.json.error as JsonObject).message as string).toContain("limit");
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) statuses.push((await podium.api("POST", `/api/v1/instances/${id}/messages`, { content: { hang: true } })).status);
     expect(statuses).toEqual([202, 202, 202, 202, 429]);

@@ -36,16 +36,10 @@ describe("gRPC health over h2c with a grpc-js client", () => {
     await server.close();
   });
 
-  const check = (service: string): Promise<HealthCheckResponse> =>
-    unaryCall(client, "/grpc.health.v1.Health/Check", requestCodec, responseCodec, create(HealthCheckRequestSchema, { service }));
+  const check = (service: string): Promise<HealthCheckResponse> => unaryCall(client, "/grpc.health.v1.Health/Check", requestCodec, responseCodec, create(HealthCheckRequestSchema, { service }));
 
   const watch = (service: string): { call: grpc.ClientReadableStream<HealthCheckResponse>; reader: StreamReader<HealthCheckResponse> } => {
-    const call = client.makeServerStreamRequest(
-      "/grpc.health.v1.Health/Watch",
-      requestCodec.serialize,
-      responseCodec.deserialize,
-      create(HealthCheckRequestSchema, { service }),
-    );
+    const call = client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", requestCodec.serialize, responseCodec.deserialize, create(HealthCheckRequestSchema, { service }));
     return { call, reader: new StreamReader(call) };
   };
 
@@ -63,13 +57,7 @@ describe("gRPC health over h2c with a grpc-js client", () => {
   });
 
   it("List returns every registered status", async () => {
-    const list = await unaryCall(
-      client,
-      "/grpc.health.v1.Health/List",
-      codec(HealthListRequestSchema),
-      codec(HealthListResponseSchema),
-      create(HealthListRequestSchema),
-    );
+    const list = await unaryCall(client, "/grpc.health.v1.Health/List", codec(HealthListRequestSchema), codec(HealthListResponseSchema), create(HealthListRequestSchema));
     expect(Object.keys(list.statuses).sort()).toEqual(["", INSTANCE_SERVICE]);
     expect(list.statuses[INSTANCE_SERVICE]?.status).toBe(ServingStatus.SERVING);
   });
@@ -111,12 +99,7 @@ describe("HealthStatusRegistry.shutdown over h2c", () => {
     const server = await startTestServer(podiumTestRoutes(health));
     const client = insecureClient(server);
     try {
-      const call = client.makeServerStreamRequest(
-        "/grpc.health.v1.Health/Watch",
-        requestCodec.serialize,
-        responseCodec.deserialize,
-        create(HealthCheckRequestSchema, { service: "" }),
-      );
+      const call = client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", requestCodec.serialize, responseCodec.deserialize, create(HealthCheckRequestSchema, { service: "" }));
       const reader = new StreamReader(call);
       expect((await reader.next())?.status).toBe(ServingStatus.SERVING);
 

@@ -4,20 +4,9 @@
  */
 import { describe, it, expect } from "@jest/globals";
 import { create, createFileRegistry, fromBinary, type DescFile } from "@bufbuild/protobuf";
-import {
-  FieldDescriptorProto_Label as Label,
-  FieldDescriptorProto_Type as Type,
-  FileDescriptorProtoSchema,
-  file_google_protobuf_descriptor,
-} from "@bufbuild/protobuf/wkt";
+import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FileDescriptorProtoSchema, file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
 import { createClient, createRouterTransport } from "@connectrpc/connect";
-import {
-  ExtensionRequestSchema,
-  ServerReflection,
-  ServerReflectionRequestSchema,
-  type ServerReflectionRequest,
-  type ServerReflectionResponse,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ExtensionRequestSchema, ServerReflection, ServerReflectionRequestSchema, type ServerReflectionRequest, type ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { reflectionRoutes } from "../../services/shared/grpc-reflection.js";
 
@@ -57,9 +46,7 @@ function probeFile(): DescFile {
     ],
     service: [{ name: "Probe", method: [{ name: "Ping", inputType: ".podium.test.Base", outputType: ".podium.test.Base" }] }],
   });
-  const registry = createFileRegistry(proto, (name) =>
-    name === file_google_protobuf_descriptor.proto.name ? file_google_protobuf_descriptor : undefined,
-  );
+  const registry = createFileRegistry(proto, (name) => (name === file_google_protobuf_descriptor.proto.name ? file_google_protobuf_descriptor : undefined));
   const file = registry.getFile(FILE);
   if (file === undefined) throw new Error("probe file not registered");
   return file;
@@ -122,9 +109,7 @@ describe("reflection: extensions and DescFile[] input", () => {
     for (const symbol of ["podium.test.note", "podium.test.Base.Inner.inner_ext", "podium.test.Base.Inner", "podium.test.Probe.Ping"]) {
       expect(fileNames(await ask({ case: "fileContainingSymbol", value: symbol }))[0]).toBe(FILE);
     }
-    expect(fileNames(await ask({ case: "fileContainingSymbol", value: "google.protobuf.MethodOptions" }))).toEqual([
-      "google/protobuf/descriptor.proto",
-    ]);
+    expect(fileNames(await ask({ case: "fileContainingSymbol", value: "google.protobuf.MethodOptions" }))).toEqual(["google/protobuf/descriptor.proto"]);
   });
 
   it("an empty request gets INVALID_ARGUMENT in the stream; later requests are still answered", async () => {

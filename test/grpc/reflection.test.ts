@@ -6,28 +6,10 @@ import { describe, it, expect, beforeAll, afterAll } from "@jest/globals";
 import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, toJson, fromJson, type DescMessage } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
-import {
-  ServerReflectionRequestSchema,
-  ServerReflectionResponseSchema,
-  type ServerReflectionRequest,
-  type ServerReflectionResponse,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import {
-  ServerReflectionRequestSchema as V1AlphaRequestSchema,
-  ServerReflectionResponseSchema as V1AlphaResponseSchema,
-} from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { ServerReflectionRequestSchema, ServerReflectionResponseSchema, type ServerReflectionRequest, type ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflectionRequestSchema as V1AlphaRequestSchema, ServerReflectionResponseSchema as V1AlphaResponseSchema } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { HealthStatusRegistry } from "../../services/shared/grpc-health.js";
-import {
-  codec,
-  insecureClient,
-  KNOWN_CREATED_AT,
-  KNOWN_INSTANCE_ID,
-  podiumTestRoutes,
-  startTestServer,
-  StreamReader,
-  unaryCall,
-  type TestServer,
-} from "./grpc-test-server.js";
+import { codec, insecureClient, KNOWN_CREATED_AT, KNOWN_INSTANCE_ID, podiumTestRoutes, startTestServer, StreamReader, unaryCall, type TestServer } from "./grpc-test-server.js";
 
 type Ask = ServerReflectionRequest["messageRequest"];
 const NOT_FOUND = 5;
@@ -84,12 +66,7 @@ describe("gRPC reflection over h2c with a grpc-js client", () => {
     const response = await ask({ case: "listServices", value: "*" });
     expect(response.messageResponse.case).toBe("listServicesResponse");
     const names = response.messageResponse.case === "listServicesResponse" ? response.messageResponse.value.service.map((s) => s.name) : [];
-    expect(names).toEqual([
-      "grpc.health.v1.Health",
-      "grpc.reflection.v1.ServerReflection",
-      "grpc.reflection.v1alpha.ServerReflection",
-      "podium.v1.InstanceService",
-    ]);
+    expect(names).toEqual(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "podium.v1.InstanceService"]);
   });
 
   it("file_containing_symbol returns the service's file and all its transitive imports", async () => {

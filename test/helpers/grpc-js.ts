@@ -1,5 +1,5 @@
 /** grpc-js test helpers: protobuf-es codecs, a promise-based unary call and a pull-style stream reader. */
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 
 export interface Codec<T> {
@@ -15,13 +15,7 @@ export function codec<D extends DescMessage>(schema: D): Codec<MessageShape<D>> 
   };
 }
 
-export function unaryCall<I, O>(
-  client: grpc.Client,
-  path: string,
-  input: Codec<I>,
-  output: Codec<O>,
-  request: I,
-): Promise<O> {
+export function unaryCall<I, O>(client: grpc.Client, path: string, input: Codec<I>, output: Codec<O>, request: I): Promise<O> {
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(path, input.serialize, output.deserialize, request, (error, response) => {
       if (error !== null) reject(error);
@@ -74,4 +68,3 @@ export class StreamReader<T> {
     });
   }
 }
-

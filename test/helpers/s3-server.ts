@@ -18,13 +18,7 @@ interface S3rverInstance {
   /** Its winston logger (koa-logger writes every response to it). */
   logger: { silent: boolean };
 }
-type S3rverClass = new (options: {
-  port: number;
-  address: string;
-  silent: boolean;
-  directory: string;
-  configureBuckets: { name: string }[];
-}) => S3rverInstance;
+type S3rverClass = new (options: { port: number; address: string; silent: boolean; directory: string; configureBuckets: { name: string }[] }) => S3rverInstance;
 
 const require = createRequire(import.meta.url);
 const S3rver = require("s3rver") as S3rverClass;

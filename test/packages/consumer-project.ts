@@ -64,10 +64,7 @@ function expectSuccess(what: string, result: RunResult): RunResult {
 export async function packPackages(dest: string): Promise<PackedPackage[]> {
   expectSuccess("npm run build", await run("npm", ["run", "build"], { cwd: REPO_ROOT, timeoutMs: 300_000 }));
   const dirs = PACKAGES.map((p) => (p.dir === "." ? "." : `./${p.dir}`));
-  const packed = expectSuccess(
-    "npm pack",
-    await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dest, ...dirs], { cwd: REPO_ROOT, timeoutMs: 120_000 }),
-  );
+  const packed = expectSuccess("npm pack", await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dest, ...dirs], { cwd: REPO_ROOT, timeoutMs: 120_000 }));
   return JSON.parse(packed.stdout) as PackedPackage[];
 }
 
@@ -136,7 +133,10 @@ export function writePublicTypes(dir: string, specifiers: readonly string[]): Re
     const specifier = statement.moduleSpecifier.text;
     const module = checker.getSymbolAtLocation(statement.moduleSpecifier);
     if (!module) throw new Error(`${specifier} does not resolve from ${dir}`);
-    exports[specifier] = checker.getExportsOfModule(module).map((symbol) => symbol.name).sort();
+    exports[specifier] = checker
+      .getExportsOfModule(module)
+      .map((symbol) => symbol.name)
+      .sort();
   }
   fs.rmSync(probe);
   const lines = Object.entries(exports).map(([specifier, names], i) => {

@@ -10,16 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { API_KEY, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
-import {
-  PACKAGES,
-  createConsumerProject,
-  linksIntoRepo,
-  packPackages,
-  run,
-  tempDir,
-  writePublicTypes,
-  type PackedPackage,
-} from "./consumer-project.js";
+import { PACKAGES, createConsumerProject, linksIntoRepo, packPackages, run, tempDir, writePublicTypes, type PackedPackage } from "./consumer-project.js";
 
 const STEP = 120_000;
 

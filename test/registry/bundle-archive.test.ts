@@ -80,7 +80,12 @@ describe("packBundle / extractBundle", () => {
     // the archive carries normalized metadata only
     const seen: { path: string; mode?: number; uid?: number; mtime?: Date; uname?: string }[] = [];
     await new Promise<void>((resolve, reject) => {
-      const parser = new tar.Parser({ onReadEntry: (e) => { seen.push({ path: e.path, mode: e.mode, uid: e.uid, mtime: e.mtime, uname: e.uname }); e.resume(); } });
+      const parser = new tar.Parser({
+        onReadEntry: (e) => {
+          seen.push({ path: e.path, mode: e.mode, uid: e.uid, mtime: e.mtime, uname: e.uname });
+          e.resume();
+        },
+      });
       parser.on("end", resolve);
       parser.on("error", reject);
       parser.end(first);
@@ -138,7 +143,12 @@ describe("extractBundle refuses bad archives and leaves nothing behind", () => {
     return Buffer.concat(Array.from({ length: count }, () => member));
   }
 
-  interface BadArchiveCase { label: string; build: () => Buffer; message: RegExp; limits?: { maxFiles?: number; maxBytes?: number } }
+  interface BadArchiveCase {
+    label: string;
+    build: () => Buffer;
+    message: RegExp;
+    limits?: { maxFiles?: number; maxBytes?: number };
+  }
   const cases: BadArchiveCase[] = [
     { label: "'../' entries", build: () => tarGz([...validEntries(), tarFile("../evil.py", "x")]), message: /'\.\.'/ },
     { label: "nested '..' entries", build: () => tarGz([...validEntries(), tarFile("lib/../../evil.py", "x")]), message: /'\.\.'/ },
@@ -149,11 +159,17 @@ describe("extractBundle refuses bad archives and leaves nothing behind", () => {
     { label: "fifo entries", build: () => tarGz([...validEntries(), tarEntry({ path: "pipe", type: "FIFO" })]), message: /FIFO/ },
     { label: "too many files", build: () => tarGz([...validEntries(), ...Array.from({ length: 10 }, (_, i) => tarFile(`f${i}.py`, "x"))]), message: /more than 5 entries/, limits: { maxFiles: 5 } },
     { label: "too many bytes", build: () => tarGz([...validEntries(), tarFile("big.bin", Buffer.alloc(4096))]), message: /more than 2048 bytes/, limits: { maxBytes: 2048 } },
-    { label: "a gzip bomb (1 GiB of zeros) over the default byte limit", build: () => Buffer.concat([
-      zlib.gzipSync(Buffer.concat([...validEntries(), tarEntry({ path: "bomb.bin", size: 1024 ** 3 })])),
-      zeroMembers(1024),
-    ]), message: /more than 536870912 bytes/ },
-    { label: "endless zeros after the end of the archive", build: () => Buffer.concat([zlib.gzipSync(Buffer.concat(validEntries())), zeroMembers(64)]), message: /more than 1048576 bytes/, limits: { maxBytes: 1024 * 1024, maxFiles: 10 } },
+    {
+      label: "a gzip bomb (1 GiB of zeros) over the default byte limit",
+      build: () => Buffer.concat([zlib.gzipSync(Buffer.concat([...validEntries(), tarEntry({ path: "bomb.bin", size: 1024 ** 3 })])), zeroMembers(1024)]),
+      message: /more than 536870912 bytes/,
+    },
+    {
+      label: "endless zeros after the end of the archive",
+      build: () => Buffer.concat([zlib.gzipSync(Buffer.concat(validEntries())), zeroMembers(64)]),
+      message: /more than 1048576 bytes/,
+      limits: { maxBytes: 1024 * 1024, maxFiles: 10 },
+    },
     { label: "duplicate entries", build: () => tarGz([...validEntries(), tarFile("main.py", "again")]), message: /twice/ },
     { label: "a file where a directory is", build: () => tarGz([...validEntries(), tarFile("lib", "x"), tarFile("lib/a.py", "y")]), message: /conflict/ },
     { label: "not-gzip garbage", build: () => Buffer.from("this is not an archive at all"), message: /not a gzip/ },

@@ -67,17 +67,14 @@ describe("parseDeploymentId", () => {
     expect(formatDeploymentId({ name: "echo", version: "1", registry: "local" })).toBe("echo:1@local");
   });
 
-  it.each(["echo", "echo@local", ":1.0@local", "echo:@local", "echo:1.0@", "Echo:1.0", "echo:1.0@local@x", "echo:1:0", "", "echo:1.0@Local"])(
-    "rejects %j with InvalidArgument",
-    (id) => {
-      let caught: unknown;
-      try {
-        parseDeploymentId(id);
-      } catch (error) {
-        caught = error;
-      }
-      expect(caught).toBeInstanceOf(ConnectError);
-      expect((caught as ConnectError).code).toBe(Code.InvalidArgument);
-    },
-  );
+  it.each(["echo", "echo@local", ":1.0@local", "echo:@local", "echo:1.0@", "Echo:1.0", "echo:1.0@local@x", "echo:1:0", "", "echo:1.0@Local"])("rejects %j with InvalidArgument", (id) => {
+    let caught: unknown;
+    try {
+      parseDeploymentId(id);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConnectError);
+    expect((caught as ConnectError).code).toBe(Code.InvalidArgument);
+  });
 });

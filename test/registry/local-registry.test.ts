@@ -121,16 +121,16 @@ describe("LocalRegistry", () => {
   });
 
   it("lists by name then version in natural order", async () => {
-    for (const [name, version] of [["zeta", "1.0.0"], ["alpha", "1.10.0"], ["alpha", "1.9.0"], ["alpha", "1.9.0-rc1"], ["beta", "0.1"]] as const) {
+    for (const [name, version] of [
+      ["zeta", "1.0.0"],
+      ["alpha", "1.10.0"],
+      ["alpha", "1.9.0"],
+      ["alpha", "1.9.0-rc1"],
+      ["beta", "0.1"],
+    ] as const) {
       await registry.upload((await bundle(`print('${name} ${version}')\n`, { name, version })).archive);
     }
-    expect((await registry.list()).map((d) => d.deploymentId)).toEqual([
-      "alpha:1.9.0@local",
-      "alpha:1.9.0-rc1@local",
-      "alpha:1.10.0@local",
-      "beta:0.1@local",
-      "zeta:1.0.0@local",
-    ]);
+    expect((await registry.list()).map((d) => d.deploymentId)).toEqual(["alpha:1.9.0@local", "alpha:1.9.0-rc1@local", "alpha:1.10.0@local", "beta:0.1@local", "zeta:1.0.0@local"]);
   });
 
   it("rejects invalid bundles without storing anything", async () => {

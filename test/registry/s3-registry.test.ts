@@ -119,7 +119,11 @@ describe("S3Registry", () => {
 
   it("lists in natural version order across names", async () => {
     const reg = registry();
-    for (const [name, version] of [["zeta", "1.0.0"], ["echo", "1.10"], ["echo", "1.9"]] as const) {
+    for (const [name, version] of [
+      ["zeta", "1.0.0"],
+      ["echo", "1.10"],
+      ["echo", "1.9"],
+    ] as const) {
       await reg.upload((await bundle(`${name}-${version}`, {}, { name, version })).archive);
     }
     expect((await reg.list()).map((d) => d.deploymentId)).toEqual(["echo:1.9@s3", "echo:1.10@s3", "zeta:1.0.0@s3"]);

@@ -17,7 +17,10 @@ import { sleep, waitFor } from "./replication-fixture.js";
 const HOLDER = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "lease-holder.ts");
 
 async function rejection(promise: Promise<unknown>): Promise<ConnectError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ConnectError);
   return err as ConnectError;
 }
@@ -169,10 +172,7 @@ describe("fencing a paused owner (SIGSTOP)", () => {
     await sleep(300);
 
     child.kill("SIGSTOP");
-    const lease = await AgentLease.acquire(
-      { redis, agentId: "agent-f", owner: "coord-new", ttlMs, logger: silentLogger, onLost: () => undefined },
-      { waitMs: ttlMs + 2000 },
-    );
+    const lease = await AgentLease.acquire({ redis, agentId: "agent-f", owner: "coord-new", ttlMs, logger: silentLogger, onLost: () => undefined }, { waitMs: ttlMs + 2000 });
     const takeoverAt = Date.now();
     await sleep(300);
     const resumedAt = performance.now();

@@ -65,7 +65,10 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
    */
   async function takenOverOnceUploaded(agentId: string, inbound: string[]): Promise<void> {
     const dir = fx.agentDir("coord-b", agentId);
-    const refused = await b.prepare(agentId, dir).then(() => undefined, (e: unknown) => e);
+    const refused = await b.prepare(agentId, dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(ConnectError);
     expect((refused as ConnectError).code).toBe(Code.AlreadyExists);
     await fx.s3.resume();
@@ -136,7 +139,10 @@ describe("createAgentReplication with leases (redis-server + s3rver + Litestream
     const dir = fx.agentDir("coord-a", "held");
     await a.prepare("held", dir);
     const started = Date.now();
-    const err = await b.prepare("held", fx.agentDir("coord-b", "held")).then(() => undefined, (e: unknown) => e);
+    const err = await b.prepare("held", fx.agentDir("coord-b", "held")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.AlreadyExists);
     expect(Date.now() - started).toBeLessThan(2500);

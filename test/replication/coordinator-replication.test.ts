@@ -10,7 +10,6 @@ import { startDevFixture, API_KEY, type DevFixture } from "../helpers/dev-fixtur
 import { startReplicationFixture, type ReplicationFixture } from "./replication-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
-
 let s3: ReplicationFixture;
 let podium: DevFixture;
 

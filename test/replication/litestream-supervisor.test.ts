@@ -80,11 +80,15 @@ describe("LitestreamSupervisor", () => {
 
   it("kill -9 of its coordinator: Litestream still uploads every committed write before it exits", async () => {
     const dir = fx.agentDir("host-a", "orphaned");
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/replication/fixtures/replicating-process.ts"), JSON.stringify(fx.settings), "orphaned", dir, path.join(fx.root, "litestream-orphaned")], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, NODE_OPTIONS: "" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(REPO_ROOT, "test/replication/fixtures/replicating-process.ts"), JSON.stringify(fx.settings), "orphaned", dir, path.join(fx.root, "litestream-orphaned")],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, NODE_OPTIONS: "" },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     const wrote: string[] = [];
     let caughtUp = false;
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -104,13 +108,18 @@ describe("LitestreamSupervisor", () => {
     await exited;
     // This run's Litestream (and relay) only: their config lives in this run's temp root.
     const configDir = path.join(fx.root, "litestream-orphaned");
-    const litestreams = () => fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(configDir);
-      } catch {
-        return false;
-      }
-    })());
+    const litestreams = () =>
+      fs.readdirSync("/proc").filter(
+        (p) =>
+          /^\d+$/.test(p) &&
+          (() => {
+            try {
+              return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes(configDir);
+            } catch {
+              return false;
+            }
+          })(),
+      );
     try {
       // tail --pid notices within a second; then the final sync and exit.
       await waitFor(() => litestreams().length === 0, 60_000, "Litestream to finish and exit");

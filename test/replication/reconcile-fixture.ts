@@ -192,7 +192,12 @@ export function typesAfterCut(kept: number, cutTurns: number, between: string[] 
 /** The cut turns end as interrupted, in order: `error` then `turn.done` (ok: false), recorded by the platform. */
 export function expectInterrupted(back: ReadBack, turns: RecordedTurn[]): void {
   const settled = back.messages.filter((m) => m.instanceId === "" && (m.messageType === "error" || m.messageType === "turn.done"));
-  expect(settled.map((m) => [m.messageType, m.turn])).toEqual(turns.flatMap((t) => [["error", t.turn], ["turn.done", t.turn]]));
+  expect(settled.map((m) => [m.messageType, m.turn])).toEqual(
+    turns.flatMap((t) => [
+      ["error", t.turn],
+      ["turn.done", t.turn],
+    ]),
+  );
   expect(settled.filter((m) => m.messageType === "turn.done").map((m) => m.content)).toEqual(turns.map((t) => ({ turn: t.turn, ok: false })));
   for (const error of settled.filter((m) => m.messageType === "error")) expect(String(error.content?.message)).toMatch(/^interrupted: /);
 }

@@ -148,7 +148,18 @@ describe("reconcileRestoredAgent: the ledger after the cut", () => {
 
   it("returns zeros for a directory without messages.db and creates nothing", () => {
     fs.mkdirSync(agentDir.dir, { recursive: true });
-    const zeros = { lastSeq: 0, droppedMessages: 0, interruptedTurns: [], queuedTurns: [], stateVersion: 0, droppedPatches: 0, stateAhead: false, droppedIterations: 0, workspaceAhead: false, restoredEventSeq: 0 };
+    const zeros = {
+      lastSeq: 0,
+      droppedMessages: 0,
+      interruptedTurns: [],
+      queuedTurns: [],
+      stateVersion: 0,
+      droppedPatches: 0,
+      stateAhead: false,
+      droppedIterations: 0,
+      workspaceAhead: false,
+      restoredEventSeq: 0,
+    };
     expect(reconcileRestoredAgent(agentDir.dir, { seqGap: 0 })).toEqual(zeros);
     expect(reconcileRestoredAgent(agentDir.dir, { seqGap: UNCLEAN_RESTORE_SEQ_GAP })).toEqual(zeros);
     expect(reconcileRestoredAgent(path.join(agentDir.dir, "..", "missing"), { seqGap: UNCLEAN_RESTORE_SEQ_GAP })).toEqual(zeros);

@@ -7,7 +7,23 @@ import fs from "node:fs";
 import path from "node:path";
 import { Chronicle } from "../../services/coordinator/chronicle/chronicle.js";
 import { reconcileRestoredAgent } from "../../services/replication/restore-reconcile.js";
-import { turnAt, recordAgent, cutMessagesAfter, cutPatchesAfter, cutIterationsAfter, scalarOf, readBack, readBackSeqsThrough, notesThrough, typesThrough, ROWS_PER_TURN, EVENTS_PER_TURN, typesAfterCut, expectInterrupted, useAgentDir } from "./reconcile-fixture.js";
+import {
+  turnAt,
+  recordAgent,
+  cutMessagesAfter,
+  cutPatchesAfter,
+  cutIterationsAfter,
+  scalarOf,
+  readBack,
+  readBackSeqsThrough,
+  notesThrough,
+  typesThrough,
+  ROWS_PER_TURN,
+  EVENTS_PER_TURN,
+  typesAfterCut,
+  expectInterrupted,
+  useAgentDir,
+} from "./reconcile-fixture.js";
 
 describe("reconcileRestoredAgent: cutting to a whole turn", () => {
   const agentDir = useAgentDir();
@@ -144,7 +160,14 @@ describe("reconcileRestoredAgent: cutting to a whole turn", () => {
     // Turn 4's patch is in state.db (and its state.delta in messages.db), its capture is not in chronicle.db.
     cutIterationsAfter(agentDir.dir, turnAt(agent, 3).iteration);
     const result = reconcileRestoredAgent(agentDir.dir, { seqGap: 0 });
-    expect(result).toMatchObject({ lastSeq: turnAt(agent, 4).seqs.inbound, droppedMessages: EVENTS_PER_TURN, interruptedTurns: [turnAt(agent, 4).turn], droppedPatches: 1, stateVersion: 4, stateAhead: false });
+    expect(result).toMatchObject({
+      lastSeq: turnAt(agent, 4).seqs.inbound,
+      droppedMessages: EVENTS_PER_TURN,
+      interruptedTurns: [turnAt(agent, 4).turn],
+      droppedPatches: 1,
+      stateVersion: 4,
+      stateAhead: false,
+    });
     const back = readBack(agentDir.dir);
     expect(back.types).toEqual(typesAfterCut(3, 1));
     expect(back.seqs).toContain(turnAt(agent, 4).seqs.inbound);

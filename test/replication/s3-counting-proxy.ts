@@ -37,13 +37,10 @@ export async function startS3CountingProxy(target: string): Promise<S3CountingPr
   const server = http.createServer((req, res) => {
     const url = req.url ?? "/";
     requests.push({ at: Date.now(), operation: operationOf(req.method, url), path: decodeURIComponent(url) });
-    const forward = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
     forward.on("error", () => {
       if (!res.headersSent) res.writeHead(502);
       res.end();
@@ -60,10 +57,7 @@ export async function startS3CountingProxy(target: string): Promise<S3CountingPr
     },
     count(filter = {}) {
       return requests.filter(
-        (r) =>
-          (!filter.operation || r.operation === filter.operation) &&
-          (!filter.pathIncludes || r.path.includes(filter.pathIncludes)) &&
-          (filter.since === undefined || r.at >= filter.since),
+        (r) => (!filter.operation || r.operation === filter.operation) && (!filter.pathIncludes || r.path.includes(filter.pathIncludes)) && (filter.since === undefined || r.at >= filter.since),
       ).length;
     },
     reset() {

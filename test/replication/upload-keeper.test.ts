@@ -63,7 +63,7 @@ describe("upload keeper", () => {
     expect(await redis.exists(keys.agentUploading("agent-a"), keys.agentUploading("agent-b"))).toBe(0);
 
     input.end(); // the coordinator died
-    const marked = async () => (await redis.mget(keys.agentUploading("agent-a"), keys.agentUploading("agent-b"), keys.agentUploading("agent-c")));
+    const marked = async () => await redis.mget(keys.agentUploading("agent-a"), keys.agentUploading("agent-b"), keys.agentUploading("agent-c"));
     for (let i = 0; i < 50 && (await marked())[0] === null; i++) await sleep(20);
     expect(await marked()).toEqual(["coord-x/1", "coord-x/1", null]);
     expect(await redis.pttl(keys.agentUploading("agent-a"))).toBeGreaterThan(0); // it expires if the keeper dies too

@@ -19,7 +19,17 @@ afterEach(async () => {
 async function initWith(runtime: Runtime, protocol: unknown): Promise<{ agent: AgentHarness; code: number | null }> {
   const agent = AgentHarness.spawn({ runtime, entry: PLAIN[runtime] });
   open.push(agent);
-  const init: Record<string, unknown> = { type: "init", protocol, instanceId: "inst-test", agentId: "agent-test", deploymentId: "test:1.0.0@local", workspace: agent.workspace, env: {}, state: {}, stateVersion: 0 };
+  const init: Record<string, unknown> = {
+    type: "init",
+    protocol,
+    instanceId: "inst-test",
+    agentId: "agent-test",
+    deploymentId: "test:1.0.0@local",
+    workspace: agent.workspace,
+    env: {},
+    state: {},
+    stateVersion: 0,
+  };
   agent.sendRaw(JSON.stringify(init));
   const { code } = await agent.exited;
   return { agent, code };

@@ -39,14 +39,7 @@ it("installs stdlib-only, with py.typed, python -m podium_agent and the podium-a
   expect(info.version).toBe("0.1.0");
   expect(info.requires).toBeNull(); // stdlib only at run time
   expect(info.files).toEqual(
-    expect.arrayContaining([
-      "podium_agent/__init__.py",
-      "podium_agent/__main__.py",
-      "podium_agent/context.py",
-      "podium_agent/runner.py",
-      "podium_agent/tracked_state.py",
-      "podium_agent/py.typed",
-    ]),
+    expect.arrayContaining(["podium_agent/__init__.py", "podium_agent/__main__.py", "podium_agent/context.py", "podium_agent/runner.py", "podium_agent/tracked_state.py", "podium_agent/py.typed"]),
   );
   expect(info.scripts).toEqual(["podium-agent-runner=podium_agent.__main__:run"]);
   expect(fs.existsSync(venv.bin("podium-agent-runner"))).toBe(true);

@@ -43,25 +43,21 @@ print(json.dumps(out))
 `;
 
 describe("podium_agent.testing", () => {
-  it(
-    "runs a Python agent turn by turn in its real runner",
-    async () => {
-      const stdout = await new Promise<string>((resolve, reject) => {
-        execFile("python3", ["-c", SCRIPT, REPO_ROOT], { env: { ...process.env, PYTHONPATH: path.join(REPO_ROOT, "sdk/python") }, timeout: 60_000 }, (error, out, err) =>
-          error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
-        );
-      });
-      const result = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
-      expect(result.echo).toEqual({ text: "hello there", types: ["stream_start", "stream_update", "stream_update", "stream_end"], error: null });
-      expect(result.echo_state).toEqual({ turns: 2 });
-      expect(result.workspace_removed).toBe(true);
-      expect(result.resumed).toEqual({ content: { text: "count = 42" }, state: { count: 42, history: ["up"] } });
-      expect(result.faulty).toEqual([expect.stringContaining("kaboom"), "ok:x"]);
-      expect(result.broken).toContain("ModuleNotFoundError");
-      expect(result.asked).toEqual({ text: "you said blue (favourite colour?)", seen: ["blue (favourite colour?)"] });
-      expect(result.unanswered).toBe("turn 2 sent tool.question_requested and waits for an answer: pass answer= to send()");
-      expect(result.after).toBe("stillserving");
-    },
-    60_000,
-  );
+  it("runs a Python agent turn by turn in its real runner", async () => {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile("python3", ["-c", SCRIPT, REPO_ROOT], { env: { ...process.env, PYTHONPATH: path.join(REPO_ROOT, "sdk/python") }, timeout: 60_000 }, (error, out, err) =>
+        error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
+      );
+    });
+    const result = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
+    expect(result.echo).toEqual({ text: "hello there", types: ["stream_start", "stream_update", "stream_update", "stream_end"], error: null });
+    expect(result.echo_state).toEqual({ turns: 2 });
+    expect(result.workspace_removed).toBe(true);
+    expect(result.resumed).toEqual({ content: { text: "count = 42" }, state: { count: 42, history: ["up"] } });
+    expect(result.faulty).toEqual([expect.stringContaining("kaboom"), "ok:x"]);
+    expect(result.broken).toContain("ModuleNotFoundError");
+    expect(result.asked).toEqual({ text: "you said blue (favourite colour?)", seen: ["blue (favourite colour?)"] });
+    expect(result.unanswered).toBe("turn 2 sent tool.question_requested and waits for an answer: pass answer= to send()");
+    expect(result.after).toBe("stillserving");
+  }, 60_000);
 });

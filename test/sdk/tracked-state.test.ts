@@ -116,6 +116,8 @@ describe("StateTracker", () => {
   it("escapes keys and keeps __proto__ a plain key", () => {
     const t = fresh();
     t.state["a/b~c"] = 1;
+    // biome-ignore lint/complexity/useLiteralKeys: the test writes the key "__proto__" as data, which only the computed form does
+    // biome-ignore lint/suspicious/noProto: as above, a pollution attempt on purpose
     t.state["__proto__"] = { polluted: true };
     expect(ops(t)).toEqual([
       { op: "add", path: "/a~1b~0c", value: 1 },

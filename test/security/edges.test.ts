@@ -160,13 +160,10 @@ describe("100,000-deep JSON", () => {
 });
 
 describe("bad percent-encoding and request targets", () => {
-  it.each([["/api/v1/instances/%ZZ/connect"], ["/api/v1/instances/%ZZ/events"], ["/api/v1/instances/%E0%A4%A/connect"]])(
-    "the WebSocket upgrade %s answers 400",
-    async (path) => {
-      await expect(WsClient.open(wsUrl(path))).rejects.toMatchObject({ status: 400 });
-      await expectServing();
-    },
-  );
+  it.each([["/api/v1/instances/%ZZ/connect"], ["/api/v1/instances/%ZZ/events"], ["/api/v1/instances/%E0%A4%A/connect"]])("the WebSocket upgrade %s answers 400", async (path) => {
+    await expect(WsClient.open(wsUrl(path))).rejects.toMatchObject({ status: 400 });
+    await expectServing();
+  });
 
   it.each([["/api/v1/deployments/%ZZ"], ["/api/v1/instances/inst-x/files/%ZZ"], ["/api/v1/agents/agent-x/files/a/%ZZ/history"]])("REST GET %s answers 400", async (path) => {
     const res = await podium.api("GET", path);
@@ -306,9 +303,12 @@ describe("idle and half-sent connections", () => {
 
   /** A raw connection that sends `firstBytes` and then nothing; `answer` collects what the server says. */
   function rawSocket(firstBytes: string): net.Socket & { answer: string } {
-    const socket = Object.assign(net.connect(podium.server.port, "127.0.0.1", () => {
-      if (firstBytes) socket.write(firstBytes);
-    }), { answer: "" });
+    const socket = Object.assign(
+      net.connect(podium.server.port, "127.0.0.1", () => {
+        if (firstBytes) socket.write(firstBytes);
+      }),
+      { answer: "" },
+    );
     socket.on("data", (chunk: Buffer) => (socket.answer += chunk.toString("latin1")));
     return socket;
   }

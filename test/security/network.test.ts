@@ -21,7 +21,15 @@ import { PUBLIC_ADDRESS, PUBLIC_PORT, PYTHON, startProbeSandbox, startPublicServ
 const root = process.getuid?.() === 0;
 const missing = ["bwrap", "slirp4netns", "nft", "perl", "ip"].filter((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0);
 const tunMode = fs.existsSync("/dev/net/tun") ? fs.statSync("/dev/net/tun").mode & 0o777 : 0;
-const problem = !root ? "not root" : missing.length ? `missing ${missing.join(", ")}` : !fs.existsSync(PYTHON) ? `no ${PYTHON}` : tunMode !== 0o666 ? `/dev/net/tun is ${tunMode.toString(8)}, not 0666 (scripts/system-deps.sh)` : undefined;
+const problem = !root
+  ? "not root"
+  : missing.length
+    ? `missing ${missing.join(", ")}`
+    : !fs.existsSync(PYTHON)
+      ? `no ${PYTHON}`
+      : tunMode !== 0o666
+        ? `/dev/net/tun is ${tunMode.toString(8)}, not 0666 (scripts/system-deps.sh)`
+        : undefined;
 const withTools = problem ? describe.skip : describe;
 if (problem) console.warn(`test/security/network.test.ts: real-network tests skipped: ${problem}`);
 
@@ -30,7 +38,9 @@ const RANGE_A = { first: 619_000_000, last: 619_000_009 };
 const RANGE_B = { first: 619_000_010, last: 619_000_019 };
 const TEST_TABLE = `podiumtest_${process.pid}`;
 const resolvers = hostResolvers(fs.existsSync("/etc/resolv.conf") ? fs.readFileSync("/etc/resolv.conf", "utf8") : "");
-const hostAddress = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+const hostAddress = Object.values(os.networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
 
 function listen(host: string, greeting: string): Promise<net.Server> {
   const server = net.createServer((socket) => socket.end(`${greeting}\n`));
@@ -99,19 +109,23 @@ withTools("agent network namespaces with real slirp4netns and nftables", () => {
     onInterface = await listen(hostAddress ?? "127.0.0.1", "interface");
     publicServer = await startPublicServer();
     const range = `${RANGE_A.first}-${RANGE_B.last}`;
-    await runNft("nft", ["-f", "-"], [
-      `table inet ${TEST_TABLE} {`,
-      "  counter dns {}",
-      "  counter leaked {}",
-      `  chain output { type filter hook output priority 100; policy accept; meta skuid ${range} jump agents; }`,
-      "  chain agents {",
-      '    meta l4proto { tcp, udp } th dport 53 counter name "dns" drop', // even to a resolver on loopback: nothing goes upstream
-      "    fib daddr type local accept",
-      `    ip daddr ${PUBLIC_ADDRESS} accept`,
-      '    counter name "leaked" drop',
-      "  }",
-      "}",
-    ].join("\n"));
+    await runNft(
+      "nft",
+      ["-f", "-"],
+      [
+        `table inet ${TEST_TABLE} {`,
+        "  counter dns {}",
+        "  counter leaked {}",
+        `  chain output { type filter hook output priority 100; policy accept; meta skuid ${range} jump agents; }`,
+        "  chain agents {",
+        '    meta l4proto { tcp, udp } th dport 53 counter name "dns" drop', // even to a resolver on loopback: nothing goes upstream
+        "    fib daddr type local accept",
+        `    ip daddr ${PUBLIC_ADDRESS} accept`,
+        '    counter name "leaked" drop',
+        "  }",
+        "}",
+      ].join("\n"),
+    );
   }, 30_000);
 
   afterAll(async () => {

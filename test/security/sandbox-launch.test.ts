@@ -36,8 +36,17 @@ withTools("a sandbox launch released before its process started", () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-launch-"));
     fs.chmodSync(dataDir, 0o711);
     try {
-      const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", SCRIPT], { cwd: REPO_ROOT, env: { ...process.env, NODE_OPTIONS: "", DATA_DIR: dataDir }, encoding: "utf8", timeout: 60_000 });
-      expect({ status: run.status, stdout: run.stdout.trim().split("\n"), stderr: run.stderr.split("\n").filter((l) => /Error|unhandled/i.test(l)) }).toEqual({ status: 0, stdout: ["beforeInit true", "released"], stderr: [] });
+      const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", SCRIPT], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, NODE_OPTIONS: "", DATA_DIR: dataDir },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect({ status: run.status, stdout: run.stdout.trim().split("\n"), stderr: run.stderr.split("\n").filter((l) => /Error|unhandled/i.test(l)) }).toEqual({
+        status: 0,
+        stdout: ["beforeInit true", "released"],
+        stderr: [],
+      });
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }

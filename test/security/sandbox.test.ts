@@ -27,7 +27,9 @@ let agentsDir: string;
 let redis: RedisServer;
 let listener: net.Server;
 let listenerPort: number;
-const hostAddress = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+const hostAddress = Object.values(os.networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
 
 /** Writes a bundle of the attacker with `manifest` fields into the agents dir. */
 function bundle(name: string, extra: JsonObject): void {
@@ -73,7 +75,7 @@ async function create(deployment: string, body: JsonObject = {}): Promise<{ inst
 async function probe(ws: WsClient, message: JsonObject, timeoutMs = 60_000): Promise<unknown> {
   const from = ws.frames.length;
   ws.send({ type: "process_message", content: message });
-  const frame = await ws.waitFor((f, ) => ws.frames.indexOf(f) >= from && f.messageType === "stream_update" && (f.content as JsonObject).probe === message.probe, timeoutMs);
+  const frame = await ws.waitFor((f) => ws.frames.indexOf(f) >= from && f.messageType === "stream_update" && (f.content as JsonObject).probe === message.probe, timeoutMs);
   return (frame.content as JsonObject).result;
 }
 

@@ -122,7 +122,10 @@ run("warm runners, coordinator running as root", () => {
     a.ws.send({ type: "process_message", content: { text: "warm hello" } });
     // turn.done, not the agent's own stream_end: the turn's state delta is recorded between the two.
     await a.ws.waitFor((f) => f.messageType === "turn.done", 30_000);
-    const text = a.ws.frames.filter((f) => f.messageType === "stream_update").map((f) => (f.content as JsonObject).text).join("");
+    const text = a.ws.frames
+      .filter((f) => f.messageType === "stream_update")
+      .map((f) => (f.content as JsonObject).text)
+      .join("");
     expect(text).toBe("warm hello");
     const state = await podium.api("GET", `/api/v1/instances/${a.instanceId}/state`);
     expect(state.status).toBe(200);
@@ -160,7 +163,11 @@ run("warm runners at close and after a crash", () => {
       // An unclaimed runner's id cannot be taken by a create that names it.
       const warmId = fs.readdirSync(register).find((name) => name.startsWith("agent-"));
       expect(warmId).toBeDefined();
-      const named = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: "echo-py:1.0.0@local", agent_id: warmId }) });
+      const named = await fetch(`${server.url}/api/v1/instances`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ deployment_id: "echo-py:1.0.0@local", agent_id: warmId }),
+      });
       expect(named.status).toBe(409);
     } finally {
       await server.close();
@@ -170,13 +177,16 @@ run("warm runners at close and after a crash", () => {
     expect(fs.readdirSync(agentsDir)).toHaveLength(4);
     expect(fs.readdirSync(register)).toEqual([]);
     expect(readMountTable().filter((m) => m.mountPoint.startsWith(dataDir))).toEqual([]);
-    const left = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return fs.readlinkSync(`/proc/${p}/cwd`).startsWith(dataDir);
-      } catch {
-        return false;
-      }
-    });
+    const left = fs
+      .readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readlinkSync(`/proc/${p}/cwd`).startsWith(dataDir);
+        } catch {
+          return false;
+        }
+      });
     expect(left).toEqual([]);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 120_000);

@@ -49,7 +49,14 @@ describe("parseDeclaredSchedules (podium.json schedules)", () => {
 
   it("names the bad entry", () => {
     expect(refused(() => parseDeclaredSchedules({}))).toMatch(/must be an array/);
-    expect(refused(() => parseDeclaredSchedules([{ name: "a", cron: "0 * * * *" }, { name: "a", cron: "0 * * * *" }]))).toMatch(/schedules\[1\]\.name must be a unique name/);
+    expect(
+      refused(() =>
+        parseDeclaredSchedules([
+          { name: "a", cron: "0 * * * *" },
+          { name: "a", cron: "0 * * * *" },
+        ]),
+      ),
+    ).toMatch(/schedules\[1\]\.name must be a unique name/);
     expect(refused(() => parseDeclaredSchedules([{ name: "x", cron: "nope" }]))).toMatch(/schedules\[0\]: cron "nope" is not a valid cron expression/);
     expect(refused(() => parseDeclaredSchedules([{ name: "x", cron: "0 * * * *", message: "hi" }]))).toMatch(/schedules\[0\]\.message must be an object/);
   });

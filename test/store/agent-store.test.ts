@@ -4,14 +4,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
 import { AgentStore, LOGS_DB, MESSAGES_DB, STATE_DB } from "../../services/coordinator/store/agent-store.js";
-import {
-  LOGS_MIGRATIONS,
-  MESSAGES_MIGRATIONS,
-  STATE_MIGRATIONS,
-  migrate,
-  schemaVersion,
-  type Migration,
-} from "../../services/coordinator/store/migrations.js";
+import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS, migrate, schemaVersion, type Migration } from "../../services/coordinator/store/migrations.js";
 import { openDatabase } from "../../services/coordinator/store/sqlite.js";
 import { makeTempDir, removeTempDir } from "./temp-dir.js";
 
@@ -116,9 +109,7 @@ describe("AgentStore", () => {
     expect(() => store.messages.append({ direction: "inbound", instanceId: "i", turn: 1, messageType: "m", content: undefined, timestamp: 1 })).toThrow(
       expect.objectContaining({ code: Code.FailedPrecondition }),
     );
-    expect(() => store.logs.append({ level: "info", source: "stdout", message: "x", instanceId: "i" })).toThrow(
-      expect.objectContaining({ code: Code.FailedPrecondition }),
-    );
+    expect(() => store.logs.append({ level: "info", source: "stdout", message: "x", instanceId: "i" })).toThrow(expect.objectContaining({ code: Code.FailedPrecondition }));
     const again = AgentStore.open({ dir });
     expect(again.messages.lastSeq()).toBe(1);
     again.close();

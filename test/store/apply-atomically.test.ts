@@ -20,7 +20,7 @@ const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 /** Every path in the document (containers and leaves), as token lists. */
 function paths(doc: Json, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
   out.push(prefix);
-  if (Array.isArray(doc)) doc.forEach((item, i) => paths(item, [...prefix, i], out));
+  if (Array.isArray(doc)) for (const [i, item] of doc.entries()) paths(item, [...prefix, i], out);
   else if (isJsonObject(doc)) for (const [key, value] of Object.entries(doc)) paths(value, [...prefix, key], out);
   return out;
 }

@@ -1,14 +1,7 @@
 /** services/shared/json-patch.ts against RFC 6902 Appendix A and RFC 6901 escaping. */
 import { describe, it, expect } from "@jest/globals";
 import type { Json, JsonPatchOp } from "../../services/shared/json.js";
-import {
-  applyPatch,
-  applyPatchToObject,
-  formatPointer,
-  jsonEqual,
-  JsonPatchError,
-  parsePointer,
-} from "../../services/shared/json-patch.js";
+import { applyPatch, applyPatchToObject, formatPointer, jsonEqual, JsonPatchError, parsePointer } from "../../services/shared/json-patch.js";
 
 const ops = (value: unknown): JsonPatchOp[] => value as JsonPatchOp[];
 const patched = (doc: Json, patch: unknown): Json => applyPatch(JSON.parse(JSON.stringify(doc)) as Json, ops(patch));
@@ -26,12 +19,7 @@ describe("applyPatch: RFC 6902 Appendix A", () => {
       [{ op: "move", from: "/foo/waldo", path: "/qux/thud" }],
       { foo: { bar: "baz" }, qux: { corge: "grault", thud: "fred" } },
     ],
-    [
-      "A.7 moving an array element",
-      { foo: ["all", "grass", "cows", "eat"] },
-      [{ op: "move", from: "/foo/1", path: "/foo/3" }],
-      { foo: ["all", "cows", "eat", "grass"] },
-    ],
+    ["A.7 moving an array element", { foo: ["all", "grass", "cows", "eat"] }, [{ op: "move", from: "/foo/1", path: "/foo/3" }], { foo: ["all", "cows", "eat", "grass"] }],
     [
       "A.8 testing a value: success",
       { baz: "qux", foo: ["a", 2, "c"] },
@@ -73,7 +61,12 @@ describe("applyPatch: details", () => {
   });
 
   it("appends with '-' and inserts at the end index, but only for add", () => {
-    expect(patched({ a: [1] }, [{ op: "add", path: "/a/-", value: 2 }, { op: "add", path: "/a/2", value: 3 }])).toEqual({ a: [1, 2, 3] });
+    expect(
+      patched({ a: [1] }, [
+        { op: "add", path: "/a/-", value: 2 },
+        { op: "add", path: "/a/2", value: 3 },
+      ]),
+    ).toEqual({ a: [1, 2, 3] });
     expect(() => patched({ a: [1] }, [{ op: "replace", path: "/a/-", value: 2 }])).toThrow(JsonPatchError);
     expect(() => patched({ a: [1] }, [{ op: "remove", path: "/a/-" }])).toThrow(JsonPatchError);
     expect(() => patched({ a: [1] }, [{ op: "add", path: "/a/-/x", value: 2 }])).toThrow(JsonPatchError);
@@ -136,7 +129,15 @@ describe("applyPatch: details", () => {
 
   it("leaves the document partly patched on failure (callers needing atomicity use applyAtomically)", () => {
     const doc = { a: 1 };
-    expect(() => applyPatch(doc, ops([{ op: "replace", path: "/a", value: 2 }, { op: "remove", path: "/zz" }]))).toThrow(JsonPatchError);
+    expect(() =>
+      applyPatch(
+        doc,
+        ops([
+          { op: "replace", path: "/a", value: 2 },
+          { op: "remove", path: "/zz" },
+        ]),
+      ),
+    ).toThrow(JsonPatchError);
     expect(doc).toEqual({ a: 2 });
   });
 });

@@ -28,9 +28,7 @@ describe("LogStore", () => {
     expect(first.timestamp).toBeGreaterThanOrEqual(before);
     expect(first.fields).toBeUndefined();
     logs.append({ level: "warn", source: "stderr", message: "line 2", instanceId: "inst-1", timestamp: 42 });
-    logs.appendMany(
-      Array.from({ length: 8 }, (_, i) => ({ level: "debug" as const, source: "agent" as const, message: `m${i}`, instanceId: "inst-2", fields: { i } })),
-    );
+    logs.appendMany(Array.from({ length: 8 }, (_, i) => ({ level: "debug" as const, source: "agent" as const, message: `m${i}`, instanceId: "inst-2", fields: { i } })));
     logs = open().logs;
     const last = logs.append({ level: "error", source: "platform", message: "crashed", instanceId: "inst-2", fields: { code: 1 } });
     expect(last.id).toBe(11);
@@ -64,9 +62,7 @@ describe("LogStore", () => {
 
   it("rejects an unknown level", () => {
     const logs = open().logs;
-    expect(() => logs.append({ level: "loud" as "info", source: "stdout", message: "x", instanceId: "i" })).toThrow(
-      expect.objectContaining({ code: Code.InvalidArgument }),
-    );
+    expect(() => logs.append({ level: "loud" as "info", source: "stdout", message: "x", instanceId: "i" })).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
     expect(logs.list(0, 10)).toEqual([]);
   });
 });

@@ -24,11 +24,7 @@ describe("MessageLog", () => {
   it("assigns one strictly increasing seq across both directions and across reopen", () => {
     let log = open().messages;
     expect(log.lastSeq()).toBe(0);
-    const seqs = [
-      log.append(message("inbound", 1, { text: "hi" })).seq,
-      log.append(message("outbound", 1, { text: "hello" })).seq,
-      log.append(message("outbound", 1)).seq,
-    ];
+    const seqs = [log.append(message("inbound", 1, { text: "hi" })).seq, log.append(message("outbound", 1, { text: "hello" })).seq, log.append(message("outbound", 1)).seq];
     expect(seqs).toEqual([1, 2, 3]);
     store?.close();
     log = open().messages;
@@ -79,7 +75,11 @@ describe("MessageLog", () => {
     expect(() => log.list(0, -1)).toThrow(ConnectError);
     expect(() => log.list(0.5, 1)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
     // Backwards; with inboundContent, outbound rows come without their content.
-    expect(log.listBefore(20, 3).map((row) => [row.seq, row.content])).toEqual([[19, { turn: 10 }], [18, { turn: 9 }], [17, { turn: 9 }]]);
+    expect(log.listBefore(20, 3).map((row) => [row.seq, row.content])).toEqual([
+      [19, { turn: 10 }],
+      [18, { turn: 9 }],
+      [17, { turn: 9 }],
+    ]);
     expect(log.listBefore(20, 3, { inboundContent: true }).map((row) => [row.seq, row.direction, row.content])).toEqual([
       [19, "inbound", { turn: 10 }],
       [18, "outbound", undefined],

@@ -5,7 +5,15 @@ import type { ScheduleRow } from "../../services/coordinator/store/schedule-stor
 import { makeTempDir, removeTempDir } from "./temp-dir.js";
 
 const inbound = (text: string): NewMessage => ({ direction: "inbound", instanceId: "inst-1", turn: 0, messageType: "process_message", content: { text }, timestamp: 1 });
-const schedule = (id: string, dueAt: number, kind: ScheduleRow["kind"] = "delay"): ScheduleRow => ({ id, kind, spec: kind === "cron" ? "* * * * *" : "10", message: { text: id }, dueAt, createdAt: 0, source: "agent" });
+const schedule = (id: string, dueAt: number, kind: ScheduleRow["kind"] = "delay"): ScheduleRow => ({
+  id,
+  kind,
+  spec: kind === "cron" ? "* * * * *" : "10",
+  message: { text: id },
+  dueAt,
+  createdAt: 0,
+  source: "agent",
+});
 
 describe("ScheduleStore (messages.db)", () => {
   let dir: string;
@@ -26,7 +34,10 @@ describe("ScheduleStore (messages.db)", () => {
     expect(store.schedules.nextDueAt()).toBe(100);
     store.close();
     store = AgentStore.open({ dir });
-    expect(store.schedules.list().map((s) => [s.id, s.kind, s.dueAt])).toEqual([["a", "cron", 100], ["b", "delay", 200]]);
+    expect(store.schedules.list().map((s) => [s.id, s.kind, s.dueAt])).toEqual([
+      ["a", "cron", 100],
+      ["b", "delay", 200],
+    ]);
     expect(store.schedules.due(150).map((s) => s.id)).toEqual(["a"]);
     expect(store.schedules.delete("b")).toBe(true);
     expect(store.schedules.delete("b")).toBe(false);

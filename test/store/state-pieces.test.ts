@@ -13,7 +13,7 @@ async function roundTrip(state: JsonObject, maxChars?: number): Promise<JsonObje
 function randomValue(random: () => number, depth: number): Json {
   const pick = random();
   if (depth <= 0 || pick < 0.4) {
-    const leaves: Json[] = [null, true, false, Math.floor(random() * 1e6), random() * 10, "", `s${Math.floor(random() * 1e4)}`, "é漢字🎉\n\"\\", "x".repeat(Math.floor(random() * 300))];
+    const leaves: Json[] = [null, true, false, Math.floor(random() * 1e6), random() * 10, "", `s${Math.floor(random() * 1e4)}`, 'é漢字🎉\n"\\', "x".repeat(Math.floor(random() * 300))];
     return leaves[Math.floor(random() * leaves.length)] as Json;
   }
   const size = Math.floor(random() * 12);
@@ -40,7 +40,7 @@ describe("state pieces", () => {
 
   it("holds for random states cut into tiny pieces", async () => {
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let i = 0; i < 200; i++) {
       const value = randomValue(random, 5);
       const state: JsonObject = { value, more: randomValue(random, 4) };

@@ -64,7 +64,13 @@ describe("StateStore", () => {
     expect(state.current()).toEqual({ version: 11, state: expected });
     expect(state.info()).toMatchObject({ snapshotVersion: 8, versionsSinceSnapshot: 3 });
 
-    applyBoth([{ op: "remove", path: "/items/0" }, { op: "move", from: "/tags/t~12", path: "/moved" }], 11);
+    applyBoth(
+      [
+        { op: "remove", path: "/items/0" },
+        { op: "move", from: "/tags/t~12", path: "/moved" },
+      ],
+      11,
+    );
     (expected.items as JsonObject[]).shift();
     delete (expected.tags as JsonObject)["t/2"];
     expected.moved = true;
@@ -119,11 +125,26 @@ describe("StateStore", () => {
         { op: "add", path: "/new", value: { deep: true } },
         { op: "test", path: "/s", value: "not y" },
       ],
-      [{ op: "remove", path: "/list/0" }, { op: "remove", path: "/missing" }],
-      [{ op: "replace", path: "", value: { other: 1 } }, { op: "add", path: "/list/0", value: 1 }],
-      [{ op: "add", path: "/x", value: 1 }, { op: "add", path: "/list/7", value: 1 }],
-      [{ op: "add", path: "/x", value: 1 }, { op: "move", from: "/obj", path: "/obj/b/inside" }],
-      [{ op: "add", path: "/list/-", value: 4 }, { op: "replace", path: "", value: [] as unknown as JsonObject }],
+      [
+        { op: "remove", path: "/list/0" },
+        { op: "remove", path: "/missing" },
+      ],
+      [
+        { op: "replace", path: "", value: { other: 1 } },
+        { op: "add", path: "/list/0", value: 1 },
+      ],
+      [
+        { op: "add", path: "/x", value: 1 },
+        { op: "add", path: "/list/7", value: 1 },
+      ],
+      [
+        { op: "add", path: "/x", value: 1 },
+        { op: "move", from: "/obj", path: "/obj/b/inside" },
+      ],
+      [
+        { op: "add", path: "/list/-", value: 4 },
+        { op: "replace", path: "", value: [] as unknown as JsonObject },
+      ],
       [{ op: "add", path: "/x", value: 1 }, { op: "nope", path: "/x" } as unknown as JsonPatchOp],
     ];
     for (const ops of failing) {
@@ -148,9 +169,15 @@ describe("StateStore", () => {
     } finally {
       other.close();
     }
-    expect(() => state.apply([{ op: "add", path: "/b", value: 2 }, { op: "replace", path: "/a", value: 3 }], meta(2))).toThrow(
-      expect.objectContaining({ code: Code.Aborted }),
-    );
+    expect(() =>
+      state.apply(
+        [
+          { op: "add", path: "/b", value: 2 },
+          { op: "replace", path: "/a", value: 3 },
+        ],
+        meta(2),
+      ),
+    ).toThrow(expect.objectContaining({ code: Code.Aborted }));
     expect(state.current()).toEqual({ version: 1, state: { a: 1 } });
   });
 
@@ -180,7 +207,13 @@ describe("StateStore", () => {
     expect(row.ops).toBe(ops);
     expect(state.current().state).toEqual({ v: { nested: { n: 1 } } });
     // values JSON cannot hold are stored and kept as JSON makes them, so memory equals a replay
-    state.apply([{ op: "add", path: "/nan", value: Number.NaN }, { op: "add", path: "/s", value: "plain" }], meta(2));
+    state.apply(
+      [
+        { op: "add", path: "/nan", value: Number.NaN },
+        { op: "add", path: "/s", value: "plain" },
+      ],
+      meta(2),
+    );
     expect(state.current().state).toEqual({ v: { nested: { n: 1 } }, nan: null, s: "plain" });
     expect(open().state.current().state).toEqual({ v: { nested: { n: 1 } }, nan: null, s: "plain" });
   });
@@ -399,4 +432,3 @@ describe("StateStore", () => {
     });
   });
 });
-

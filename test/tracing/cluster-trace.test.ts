@@ -28,9 +28,17 @@ beforeAll(async () => {
   await new LocalRegistry({ dir: registry }).upload(await packBundle(path.join(REPO_ROOT, "test/tracing/fixtures/trace-ts")));
   const env = { PODIUM_OTLP_ENDPOINT: collector.endpoint };
   const dataDir = path.join(root, "coord");
-  const coordinator = await spawnPodium({ role: "coordinator", id: "coord-t", dataDir, env, args: ["--port", "0", "--data", dataDir, "--registry", registry, "--id", "coord-t", "--unsandboxed", "--warm-runners", "0"] });
+  const coordinator = await spawnPodium({
+    role: "coordinator",
+    id: "coord-t",
+    dataDir,
+    env,
+    args: ["--port", "0", "--data", dataDir, "--registry", registry, "--id", "coord-t", "--unsandboxed", "--warm-runners", "0"],
+  });
   processes.push(coordinator);
-  processes.push(await spawnPodium({ role: "gateway", id: "gateway-t", env: { ...env, PODIUM_API_KEY: CLUSTER_API_KEY }, args: ["--port", "0", "--coordinator", coordinator.url, "--registry", registry] }));
+  processes.push(
+    await spawnPodium({ role: "gateway", id: "gateway-t", env: { ...env, PODIUM_API_KEY: CLUSTER_API_KEY }, args: ["--port", "0", "--coordinator", coordinator.url, "--registry", registry] }),
+  );
 }, 90_000);
 
 afterAll(async () => {

@@ -20,7 +20,17 @@ describe("W3C traceparent", () => {
   });
 
   it("ignores what the spec says to ignore: bad shape, zero ids, version ff, extra fields on version 00", () => {
-    for (const bad of [undefined, null, "", "garbage", PARENT.toUpperCase(), `00-${"0".repeat(32)}-00f067aa0ba902b7-01`, `00-${TRACE}-${"0".repeat(16)}-01`, `ff-${TRACE}-00f067aa0ba902b7-01`, `${PARENT}-extra`]) {
+    for (const bad of [
+      undefined,
+      null,
+      "",
+      "garbage",
+      PARENT.toUpperCase(),
+      `00-${"0".repeat(32)}-00f067aa0ba902b7-01`,
+      `00-${TRACE}-${"0".repeat(16)}-01`,
+      `ff-${TRACE}-00f067aa0ba902b7-01`,
+      `${PARENT}-extra`,
+    ]) {
       expect(parseTraceparent(bad)).toBeUndefined();
     }
     // A later version may append fields.

@@ -90,13 +90,20 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
     expect(spans.every((s) => s.traceId === TRACE && s.traceState === "congo=t61rcWkgMzE")).toBe(true);
     expect(rest).toMatchObject({ kind: SpanKind.SERVER, attributes: { "http.request.method": "POST", "http.route": "/api/v1/instances/{id}/messages", "http.response.status_code": 202 } });
     expect(call).toMatchObject({ kind: SpanKind.CLIENT, attributes: { "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.coordinator_id": "local" } });
-    expect(handled).toMatchObject({ kind: SpanKind.SERVER, attributes: { "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": id, "podium.turn": seen.turn } });
+    expect(handled).toMatchObject({
+      kind: SpanKind.SERVER,
+      attributes: { "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": id, "podium.turn": seen.turn },
+    });
     expect(turn.attributes).toMatchObject({ "podium.instance_id": id, "podium.turn": seen.turn, "podium.deployment_id": "trace-ts:1.0.0@local" });
     expect(agent.kind).toBe(SpanKind.CONSUMER);
     // The agent's ctx.traceparent is its own span's context: its calls become that span's children.
     expect(seen).toMatchObject({ traceparent: `00-${TRACE}-${agent.spanId}-01`, tracestate: "congo=t61rcWkgMzE" });
     // Each hop's time lies within its parent's (the turn outlives the SendMessage that acknowledged it).
-    for (const [parent, child] of [[rest, call], [call, handled], [turn, agent]] as const) {
+    for (const [parent, child] of [
+      [rest, call],
+      [call, handled],
+      [turn, agent],
+    ] as const) {
       expect(child.startMs).toBeGreaterThanOrEqual(parent.startMs);
       expect(child.endMs).toBeLessThanOrEqual(parent.endMs);
     }
@@ -158,7 +165,13 @@ describe("a traced turn through podium dev (in-memory exporter)", () => {
     const seen = await tracedTurn(ws, 0);
     expect(seen.turn).toBe(Number(sent.turn));
     const spans = await agentChain(id, seen.turn, TRACE);
-    expect(spans[0]).toMatchObject({ service: "podium-gateway", name: "podium.v1.InstanceService/SendMessage", kind: SpanKind.SERVER, parentSpanId: CLIENT_SPAN, attributes: { "rpc.system": "connect_rpc" } });
+    expect(spans[0]).toMatchObject({
+      service: "podium-gateway",
+      name: "podium.v1.InstanceService/SendMessage",
+      kind: SpanKind.SERVER,
+      parentSpanId: CLIENT_SPAN,
+      attributes: { "rpc.system": "connect_rpc" },
+    });
     expect(hops(spans).slice(1)).toEqual([
       "podium-gateway: podium.v1.InstanceService/SendMessage",
       "podium-coordinator: podium.v1.InstanceService/SendMessage",

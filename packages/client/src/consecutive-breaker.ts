@@ -72,10 +72,7 @@ export class ConsecutiveBreaker {
       return (await this.breaker.fire(action)) as T;
     } catch (error) {
       if (isOpenBreakerError(error)) {
-        throw new PodiumConnectionError(
-          `${this.options.name ?? "podium"} circuit breaker is open after ${this.options.failureThreshold} consecutive failures`,
-          { kind: "circuit_open", cause: error },
-        );
+        throw new PodiumConnectionError(`${this.options.name ?? "podium"} circuit breaker is open after ${this.options.failureThreshold} consecutive failures`, { kind: "circuit_open", cause: error });
       }
       throw error;
     }

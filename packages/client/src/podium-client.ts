@@ -23,9 +23,7 @@ import { withRetry } from "./retry.js";
 import { SingleFlight } from "./single-flight.js";
 import { toFileContent, toFileEntries, toIterations, type FileContent, type FileEntry, type IterationMeta } from "./file-types.js";
 import { toLogPage, toStateView, type LogPage, type StateView } from "./history-types.js";
-import {
-  toInstanceInfo, toInstanceList, toMessagePage, toSentMessage, type InstanceInfo, type MessagePage, type SentMessage, type MultitaskStrategy,
-} from "./instance-types.js";
+import { toInstanceInfo, toInstanceList, toMessagePage, toSentMessage, type InstanceInfo, type MessagePage, type SentMessage, type MultitaskStrategy } from "./instance-types.js";
 
 export interface CreateInstanceParams {
   agentType: string;
@@ -113,7 +111,9 @@ function pageQuery(params: Record<string, number | undefined>): string {
 
 /** A workspace path as URL path segments, each percent-encoded ("a b/c.ts" -> "a%20b/c.ts"). */
 export function encodeFilePath(path: string): string {
-  const segments = requireText(path, "path").split("/").filter((s) => s.length > 0);
+  const segments = requireText(path, "path")
+    .split("/")
+    .filter((s) => s.length > 0);
   if (segments.length === 0) throw new TypeError("path must name a file");
   return segments.map(encodeURIComponent).join("/");
 }
@@ -159,10 +159,7 @@ export class PodiumClient {
     body.secrets = params.secrets ?? {};
     body.environment = params.environment ?? {};
     const what = "createInstance";
-    const run = (signal: AbortSignal | undefined) =>
-      this.breaker.fire(() =>
-        withRetry(() => this.postInstance(body, signal), { what, isRetryable: isTransient, signal }, this.options),
-      );
+    const run = (signal: AbortSignal | undefined) => this.breaker.fire(() => withRetry(() => this.postInstance(body, signal), { what, isRetryable: isTransient, signal }, this.options));
     if (params.sessionId !== undefined) return this.activations.run(params.sessionId, run, options.signal, what);
     return run(options.signal);
   }
@@ -265,11 +262,7 @@ export class PodiumClient {
   /** GET /api/v1/instances/{id}/files/{path}/at/{iteration} */
   async fileAtIteration(instanceId: string, path: string, iteration: number, options: CallOptions = {}): Promise<FileContent> {
     if (!Number.isSafeInteger(iteration) || iteration < 0) throw new RangeError(`iteration must be a non-negative integer, got ${iteration}`);
-    const body = await this.getFile(
-      "fileAtIteration",
-      `${this.instancePath(instanceId)}/files/${encodeFilePath(path)}/at/${iteration}`,
-      options.signal,
-    );
+    const body = await this.getFile("fileAtIteration", `${this.instancePath(instanceId)}/files/${encodeFilePath(path)}/at/${iteration}`, options.signal);
     return toFileContent(body, "fileAtIteration");
   }
 

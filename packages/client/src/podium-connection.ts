@@ -197,11 +197,13 @@ export function openConnection(options: OpenConnectionOptions): Promise<PodiumCo
           // not JSON: status only
         }
         const status = response.statusCode ?? 0;
-        fail(new PodiumConnectionError(`${what} failed with HTTP ${status}${message ? `: ${message}` : ""}`, {
-          kind: "http",
-          status,
-          ...(code !== undefined ? { code } : {}),
-        }));
+        fail(
+          new PodiumConnectionError(`${what} failed with HTTP ${status}${message ? `: ${message}` : ""}`, {
+            kind: "http",
+            status,
+            ...(code !== undefined ? { code } : {}),
+          }),
+        );
       };
       response.once("end", done);
       response.once("error", done);

@@ -25,11 +25,7 @@ export interface RetryRun {
 }
 
 /** Runs `attempt` (0-based attempt number) until it succeeds, fails for good, or retries run out. */
-export async function withRetry<T>(
-  attempt: (n: number) => Promise<T>,
-  run: RetryRun,
-  options: Pick<CompiledClientOptions, "retry" | "random" | "sleep">,
-): Promise<T> {
+export async function withRetry<T>(attempt: (n: number) => Promise<T>, run: RetryRun, options: Pick<CompiledClientOptions, "retry" | "random" | "sleep">): Promise<T> {
   for (let n = 0; ; n++) {
     if (run.signal?.aborted) throw abortedError(run.signal, run.what);
     try {

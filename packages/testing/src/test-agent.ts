@@ -53,7 +53,10 @@ export class TestAgent {
       const end = this.events.slice(from).findIndex((e) => e.messageType === TURN_DONE);
       if (end !== -1) {
         const events = this.events.slice(from, from + end + 1);
-        const text = events.filter((e) => e.messageType === "stream_update" || e.messageType === "update").map((e) => String(e.content?.text ?? "")).join("");
+        const text = events
+          .filter((e) => e.messageType === "stream_update" || e.messageType === "update")
+          .map((e) => String(e.content?.text ?? ""))
+          .join("");
         const error = events.find((e) => e.messageType === "error");
         return error ? { events, text, error: String(error.content?.message ?? "") } : { events, text };
       }

@@ -56,7 +56,10 @@ export class TurnContext implements AgentContext<JsonObject, AnyEvents> {
     readonly tracestate: string | undefined = undefined,
   ) {
     ({ instanceId: this.instanceId, agentId: this.agentId, deploymentId: this.deploymentId, workspace: this.workspace, env: this.env } = deps.info);
-    const at = (level: LogLevel) => (...args: unknown[]) => writeLog(deps.writer, level, args, { turn });
+    const at =
+      (level: LogLevel) =>
+      (...args: unknown[]) =>
+        writeLog(deps.writer, level, args, { turn });
     this.log = Object.assign(at("info"), { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") });
   }
 

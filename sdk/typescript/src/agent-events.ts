@@ -137,7 +137,9 @@ export type EventMap<E> = { [K in keyof E]: object | undefined };
 export type AnyEvents = { [type: string]: object | undefined };
 
 /** What `ctx.send` accepts: the seed vocabulary with the agent's own events added (theirs win). */
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the empty event map (no events of the agent's own); `Record<never, never>` reads worse in users' hovers
 export type AgentEvents<E extends EventMap<E> = {}> = Omit<SeedEvents, keyof E> & E;
 
 /** The content argument of `send(type, content)`: optional for `undefined` content or when every field is. */
+// biome-ignore lint/complexity/noBannedTypes: `{} extends C` asks whether every field of C is optional
 export type SendContent<C> = undefined extends C ? [content?: Exclude<C, undefined>] : {} extends C ? [content?: C] : [content: C];

@@ -63,7 +63,11 @@ export class AgentRuntime {
   constructor(private readonly options: AgentRuntimeOptions) {}
 
   start(): void {
-    this.reader = new FdLineReader(this.options.inputFd, (line) => this.onLine(line), () => this.requestStop(EOF_GRACE_MS));
+    this.reader = new FdLineReader(
+      this.options.inputFd,
+      (line) => this.onLine(line),
+      () => this.requestStop(EOF_GRACE_MS),
+    );
     this.reader.start(true);
   }
 
@@ -167,7 +171,8 @@ export class AgentRuntime {
       if (init.stateVersion === 0) {
         this.tracker = new StateTracker({});
         const initial = agent.initialState;
-        if (initial === undefined) this.tracker.replace(init.state, true); // just parsed: ours, no copy
+        if (initial === undefined)
+          this.tracker.replace(init.state, true); // just parsed: ours, no copy
         else this.tracker.replace(typeof initial === "function" ? await (initial as (info: AgentInfo) => unknown)(this.info) : initial);
         this.flush(0);
       } else {
@@ -256,4 +261,3 @@ export class AgentRuntime {
     this.options.exit(0);
   }
 }
-

@@ -34,6 +34,7 @@ export interface AskOptions {
   timeoutMs?: number;
 }
 
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the empty event map (no events of the agent's own); `Record<never, never>` reads worse in users' hovers
 export interface AgentContext<S extends object = JsonObject, E extends EventMap<E> = {}> extends AgentInfo {
   /** The turn being handled (0 in onStart; the last turn in onStop). */
   readonly turn: number;
@@ -92,6 +93,7 @@ export interface ScheduleInfo {
 }
 
 /** What an entry module exports (see defineAgent in index.ts). */
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the empty event map (no events of the agent's own); `Record<never, never>` reads worse in users' hovers
 export interface Agent<S extends object = JsonObject, E extends EventMap<E> = {}, M extends object = JsonObject> {
   /** The state of a brand-new instance: a value (copied) or a function returning one. */
   initialState?: S | ((info: AgentInfo) => S | Promise<S>);

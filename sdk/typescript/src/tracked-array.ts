@@ -34,8 +34,7 @@ function tooMany(count: number, length: number): boolean {
 }
 
 export function arrayMutators(host: ArrayHost): ReadonlyMap<string, Method> {
-  const copies = (base: string | undefined, items: unknown[], at: number): Json[] =>
-    items.map((item, i) => host.copyIn(item, `${base ?? ""}/${at + i}`));
+  const copies = (base: string | undefined, items: unknown[], at: number): Json[] => items.map((item, i) => host.copyIn(item, `${base ?? ""}/${at + i}`));
 
   /** Records replaces for indexes whose element changed identity (sort, reverse, fill, copyWithin). */
   const recordChanged = (raw: Json[], base: string | undefined, before: readonly Json[]): void => {
@@ -85,7 +84,10 @@ export function arrayMutators(host: ArrayHost): ReadonlyMap<string, Method> {
       raw.unshift(...values);
       if (base !== undefined) {
         if (tooMany(values.length, raw.length - values.length)) host.recordWhole(raw, base);
-        else values.forEach((value, i) => host.record("add", `${base}/${i}`, value));
+        else
+          values.forEach((value, i) => {
+            host.record("add", `${base}/${i}`, value);
+          });
       }
       return raw.length;
     }),

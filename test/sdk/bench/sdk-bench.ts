@@ -54,7 +54,7 @@ async function startup(): Promise<void> {
         await ready("python", ECHO.python),
       ];
       if (i < 2) continue; // warm caches (transpiler, pyc)
-      Object.values(samples).forEach((list, j) => list.push(round[j] as number));
+      for (const [j, list] of Object.values(samples).entries()) list.push(round[j] as number);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -98,11 +98,16 @@ function bigState(bytes: number): string {
 async function load(stateJson: string): Promise<void> {
   console.log(`\n${(stateJson.length / 1e6).toFixed(1)} MB state (ms; host-side JSON.stringify excluded)`);
   for (const runtime of RUNTIMES) {
-    for (const [label, version] of [["resume (stateVersion 1)", 1], ["fresh (seeds a replace op)", 0]] as const) {
+    for (const [label, version] of [
+      ["resume (stateVersion 1)", 1],
+      ["fresh (seeds a replace op)", 0],
+    ] as const) {
       const agent = AgentHarness.spawn({ runtime, entry: PLAIN[runtime] });
       try {
         const started = performance.now();
-        agent.sendRaw(`{"type":"init","protocol":1,"instanceId":"i","agentId":"a","deploymentId":"d","workspace":${JSON.stringify(agent.workspace)},"env":{},"stateVersion":${version},"state":${stateJson}}`);
+        agent.sendRaw(
+          `{"type":"init","protocol":1,"instanceId":"i","agentId":"a","deploymentId":"d","workspace":${JSON.stringify(agent.workspace)},"env":{},"stateVersion":${version},"state":${stateJson}}`,
+        );
         await agent.waitFor((f) => f.type === "ready" || f.type === "fatal", 120_000);
         const readyMs = performance.now() - started;
         const turnStarted = performance.now();

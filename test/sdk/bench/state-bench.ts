@@ -28,18 +28,38 @@ function run(name: string, setup: () => JsonObject, body: (state: JsonObject, i:
   console.log(JSON.stringify({ runtime: "typescript", workload: name, opsPerSec: Math.round(N / (ms / 1000)), plainOpsPerSec: Math.round(N / (plainMs / 1000)) }));
 }
 
-run("counter += 1", () => ({ n: 0 }), (s) => {
-  s.n = (s.n as number) + 1;
-});
-run("nested set a.b.c = i", () => ({ a: { b: { c: 0 } } }), (s, i) => {
-  ((s.a as JsonObject).b as JsonObject).c = i;
-});
-run("array push", () => ({ list: [] }), (s, i) => {
-  (s.list as Json[]).push(i);
-});
-run("new key with object value", () => ({ map: {} }), (s, i) => {
-  (s.map as JsonObject)[`k${i}`] = { x: i, tags: ["a"] };
-});
-run("read nested (no mutation)", () => ({ a: { b: { c: 1 } } }), (s) => {
-  if (((s.a as JsonObject).b as JsonObject).c !== 1) throw new Error("bad");
-});
+run(
+  "counter += 1",
+  () => ({ n: 0 }),
+  (s) => {
+    s.n = (s.n as number) + 1;
+  },
+);
+run(
+  "nested set a.b.c = i",
+  () => ({ a: { b: { c: 0 } } }),
+  (s, i) => {
+    ((s.a as JsonObject).b as JsonObject).c = i;
+  },
+);
+run(
+  "array push",
+  () => ({ list: [] }),
+  (s, i) => {
+    (s.list as Json[]).push(i);
+  },
+);
+run(
+  "new key with object value",
+  () => ({ map: {} }),
+  (s, i) => {
+    (s.map as JsonObject)[`k${i}`] = { x: i, tags: ["a"] };
+  },
+);
+run(
+  "read nested (no mutation)",
+  () => ({ a: { b: { c: 1 } } }),
+  (s) => {
+    if (((s.a as JsonObject).b as JsonObject).c !== 1) throw new Error("bad");
+  },
+);
