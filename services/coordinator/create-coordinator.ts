@@ -2,118 +2,38 @@
  * A coordinator: runs agent instances and serves InstanceService, FileService and
  * CoordinatorService. `routes` can be mounted in-process (dev mode) or served on a port.
  */
-import os from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
-import type { Redis } from "ioredis";
 import { CoordinatorRegistration } from "../cluster/coordinator-registration.js";
 import { coordinatorRoutes } from "./coordinator-routes.js";
-import type { SpanSink } from "../tracing/tracer.js";
 import { SpanBuffer, spanTracer } from "../tracing/span-buffer.js";
 import { InstanceManager } from "./instance-manager.js";
-import type { StartLimits } from "./start-admission.js";
 import { removeOrphanWatchDirs } from "./chronicle/workspace-watcher.js";
-import type { InstanceLimits } from "./instance-limits.js";
 import { resolveRuntimeCommands, type RuntimeCommands } from "./runtime-commands.js";
 import { createChronicleAccess, type ChronicleAccess } from "./chronicle-access.js";
 import { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
-import type { SandboxMode } from "./sandbox/sandbox.js";
-import type { UidRange } from "./sandbox/agent-uids.js";
-import type { EgressAllowRule } from "./sandbox/agent-network.js";
 import { NOBODY, unreachableBy } from "./sandbox/reachable.js";
 import { findSystemTool } from "./sandbox/system-tools.js";
 import { BundleCache } from "../registry/bundle-cache.js";
-import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import { ApiKeyAuth, OPEN_SERVICES } from "../shared/api-key-auth.js";
 import { createConnectHandler } from "../shared/connect-handler.js";
 import { HealthStatusRegistry, ServingStatus } from "../shared/grpc-health.js";
-import { newId } from "../shared/ids.js";
-import { createLogger, type Logger, type LoggerLevel } from "../shared/logger.js";
+import type { Logger } from "../shared/logger.js";
 import { OnePortServer } from "../shared/one-port-server.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { PODIUM_VERSION } from "../shared/version.js";
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
-import { createAgentReplication, type AgentReplication, type AgentReplicationOptions } from "../replication/agent-replication.js";
+import { createAgentReplication, type AgentReplication } from "../replication/agent-replication.js";
 import { removeStaleCopies } from "../replication/stale-copies.js";
 import { replicationRoutes } from "./replication-routes.js";
 import { coordinatorMetrics } from "./coordinator-metrics.js";
 import type { MetricsRegistry } from "../shared/metrics.js";
 import { startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
+import { compileCoordinatorOptions, type CompiledCoordinatorOptions, type CompiledReplicationOptions, type CoordinatorOptions } from "./coordinator-options.js";
 
-/**
- * Replication of every agent to S3 (docs/replication.md). Leases and last-writer records use the
- * coordinator's Valkey (`valkey`) unless `redis` is given; without either there is no single-writer
- * guarantee, which is only safe with one coordinator.
- */
-export type CoordinatorReplicationOptions = Omit<AgentReplicationOptions, "coordinatorId" | "onLeaseLost" | "logger" | "keyPrefix"> & {
-  /** Stale local copies (`<agent>.stale-<ms>`) older than this are removed at start-up. Default 7 days. */
-  staleRetentionMs?: number;
-};
-
-export interface CoordinatorOptions {
-  dataDir: string;
-  registry: DeploymentRegistry;
-  coordinatorId?: string;
-  /** Where gateways reach this coordinator, as published to discovery. */
-  advertiseAddress?: string;
-  capacity?: number;
-  /**
-   * Instance starts in flight at once (default 2 per core), waiting for a slot (default 16 per core) and for how
-   * long (default 10 s); beyond, creates are refused with RESOURCE_EXHAUSTED + retry-after (429).
-   */
-  starts?: Partial<StartLimits>;
-  limits?: Partial<InstanceLimits>;
-  /** The most a deployment's podium.json `limits` may ask for (defaults: instance-limits.ts). */
-  limitMaxima?: Partial<InstanceLimits>;
-  commands?: Partial<RuntimeCommands>;
-  /**
-   * Calls must carry this secret (as a bearer token); empty disables the check, which listen() refuses
-   * on a non-loopback address unless `insecureNoAuth` is set.
-   */
-  clusterSecret?: string;
-  insecureNoAuth?: boolean;
-  /** PATH for agent processes. */
-  agentPath?: string;
-  /** Sandboxed runners kept warm per runtime for new agents' creates (runner-pool.ts); 0 disables. Default 2. */
-  warmRunners?: number;
-  /** Per-agent workspace quota, bytes. */
-  workspaceQuotaBytes?: number;
-  /**
-   * "bwrap" (default): every agent in a bubblewrap sandbox, refusing to start without one; "auto" (podium
-   * dev): bubblewrap when it works, a loud warning otherwise; "none" (--unsandboxed): no isolation.
-   */
-  sandbox?: SandboxMode;
-  /** Agents' outer uids when the coordinator runs as root (default 600000000-600999999). */
-  agentUids?: UidRange;
-  /** Private destinations agents with network "egress" may reach anyway. */
-  networkAllow?: EgressAllowRule[];
-  /** Whole-tree limits with cgroups and disk quotas with loop mounts, where possible (default true). */
-  cgroups?: boolean;
-  diskVolumes?: boolean;
-  logger?: Logger;
-  /** Level of the logger made when `logger` is not given (default info). */
-  logLevel?: LoggerLevel;
-  /** Valkey connection or URL: when set, the coordinator registers for service discovery once it listens. */
-  valkey?: Redis | string;
-  /** Valkey key prefix (default "podium:"). */
-  valkeyKeyPrefix?: string;
-  /** On close(), how long running turns may finish before instances are stopped (registered coordinators). Default 20 s. */
-  drainDeadlineMs?: number;
-  /** Replicate agents to S3 with Litestream (resume anywhere, point-in-time forks). Off by default. */
-  replication?: CoordinatorReplicationOptions;
-  /**
-   * Serve Prometheus metrics over HTTP/1.1 on this port (0: a free one) at GET /metrics, on the same host
-   * as the API (whose port speaks h2c only). With a cluster secret, scrapes must send it as a bearer token.
-   */
-  metricsPort?: number;
-  /**
-   * The OTLP batcher its spans also go to (tracing.ts): then every SendMessage is traced. Without one only turns
-   * under a caller's sampled traceparent are recorded. Either way they are kept in memory (span-buffer.ts) for GetTrace.
-   */
-  spanExporter?: SpanSink;
-}
+export type { CoordinatorOptions, CoordinatorReplicationOptions } from "./coordinator-options.js";
 
 export interface Coordinator {
   readonly id: string;
@@ -131,9 +51,10 @@ export interface Coordinator {
   close(): Promise<void>;
 }
 
-export function createCoordinator(options: CoordinatorOptions): Coordinator {
-  const id = options.coordinatorId ?? newId("coord");
-  const logger = options.logger ?? createLogger({ ...(options.logLevel ? { level: options.logLevel } : {}), fields: { service: "coordinator", coordinator_id: id } });
+export function createCoordinator(coordinatorOptions: CoordinatorOptions): Coordinator {
+  const options = compileCoordinatorOptions(coordinatorOptions);
+  const id = options.coordinatorId;
+  const logger = options.logger;
   const startedAt = Date.now();
   // Change-tracking sentinels of coordinators killed on this host (kill -9 never ran their close()).
   const orphanWatchDirs = removeOrphanWatchDirs();
@@ -141,16 +62,16 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 
   // Leases exist only for agents the manager started, so `manager` is there by the time one is lost.
   const replication = options.replication ? startReplication(options.replication, options, id, logger, (agentId, reason) => manager.fenceAgent(agentId, reason)) : undefined;
-  const commands = agentReachableCommands(options.commands ?? {}, process.getuid?.() === 0 && options.sandbox !== "none", logger);
+  const commands = agentReachableCommands(options.commands, process.getuid?.() === 0 && options.sandbox !== "none", logger);
   const sandboxes = new AgentSandboxes({
     runtimePaths: [commands.bun, commands.tsRunner, commands.pyRunner, commands.python],
     coordinatorId: id,
     dataDir: options.dataDir,
-    mode: options.sandbox ?? "bwrap",
-    ...(options.agentUids ? { uidRange: options.agentUids } : {}),
-    ...(options.networkAllow ? { networkAllow: options.networkAllow } : {}),
-    ...(options.cgroups !== undefined ? { cgroups: options.cgroups } : {}),
-    ...(options.diskVolumes !== undefined ? { volumes: options.diskVolumes } : {}),
+    mode: options.sandbox,
+    uidRange: options.agentUids,
+    networkAllow: options.networkAllow,
+    cgroups: options.cgroups,
+    volumes: options.diskVolumes,
     logger,
   });
   logger.info(`agents are isolated by: ${sandboxes.describe()}`);
@@ -164,19 +85,19 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     registry: options.registry,
     bundles: new BundleCache({ dir: path.join(options.dataDir, "bundles"), registry: options.registry }),
     commands,
-    ...(options.limits ? { limits: options.limits } : {}),
-    ...(options.limitMaxima ? { limitMaxima: options.limitMaxima } : {}),
+    limits: options.limits,
+    limitMaxima: options.limitMaxima,
     logger,
-    agentPath: options.agentPath ?? "/usr/local/bin:/usr/bin:/bin",
-    capacity: options.capacity ?? Math.max(8, os.cpus().length * 32),
-    ...(options.starts ? { starts: options.starts } : {}),
-    ...(options.warmRunners !== undefined ? { warmRunners: options.warmRunners } : {}),
+    agentPath: options.agentPath,
+    capacity: options.capacity,
+    starts: options.starts,
+    warmRunners: options.warmRunners,
     workspaces: chronicles.factory,
     sandboxes,
     ...(replication ? { replication } : {}),
   });
   chronicles.attach(manager);
-  let advertise = options.advertiseAddress ?? "";
+  let advertise = options.advertiseAddress;
   const spans = new SpanBuffer();
   const routes = coordinatorRoutes({
     manager,
@@ -243,7 +164,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
       });
       const bound = await server.listen(port, host);
       if (options.metricsPort !== undefined && !metricsServer) {
-        metricsServer = await startMetricsServer({ registry: metrics, port: options.metricsPort, host, bearer: options.clusterSecret ?? "" });
+        metricsServer = await startMetricsServer({ registry: metrics, port: options.metricsPort, host, bearer: options.clusterSecret });
         logger.info(`metrics on http://${host}:${metricsServer.port}/metrics`);
       }
       if (!advertise) advertise = `http://${host}:${bound.port}`;
@@ -267,7 +188,7 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
     async close() {
       health.setStatus("", ServingStatus.NOT_SERVING);
       if (registration) {
-        const drained = manager.drain(options.drainDeadlineMs ?? 20_000);
+        const drained = manager.drain(options.drainDeadlineMs);
         await registration.heartbeatNow(); // gateways stop placing here now, not at the next tick
         await drained;
       }
@@ -284,14 +205,14 @@ export function createCoordinator(options: CoordinatorOptions): Coordinator {
 }
 
 function startReplication(
-  settings: CoordinatorReplicationOptions,
-  options: CoordinatorOptions,
+  settings: CompiledReplicationOptions,
+  options: CompiledCoordinatorOptions,
   coordinatorId: string,
   logger: Logger,
   onLeaseLost: (agentId: string, reason: string) => void,
 ): AgentReplication {
   const { staleRetentionMs, ...replication } = settings;
-  const removed = removeStaleCopies(path.join(options.dataDir, "agents"), staleRetentionMs ?? 7 * 24 * 3600_000);
+  const removed = removeStaleCopies(path.join(options.dataDir, "agents"), staleRetentionMs);
   if (removed > 0) logger.info("removed stale local copies of agents", { count: removed });
   const redis = replication.redis ?? options.valkey;
   if (!redis) logger.warn("replication without Valkey: no single-writer lease; run only one coordinator against this bucket");
@@ -299,7 +220,7 @@ function startReplication(
     configDir: path.join(options.dataDir, "replication"),
     ...replication,
     ...(redis ? { redis } : {}),
-    ...(options.valkeyKeyPrefix ? { keyPrefix: options.valkeyKeyPrefix } : {}),
+    keyPrefix: options.valkeyKeyPrefix,
     coordinatorId,
     logger: logger.child({ component: "replication" }),
     onLeaseLost: (agentId, reason) => {
@@ -336,4 +257,3 @@ function agentReachableCommands(overrides: Partial<RuntimeCommands>, unprivilege
   }
   return commands;
 }
-

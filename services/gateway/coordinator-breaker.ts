@@ -25,6 +25,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { callFailure, CIRCUIT_OPEN_HEADER } from "./call-failure.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { responsiveDelay } from "../shared/responsive-delay.js";
+import { compileBreakerOptions } from "./gateway-options.js";
 
 export type CircuitState = "closed" | "open" | "half_open";
 
@@ -72,13 +73,7 @@ export class CoordinatorBreaker {
     options: CoordinatorBreakerOptions = {},
   ) {
     this.coordinatorId = deps.coordinatorId;
-    this.options = {
-      failureThreshold: options.failureThreshold ?? 3,
-      cooldownMs: options.cooldownMs ?? 2000,
-      slowCallMs: options.slowCallMs ?? 2000,
-      probeTimeoutMs: options.probeTimeoutMs ?? 2000,
-      hangProbes: options.hangProbes ?? 2,
-    };
+    this.options = compileBreakerOptions(options);
     this.logger = deps.logger ?? silentLogger;
     // opossum's rate rule is off (a rate must EXCEED 100%): a streak of failures opens it explicitly.
     this.breaker = new CircuitBreaker((action: () => Promise<Outcome>) => action(), {

@@ -48,13 +48,13 @@ export interface StreamStart {
 
 export interface GatewayCoreOptions {
   directory: CoordinatorDirectory;
-  /** Retry window for a broken upstream stream (default 8 s: longer than discovery's failure bound). */
-  resumeWindowMs?: number;
+  /** Retry window for a broken upstream stream (defaults: gateway-options.ts). */
+  resumeWindowMs: number;
   /**
    * How long a create of a named agent keeps asking while the agent's coordinator is unreachable (until
-   * discovery declares it gone and a replicated agent resumes elsewhere). Default 8 s.
+   * discovery declares it gone and a replicated agent resumes elsewhere).
    */
-  failoverWaitMs?: number;
+  failoverWaitMs: number;
   registry: DeploymentRegistry;
   /**
    * The OTLP batcher its spans also go to (tracing.ts): then every request is traced. Without one only requests
@@ -85,8 +85,8 @@ export class GatewayCore {
   private readonly streamsByCoordinator = new Map<string, Set<AbortController>>();
 
   constructor(options: GatewayCoreOptions) {
-    this.resumeWindowMs = options.resumeWindowMs ?? 8000;
-    this.failoverWaitMs = options.failoverWaitMs ?? 8000;
+    this.resumeWindowMs = options.resumeWindowMs;
+    this.failoverWaitMs = options.failoverWaitMs;
     this.directory = options.directory;
     this.registry = options.registry;
     this.tracer = spanTracer("podium-gateway", this.spans, options.spanExporter);
@@ -289,7 +289,7 @@ export class GatewayCore {
         const gone = lost.signal.reason instanceof CoordinatorLost || (code === Code.NotFound && located);
         if (gone || !(TRANSIENT.has(code) && Date.now() < deadline)) {
           if (!gone && !located) throw err;
-          if (last?.messageType !== "terminated") yield [terminatedUpdate(instanceId, { agentId: last?.agentId || after.agentId || "", seq: last?.seq ?? after.afterSeq ?? 0n }, coordinatorId, gone ? "coordinator lost" : "coordinator unreachable")];
+          if (last?.messageType !== PlatformEvent.terminated) yield [terminatedUpdate(instanceId, { agentId: last?.agentId || after.agentId || "", seq: last?.seq ?? after.afterSeq ?? 0n }, coordinatorId, gone ? "coordinator lost" : "coordinator unreachable")];
           return;
         }
         if (last) cursor = { afterSeq: last.seq };
