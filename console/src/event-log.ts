@@ -4,6 +4,7 @@
  * updated in place, event by event (10,000 events cost 10,000 small appends, not 10,000 renders).
  */
 import type { JsonObject, StreamEvent } from "./api-types.js";
+import { PlatformEvent } from "../../services/shared/platform-events.js";
 
 export interface TurnView {
   turn: number;
@@ -46,19 +47,19 @@ export class EventLog {
   }
 
   append(event: StreamEvent): void {
-    if (event.seq <= this.lastSeq && event.messageType !== "terminated") return; // a replayed duplicate
+    if (event.seq <= this.lastSeq && event.messageType !== PlatformEvent.terminated) return; // a replayed duplicate
     this.events.push(event);
     this.lastSeq = Math.max(this.lastSeq, event.seq);
     const content = event.content ?? {};
     const requestId = typeof content.request_id === "string" ? content.request_id : undefined;
     switch (event.messageType) {
-      case "state.delta":
+      case PlatformEvent.stateDelta:
         this.stateDeltas++;
         break;
-      case "workspace.changed":
+      case PlatformEvent.workspaceChanged:
         this.workspaceChanges++;
         break;
-      case "terminated":
+      case PlatformEvent.terminated:
         this.terminated = typeof content.reason === "string" ? content.reason : "ended";
         break;
       case "tool.permission_requested":
@@ -68,7 +69,7 @@ export class EventLog {
           this.pending.set(requestId, { requestId, kind, turn: event.turn, content });
         }
         break;
-      case "tool.approval_resolved":
+      case PlatformEvent.requestResolved:
         if (requestId) this.pending.delete(requestId);
         break;
       default:
@@ -77,8 +78,8 @@ export class EventLog {
     if (event.turn === undefined) return;
     const turn = this.turnOf(event.turn);
     if ((event.messageType === "stream_update" || event.messageType === "update") && typeof content.text === "string") turn.reply += content.text;
-    if (event.messageType === "error") turn.error = typeof content.message === "string" ? content.message : "error";
-    if (event.messageType === "turn.done") {
+    if (event.messageType === PlatformEvent.error) turn.error = typeof content.message === "string" ? content.message : "error";
+    if (event.messageType === PlatformEvent.turnDone) {
       turn.done = true;
       turn.ok = content.ok !== false;
       for (const [id, request] of this.pending) if (request.turn === event.turn) this.pending.delete(id);

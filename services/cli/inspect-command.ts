@@ -34,7 +34,11 @@ export async function runInspect(verb: InspectVerb, args: string[], io: InspectI
   }
   const out = cliOutput({ json: values.json === true, isTTY: io.isTTY, env: io.env, write: io.write });
   const url = values.url ?? io.env.PODIUM_URL ?? "http://127.0.0.1:7070";
-  const apiKey = values["api-key"] ?? io.env.PODIUM_API_KEY?.split(",").map((k) => k.trim()).find((k) => k.length > 0);
+  const apiKey =
+    values["api-key"] ??
+    io.env.PODIUM_API_KEY?.split(",")
+      .map((k) => k.trim())
+      .find((k) => k.length > 0);
   const client = new PodiumClient({ url, ...(apiKey ? { apiKey } : {}) });
   const id = () => {
     const instanceId = positionals[0];
@@ -154,14 +158,25 @@ async function files(client: PodiumClient, out: CliOutput, instanceId: string, p
     if (!path) throw new UsageError("podium files ID PATH --history needs the file's path");
     const iterations = await client.fileHistory(instanceId, path, options);
     if (!out.human) return json(out, iterations);
-    const rows = iterations.map((it) => [String(it.iteration), shortTime(it.timestamp), paint(out, it.change === "deleted" ? "red" : it.change === "created" ? "green" : "yellow", it.change || "?"), bytes(it.size), it.hash.replace(/^sha256:/, "").slice(0, 12)]);
+    const rows = iterations.map((it) => [
+      String(it.iteration),
+      shortTime(it.timestamp),
+      paint(out, it.change === "deleted" ? "red" : it.change === "created" ? "green" : "yellow", it.change || "?"),
+      bytes(it.size),
+      it.hash.replace(/^sha256:/, "").slice(0, 12),
+    ]);
     out.write(table(out, ["ITERATION", "TIME (UTC)", "CHANGE", "SIZE", "SHA-256"], rows));
     return 0;
   }
   const entries = await client.listFiles(instanceId, path, undefined, options);
   if (!out.human) return json(out, entries);
   if (entries.length === 0) return note(out, "no files");
-  const rows = entries.map((e) => [e.type === "directory" ? paint(out, "blue", e.path + "/") : e.path, e.type === "directory" ? "" : bytes(e.size), shortTime(e.modifiedAt), e.iteration === undefined ? "" : String(e.iteration)]);
+  const rows = entries.map((e) => [
+    e.type === "directory" ? paint(out, "blue", e.path + "/") : e.path,
+    e.type === "directory" ? "" : bytes(e.size),
+    shortTime(e.modifiedAt),
+    e.iteration === undefined ? "" : String(e.iteration),
+  ]);
   out.write(table(out, ["PATH", "SIZE", "MODIFIED (UTC)", "ITERATION"], rows));
   return 0;
 }
@@ -195,7 +210,7 @@ async function send(client: PodiumClient, out: CliOutput, instanceId: string, te
 /** A person's view of one event: streamed text as it comes, anything else on its own dim line. */
 function printEvent(out: CliOutput, event: PodiumEvent, midLine: boolean): boolean {
   const content = event.content ?? {};
-  if ((event.messageType === "stream_update" || event.messageType === "complete") && typeof content.text === "string") {
+  if ((event.messageType === "stream_update" || event.messageType === PlatformEvent.complete) && typeof content.text === "string") {
     out.write(content.text);
     return !content.text.endsWith("\n");
   }

@@ -319,12 +319,19 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
             if (result.reconciled) {
               // Its last writer died: the databases were cut at different points, and seqs after the cut were never replicated.
               counts.restoresReconciled++;
-              const { interruptedTurns, queuedTurns, ...reconciled } = result.reconciled;
+              const r = result.reconciled;
               logger.warn("agent restored after an unclean loss of its coordinator; reconciled its databases", {
-                agentId,
-                ...reconciled,
-                interruptedTurns: interruptedTurns.join(","),
-                queuedTurns: queuedTurns.join(","),
+                agent_id: agentId,
+                last_seq: r.lastSeq,
+                dropped_messages: r.droppedMessages,
+                interrupted_turns: r.interruptedTurns.join(","),
+                queued_turns: r.queuedTurns.join(","),
+                state_version: r.stateVersion,
+                dropped_patches: r.droppedPatches,
+                state_ahead: r.stateAhead,
+                dropped_iterations: r.droppedIterations,
+                workspace_ahead: r.workspaceAhead,
+                restored_event_seq: r.restoredEventSeq,
               });
             }
           }

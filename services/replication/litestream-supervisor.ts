@@ -180,9 +180,7 @@ export class LitestreamSupervisor {
     this.stateValue = "stopping";
     let exitedCleanly = false;
     if (child && child.exitCode === null && child.signalCode === null) {
-      const result = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-        child.once("exit", (code, signal) => resolve({ code, signal })),
-      );
+      const result = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
       if (options.graceful) {
         child.kill("SIGTERM");
         const timer = setTimeout(() => this.killGroup(child), options.timeoutMs ?? 10_000);
@@ -262,7 +260,7 @@ export class LitestreamSupervisor {
     const delay = Math.min(maxMs, initialMs * 2 ** this.failures);
     this.failures++;
     this.stateValue = "backoff";
-    this.options.logger.warn("litestream stopped unexpectedly; restarting", { agent_id: this.options.name, delayMs: delay, error: this.lastErrorText });
+    this.options.logger.warn("litestream stopped unexpectedly; restarting", { agent_id: this.options.name, delay_ms: delay, error: this.lastErrorText });
     this.restartTimer = setTimeout(() => {
       if (this.stateValue !== "backoff") return;
       this.restartCount++;

@@ -2,6 +2,8 @@
  * The event types Podium itself records in an agent's stream, beside the agent's own events
  * (docs/client-events.md): each name written once, here, for every module that writes or reads them.
  */
+import type { PlatformEvents } from "../../sdk/typescript/src/agent-events.js";
+
 export const PlatformEvent = {
   /** The last event of every acknowledged turn: `{turn, ok, cancelled?}`. */
   turnDone: "turn.done",
@@ -26,6 +28,15 @@ export const PlatformEvent = {
   /** The agent was restored after an unclean loss of its coordinator (replication). */
   agentRestored: "agent.restored",
 } as const;
+
+/**
+ * The SDK's `PlatformEvents` (sdk/typescript/src/agent-events.ts: what readers of a stream see typed, and what
+ * agents may not send) names the same events: tsc fails here when a name is added or renamed on one side only.
+ * `error` and `complete` are seed events that agents send too.
+ */
+type RecordedByPodium = Exclude<(typeof PlatformEvent)[keyof typeof PlatformEvent], typeof PlatformEvent.error | typeof PlatformEvent.complete>;
+type SameNames<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const PLATFORM_EVENTS_MATCH_SDK: SameNames<RecordedByPodium, keyof PlatformEvents> = true;
 
 /** The message type of every inbound message (a client's turn). */
 export const INBOUND_MESSAGE_TYPE = "process_message";
