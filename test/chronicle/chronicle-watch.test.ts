@@ -109,10 +109,14 @@ describeLinux("Chronicle change tracking (watch)", () => {
   });
 
   it("agrees with a full scan while a background process keeps writing", async () => {
-    const child = spawn("sh", ["-c", "i=0; while true; do i=$((i+1)); mkdir -p bg/d$((i % 7)); echo $i > bg/d$((i % 7))/f$((i % 13)); rm -f bg/d$(((i+3) % 7))/f$(((i+5) % 13)); done"], {
+    // Stopped through a file outside the workspace, not a signal: a killed shell leaves its running `rm` or
+    // `mkdir` behind, which could still write after the captures below.
+    const stop = path.join(fx.root, "stop");
+    const child = spawn("sh", ["-c", "i=0; while [ ! -e ../stop ]; do i=$((i+1)); mkdir -p bg/d$((i % 7)); echo $i > bg/d$((i % 7))/f$((i % 13)); rm -f bg/d$(((i+3) % 7))/f$(((i+5) % 13)); done"], {
       cwd: fx.workspace,
       stdio: "ignore",
     });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
     try {
       for (let i = 0; i < 10; i++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -120,8 +124,8 @@ describeLinux("Chronicle change tracking (watch)", () => {
         expect(watched.lastFullScanReason).toBeUndefined();
       }
     } finally {
-      child.kill("SIGKILL");
-      await new Promise((resolve) => child.once("exit", resolve));
+      fs.writeFileSync(stop, "");
+      await exited;
     }
     watched.capture();
     full.capture();

@@ -98,6 +98,8 @@ export class Chronicle {
   private capturesSinceFullScan = 0;
   /** Why the last capture walked the whole tree (undefined: it used the watcher's dirty paths). For tests/benches. */
   lastFullScanReason: string | undefined;
+  /** The last capture needed neither barrier nor scan (nothing changed, see unchangedSinceCapture). For tests/benches. */
+  lastCaptureSkipped = false;
 
   private constructor(
     private readonly options: CompiledChronicleOptions,
@@ -148,6 +150,7 @@ export class Chronicle {
   /** Records what changed in the workspace since the last capture; undefined when nothing did. */
   capture(): CaptureResult | undefined {
     this.assertOpen();
+    if (this.unchangedSinceCapture()) return undefined;
     const watcher = this.readyWatcher();
     return this.captureDirty(this.dirtyPaths(watcher && watcher.drain()));
   }
@@ -158,10 +161,28 @@ export class Chronicle {
    */
   async captureAsync(): Promise<CaptureResult | undefined> {
     this.assertOpen();
+    if (this.unchangedSinceCapture()) return undefined;
     const watcher = this.readyWatcher();
     const drained = watcher && (await watcher.drainAsync());
     if (this.closed) return undefined;
     return this.captureDirty(this.dirtyPaths(drained));
+  }
+
+  /**
+   * True when the watcher proves that nothing changed since the last capture (WorkspaceWatcher.unchanged:
+   * no barrier, no scan): only once its paths are trusted, with no racy file to re-hash and no full scan due.
+   * Counts as a capture that found nothing.
+   */
+  private unchangedSinceCapture(): boolean {
+    const watcher = this.watcher;
+    this.lastCaptureSkipped = false;
+    if (!watcher || !this.watchBaseline || this.manifest.racyCount > 0) return false;
+    if (Date.now() - this.lastFullScanAt >= FULL_SCAN_INTERVAL_MS || this.capturesSinceFullScan >= FULL_SCAN_EVERY_CAPTURES) return false;
+    if (!watcher.unchanged()) return false;
+    this.capturesSinceFullScan++;
+    this.lastFullScanReason = undefined;
+    this.lastCaptureSkipped = true;
+    return true;
   }
 
   private captureDirty(dirty: Set<string> | undefined): CaptureResult | undefined {

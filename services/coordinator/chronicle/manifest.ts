@@ -64,6 +64,7 @@ export class Manifest {
   /** The same entries by directory then name: the capture scan looks files up by (dir, name) without building paths. */
   private readonly byDir = new Map<string, Map<string, ManifestEntry>>();
   private live = 0;
+  private racy = 0;
   private directories: Set<string> | undefined;
   private readonly upsert: Statement<[string, number, number, number, number, number | null, number, number]>;
   private readonly removeRow: Statement<[string]>;
@@ -98,6 +99,11 @@ export class Manifest {
   /** Sum of the sizes of the current files. */
   get liveBytes(): number {
     return this.live;
+  }
+
+  /** How many current entries are racy (re-hashed by the next capture). */
+  get racyCount(): number {
+    return this.racy;
   }
 
   get(path: string): ManifestEntry | undefined {
@@ -157,8 +163,10 @@ export class Manifest {
   private put(path: string, entry: ManifestEntry): void {
     const previous = this.entries.get(path);
     if (previous) this.live -= previous.size;
+    if (previous?.racy) this.racy--;
     this.entries.set(path, entry);
     this.live += entry.size;
+    if (entry.racy) this.racy++;
     const [dir, name] = splitPath(path);
     let files = this.byDir.get(dir);
     if (!files) this.byDir.set(dir, (files = new Map()));
@@ -167,6 +175,7 @@ export class Manifest {
 
   private remove(path: string, previous: ManifestEntry): void {
     this.live -= previous.size;
+    if (previous.racy) this.racy--;
     this.entries.delete(path);
     const [dir, name] = splitPath(path);
     const files = this.byDir.get(dir);

@@ -18,17 +18,31 @@ export interface WatchRequest {
   slots: number;
   /**
    * Int32 [0] 0 starting, 1 ready, 2 failed; [1] the last barrier seq handled; [2] the last barrier seq
-   * started (set before its sentinel is touched).
+   * started (set before its sentinel is touched); [3] how many events this workspace's watches had (wrapping;
+   * bumped as each is handled, before the thread can sleep again).
    */
   shared: SharedArrayBuffer;
+  /** The thread's own counters, the same buffer in every request: see {@link THREAD_EVENTS} and {@link THREAD_TID}. */
+  threadShared: SharedArrayBuffer;
   /** Where this workspace's barriers ({@link BarrierMessage}) and its failure (`{error}`) go. */
   port: MessagePort;
 }
 
-/** A barrier handled: the paths named since the previous one, and how many events the thread saw meanwhile. */
+/** Int32 index in `threadShared`: every event this thread handled, of any workspace (wrapping). */
+export const THREAD_EVENTS = 0;
+/** Int32 index in `threadShared`: the watch thread's Linux thread id (0 until known). */
+export const THREAD_TID = 1;
+/** Int32 index in a workspace's `shared`: events of its watches, ignored names and the root's own included (wrapping). */
+export const WORKSPACE_EVENTS = 3;
+
+/**
+ * A barrier handled: the paths named since the previous one, and the thread's and this workspace's event
+ * counts (THREAD_EVENTS, WORKSPACE_EVENTS) when it was handled.
+ */
 export interface BarrierMessage {
   seq: number;
-  events: number;
+  threadEvents: number;
+  workspaceEvents: number;
   paths: string[];
 }
 
@@ -39,20 +53,42 @@ interface Watch {
 
 const watches = new Map<number, Watch>();
 // Every event this thread handled, whichever workspace it was for: all share one inotify queue, so a flood
-// in one workspace can overflow it for all. Each barrier reports the events of the whole thread since that
-// workspace's previous barrier, and too many make its capture scan everything.
+// in one workspace can overflow it for all. Each barrier reports this count; too many events since that
+// workspace's previous clean point make its capture scan everything (workspace-watcher.ts).
 let threadEvents = 0;
+let threadState: Int32Array | undefined;
+
+/** The counters the main thread reads without a round trip (workspace-watcher.ts `unchanged()`). */
+function shareThread(buffer: SharedArrayBuffer): void {
+  if (threadState) return;
+  threadState = new Int32Array(buffer);
+  const tid = Number(/\/task\/(\d+)$/.exec(readThreadSelf())?.[1]);
+  if (Number.isSafeInteger(tid) && tid > 0) Atomics.store(threadState, THREAD_TID, tid);
+}
+
+function readThreadSelf(): string {
+  try {
+    return fs.readlinkSync("/proc/thread-self");
+  } catch {
+    return "";
+  }
+}
+
+function countEvent(): void {
+  threadEvents = (threadEvents + 1) | 0;
+  if (threadState) Atomics.store(threadState, THREAD_EVENTS, threadEvents);
+}
 
 const codeOf = (err: unknown): string => String((err as NodeJS.ErrnoException | null)?.code ?? err);
 
 /** One workspace: its own watches, dirty paths, barrier and failure, in this thread shared by all workspaces. */
-function startWatch({ id, root, ignore, sentinelDir, slots, shared, port }: WatchRequest): void {
+function startWatch({ id, root, ignore, sentinelDir, slots, shared, threadShared, port }: WatchRequest): void {
+  shareThread(threadShared);
   const state = new Int32Array(shared);
   const ignored = new Set(ignore);
   const watchers = new Map<string, { watcher: fs.FSWatcher; ino: number }>(); // relative dir -> its watch
   let sentinelWatcher: fs.FSWatcher | undefined;
   let pending = new Set<string>();
-  let eventsAtBarrier = threadEvents;
   let acked = 0;
   let failed = false;
   let closed = false;
@@ -120,7 +156,9 @@ function startWatch({ id, root, ignore, sentinelDir, slots, shared, port }: Watc
   };
 
   function onEvent(dir: string, name: string | Buffer | null): void {
-    threadEvents++;
+    countEvent();
+    // Every event, first: a thread seen asleep has counted all it handled (the root's own move or deletion too).
+    Atomics.add(state, WORKSPACE_EVENTS, 1);
     if (failed || closed) return;
     if (name === null) {
       pending.add(dir); // no name: look at the whole directory
@@ -151,17 +189,16 @@ function startWatch({ id, root, ignore, sentinelDir, slots, shared, port }: Watc
   // touch their sentinels in seq order and fewer than slots are ever outstanding, so that is this event's
   // barrier; a seq beyond the last one started is a duplicate event of one already handled.
   const onSentinel = (name: string | Buffer | null) => {
-    threadEvents++;
+    countEvent();
     if (failed || closed) return;
     const slot = Number(name);
     if (!Number.isInteger(slot) || slot < 0 || slot >= slots) return;
     const seq = acked + 1 + ((((slot - acked - 1) % slots) + slots) % slots);
     if (seq > Atomics.load(state, 2)) return;
     acked = seq;
-    const barrier: BarrierMessage = { seq, events: threadEvents - eventsAtBarrier, paths: [...pending] };
+    const barrier: BarrierMessage = { seq, threadEvents, workspaceEvents: Atomics.load(state, WORKSPACE_EVENTS), paths: [...pending] };
     port.postMessage(barrier);
     pending = new Set();
-    eventsAtBarrier = threadEvents;
     Atomics.store(state, 1, seq);
     Atomics.notify(state, 1);
   };

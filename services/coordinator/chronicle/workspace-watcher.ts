@@ -21,13 +21,19 @@
  * libuv does not report the overflow. An overflow needs a full queue, and every queued event is eventually
  * delivered, so the thread counts events (of every workspace: they share the queue): more than half the
  * queue size since a workspace's last barrier, and its `drain()` asks for a full scan. Worker errors, timeouts and a replaced workspace root do too (docs/chronicle.md).
+ *
+ * Most turns change no file, and `unchanged()` says so without a barrier: the thread counts, in memory both
+ * threads read, the events of each workspace's watches, and a thread asleep in `epoll_wait` has handled every
+ * event queued so far (thread-idle-probe.ts). Asleep, and no event for this workspace since its last barrier:
+ * every write that returned before the call would have woken the thread or been counted.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../shared/module-worker.js";
-import type { BarrierMessage, WatchCommand, WatchRequest } from "./watch-worker.js";
+import { ThreadIdleProbe } from "./thread-idle-probe.js";
+import { THREAD_EVENTS, THREAD_TID, WORKSPACE_EVENTS, type BarrierMessage, type WatchCommand, type WatchRequest } from "./watch-worker.js";
 
 /** Sentinel directories are `<tmpdir>/podium-chronicle-watch-<pid>-<random>`: the pid says whose it is. */
 export const WATCH_DIR_PREFIX = "podium-chronicle-watch-";
@@ -79,7 +85,7 @@ const SENTINEL_SLOTS = 4;
 const LOCAL_FS_MAGIC = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0xf2f52010, 0x2fc12fc1, 0xca451a4e]);
 
 function isBarrierMessage(value: unknown): value is BarrierMessage {
-  return typeof value === "object" && value !== null && "seq" in value && "paths" in value && Array.isArray(value.paths);
+  return typeof value === "object" && value !== null && "seq" in value && "threadEvents" in value && "paths" in value && Array.isArray(value.paths);
 }
 
 /** What `drain()` found: dirty paths since the previous drain, or a reason to scan everything. */
@@ -109,6 +115,11 @@ class WatchThread {
   private readonly worker: Worker;
   private readonly listeners = new Map<number, (error: string) => void>();
   private nextId = 1;
+  private readonly shared = new SharedArrayBuffer(8);
+  /** The thread's counters (watch-worker.ts THREAD_EVENTS, THREAD_TID). */
+  readonly counters = new Int32Array(this.shared);
+  /** null: this kernel cannot tell (then every capture runs its barrier). */
+  private probe: ThreadIdleProbe | null | undefined;
 
   static acquire(): WatchThread {
     WatchThread.current ??= new WatchThread();
@@ -126,10 +137,10 @@ class WatchThread {
     this.worker.unref();
   }
 
-  add(watch: Omit<WatchRequest, "id">, onError: (error: string) => void): number {
+  add(watch: Omit<WatchRequest, "id" | "threadShared">, onError: (error: string) => void): number {
     const id = this.nextId++;
     this.listeners.set(id, onError);
-    const command: WatchCommand = { type: "add", id, ...watch };
+    const command: WatchCommand = { type: "add", id, ...watch, threadShared: this.shared };
     this.worker.postMessage(command, [watch.port]);
     return id;
   }
@@ -142,7 +153,19 @@ class WatchThread {
       return;
     }
     if (WatchThread.current === this) WatchThread.current = undefined;
+    this.probe?.close();
+    this.probe = null;
     void this.worker.terminate().catch(() => undefined);
+  }
+
+  /** True when the thread sleeps in epoll_wait: it has handled every inotify event queued until now. */
+  idle(): boolean {
+    if (this.probe === undefined) {
+      const tid = Atomics.load(this.counters, THREAD_TID);
+      if (tid === 0) return false;
+      this.probe = ThreadIdleProbe.open(tid) ?? null;
+    }
+    return this.probe?.sleepingInEpoll() ?? false;
   }
 }
 
@@ -157,9 +180,15 @@ export class WorkspaceWatcher {
   private readonly eventLimit: number;
   private readonly barrierTimeoutMs: number;
   private seq = 0;
+  /** The last barrier whose drain ended confirmed: every message up to it was received and handed out. */
+  private consumed = 0;
   private timeouts = 0;
   private waited = false;
-  private events = 0;
+  /** The thread's event count where this workspace was last known clean: too many since, and it scans fully. */
+  private eventBaseline: number;
+  /** The counts of the last barrier received (watch-worker.ts BarrierMessage). */
+  private ackedThreadEvents: number;
+  private ackedWorkspaceEvents: number | undefined;
   private paths = new Set<string>();
   private error: string | undefined;
   private closed = false;
@@ -188,11 +217,12 @@ export class WorkspaceWatcher {
     this.sentinelDir = fs.mkdtempSync(path.join(os.tmpdir(), `${WATCH_DIR_PREFIX}${process.pid}-`));
     this.sentinels = Array.from({ length: SENTINEL_SLOTS }, (_, slot) => path.join(this.sentinelDir, String(slot)));
     for (const sentinel of this.sentinels) fs.writeFileSync(sentinel, "");
-    const shared = new SharedArrayBuffer(12);
+    const shared = new SharedArrayBuffer(16);
     this.state = new Int32Array(shared);
     const channel = new MessageChannel();
     this.port = channel.port1;
     this.thread = WatchThread.acquire();
+    this.eventBaseline = this.ackedThreadEvents = Atomics.load(this.thread.counters, THREAD_EVENTS);
     this.watchId = this.thread.add({ root: rootReal, ignore: [...ignore], sentinelDir: this.sentinelDir, slots: SENTINEL_SLOTS, shared, port: channel.port2 }, (error) => {
       this.error ??= error;
       // A thread that died cannot say so through the shared state: wake whoever waits on it.
@@ -280,21 +310,47 @@ export class WorkspaceWatcher {
 
   private endBarrier(target: number): DrainResult {
     if (this.closed) return { ok: false, reason: "closed", fatal: true };
+    // Loaded before receiving: the thread posts a barrier's paths before it marks the barrier handled.
+    const confirmed = Atomics.load(this.state, 1) >= target;
     this.receive();
     if (this.error !== undefined || Atomics.load(this.state, 0) === 2) {
       return { ok: false, reason: this.error ?? "watch worker failed", fatal: true };
     }
-    if (Atomics.load(this.state, 1) < target) {
+    if (!confirmed) {
       // Once: a busy worker (e.g. watching a huge new tree). Twice in a row: the barrier does not work here.
       return { ok: false, reason: "barrier timeout", fatal: ++this.timeouts >= 2 };
     }
     this.timeouts = 0;
+    this.consumed = Math.max(this.consumed, target);
     const paths = this.paths;
-    const events = this.events;
+    const events = (this.ackedThreadEvents - this.eventBaseline) | 0;
     this.paths = new Set();
-    this.events = 0;
+    this.eventBaseline = this.ackedThreadEvents;
     if (events > this.eventLimit) return { ok: false, reason: `${events} events: the inotify queue may have overflowed`, fatal: false };
     return { ok: true, paths };
+  }
+
+  /**
+   * True when this workspace's watches had no event since the last barrier and none can be waiting: the
+   * thread was asleep in epoll_wait after this call began (so it had handled every event of every write that
+   * returned before), and its count for this workspace is the one of the last barrier. A replaced root is an
+   * event too (the root's own IN_MOVE_SELF / IN_DELETE_SELF). Also requires the last barrier drained and
+   * confirmed (nothing received and not handed out), and no more events on the thread since the last clean
+   * point than drain() accepts (an overflowed queue loses events silently). Costs a read of /proc (a few µs)
+   * instead of the barrier's round trip; false means "run drain()".
+   */
+  unchanged(): boolean {
+    if (this.closed || this.error !== undefined || this.seq === 0 || this.consumed !== this.seq || Atomics.load(this.state, 0) !== 1) return false;
+    if (this.ackedWorkspaceEvents === undefined) return false;
+    const counters = this.thread.counters;
+    const before = Atomics.load(counters, THREAD_EVENTS);
+    if (!this.thread.idle()) return false;
+    // Loaded after the thread was seen asleep: every event it handled before is in these counts.
+    if (Atomics.load(this.state, WORKSPACE_EVENTS) !== this.ackedWorkspaceEvents) return false;
+    if (((Atomics.load(counters, THREAD_EVENTS) - this.eventBaseline) | 0) > this.eventLimit) return false;
+    // The queue was empty while the thread slept, so no event older than `before` can still be lost.
+    this.eventBaseline = before;
+    return true;
   }
 
   close(): void {
@@ -310,7 +366,8 @@ export class WorkspaceWatcher {
     for (let message = receiveMessageOnPort(this.port); message !== undefined; message = receiveMessageOnPort(this.port)) {
       const value: unknown = message.message;
       if (isBarrierMessage(value)) {
-        this.events += value.events;
+        this.ackedThreadEvents = value.threadEvents;
+        this.ackedWorkspaceEvents = value.workspaceEvents;
         for (const p of value.paths) this.paths.add(p);
       } else if (typeof value === "object" && value !== null && "error" in value) {
         this.error ??= String(value.error);
