@@ -1,8 +1,11 @@
 /**
  * WebSocket round trip (client -> gateway -> coordinator -> agent -> back) and updates/s streamed
  * through the gateway, each beside two baselines in the same run: a raw `ws` server answering itself, and
- * the same topology as Podium's without Podium (ws server -> bare Bun runner over pipes -> back).
+ * the same topology as Podium's without Podium (ws server -> bare Bun runner over pipes -> back). CPU per
+ * round trip is measured twice: with the client in this process (server + client), and with the client in a
+ * process of its own, which leaves the platform's CPU per turn alone (#17's goal of 0.3 ms).
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -17,6 +20,38 @@ import { printTable, summarize, type BenchResults } from "./bench-util.js";
 
 /** Clients of one instance in the fan-out measurement. */
 const FAN_OUT = 4;
+
+/**
+ * Round trips from a client in its own process (round-trip-client.ts): this process's CPU meanwhile is the
+ * server's alone (for Podium: gateway, coordinator, their threads; not the agent's).
+ */
+async function remoteRtt(url: string, roundTrips: number): Promise<{ p50: number; p99: number; serverCpuMs: number }> {
+  const client = spawn(process.execPath, ["--import", "tsx", path.join(path.dirname(new URL(import.meta.url).pathname), "round-trip-client.ts")], {
+    env: { ...process.env, PODIUM_BENCH_URL: url, PODIUM_BENCH_ROUND_TRIPS: String(roundTrips), PODIUM_BENCH_WARMUP: String(Math.floor(roundTrips / 10)) },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  let output = "";
+  let started = false;
+  let cpu = process.cpuUsage();
+  const done = new Promise<number[]>((resolve, reject) => {
+    client.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!started && output.startsWith("ready\n")) {
+        started = true;
+        output = output.slice("ready\n".length);
+        cpu = process.cpuUsage();
+        client.stdin.write("go\n");
+      }
+      if (output.endsWith("]\n")) resolve(JSON.parse(output) as number[]);
+    });
+    client.once("exit", (code) => reject(new Error(`round-trip client exited with ${code}`)));
+  });
+  const samples = await done;
+  const used = process.cpuUsage(cpu);
+  client.stdin.end();
+  const summary = summarize(samples);
+  return { p50: summary.p50, p99: summary.p99, serverCpuMs: (used.user + used.system) / 1000 / samples.length };
+}
 
 export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promise<BenchResults> {
   const raw = new WebSocketServer({ port: 0, host: "127.0.0.1" });
@@ -38,11 +73,11 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
   const isUpdate = (data: string) => data.includes('"stream_update"');
   try {
     const connectUrl = (id: string) => `${server.url.replace("http", "ws")}/api/v1/instances/${id}/connect`;
-    let floodTsId = "";
+    const ids: string[] = [];
     const open = async (deploymentId: string) => {
       const res = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: deploymentId }) });
       const { instance_id: id } = (await res.json()) as { instance_id: string };
-      floodTsId ||= id;
+      ids.push(id);
       return openWebSocket(connectUrl(id));
     };
     const podiumWs = await open("flood-ts:1.0.0");
@@ -68,6 +103,10 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const topologyRtt = await rtt(topologyWs);
     const podiumRtt = await rtt(podiumWs);
     const pythonRtt = await rtt(pythonWs);
+    const [floodTsId = "", floodPyId = ""] = ids;
+    const topologyServer = await remoteRtt(topology.url, roundTrips);
+    const podiumServer = await remoteRtt(connectUrl(floodTsId), roundTrips);
+    const pythonServer = await remoteRtt(connectUrl(floodPyId), roundTrips);
     const flood = async (ws: WebSocket) => {
       const start = performance.now();
       await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates }, n: updates }), updates, isUpdate);
@@ -107,6 +146,11 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
       "round trip ratio (podium / bare runner topology, p50)": podiumRtt.p50 / topologyRtt.p50,
       "bare runner topology: CPU ms per round trip (server + client)": topologyRtt.cpuMs,
       "podium: CPU ms per round trip (server + client)": podiumRtt.cpuMs,
+      "bare runner topology: server CPU ms per round trip (client in its own process)": topologyServer.serverCpuMs,
+      "podium: platform CPU ms per turn (server process; client in its own process)": podiumServer.serverCpuMs,
+      "podium: platform CPU ms per turn, Python agent": pythonServer.serverCpuMs,
+      "podium round trip p50 ms, client in its own process": podiumServer.p50,
+      "podium round trip p99 ms, client in its own process": podiumServer.p99,
       "podium round trip p50 ms, Python agent": pythonRtt.p50,
       "podium round trip p99 ms, Python agent": pythonRtt.p99,
       "raw ws updates/s": rawRate,
