@@ -1,7 +1,9 @@
 /**
  * Start-up of the `podium` command, compiled (dist/, what `npm ci` builds) and from source through tsx
- * (PODIUM_FROM_SOURCE=1), beside `node -e 0` measured in the same run: `podium version`, and
- * `podium dev --agents examples` until it prints that it listens.
+ * (PODIUM_FROM_SOURCE=1), beside `node -e 0` measured in the same run: `podium version`,
+ * `podium acp` until it answers `initialize`, and `podium dev --agents examples` until it prints that
+ * it listens. Rounds interleave the commands (the machine may be busy with other work). It builds
+ * first: with dist/ older than the sources, bin/podium.js would run them through tsx.
  */
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -22,6 +24,30 @@ function timed(args: string[], env: NodeJS.ProcessEnv, runs: number): number[] {
     samples.push(performance.now() - start);
   }
   return samples;
+}
+
+/** ms from spawning `podium acp` (and writing `initialize` to it) until its answer's line. */
+function acpInitialized(env: NodeJS.ProcessEnv): Promise<number> {
+  const start = performance.now();
+  const child = spawn(process.execPath, [BIN, "acp", "--url", "http://127.0.0.1:9", "--deployment", "bench"], { env, stdio: ["pipe", "pipe", "ignore"] });
+  const initialize = { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: 1, clientCapabilities: {} } };
+  child.stdin.write(`${JSON.stringify(initialize)}\n`);
+  return new Promise<number>((resolve, reject) => {
+    let out = "";
+    let ms = NaN;
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (Number.isNaN(ms) && out.includes("\n")) {
+        ms = performance.now() - start;
+        child.stdin.end();
+      }
+    });
+    child.once("error", reject);
+    child.once("close", (code) => {
+      if (Number.isNaN(ms) || !out.includes('"protocolVersion"')) reject(new Error(`podium acp exited (${code}) without answering initialize: ${out}`));
+      else resolve(ms);
+    });
+  });
 }
 
 /** ms from spawning `podium dev` until it prints its URL. */
@@ -53,23 +79,33 @@ function devReady(env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 export async function runStartupBench(runs = 5): Promise<BenchResults> {
-  const compiled = fs.existsSync(path.join(REPO_ROOT, "dist/services/cli/main.js"));
-  if (!compiled) spawnSync("npm", ["run", "build"], { cwd: REPO_ROOT, stdio: "inherit" });
+  const build = spawnSync("npm", ["run", "build"], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  if (build.status !== 0) throw new Error("npm run build failed");
   const env = { ...process.env, PODIUM_FROM_SOURCE: "" };
   const source = { ...process.env, PODIUM_FROM_SOURCE: "1" };
-  const bare = summarize(timed(["-e", "0"], env, runs));
-  const version = summarize(timed([BIN, "version"], env, runs));
-  const versionSource = summarize(timed([BIN, "version"], source, Math.min(runs, 3)));
+  const bare: number[] = [];
+  const version: number[] = [];
+  const acp: number[] = [];
   const dev: number[] = [];
-  for (let i = 0; i < Math.min(runs, 3); i++) dev.push(await devReady(env));
-  const devSource = [await devReady(source)];
+  for (let i = 0; i < runs; i++) {
+    bare.push(...timed(["-e", "0"], env, 1));
+    version.push(...timed([BIN, "version"], env, 1));
+    acp.push(await acpInitialized(env));
+    if (i < 3) dev.push(await devReady(env));
+  }
+  const versionSource = summarize(timed([BIN, "version"], source, Math.min(runs, 3)));
+  const acpSource = await acpInitialized(source);
+  const devSource = await devReady(source);
+  const bareP50 = summarize(bare).p50;
   return {
-    "node -e 0 p50 ms": bare.p50,
-    "podium version p50 ms (compiled)": version.p50,
+    "node -e 0 p50 ms": bareP50,
+    "podium version p50 ms (compiled)": summarize(version).p50,
     "podium version p50 ms (source, tsx)": versionSource.p50,
-    "podium version / node -e 0": version.p50 / bare.p50,
+    "podium version / node -e 0": summarize(version).p50 / bareP50,
+    "podium acp initialize p50 ms (compiled)": summarize(acp).p50,
+    "podium acp initialize ms (source, tsx)": acpSource,
     "podium dev ready p50 ms (compiled)": summarize(dev).p50,
-    "podium dev ready ms (source, tsx)": devSource[0] ?? NaN,
+    "podium dev ready ms (source, tsx)": devSource,
   };
 }
 

@@ -3,12 +3,15 @@
 // (the `prepare` script, `npm run build`), and this runs the compiled JavaScript, which starts in a
 // fraction of the time of a transpiler. When dist/ is missing or older than a source file (an edit
 // since the last build), it runs the sources through tsx instead, so what runs is always what is there.
+// `npm run build` also bundles the command's front (scripts/build-cli.mjs): that bundle runs when present.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const compiled = path.join(root, "dist/services/cli/main.js");
+/** The same code bundled: a few files to resolve and read instead of hundreds (`podium acp`). */
+const bundled = path.join(root, "dist/services/cli-bundle/main.js");
 /** Written by `npm run build` once tsc finished (tsc's incremental builds leave unchanged outputs' times alone). */
 const stamp = path.join(root, "dist/.built");
 const SOURCES = ["services", "gen", "packages/client/src"];
@@ -41,7 +44,7 @@ function builtAt() {
 const built = process.env.PODIUM_FROM_SOURCE === "1" ? 0 : builtAt();
 let main;
 if (built > 0 && SOURCES.every((dir) => newestSource(path.join(root, dir)) <= built)) {
-  ({ main } = await import(compiled));
+  ({ main } = await import(fs.existsSync(bundled) ? bundled : compiled));
 } else {
   const { register } = await import("tsx/esm/api");
   register();
