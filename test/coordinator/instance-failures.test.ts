@@ -64,6 +64,18 @@ describe("coordinator core failures with a fake agent process", () => {
     }
   });
 
+  it("a create whose caller goes away while the agent starts leaves no agent running", async () => {
+    const h = harness({ fake: { start: "hang" } });
+    const abort = new AbortController();
+    const creating = h.instances.createInstance({ deploymentId: DEPLOYMENT_ID, agentId: "agent-abandoned" }, { signal: abort.signal });
+    while (h.fakes.processes.length === 0 || !h.fakes.last().init) await new Promise((resolve) => setImmediate(resolve));
+    abort.abort();
+    expect((await connectErrorOf(creating)).code).toBe(Code.Canceled);
+    await h.fakes.last().exited;
+    expect(h.fakes.last().alive).toBe(false);
+    expect((await h.instances.listInstances({ agentId: "agent-abandoned" })).instances).toHaveLength(0);
+  });
+
   it("a turn past max_turn_ms is cancelled; an agent that ignores the cancel is killed after the grace", async () => {
     const h = harness({ manifest: { limits: { max_turn_ms: 30 } }, limits: { turnKillGraceMs: 30 } });
     const instanceId = await h.create();
@@ -96,7 +108,7 @@ describe("coordinator core failures with a fake agent process", () => {
     const instanceId = await h.create();
     const flood = await h.instances.sendMessage({ instanceId, content: { fake: "flood", count: 500 } });
     const updates = await h.updatesUntil(instanceId, (u) => u.messageType === "turn.done" && u.turn === flood.turn);
-    const chunks = updates.filter((u) => u.messageType === "chunk").map((u) => u.content?.["i"]);
+    const chunks = updates.filter((u) => u.messageType === "chunk").map((u) => u.content?.i);
     expect(chunks).toEqual([...Array(500).keys()]);
     const seqs = updates.map((u) => Number(u.seq));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));

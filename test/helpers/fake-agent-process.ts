@@ -87,7 +87,7 @@ export class FakeAgentProcess implements AgentProcessHandle {
     this.exit({ code, signal: null });
   }
 
-  /** Ends a held turn as the SDK does when its handler returns: turn_done. */
+  /** Ends a held turn as the SDK does when its handler returns: turn_done (once it began: after its `started` event). */
   release(turn: number): void {
     if (this.running.delete(turn)) this.emit({ type: "turn_done", turn });
   }
@@ -137,7 +137,7 @@ export class FakeAgentProcess implements AgentProcessHandle {
 
   private onInit(frame: InitFrame): void {
     this.init = frame;
-    const count = frame.state["count"];
+    const count = frame.state.count;
     this.count = typeof count === "number" ? count : 0;
     switch (this.options.start ?? "ready") {
       case "fatal":
@@ -156,12 +156,12 @@ export class FakeAgentProcess implements AgentProcessHandle {
   }
 
   private onMessage(turn: number, content: JsonObject): void {
-    const script = typeof content["fake"] === "string" ? (content["fake"] as FakeTurn) : "echo";
+    const script = typeof content.fake === "string" ? (content.fake as FakeTurn) : "echo";
     switch (script) {
       case "echo":
         this.count++;
         this.emit(
-          { type: "event", turn, messageType: "echo", content: { text: typeof content["text"] === "string" ? content["text"] : "" } },
+          { type: "event", turn, messageType: "echo", content: { text: typeof content.text === "string" ? content.text : "" } },
           { type: "state_patch", turn, ops: [{ op: "replace", path: "/count", value: this.count }] },
           { type: "turn_done", turn },
         );
@@ -182,7 +182,7 @@ export class FakeAgentProcess implements AgentProcessHandle {
         this.emit({ type: "event", turn, messageType: "ask", content: { request_id: `ask-${turn}`, question: "go on?" } });
         return;
       case "flood": {
-        const n = typeof content["count"] === "number" ? content["count"] : 10;
+        const n = typeof content.count === "number" ? content.count : 10;
         for (let i = 0; i < n; i++) this.emit({ type: "event", turn, messageType: "chunk", content: { i } });
         this.emit({ type: "turn_done", turn });
         return;
