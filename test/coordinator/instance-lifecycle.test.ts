@@ -147,18 +147,21 @@ describe("coordinator core with a fake agent process", () => {
     expect(updates[updates.length - 1]?.content).toMatchObject({ reason: "stopped", exit_code: null, signal: "SIGKILL" });
   });
 
-  it("hibernates an idle instance and wakes it with its state for the next message", async () => {
-    const h = harness();
+  it("hibernates an instance idle for hibernate_after_ms and wakes it with its state for the next message", async () => {
+    const h = harness({ manifest: { limits: { hibernate_after_ms: 30 } } });
     const instanceId = await h.create();
+    // (Idle right after its start too: on a slow host it may hibernate before this message, which wakes it.)
     const one = await h.instances.sendMessage({ instanceId, content: { text: "one" } });
-    await h.updatesUntil(instanceId, turnDone(one.turn));
-    const instance = h.manager.require(instanceId);
-    expect(h.manager.hibernate(instance)).toBe(true);
-    await instance.processGone;
+    const done = (await h.updatesUntil(instanceId, turnDone(one.turn))).pop()?.seq ?? 0n;
+    await h.updatesUntil(instanceId, (u) => u.messageType === "hibernated" && u.seq > done);
+    await h.manager.require(instanceId).processGone;
     expect((await h.instances.getInstance({ instanceId })).instance?.status).toBe(InstanceStatus.HIBERNATED);
+    const asleep = h.fakes.last();
+    expect(asleep.alive).toBe(false);
+    expect(asleep.received[asleep.received.length - 1]).toMatchObject({ type: "stop", hibernate: true });
     const two = await h.instances.sendMessage({ instanceId, content: { text: "two" } });
     await h.updatesUntil(instanceId, turnDone(two.turn));
-    expect(h.fakes.processes).toHaveLength(2);
+    expect(h.fakes.last()).not.toBe(asleep);
     expect(h.fakes.last().init).toMatchObject({ state: { count: 1 } });
     expect((await h.instances.getState({ instanceId })).state).toEqual({ count: 2 });
     const types = (await h.updatesUntil(instanceId, turnDone(two.turn))).map((u) => u.messageType);
