@@ -199,9 +199,7 @@ export class AcpMapper {
         const id = this.toolCallId(data);
         const failed = data.is_error === true;
         const result = data.result;
-        return updates([
-          this.toolUpdate(id, str(data, "name"), { status: failed ? "failed" : "completed", rawOutput: result ?? null, content: textContent(displayText(result)) }),
-        ]);
+        return updates([this.toolUpdate(id, str(data, "name"), { status: failed ? "failed" : "completed", rawOutput: result ?? null, content: textContent(displayText(result)) })]);
       }
       case "tool_error": {
         const id = this.toolCallId(data);

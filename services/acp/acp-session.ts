@@ -147,8 +147,7 @@ export class AcpSession {
   async reactivate(signal?: AbortSignal): Promise<void> {
     const { backend } = this.deps;
     const live = await backend.liveInstances({ agentId: this.sessionId }, signal);
-    const instance =
-      live[0] ?? (await backend.createInstance({ deploymentId: this.deploymentId, agentId: this.sessionId, environment: { ACP_CWD: this.cwd } }, signal));
+    const instance = live[0] ?? (await backend.createInstance({ deploymentId: this.deploymentId, agentId: this.sessionId, environment: { ACP_CWD: this.cwd } }, signal));
     this.instanceId = instance.instanceId;
   }
 

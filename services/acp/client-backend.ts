@@ -3,7 +3,7 @@
  * followed turn. PodiumConnectionError becomes ConnectError (the server's code when it sent one).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { PodiumClient, PodiumConnectionError, type InstanceInfo } from "../../packages/client/src/index.js";
+import { type PodiumClient, PodiumConnectionError, type InstanceInfo } from "../../packages/client/src/index.js";
 import { isJsonObject, type Json, type JsonObject } from "../shared/json.js";
 import type { BackendInstance, BackendMessage, BackendUpdate, PodiumBackend, SentTurn } from "./podium-backend.js";
 

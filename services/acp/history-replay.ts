@@ -31,12 +31,7 @@ function acpCwd(content: JsonObject | undefined): string | undefined {
  * Walks the history; `emit` (when given) receives every update in order. Without `emit` it only
  * summarises and stops at the first user message.
  */
-export async function replayHistory(
-  backend: PodiumBackend,
-  instanceId: string,
-  emit: ((update: acp.SessionUpdate) => Promise<void>) | undefined,
-  signal?: AbortSignal,
-): Promise<HistorySummary> {
+export async function replayHistory(backend: PodiumBackend, instanceId: string, emit: ((update: acp.SessionUpdate) => Promise<void>) | undefined, signal?: AbortSignal): Promise<HistorySummary> {
   const mapper = new AcpMapper();
   const summary: HistorySummary = { userMessages: 0 };
   let after = 0;

@@ -66,9 +66,7 @@ export async function permissionRoundTrip(host: InteractionHost, client: acp.Age
 
 export async function questionRoundTrip(host: InteractionHost, client: acp.AgentContext, action: QuestionAction): Promise<void> {
   if (host.clientCapabilities?.elicitation?.form) {
-    const answerSchema: acp.ElicitationPropertySchema = action.choices
-      ? { type: "string", title: "Answer", enum: action.choices }
-      : { type: "string", title: "Answer" };
+    const answerSchema: acp.ElicitationPropertySchema = action.choices ? { type: "string", title: "Answer", enum: action.choices } : { type: "string", title: "Answer" };
     const response = await host.ask(action.requestId, (signal) =>
       client.request(
         acp.methods.client.elicitation.create,
@@ -89,10 +87,7 @@ export async function questionRoundTrip(host: InteractionHost, client: acp.Agent
   }
   const toolCallId = `podium-question-${action.requestId}`;
   const options: acp.PermissionOption[] = action.choices
-    ? [
-        ...action.choices.map((choice, i): acp.PermissionOption => ({ optionId: `choice-${i}`, name: choice, kind: "allow_once" })),
-        { optionId: "dismiss", name: "Dismiss", kind: "reject_once" },
-      ]
+    ? [...action.choices.map((choice, i): acp.PermissionOption => ({ optionId: `choice-${i}`, name: choice, kind: "allow_once" })), { optionId: "dismiss", name: "Dismiss", kind: "reject_once" }]
     : [
         { optionId: "yes", name: "Yes", kind: "allow_once" },
         { optionId: "no", name: "No", kind: "reject_once" },

@@ -14,7 +14,10 @@ import { ClientBackend } from "./client-backend.js";
 const USAGE = "usage: podium acp --url URL --deployment ID [--api-key KEY] [--stop-on-exit] [--log-level debug|info|warn|error]";
 
 function firstKey(raw: string | undefined): string | undefined {
-  return raw?.split(",").map((k) => k.trim()).find((k) => k.length > 0);
+  return raw
+    ?.split(",")
+    .map((k) => k.trim())
+    .find((k) => k.length > 0);
 }
 
 export async function runAcp(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -8,7 +8,17 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { AgentProcessHandle, ProcessExitInfo } from "./agent-process.js";
 import { loadInitLine } from "./instance-process.js";
 import { defaultProcessFactory } from "./instance-factories.js";
-import { TurnTrace, type AgentInstanceOptions, type CaptureOutcome, type InstanceExit, type InstanceIdentity, type InstanceIncarnation, type InstanceStatusName, type SentMessage, type UpdateSubscriber } from "./agent-instance-options.js";
+import {
+  TurnTrace,
+  type AgentInstanceOptions,
+  type CaptureOutcome,
+  type InstanceExit,
+  type InstanceIdentity,
+  type InstanceIncarnation,
+  type InstanceStatusName,
+  type SentMessage,
+  type UpdateSubscriber,
+} from "./agent-instance-options.js";
 import { TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { ProcessStart } from "./process-start.js";
@@ -154,7 +164,10 @@ export class AgentInstance {
     const options = { ...this.options, ...this.body };
     const starting = (this.starting = new ProcessStart(this.journal));
     this.recoverUnfinishedTurns();
-    const handlers = starting.handlers(() => this.readyAt !== undefined, (frames) => this.onFrames(frames));
+    const handlers = starting.handlers(
+      () => this.readyAt !== undefined,
+      (frames) => this.onFrames(frames),
+    );
     this.process = (options.processFactory ?? defaultProcessFactory)(options, handlers, (what) => starting.step(what));
     this.journal.log("info", "platform", `instance ${this.instanceId} starting (pid ${this.process.pid}${options.process ? ", a warm runner" : ""})`);
     void this.process.exited.then((info) => this.onExit(info));
@@ -487,7 +500,12 @@ export class AgentInstance {
 
   private captureWorkspace(turn: number): void {
     const capture = this.body?.workspaceCapture;
-    if (capture) void this.journal.recordCaptureOf(() => capture.capture(), turn, () => true);
+    if (capture)
+      void this.journal.recordCaptureOf(
+        () => capture.capture(),
+        turn,
+        () => true,
+      );
   }
 
   private onExit(info: ProcessExitInfo): void {
@@ -500,7 +518,8 @@ export class AgentInstance {
     if (current) {
       current.timer.clear();
       this.captureWorkspace(current.turn);
-      if (current.done) this.endTurn(current, false); // it had ended (its trace with it); its capture was under way
+      if (current.done)
+        this.endTurn(current, false); // it had ended (its trace with it); its capture was under way
       else this.journal.emitMany(turnFailed(current.turn, { message: this.killReason ?? `agent process exited during turn ${current.turn}` }));
       if (!current.done) current.trace?.ended(this.killReason ?? "the agent process exited during the turn");
     } else {

@@ -71,7 +71,12 @@ export function coordinatorMetrics(manager: InstanceManager, replication: AgentR
       help: "Agents replicated here, by state (replicating, restarting, fenced, stopped).",
       type: "gauge",
       collect: () => {
-        const byState = new Map<string, number>([["replicating", 0], ["restarting", 0], ["fenced", 0], ["stopped", 0]]);
+        const byState = new Map<string, number>([
+          ["replicating", 0],
+          ["restarting", 0],
+          ["fenced", 0],
+          ["stopped", 0],
+        ]);
         for (const s of replication.statuses()) byState.set(s.state, (byState.get(s.state) ?? 0) + 1);
         return [...byState].map(([state, value]) => ({ labels: { ...labels, state }, value }));
       },

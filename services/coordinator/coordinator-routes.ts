@@ -54,12 +54,7 @@ const REPLAY_PAGE = 500;
  * messages.db a page at a time, so a long history neither blocks the event loop nor overflows the
  * queue, and nothing is missed or repeated at the seam.
  */
-export async function* streamInstanceUpdates(
-  manager: InstanceManager,
-  instanceId: string,
-  afterSeq: number | "live",
-  ctx: Pick<HandlerContext, "signal">,
-): AsyncGenerator<MessageRow[]> {
+export async function* streamInstanceUpdates(manager: InstanceManager, instanceId: string, afterSeq: number | "live", ctx: Pick<HandlerContext, "signal">): AsyncGenerator<MessageRow[]> {
   const instance = manager.require(instanceId);
   const queue = new AsyncQueue<MessageRow>(100_000, ctx.signal);
   const liveFrom = manager.withAgentStore(instance.agentId, (store) => store.messages.lastSeq());
@@ -68,9 +63,7 @@ export async function* streamInstanceUpdates(
   try {
     let cursor = afterSeq === "live" ? liveFrom : afterSeq;
     while (cursor < liveFrom && !ctx.signal.aborted) {
-      const page = manager
-        .withAgentStore(instance.agentId, (store) => store.messages.list(cursor, REPLAY_PAGE, "outbound"))
-        .filter((row) => row.seq <= liveFrom);
+      const page = manager.withAgentStore(instance.agentId, (store) => store.messages.list(cursor, REPLAY_PAGE, "outbound")).filter((row) => row.seq <= liveFrom);
       if (page.length === 0) break;
       cursor = (page[page.length - 1] as MessageRow).seq;
       yield page;

@@ -26,10 +26,7 @@ export const MAX_INLINE_FILE_BYTES = 16 * 1024 * 1024;
 function checkInline(chronicle: ChronicleReader, filePath: string, iteration?: number): void {
   const { size } = chronicle.stat(filePath, iteration);
   if (size > MAX_INLINE_FILE_BYTES) {
-    throw new ConnectError(
-      `${filePath} is ${size} bytes, over the ${MAX_INLINE_FILE_BYTES}-byte inline limit; download it with ?raw=1 (FileService.DownloadFile)`,
-      Code.ResourceExhausted,
-    );
+    throw new ConnectError(`${filePath} is ${size} bytes, over the ${MAX_INLINE_FILE_BYTES}-byte inline limit; download it with ?raw=1 (FileService.DownloadFile)`, Code.ResourceExhausted);
   }
 }
 

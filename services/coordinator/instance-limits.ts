@@ -62,9 +62,7 @@ export const LIMIT_KEYS: Record<string, { field: keyof InstanceLimits; scale: nu
 };
 
 /** The default maxima a deployment may ask for (operators lower or raise them: `limitMaxima`). */
-export const DEFAULT_LIMIT_MAXIMA: InstanceLimits = Object.fromEntries(
-  Object.values(LIMIT_KEYS).map((spec) => [spec.field, spec.max * spec.scale]),
-) as unknown as InstanceLimits;
+export const DEFAULT_LIMIT_MAXIMA: InstanceLimits = Object.fromEntries(Object.values(LIMIT_KEYS).map((spec) => [spec.field, spec.max * spec.scale])) as unknown as InstanceLimits;
 
 /**
  * Parses operator settings "key=value" (podium.json units: memory_mb=2048, pids=512) into limits.
@@ -72,7 +70,10 @@ export const DEFAULT_LIMIT_MAXIMA: InstanceLimits = Object.fromEntries(
  */
 export function parseLimitSettings(entries: string[], what: string): Partial<InstanceLimits> {
   const out: Partial<InstanceLimits> = {};
-  for (const entry of entries.flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of entries
+    .flatMap((e) => e.split(","))
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [key = "", text = ""] = entry.split("=", 2);
     const spec = LIMIT_KEYS[key];
     const value = Number(text);

@@ -50,7 +50,6 @@ export interface CreateInstanceParams {
 
 export type { WorkspaceFactory } from "./open-agent.js";
 
-
 export interface InstanceManagerOptions {
   coordinatorId: string;
   dataDir: string;
@@ -128,7 +127,14 @@ export class InstanceManager {
     const storeTemplate = new StoreTemplate(path.join(options.dataDir, "store-template"), options.logger);
     const starts = startLimitsFor(os.availableParallelism(), options.starts);
     this.admission = new StartAdmission({ ...starts, name: options.coordinatorId });
-    this.runs = new IncarnationRuns({ idleCpu: this.idleCpu, schedules: this.schedules, replication: options.replication, logger: options.logger, agentDir: (agentId) => this.agentDir(agentId), concurrency: starts.concurrency });
+    this.runs = new IncarnationRuns({
+      idleCpu: this.idleCpu,
+      schedules: this.schedules,
+      replication: options.replication,
+      logger: options.logger,
+      agentDir: (agentId) => this.agentDir(agentId),
+      concurrency: starts.concurrency,
+    });
     fs.mkdirSync(path.join(options.dataDir, "agents"), { recursive: true });
     this.compiled.set(path.dirname(options.commands.pyRunner), precompilePython(options.commands, path.dirname(options.commands.pyRunner)));
     const warmDeps: WarmRunnerDeps = {
@@ -289,7 +295,17 @@ export class InstanceManager {
   ): Promise<AgentInstance> {
     const agentId = warm?.agentId ?? reservedId;
     const instanceId = warm?.instanceId ?? newId("inst");
-    const opened = await openIncarnation(this.incarnationDeps, { deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, warm, fresh: !params.agentId, signal });
+    const opened = await openIncarnation(this.incarnationDeps, {
+      deployment,
+      bundleDir,
+      agentId,
+      instanceId,
+      limits: settings.limits,
+      network: settings.network,
+      warm,
+      fresh: !params.agentId,
+      signal,
+    });
     const { limits } = settings;
     const instance: AgentInstance = new AgentInstance({
       instanceId,
@@ -342,11 +358,16 @@ export class InstanceManager {
   /** What a previous run of this coordinator held comes back hibernated, with the same ids (instance-registry.ts). */
   private restoreRegistered(): void {
     if (!this.registry) return;
-    restoreInstances(this.registry, (agentId) => this.agentDir(agentId), this.options.logger, (row, marks) => {
-      const instance: AgentInstance = new AgentInstance({ ...row, limits: this.limits, ...this.instanceHooks(() => instance), asleep: { lastSeq: marks.lastSeq, createdAt: row.createdAt } });
-      this.track(instance);
-      this.schedules.armAt(instance, marks.nextDueAt);
-    });
+    restoreInstances(
+      this.registry,
+      (agentId) => this.agentDir(agentId),
+      this.options.logger,
+      (row, marks) => {
+        const instance: AgentInstance = new AgentInstance({ ...row, limits: this.limits, ...this.instanceHooks(() => instance), asleep: { lastSeq: marks.lastSeq, createdAt: row.createdAt } });
+        this.track(instance);
+        this.schedules.armAt(instance, marks.nextDueAt);
+      },
+    );
   }
 
   /** The instance ended (stopped, crashed, fenced, or stopped while hibernated). */
@@ -389,11 +410,13 @@ export class InstanceManager {
       const bundleDir = await this.options.bundles.materialize(deployment);
       if (deployment.runtime === "python") await this.compilePython(bundleDir);
       const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
-      const opened = await openIncarnation(this.incarnationDeps, { deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, fresh: false }).catch((err: unknown) => {
-        // Another coordinator holds the agent now (it was resumed there): this instance of it is over.
-        if (ConnectError.from(err).code === Code.AlreadyExists) instance.fence(errorMessage(err));
-        throw err;
-      });
+      const opened = await openIncarnation(this.incarnationDeps, { deployment, bundleDir, agentId, instanceId, limits: settings.limits, network: settings.network, fresh: false }).catch(
+        (err: unknown) => {
+          // Another coordinator holds the agent now (it was resumed there): this instance of it is over.
+          if (ConnectError.from(err).code === Code.AlreadyExists) instance.fence(errorMessage(err));
+          throw err;
+        },
+      );
       try {
         instance.wake(incarnationOf(opened), { limits: settings.limits, onBusy: settings.onBusy, ...(agentEnv ? { agentEnv } : {}) });
       } catch (err) {
@@ -454,9 +477,7 @@ export class InstanceManager {
   }
 
   list(filter: { agentId?: string; deploymentId?: string } = {}): AgentInstance[] {
-    return [...this.instances.values()].filter(
-      (i) => i.live && (!filter.agentId || i.agentId === filter.agentId) && (!filter.deploymentId || i.deploymentId === filter.deploymentId),
-    );
+    return [...this.instances.values()].filter((i) => i.live && (!filter.agentId || i.agentId === filter.agentId) && (!filter.deploymentId || i.deploymentId === filter.deploymentId));
   }
 
   async stop(instanceId: string, graceMs?: number): Promise<AgentInstance> {

@@ -43,7 +43,7 @@ export async function openAgent(deps: OpenAgentDeps, request: OpenAgentRequest):
   const launch = await deps.sandboxes.launch(launchRequest);
   const { workspace, home } = launch;
   let store: AgentStore | undefined;
-  let workspaceCapture: ReturnType<WorkspaceFactory> = undefined;
+  let workspaceCapture: ReturnType<WorkspaceFactory>;
   try {
     await deps.storeTemplate.seed(agentDir);
     store = AgentStore.open({ dir: agentDir });

@@ -75,7 +75,12 @@ export class ScheduleRunner {
   declare(instance: AgentInstance, declared: readonly DeclaredSchedule[]): void {
     const schedules = instance.store.schedules;
     const now = Date.now();
-    const stale = new Map(schedules.list().filter((s) => s.source === "deployment").map((s) => [s.id, s]));
+    const stale = new Map(
+      schedules
+        .list()
+        .filter((s) => s.source === "deployment")
+        .map((s) => [s.id, s]),
+    );
     for (const { name, cron, message } of declared) {
       const id = `deployment:${name}`;
       const previous = stale.get(id);

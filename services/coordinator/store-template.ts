@@ -27,7 +27,14 @@ export class StoreTemplate {
    * Never throws: without a copy, AgentStore.open creates the databases itself.
    */
   async seed(agentDir: string): Promise<boolean> {
-    const existing = await Promise.all(DATABASES.map((name) => fs.promises.access(path.join(agentDir, name)).then(() => true, () => false)));
+    const existing = await Promise.all(
+      DATABASES.map((name) =>
+        fs.promises.access(path.join(agentDir, name)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     if (existing.some(Boolean) || !(await this.make())) return false;
     try {
       await Promise.all(DATABASES.map((name) => fs.promises.copyFile(path.join(this.dir, name), path.join(agentDir, name), fs.constants.COPYFILE_EXCL)));

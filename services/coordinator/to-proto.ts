@@ -95,11 +95,7 @@ export function logRowToProto(row: LogRow): LogRecord {
 
 export function scheduleToProto(row: ScheduleRow): Schedule {
   const when: Schedule["when"] =
-    row.kind === "delay"
-      ? { case: "delayMs", value: BigInt(row.spec) }
-      : row.kind === "date"
-        ? { case: "at", value: timestampFromMs(Date.parse(row.spec)) }
-        : { case: "cron", value: row.spec };
+    row.kind === "delay" ? { case: "delayMs", value: BigInt(row.spec) } : row.kind === "date" ? { case: "at", value: timestampFromMs(Date.parse(row.spec)) } : { case: "cron", value: row.spec };
   return create(ScheduleSchema, {
     id: row.id,
     when,

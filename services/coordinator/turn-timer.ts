@@ -5,11 +5,7 @@
 export class TurnTimer {
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    maxTurnMs: number,
-    killGraceMs: number,
-    actions: { cancel(): void; kill(): void },
-  ) {
+  constructor(maxTurnMs: number, killGraceMs: number, actions: { cancel(): void; kill(): void }) {
     this.timer = setTimeout(() => {
       actions.cancel();
       this.timer = setTimeout(() => actions.kill(), killGraceMs);

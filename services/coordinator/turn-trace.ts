@@ -20,7 +20,11 @@ export class TurnTrace {
   private readonly turnSpan: Span;
   private agentSpan: Span | undefined;
 
-  private constructor(private readonly tracer: Tracer, parent: TraceContext, private readonly instanceId: string) {
+  private constructor(
+    private readonly tracer: Tracer,
+    parent: TraceContext,
+    private readonly instanceId: string,
+  ) {
     this.turnSpan = tracer.startSpan("podium.turn", { parent, attributes: { "podium.instance_id": instanceId } });
   }
 

@@ -44,7 +44,7 @@ export function findUnfinishedTurns(messages: Pick<MessageLog, "listBefore">): U
   let floor = 0;
   let before = Number.MAX_SAFE_INTEGER;
   let size = FIRST_PAGE;
-  scan: for (;; size = Math.min(size * 4, PAGE)) {
+  scan: for (; ; size = Math.min(size * 4, PAGE)) {
     // Outbound rows without their content: only inbound messages are queued again.
     const page = messages.listBefore(before, size, { inboundContent: true });
     for (const row of page) {
@@ -87,10 +87,15 @@ export function settleUnfinishedTurns(messages: Pick<MessageLog, "listBefore">, 
   const { begun, waiting } = findUnfinishedTurns(messages);
   if (begun.length > 0) journal.emitMany(begun.flatMap(({ turn }) => turnFailed(turn, { message: INTERRUPTED_MESSAGE, code: "aborted", turn })));
   if (begun.length + waiting.length > 0) {
-    journal.log("warn", "platform", `the agent's previous process ended with its coordinator: ${begun.length} interrupted turn(s) recorded as failed, ${waiting.length} acknowledged message(s) queued again`, {
-      interrupted: begun.map((t) => t.turn),
-      queued: waiting.map((t) => t.turn),
-    });
+    journal.log(
+      "warn",
+      "platform",
+      `the agent's previous process ended with its coordinator: ${begun.length} interrupted turn(s) recorded as failed, ${waiting.length} acknowledged message(s) queued again`,
+      {
+        interrupted: begun.map((t) => t.turn),
+        queued: waiting.map((t) => t.turn),
+      },
+    );
   }
   return waiting;
 }

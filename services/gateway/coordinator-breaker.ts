@@ -175,17 +175,20 @@ export class CoordinatorBreaker {
   /** Checks waiting calls while there are any (one timer per coordinator, only while calls wait). */
   private startWatch(): void {
     if (this.watch) return;
-    this.watch = setInterval(() => {
-      if (this.waiting.size === 0) {
-        clearInterval(this.watch);
-        this.watch = undefined;
-        return;
-      }
-      const now = Date.now();
-      const oldest = Math.min(...[...this.waiting].map((w) => w.since));
-      const { slowCallMs } = this.options;
-      if (now - oldest >= slowCallMs && now - this.lastAnswerAt >= slowCallMs) void this.slowCallProbe();
-    }, Math.max(10, Math.floor(this.options.slowCallMs / 2)));
+    this.watch = setInterval(
+      () => {
+        if (this.waiting.size === 0) {
+          clearInterval(this.watch);
+          this.watch = undefined;
+          return;
+        }
+        const now = Date.now();
+        const oldest = Math.min(...[...this.waiting].map((w) => w.since));
+        const { slowCallMs } = this.options;
+        if (now - oldest >= slowCallMs && now - this.lastAnswerAt >= slowCallMs) void this.slowCallProbe();
+      },
+      Math.max(10, Math.floor(this.options.slowCallMs / 2)),
+    );
     this.watch.unref();
   }
 

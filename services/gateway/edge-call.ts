@@ -49,7 +49,10 @@ function handlerOf(handlers: GatewayHandlers, method: DescMethod): Impl {
 
 /** Calls a unary RPC's handler, as the Connect router would (validation included), and returns the full response message. */
 export async function callUnary<I extends DescMessage, O extends DescMessage>(
-  handlers: GatewayHandlers, method: DescMethodUnary<I, O>, input: MessageInitShape<I>, call: EdgeCall,
+  handlers: GatewayHandlers,
+  method: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+  call: EdgeCall,
 ): Promise<MessageShape<O>> {
   const output = (await handlerOf(handlers, method)(create(method.input, input), edgeContext(method, call))) as MessageInitShape<O>;
   return create(method.output, output);
@@ -57,7 +60,10 @@ export async function callUnary<I extends DescMessage, O extends DescMessage>(
 
 /** Calls a server-streaming RPC's handler; yields the full response messages. */
 export async function* callStream<I extends DescMessage, O extends DescMessage>(
-  handlers: GatewayHandlers, method: DescMethodServerStreaming<I, O>, input: MessageInitShape<I>, call: EdgeCall,
+  handlers: GatewayHandlers,
+  method: DescMethodServerStreaming<I, O>,
+  input: MessageInitShape<I>,
+  call: EdgeCall,
 ): AsyncGenerator<MessageShape<O>> {
   const stream = handlerOf(handlers, method)(create(method.input, input), edgeContext(method, call)) as AsyncIterable<MessageInitShape<O>>;
   for await (const output of stream) yield create(method.output, output);

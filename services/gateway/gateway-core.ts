@@ -94,7 +94,9 @@ export class GatewayCore {
     const lostSource = options.directory as Partial<{ onCoordinatorLost(listener: (id: string, reason: string) => void): () => void }>;
     lostSource.onCoordinatorLost?.((coordinatorId, reason) => {
       const streams = [...(this.streamsByCoordinator.get(coordinatorId) ?? [])];
-      const cut = (): void => streams.forEach((aborter) => aborter.abort(new CoordinatorLost(coordinatorId)));
+      const cut = (): void => {
+        for (const aborter of streams) aborter.abort(new CoordinatorLost(coordinatorId));
+      };
       // A clean leave (drain) comes after the coordinator stopped its instances: their real `terminated`
       // may still be in flight on the stream (pub/sub is faster), so cut only what is left after a grace.
       if (reason === "left") setTimeout(cut, LEAVE_GRACE_MS).unref();
@@ -229,7 +231,9 @@ export class GatewayCore {
   async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal, multitaskStrategy = MultitaskStrategy.UNSPECIFIED, trace?: Span): Promise<SendMessageResponse> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
     if (!trace?.context) return coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal });
-    const attributes = this.tracer.records(trace.context) ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id } : undefined;
+    const attributes = this.tracer.records(trace.context)
+      ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id }
+      : undefined;
     const call = this.tracer.startSpan("podium.v1.InstanceService/SendMessage", { parent: trace.context, kind: SpanKind.CLIENT, ...(attributes ? { attributes } : {}) });
     const headers = call.context ? traceHeaders(call.context) : {};
     return inRpcSpan(call, "client", () => coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal, headers }));
@@ -289,7 +293,15 @@ export class GatewayCore {
         const gone = lost.signal.reason instanceof CoordinatorLost || (code === Code.NotFound && located);
         if (gone || !(TRANSIENT.has(code) && Date.now() < deadline)) {
           if (!gone && !located) throw err;
-          if (last?.messageType !== PlatformEvent.terminated) yield [terminatedUpdate(instanceId, { agentId: last?.agentId || after.agentId || "", seq: last?.seq ?? after.afterSeq ?? 0n }, coordinatorId, gone ? "coordinator lost" : "coordinator unreachable")];
+          if (last?.messageType !== PlatformEvent.terminated)
+            yield [
+              terminatedUpdate(
+                instanceId,
+                { agentId: last?.agentId || after.agentId || "", seq: last?.seq ?? after.afterSeq ?? 0n },
+                coordinatorId,
+                gone ? "coordinator lost" : "coordinator unreachable",
+              ),
+            ];
           return;
         }
         if (last) cursor = { afterSeq: last.seq };
@@ -382,10 +394,14 @@ const TRANSIENT: ReadonlySet<Code> = new Set([
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 

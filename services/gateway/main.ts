@@ -36,7 +36,10 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
     },
   });
   const log = (line: string) => process.stderr.write(`[podium gateway] ${line}\n`);
-  const apiKeys = (env.PODIUM_API_KEY ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+  const apiKeys = (env.PODIUM_API_KEY ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter(Boolean);
   if (apiKeys.length === 0 && !values["insecure-no-auth"]) throw new Error("PODIUM_API_KEY is required (or pass --insecure-no-auth)");
   const secret = env.PODIUM_CLUSTER_SECRET ?? "";
   const valkey = values.valkey ?? env.PODIUM_VALKEY_URL;
@@ -48,7 +51,11 @@ export async function runGateway(argv: string[], env: NodeJS.ProcessEnv): Promis
         connect: grpcCoordinatorConnector({ interceptors: [clusterSecretInterceptor(secret)], logger }),
         logger,
       })
-    : await staticDirectory(values.coordinator ?? (env.PODIUM_COORDINATORS ?? "").split(",").filter(Boolean), grpcCoordinatorConnector({ interceptors: [clusterSecretInterceptor(secret)], logger }), log);
+    : await staticDirectory(
+        values.coordinator ?? (env.PODIUM_COORDINATORS ?? "").split(",").filter(Boolean),
+        grpcCoordinatorConnector({ interceptors: [clusterSecretInterceptor(secret)], logger }),
+        log,
+      );
   if (directory instanceof ValkeyCoordinatorDirectory) await directory.ready();
   const { registry, s3Client } = registryFromFlags(values, env, ".podium/registry");
   const corsOrigins = corsOriginsFrom(values["cors-origin"], env.PODIUM_CORS_ORIGINS);

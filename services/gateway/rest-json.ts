@@ -163,8 +163,7 @@ export function sentJson(s: SendMessageResponse): JsonObject {
 
 /** GET .../schedules: a schedule as the agent's ctx.schedules() sees it. */
 export function scheduleJson(s: Schedule): JsonObject {
-  const when: JsonObject =
-    s.when.case === "delayMs" ? { delay_ms: Number(s.when.value) } : s.when.case === "at" ? { at: iso(s.when.value) } : { cron: s.when.value ?? "" };
+  const when: JsonObject = s.when.case === "delayMs" ? { delay_ms: Number(s.when.value) } : s.when.case === "at" ? { at: iso(s.when.value) } : { cron: s.when.value ?? "" };
   return { id: s.id, when, message: s.message ?? {}, due_at: iso(s.dueAt), created_at: iso(s.createdAt), source: s.source };
 }
 

@@ -12,7 +12,19 @@ import type { GatewayHandlers } from "./gateway-handlers.js";
 import { callStream, callUnary } from "./edge-call.js";
 import { decodeSegments, optionalString, optionalStringMap, queryInt, sendDownload, sendError, sendJson, type AnyRequest, type AnyResponse } from "./http-io.js";
 import {
-  deploymentJson, fileContentJson, fileEntryJson, forkJson, instanceJson, isLive, iterationJson, logJson, messageJson, patchesJson, replicationJson, scheduleJson, sentJson,
+  deploymentJson,
+  fileContentJson,
+  fileEntryJson,
+  forkJson,
+  instanceJson,
+  isLive,
+  iterationJson,
+  logJson,
+  messageJson,
+  patchesJson,
+  replicationJson,
+  scheduleJson,
+  sentJson,
 } from "./rest-json.js";
 import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { FileService, FileTargetSchema, type FileTarget } from "../../gen/podium/v1/file_service_pb.js";
@@ -101,8 +113,7 @@ function present<T>(value: T | undefined, what: string): T {
 }
 
 const liveInstance = (instance: Instance | undefined) => instanceJson(present(instance, "instance"));
-const fileTarget = (kind: string, id: string): FileTarget =>
-  create(FileTargetSchema, { target: kind === "instances" ? { case: "instanceId", value: id } : { case: "agentId", value: id } });
+const fileTarget = (kind: string, id: string): FileTarget => create(FileTargetSchema, { target: kind === "instances" ? { case: "instanceId", value: id } : { case: "agentId", value: id } });
 const isRaw = (query: URLSearchParams) => query.get("raw") === "1" || query.get("raw") === "true";
 const filePath = (param: string) => decodeSegments(param.split("/"));
 
@@ -121,7 +132,7 @@ function turnOf(body: JsonObject): bigint {
 function messageOf(id: string, body: JsonObject) {
   const { multitask_strategy: _strategy, ...bare } = body;
   const content = body.type === "process_message" || "content" in body ? body.content : bare;
-  if (!isJsonObject(content)) throw new ConnectError("content must be an object, e.g. {\"text\":\"hi\"}", Code.InvalidArgument);
+  if (!isJsonObject(content)) throw new ConnectError('content must be an object, e.g. {"text":"hi"}', Code.InvalidArgument);
   return { instanceId: id, content, multitaskStrategy: busyPolicyToProto(parseMultitaskStrategy(body.multitask_strategy)) };
 }
 
@@ -169,75 +180,221 @@ export function restRoutes({ core, handlers: h, health, metrics }: RestRoutesOpt
       res.end(text);
     }),
 
-    rpc(h, "POST", "/api/v1/instances", I.createInstance, async ({ json: body }) => {
-      const b = await body();
-      return { deploymentId: optionalString(b, "deployment_id") ?? "", agentId: optionalString(b, "agent_id") ?? "", secrets: optionalStringMap(b, "secrets"), environment: optionalStringMap(b, "environment") };
-    }, reply(201, (out) => liveInstance(out.instance))),
-    rpc(h, "GET", "/api/v1/instances", I.listInstances, ({ query }) => ({ agentId: query.get("agent_id") ?? "", deploymentId: query.get("deployment_id") ?? "" }),
-      reply(200, (out) => ({ instances: out.instances.map(instanceJson) }))),
-    rpc(h, "GET", "/api/v1/instances/{id}", I.getInstance, ({ params }) => ({ instanceId: params[0] as string }), (res, out) => {
-      const instance = present(out.instance, "instance");
-      if (isLive(instance)) sendJson(res, 200, instanceJson(instance));
-      else sendError(res, new ConnectError(`instance ${instance.instanceId} has ${instanceJson(instance).status}`, Code.NotFound), { instance: instanceJson(instance) });
-    }),
-    rpc(h, "DELETE", "/api/v1/instances/{id}", I.stopInstance, ({ params, query }) => ({ instanceId: params[0] as string, graceMs: queryInt(query, "grace_ms", 0) }),
-      reply(200, (out) => liveInstance(out.instance))),
+    rpc(
+      h,
+      "POST",
+      "/api/v1/instances",
+      I.createInstance,
+      async ({ json: body }) => {
+        const b = await body();
+        return {
+          deploymentId: optionalString(b, "deployment_id") ?? "",
+          agentId: optionalString(b, "agent_id") ?? "",
+          secrets: optionalStringMap(b, "secrets"),
+          environment: optionalStringMap(b, "environment"),
+        };
+      },
+      reply(201, (out) => liveInstance(out.instance)),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/instances",
+      I.listInstances,
+      ({ query }) => ({ agentId: query.get("agent_id") ?? "", deploymentId: query.get("deployment_id") ?? "" }),
+      reply(200, (out) => ({ instances: out.instances.map(instanceJson) })),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/instances/{id}",
+      I.getInstance,
+      ({ params }) => ({ instanceId: params[0] as string }),
+      (res, out) => {
+        const instance = present(out.instance, "instance");
+        if (isLive(instance)) sendJson(res, 200, instanceJson(instance));
+        else sendError(res, new ConnectError(`instance ${instance.instanceId} has ${instanceJson(instance).status}`, Code.NotFound), { instance: instanceJson(instance) });
+      },
+    ),
+    rpc(
+      h,
+      "DELETE",
+      "/api/v1/instances/{id}",
+      I.stopInstance,
+      ({ params, query }) => ({ instanceId: params[0] as string, graceMs: queryInt(query, "grace_ms", 0) }),
+      reply(200, (out) => liveInstance(out.instance)),
+    ),
     rpc(h, "POST", "/api/v1/instances/{id}/messages", I.sendMessage, async ({ params, json: body }) => messageOf(params[0] as string, await body()), reply(202, sentJson)),
-    rpc(h, "POST", "/api/v1/instances/{id}/cancel", I.cancelTurn, async ({ params, json: body }) => ({ instanceId: params[0] as string, turn: turnOf(await body()) }),
-      reply(200, (out) => ({ cancelled: out.cancelled, turn: Number(out.turn) }))),
-    rpc(h, "POST", "/api/v1/instances/{id}/answers", I.answerRequest, async ({ params, json: body }) => {
-      const b = await body();
-      return { instanceId: params[0] as string, requestId: optionalString(b, "request_id") ?? "", value: fromJson(ValueSchema, b.value ?? null) };
-    }, (res, _out, req) => sendJson(res, 200, { request_id: req.requestId })),
-    rpc(h, "GET", "/api/v1/instances/{id}/state", I.getState, ({ params, query }) => ({
-      instanceId: params[0] as string,
-      ...(query.has("since") ? { since: BigInt(queryInt(query, "since", 0)) } : {}),
-      ...(query.has("at") ? { at: BigInt(queryInt(query, "at", 0)) } : {}),
-    }), (res, state, req) => {
-      if (req.since !== undefined) sendJson(res, 200, { version: Number(state.version), patches: patchesJson(state.patches) });
-      else if (req.at !== undefined) sendJson(res, 200, { version: Number(state.version), state: state.state ?? {}, patches: patchesJson(state.patches) });
-      else sendJson(res, 200, { version: Number(state.version), state: state.state ?? {} });
-    }),
-    rpc(h, "GET", "/api/v1/instances/{id}/messages", I.listMessages, ({ params, query }) => ({ instanceId: params[0] as string, afterSeq: BigInt(queryInt(query, "after_seq", 0)), limit: queryInt(query, "limit", 100) }),
-      reply(200, (page) => ({ messages: page.messages.map(messageJson), next_after_seq: Number(page.nextAfterSeq) || null }))),
-    rpc(h, "GET", "/api/v1/instances/{id}/logs", I.listLogs, ({ params, query }) => ({ instanceId: params[0] as string, after: BigInt(queryInt(query, "after", 0)), limit: queryInt(query, "limit", 100) }),
-      reply(200, (page) => ({ logs: page.logs.map(logJson), next_after: Number(page.nextAfter) || null }))),
-    rpc(h, "GET", "/api/v1/instances/{id}/schedules", I.listSchedules, ({ params }) => ({ instanceId: params[0] as string }),
-      reply(200, (out) => ({ schedules: out.schedules.map(scheduleJson) }))),
-    rpc(h, "GET", "/api/v1/agents/{id}", I.getAgent, ({ params }) => ({ agentId: params[0] as string }), (res, { agent }, req) => {
-      if (!agent) throw new ConnectError(`unknown agent ${req.agentId}`, Code.NotFound);
-      sendJson(res, 200, { agent_id: agent.agentId, instance_id: agent.instanceId || null, coordinator_id: agent.coordinatorId, last_seq: Number(agent.lastSeq), state_version: Number(agent.stateVersion) });
-    }),
-    rpc(h, "GET", "/api/v1/agents/{id}/replication", ReplicationService.method.getReplicationStatus, ({ params }) => ({ agentId: params[0] as string }),
-      reply(200, (out) => replicationJson(present(out.status, "replication status")))),
-    rpc(h, "POST", "/api/v1/agents/{id}/fork", ReplicationService.method.forkAgent, async ({ params, json: body }) => {
-      const b = await body();
-      const timestamp = forkTimestamp(b);
-      return { sourceAgentId: params[0] as string, targetAgentId: optionalString(b, "agent_id") ?? "", ...timestamp };
-    }, reply(201, forkJson)),
+    rpc(
+      h,
+      "POST",
+      "/api/v1/instances/{id}/cancel",
+      I.cancelTurn,
+      async ({ params, json: body }) => ({ instanceId: params[0] as string, turn: turnOf(await body()) }),
+      reply(200, (out) => ({ cancelled: out.cancelled, turn: Number(out.turn) })),
+    ),
+    rpc(
+      h,
+      "POST",
+      "/api/v1/instances/{id}/answers",
+      I.answerRequest,
+      async ({ params, json: body }) => {
+        const b = await body();
+        return { instanceId: params[0] as string, requestId: optionalString(b, "request_id") ?? "", value: fromJson(ValueSchema, b.value ?? null) };
+      },
+      (res, _out, req) => sendJson(res, 200, { request_id: req.requestId }),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/instances/{id}/state",
+      I.getState,
+      ({ params, query }) => ({
+        instanceId: params[0] as string,
+        ...(query.has("since") ? { since: BigInt(queryInt(query, "since", 0)) } : {}),
+        ...(query.has("at") ? { at: BigInt(queryInt(query, "at", 0)) } : {}),
+      }),
+      (res, state, req) => {
+        if (req.since !== undefined) sendJson(res, 200, { version: Number(state.version), patches: patchesJson(state.patches) });
+        else if (req.at !== undefined) sendJson(res, 200, { version: Number(state.version), state: state.state ?? {}, patches: patchesJson(state.patches) });
+        else sendJson(res, 200, { version: Number(state.version), state: state.state ?? {} });
+      },
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/instances/{id}/messages",
+      I.listMessages,
+      ({ params, query }) => ({ instanceId: params[0] as string, afterSeq: BigInt(queryInt(query, "after_seq", 0)), limit: queryInt(query, "limit", 100) }),
+      reply(200, (page) => ({ messages: page.messages.map(messageJson), next_after_seq: Number(page.nextAfterSeq) || null })),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/instances/{id}/logs",
+      I.listLogs,
+      ({ params, query }) => ({ instanceId: params[0] as string, after: BigInt(queryInt(query, "after", 0)), limit: queryInt(query, "limit", 100) }),
+      reply(200, (page) => ({ logs: page.logs.map(logJson), next_after: Number(page.nextAfter) || null })),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/instances/{id}/schedules",
+      I.listSchedules,
+      ({ params }) => ({ instanceId: params[0] as string }),
+      reply(200, (out) => ({ schedules: out.schedules.map(scheduleJson) })),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/agents/{id}",
+      I.getAgent,
+      ({ params }) => ({ agentId: params[0] as string }),
+      (res, { agent }, req) => {
+        if (!agent) throw new ConnectError(`unknown agent ${req.agentId}`, Code.NotFound);
+        sendJson(res, 200, {
+          agent_id: agent.agentId,
+          instance_id: agent.instanceId || null,
+          coordinator_id: agent.coordinatorId,
+          last_seq: Number(agent.lastSeq),
+          state_version: Number(agent.stateVersion),
+        });
+      },
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/agents/{id}/replication",
+      ReplicationService.method.getReplicationStatus,
+      ({ params }) => ({ agentId: params[0] as string }),
+      reply(200, (out) => replicationJson(present(out.status, "replication status"))),
+    ),
+    rpc(
+      h,
+      "POST",
+      "/api/v1/agents/{id}/fork",
+      ReplicationService.method.forkAgent,
+      async ({ params, json: body }) => {
+        const b = await body();
+        const timestamp = forkTimestamp(b);
+        return { sourceAgentId: params[0] as string, targetAgentId: optionalString(b, "agent_id") ?? "", ...timestamp };
+      },
+      reply(201, forkJson),
+    ),
 
     // Files: /api/v1/{instances|agents}/{id}/files[/{path}[/history | /at/{iteration}]], `?raw=1` for the bytes.
-    rpc(h, "GET", files, F.listFiles, ({ params, query }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: query.get("path") ?? "", depth: queryInt(query, "depth", 1) }),
-      reply(200, (out) => ({ entries: out.entries.map(fileEntryJson) }))),
+    rpc(
+      h,
+      "GET",
+      files,
+      F.listFiles,
+      ({ params, query }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: query.get("path") ?? "", depth: queryInt(query, "depth", 1) }),
+      reply(200, (out) => ({ entries: out.entries.map(fileEntryJson) })),
+    ),
     download(`${files}/{path}/at/{iteration}`, (params) => iterationParam(params[3] as string)),
-    rpc(h, "GET", `${files}/{path}/at/{iteration}`, F.fileAtIteration, ({ params }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string), iteration: iterationParam(params[3] as string) }),
-      reply(200, (out) => fileContentJson(out.file))),
-    rpc(h, "GET", `${files}/{path}/history`, F.fileHistory, ({ params }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string) }),
-      reply(200, (out) => ({ iterations: out.iterations.map(iterationJson) }))),
+    rpc(
+      h,
+      "GET",
+      `${files}/{path}/at/{iteration}`,
+      F.fileAtIteration,
+      ({ params }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string), iteration: iterationParam(params[3] as string) }),
+      reply(200, (out) => fileContentJson(out.file)),
+    ),
+    rpc(
+      h,
+      "GET",
+      `${files}/{path}/history`,
+      F.fileHistory,
+      ({ params }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string) }),
+      reply(200, (out) => ({ iterations: out.iterations.map(iterationJson) })),
+    ),
     download(`${files}/{path}`, () => 0n),
-    rpc(h, "GET", `${files}/{path}`, F.readFile, ({ params }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string) }),
-      reply(200, (out) => fileContentJson(out.file))),
-    rpc(h, "POST", `${files}/{path}/restore`, F.restoreFile, ({ params, query }) => {
-      if (!query.has("iteration")) throw new ConnectError("iteration is required", Code.InvalidArgument);
-      return { target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string), iteration: BigInt(queryInt(query, "iteration", 0)) };
-    }, reply(201, (out) => (out.iteration ? iterationJson(out.iteration) : {}))),
+    rpc(
+      h,
+      "GET",
+      `${files}/{path}`,
+      F.readFile,
+      ({ params }) => ({ target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string) }),
+      reply(200, (out) => fileContentJson(out.file)),
+    ),
+    rpc(
+      h,
+      "POST",
+      `${files}/{path}/restore`,
+      F.restoreFile,
+      ({ params, query }) => {
+        if (!query.has("iteration")) throw new ConnectError("iteration is required", Code.InvalidArgument);
+        return { target: fileTarget(params[0] as string, params[1] as string), path: filePath(params[2] as string), iteration: BigInt(queryInt(query, "iteration", 0)) };
+      },
+      reply(201, (out) => (out.iteration ? iterationJson(out.iteration) : {})),
+    ),
 
-    rpc(h, "POST", "/api/v1/deployments", DeploymentService.method.uploadDeployment, async ({ bytes }) => ({ bundle: await bytes() }), (res, out) => {
-      sendJson(res, out.created ? 201 : 200, { ...deploymentJson(present(out.deployment, "deployment")), created: out.created });
-    }),
-    rpc(h, "GET", "/api/v1/deployments", DeploymentService.method.listDeployments, () => ({}), reply(200, (out) => ({ deployments: out.deployments.map(deploymentJson) }))),
-    rpc(h, "GET", "/api/v1/deployments/{id}", DeploymentService.method.getDeployment, ({ params }) => ({ deploymentId: decodeSegments([params[0] as string]) }),
-      reply(200, (out) => deploymentJson(present(out.deployment, "deployment")))),
+    rpc(
+      h,
+      "POST",
+      "/api/v1/deployments",
+      DeploymentService.method.uploadDeployment,
+      async ({ bytes }) => ({ bundle: await bytes() }),
+      (res, out) => {
+        sendJson(res, out.created ? 201 : 200, { ...deploymentJson(present(out.deployment, "deployment")), created: out.created });
+      },
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/deployments",
+      DeploymentService.method.listDeployments,
+      () => ({}),
+      reply(200, (out) => ({ deployments: out.deployments.map(deploymentJson) })),
+    ),
+    rpc(
+      h,
+      "GET",
+      "/api/v1/deployments/{id}",
+      DeploymentService.method.getDeployment,
+      ({ params }) => ({ deploymentId: decodeSegments([params[0] as string]) }),
+      reply(200, (out) => deploymentJson(present(out.deployment, "deployment"))),
+    ),
     route("GET", "/api/v1/traces/{id}", async ({ res, params, signal }) => sendJson(res, 200, await readTrace(core, params[0] as string, signal))),
   ];
 }

@@ -36,7 +36,8 @@ export async function readTrace(core: Pick<GatewayCore, "spans" | "directory">, 
       }
     }),
   );
-  if (spans.size === 0 && unreachable.length === 0) throw new ConnectError(`no spans of trace ${traceId} are kept (only sampled traces are, and only the last 10,000 spans of each process)`, Code.NotFound);
+  if (spans.size === 0 && unreachable.length === 0)
+    throw new ConnectError(`no spans of trace ${traceId} are kept (only sampled traces are, and only the last 10,000 spans of each process)`, Code.NotFound);
   const sorted = [...spans.values()].sort((a, b) => a.startMs - b.startMs);
   return { trace_id: traceId, spans: sorted.map(spanToJson), unreachable };
 }

@@ -96,9 +96,7 @@ export function clientEventFromProto(message: ClientEventMessage): ClientEvent {
 /** The same event with its keys in the documented order and `agentId` dropped when empty. */
 export function orderedClientEvent(event: ClientEvent): ClientEvent {
   const { type, seq, timestamp, sessionId, instanceId, agentId, data } = event;
-  return agentId
-    ? { type, seq, timestamp, sessionId, instanceId, agentId, data }
-    : { type, seq, timestamp, sessionId, instanceId, data };
+  return agentId ? { type, seq, timestamp, sessionId, instanceId, agentId, data } : { type, seq, timestamp, sessionId, instanceId, data };
 }
 
 /** The bridge frame: one line of JSON, keys in the documented order. */

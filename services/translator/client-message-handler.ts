@@ -21,7 +21,12 @@ import type { TraceContext } from "../tracing/trace-context.js";
 
 /** `connectionTrace`: the upgrade request's W3C trace context, for a process_message without its own. */
 export async function handleClientMessage(
-  core: Pick<GatewayCore, "tracer">, handlers: GatewayHandlers, instanceId: string, message: ClientMessage, signal?: AbortSignal, connectionTrace?: TraceContext,
+  core: Pick<GatewayCore, "tracer">,
+  handlers: GatewayHandlers,
+  instanceId: string,
+  message: ClientMessage,
+  signal?: AbortSignal,
+  connectionTrace?: TraceContext,
 ): Promise<JsonObject> {
   const call: EdgeCall = { protocol: "websocket", signal };
   const I = InstanceService.method;

@@ -43,11 +43,7 @@ const TEXT_DELTA: EventMapping = {
 };
 const TURN_COMPLETE: EventMapping = {
   clientType: "turn_complete",
-  fields: [
-    TURN_ID,
-    { out: "stop_reason", from: ["stop_reason", "reason"], kind: "text" },
-    { out: "text", from: ["text"], kind: "text" },
-  ],
+  fields: [TURN_ID, { out: "stop_reason", from: ["stop_reason", "reason"], kind: "text" }, { out: "text", from: ["text"], kind: "text" }],
 };
 const THINKING_PROGRESS: EventMapping = {
   clientType: "thinking_progress",
@@ -114,12 +110,7 @@ export const PODIUM_EVENT_MAPPINGS: ReadonlyMap<string, EventMapping> = new Map<
     "tool.result",
     {
       clientType: "tool_result",
-      fields: [
-        TOOL_CALL_ID,
-        TOOL_NAME,
-        { out: "result", from: ["result", "output", "content"], kind: "json" },
-        { out: "is_error", from: ["is_error"], kind: "boolean" },
-      ],
+      fields: [TOOL_CALL_ID, TOOL_NAME, { out: "result", from: ["result", "output", "content"], kind: "json" }, { out: "is_error", from: ["is_error"], kind: "boolean" }],
     },
   ],
   ["tool.error", { clientType: "tool_error", fields: [TOOL_CALL_ID, TOOL_NAME, ERROR_MESSAGE] }],
@@ -128,11 +119,7 @@ export const PODIUM_EVENT_MAPPINGS: ReadonlyMap<string, EventMapping> = new Map<
     "tool.question_requested",
     {
       clientType: "question_requested",
-      fields: [
-        REQUEST_ID,
-        { out: "question", from: ["question", "text", "prompt", "message"], kind: "text" },
-        { out: "options", from: ["options", "choices"], kind: "json" },
-      ],
+      fields: [REQUEST_ID, { out: "question", from: ["question", "text", "prompt", "message"], kind: "text" }, { out: "options", from: ["options", "choices"], kind: "json" }],
     },
   ],
   [
@@ -152,11 +139,7 @@ export const PODIUM_EVENT_MAPPINGS: ReadonlyMap<string, EventMapping> = new Map<
     "tool.approval_resolved",
     {
       clientType: "approval_resolved",
-      fields: [
-        REQUEST_ID,
-        { out: "approved", from: ["approved", "granted", "allowed"], kind: "boolean" },
-        { out: "value", from: ["value", "answer", "response"], kind: "json" },
-      ],
+      fields: [REQUEST_ID, { out: "approved", from: ["approved", "granted", "allowed"], kind: "boolean" }, { out: "value", from: ["value", "answer", "response"], kind: "json" }],
     },
   ],
   // Thinking
@@ -178,29 +161,18 @@ export const PODIUM_EVENT_MAPPINGS: ReadonlyMap<string, EventMapping> = new Map<
     "terminal.stream",
     {
       clientType: "terminal_stream",
-      fields: [
-        TERMINAL_ID,
-        { out: "stream", from: ["stream"], kind: "text" },
-        { out: "data", from: ["data", "output", "text", "chunk"], kind: "text", default: "" },
-      ],
+      fields: [TERMINAL_ID, { out: "stream", from: ["stream"], kind: "text" }, { out: "data", from: ["data", "output", "text", "chunk"], kind: "text", default: "" }],
     },
   ],
   [
     "terminal.complete",
     {
       clientType: "terminal_complete",
-      fields: [
-        TERMINAL_ID,
-        { out: "exit_code", from: ["exit_code", "code"], kind: "exit_code", default: null },
-        { out: "signal", from: ["signal"], kind: "text" },
-      ],
+      fields: [TERMINAL_ID, { out: "exit_code", from: ["exit_code", "code"], kind: "exit_code", default: null }, { out: "signal", from: ["signal"], kind: "text" }],
     },
   ],
   // Sandbox
-  [
-    "sandbox.provisioning",
-    { clientType: "sandbox_provisioning", fields: [SANDBOX_ID, { out: "message", from: ["message", "status", "text"], kind: "text" }] },
-  ],
+  ["sandbox.provisioning", { clientType: "sandbox_provisioning", fields: [SANDBOX_ID, { out: "message", from: ["message", "status", "text"], kind: "text" }] }],
   ["sandbox.init", { clientType: "sandbox_ready", fields: [SANDBOX_ID, { out: "url", from: ["url"], kind: "text" }] }],
   ["sandbox.removed", { clientType: "sandbox_removed", fields: [SANDBOX_ID, { out: "reason", from: ["reason"], kind: "text" }] }],
   // Session lifecycle
@@ -227,9 +199,7 @@ function draft(type: ClientEventType, data: JsonObject, agentId: string | undefi
 export function mapPodiumEvent(event: PodiumEventInput): ClientEventDraft[] {
   const mapping = PODIUM_EVENT_MAPPINGS.get(event.messageType);
   if (mapping) {
-    const data = mapping.passthrough
-      ? structuredClone(event.content ?? {})
-      : { ...pickFields(event.content, mapping.fields), ...mapping.fixed };
+    const data = mapping.passthrough ? structuredClone(event.content ?? {}) : { ...pickFields(event.content, mapping.fields), ...mapping.fixed };
     return [draft(mapping.clientType, data, event.agentId)];
   }
   const text = event.content?.text;

@@ -51,7 +51,7 @@ export function createTranslatorHandlers(deps: TranslatorDeps) {
   return {
     translate(request: TranslateRequest): TranslateResponse {
       const update = request.update;
-      if (!update || !update.messageType) throw new ConnectError("update with a message_type is required", Code.InvalidArgument);
+      if (!update?.messageType) throw new ConnectError("update with a message_type is required", Code.InvalidArgument);
       const sessionId = request.sessionId || update.instanceId;
       if (!sessionId) throw new ConnectError("session_id (or update.instance_id) is required", Code.InvalidArgument);
       const sequencer = new SessionSequencer({ sessionId, lastSeq: seqNumber(request.sessionSeq, "session_seq") });

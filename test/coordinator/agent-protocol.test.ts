@@ -28,7 +28,18 @@ describe("parseAgentFrame", () => {
       { type: "ready", protocol: 1, runtime: "python", sdk: "podium-py/0.1.0" },
       { type: "event", turn: 3, messageType: "stream_update", content: { text: "hi", nested: { a: [1, null] } } },
       { type: "event", turn: 0, messageType: "stream_end" },
-      { type: "state_patch", turn: 2, ops: [{ op: "replace", path: "", value: { a: 1 } }, { op: "add", path: "/b", value: null }, { op: "remove", path: "/a" }, { op: "move", from: "/x", path: "/y" }, { op: "copy", from: "/x", path: "/z" }, { op: "test", path: "/y", value: 2 }] },
+      {
+        type: "state_patch",
+        turn: 2,
+        ops: [
+          { op: "replace", path: "", value: { a: 1 } },
+          { op: "add", path: "/b", value: null },
+          { op: "remove", path: "/a" },
+          { op: "move", from: "/x", path: "/y" },
+          { op: "copy", from: "/x", path: "/z" },
+          { op: "test", path: "/y", value: 2 },
+        ],
+      },
       { type: "log", level: "warn", message: "careful", fields: { turn: 4 } },
       { type: "turn_done", turn: 5 },
       { type: "turn_done", turn: 6, error: { message: "Error: boom", stack: "Error: boom\n    at x" } },
@@ -73,7 +84,17 @@ describe("parseAgentFrame", () => {
       [line({ type: "event", turn: 1, messageType: "x".repeat(129) }), "event.messageType must be a string of 1-128 characters"],
       [line({ type: "event", turn: 1, messageType: "x", content: [1] }), "event.content must be an object"],
       [line({ type: "state_patch", turn: 1, ops: {} }), "state_patch.ops must be an array"],
-      [line({ type: "state_patch", turn: 1, ops: [{ op: "add", path: "/a", value: 1 }, { op: "add", path: "/b" }] }), "state_patch.ops[1].value is required"],
+      [
+        line({
+          type: "state_patch",
+          turn: 1,
+          ops: [
+            { op: "add", path: "/a", value: 1 },
+            { op: "add", path: "/b" },
+          ],
+        }),
+        "state_patch.ops[1].value is required",
+      ],
       [line({ type: "state_patch", turn: 1, ops: [{ op: "move", path: "/a" }] }), "state_patch.ops[0].from must be a string"],
       [line({ type: "state_patch", turn: 1, ops: [{ op: "explode", path: "/a" }] }), 'state_patch.ops[0].op must be one of "add", "remove", "replace", "move", "copy", "test"'],
       [line({ type: "state_patch", turn: 1, ops: [7] }), "state_patch.ops[0] must be an object"],

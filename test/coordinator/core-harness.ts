@@ -70,7 +70,17 @@ function deploymentWith(bundles: string, fields: JsonObject): DeploymentRegistry
   // What the bundle cache extracted before: materialize() finds it in place.
   fs.mkdirSync(path.join(bundles, hex), { recursive: true });
   fs.writeFileSync(path.join(bundles, hex, "podium.json"), JSON.stringify(manifest));
-  const record: DeploymentRecord = { deploymentId: DEPLOYMENT_ID, name: "fake", version: "1.0.0", runtime: "typescript", entry: "agent.ts", digest: `sha256:${hex}`, size: 0, createdAt: Date.now(), registry: "local" };
+  const record: DeploymentRecord = {
+    deploymentId: DEPLOYMENT_ID,
+    name: "fake",
+    version: "1.0.0",
+    runtime: "typescript",
+    entry: "agent.ts",
+    digest: `sha256:${hex}`,
+    size: 0,
+    createdAt: Date.now(),
+    registry: "local",
+  };
   const readOnly = () => Promise.reject(new ConnectError("the test registry is read-only", Code.Unimplemented));
   return { name: "local", upload: readOnly, readArchive: readOnly, get: async (id) => (id === DEPLOYMENT_ID ? record : undefined), list: async () => [record] };
 }

@@ -46,7 +46,10 @@ describe("an instance fenced before it started", () => {
       mayWrite: () => false, // the lease is gone
     });
     try {
-      const err = await instance.start().then(() => undefined, (e: unknown) => e);
+      const err = await instance.start().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code).toBe(Code.Unavailable);
       expect((err as ConnectError).rawMessage).toMatch(/^instance inst-fenced was stopped: this coordinator lost the agent's single-writer lease/);

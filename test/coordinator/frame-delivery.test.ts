@@ -14,7 +14,10 @@ describe("FrameDelivery", () => {
     const delivery = new FrameDelivery((frames) => got.push(frames));
     delivery.push([event(1), event(2)]);
     delivery.push([log, event(3)]); // no leading events: whole
-    expect(got).toEqual([[event(1), event(2)], [log, event(3)]]);
+    expect(got).toEqual([
+      [event(1), event(2)],
+      [log, event(3)],
+    ]);
     got.length = 0;
     delivery.push([event(4), done, log]);
     delivery.push([event(5)]); // arrives before the rest was handed over: waits behind it

@@ -59,7 +59,10 @@ describe("coordinator core with a fake agent process", () => {
     // Each turn ran after the one before it had ended.
     const turnsDone = messages.filter((m) => m.messageType === "turn.done").map((m) => m.turn);
     expect(turnsDone).toEqual([first.turn, second.turn, third.turn]);
-    const sent = h.fakes.last().received.filter((f) => f.type === "message").map((f) => (f.type === "message" ? f.turn : 0));
+    const sent = h.fakes
+      .last()
+      .received.filter((f) => f.type === "message")
+      .map((f) => (f.type === "message" ? f.turn : 0));
     expect(sent.map(BigInt)).toEqual([first.turn, second.turn, third.turn]);
     expect((await h.instances.getState({ instanceId })).state).toEqual({ count: 2 });
   });

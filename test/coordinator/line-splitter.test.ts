@@ -16,7 +16,11 @@ describe("LineSplitter", () => {
   it("cuts a line longer than maxLine, drops the rest up to its newline and says so once", () => {
     const lines: string[] = [];
     let overflows = 0;
-    const s = new LineSplitter((batch) => lines.push(...batch), 8, () => overflows++);
+    const s = new LineSplitter(
+      (batch) => lines.push(...batch),
+      8,
+      () => overflows++,
+    );
     for (let i = 0; i < 1000; i++) s.push(Buffer.alloc(1024, 0x58)); // 1 MB with no newline
     s.push(Buffer.from("XX\nnext\n"));
     expect(lines).toEqual(["XXXXXXXX …[truncated]", "next"]);
@@ -26,7 +30,7 @@ describe("LineSplitter", () => {
   it("gives the lines of the whole stream however it is cut, multi-byte characters and empty lines included", () => {
     let seed = 7;
     const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
-    const pieces = ["a", "é", "😀", "\n", "\n\n", "{\"text\":\"x\"}", "ß"];
+    const pieces = ["a", "é", "😀", "\n", "\n\n", '{"text":"x"}', "ß"];
     const text = Array.from({ length: 4000 }, () => pieces[random(pieces.length)]).join("") + "\n";
     const bytes = Buffer.from(text);
     for (let round = 0; round < 20; round++) {
@@ -42,4 +46,3 @@ describe("LineSplitter", () => {
     }
   });
 });
-

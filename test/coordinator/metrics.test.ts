@@ -29,11 +29,18 @@ describe("MetricsRegistry", () => {
   it("renders HELP, TYPE and samples with escaped labels; refuses bad names; skips a failing family", async () => {
     const registry = new MetricsRegistry().register(
       { name: "x_total", help: "a counter\nwith two lines", type: "counter", collect: () => [{ labels: { path: 'a"b\\c\nd' }, value: 3 }] },
-      { name: "broken", help: "fails", type: "gauge", collect: () => { throw new Error("boom"); } },
+      {
+        name: "broken",
+        help: "fails",
+        type: "gauge",
+        collect: () => {
+          throw new Error("boom");
+        },
+      },
       { name: "y", help: "a gauge", type: "gauge", collect: async () => 0.25 },
     );
     const text = await registry.render();
-    expect(text).toBe(['# HELP x_total a counter\\nwith two lines', "# TYPE x_total counter", 'x_total{path="a\\"b\\\\c\\nd"} 3', "# HELP y a gauge", "# TYPE y gauge", "y 0.25", ""].join("\n"));
+    expect(text).toBe(["# HELP x_total a counter\\nwith two lines", "# TYPE x_total counter", 'x_total{path="a\\"b\\\\c\\nd"} 3', "# HELP y a gauge", "# TYPE y gauge", "y 0.25", ""].join("\n"));
     expect(() => new MetricsRegistry().register({ name: "requests", help: "", type: "counter", collect: () => 1 })).toThrow(/_total/);
     expect(() => new MetricsRegistry().register({ name: "bad-name", help: "", type: "gauge", collect: () => 1 })).toThrow(/invalid metric name/);
     expect(() => registry.register({ name: "y", help: "", type: "gauge", collect: () => 1 })).toThrow(/twice/);
@@ -111,7 +118,14 @@ describe("a coordinator's metrics port", () => {
   let coordinator: Coordinator;
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "podium-metrics-"));
-    coordinator = createCoordinator({ dataDir, registry: new LocalRegistry({ dir: path.join(dataDir, "registry") }), clusterSecret: "secret-0123456789", metricsPort: 0, coordinatorId: "coord-m", logger: silentLogger });
+    coordinator = createCoordinator({
+      dataDir,
+      registry: new LocalRegistry({ dir: path.join(dataDir, "registry") }),
+      clusterSecret: "secret-0123456789",
+      metricsPort: 0,
+      coordinatorId: "coord-m",
+      logger: silentLogger,
+    });
     await coordinator.listen(0);
   });
   afterAll(async () => {

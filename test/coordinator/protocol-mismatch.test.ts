@@ -50,11 +50,16 @@ describe.each(["typescript", "python"] as const)("a %s runner of another protoco
       logger: silentLogger,
     });
     try {
-      const err = await instance.start().then(() => undefined, (e: unknown) => e);
+      const err = await instance.start().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
       const sdk = runtime === "python" ? "podium-py/" : "podium-ts/";
-      expect((err as ConnectError).rawMessage).toMatch(new RegExp(`^agent failed to start: .*agent protocol mismatch: the host speaks version ${OTHER_VERSION}, ${sdk}\\S+ speaks version ${AGENT_PROTOCOL_VERSION};`));
+      expect((err as ConnectError).rawMessage).toMatch(
+        new RegExp(`^agent failed to start: .*agent protocol mismatch: the host speaks version ${OTHER_VERSION}, ${sdk}\\S+ speaks version ${AGENT_PROTOCOL_VERSION};`),
+      );
       await instance.ended;
       expect(instance.live).toBe(false);
       const logged = store.logs.list(0, 1000).find((row) => row.source === "agent" && row.message.startsWith("agent failed: "));

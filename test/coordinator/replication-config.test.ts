@@ -25,9 +25,7 @@ const FULL_ENV: NodeJS.ProcessEnv = {
 
 describe("replicationFromFlags", () => {
   it("declares every flag as a string option for parseArgs", () => {
-    expect(Object.keys(REPLICATION_FLAGS).sort()).toEqual(
-      ["replicate-bucket", "replicate-endpoint", "replicate-prefix", "replicate-region", "replicate-sync-interval-ms"].sort(),
-    );
+    expect(Object.keys(REPLICATION_FLAGS).sort()).toEqual(["replicate-bucket", "replicate-endpoint", "replicate-prefix", "replicate-region", "replicate-sync-interval-ms"].sort());
     for (const flag of Object.values(REPLICATION_FLAGS)) expect(flag.type).toBe("string");
   });
 
@@ -104,9 +102,7 @@ describe("replicationFromFlags", () => {
     expect(on({}, { ...bucket, AWS_REGION: "aws-region" }).s3.region).toBe("aws-region");
     expect(on({}, { ...bucket, AWS_REGION: "aws-region", PODIUM_S3_REGION: "s3-region" }).s3.region).toBe("s3-region");
     expect(on({}, { ...bucket, AWS_REGION: "aws-region", PODIUM_S3_REGION: "s3-region", PODIUM_REPLICATION_REGION: "repl-region" }).s3.region).toBe("repl-region");
-    expect(on({ "replicate-region": "flag-region" }, { ...bucket, AWS_REGION: "aws-region", PODIUM_S3_REGION: "s3-region", PODIUM_REPLICATION_REGION: "r" }).s3.region).toBe(
-      "flag-region",
-    );
+    expect(on({ "replicate-region": "flag-region" }, { ...bucket, AWS_REGION: "aws-region", PODIUM_S3_REGION: "s3-region", PODIUM_REPLICATION_REGION: "r" }).s3.region).toBe("flag-region");
     expect("region" in on({}, bucket).s3).toBe(false);
   });
 

@@ -23,8 +23,7 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const inbound = (text: string): number =>
-  store.messages.append({ direction: "inbound", instanceId: "inst-1", turn: 0, messageType: "process_message", content: { text }, timestamp: Date.now() }).seq;
+const inbound = (text: string): number => store.messages.append({ direction: "inbound", instanceId: "inst-1", turn: 0, messageType: "process_message", content: { text }, timestamp: Date.now() }).seq;
 const outbound = (turn: number, messageType: string, content?: JsonObject): number =>
   store.messages.append({ direction: "outbound", instanceId: "inst-1", turn, messageType, content, timestamp: Date.now() }).seq;
 const finish = (turn: number, ok = true): void => {

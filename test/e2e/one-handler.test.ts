@@ -77,13 +77,17 @@ function overRpc(transport: Transport, method: DescMethod, req: MessageShape<Des
 const methods = PUBLIC_SERVICES.flatMap((service) => service.methods);
 
 describe("every public RPC reaches the one handler on every protocol", () => {
-  it.each(methods.map((m) => [`${m.parent.name}.${m.name}`, m] as const))("%s: the empty request", async (_name, method) => {
-    const req = create(method.input);
-    const expected = await inProcess(method, req);
-    for (const [protocol, transport] of transports) {
-      expect({ protocol, outcome: await overRpc(transport, method, req) }).toEqual({ protocol, outcome: expected });
-    }
-  }, 60_000);
+  it.each(methods.map((m) => [`${m.parent.name}.${m.name}`, m] as const))(
+    "%s: the empty request",
+    async (_name, method) => {
+      const req = create(method.input);
+      const expected = await inProcess(method, req);
+      for (const [protocol, transport] of transports) {
+        expect({ protocol, outcome: await overRpc(transport, method, req) }).toEqual({ protocol, outcome: expected });
+      }
+    },
+    60_000,
+  );
 });
 
 /** A bad REST request for a route: over-long ids in the path, an empty JSON body, an empty upload. */
@@ -125,7 +129,10 @@ describe("every REST route of an RPC reaches the same handler", () => {
       } else {
         const error = rest.json.error as JsonObject;
         expect({ name, status: rest.status, code: error.code, message: error.message }).toEqual({
-          name, status: httpStatusOf(expected.code), code: codeName(expected.code), message: expected.message,
+          name,
+          status: httpStatusOf(expected.code),
+          code: codeName(expected.code),
+          message: expected.message,
         });
         expect({ name, code: expected.code }).toEqual({ name, code: Code.InvalidArgument });
         refused++;

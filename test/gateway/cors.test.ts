@@ -68,7 +68,12 @@ describe("CORS on the gateway (podium dev)", () => {
   });
 
   it("allows the headers connect-es and gRPC-Web send, and exposes what they read", async () => {
-    const res = await preflight("/podium.v1.InstanceService/ListInstances", allowedOrigin, "POST", "content-type, connect-protocol-version, connect-timeout-ms, x-grpc-web, x-user-agent, grpc-timeout, traceparent, tracestate");
+    const res = await preflight(
+      "/podium.v1.InstanceService/ListInstances",
+      allowedOrigin,
+      "POST",
+      "content-type, connect-protocol-version, connect-timeout-ms, x-grpc-web, x-user-agent, grpc-timeout, traceparent, tracestate",
+    );
     expect(res.status).toBe(204);
     const allowed = res.headers.get("access-control-allow-headers")?.toLowerCase().split(", ") ?? [];
     expect(allowed).toEqual(expect.arrayContaining(["connect-protocol-version", "connect-timeout-ms", "x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate"]));

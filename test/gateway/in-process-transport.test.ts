@@ -125,4 +125,3 @@ describe("in-process transport streams", () => {
     expect(read).toBe(50);
   });
 });
-

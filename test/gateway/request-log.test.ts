@@ -46,7 +46,13 @@ describe("Connect edge", () => {
     expect(err.metadata.get(REQUEST_ID_HEADER)).toBe("trace-1");
     const logged = lines.filter((l) => l.request_id === "trace-1");
     expect(logged).toEqual([
-      expect.objectContaining({ level: "error", msg: "request failed", request: "podium.v1.InstanceService/GetInstance", status: "Internal", error: "disk /var/lib/podium/agents/x is on fire <- caused by: EIO" }),
+      expect.objectContaining({
+        level: "error",
+        msg: "request failed",
+        request: "podium.v1.InstanceService/GetInstance",
+        status: "Internal",
+        error: "disk /var/lib/podium/agents/x is on fire <- caused by: EIO",
+      }),
     ]);
   });
 

@@ -66,7 +66,12 @@ describe("client event bridge over WebSocket", () => {
       expect(e).toMatchObject({ sessionId: instanceId, instanceId, agentId: expect.any(String), timestamp: expect.stringMatching(/\.\d{3}Z$/) });
     }
     expect(data(got[4] as JsonObject)).toEqual({ tool_call_id: "call-1", name: "read_file", args: { path: "notes.txt" } });
-    expect(got.filter((e) => e.type === "text_delta").map((e) => data(e).text).join("")).toBe("echo: hello (cwd none)");
+    expect(
+      got
+        .filter((e) => e.type === "text_delta")
+        .map((e) => data(e).text)
+        .join(""),
+    ).toBe("echo: hello (cwd none)");
     const updateSeqs = got.map((e) => e.updateSeq as number);
     expect([...updateSeqs].sort((a, b) => a - b)).toEqual(updateSeqs);
   });

@@ -22,12 +22,7 @@ const SEED_ROWS: Row[] = [
   ["tool.result", { toolCallId: "c1", result: "a.txt", isError: false }, "tool_result", { tool_call_id: "c1", result: "a.txt", is_error: false }],
   ["tool.error", { toolCallId: "c1", error: "not found" }, "tool_error", { tool_call_id: "c1", message: "not found" }],
   // Interactive
-  [
-    "tool.question_requested",
-    { request_id: "q1", question: "Which file?", options: ["a", "b"] },
-    "question_requested",
-    { request_id: "q1", question: "Which file?", options: ["a", "b"] },
-  ],
+  ["tool.question_requested", { request_id: "q1", question: "Which file?", options: ["a", "b"] }, "question_requested", { request_id: "q1", question: "Which file?", options: ["a", "b"] }],
   [
     "tool.permission_requested",
     { requestId: "p1", toolName: "bash", description: "rm -rf build", args: { cmd: "rm -rf build" } },
@@ -49,29 +44,14 @@ const SEED_ROWS: Row[] = [
   ["sandbox.removed", { sandbox_id: "sb1", reason: "idle" }, "sandbox_removed", { sandbox_id: "sb1", reason: "idle" }],
   // Session lifecycle (the coordinator's own payloads)
   ["terminating", { grace_ms: 5000 }, "session_state", { state: "terminated", grace_ms: 5000 }],
-  [
-    "terminated",
-    { reason: "stopped", exit_code: 0, signal: null },
-    "session_state",
-    { state: "terminated", reason: "stopped", exit_code: 0 },
-  ],
+  ["terminated", { reason: "stopped", exit_code: 0, signal: null }, "session_state", { state: "terminated", reason: "stopped", exit_code: 0 }],
   // Usage
-  [
-    "usage",
-    { inputTokens: 120, outputTokens: 30, model: "m-1", cost: 0.0012 },
-    "usage_update",
-    { input_tokens: 120, output_tokens: 30, model: "m-1", cost: 0.0012 },
-  ],
+  ["usage", { inputTokens: 120, outputTokens: 30, model: "m-1", cost: 0.0012 }, "usage_update", { input_tokens: 120, output_tokens: 30, model: "m-1", cost: 0.0012 }],
   ["usage.update", { input_tokens: 5, output_tokens: 6 }, "usage_update", { input_tokens: 5, output_tokens: 6 }],
   ["context", { totalTokens: 9000, contextWindow: 200000 }, "usage_context", { total_tokens: 9000, context_window: 200000 }],
   ["usage.context", { total_tokens: 1, context_window: 2, model: "m-1" }, "usage_context", { total_tokens: 1, context_window: 2, model: "m-1" }],
   // Podium-native, passed through verbatim
-  [
-    "state.delta",
-    { version: 3, patch: [{ op: "replace", path: "/n", value: 1 }] },
-    "state_delta",
-    { version: 3, patch: [{ op: "replace", path: "/n", value: 1 }] },
-  ],
+  ["state.delta", { version: 3, patch: [{ op: "replace", path: "/n", value: 1 }] }, "state_delta", { version: 3, patch: [{ op: "replace", path: "/n", value: 1 }] }],
   ["workspace.changed", { iteration: 4, files: ["a.txt"] }, "workspace_changed", { iteration: 4, files: ["a.txt"] }],
   ["hibernated", { idle_ms: 400, exit_code: 0, signal: null }, "hibernated", { idle_ms: 400, exit_code: 0, signal: null }],
   ["woke", { hibernated_ms: 1200 }, "woke", { hibernated_ms: 1200 }],
@@ -90,17 +70,13 @@ describe("mapPodiumEvent: the event tables", () => {
   });
 
   it("carries agentId through", () => {
-    expect(mapPodiumEvent({ messageType: "update", content: { text: "x" }, agentId: "a-1" })).toEqual([
-      { type: "text_delta", data: { text: "x" }, agentId: "a-1" },
-    ]);
+    expect(mapPodiumEvent({ messageType: "update", content: { text: "x" }, agentId: "a-1" })).toEqual([{ type: "text_delta", data: { text: "x" }, agentId: "a-1" }]);
   });
 });
 
 describe("mapPodiumEvent: fallbacks", () => {
   it("an unknown type with text content becomes text_delta", () => {
-    expect(mapPodiumEvent({ messageType: "assistant.say", content: { text: "hi", extra: 1 } })).toEqual([
-      { type: "text_delta", data: { text: "hi" } },
-    ]);
+    expect(mapPodiumEvent({ messageType: "assistant.say", content: { text: "hi", extra: 1 } })).toEqual([{ type: "text_delta", data: { text: "hi" } }]);
   });
 
   it("an unknown type without content is dropped", () => {
@@ -152,8 +128,6 @@ describe("mapPodiumEvent: liberal in, strict out", () => {
     expect(content).toEqual(before);
     const args = { cmd: "ls" };
     expect(mapPodiumEvent({ messageType: "tool.call", content: { args } })[0]?.data.args).not.toBe(args);
-    expect(mapPodiumEvent({ messageType: "tool.call", content: { name: "x" } })[0]?.data.args).not.toBe(
-      mapPodiumEvent({ messageType: "tool.call", content: { name: "y" } })[0]?.data.args,
-    );
+    expect(mapPodiumEvent({ messageType: "tool.call", content: { name: "x" } })[0]?.data.args).not.toBe(mapPodiumEvent({ messageType: "tool.call", content: { name: "y" } })[0]?.data.args);
   });
 });

@@ -4,11 +4,7 @@ import { parseClientFrame, parseClientMessage } from "../../services/translator/
 
 const ACCEPT: Array<[string, unknown, unknown]> = [
   ["process_message", { type: "process_message", content: { text: "Fix it" } }, { type: "process_message", content: { text: "Fix it" } }],
-  [
-    "process_message with metadata and id",
-    { type: "process_message", id: "m1", content: { text: "hi", mode: "plan" } },
-    { type: "process_message", id: "m1", content: { text: "hi", mode: "plan" } },
-  ],
+  ["process_message with metadata and id", { type: "process_message", id: "m1", content: { text: "hi", mode: "plan" } }, { type: "process_message", id: "m1", content: { text: "hi", mode: "plan" } }],
   [
     "process_message with a multitask_strategy",
     { type: "process_message", content: { text: "again" }, multitask_strategy: "interrupt" },
@@ -23,11 +19,7 @@ const ACCEPT: Array<[string, unknown, unknown]> = [
   ["list_files with path and depth", { type: "list_files", id: 3, path: "src", depth: 2 }, { type: "list_files", id: 3, path: "src", depth: 2 }],
   ["read_file", { type: "read_file", path: "src/a b.ts" }, { type: "read_file", path: "src/a b.ts" }],
   ["file_history", { type: "file_history", id: "h", path: "README.md" }, { type: "file_history", id: "h", path: "README.md" }],
-  [
-    "file_at_iteration",
-    { type: "file_at_iteration", path: "a.txt", iteration: 4, extra: true },
-    { type: "file_at_iteration", path: "a.txt", iteration: 4 },
-  ],
+  ["file_at_iteration", { type: "file_at_iteration", path: "a.txt", iteration: 4, extra: true }, { type: "file_at_iteration", path: "a.txt", iteration: 4 }],
 ];
 
 const REJECT: Array<[string, unknown]> = [

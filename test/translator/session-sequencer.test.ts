@@ -2,12 +2,7 @@ import { describe, it, expect } from "@jest/globals";
 import { fromJson } from "@bufbuild/protobuf";
 import { SessionSequencer } from "../../services/translator/session-sequencer.js";
 import { mapPodiumEvent } from "../../services/translator/map-event.js";
-import {
-  clientEventFromProto,
-  clientEventToJson,
-  clientEventToProto,
-  type ClientEventDraft,
-} from "../../services/translator/client-event.js";
+import { clientEventFromProto, clientEventToJson, clientEventToProto, type ClientEventDraft } from "../../services/translator/client-event.js";
 import { ClientEventSchema } from "../../gen/podium/v1/client_event_pb.js";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 6);
@@ -66,8 +61,7 @@ describe("ClientEvent JSON and proto forms", () => {
     if (!event) throw new Error("no event");
     const frame = clientEventToJson(event);
     expect(frame).toBe(
-      '{"type":"tool_call","seq":1,"timestamp":"2025-01-02T03:04:05.006Z","sessionId":"s-1","instanceId":"inst-1","agentId":"a-1",' +
-        '"data":{"tool_call_id":"c1","name":"bash","args":{"cmd":"ls"}}}',
+      '{"type":"tool_call","seq":1,"timestamp":"2025-01-02T03:04:05.006Z","sessionId":"s-1","instanceId":"inst-1","agentId":"a-1",' + '"data":{"tool_call_id":"c1","name":"bash","args":{"cmd":"ls"}}}',
     );
     const parsed = fromJson(ClientEventSchema, JSON.parse(frame));
     expect(parsed).toEqual(clientEventToProto(event));

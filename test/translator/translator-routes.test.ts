@@ -115,7 +115,7 @@ describe("TranslatorService via createRouterTransport", () => {
 
   it("StreamClientEvents requires an instance id and passes upstream errors through", async () => {
     const failing: TranslatorDeps = {
-      // eslint-disable-next-line require-yield
+      // biome-ignore lint/correctness/useYield: a stream that fails before its first update
       async *streamUpdates(instanceId) {
         throw new ConnectError(`instance ${instanceId} not found`, Code.NotFound);
       },

@@ -17,18 +17,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { BlobStore, formatHash } from "./blob-store.js";
 import { assertDbOutsideWorkspace, openChronicleDb, type Db } from "./chronicle-db.js";
 import { compileChronicleOptions, type CompiledChronicleOptions } from "./chronicle-options.js";
-import type {
-  BlobStream,
-  CaptureResult,
-  ChronicleOptions,
-  ChronicleUsage,
-  FileChange,
-  FileContent,
-  FileEntry,
-  FileStat,
-  IterationMeta,
-  SkippedPath,
-} from "./chronicle-types.js";
+import type { BlobStream, CaptureResult, ChronicleOptions, ChronicleUsage, FileChange, FileContent, FileEntry, FileStat, IterationMeta, SkippedPath } from "./chronicle-types.js";
 import { listTree } from "./file-tree.js";
 import { Manifest, type ManifestEntry, type ManifestUpdate } from "./manifest.js";
 import { VersionLog, type VersionRow } from "./version-log.js";
@@ -152,7 +141,7 @@ export class Chronicle {
     this.assertOpen();
     if (this.unchangedSinceCapture()) return undefined;
     const watcher = this.readyWatcher();
-    return this.captureDirty(this.dirtyPaths(watcher && watcher.drain()));
+    return this.captureDirty(this.dirtyPaths(watcher?.drain()));
   }
 
   /**

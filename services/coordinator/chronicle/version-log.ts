@@ -64,9 +64,7 @@ export class VersionLog {
   constructor(private readonly db: Db) {
     this.maxIteration = db.prepare("SELECT max(iteration) AS n FROM iterations");
     this.insertIteration = db.prepare("INSERT INTO iterations (iteration, timestamp, kind) VALUES (?, ?, ?)");
-    this.insertVersion = db.prepare(
-      "INSERT INTO versions (path, iteration, change, blob_id, size, mtime_ms) VALUES (?, ?, ?, ?, ?, ?)",
-    );
+    this.insertVersion = db.prepare("INSERT INTO versions (path, iteration, change, blob_id, size, mtime_ms) VALUES (?, ?, ?, ?, ?, ?)");
     this.selectHistory = db.prepare(`${SELECT} WHERE v.path = ? ORDER BY v.iteration`);
     this.selectAt = db.prepare(`${SELECT} WHERE v.path = ? AND v.iteration <= ? ORDER BY v.iteration DESC LIMIT 1`);
     this.selectChanges = db.prepare(`${SELECT} WHERE v.iteration = ? ORDER BY v.path`);

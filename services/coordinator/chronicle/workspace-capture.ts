@@ -237,9 +237,7 @@ export function captureWorkspace(ctx: CaptureContext, latestIteration: number, d
         iteration,
         racy,
       };
-      const unchanged =
-        previous !== undefined &&
-        (blob ? previous.blobId === blob.id : previous.blobId === null && previous.size === size && previous.mtimeMs === stat.mtimeMs);
+      const unchanged = previous !== undefined && (blob ? previous.blobId === blob.id : previous.blobId === null && previous.size === size && previous.mtimeMs === stat.mtimeMs);
       if (unchanged) {
         updates.push([path, { ...entry, iteration: previous.iteration }]);
       } else {

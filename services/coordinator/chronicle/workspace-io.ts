@@ -19,9 +19,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 const PROC_FD = process.platform === "linux" && fs.existsSync("/proc/self/fd");
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
-export type OpenResult =
-  | { ok: true; fd: number; stat: fs.Stats }
-  | { ok: false; gone: boolean; reason: string };
+export type OpenResult = { ok: true; fd: number; stat: fs.Stats } | { ok: false; gone: boolean; reason: string };
 
 /**
  * The errno code of a Node fs error ("ENOENT", "EACCES", …), else the error's message. Duck-typed, not

@@ -295,7 +295,7 @@ export class WorkspaceWatcher {
   private startBarrier(): number | DrainResult {
     if (this.closed) return { ok: false, reason: "closed", fatal: true };
     const root = fs.lstatSync(this.rootReal, { throwIfNoEntry: false });
-    if (!root || !root.isDirectory() || root.ino !== this.rootIno) return { ok: false, reason: "workspace root replaced", fatal: true };
+    if (!root?.isDirectory() || root.ino !== this.rootIno) return { ok: false, reason: "workspace root replaced", fatal: true };
     const target = ++this.seq;
     // A timed-out barrier stays outstanding; two in a row are fatal (below), so this holds unless broken.
     if (target - Atomics.load(this.state, 1) >= SENTINEL_SLOTS) return { ok: false, reason: "barriers outstanding", fatal: true };

@@ -156,7 +156,12 @@ class CgroupTree implements AgentCgroups {
     }
     for (const name of stale) {
       this.options.logger.info(`removing the cgroups of a coordinator that is gone: ${name}`, { cgroup: name });
-      const removal = drain(this.driver, this.driver.bases.map((base) => path.join(base, name)), this.options.logger, name);
+      const removal = drain(
+        this.driver,
+        this.driver.bases.map((base) => path.join(base, name)),
+        this.options.logger,
+        name,
+      );
       this.sweeps.push(removal.catch((err: unknown) => this.options.logger.warn(`removing leftover cgroup ${name} failed: ${errorMessage(err)}`)));
     }
   }

@@ -104,7 +104,6 @@ fcntl($owner, 2, 0) or die "F_SETFD: $!\\n"; # keep it open across exec
 exec { $cmd[0] } $cmd[0], "--userns-path=/proc/self/fd/$fd", @cmd[1 .. $#cmd] or die "exec $cmd[0]: $!\\n";
 `;
 
-
 /** Why slirp4netns running as an agent's uid (others, when root) could not open /dev/net/tun. */
 function tunProblem(root: boolean): string | undefined {
   let mode: number;
@@ -150,7 +149,12 @@ class SlirpEgress implements AgentEgress {
       const fail = (why: string) => {
         done();
         this.close();
-        const detail = this.stderr.trim().split("\n").filter((line) => !/tapfd/.test(line)).slice(-3).join("; ");
+        const detail = this.stderr
+          .trim()
+          .split("\n")
+          .filter((line) => !/tapfd/.test(line))
+          .slice(-3)
+          .join("; ");
         reject(new Error(`slirp4netns for the namespace of pid ${pid}: ${why}${detail ? `: ${detail}` : ""}`));
       };
       (child.stdio[3] as Readable).once("data", () => {

@@ -150,8 +150,7 @@ export class AgentSandboxes {
             ? `agents with network "egress" cannot start: ${networks.reason}`
             : `no network namespaces with egress (${networks.reason}): agents share this host's network; install slirp4netns to isolate them`,
         );
-      }
-      else if (!networks.filtered) this.options.logger.warn(`agents' egress is NOT filtered (${networks.reason}): they can reach private addresses and this host's services (docs/security.md)`);
+      } else if (!networks.filtered) this.options.logger.warn(`agents' egress is NOT filtered (${networks.reason}): they can reach private addresses and this host's services (docs/security.md)`);
       return networks;
     });
     return this.networks;
@@ -265,7 +264,9 @@ export class AgentSandboxes {
       const blocked = unreachableBy(target, uid, uid);
       if (blocked) {
         // The operator's to fix, in the coordinator's log; the client learns no host path.
-        this.options.logger.error(`agents run as unprivileged users and cannot reach ${target}: ${blocked} is not searchable by others (chmod o+x it, or install the runtime / choose a data dir under e.g. /opt or /var/lib)`);
+        this.options.logger.error(
+          `agents run as unprivileged users and cannot reach ${target}: ${blocked} is not searchable by others (chmod o+x it, or install the runtime / choose a data dir under e.g. /opt or /var/lib)`,
+        );
         throw new ConnectError("this coordinator cannot start sandboxed agents: a path they need is not reachable by their users (see the coordinator's log)", Code.FailedPrecondition);
       }
       if (!target.startsWith(this.options.dataDir)) this.checked.add(target);

@@ -19,7 +19,7 @@ interface CgroupMount {
   superOptions: string[];
 }
 
-const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+const unescapeOctal = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 
 function cgroupMounts(mountinfo: string): CgroupMount[] {
   const mounts: CgroupMount[] = [];
@@ -31,8 +31,8 @@ function cgroupMounts(mountinfo: string): CgroupMount[] {
     if (fstype !== "cgroup" && fstype !== "cgroup2") continue;
     mounts.push({
       fstype,
-      mountPoint: unescape(fields[4] ?? ""),
-      root: unescape(fields[3] ?? "/"),
+      mountPoint: unescapeOctal(fields[4] ?? ""),
+      root: unescapeOctal(fields[3] ?? "/"),
       readOnly: (fields[5] ?? "").split(",").includes("ro"),
       superOptions: (superOptions ?? "").split(","),
     });
@@ -94,7 +94,13 @@ export function probeCgroups(root: string | undefined, logger: CgroupLogger): Cg
   const reasons: string[] = [];
 
   const unified = entries.get("");
-  const v2Dir = unified === undefined ? undefined : mounts.filter((m) => m.fstype === "cgroup2").map((m) => dirIn(m, unified)).find(Boolean);
+  const v2Dir =
+    unified === undefined
+      ? undefined
+      : mounts
+          .filter((m) => m.fstype === "cgroup2")
+          .map((m) => dirIn(m, unified))
+          .find(Boolean);
   if (v2Dir !== undefined) {
     const v2 = probeCgroupV2(v2Dir, false, logger);
     const problem = typeof v2 === "string" ? v2 : writableProblem([...v2.bases], mounts);

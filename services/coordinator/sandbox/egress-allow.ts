@@ -14,18 +14,7 @@ export interface EgressAllowRule {
 }
 
 /** Private, loopback, link-local (cloud metadata 169.254.169.254), CGNAT, reserved and multicast. */
-export const BLOCKED_IPV4 = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.0.0.0/24",
-  "192.168.0.0/16",
-  "198.18.0.0/15",
-  "224.0.0.0/3",
-] as const;
+export const BLOCKED_IPV4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/3"] as const;
 
 /** Unspecified, loopback, IPv4-mapped/translated (they would reach the IPv4 blocks), ULA, link- and site-local, multicast. */
 export const BLOCKED_IPV6 = ["::/127", "::ffff:0:0/96", "64:ff9b:1::/48", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"] as const;

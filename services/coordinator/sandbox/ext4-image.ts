@@ -22,7 +22,6 @@ export interface VolumeTools {
   fstrim: string | undefined;
 }
 
-
 /** The tools, or the names of the missing required ones. */
 export function findTools(dirs: readonly string[] = TOOL_DIRS): VolumeTools | { missing: string[] } {
   const required = { sh: "sh", mount: "mount", umount: "umount", mkfs: "mkfs.ext4", resize2fs: "resize2fs", e2fsck: "e2fsck", cp: "cp" } as const;
@@ -102,9 +101,5 @@ export function readSuperblock(image: string): Superblock | undefined {
  * nothing reserved for root, 4 KiB blocks, one inode per `bytesPerInode`, lazy init (the image stays sparse).
  */
 export function mkfsArgs(bytesPerInode: number): string[] {
-  return [
-    "-q", "-F", "-t", "ext4", "-m", "0", "-b", "4096", "-i", String(bytesPerInode),
-    "-O", "^has_journal", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
-    "-L", "podium-agent",
-  ];
+  return ["-q", "-F", "-t", "ext4", "-m", "0", "-b", "4096", "-i", String(bytesPerInode), "-O", "^has_journal", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", "-L", "podium-agent"];
 }

@@ -51,9 +51,7 @@ export function readMountTable(file = "/proc/self/mountinfo"): MountEntry[] {
 /** Mounts at or below `dir` (a real path), deepest (and most recent) first: the order to unmount them in. */
 export function mountsUnder(table: readonly MountEntry[], dir: string): MountEntry[] {
   const prefix = dir.endsWith(path.sep) ? dir : dir + path.sep;
-  return table
-    .filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(prefix))
-    .sort((a, b) => b.mountPoint.split(path.sep).length - a.mountPoint.split(path.sep).length || b.id - a.id);
+  return table.filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(prefix)).sort((a, b) => b.mountPoint.split(path.sep).length - a.mountPoint.split(path.sep).length || b.id - a.id);
 }
 
 /** The file backing loop device `/dev/loopN`, from sysfs; undefined for anything else. */

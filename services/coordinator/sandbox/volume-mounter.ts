@@ -72,9 +72,7 @@ function fstabField(value: string): string {
 /** Writes `<agentDir>/volume.fstab`: the loop mount, then the binds (`mount -a` skips what is mounted). */
 function writeFstab(paths: VolumePaths): void {
   const line = (source: string, target: string, type: string, options: string) => [source, target, type, options].map(fstabField).join(" ") + " 0 0\n";
-  const text =
-    line(paths.image, paths.volume, "ext4", MOUNT_OPTIONS) +
-    SHARED_DIRS.map((name) => line(path.join(paths.volume, name), paths[name], "none", "bind")).join("");
+  const text = line(paths.image, paths.volume, "ext4", MOUNT_OPTIONS) + SHARED_DIRS.map((name) => line(path.join(paths.volume, name), paths[name], "none", "bind")).join("");
   fs.writeFileSync(paths.fstab, text, { mode: 0o600 });
 }
 
@@ -137,7 +135,7 @@ function isCompleteVolume(mounts: readonly MountEntry[], paths: VolumePaths): bo
   if (mounts.length !== 3) return false;
   const at = (dir: string) => mounts.find((m) => m.mountPoint === dir);
   const volume = at(paths.volume);
-  if (!volume || volume.root !== "/" || volume.fsType !== "ext4" || loopBackingFile(volume.source) !== paths.image) return false;
+  if (volume?.root !== "/" || volume.fsType !== "ext4" || loopBackingFile(volume.source) !== paths.image) return false;
   return SHARED_DIRS.every((name) => {
     const bind = at(paths[name]);
     return bind !== undefined && bind.device === volume.device && bind.root === `/${name}`;
@@ -306,14 +304,7 @@ async function takeOverLeftovers(ctx: MounterContext, paths: VolumePaths): Promi
  * Mounts (or takes over) the agent's volume. `forAgent` false: for host-side access to a stopped agent
  * (ownership and tmp left as they are).
  */
-export async function mountVolume(
-  ctx: MounterContext,
-  paths: VolumePaths,
-  bytes: number,
-  owner: Owner | undefined,
-  forAgent: boolean,
-  signal?: AbortSignal,
-): Promise<MountedVolume> {
+export async function mountVolume(ctx: MounterContext, paths: VolumePaths, bytes: number, owner: Owner | undefined, forAgent: boolean, signal?: AbortSignal): Promise<MountedVolume> {
   const adopted = await takeOverLeftovers(ctx, paths);
   try {
     signal?.throwIfAborted();

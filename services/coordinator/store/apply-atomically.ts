@@ -22,7 +22,7 @@ type PrimitiveOp = Extract<JsonPatchOp, { op: "add" | "remove" | "replace" }>;
 
 const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 function hasOwn(object: JsonObject, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(object, key);
+  return Object.hasOwn(object, key);
 }
 
 /** The value at `tokens`, or undefined when there is none (same index rules as applyPatch). */

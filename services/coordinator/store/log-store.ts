@@ -64,14 +64,8 @@ export class LogStore {
   private readonly insertMany;
 
   constructor(private readonly db: SqliteDatabase) {
-    this.insert = db.prepare<[number, LogLevel, LogSource, string, string, string | null]>(
-      "INSERT INTO logs (timestamp, level, source, message, instance_id, fields) VALUES (?, ?, ?, ?, ?, ?)",
-    );
-    this.select = db
-      .prepare<[number, number], DbRow>(
-        "SELECT id, timestamp, level, source, message, instance_id, fields FROM logs WHERE id > ? ORDER BY id LIMIT ?",
-      )
-      .raw();
+    this.insert = db.prepare<[number, LogLevel, LogSource, string, string, string | null]>("INSERT INTO logs (timestamp, level, source, message, instance_id, fields) VALUES (?, ?, ?, ?, ?, ?)");
+    this.select = db.prepare<[number, number], DbRow>("SELECT id, timestamp, level, source, message, instance_id, fields FROM logs WHERE id > ? ORDER BY id LIMIT ?").raw();
     this.insertMany = db.transaction((rows: readonly NewLogRow[]) => rows.map((row) => this.insertRow(row)));
   }
 

@@ -67,6 +67,9 @@ export class MessageLedger {
   }
 
   private number(sql: string, ...params: number[]): number {
-    return (this.db.prepare<number[], number | null>(sql).pluck().get(...params) ?? 0) as number;
+    return (this.db
+      .prepare<number[], number | null>(sql)
+      .pluck()
+      .get(...params) ?? 0) as number;
   }
 }

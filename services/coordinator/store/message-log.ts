@@ -11,7 +11,6 @@ import { COLUMNS, fromDb, type DbRow, type MessageDirection, type MessageRow, ty
 
 export type { MessageDirection, MessageRow, NewMessage } from "./message-row.js";
 
-
 /** Rows fetched per query while iterating. */
 export const MESSAGE_PAGE_SIZE = 1000;
 
@@ -20,8 +19,7 @@ const INSERT_CHUNK = 32;
 
 const insertSql = (rows: number) => `INSERT INTO messages (${COLUMNS}) VALUES ${Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`;
 
-const LIST_HEADERS_BEFORE =
-  "SELECT seq, direction, instance_id, turn, message_type, CASE direction WHEN 'inbound' THEN content END, timestamp FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?";
+const LIST_HEADERS_BEFORE = "SELECT seq, direction, instance_id, turn, message_type, CASE direction WHEN 'inbound' THEN content END, timestamp FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?";
 
 export function checkPaging(after: number, limit: number): void {
   if (!Number.isSafeInteger(after)) throw new ConnectError(`after must be an integer, got ${after}`, Code.InvalidArgument);
@@ -44,11 +42,7 @@ export class MessageLog {
   constructor(private readonly db: SqliteDatabase) {
     this.insert = db.prepare<unknown[]>(insertSql(1));
     this.listAll = db.prepare<[number, number], DbRow>(`SELECT ${COLUMNS} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?`).raw();
-    this.listDirection = db
-      .prepare<[MessageDirection, number, number], DbRow>(
-        `SELECT ${COLUMNS} FROM messages WHERE direction = ? AND seq > ? ORDER BY seq LIMIT ?`,
-      )
-      .raw();
+    this.listDirection = db.prepare<[MessageDirection, number, number], DbRow>(`SELECT ${COLUMNS} FROM messages WHERE direction = ? AND seq > ? ORDER BY seq LIMIT ?`).raw();
     this.listBeforeStmt = db.prepare<[number, number], DbRow>(`SELECT ${COLUMNS} FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?`).raw();
     this.seq = (db.prepare<[], number | null>("SELECT max(seq) FROM messages").pluck().get() ?? 0) as number;
     this.insertMany = db.transaction((rows: readonly NewMessage[]) => {

@@ -105,10 +105,7 @@ export function migrate(db: Database.Database, migrations: readonly Migration[],
     // Re-read under the write lock: another process may have migrated in between.
     const from = schemaVersion(db);
     if (from > migrations.length) {
-      throw new ConnectError(
-        `${name}: schema version ${from} is newer than this build knows (${migrations.length})`,
-        Code.FailedPrecondition,
-      );
+      throw new ConnectError(`${name}: schema version ${from} is newer than this build knows (${migrations.length})`, Code.FailedPrecondition);
     }
     for (let version = from; version < migrations.length; version++) (migrations[version] as Migration)(db);
     db.pragma(`user_version = ${migrations.length}`);

@@ -29,9 +29,7 @@ export function encodeSnapshot(json: string, compress = true): EncodedSnapshot {
       [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length,
     },
   });
-  return packed.length < raw.length * 0.9
-    ? { encoding: "json+br", data: packed, rawBytes: raw.length }
-    : { encoding: "json", data: raw, rawBytes: raw.length };
+  return packed.length < raw.length * 0.9 ? { encoding: "json+br", data: packed, rawBytes: raw.length } : { encoding: "json", data: raw, rawBytes: raw.length };
 }
 
 export function decodeSnapshot(encoding: string, data: Buffer): string {

@@ -17,9 +17,7 @@ export const STATE_PIECE_CHARS = 64 * 1024;
 
 export type StatePath = (string | number)[];
 
-export type StatePiece =
-  | { op: "open"; path: StatePath; kind: "object" | "array" }
-  | { op: "members"; path: StatePath; start: number; end: number };
+export type StatePiece = { op: "open"; path: StatePath; kind: "object" | "array" } | { op: "members"; path: StatePath; start: number; end: number };
 
 /** A planned state: its pieces, whose member texts are byte ranges of `text` (UTF-8). */
 export interface StatePlan {

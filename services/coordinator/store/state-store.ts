@@ -110,17 +110,9 @@ export class StateStore {
     private readonly db: SqliteDatabase,
     private readonly options: StateStoreOptions,
   ) {
-    this.insertPatch = db.prepare<[number, string, string, number, number]>(
-      "INSERT INTO patches (version, ops, instance_id, turn, timestamp) VALUES (?, ?, ?, ?, ?)",
-    );
-    this.selectPatches = db
-      .prepare<[number, number], PatchDbRow>(
-        "SELECT version, ops, instance_id, turn, timestamp FROM patches WHERE version > ? ORDER BY version LIMIT ?",
-      )
-      .raw();
-    const insertSnapshot = db.prepare<[number, string, Buffer, number, number]>(
-      "INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp) VALUES (?, ?, ?, ?, ?)",
-    );
+    this.insertPatch = db.prepare<[number, string, string, number, number]>("INSERT INTO patches (version, ops, instance_id, turn, timestamp) VALUES (?, ?, ?, ?, ?)");
+    this.selectPatches = db.prepare<[number, number], PatchDbRow>("SELECT version, ops, instance_id, turn, timestamp FROM patches WHERE version > ? ORDER BY version LIMIT ?").raw();
+    const insertSnapshot = db.prepare<[number, string, Buffer, number, number]>("INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp) VALUES (?, ?, ?, ?, ?)");
     const deleteOldSnapshots = db.prepare<[number]>("DELETE FROM snapshots WHERE version < ?");
     const prunePatches = db.prepare<[number]>("DELETE FROM patches WHERE version <= ?");
     this.writeSnapshot = db.transaction((version: number, encoding: string, data: Buffer, rawBytes: number, pruneThrough: number) => {
@@ -130,9 +122,7 @@ export class StateStore {
     });
     this.selectChunk = db.prepare<[number, number], Buffer>("SELECT data FROM snapshot_chunks WHERE version = ? AND seq = ?").pluck();
     this.insertChunk = db.prepare<[number, number, Buffer]>("INSERT OR REPLACE INTO snapshot_chunks (version, seq, data) VALUES (?, ?, ?)");
-    const insertChunked = db.prepare<[number, string, number, number, number]>(
-      "INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp, chunks) VALUES (?, ?, x'', ?, ?, ?)",
-    );
+    const insertChunked = db.prepare<[number, string, number, number, number]>("INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp, chunks) VALUES (?, ?, x'', ?, ?, ?)");
     this.commitChunked = db.transaction((built: BuiltSnapshot, chunks: number, pruneThrough: number) => {
       insertChunked.run(built.version, built.encoding, built.rawBytes, Date.now(), chunks);
       deleteOldSnapshots.run(built.version);
@@ -207,16 +197,10 @@ export class StateStore {
       throw new ConnectError(`limit must be a non-negative integer, got ${limit}`, Code.InvalidArgument);
     }
     if (version > this.currentVersion) {
-      throw new ConnectError(
-        `state version ${version} is ahead of the stored version ${this.currentVersion}; fetch the full state`,
-        Code.OutOfRange,
-      );
+      throw new ConnectError(`state version ${version} is ahead of the stored version ${this.currentVersion}; fetch the full state`, Code.OutOfRange);
     }
     if (version < this.prunedThrough) {
-      throw new ConnectError(
-        `state patches up to version ${this.prunedThrough} were pruned (asked for those after ${version}); fetch the full state`,
-        Code.OutOfRange,
-      );
+      throw new ConnectError(`state patches up to version ${this.prunedThrough} were pruned (asked for those after ${version}); fetch the full state`, Code.OutOfRange);
     }
     if (limit === 0) return [];
     return this.selectPatches.all(version, limit ?? -1).map(([v, ops, instanceId, turn, timestamp]) => ({
