@@ -36,8 +36,11 @@ export function validateCreateInstance(req: CreateInstanceRequest): void {
   id(req.agentId, "agent_id", false);
 }
 
+/** A message's content is any JSON object; its `text` (what chat clients send, seed 004), when there, is a string. */
 export function validateSendMessage(req: SendMessageRequest): void {
   id(req.instanceId, "instance_id");
+  const text = req.content?.["text"];
+  if (text !== undefined && typeof text !== "string") throw invalid("content.text must be a string");
 }
 
 export function validateAnswerRequest(req: AnswerRequestRequest): void {

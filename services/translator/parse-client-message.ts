@@ -14,7 +14,7 @@ import type { TraceContext } from "../tracing/trace-context.js";
 export type MessageId = string | number;
 
 export type ClientMessage =
-  | { type: "process_message"; id?: MessageId; content: JsonObject & { text: string }; multitask_strategy?: BusyPolicy; trace?: TraceContext }
+  | { type: "process_message"; id?: MessageId; content: JsonObject; multitask_strategy?: BusyPolicy; trace?: TraceContext }
   /** Cancels the running turn; `turn` (the one process_message answered with) only cancels that turn. */
   | { type: "cancel"; id?: MessageId; turn?: number }
   /** Answers a question_requested / permission_requested event by its request_id. */
@@ -72,12 +72,11 @@ export function parseClientMessage(json: unknown): ClientMessage {
   switch (json.type) {
     case "process_message": {
       const content = json.content;
-      if (!isJsonObject(content) || typeof content.text !== "string") {
-        throw invalid("process_message.content must be an object with a string text");
-      }
+      // What the content must hold (a string `text`, when it has one) is the SendMessage validator's to say, for every edge.
+      if (!isJsonObject(content)) throw invalid("process_message.content must be an object");
       const strategy = parseMultitaskStrategy(json.multitask_strategy, "process_message.multitask_strategy");
       const trace = frameTrace(json, "process_message");
-      return withId({ type: "process_message", content: { ...content, text: content.text }, ...(strategy ? { multitask_strategy: strategy } : {}), ...(trace ? { trace } : {}) }, id);
+      return withId({ type: "process_message", content, ...(strategy ? { multitask_strategy: strategy } : {}), ...(trace ? { trace } : {}) }, id);
     }
     case "cancel": {
       const turn = json.turn === undefined || json.turn === null ? undefined : nonNegativeInteger(json.turn, "cancel.turn");

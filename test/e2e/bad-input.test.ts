@@ -36,6 +36,8 @@ describe("REST", () => {
     ["an unknown instance (DELETE)", "DELETE", "/api/v1/instances/inst-unknown", undefined, 404, "not_found", "unknown instance"],
     ["an unknown route", "GET", "/api/v1/nothing", undefined, 404, "not_found", "no route"],
     ["a bad query integer", "GET", "/api/v1/instances/inst-x/messages?after_seq=-1", undefined, 400, "invalid_argument", "after_seq"],
+    // The same message as /connect and /events give for it (the one SendMessage validator).
+    ["a content text that is not a string", "POST", "/api/v1/instances/inst-x/messages", { content: { text: 5 } }, 400, "invalid_argument", "content.text must be a string"],
     ["an empty bundle upload", "POST", "/api/v1/deployments", "", 400, "invalid_argument", "tar.gz"],
     ["a bundle that is not gzip", "POST", "/api/v1/deployments", "garbage", 400, "invalid_argument", ""],
   ])("%s", async (_name, method, path, body, status, code, message) => {
@@ -90,6 +92,7 @@ describe("WebSocket", () => {
     ["not JSON", "{{{", "not valid JSON"],
     ["not process_message", { type: "launch_missiles" }, 'unsupported frame type "launch_missiles"'],
     ["content that is not an object", { type: "process_message", content: "hi" }, "content must be an object"],
+    ["content whose text is not a string", { type: "process_message", content: { text: 5 } }, "content.text must be a string"],
   ])("answers a frame that is %s with an error frame and keeps the socket open", async (_name, frame, message) => {
     const before = healthy.frames.length;
     healthy.send(frame);

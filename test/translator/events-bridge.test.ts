@@ -119,6 +119,9 @@ describe("client event bridge over WebSocket", () => {
   it("reports bad messages as correlated error frames and keeps the socket open", async () => {
     first.send({ type: "read_file", id: "e1" });
     expect(await reply(first, "e1")).toMatchObject({ type: "error", id: "e1", request: "read_file", error: { code: "invalid_argument" } });
+    // The one SendMessage validator's message, as REST and /connect give it (test/e2e/bad-input.test.ts).
+    first.send({ type: "process_message", id: "e-text", content: { text: 5 } });
+    expect(await reply(first, "e-text")).toMatchObject({ type: "error", id: "e-text", error: { code: "invalid_argument", message: "content.text must be a string" } });
     first.send({ type: "read_file", id: "e2", path: "missing.txt" });
     expect(await reply(first, "e2")).toMatchObject({ type: "error", id: "e2", error: { code: "not_found" } });
     first.send("{not json");

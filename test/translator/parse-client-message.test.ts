@@ -4,6 +4,11 @@ import { parseClientFrame, parseClientMessage } from "../../services/translator/
 
 const ACCEPT: Array<[string, unknown, unknown]> = [
   ["process_message", { type: "process_message", content: { text: "Fix it" } }, { type: "process_message", content: { text: "Fix it" } }],
+  [
+    "process_message without text (any content object; SendMessage's validator checks text)",
+    { type: "process_message", content: { image: "a.png" } },
+    { type: "process_message", content: { image: "a.png" } },
+  ],
   ["process_message with metadata and id", { type: "process_message", id: "m1", content: { text: "hi", mode: "plan" } }, { type: "process_message", id: "m1", content: { text: "hi", mode: "plan" } }],
   [
     "process_message with a multitask_strategy",
@@ -30,7 +35,6 @@ const REJECT: Array<[string, unknown]> = [
   ["unknown type", { type: "delete_everything" }],
   ["process_message without content", { type: "process_message" }],
   ["process_message with string content", { type: "process_message", content: "hi" }],
-  ["process_message with non-string text", { type: "process_message", content: { text: 5 } }],
   ["process_message with an unknown multitask_strategy", { type: "process_message", content: { text: "x" }, multitask_strategy: "rollback" }],
   ["cancel with a negative turn", { type: "cancel", turn: -1 }],
   ["answer without request_id", { type: "answer", value: 1 }],
