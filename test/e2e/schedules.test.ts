@@ -101,8 +101,8 @@ describe("schedules: podium.json and recovery", () => {
       const first = await start();
       const created = await first.api("POST", "/api/v1/instances", { deployment_id: "timer-ts:1.0.0@local", agent_id: "timer-recovery" });
       const id = String(created.json.instance_id);
+      const ws = await first.connect(id); // before the message: /connect streams from the current seq on
       const sent = await first.api("POST", `/api/v1/instances/${id}/messages`, { content: { text: "after", ms: 1500 } });
-      const ws = await first.connect(id);
       await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === sent.json.turn, 20_000);
       const [schedule] = (await first.api("GET", `/api/v1/instances/${id}/schedules`)).json.schedules as JsonObject[];
       ws.close();

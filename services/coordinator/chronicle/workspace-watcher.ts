@@ -333,8 +333,8 @@ export class WorkspaceWatcher {
   /**
    * True when this workspace's watches had no event since the last barrier and none can be waiting: the
    * thread was asleep in epoll_wait after this call began (so it had handled every event of every write that
-   * returned before), and its count for this workspace is the one of the last barrier. A replaced root is an
-   * event too (the root's own IN_MOVE_SELF / IN_DELETE_SELF). Also requires the last barrier drained and
+   * returned before), and its count for this workspace is the one of the last barrier. A replaced root (by its
+   * own move or delete, or a parent's rename, which sends the root's watch nothing) runs the barrier: its inode is compared. Also requires the last barrier drained and
    * confirmed (nothing received and not handed out), and no more events on the thread since the last clean
    * point than drain() accepts (an overflowed queue loses events silently). Costs a read of /proc (a few µs)
    * instead of the barrier's round trip; false means "run drain()".
@@ -342,6 +342,9 @@ export class WorkspaceWatcher {
   unchanged(): boolean {
     if (this.closed || this.error !== undefined || this.seq === 0 || this.consumed !== this.seq || Atomics.load(this.state, 0) !== 1) return false;
     if (this.ackedWorkspaceEvents === undefined) return false;
+    // A root replaced by renaming one of its parents sends the root's watch no event: compare as startBarrier does.
+    const root = fs.lstatSync(this.rootReal, { throwIfNoEntry: false });
+    if (!root?.isDirectory() || root.ino !== this.rootIno) return false;
     const counters = this.thread.counters;
     const before = Atomics.load(counters, THREAD_EVENTS);
     if (!this.thread.idle()) return false;
