@@ -15,6 +15,8 @@ const bundled = path.join(root, "dist/services/cli-bundle/main.js");
 /** Written by `npm run build` once tsc finished (tsc's incremental builds leave unchanged outputs' times alone). */
 const stamp = path.join(root, "dist/.built");
 const SOURCES = ["services", "gen", "packages/client/src"];
+/** What the bundle also froze: the dependencies (a changed lockfile or patch) as of the build. */
+const DEPENDENCY_FILES = ["package-lock.json", "patches"];
 
 /** The newest modification time of a .ts file under `dir` (ms), or 0. */
 function newestSource(dir) {
@@ -33,6 +35,17 @@ function newestSource(dir) {
   return newest;
 }
 
+/** A file's or a directory's (and its entries') newest modification time (ms), or 0. */
+function modifiedAt(target) {
+  try {
+    const stat = fs.statSync(target);
+    if (!stat.isDirectory()) return stat.mtimeMs;
+    return Math.max(stat.mtimeMs, ...fs.readdirSync(target).map((name) => fs.statSync(path.join(target, name)).mtimeMs));
+  } catch {
+    return 0;
+  }
+}
+
 function builtAt() {
   try {
     return fs.existsSync(compiled) ? fs.statSync(stamp).mtimeMs : 0;
@@ -43,7 +56,8 @@ function builtAt() {
 
 const built = process.env.PODIUM_FROM_SOURCE === "1" ? 0 : builtAt();
 let main;
-if (built > 0 && SOURCES.every((dir) => newestSource(path.join(root, dir)) <= built)) {
+const current = (dir) => newestSource(path.join(root, dir)) <= built;
+if (built > 0 && SOURCES.every(current) && DEPENDENCY_FILES.every((file) => modifiedAt(path.join(root, file)) <= built)) {
   ({ main } = await import(fs.existsSync(bundled) ? bundled : compiled));
 } else {
   const { register } = await import("tsx/esm/api");

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from "../shared/logger.js";
 import { createSessionDirectory } from "./session-directory.js";
 import { GatewayBackend } from "./gateway-backend.js";
 import { gatewayHandlers } from "../gateway/gateway-handlers.js";
+import { MAX_ID_LENGTH } from "../gateway/request-validators.js";
 import { wsAcpStream } from "./ws-acp-stream.js";
 
 export interface AcpExtensionOptions {
@@ -31,13 +32,16 @@ export function acpExtension(core: GatewayCore, options: AcpExtensionOptions = {
         pattern: /^\/acp\/?$/,
         async accept(_req, _params, url) {
           const deploymentId = url.searchParams.get("deployment") ?? undefined;
-          if (deploymentId !== undefined && (deploymentId.length === 0 || deploymentId.length > 512)) {
-            throw new ConnectError("deployment must be 1 to 512 characters", Code.InvalidArgument);
+          if (deploymentId !== undefined && (deploymentId.length === 0 || deploymentId.length > MAX_ID_LENGTH)) {
+            throw new ConnectError(`deployment must be 1 to ${MAX_ID_LENGTH} characters`, Code.InvalidArgument);
           }
           return (ws) => {
             // Listening starts now: frames that arrive while the SDK loads wait in the stream.
             const stream = wsAcpStream(ws);
-            agentModule ??= import("./acp-agent.js");
+            agentModule ??= import("./acp-agent.js").catch((err: unknown) => {
+              agentModule = undefined; // the next connection tries again
+              throw err;
+            });
             agentModule
               .then(({ AcpAgent }) => {
                 const agent = new AcpAgent({

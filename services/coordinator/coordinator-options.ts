@@ -163,7 +163,7 @@ export function compileCoordinatorOptions(options: CoordinatorOptions): Compiled
     registry: options.registry,
     coordinatorId,
     advertiseAddress: options.advertiseAddress ?? "",
-    capacity: positiveInteger("capacity", options.capacity ?? Math.max(8, os.cpus().length * 32)),
+    capacity: nonNegativeInteger("capacity", options.capacity ?? Math.max(8, os.cpus().length * 32)),
     starts,
     limits,
     limitMaxima,

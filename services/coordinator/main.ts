@@ -88,7 +88,8 @@ export async function runCoordinator(argv: string[], env: NodeJS.ProcessEnv): Pr
     ...(advertise ? { advertiseAddress: advertise } : {}),
     ...(capacity ? { capacity: Number(capacity) } : {}),
     ...(warmRunners !== undefined ? { warmRunners } : {}),
-    ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] ?? env.PODIUM_VALKEY_PREFIX } : {}),
+    // An empty prefix is no prefix given: the default (as replication always read it).
+    ...(valkey ? { valkey, valkeyKeyPrefix: values["valkey-prefix"] || env.PODIUM_VALKEY_PREFIX || undefined } : {}),
     ...(replication ? { replication } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(tracing ? { spanExporter: tracing } : {}),

@@ -71,7 +71,7 @@ describe("compileCoordinatorOptions", () => {
 
   it.each<[string, Partial<CoordinatorOptions>, RegExp]>([
     ["an empty data directory", { dataDir: "" }, /dataDir/],
-    ["a capacity that is not a number", { capacity: Number("lots") }, /capacity: expected a positive integer, got null/],
+    ["a capacity that is not a number", { capacity: Number("lots") }, /capacity: expected an integer >= 0, got null/],
     ["a negative drain deadline", { drainDeadlineMs: -1 }, /drainDeadlineMs/],
     ["an unknown sandbox mode", { sandbox: "docker" as CoordinatorOptions["sandbox"] }, /sandbox: expected one of bwrap, auto, none/],
     ["a metrics port out of range", { metricsPort: 70_000 }, /metricsPort/],
