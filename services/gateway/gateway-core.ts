@@ -110,10 +110,10 @@ export class GatewayCore {
    * the same `request_id`, so a coordinator that did get the first attempt answers the retry with that
    * instance instead of starting a second agent. A coordinator that answers it is full, overloaded or
    * draining (RESOURCE_EXHAUSTED / UNAVAILABLE) is passed over for another; when none is left the client
-   * gets that answer with a `retry-after` (the coordinator's, else 1 s).
+   * gets that answer with a `retry-after` (the coordinator's, else 1 s). Validated by its handler
+   * (request-validators.ts), like every call here.
    */
   async createInstance(req: MessageInitShape<typeof CreateInstanceRequestSchema>, signal?: AbortSignal): Promise<Instance> {
-    if (!req.deploymentId) throw new ConnectError("deployment_id is required", Code.InvalidArgument);
     const request = { ...req, requestId: `create-${randomUUID()}` };
     const deadline = Date.now() + this.failoverWaitMs;
     const passedOver = new Set<string>();
@@ -192,7 +192,6 @@ export class GatewayCore {
 
   /** Restores an agent as of a point in time into a new agent on a replicated coordinator (see ReplicationService.ForkAgent). */
   async forkAgent(req: MessageInitShape<typeof ForkAgentRequestSchema>, signal?: AbortSignal): Promise<ForkAgentResponse> {
-    if (!req.sourceAgentId) throw new ConnectError("source_agent_id is required", Code.InvalidArgument);
     // The coordinator refuses a target id that exists (its directory, or the last-writer record in Valkey).
     const coordinator = await this.directory.place(signal, { replicated: true });
     const forked = await coordinator.replication.forkAgent(req, { signal });
