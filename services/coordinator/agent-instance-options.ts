@@ -22,8 +22,11 @@ export type CaptureOutcome = { iteration: number; files: { path: string; change:
 
 export interface WorkspaceCapture {
   capture(): CaptureOutcome;
-  /** capture() whose wait for the change-tracking thread does not block the event loop (used after turns). */
-  captureAsync?(): Promise<CaptureOutcome>;
+  /**
+   * capture() after a turn: the outcome itself when it needs no wait for the change-tracking thread (nothing
+   * changed), else a promise of it whose wait does not block the event loop.
+   */
+  captureSoon?(): CaptureOutcome | Promise<CaptureOutcome>;
 }
 
 export interface InstanceExit {

@@ -22,7 +22,7 @@ import {
 import { TURN_END_EVENTS, type AgentToHost } from "./agent-protocol.js";
 import { OpenRequests, RESOLVED_EVENT } from "./open-requests.js";
 import { ProcessStart } from "./process-start.js";
-import { InstanceJournal, turnEnded, turnFailed, type EventRecord } from "./instance-journal.js";
+import { captureRecords, InstanceJournal, turnEnded, turnFailed, type EventRecord } from "./instance-journal.js";
 import { endQueuedTurns, settleUnfinishedTurns, type UnfinishedTurn as PendingTurn } from "./unfinished-turns.js";
 import { TurnTimer } from "./turn-timer.js";
 import type { AgentRuntime } from "./runtime-commands.js";
@@ -359,7 +359,11 @@ export class AgentInstance {
     return true;
   }
 
-  /** Runs of events are persisted in one transaction, then broadcast; other frames keep their order. */
+  /**
+   * Runs of events are persisted in one transaction, then broadcast; other frames keep their order. A turn's end
+   * that needs no wait (finishTurn) is recorded with the events before it: one transaction, one batch for each
+   * subscriber.
+   */
   private onFrames(frames: AgentToHost[]): void {
     let run: EventRecord[] = [];
     const flush = () => {
@@ -367,6 +371,12 @@ export class AgentInstance {
       run = [];
     };
     for (const frame of frames) {
+      if (frame.type === "turn_done") {
+        const ended = this.finishTurn(frame.turn, frame.error?.message, run);
+        flush();
+        if (ended) this.turnRecorded(ended);
+        continue;
+      }
       if (frame.type !== "event") {
         flush();
         this.onFrame(frame);
@@ -393,6 +403,7 @@ export class AgentInstance {
         this.starting?.fail(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
         return;
       case "event":
+      case "turn_done":
         this.onFrames([frame]);
         return;
       case "state_patch":
@@ -400,9 +411,6 @@ export class AgentInstance {
         return;
       case "log":
         this.journal.log(frame.level, "agent", frame.message, frame.fields);
-        return;
-      case "turn_done":
-        this.finishTurn(frame.turn, frame.error?.message);
         return;
       case "stopped":
         this.journal.log("info", "platform", "agent stopped");
@@ -459,25 +467,34 @@ export class AgentInstance {
   }
 
   /**
-   * turn_done: the workspace is captured, then the turn's end is recorded and the next one starts. The
-   * capture's change-tracking barrier is awaited, not blocked on, so the events already sent reach their
-   * clients meanwhile; an exit in between ends the turn synchronously (onExit).
+   * turn_done: the workspace is captured, then the turn's end is recorded and the next one starts. A capture that
+   * needs no wait (nothing changed, or a synchronous one) and the turn's end are appended to `run`, to be recorded
+   * with the turn's last events; the turn is returned for turnRecorded(). Otherwise the capture's change-tracking
+   * barrier is awaited, not blocked on, so the events in `run` reach their clients meanwhile; an exit in between
+   * ends the turn synchronously (onExit).
    */
-  private finishTurn(turn: number, error: string | undefined): void {
+  private finishTurn(turn: number, error: string | undefined, run: EventRecord[]): RunningTurn | undefined {
     const current = this.current;
     if (!current || current.turn !== turn || current.done) {
       this.journal.log("warn", "platform", `turn_done for turn ${turn}, which is not running`);
-      return;
+      return undefined;
     }
     current.timer.clear();
     current.done = { error };
     const capture = this.body?.workspaceCapture;
-    if (!capture?.captureAsync || !this.writable()) {
-      this.captureWorkspace(turn);
-      this.endTurn(current);
-      return;
+    let outcome: CaptureOutcome | Promise<CaptureOutcome>;
+    try {
+      outcome = capture && this.writable() ? (capture.captureSoon ? capture.captureSoon() : capture.capture()) : undefined;
+    } catch (err) {
+      this.journal.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
+      outcome = undefined;
     }
-    void this.captureThenEnd(current, capture.captureAsync());
+    if (outcome instanceof Promise) {
+      void this.captureThenEnd(current, outcome);
+      return undefined;
+    }
+    run.push(...captureRecords(outcome, turn), ...this.turnEnd(current));
+    return current;
   }
 
   private async captureThenEnd(current: RunningTurn, capture: Promise<CaptureOutcome>): Promise<void> {
@@ -489,9 +506,19 @@ export class AgentInstance {
     }
   }
 
+  /** The events that end a turn whose turn_done arrived (instance-journal.ts, turnEnded). */
+  private turnEnd(current: RunningTurn): EventRecord[] {
+    return turnEnded(current.turn, { error: current.done?.error, interrupted: current.interrupted, ended: current.ended });
+  }
+
   /** Records the end of a turn whose turn_done arrived, after `events` (what its capture found), in one transaction; starts the next. */
   private endTurn(current: RunningTurn, next = true, events: EventRecord[] = []): void {
-    this.journal.emitMany([...events, ...turnEnded(current.turn, { error: current.done?.error, interrupted: current.interrupted, ended: current.ended })]);
+    this.journal.emitMany([...events, ...this.turnEnd(current)]);
+    this.turnRecorded(current, next);
+  }
+
+  /** The turn's end was recorded: its trace ends, and the next turn starts (`next`). */
+  private turnRecorded(current: RunningTurn, next = true): void {
     current.trace?.ended(current.done?.error ?? current.interrupted);
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";

@@ -70,7 +70,7 @@ export function createChronicleAccess(options: ChronicleAccessOptions): Chronicl
       live.set(agentDir, chronicle);
       return {
         capture: () => chronicle.capture(),
-        captureAsync: () => chronicle.captureAsync(),
+        captureSoon: () => chronicle.captureSoon(),
         close: () => {
           if (live.get(agentDir) === chronicle) live.delete(agentDir);
           chronicle.close();

@@ -1,9 +1,10 @@
 /**
  * Hands an agent's frames to the instance in order, a read's batch at a time, with one exception: a batch in
- * which events are followed by other frames is cut after those events, and the rest is handed over in
- * `setImmediate`. The SDKs write a turn's last events and its `turn_done` together, so they arrive in one read;
- * without the cut, the turn's end (its workspace capture barrier, its `turn.done`) would be worked on before
- * the event loop could carry the events just recorded to their clients (~0.15 ms on every round trip).
+ * which events (and a `turn_done` right after them) are followed by other frames is cut before those frames,
+ * and the rest is handed over in `setImmediate`, so that what they trigger (a state patch's commit, ...) is
+ * worked on after the event loop carried the events just recorded to their clients. A turn's `turn_done` is not
+ * cut off its last events: the SDKs write them together, and the instance records the turn's end with them (one
+ * commit, one batch for each client) when the end needs no wait (agent-instance.ts, finishTurn).
  * Batches that arrive meanwhile wait behind the rest, so the order never changes; `flush()` hands over
  * everything at once (the process exited: its frames come before its exit).
  */
@@ -28,7 +29,7 @@ export class FrameDelivery {
   }
 
   private deliver(batch: AgentToHost[]): void {
-    const cut = batch[0]?.type === "event" ? batch.findIndex((frame) => frame.type !== "event") : -1;
+    const cut = batch[0]?.type === "event" ? batch.findIndex((frame) => frame.type !== "event" && frame.type !== "turn_done") : -1;
     if (cut === -1) {
       this.onFrames(batch);
       return;

@@ -114,10 +114,7 @@ export class InstanceJournal {
     if (!this.options.writable()) return [];
     try {
       const result = typeof capture === "function" ? capture() : await capture;
-      if (!result || !current() || !this.options.writable()) return [];
-      const events: EventRecord[] = [{ messageType: PlatformEvent.workspaceChanged, content: { iteration: result.iteration, files: result.files }, turn }];
-      if (result.quotaExceeded) events.push({ messageType: PlatformEvent.error, content: { message: "workspace quota exceeded", code: "resource_exhausted" }, turn });
-      return events;
+      return current() && this.options.writable() ? captureRecords(result, turn) : [];
     } catch (err) {
       if (current()) this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
       return [];
@@ -136,6 +133,14 @@ export class InstanceJournal {
     }
     if (source === "platform") logger[level](message, { instance_id: instanceId, agent_id: agentId });
   }
+}
+
+/** The events of what a capture found: `workspace.changed`, and `error` past the quota; none when nothing changed. */
+export function captureRecords(result: CaptureOutcome, turn: number): EventRecord[] {
+  if (!result) return [];
+  const events: EventRecord[] = [{ messageType: PlatformEvent.workspaceChanged, content: { iteration: result.iteration, files: result.files }, turn }];
+  if (result.quotaExceeded) events.push({ messageType: PlatformEvent.error, content: { message: "workspace quota exceeded", code: "resource_exhausted" }, turn });
+  return events;
 }
 
 /** A turn that will not run (further): its `error`, then `turn.done` (ok: false), the turn's last event. */

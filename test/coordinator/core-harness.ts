@@ -13,6 +13,7 @@ import { coordinatorRoutes } from "../../services/coordinator/coordinator-routes
 import { InstanceManager } from "../../services/coordinator/instance-manager.js";
 import type { AgentStoreFactory } from "../../services/coordinator/instance-factories.js";
 import type { InstanceLimits } from "../../services/coordinator/instance-limits.js";
+import type { WorkspaceCapture } from "../../services/coordinator/agent-instance-options.js";
 import { AgentSandboxes } from "../../services/coordinator/sandbox/agent-sandboxes.js";
 import { AgentStore } from "../../services/coordinator/store/agent-store.js";
 import { StoreTemplate } from "../../services/coordinator/store-template.js";
@@ -34,6 +35,8 @@ export interface CoreHarnessOptions {
   limits?: Partial<InstanceLimits>;
   fake?: FakeAgentOptions;
   capacity?: number;
+  /** Each agent's workspace capture (none by default). */
+  workspaceCapture?: WorkspaceCapture;
 }
 
 export interface CoreHarness {
@@ -54,15 +57,17 @@ const template = new StoreTemplate(templateDir, silentLogger);
 afterAll(() => fs.rmSync(templateDir, { recursive: true, force: true }));
 
 /** Opens an agent's real databases and workspace directory in its agent dir, without a sandbox. */
-const unsandboxedStores: AgentStoreFactory = async (request) => {
-  const workspace = path.join(request.agentDir, "workspace");
-  const home = path.join(request.agentDir, "home");
-  for (const dir of [workspace, home]) fs.mkdirSync(dir, { recursive: true });
-  await template.seed(request.agentDir);
-  const store = AgentStore.open({ dir: request.agentDir });
-  const launch = { command: request.command, args: request.args, workspace, home, cpuUsageMicros: () => undefined, exitReason: () => undefined, release: async () => undefined };
-  return { launch, store, workspaceCapture: undefined, processEnv: {} };
-};
+const unsandboxedStores =
+  (workspaceCapture: WorkspaceCapture | undefined): AgentStoreFactory =>
+  async (request) => {
+    const workspace = path.join(request.agentDir, "workspace");
+    const home = path.join(request.agentDir, "home");
+    for (const dir of [workspace, home]) fs.mkdirSync(dir, { recursive: true });
+    await template.seed(request.agentDir);
+    const store = AgentStore.open({ dir: request.agentDir });
+    const launch = { command: request.command, args: request.args, workspace, home, cpuUsageMicros: () => undefined, exitReason: () => undefined, release: async () => undefined };
+    return { launch, store, workspaceCapture: workspaceCapture ? { ...workspaceCapture, close: () => undefined } : undefined, processEnv: {} };
+  };
 
 function deploymentWith(bundles: string, fields: JsonObject): DeploymentRegistry {
   const manifest = { name: "fake", version: "1.0.0", runtime: "typescript", entry: "agent.ts", ...fields };
@@ -105,7 +110,7 @@ export function coreHarness(options: CoreHarnessOptions = {}): CoreHarness {
     sandboxes: new AgentSandboxes({ coordinatorId: "coord-unit", dataDir, mode: "none", cgroups: false, volumes: false, logger: silentLogger }),
     warmRunners: 0,
     processFactory: fakes.factory,
-    storeFactory: unsandboxedStores,
+    storeFactory: unsandboxedStores(options.workspaceCapture),
   });
   const transport = createRouterTransport(coordinatorRoutes({ manager, address: "in-memory", startedAt: Date.now(), version: "test" }));
   const instances = createClient(InstanceService, transport);

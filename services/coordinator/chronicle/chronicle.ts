@@ -149,8 +149,20 @@ export class Chronicle {
    * asynchronously); the capture itself is synchronous, after the barrier. Undefined when closed meanwhile.
    */
   async captureAsync(): Promise<CaptureResult | undefined> {
+    return this.captureSoon();
+  }
+
+  /**
+   * captureAsync(), answered at once when the watcher proves that nothing changed (undefined, no barrier):
+   * a turn's end is then recorded with its last events. Otherwise the promise of the capture after its barrier.
+   */
+  captureSoon(): Promise<CaptureResult | undefined> | undefined {
     this.assertOpen();
     if (this.unchangedSinceCapture()) return undefined;
+    return this.captureAfterBarrier();
+  }
+
+  private async captureAfterBarrier(): Promise<CaptureResult | undefined> {
     const watcher = this.readyWatcher();
     const drained = watcher && (await watcher.drainAsync());
     if (this.closed) return undefined;

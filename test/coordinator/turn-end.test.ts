@@ -1,0 +1,86 @@
+/**
+ * A turn's end through the coordinator core (core-harness.ts, fake agent process): when its workspace capture
+ * needs no wait, the turn's last events and its end are recorded together and reach a live stream as one batch;
+ * when the capture waits for its barrier, the events go first and the end follows. Seqs stay gap-free.
+ */
+import { afterEach, describe, expect, it } from "@jest/globals";
+import type { CaptureOutcome } from "../../services/coordinator/agent-instance-options.js";
+import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
+import { coreHarness, type CoreHarness } from "./core-harness.js";
+
+const harnesses: CoreHarness[] = [];
+afterEach(async () => {
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
+});
+
+/** What the fake capture answers, one per turn's end (undefined: nothing changed, at once). */
+type Answer = CaptureOutcome | Promise<CaptureOutcome>;
+
+function harnessWithCapture(answers: Answer[]): CoreHarness {
+  const h = coreHarness({ workspaceCapture: { capture: () => undefined, captureSoon: () => answers.shift() } });
+  harnesses.push(h);
+  return h;
+}
+
+/** Sends an echo turn (so that the stream is live), then `count` events in one turn; the batches of that turn, up to its turn.done. */
+async function floodBatches(h: CoreHarness, instanceId: string, count: number, onFirst?: () => void): Promise<StreamUpdate[][]> {
+  const abort = new AbortController();
+  const batches: StreamUpdate[][] = [];
+  const warm = await h.instances.sendMessage({ instanceId, content: { text: "warm" } });
+  let flood: bigint | undefined;
+  try {
+    for await (const { updates } of h.instances.streamUpdates({ instanceId, replayAll: true }, { signal: abort.signal })) {
+      if (flood === undefined) {
+        if (updates.some((u) => u.messageType === "turn.done" && u.turn === warm.turn)) flood = (await h.instances.sendMessage({ instanceId, content: { fake: "flood", count } })).turn;
+        continue;
+      }
+      batches.push(updates.filter((u) => u.turn === flood));
+      if (batches.length === 1) onFirst?.();
+      if (updates.some((u) => u.messageType === "turn.done" && u.turn === flood)) return batches;
+    }
+  } finally {
+    abort.abort();
+  }
+  return batches;
+}
+
+const types = (batches: StreamUpdate[][]) => batches.map((batch) => batch.map((u) => u.messageType));
+const gapFree = (updates: StreamUpdate[]) => updates.every((u, i) => i === 0 || u.seq === (updates[i - 1]?.seq ?? 0n) + 1n);
+
+describe("a turn's end", () => {
+  const chunks = Array.from({ length: 5 }, () => "chunk");
+
+  it("is recorded with the turn's last events, one batch, when the capture found nothing at once", async () => {
+    const h = harnessWithCapture([undefined, undefined]);
+    const instanceId = await h.create();
+    const batches = await floodBatches(h, instanceId, 5);
+    expect(types(batches)).toEqual([[...chunks, "complete", "turn.done"]]);
+    expect(gapFree(batches.flat())).toBe(true);
+  });
+
+  it("records what a capture found at once between the turn's last events and its end, in the same batch", async () => {
+    const h = harnessWithCapture([undefined, { iteration: 1, files: [{ path: "a.txt", change: "added" }] }]);
+    const instanceId = await h.create();
+    const batches = await floodBatches(h, instanceId, 5);
+    expect(types(batches)).toEqual([[...chunks, "workspace.changed", "complete", "turn.done"]]);
+    expect(batches[0]?.[5]?.content).toEqual({ iteration: 1, files: [{ path: "a.txt", change: "added" }] });
+    expect(gapFree(batches.flat())).toBe(true);
+  });
+
+  it("sends the events first when the capture waits for its barrier, then what it found and the turn's end", async () => {
+    let found: (outcome: CaptureOutcome) => void = () => undefined;
+    const h = harnessWithCapture([undefined, new Promise<CaptureOutcome>((resolve) => (found = resolve))]);
+    const instanceId = await h.create();
+    const batches = await floodBatches(h, instanceId, 5, () => found({ iteration: 1, files: [{ path: "b.txt", change: "modified" }] }));
+    expect(types(batches)).toEqual([chunks, ["workspace.changed", "complete", "turn.done"]]);
+    expect(gapFree(batches.flat())).toBe(true);
+  });
+
+  it("without a capture, still ends the turn with its last events", async () => {
+    const h = coreHarness();
+    harnesses.push(h);
+    const instanceId = await h.create();
+    const batches = await floodBatches(h, instanceId, 3);
+    expect(types(batches)).toEqual([["chunk", "chunk", "chunk", "complete", "turn.done"]]);
+  });
+});
