@@ -7,6 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { toJson } from "@bufbuild/protobuf";
 import type { Json } from "../shared/json.js";
+import { signalToPass } from "../shared/in-process-context.js";
 import { busyPolicyFromProto } from "../shared/busy-policy.js";
 import type { InstanceManager } from "./instance-manager.js";
 import type { AgentInstance } from "./agent-instance.js";
@@ -110,7 +111,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         // The span of this call, and the turn's under it (when there is a context to carry: tracing on, or the caller's).
         const span = rpcServerSpan(tracer, ctx, instanceId);
         const trace = TurnTrace.start(tracer, span, instanceId);
-        const sending = manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), ctx.signal, trace);
+        const sending = manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), signalToPass(ctx), trace);
         const result = await (trace || span.recording ? tracedSend(span, trace, sending) : sending);
         return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
       },

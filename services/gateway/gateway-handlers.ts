@@ -9,6 +9,7 @@ import { toJson, type DescService, type MessageInitShape } from "@bufbuild/proto
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Json } from "../shared/json.js";
+import { signalToPass } from "../shared/in-process-context.js";
 import type { GatewayCore } from "./gateway-core.js";
 import { InstanceService, type StreamUpdatesResponseSchema } from "../../gen/podium/v1/instance_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
@@ -69,7 +70,7 @@ function createHandlers(core: GatewayCore): GatewayHandlers {
     },
     async sendMessage(req, ctx) {
       validate.validateSendMessage(req);
-      return inServerSpan(core, ctx, req.instanceId, (span) => core.sendMessage(req.instanceId, req.content ?? {}, ctx.signal, req.multitaskStrategy, span));
+      return inServerSpan(core, ctx, req.instanceId, (span) => core.sendMessage(req.instanceId, req.content ?? {}, signalToPass(ctx), req.multitaskStrategy, span));
     },
     async cancelTurn(req, ctx) {
       validate.validateInstanceRequest(req);
