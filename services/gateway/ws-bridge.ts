@@ -2,6 +2,9 @@
  * WebSocket `/api/v1/instances/{id}/connect`: the native StreamUpdate stream as JSON frames, and
  * `process_message` frames in. `?after_seq=N` replays what the client missed, then goes live.
  * Protocol errors come back as `{"type":"error","error":{code,message}}` and never close the socket.
+ * Every upgrade gets a request id (the caller's `x-request-id`, else a new one), sent back on the 101 or the
+ * refusal as `x-request-id`; a refused upgrade and every failed frame of the connection are logged once
+ * under it, with the cause (request-log.ts).
  */
 import http from "node:http";
 import type { Duplex } from "node:stream";
@@ -16,6 +19,7 @@ import { isJsonObject } from "../shared/json.js";
 import { parseClientJson } from "../shared/parse-client-json.js";
 import { busyPolicyToProto, parseMultitaskStrategy } from "../shared/busy-policy.js";
 import type { Logger } from "../shared/logger.js";
+import { logFailedRequest, REQUEST_ID_HEADER, requestIdFrom } from "../shared/request-log.js";
 import { OrderedFrames } from "./ordered-frames.js";
 import { WsOutbound, type WsOutboundOptions } from "./ws-outbound.js";
 import type { TraceContext } from "../tracing/trace-context.js";
@@ -31,9 +35,15 @@ export interface WsRoute {
   pattern: RegExp;
   /**
    * Called after auth with the pattern's groups, percent-decoded (bad escapes were refused with 400);
-   * may reject with a ConnectError (mapped to an HTTP status on the upgrade).
+   * may reject with a ConnectError (mapped to an HTTP status on the upgrade). `connection.requestId` is the
+   * upgrade's request id, under which the endpoint logs its failed frames (logFrameFailure).
    */
-  accept(req: http.IncomingMessage, params: string[], url: URL): Promise<(ws: WebSocket, socket: Duplex) => void>;
+  accept(req: http.IncomingMessage, params: string[], url: URL, connection: WsConnection): Promise<(ws: WebSocket, socket: Duplex) => void>;
+}
+
+/** What an endpoint knows of its connection beside the request: the id the client got on the upgrade. */
+export interface WsConnection {
+  requestId: string;
 }
 
 export interface WsBridgeOptions {
@@ -43,9 +53,10 @@ export interface WsBridgeOptions {
   routes: WsRoute[];
 }
 
-function refuse(socket: Duplex, status: number, code: string, message: string): void {
+function refuse(socket: Duplex, status: number, code: string, message: string, requestId: string): void {
   const body = JSON.stringify({ error: { code, message } });
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  const head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Error"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${REQUEST_ID_HEADER}: ${requestId}`;
+  socket.end(`${head}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 export function sendWsError(ws: WebSocket, err: unknown): void {
@@ -53,11 +64,24 @@ export function sendWsError(ws: WebSocket, err: unknown): void {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", error: body.error }));
 }
 
+/** Logs a frame of a WebSocket connection that failed (`what`: e.g. "/connect process_message"), once, under the upgrade's request id. */
+export function logFrameFailure(logger: Logger, connection: WsConnection, what: string, err: unknown): void {
+  const status = toHttpError(err).status;
+  logFailedRequest(logger, { requestId: connection.requestId, what, status, serverSide: status >= 500, err });
+}
+
 /** The HTTP `upgrade` handler for every WebSocket endpoint of the gateway. */
 export function createWsUpgradeHandler(options: WsBridgeOptions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  const requestIds = new WeakMap<http.IncomingMessage, string>();
+  wss.on("headers", (headers, req) => {
+    const requestId = requestIds.get(req);
+    if (requestId) headers.push(`${REQUEST_ID_HEADER}: ${requestId}`);
+  });
   const handler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
+    const connection: WsConnection = { requestId: requestIdFrom(nodeHeaders(req.headers).get(REQUEST_ID_HEADER)) };
+    requestIds.set(req, connection.requestId);
     void (async () => {
       let onOpen: (ws: WebSocket, socket: Duplex) => void;
       try {
@@ -67,10 +91,13 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
         const key = ApiKeyAuth.extract(nodeHeaders(req.headers), url.searchParams.get("api_key"));
         if (!options.auth.verify(key)) throw new ConnectError(key ? "invalid API key" : "missing API key", Code.Unauthenticated);
         const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((param) => decodeSegments([param]));
-        onOpen = await route.accept(req, params, url);
+        onOpen = await route.accept(req, params, url, connection);
       } catch (err) {
         const { status, body } = toHttpError(err);
-        return refuse(socket, status, body.error.code, body.error.message);
+        // The path without its query (which may hold an api_key).
+        const target = (req.url ?? "").split("?")[0]?.slice(0, 256) ?? "";
+        logFailedRequest(options.logger, { requestId: connection.requestId, what: `WebSocket ${target}`, status, serverSide: status >= 500, err });
+        return refuse(socket, status, body.error.code, body.error.message, connection.requestId);
       }
       wss.handleUpgrade(req, socket, head, (ws) => onOpen(ws, socket));
     })().catch((err) => {
@@ -88,7 +115,7 @@ export function createWsUpgradeHandler(options: WsBridgeOptions) {
 export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound: WsOutboundOptions = {}, handlers: GatewayHandlers = gatewayHandlers(core)): WsRoute {
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/connect$/,
-    async accept(req, params, url) {
+    async accept(req, params, url, connection) {
       const instanceId = params[0] as string;
       const { instance } = await callUnary(handlers, InstanceService.method.getInstance, { instanceId }, { protocol: "websocket" });
       if (!instance) throw new ConnectError(`unknown instance ${instanceId}`, Code.NotFound);
@@ -100,7 +127,7 @@ export function instanceConnectRoute(core: GatewayCore, logger: Logger, outbound
       const afterSeq = afterRaw === null ? instance.lastSeq : BigInt(afterRaw);
       // The upgrade's traceparent is the parent of every process_message of the connection that brings none of its own.
       const trace = incomingTrace(nodeHeaders(req.headers));
-      return (ws, socket) => bridgeInstance({ core, handlers, logger, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket), trace });
+      return (ws, socket) => bridgeInstance({ core, handlers, logger, connection, ws, instanceId, agentId: instance.agentId, afterSeq, outbound: new WsOutbound(ws, outbound, socket), trace });
     },
   };
 }
@@ -137,6 +164,7 @@ interface InstanceBridge {
   core: GatewayCore;
   handlers: GatewayHandlers;
   logger: Logger;
+  connection: WsConnection;
   ws: WebSocket;
   instanceId: string;
   agentId: string;
@@ -146,7 +174,7 @@ interface InstanceBridge {
   trace: TraceContext | undefined;
 }
 
-function bridgeInstance({ core, handlers, logger, ws, instanceId, agentId, afterSeq, outbound, trace }: InstanceBridge): void {
+function bridgeInstance({ core, handlers, logger, connection, ws, instanceId, agentId, afterSeq, outbound, trace }: InstanceBridge): void {
   const controller = new AbortController();
   ws.on("close", () => controller.abort());
   ws.on("error", () => controller.abort());
@@ -159,6 +187,7 @@ function bridgeInstance({ core, handlers, logger, ws, instanceId, agentId, after
       try {
         await handleInboundFrame(core, handlers, instanceId, parseClientJson(text, "frame"), undefined, trace);
       } catch (err) {
+        logFrameFailure(logger, connection, `/connect frame of ${instanceId}`, err);
         sendWsError(ws, err);
       }
     });
@@ -191,7 +220,7 @@ function bridgeInstance({ core, handlers, logger, ws, instanceId, agentId, after
       if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
     } catch (err) {
       if (controller.signal.aborted) return;
-      logger.warn("update stream failed", { instance_id: instanceId, error: errorMessage(err) });
+      logFrameFailure(logger, connection, `/connect update stream of ${instanceId}`, err);
       sendWsError(ws, err);
       if (ws.readyState === ws.OPEN) ws.close(1011, "update stream failed");
     }

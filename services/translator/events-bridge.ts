@@ -11,9 +11,9 @@
  */
 import type { WebSocket } from "ws";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { WsRoute } from "../gateway/ws-bridge.js";
+import { logFrameFailure, type WsConnection, type WsRoute } from "../gateway/ws-bridge.js";
 import { instanceJson, isLive } from "../gateway/rest-json.js";
-import { errorMessage, toHttpError } from "../shared/errors.js";
+import { toHttpError } from "../shared/errors.js";
 import type { JsonObject } from "../shared/json.js";
 import type { Logger } from "../shared/logger.js";
 import { orderedClientEvent } from "./client-event.js";
@@ -77,7 +77,7 @@ export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
   const handlers = options.handlers ?? gatewayHandlers(options.core);
   return {
     pattern: /^\/api\/v1\/instances\/([^/]+)\/events$/,
-    async accept(req, params, url) {
+    async accept(req, params, url, connection) {
       const instanceId = params[0] as string;
       const query = parseQuery(url);
       const trace = incomingTrace(nodeHeaders(req.headers)); // for process_message frames without their own
@@ -86,7 +86,7 @@ export function eventsBridgeRoute(options: EventsBridgeOptions): WsRoute {
       if (!isLive(instance)) throw new ConnectError(`instance ${instanceId} has ${instanceJson(instance).status}`, Code.NotFound);
       // Without after_seq the stream starts at the instance's last update when the socket was
       // accepted: nothing that happens after the handshake can be missed.
-      return (ws) => runBridge(options, handlers, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query, trace);
+      return (ws) => runBridge(options, handlers, connection, ws, instanceId, instance.agentId, query.afterSeq === undefined ? { ...query, afterSeq: instance.lastSeq } : query, trace);
     },
   };
 }
@@ -116,7 +116,16 @@ function roughIdentity(json: unknown): { id: MessageId | undefined; request: str
   };
 }
 
-function runBridge(options: EventsBridgeOptions, handlers: GatewayHandlers, ws: WebSocket, instanceId: string, agentId: string, query: BridgeQuery, trace: TraceContext | undefined): void {
+function runBridge(
+  options: EventsBridgeOptions,
+  handlers: GatewayHandlers,
+  connection: WsConnection,
+  ws: WebSocket,
+  instanceId: string,
+  agentId: string,
+  query: BridgeQuery,
+  trace: TraceContext | undefined,
+): void {
   const { core, logger } = options;
   const now = options.now ?? Date.now;
   const controller = new AbortController();
@@ -133,6 +142,7 @@ function runBridge(options: EventsBridgeOptions, handlers: GatewayHandlers, ws: 
     try {
       json = parseClientJson(text, "message");
     } catch (err) {
+      logFrameFailure(logger, connection, `/events message to ${instanceId}`, err);
       send(ws, errorFrame(err, undefined, undefined));
       return;
     }
@@ -150,6 +160,7 @@ function runBridge(options: EventsBridgeOptions, handlers: GatewayHandlers, ws: 
         send(ws, JSON.stringify(reply));
       } catch (err: unknown) {
         if (signal?.aborted) return;
+        logFrameFailure(logger, connection, `/events ${rough.request ?? "message"} to ${instanceId}`, err);
         send(ws, errorFrame(err, rough.id, rough.request));
       }
     };
@@ -175,7 +186,7 @@ function runBridge(options: EventsBridgeOptions, handlers: GatewayHandlers, ws: 
       if (ws.readyState === ws.OPEN) ws.close(1000, "instance ended");
     } catch (err) {
       if (controller.signal.aborted) return;
-      logger.warn("client event stream failed", { instance_id: instanceId, error: errorMessage(err) });
+      logFrameFailure(logger, connection, `/events event stream of ${instanceId}`, err);
       send(ws, errorFrame(err, undefined, undefined));
       if (ws.readyState === ws.OPEN) ws.close(1011, "update stream failed");
     }
