@@ -137,8 +137,9 @@ export class CoordinatorRegistration {
   }
 
   /**
-   * How late scheduled heartbeats started (ms behind their due time: the event loop was busy): the last one
-   * and the largest since start. Gateways declare a coordinator lost once its key outlives `ttlMs`, so a lag
+   * How late scheduled heartbeats started (ms behind their due time at the fixed rate: the event loop was busy,
+   * or the previous beat's write was still in flight when this one was due): the last one and the largest
+   * since start. Gateways declare a coordinator lost once its key outlives `ttlMs`, so a lag
    * approaching `ttlMs - heartbeatMs` is the warning sign.
    */
   get heartbeatLag(): { beats: number; lastMs: number; maxMs: number } {
@@ -232,16 +233,18 @@ export class CoordinatorRegistration {
   private schedule(): void {
     if (this.state !== "running") return;
     const now = Date.now();
-    this.nextBeatAt = Math.max(this.nextBeatAt + this.options.heartbeatMs, now);
-    const due = this.nextBeatAt;
+    // When the rate says it was due: a beat whose write was in flight through a busy loop schedules this one late.
+    const due = this.nextBeatAt + this.options.heartbeatMs;
+    this.nextBeatAt = Math.max(due, now);
     this.timer = setTimeout(() => {
       const late = Math.max(0, Date.now() - due);
       this.lag.beats++;
       this.lag.lastMs = late;
       if (late > this.lag.maxMs) this.lag.maxMs = late;
-      if (late >= this.options.heartbeatMs) this.options.logger.warn(`a heartbeat started ${late} ms late: the event loop was busy`, { lag_ms: late, ttl_ms: this.options.ttlMs });
+      if (late >= this.options.heartbeatMs)
+        this.options.logger.warn(`a heartbeat started ${late} ms late: the event loop was busy (or the previous beat was slow)`, { lag_ms: late, ttl_ms: this.options.ttlMs });
       void this.heartbeatNow().finally(() => this.schedule());
-    }, due - now);
+    }, this.nextBeatAt - now);
     this.timer.unref();
   }
 
