@@ -20,14 +20,16 @@ import { printTable, summarize, type BenchResults } from "./bench-util.js";
 
 /** Clients of one instance in the fan-out measurement. */
 const FAN_OUT = 4;
+/** Round trips before the "compiled" platform CPU measurement (each agent has had ~2,000 before it). */
+const WARM_TURNS = 5000;
 
 /**
  * Round trips from a client in its own process (round-trip-client.ts): this process's CPU meanwhile is the
  * server's alone (for Podium: gateway, coordinator, their threads; not the agent's).
  */
-async function remoteRtt(url: string, roundTrips: number): Promise<{ p50: number; p99: number; serverCpuMs: number }> {
+async function remoteRtt(url: string, roundTrips: number, warmup = Math.floor(roundTrips / 10)): Promise<{ p50: number; p99: number; serverCpuMs: number }> {
   const client = spawn(process.execPath, ["--import", "tsx", path.join(path.dirname(new URL(import.meta.url).pathname), "round-trip-client.ts")], {
-    env: { ...process.env, PODIUM_BENCH_URL: url, PODIUM_BENCH_ROUND_TRIPS: String(roundTrips), PODIUM_BENCH_WARMUP: String(Math.floor(roundTrips / 10)) },
+    env: { ...process.env, PODIUM_BENCH_URL: url, PODIUM_BENCH_ROUND_TRIPS: String(roundTrips), PODIUM_BENCH_WARMUP: String(warmup) },
     stdio: ["pipe", "pipe", "inherit"],
   });
   let output = "";
@@ -107,6 +109,12 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const topologyServer = await remoteRtt(topology.url, roundTrips);
     const podiumServer = await remoteRtt(connectUrl(floodTsId), roundTrips);
     const pythonServer = await remoteRtt(connectUrl(floodPyId), roundTrips);
+    // The same once the server's code is compiled (V8 optimizes the hot path over the first few thousand
+    // turns, on its own threads: ~0.1 ms of CPU per turn until then), as in a server that has been up a while.
+    const warm = WARM_TURNS;
+    const topologyWarm = await remoteRtt(topology.url, roundTrips, warm);
+    const podiumWarm = await remoteRtt(connectUrl(floodTsId), roundTrips, warm);
+    const pythonWarm = await remoteRtt(connectUrl(floodPyId), roundTrips, warm);
     const flood = async (ws: WebSocket) => {
       const start = performance.now();
       await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates }, n: updates }), updates, isUpdate);
@@ -149,6 +157,13 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
       "bare runner topology: server CPU ms per round trip (client in its own process)": topologyServer.serverCpuMs,
       "podium: platform CPU ms per turn (server process; client in its own process)": podiumServer.serverCpuMs,
       "podium: platform CPU ms per turn, Python agent": pythonServer.serverCpuMs,
+      [`bare runner topology: server CPU ms per round trip after ${WARM_TURNS} more`]: topologyWarm.serverCpuMs,
+      [`podium: platform CPU ms per turn after ${WARM_TURNS} more turns (compiled)`]: podiumWarm.serverCpuMs,
+      [`podium: platform CPU ms per turn after ${WARM_TURNS} more turns, Python agent`]: pythonWarm.serverCpuMs,
+      [`podium round trip p50 ms after ${WARM_TURNS} more turns`]: podiumWarm.p50,
+      [`podium round trip p99 ms after ${WARM_TURNS} more turns`]: podiumWarm.p99,
+      [`podium round trip p50 ms after ${WARM_TURNS} more turns, Python agent`]: pythonWarm.p50,
+      [`podium round trip p99 ms after ${WARM_TURNS} more turns, Python agent`]: pythonWarm.p99,
       "podium round trip p50 ms, client in its own process": podiumServer.p50,
       "podium round trip p99 ms, client in its own process": podiumServer.p99,
       "podium round trip p50 ms, Python agent": pythonRtt.p50,
