@@ -22,7 +22,7 @@ import { compileInstanceFactories, type AgentStoreFactory, type InstanceFactorie
 import type { AgentSandboxes } from "./sandbox/agent-sandboxes.js";
 import { DEFAULT_NETWORK_POLICY } from "../registry/bundle-manifest.js";
 import { DeploymentLookup, readDeploymentSettings, type DeploymentSettings } from "./deployment-settings.js";
-import { AgentStore } from "./store/agent-store.js";
+import { AgentStore, IDLE_MEMORY_RELEASE_MS } from "./store/agent-store.js";
 import type { BundleCache } from "../registry/bundle-cache.js";
 import type { CoordinatorLoad } from "../cluster/cluster-keys.js";
 import type { AgentReplication } from "../replication/agent-replication.js";
@@ -109,6 +109,10 @@ export class InstanceManager {
   /** Instances a create returned by waking them (resumes), not by starting them. */
   private readonly resumes = new WeakSet<AgentInstance>();
   private readonly hibernation = new HibernationTimers<AgentInstance>((instance) => this.hibernate(instance));
+  /** An instance idle for IDLE_MEMORY_RELEASE_MS gives its databases' page caches back (AgentStore.releaseMemory). */
+  private readonly memoryRelease = new HibernationTimers<AgentInstance>((instance) => {
+    if (instance.awake) instance.store.releaseMemory();
+  });
   /** Fires the agents' schedules (waking hibernated instances) and answers their schedule frames. */
   private readonly schedules: ScheduleRunner;
   /** This coordinator's instances on disk; undefined with replication, or when it cannot be opened (no restore). */
@@ -330,7 +334,10 @@ export class InstanceManager {
   private instanceHooks(instance: () => AgentInstance) {
     const { replication, logger } = this.options;
     return {
-      onIdle: () => this.hibernation.schedule(instance(), instance().hibernateAfterMs),
+      onIdle: () => {
+        this.memoryRelease.schedule(instance(), IDLE_MEMORY_RELEASE_MS);
+        this.hibernation.schedule(instance(), instance().hibernateAfterMs);
+      },
       onSchedule: (frame: ScheduleFrame) => this.schedules.handle(instance(), frame),
       onRecorded: countRecorded(this.counts),
       logger,
@@ -374,6 +381,7 @@ export class InstanceManager {
   private onEnded(instance: AgentInstance): void {
     const { agentId, instanceId } = instance;
     this.hibernation.cancel(instance);
+    this.memoryRelease.cancel(instance);
     this.schedules.cancel(instance);
     try {
       // A coordinator that closes keeps its instances on disk: they come back, hibernated, when it restarts.
@@ -546,6 +554,7 @@ export class InstanceManager {
     await Promise.allSettled(this.waking.values()); // a wake half way must not release after the sandboxes closed
     this.idleCpu.close();
     this.hibernation.close();
+    this.memoryRelease.close();
     this.schedules.close();
     await Promise.all([...[...this.instances.values()].map((i) => i.stop()), this.warm.close()]);
     await this.runs.settled();

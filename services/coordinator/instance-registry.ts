@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import type { AgentRuntime } from "./runtime-commands.js";
-import { closeDatabase, openDatabase, type SqliteDatabase } from "./store/sqlite.js";
+import { closeDatabase, openDatabase, PAGE_CACHE_KIB, type SqliteDatabase } from "./store/sqlite.js";
 import type { Migration } from "./store/migrations.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
@@ -55,7 +55,7 @@ export class InstanceRegistry {
     const file = path.join(dataDir, "instances.db");
     fs.closeSync(fs.openSync(file, "a", 0o600));
     fs.chmodSync(file, 0o600);
-    const db = openDatabase(file, MIGRATIONS);
+    const db = openDatabase(file, MIGRATIONS, -PAGE_CACHE_KIB); // one per coordinator: the 2 MiB cache as before
     db.pragma("secure_delete = ON"); // an ended instance's secrets do not linger in free pages
     return new InstanceRegistry(db);
   }

@@ -115,6 +115,22 @@ describe("AgentStore", () => {
     again.close();
   });
 
+  it("releaseMemory keeps every row and the next reads and writes; a no-op once closed", () => {
+    const store = AgentStore.open({ dir });
+    store.messages.append({ direction: "inbound", instanceId: "i", turn: 1, messageType: "message", content: { a: 1 }, timestamp: 1 });
+    store.state.apply([{ op: "add", path: "/n", value: 1 }], { instanceId: "i", turn: 1 });
+    store.releaseMemory();
+    store.messages.append({ direction: "outbound", instanceId: "i", turn: 1, messageType: "reply", content: { b: 2 }, timestamp: 2 });
+    expect(store.messages.list(0, 10).map((row) => row.content)).toEqual([{ a: 1 }, { b: 2 }]);
+    expect(store.state.current()).toEqual({ version: 1, state: { n: 1 } });
+    const reading = store.messages.ledger().outbound(["reply"]);
+    expect(reading.next().value?.content).toEqual({ b: 2 }); // an open iterator: messages.db is busy, the others are released
+    expect(() => store.releaseMemory()).not.toThrow();
+    reading.return?.(undefined);
+    store.close();
+    expect(() => store.releaseMemory()).not.toThrow();
+  });
+
   it("refuses a file that is not a database with DataLoss, and closes what it opened", () => {
     fs.writeFileSync(path.join(dir, STATE_DB), "this is not an SQLite database, just some text that is long enough".repeat(10));
     expect(() => AgentStore.open({ dir })).toThrow(expect.objectContaining({ code: Code.DataLoss }));

@@ -1,7 +1,7 @@
 /**
  * Opening and closing the per-agent SQLite files. Every database gets the same settings:
- * WAL journal, synchronous=NORMAL, a busy timeout, a cap on the WAL file size after checkpoints and
- * on the page cache, then its migrations (migrations.ts).
+ * WAL journal, synchronous=NORMAL, a busy timeout, a cap on the WAL file size after checkpoints, a small
+ * page cache (AGENT_PAGE_CACHE_PAGES unless the caller asks for another), then its migrations (migrations.ts).
  */
 import Database from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -14,13 +14,23 @@ export const BUSY_TIMEOUT_MS = 5000;
 /** After a checkpoint the WAL file is truncated to at most this size (it can grow past it in between). */
 export const JOURNAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024;
 /**
- * Most page cache one connection keeps. better-sqlite3's build defaults to 16 MB per connection: with
- * three databases per agent, reading one long history could keep up to 48 MB per agent. 2 MiB measured
- * the same in the store benchmark (appends, deltas, replay of 100k messages, opening a 50 MB state).
+ * Most page cache one connection keeps, for connections other than an agent's own three (Chronicle, snapshot
+ * writes). better-sqlite3's build defaults to 16 MB per connection. 2 MiB measured the same in the store
+ * benchmark (appends, deltas, replay of 100k messages, opening a 50 MB state).
  */
 export const PAGE_CACHE_KIB = 2048;
+/**
+ * Page cache of each of an agent's own connections (messages.db, state.db, logs.db), in pages (32 KiB): set
+ * before the first page is read, because SQLite's first allocation for a cache is min(20, cache size) pages
+ * (~86 KiB at 20), held while the connection is open. A turn touches a few pages per database; longer reads
+ * come from the OS page cache and big writes spill to the WAL past it. Measured against 2 MiB on the same
+ * stores: a turn's writes (also with 200k messages), 500 messages read from a 100k history, a patch to a
+ * 20k-element state, all equal; 150 KiB less per agent (docs/performance.md, "Memory per live instance").
+ */
+export const AGENT_PAGE_CACHE_PAGES = 8;
 
-export function openDatabase(file: string, migrations: readonly Migration[]): SqliteDatabase {
+/** `cacheSize` is PRAGMA cache_size's: pages when positive, KiB when negative. */
+export function openDatabase(file: string, migrations: readonly Migration[], cacheSize = AGENT_PAGE_CACHE_PAGES): SqliteDatabase {
   let db: SqliteDatabase;
   try {
     db = new Database(file);
@@ -29,11 +39,14 @@ export function openDatabase(file: string, migrations: readonly Migration[]): Sq
   }
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // Setting the size reads the schema (page 1), which makes the cache's first allocation at the default
+    // size; shrink_memory drops it, so the next read allocates for `cacheSize`.
+    db.pragma(`cache_size = ${cacheSize}`);
+    db.pragma("shrink_memory");
     const mode = db.pragma("journal_mode = WAL", { simple: true });
     if (mode !== "wal") throw new ConnectError(`${file}: cannot switch to WAL (journal_mode=${String(mode)})`, Code.Internal);
     db.pragma("synchronous = NORMAL");
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
-    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     migrate(db, migrations, file);
     return db;
   } catch (err) {
