@@ -367,8 +367,16 @@ export class AgentInstance {
   private onFrames(frames: AgentToHost[]): void {
     let run: EventRecord[] = [];
     const flush = () => {
-      if (run.length > 0) this.journal.emitMany(run);
+      const records = run;
       run = [];
+      if (records.length === 0) return;
+      try {
+        this.journal.emitMany(records);
+      } catch (err) {
+        // Nothing of it reached a client; the instance cannot go on without its log (its turn would never end).
+        this.options.logger.error("could not record the agent's output", { instance_id: this.instanceId, agent_id: this.agentId, error: errorMessage(err) });
+        this.kill(`could not record the agent's output: ${errorMessage(err)}`);
+      }
     };
     for (const frame of frames) {
       if (frame.type === "turn_done") {
@@ -404,8 +412,7 @@ export class AgentInstance {
         return;
       case "event":
       case "turn_done":
-        this.onFrames([frame]);
-        return;
+        return; // onFrames handles them
       case "state_patch":
         this.applyState(frame.ops, frame.turn);
         return;
@@ -438,7 +445,7 @@ export class AgentInstance {
   }
 
   private pump(): void {
-    if (!this.serving || this.current || this.status !== "ready" || this.stopRequested) return;
+    if (!this.serving || this.current || this.status !== "ready" || this.stopRequested || this.killReason !== undefined || !this.process?.alive) return;
     const next = this.queue.shift();
     if (!next) {
       if (this.idleSince === undefined) {
@@ -525,14 +532,10 @@ export class AgentInstance {
     if (next) this.pump();
   }
 
-  private captureWorkspace(turn: number): void {
+  /** What the process's last writes changed in the workspace, captured now: recorded before its exit's events. */
+  private finalCapture(turn: number): EventRecord[] {
     const capture = this.body?.workspaceCapture;
-    if (capture)
-      void this.journal.recordCaptureOf(
-        () => capture.capture(),
-        turn,
-        () => true,
-      );
+    return capture ? this.journal.captureNow(() => capture.capture(), turn) : [];
   }
 
   private onExit(info: ProcessExitInfo): void {
@@ -542,15 +545,15 @@ export class AgentInstance {
     const reason = this.killReason ?? (crashed ? (this.readyAt ? "crashed" : "failed to start") : "stopped");
     this.exit = { code: info.code, signal: info.signal, reason };
     const current = this.current; // endTurn clears this.current
+    const changes = this.finalCapture(current?.turn ?? 0);
     if (current) {
       current.timer.clear();
-      this.captureWorkspace(current.turn);
       if (current.done)
-        this.endTurn(current, false); // it had ended (its trace with it); its capture was under way
-      else this.journal.emitMany(turnFailed(current.turn, { message: this.killReason ?? `agent process exited during turn ${current.turn}` }));
+        this.endTurn(current, false, changes); // it had ended (its trace with it); its capture was under way
+      else this.journal.emitMany([...changes, ...turnFailed(current.turn, { message: this.killReason ?? `agent process exited during turn ${current.turn}` })]);
       if (!current.done) current.trace?.ended(this.killReason ?? "the agent process exited during the turn");
     } else {
-      this.captureWorkspace(0);
+      this.journal.emitMany(changes);
     }
     endQueuedTurns(this.queue.splice(0), this.serving, this.journal);
     this.current = undefined;
@@ -569,9 +572,9 @@ export class AgentInstance {
   private onHibernated(info: ProcessExitInfo): void {
     this.sleeping = false;
     this.serving = false;
-    this.captureWorkspace(0);
     const idleMs = this.idleSince === undefined ? 0 : (this.hibernatedAt ?? Date.now()) - this.idleSince;
-    this.journal.emit(PlatformEvent.hibernated, { idle_ms: idleMs, exit_code: info.code, signal: info.signal }, 0);
+    const hibernated = { messageType: PlatformEvent.hibernated, content: { idle_ms: idleMs, exit_code: info.code, signal: info.signal }, turn: 0 };
+    this.journal.emitMany([...this.finalCapture(0), hibernated]); // what onHibernate wrote, then `hibernated`
     this.journal.log("info", "platform", `instance ${this.instanceId} hibernated after ${idleMs} ms idle`);
     this.idleSince = undefined;
     this.process = undefined;

@@ -94,8 +94,8 @@ export class AgentProcess implements AgentProcessHandle {
       });
       this.child.once("close", (code, signal) => {
         if (spawnFailed) return;
+        this.exitInfo = { code, signal }; // not alive while its last frames are handled: nothing more is sent to it
         delivery.flush(); // every frame it wrote comes before its exit
-        this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });
     });

@@ -109,6 +109,20 @@ export class InstanceJournal {
     this.emitMany(await this.captureEvents(capture, turn, current));
   }
 
+  /**
+   * A synchronous capture's events, now, for the caller to record in the same transaction as what follows them
+   * (an exit's `terminated`, `hibernated`); a failed capture is logged and records nothing.
+   */
+  captureNow(capture: () => CaptureOutcome, turn: number): EventRecord[] {
+    if (!this.options.writable()) return [];
+    try {
+      return captureRecords(capture(), turn);
+    } catch (err) {
+      this.log("error", "platform", `workspace capture failed: ${errorMessage(err)}`);
+      return [];
+    }
+  }
+
   /** The events recordCaptureOf would record, for the caller to record with more in the same transaction. */
   async captureEvents(capture: (() => CaptureOutcome) | Promise<CaptureOutcome>, turn: number, current: () => boolean): Promise<EventRecord[]> {
     if (!this.options.writable()) return [];

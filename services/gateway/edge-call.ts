@@ -4,7 +4,7 @@
  */
 import { create, type DescMessage, type DescMethodServerStreaming, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { createContextKey, createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
-import { createInProcessContext } from "../shared/in-process-context.js";
+import { createInProcessContext, type InProcessContext } from "../shared/in-process-context.js";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Span } from "../tracing/tracer.js";
 import type { GatewayHandlers } from "./gateway-handlers.js";
@@ -26,10 +26,10 @@ export interface EdgeCall {
 /**
  * The handler's context: Connect's own (`createHandlerContext`) makes two AbortControllers and links them on
  * every call, ~15-25 µs per WebSocket message; this one (the in-process hop's) makes its controller only if
- * the handler reads `signal`. It is never ended by the adapter: the handler's signal aborts with the
- * caller's, as before.
+ * the handler reads `signal`. The handler's signal aborts with the caller's, and callUnary / callStream end
+ * the context when the call ends (as the router does), so no listener stays on a long-lived caller's signal.
  */
-export function edgeContext(method: DescMethod, call: EdgeCall): HandlerContext {
+export function edgeContext(method: DescMethod, call: EdgeCall): InProcessContext {
   let values: ContextValues | undefined;
   if (call.span || call.agentId) {
     values = createContextValues();
@@ -61,8 +61,13 @@ export async function callUnary<I extends DescMessage, O extends DescMessage>(
   input: MessageInitShape<I>,
   call: EdgeCall,
 ): Promise<MessageShape<O>> {
-  const output = (await handlerOf(handlers, method)(create(method.input, input), edgeContext(method, call))) as MessageInitShape<O>;
-  return create(method.output, output);
+  const ctx = edgeContext(method, call);
+  try {
+    const output = (await handlerOf(handlers, method)(create(method.input, input), ctx)) as MessageInitShape<O>;
+    return create(method.output, output);
+  } finally {
+    ctx.abort();
+  }
 }
 
 /** Calls a server-streaming RPC's handler; yields the full response messages. */
@@ -72,6 +77,11 @@ export async function* callStream<I extends DescMessage, O extends DescMessage>(
   input: MessageInitShape<I>,
   call: EdgeCall,
 ): AsyncGenerator<MessageShape<O>> {
-  const stream = handlerOf(handlers, method)(create(method.input, input), edgeContext(method, call)) as AsyncIterable<MessageInitShape<O>>;
-  for await (const output of stream) yield create(method.output, output);
+  const ctx = edgeContext(method, call);
+  try {
+    const stream = handlerOf(handlers, method)(create(method.input, input), ctx) as AsyncIterable<MessageInitShape<O>>;
+    for await (const output of stream) yield create(method.output, output);
+  } finally {
+    ctx.abort();
+  }
 }

@@ -84,3 +84,30 @@ describe("a turn's end", () => {
     expect(types(batches)).toEqual([["chunk", "chunk", "chunk", "complete", "turn.done"]]);
   });
 });
+
+describe("what the process's last writes changed", () => {
+  const changed = (path: string): CaptureOutcome => ({ iteration: 1, files: [{ path, change: "added" }] });
+
+  it("is recorded before `hibernated` (what onHibernate wrote)", async () => {
+    const finals: CaptureOutcome[] = [changed("bye.txt")];
+    const h = coreHarness({ manifest: { limits: { hibernate_after_ms: 30 } }, workspaceCapture: { capture: () => finals.shift(), captureSoon: () => undefined } });
+    harnesses.push(h);
+    const instanceId = await h.create();
+    const updates = await h.updatesUntil(instanceId, (u) => u.messageType === "hibernated");
+    const last = updates.slice(-2);
+    expect(last.map((u) => u.messageType)).toEqual(["workspace.changed", "hibernated"]);
+    expect(last[0]?.content).toEqual({ iteration: 1, files: [{ path: "bye.txt", change: "added" }] });
+    expect(gapFree(updates)).toBe(true);
+  });
+
+  it("is recorded in a crashed turn before its error and turn.done, and before `terminated`", async () => {
+    const finals: CaptureOutcome[] = [changed("partial.txt")];
+    const h = coreHarness({ workspaceCapture: { capture: () => finals.shift(), captureSoon: () => undefined } });
+    harnesses.push(h);
+    const instanceId = await h.create();
+    const crashing = await h.instances.sendMessage({ instanceId, content: { fake: "crash" } });
+    const updates = await h.updatesUntil(instanceId, (u) => u.messageType === "terminated");
+    expect(updates.filter((u) => u.turn === crashing.turn || u.messageType === "terminated").map((u) => u.messageType)).toEqual(["started", "workspace.changed", "error", "turn.done", "terminated"]);
+    expect(gapFree(updates.filter((u) => u.turn === crashing.turn || u.messageType === "terminated"))).toBe(true); // the message itself is inbound, not streamed
+  });
+});
