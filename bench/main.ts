@@ -11,6 +11,7 @@ const suites: [string, string, string][] = [
   ["per-agent SQLite stores", "./store-bench.ts", "runStoreBench"],
   ["Chronicle workspace capture", "./chronicle-bench.ts", "runChronicleBench"],
   ["restart-to-ready with a large state", "./restart-bench.ts", "runRestartBench"],
+  ["other agents' round trips while one agent snapshots ~50 MiB", "./snapshot-stall-bench.ts", "runSnapshotStallBench"],
   ["streaming through the gateway (in-process coordinator)", "./stream-bench.ts", "runStreamBench"],
   ["web console: bundle size, a 10,000-event stream on the instance page (Chromium)", "./console-bench.ts", "runConsoleBench"],
   ["scale: one coordinator from 1 to N live instances", "./scale-bench.ts", "runScaleBench"],

@@ -1,6 +1,6 @@
 /**
- * The one snapshot thread of the process: builds state snapshots of large states, and loads them at an
- * agent's start, off the main thread. Serializing and compressing a 50 MiB state takes ~1 s of CPU, and
+ * The one snapshot thread of the process: builds and writes state snapshots of large states, and loads them
+ * at an agent's start, off the main thread. Serializing and compressing a 50 MiB state takes ~1 s of CPU, and
  * decoding and parsing it again about as much; on the main thread that stalled every agent of the
  * coordinator. The thread is started on first use and never holds the process open: a
  * process that ends with a build in flight loses only that snapshot (the patches it covers are stored).
@@ -8,10 +8,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../shared/module-worker.js";
-import type { BuiltSnapshot, LoadJob, LoadedState, SnapshotJob, StoredSnapshot } from "./snapshot-build.js";
+import type { LoadJob, LoadedState, StoredSnapshot } from "./snapshot-build.js";
+import type { DropJob, WriteJob, WrittenSnapshot } from "./snapshot-write.js";
 
-type Reply = { id: number; result: BuiltSnapshot | LoadedState } | { id: number; error: string };
-type Waiter = { resolve(result: BuiltSnapshot | LoadedState): void; reject(err: Error): void };
+type Result = LoadedState | WrittenSnapshot | number | undefined;
+type Reply = { id: number; result: Result } | { id: number; error: string };
+type Waiter = { resolve(result: Result): void; reject(err: Error): void };
+export type SnapshotRequest = { write: WriteJob } | { drop: DropJob } | { load: LoadJob };
 
 export class SnapshotThread {
   private static current: SnapshotThread | undefined;
@@ -43,9 +46,17 @@ export class SnapshotThread {
     this.worker.unref(); // after the listeners: adding a "message" listener refs the worker's port again
   }
 
-  /** Builds the snapshot `job` describes; the job's buffers are moved to the thread, not copied. */
-  build(job: SnapshotJob): Promise<BuiltSnapshot> {
-    return this.run({ build: job }, job.base) as Promise<BuiltSnapshot>;
+  /**
+   * Builds the snapshot `job` describes from state.db's rows and writes its chunks there (snapshot-write.ts);
+   * undefined when the job was cancelled before its last chunk.
+   */
+  write(job: WriteJob): Promise<WrittenSnapshot | undefined> {
+    return this.run({ write: job }, undefined) as Promise<WrittenSnapshot | undefined>;
+  }
+
+  /** Removes the chunks of snapshots that are gone from `job.file`; resolves to how many. */
+  drop(job: DropJob): Promise<number> {
+    return this.run({ drop: job }, undefined) as Promise<number>;
   }
 
   /** Loads the state `job` describes (snapshot + patches) and plans it in pieces for the main thread. */
@@ -53,9 +64,9 @@ export class SnapshotThread {
     return this.run({ load: job }, job.base) as Promise<LoadedState>;
   }
 
-  private run(request: { build: SnapshotJob } | { load: LoadJob }, base: StoredSnapshot | undefined): Promise<BuiltSnapshot | LoadedState> {
+  private run(request: SnapshotRequest, base: StoredSnapshot | undefined): Promise<Result> {
     const id = this.nextId++;
-    const done = new Promise<BuiltSnapshot | LoadedState>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const done = new Promise<Result>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     // Parts that own their whole buffer move to the thread; others (slices of a pooled buffer) are copied.
     const transfer = (base?.parts ?? []).filter((part) => part.byteOffset === 0 && part.byteLength === part.buffer.byteLength).map((part) => part.buffer as ArrayBuffer);
     this.worker.postMessage({ id, ...request }, [...new Set(transfer)]);

@@ -1,16 +1,15 @@
 /** The snapshot thread's code (snapshot-thread.ts): one job per message, in order. */
 import { parentPort } from "node:worker_threads";
-import { buildSnapshot, loadState, type LoadJob, type SnapshotJob } from "./snapshot-build.js";
+import { loadState } from "./snapshot-build.js";
+import type { SnapshotRequest } from "./snapshot-thread.js";
+import { dropOldChunks, writeSnapshot } from "./snapshot-write.js";
 
-type Request = { id: number; build: SnapshotJob } | { id: number; load: LoadJob };
-
-parentPort?.on("message", (message: Request) => {
+parentPort?.on("message", (message: SnapshotRequest & { id: number }) => {
   try {
-    if ("build" in message) {
-      const built = buildSnapshot(message.build);
-      // A fresh copy whose whole buffer can move to the other thread without copying again.
-      const data = new Uint8Array(built.data);
-      parentPort?.postMessage({ id: message.id, result: { ...built, data } }, [data.buffer]);
+    if ("write" in message) {
+      parentPort?.postMessage({ id: message.id, result: writeSnapshot(message.write) });
+    } else if ("drop" in message) {
+      parentPort?.postMessage({ id: message.id, result: dropOldChunks(message.drop) });
     } else {
       const loaded = loadState(message.load);
       parentPort?.postMessage({ id: message.id, result: loaded }, [loaded.json.buffer as ArrayBuffer, loaded.plan.text.buffer as ArrayBuffer]);

@@ -9,12 +9,13 @@ import type { JsonObject, JsonPatchOp } from "../../shared/json.js";
 import { JsonPatchError } from "../../shared/json-patch.js";
 import { applyAtomically } from "./apply-atomically.js";
 import { encodeSnapshot } from "./snapshot-codec.js";
-import { decodeState, replayPatches, type BuiltSnapshot, type PatchText, type StoredSnapshot } from "./snapshot-build.js";
+import { decodeState, replayPatches, type PatchText, type StoredSnapshot } from "./snapshot-build.js";
 import { SnapshotThread } from "./snapshot-thread.js";
+import type { WrittenSnapshot } from "./snapshot-write.js";
 import { assembleStatePieces } from "./state-pieces.js";
 import { closeDatabase, closedError, storeError, type SqliteDatabase } from "./sqlite.js";
 
-/** A background snapshot is written this many bytes per transaction, one transaction per event-loop turn. */
+/** A background snapshot is written this many bytes per transaction, by the snapshot thread. */
 export const SNAPSHOT_CHUNK_BYTES = 64 * 1024;
 
 export interface StatePatchRow {
@@ -40,7 +41,7 @@ export interface StateStoreOptions {
   compressSnapshots: boolean;
   /**
    * States whose JSON is estimated at this size or more are snapshotted in the background: built on the
-   * snapshot thread from state.db's rows, written in chunks between event-loop turns.
+   * snapshot thread from state.db's rows and written there in chunks; only the snapshot's row is written here.
    */
   backgroundSnapshotBytes: number;
   onSnapshotError: ((err: unknown) => void) | undefined;
@@ -98,11 +99,12 @@ export class StateStore {
   private loaded = false;
   /** The version a background snapshot is being built or written for, 0 when none is. */
   private building = 0;
+  /** Set when the store closes: the snapshot thread then stops writing this store's chunks. */
+  private readonly cancel = new Int32Array(new SharedArrayBuffer(4));
   private readonly insertPatch;
   private readonly selectPatches;
   private readonly writeSnapshot;
   private readonly selectChunk;
-  private readonly insertChunk;
   private readonly commitChunked;
   private readonly deleteOldChunks;
 
@@ -121,11 +123,10 @@ export class StateStore {
       prunePatches.run(pruneThrough);
     });
     this.selectChunk = db.prepare<[number, number], Buffer>("SELECT data FROM snapshot_chunks WHERE version = ? AND seq = ?").pluck();
-    this.insertChunk = db.prepare<[number, number, Buffer]>("INSERT OR REPLACE INTO snapshot_chunks (version, seq, data) VALUES (?, ?, ?)");
     const insertChunked = db.prepare<[number, string, number, number, number]>("INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp, chunks) VALUES (?, ?, x'', ?, ?, ?)");
-    this.commitChunked = db.transaction((built: BuiltSnapshot, chunks: number, pruneThrough: number) => {
-      insertChunked.run(built.version, built.encoding, built.rawBytes, Date.now(), chunks);
-      deleteOldSnapshots.run(built.version);
+    this.commitChunked = db.transaction((written: WrittenSnapshot, pruneThrough: number) => {
+      insertChunked.run(written.version, written.encoding, written.rawBytes, Date.now(), written.chunks);
+      deleteOldSnapshots.run(written.version);
       prunePatches.run(pruneThrough);
     });
     // A few rows at a time: deleting a large snapshot's chunks in one go would stall the event loop.
@@ -335,6 +336,7 @@ export class StateStore {
   }
 
   close(): void {
+    Atomics.store(this.cancel, 0, 1);
     closeDatabase(this.db);
   }
 
@@ -354,7 +356,7 @@ export class StateStore {
    */
   private autoSnapshot(): void {
     if (this.building > 0) return;
-    if (this.snapshotRawBytes + this.patchBytesSinceSnapshot >= this.options.backgroundSnapshotBytes) {
+    if (this.snapshotRawBytes + this.patchBytesSinceSnapshot >= this.options.backgroundSnapshotBytes && !this.db.memory) {
       void this.backgroundSnapshot();
       return;
     }
@@ -373,41 +375,37 @@ export class StateStore {
 
   /**
    * The snapshot of the current version, built on the snapshot thread from the stored rows (the newest
-   * snapshot and the patches after it: the live state is not touched) and written a chunk per event-loop
-   * turn. Patches applied meanwhile stay on top of it. Abandoned when the store closes or another snapshot
-   * was written meanwhile; chunks a crash left behind are removed at the next load.
+   * snapshot and the patches after it: the live state is not touched) and written there in chunks, each its
+   * own transaction (snapshot-write.ts); only the snapshot's row is committed here, with the prune, as for a
+   * synchronous snapshot. Patches applied meanwhile stay on top of it. Abandoned when the store closes or
+   * another snapshot was written meanwhile; chunks a crash left behind are removed at the next load.
    */
   private async backgroundSnapshot(): Promise<void> {
     const previous = this.snapshotVersion;
     const version = this.currentVersion;
     this.building = version;
     const stillCurrent = () => this.db.open && this.snapshotVersion === previous;
+    const thread = SnapshotThread.acquire();
     try {
-      const base = previous > 0 ? await this.readSnapshot(previous) : undefined;
-      if (!stillCurrent()) return;
-      const patches = this.selectPatchTexts(previous, version);
-      const built = await SnapshotThread.acquire().build({ base, patches, compress: this.options.compressSnapshots });
-      if (built.version !== version) throw new ConnectError(`snapshot built version ${built.version}, expected ${version}`, Code.Internal);
-      let chunks = 0;
-      const data = Buffer.from(built.data.buffer, built.data.byteOffset, built.data.byteLength);
-      for (let offset = 0; offset < data.length; offset += SNAPSHOT_CHUNK_BYTES, chunks++) {
-        if (!stillCurrent()) return;
-        this.insertChunk.run(version, chunks, data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES));
-        await yieldTurn();
-      }
-      if (!stillCurrent()) return;
-      this.commitChunked(built, chunks, previous);
-      const covered = patches.reduce((sum, [, ops]) => sum + ops.length, 0);
+      const job = { file: this.db.name, previous, through: version, compress: this.options.compressSnapshots, chunkBytes: SNAPSHOT_CHUNK_BYTES, cancel: this.cancel };
+      const written = await thread.write(job);
+      if (!written || !stillCurrent()) return;
+      this.commitChunked(written, previous);
       this.prunedThrough = Math.max(this.prunedThrough, previous);
       this.snapshotVersion = version;
-      this.snapshotRawBytes = built.rawBytes;
+      this.snapshotRawBytes = written.rawBytes;
       this.versionsSinceSnapshot = this.currentVersion - version;
-      this.patchBytesSinceSnapshot = Math.max(0, this.patchBytesSinceSnapshot - covered);
+      this.patchBytesSinceSnapshot = Math.max(0, this.patchBytesSinceSnapshot - written.patchBytes);
     } catch (err) {
-      if (this.db.open) this.snapshotFailed(storeError(err, "write state snapshot"));
+      if (stillCurrent()) this.snapshotFailed(storeError(err, "write state snapshot"));
     } finally {
       this.building = 0;
-      void this.dropOldChunks(); // the replaced snapshot's, or this one's when it was abandoned
+      // The replaced snapshot's chunks, or this one's when it was abandoned: removed by the thread too.
+      if (this.db.open) {
+        thread.drop({ file: this.db.name, keep: 0, cancel: this.cancel }).catch((err: unknown) => {
+          if (this.db.open) this.options.onSnapshotError?.(storeError(err, "remove old snapshot chunks"));
+        });
+      }
     }
   }
 
