@@ -3,7 +3,7 @@
  * `createRouterTransport` (no socket), with fake agent processes (test/helpers/fake-agent-process.ts) and
  * real SQLite stores in a temp dir, opened without a sandbox. One deployment, whose podium.json is given.
  */
-import { afterAll } from "@jest/globals";
+import { afterAll, afterEach } from "@jest/globals";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -144,5 +144,18 @@ export function coreHarness(options: CoreHarnessOptions = {}): CoreHarness {
       await manager.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** For a test file: makes harnesses (coreHarness) that are all closed after each test. */
+export function harnessesPerTest(): (options?: CoreHarnessOptions) => CoreHarness {
+  const open: CoreHarness[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((h) => h.close()));
+  });
+  return (options = {}) => {
+    const h = coreHarness(options);
+    open.push(h);
+    return h;
   };
 }

@@ -3,23 +3,14 @@
  * fake agent processes (core-harness.ts): a crash mid-turn, starts that fail (fatal, exit, protocol,
  * timeout), the platform's limits (turn time, message size, queue, capacity) and a drain.
  */
-import { afterEach, describe, expect, it } from "@jest/globals";
+import { describe, expect, it } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { InstanceStatus } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import { connectErrorOf } from "../helpers/connect-error-of.js";
-import { coreHarness, DEPLOYMENT_ID, type CoreHarness, type CoreHarnessOptions } from "./core-harness.js";
+import { DEPLOYMENT_ID, harnessesPerTest } from "./core-harness.js";
 
-const harnesses: CoreHarness[] = [];
-afterEach(async () => {
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-});
-
-function harness(options: CoreHarnessOptions = {}): CoreHarness {
-  const h = coreHarness(options);
-  harnesses.push(h);
-  return h;
-}
+const harness = harnessesPerTest();
 
 const terminated = (u: StreamUpdate) => u.messageType === "terminated";
 const ofTurn = (updates: StreamUpdate[], turn: bigint) => updates.filter((u) => u.turn === turn).map((u) => u.messageType);

@@ -4,24 +4,15 @@
  * ready, turns queued and run in order, cancel, on_busy interrupt and reject, answers, stop with grace and
  * with a hard kill, hibernation and wake. No socket, runner or sandbox: each test takes milliseconds.
  */
-import { afterEach, describe, expect, it } from "@jest/globals";
+import { describe, expect, it } from "@jest/globals";
 import { Code } from "@connectrpc/connect";
 import { InstanceStatus } from "../../gen/podium/v1/instance_pb.js";
 import { MultitaskStrategy } from "../../gen/podium/v1/instance_service_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import { connectErrorOf } from "../helpers/connect-error-of.js";
-import { coreHarness, DEPLOYMENT_ID, type CoreHarness, type CoreHarnessOptions } from "./core-harness.js";
+import { DEPLOYMENT_ID, harnessesPerTest } from "./core-harness.js";
 
-const harnesses: CoreHarness[] = [];
-afterEach(async () => {
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-});
-
-function harness(options: CoreHarnessOptions = {}): CoreHarness {
-  const h = coreHarness(options);
-  harnesses.push(h);
-  return h;
-}
+const harness = harnessesPerTest();
 
 const turnDone = (turn: bigint) => (u: StreamUpdate) => u.messageType === "turn.done" && u.turn === turn;
 const ofTurn = (updates: StreamUpdate[], turn: bigint) => updates.filter((u) => u.turn === turn).map((u) => u.messageType);

@@ -3,23 +3,18 @@
  * needs no wait, the turn's last events and its end are recorded together and reach a live stream as one batch;
  * when the capture waits for its barrier, the events go first and the end follows. Seqs stay gap-free.
  */
-import { afterEach, describe, expect, it } from "@jest/globals";
+import { describe, expect, it } from "@jest/globals";
 import type { CaptureOutcome } from "../../services/coordinator/agent-instance-options.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
-import { coreHarness, type CoreHarness } from "./core-harness.js";
+import { type CoreHarness, harnessesPerTest } from "./core-harness.js";
 
-const harnesses: CoreHarness[] = [];
-afterEach(async () => {
-  await Promise.all(harnesses.splice(0).map((h) => h.close()));
-});
+const harness = harnessesPerTest();
 
 /** What the fake capture answers, one per turn's end (undefined: nothing changed, at once). */
 type Answer = CaptureOutcome | Promise<CaptureOutcome>;
 
 function harnessWithCapture(answers: Answer[]): CoreHarness {
-  const h = coreHarness({ workspaceCapture: { capture: () => undefined, captureSoon: () => answers.shift() } });
-  harnesses.push(h);
-  return h;
+  return harness({ workspaceCapture: { capture: () => undefined, captureSoon: () => answers.shift() } });
 }
 
 /** Sends an echo turn (so that the stream is live), then `count` events in one turn; the batches of that turn, up to its turn.done. */
@@ -77,8 +72,7 @@ describe("a turn's end", () => {
   });
 
   it("without a capture, still ends the turn with its last events", async () => {
-    const h = coreHarness();
-    harnesses.push(h);
+    const h = harness();
     const instanceId = await h.create();
     const batches = await floodBatches(h, instanceId, 3);
     expect(types(batches)).toEqual([["chunk", "chunk", "chunk", "complete", "turn.done"]]);
@@ -90,8 +84,7 @@ describe("what the process's last writes changed", () => {
 
   it("is recorded before `hibernated` (what onHibernate wrote)", async () => {
     const finals: CaptureOutcome[] = [changed("bye.txt")];
-    const h = coreHarness({ manifest: { limits: { hibernate_after_ms: 30 } }, workspaceCapture: { capture: () => finals.shift(), captureSoon: () => undefined } });
-    harnesses.push(h);
+    const h = harness({ manifest: { limits: { hibernate_after_ms: 30 } }, workspaceCapture: { capture: () => finals.shift(), captureSoon: () => undefined } });
     const instanceId = await h.create();
     const updates = await h.updatesUntil(instanceId, (u) => u.messageType === "hibernated");
     const last = updates.slice(-2);
@@ -102,8 +95,7 @@ describe("what the process's last writes changed", () => {
 
   it("is recorded in a crashed turn before its error and turn.done, and before `terminated`", async () => {
     const finals: CaptureOutcome[] = [changed("partial.txt")];
-    const h = coreHarness({ workspaceCapture: { capture: () => finals.shift(), captureSoon: () => undefined } });
-    harnesses.push(h);
+    const h = harness({ workspaceCapture: { capture: () => finals.shift(), captureSoon: () => undefined } });
     const instanceId = await h.create();
     const crashing = await h.instances.sendMessage({ instanceId, content: { fake: "crash" } });
     const updates = await h.updatesUntil(instanceId, (u) => u.messageType === "terminated");
