@@ -39,8 +39,8 @@ export interface AgentStoreOptions {
   /** brotli-compress snapshots of 16 KiB and more. Default true. */
   compressSnapshots?: boolean;
   /**
-   * States whose JSON is estimated at this size or more are snapshotted in the background (built on a
-   * worker thread, written in 64 KiB chunks between event-loop turns) instead of synchronously.
+   * States whose JSON is estimated at this size or more are snapshotted in the background (built and written
+   * in 64 KiB chunks by the snapshot thread, snapshot-write.ts) instead of synchronously.
    * Default 1 MiB; Infinity keeps every snapshot synchronous.
    */
   backgroundSnapshotBytes?: number;

@@ -83,9 +83,11 @@ function readRows(db: Database.Database, job: WriteJob): { base: StoredSnapshot 
 }
 
 export function writeSnapshot(job: WriteJob): WrittenSnapshot | undefined {
+  if (Atomics.load(job.cancel, 0) !== 0) return undefined; // the store closed while this job waited
   const db = openStateDb(job.file);
   try {
     const { base, patches } = readRows(db, job);
+    if (Atomics.load(job.cancel, 0) !== 0) return undefined;
     const built = buildSnapshot({ base, patches, compress: job.compress });
     if (built.version !== job.through) throw new Error(`snapshot built version ${built.version}, expected ${job.through}`);
     const insert = db.prepare<[number, number, Uint8Array]>("INSERT OR REPLACE INTO snapshot_chunks (version, seq, data) VALUES (?, ?, ?)");
@@ -101,6 +103,9 @@ export function writeSnapshot(job: WriteJob): WrittenSnapshot | undefined {
       if (chunks > 0) Atomics.wait(pause, 0, 0, PAUSE_MS);
       if (!writeChunk.immediate(chunks, built.data.subarray(offset, offset + job.chunkBytes))) return undefined;
     }
+    // The checkpoint of what this thread wrote, here rather than in a commit on the main thread (whose
+    // auto-checkpoint is off while this job writes: StateStore.backgroundSnapshot).
+    db.pragma("wal_checkpoint(PASSIVE)");
     const patchBytes = patches.reduce((sum, [, ops]) => sum + ops.length, 0);
     return { version: built.version, encoding: built.encoding, rawBytes: built.rawBytes, chunks, patchBytes };
   } finally {
@@ -110,6 +115,7 @@ export function writeSnapshot(job: WriteJob): WrittenSnapshot | undefined {
 
 /** Deletes the chunks of snapshots that are gone (replaced, or never committed), a few per transaction. */
 export function dropOldChunks(job: DropJob): number {
+  if (Atomics.load(job.cancel, 0) !== 0) return 0;
   const db = openStateDb(job.file);
   try {
     const remove = db.prepare<[number, number]>(

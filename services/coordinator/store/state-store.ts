@@ -124,7 +124,11 @@ export class StateStore {
     });
     this.selectChunk = db.prepare<[number, number], Buffer>("SELECT data FROM snapshot_chunks WHERE version = ? AND seq = ?").pluck();
     const insertChunked = db.prepare<[number, string, number, number, number]>("INSERT INTO snapshots (version, encoding, data, raw_bytes, timestamp, chunks) VALUES (?, ?, x'', ?, ?, ?)");
+    const countChunks = db.prepare<[number, number], number>("SELECT count(*) FROM snapshot_chunks WHERE version = ? AND seq < ?").pluck();
     this.commitChunked = db.transaction((written: WrittenSnapshot, pruneThrough: number) => {
+      // Never a row without all its chunks (another store's clean-up of row-less chunks could have run meanwhile).
+      const stored = countChunks.get(written.version, written.chunks) ?? 0;
+      if (stored !== written.chunks) throw new Error(`state snapshot ${written.version} has ${stored} of its ${written.chunks} chunks`);
       insertChunked.run(written.version, written.encoding, written.rawBytes, Date.now(), written.chunks);
       deleteOldSnapshots.run(written.version);
       prunePatches.run(pruneThrough);
@@ -386,6 +390,9 @@ export class StateStore {
     this.building = version;
     const stillCurrent = () => this.db.open && this.snapshotVersion === previous;
     const thread = SnapshotThread.acquire();
+    // The thread checkpoints what it writes: a commit here must not copy its chunks into state.db on this thread.
+    const autoCheckpoint = Number(this.db.pragma("wal_autocheckpoint", { simple: true }));
+    this.db.pragma("wal_autocheckpoint = 0");
     try {
       const job = { file: this.db.name, previous, through: version, compress: this.options.compressSnapshots, chunkBytes: SNAPSHOT_CHUNK_BYTES, cancel: this.cancel };
       const written = await thread.write(job);
@@ -400,11 +407,15 @@ export class StateStore {
       if (stillCurrent()) this.snapshotFailed(storeError(err, "write state snapshot"));
     } finally {
       this.building = 0;
-      // The replaced snapshot's chunks, or this one's when it was abandoned: removed by the thread too.
+      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${autoCheckpoint}`);
+      // The replaced snapshot's chunks, or this one's when it was abandoned: removed by the thread too
+      // (acquired again: the one that wrote may have died).
       if (this.db.open) {
-        thread.drop({ file: this.db.name, keep: 0, cancel: this.cancel }).catch((err: unknown) => {
-          if (this.db.open) this.options.onSnapshotError?.(storeError(err, "remove old snapshot chunks"));
-        });
+        SnapshotThread.acquire()
+          .drop({ file: this.db.name, keep: 0, cancel: this.cancel })
+          .catch((err: unknown) => {
+            if (this.db.open) this.options.onSnapshotError?.(storeError(err, "remove old snapshot chunks"));
+          });
       }
     }
   }
