@@ -88,8 +88,9 @@ export async function runSnapshotStallBench(rounds = 3): Promise<BenchResults> {
   const record = (key: string, value: number) => (results[key] ??= []).push(value);
   try {
     const big = await create(server.url);
-    // A socket per turn: one that stays open would be sent every state.delta, the growth included. Growth
-    // in 2 MiB turns: 10 MiB turns of distinct strings did not finish in dev mode (not investigated here).
+    // A socket per turn: one that stays open would be sent every state.delta, the growth included. Growth in
+    // 2 MiB turns (a state.delta over the gateway's maxBufferedBytes closed the socket with 4008 until ws-outbound
+    // stopped counting the write it had just made).
     const bigTurn = async (content: object) => {
       const ws = await openWebSocket(`${server.url.replace("http", "ws")}/api/v1/instances/${big.instance_id}/connect`);
       await turn(ws, content);

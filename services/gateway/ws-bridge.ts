@@ -210,6 +210,8 @@ function bridgeInstance({ core, handlers, logger, connection, ws, instanceId, ag
           frames = [];
           bytes = 0;
           if (!outbound.checkpoint()) break;
+          // Behind (a large update was just written): wait for the client to read it before writing more.
+          if (outbound.behind && !(await outbound.ready())) break;
         }
         if (frames.length > 0) {
           outbound.sendAll(frames);

@@ -5,7 +5,9 @@
  * instead of piling events up in the gateway. A client that stays above the mark for `stallMs`, or
  * lets more than `maxBufferedBytes` pile up, is closed with 4008 (`WS_CLOSE_TOO_SLOW`): nothing is
  * lost, it reconnects with `after_seq` (the seq of the last event it got) and reads the rest from the
- * agent's log. Gateway memory per connection stays under `maxBufferedBytes` plus one batch.
+ * agent's log. What the last write added does not count as piled up: one update may be larger than
+ * `maxBufferedBytes` (a 10 MiB state.delta), and no client could read it before it was written.
+ * Gateway memory per connection stays under `maxBufferedBytes` plus one write.
  */
 import type { WebSocket } from "ws";
 import { encodeTextFrames } from "./ws-frames.js";
@@ -42,6 +44,8 @@ export class WsOutbound {
   private readonly maxBufferedBytes: number;
   private readonly stallMs: number;
   private closedTooSlow = false;
+  /** What the last write added to `bufferedAmount` (not yet the client's to read when it is measured). */
+  private lastWrite = 0;
   /** Where sendAll writes its frames itself: the socket under `ws`, when no extension changes what a frame is. */
   private readonly raw: RawSocket | undefined;
 
@@ -71,7 +75,7 @@ export class WsOutbound {
     for (let pollMs = 5; ; pollMs = Math.min(200, pollMs * 2)) {
       if (this.ws.readyState !== this.ws.OPEN) return false;
       const buffered = this.ws.bufferedAmount;
-      if (buffered > this.maxBufferedBytes) return this.closeTooSlow();
+      if (buffered - this.lastWrite > this.maxBufferedBytes) return this.closeTooSlow();
       if (buffered < this.highWaterBytes) return true;
       const left = this.stallMs - (Date.now() - started);
       if (left <= 0) return this.closeTooSlow();
@@ -81,7 +85,7 @@ export class WsOutbound {
 
   /** Sends one frame (while the socket is open). */
   send(frame: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame);
+    if (this.ws.readyState === this.ws.OPEN) this.measured(() => this.ws.send(frame));
   }
 
   /**
@@ -90,18 +94,33 @@ export class WsOutbound {
    */
   sendAll(frames: readonly string[]): void {
     if (this.ws.readyState !== this.ws.OPEN || frames.length === 0) return;
-    if (this.raw) this.raw.write(encodeTextFrames(frames));
-    else for (const frame of frames) this.ws.send(frame);
+    const raw = this.raw;
+    this.measured(() => {
+      if (raw) raw.write(encodeTextFrames(frames));
+      else for (const frame of frames) this.ws.send(frame);
+    });
   }
 
   /**
    * Call between updates (never between the frames of one update, so the client always has whole
    * updates and can resume after the last one): false when the socket is not open any more, or when
-   * the client let more than `maxBufferedBytes` pile up (then it is being closed with 4008).
+   * the client let more than `maxBufferedBytes` pile up before the last write (then it is being closed with 4008).
+   * Over the high-water mark, wait for `ready()` before the next write.
    */
   checkpoint(): boolean {
     if (this.ws.readyState !== this.ws.OPEN) return false;
-    return this.ws.bufferedAmount > this.maxBufferedBytes ? this.closeTooSlow() : true;
+    return this.ws.bufferedAmount - this.lastWrite > this.maxBufferedBytes ? this.closeTooSlow() : true;
+  }
+
+  /** True while the client has more than `highWaterBytes` unread. */
+  get behind(): boolean {
+    return this.ws.bufferedAmount >= this.highWaterBytes;
+  }
+
+  private measured(write: () => void): void {
+    const before = this.ws.bufferedAmount;
+    write();
+    this.lastWrite = Math.max(0, this.ws.bufferedAmount - before);
   }
 
   private closeTooSlow(): false {

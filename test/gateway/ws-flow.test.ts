@@ -89,9 +89,29 @@ describe("WsOutbound", () => {
       bounded.send("x".repeat(150));
       return bounded.checkpoint();
     });
-    expect(checkpoints).toEqual([true, true, false, false, false]);
+    // What the last write added is not counted: closed once more than 400 bytes were unread before a write.
+    expect(checkpoints).toEqual([true, true, true, false, false]);
     expect(flooded.closed?.code).toBe(WS_CLOSE_TOO_SLOW);
-    expect(flooded.unread).toBe(450); // nothing more was sent once it was closing
+    expect(flooded.unread).toBe(600); // nothing more was sent once it was closing
     expect(tooSlow).toEqual(["stalled", "flooded"]);
+  });
+
+  it("lets one update larger than maxBufferedBytes through and waits for the client to read it (a 10 MiB state.delta)", async () => {
+    const socket = fakeSocket();
+    const outbound = new WsOutbound(socket, { highWaterBytes: 100, maxBufferedBytes: 400, stallMs: 5000 });
+    expect(await outbound.ready()).toBe(true);
+    outbound.sendAll(["x".repeat(1000)]);
+    expect(outbound.checkpoint()).toBe(true);
+    expect(outbound.behind).toBe(true);
+    let ready: boolean | undefined;
+    const waiting = outbound.ready().then((r) => (ready = r));
+    await sleep(30);
+    expect(ready).toBeUndefined(); // not closed, not writing more: waiting for the client to read
+    socket.unread = 20;
+    await waiting;
+    expect(ready).toBe(true);
+    outbound.sendAll(["turn.done"]);
+    expect(outbound.checkpoint()).toBe(true);
+    expect(socket.closed).toBeUndefined();
   });
 });
