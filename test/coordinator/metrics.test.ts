@@ -11,7 +11,7 @@ import { Histogram, MetricsRegistry, renderAll } from "../../services/shared/met
 import { createCoordinator, type Coordinator } from "../../services/coordinator/create-coordinator.js";
 import { LocalRegistry } from "../../services/registry/local-registry.js";
 import { silentLogger } from "../../services/shared/logger.js";
-import { startDevFixture, API_KEY, type DevFixture } from "../helpers/dev-fixture.js";
+import { startDevFixture, API_KEY, type DevFixture, removeDataDir } from "../helpers/dev-fixture.js";
 
 /** Value of one sample line (`name{labels} value`), or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -130,7 +130,7 @@ describe("a coordinator's metrics port", () => {
   });
   afterAll(async () => {
     await coordinator?.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    removeDataDir(dataDir);
   });
 
   it("serves GET /metrics over HTTP/1.1 to callers with the cluster secret only", async () => {

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "@jest/globals";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
-import { isProcessAlive } from "../helpers/dev-fixture.js";
+import { isProcessAlive, removeDataDir } from "../helpers/dev-fixture.js";
 
 const BIN = path.join(REPO_ROOT, "bin/podium.js");
 const KEY = "cli-test-key";
@@ -14,7 +14,7 @@ const dirs: string[] = [];
 
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of dirs.splice(0)) removeDataDir(dir);
 });
 
 function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> } {

@@ -15,6 +15,7 @@ import { until } from "../helpers/cluster-processes.js";
 import { startDevProcess, type DevProcess } from "../helpers/dev-process.js";
 import { readMessages, turnOutcomes } from "../helpers/delivery-check.js";
 import { agentProcesses } from "../helpers/agent-processes.js";
+import { removeDataDir } from "../helpers/dev-fixture.js";
 
 let root: string;
 let dataDir: string;
@@ -35,7 +36,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   for (const dev of started) await dev.stop(10_000); // a clean stop unmounts the agents' disks
-  fs.rmSync(root, { recursive: true, force: true });
+  removeDataDir(root);
 }, 60_000);
 
 async function start(): Promise<DevProcess> {

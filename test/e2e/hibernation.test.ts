@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { API_KEY, isProcessAlive, startDevFixture, type DevFixture } from "../helpers/dev-fixture.js";
+import { API_KEY, isProcessAlive, startDevFixture, type DevFixture, removeDataDir } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
 let podium: DevFixture;
@@ -137,7 +137,7 @@ describe("hibernation across a restart of the coordinator", () => {
         await second.close();
       }
     } finally {
-      fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+      removeDataDir(dataDir);
     }
   }, 90_000);
 });

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
-import { startDevFixture, type DevFixture, type WsClient } from "../helpers/dev-fixture.js";
+import { startDevFixture, type DevFixture, type WsClient, removeDataDir } from "../helpers/dev-fixture.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
 let podium: DevFixture;
@@ -128,7 +128,7 @@ describe("schedules: podium.json and recovery", () => {
         await second.close();
       }
     } finally {
-      fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+      removeDataDir(dataDir);
     }
   }, 90_000);
 });

@@ -13,7 +13,7 @@ import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import type { JsonObject } from "../../services/shared/json.js";
 import { freePort, startRedis, type RedisServer } from "./redis-server.js";
 import { startS3, type S3Server } from "./s3-server.js";
-import { WsClient } from "./dev-fixture.js";
+import { WsClient, removeDataDir } from "./dev-fixture.js";
 import { packBundle } from "../../services/registry/bundle-archive.js";
 
 export const PODIUM_BIN = path.join(REPO_ROOT, "bin/podium.js");
@@ -247,7 +247,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     await s3?.stop();
     unmountLeftovers(root);
     // Retried: a killed coordinator's agent processes may still be writing as they die.
-    fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    removeDataDir(root);
   };
 
   try {

@@ -62,18 +62,23 @@ export async function startDevFixture(options: Partial<DevServerOptions> = {}): 
     async close() {
       for (const c of clients) c.close();
       await server.close();
-      if (!owned) return;
-      // An agent's mount point can stay busy after its sandbox ended and its disk was unmounted (the
-      // coordinator logs "mount point not removed"; the cause is not found yet): retried,
-      // then left in the temp dir with a warning instead of failing the suite's teardown.
-      try {
-        fs.rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
-        process.stderr.write(`dev fixture: ${dataDir} left behind: ${String(err)}\n`);
-      }
+      if (owned) removeDataDir(dataDir);
     },
   };
+}
+
+/**
+ * Removes a test's Podium data dir. An agent's mount point can stay busy after its sandbox ended and its disk
+ * was unmounted (the coordinator logs "mount point not removed"; the cause is not found yet): retried, then
+ * left in the temp dir with a warning instead of failing the test's teardown.
+ */
+export function removeDataDir(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EBUSY") throw err;
+    process.stderr.write(`test teardown: ${dir} left behind: ${String(err)}\n`);
+  }
 }
 
 /** A WebSocket client that buffers JSON frames and waits for the ones a test expects. */

@@ -14,6 +14,7 @@ import { LocalRegistry } from "../../services/registry/local-registry.js";
 import { packBundle } from "../../services/registry/bundle-archive.js";
 import { REPO_ROOT } from "../../services/coordinator/runtime-commands.js";
 import { OtlpCollector, type CollectedSpan } from "./otlp-collector.js";
+import { removeDataDir } from "../helpers/dev-fixture.js";
 
 const TRACE = "5bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN = "00f067aa0ba902b7";
@@ -44,7 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(processes.map((p) => p.stop("SIGTERM", 10_000)));
   await collector?.close();
-  fs.rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  removeDataDir(root);
 });
 
 it("a turn sent to a separate gateway is traced through the coordinator process to the agent", async () => {
