@@ -26,6 +26,7 @@ import { callFailure, CIRCUIT_OPEN_HEADER } from "./call-failure.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { responsiveDelay } from "../shared/responsive-delay.js";
 import { compileBreakerOptions } from "./gateway-options.js";
+import { eitherSignal } from "../shared/either-signal.js";
 
 export type CircuitState = "closed" | "open" | "half_open";
 
@@ -120,7 +121,7 @@ export class CoordinatorBreaker {
   readonly interceptor: Interceptor = (next) => async (req) => {
     if (!this.available) throw this.openError();
     // Unary calls still waiting are cut when the coordinator stays silent; streams end on their own (the gateway resumes them).
-    const call = req.stream ? req : { ...req, signal: AbortSignal.any([req.signal, this.cut.signal]) };
+    const call = req.stream ? req : { ...req, signal: eitherSignal(req.signal, this.cut.signal) };
     const waiting = { since: Date.now() };
     this.waiting.add(waiting);
     this.startWatch();

@@ -37,6 +37,7 @@ import { SpanKind, type Span, type SpanSink, type Tracer } from "../tracing/trac
 import { SpanBuffer, spanTracer } from "../tracing/span-buffer.js";
 import { inRpcSpan } from "../tracing/rpc-trace.js";
 import { traceHeaders } from "../tracing/trace-context.js";
+import { eitherSignal } from "../shared/either-signal.js";
 
 /** Where an update stream starts: after a seq, or the whole history; without either, live. */
 export interface StreamStart {
@@ -274,7 +275,7 @@ export class GatewayCore {
         const streams = this.streamsByCoordinator.get(coordinatorId) ?? new Set<AbortController>();
         this.streamsByCoordinator.set(coordinatorId, streams);
         streams.add(lost);
-        const combined = signal ? AbortSignal.any([signal, lost.signal]) : lost.signal;
+        const combined = eitherSignal(signal, lost.signal);
         for await (const res of coordinator.instances.streamUpdates({ instanceId, ...cursor }, { signal: combined })) {
           if (res.updates.length === 0) continue;
           last = res.updates[res.updates.length - 1];
@@ -305,7 +306,7 @@ export class GatewayCore {
         }
         if (last) cursor = { afterSeq: last.seq };
         // Woken early when the coordinator is declared lost meanwhile, so the next lookup can say so.
-        await sleep(Math.min(1000, 100 * 2 ** attempt), signal ? AbortSignal.any([signal, lost.signal]) : lost.signal);
+        await sleep(Math.min(1000, 100 * 2 ** attempt), eitherSignal(signal, lost.signal));
       } finally {
         const streams = this.streamsByCoordinator.get(coordinatorId);
         streams?.delete(lost);

@@ -8,6 +8,7 @@ import type { GatewayCore } from "./gateway-core.js";
 import type { FinishedSpan } from "../tracing/tracer.js";
 import { requireTraceId, spanFromProto, spanToJson, type SpanJson } from "../tracing/span-proto.js";
 import { errorMessage } from "../shared/errors.js";
+import { eitherSignal } from "../shared/either-signal.js";
 
 export type TraceJson = {
   trace_id: string;
@@ -29,7 +30,7 @@ export async function readTrace(core: Pick<GatewayCore, "spans" | "directory">, 
     coordinators.map(async (coordinator) => {
       try {
         const timeout = AbortSignal.timeout(COORDINATOR_TIMEOUT_MS);
-        const answer = await coordinator.control.getTrace({ traceId }, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+        const answer = await coordinator.control.getTrace({ traceId }, { signal: eitherSignal(signal, timeout) });
         for (const span of answer.spans) spans.set(span.spanId, spanFromProto(span));
       } catch (err) {
         unreachable.push({ coordinator_id: coordinator.id, error: errorMessage(err) });
