@@ -209,9 +209,8 @@ function bridgeInstance({ core, handlers, logger, connection, ws, instanceId, ag
           outbound.sendAll(frames);
           frames = [];
           bytes = 0;
-          if (!outbound.checkpoint()) break;
-          // Behind (a large update was just written): wait for the client to read it before writing more.
-          if (outbound.behind && !(await outbound.ready())) break;
+          const next = outbound.next();
+          if (next !== true && !(await next)) break;
         }
         if (frames.length > 0) {
           outbound.sendAll(frames);

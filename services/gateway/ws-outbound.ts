@@ -117,6 +117,16 @@ export class WsOutbound {
     return this.ws.bufferedAmount >= this.highWaterBytes;
   }
 
+  /**
+   * Between updates: checkpoint(), then, while the client is behind (a large update was just written), the wait
+   * for it to read before anything more is written. `true` at once when it is not behind (no promise on the hot
+   * path); false (or a promise of false) when the socket is done.
+   */
+  next(): boolean | Promise<boolean> {
+    if (!this.checkpoint()) return false;
+    return this.behind ? this.ready() : true;
+  }
+
   private measured(write: () => void): void {
     const before = this.ws.bufferedAmount;
     write();

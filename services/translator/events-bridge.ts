@@ -179,7 +179,8 @@ function runBridge(
           if (query.afterSeq !== undefined && update.seq <= query.afterSeq) continue;
           // Every event of an update, then the limit: a client closed for being slow resumes after a whole update.
           for (const event of translateUpdate(update, sequencer, now)) outbound.send(eventFrame(event, update.seq));
-          if (!outbound.checkpoint()) break;
+          const next = outbound.next(); // a large update (a state_delta over maxBufferedBytes) is read before the next
+          if (next !== true && !(await next)) break;
         }
         if (outbound.tooSlow) break;
       }

@@ -114,4 +114,18 @@ describe("WsOutbound", () => {
     expect(outbound.checkpoint()).toBe(true);
     expect(socket.closed).toBeUndefined();
   });
+
+  it("next(): true at once while the client keeps up, a wait for it to read after a large update (both bridges call it between updates)", async () => {
+    const socket = fakeSocket();
+    const outbound = new WsOutbound(socket, { highWaterBytes: 100, maxBufferedBytes: 400, stallMs: 5000 });
+    outbound.sendAll(["small"]);
+    expect(outbound.next()).toBe(true);
+    socket.unread = 0;
+    outbound.sendAll(["x".repeat(1000)]);
+    const next = outbound.next();
+    expect(next).toBeInstanceOf(Promise);
+    socket.unread = 20;
+    expect(await next).toBe(true);
+    expect(socket.closed).toBeUndefined();
+  });
 });
