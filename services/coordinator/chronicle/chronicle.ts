@@ -165,8 +165,10 @@ export class Chronicle {
   private async captureAfterBarrier(): Promise<CaptureResult | undefined> {
     // Not inside the caller's tick: without a ready watcher (watching off or failed, or a thread still starting,
     // which readyWatcher() waits for) this is a synchronous full scan, and the turn's last events go out first.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (this.closed) return undefined;
+    if (!this.watchReady) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.closed) return undefined;
+    }
     const watcher = this.readyWatcher();
     const drained = watcher && (await watcher.drainAsync());
     if (this.closed) return undefined;
