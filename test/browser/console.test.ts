@@ -182,6 +182,7 @@ describe("the web console", () => {
     await page
       .getByTestId("state-tree")
       .filter({ hasText: `State at version ${latest - 1}` })
+      .filter({ hasText: "hello podium console" }) // the heading shows while the older state still loads
       .waitFor();
     const tree = await page.getByTestId("state-tree").innerText();
     expect(tree).toContain("hello podium console");
