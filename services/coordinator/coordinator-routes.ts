@@ -134,6 +134,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async getState(req) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        await manager.startSettled(instance.agentId);
         if (req.at !== undefined) {
           if (req.since !== undefined) throw new ConnectError("at and since cannot be used together", Code.InvalidArgument);
           const at = await manager.withAgentStore(instance.agentId, (store) => store.state.stateAt(Number(req.at)));
@@ -154,6 +155,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async listMessages(req) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        await manager.startSettled(instance.agentId);
         return manager.withAgentStore(instance.agentId, (store) => {
           const limit = clampLimit(req.limit);
           const rows = store.messages.list(Number(req.afterSeq), limit);
@@ -163,10 +165,12 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async listSchedules(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
+        await manager.startSettled(instance.agentId);
         return { schedules: manager.withAgentStore(instance.agentId, (store) => store.schedules.list()).map(scheduleToProto) };
       },
       async getAgent(req) {
         const agentId = requireId(req.agentId, "agent_id");
+        await manager.startSettled(agentId);
         const live = manager.list({ agentId })[0];
         return manager.withAgentStore(agentId, (store) => ({
           agent: {
@@ -180,6 +184,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async listLogs(req) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
+        await manager.startSettled(instance.agentId);
         return manager.withAgentStore(instance.agentId, (store) => {
           const limit = clampLimit(req.limit);
           const rows = store.logs.list(Number(req.after), limit);

@@ -51,9 +51,15 @@ export function iterationToProto(meta: IterationMeta) {
 }
 
 export function fileRoutes(manager: InstanceManager, files: FileAccess | undefined) {
-  const access = <T>(target: FileTarget | undefined, fn: (chronicle: ChronicleReader) => T): T => {
+  /** The agent a request names, once a start answered before `ready` is over (what its onStart wrote is there). */
+  const settledAgent = async (target: FileTarget | undefined): Promise<{ agentId: string; files: FileAccess }> => {
     const agentId = agentOf(manager, target);
     if (!files) throw new ConnectError("this coordinator has no versioned workspaces", Code.Unimplemented);
+    await manager.startSettled(agentId);
+    return { agentId, files };
+  };
+  const access = async <T>(target: FileTarget | undefined, fn: (chronicle: ChronicleReader) => T): Promise<T> => {
+    const { agentId, files } = await settledAgent(target);
     return files.withChronicle(agentId, fn);
   };
   return (router: ConnectRouter) =>
@@ -61,7 +67,7 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
       async listFiles(req) {
         // "/" and "." name the workspace root; other paths are relative to it.
         const dir = req.path === "/" || req.path === "." ? "" : req.path;
-        const entries = access(req.target, (c) => c.list(dir, req.depth || 1));
+        const entries = await access(req.target, (c) => c.list(dir, req.depth || 1));
         return {
           entries: entries.map((e) => ({ ...e, size: BigInt(e.size), modifiedAt: timestampFromMs(e.modifiedAt), iteration: BigInt(e.iteration) })),
         };
@@ -69,7 +75,7 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
       async readFile(req) {
         return {
           file: fileContentToProto(
-            access(req.target, (c) => {
+            await access(req.target, (c) => {
               checkInline(c, req.path);
               return c.read(req.path);
             }),
@@ -77,12 +83,12 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         };
       },
       async fileHistory(req) {
-        return { iterations: access(req.target, (c) => c.history(req.path)).map(iterationToProto) };
+        return { iterations: (await access(req.target, (c) => c.history(req.path))).map(iterationToProto) };
       },
       async fileAtIteration(req) {
         return {
           file: fileContentToProto(
-            access(req.target, (c) => {
+            await access(req.target, (c) => {
               checkInline(c, req.path, Number(req.iteration));
               return c.at(req.path, Number(req.iteration));
             }),
@@ -90,8 +96,7 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         };
       },
       async *downloadFile(req, ctx) {
-        const agentId = agentOf(manager, req.target);
-        if (!files) throw new ConnectError("this coordinator has no versioned workspaces", Code.Unimplemented);
+        const { agentId, files } = await settledAgent(req.target);
         const { chronicle, release } = files.acquire(agentId);
         try {
           const { file, stream } = chronicle.openBlobStream(req.path, req.iteration > 0n ? Number(req.iteration) : undefined);
@@ -106,8 +111,7 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         }
       },
       async restoreFile(req, ctx) {
-        const agentId = agentOf(manager, req.target);
-        if (!files) throw new ConnectError("this coordinator has no versioned workspaces", Code.Unimplemented);
+        const { agentId, files } = await settledAgent(req.target);
         const meta = await files.withWorkspace(agentId, (c) => c.restore(req.path, Number(req.iteration)), ctx.signal);
         return { iteration: iterationToProto(meta) };
       },

@@ -103,6 +103,10 @@ export class InstanceManager {
   private readonly incarnationDeps: IncarnationDeps;
   /** Bundle directories small enough to copy into a warm runner (bundles never change once materialized). */
   private readonly copyable = new Map<string, boolean>();
+  /** Bundle directories an instance of which became ready here: a warm runner's create of one is answered early (spawnWith). */
+  private readonly provenBundles = new Set<string>();
+  /** Starts answered before `ready`, by agent id, until they settle (startSettled). */
+  private readonly answeredStarts = new Map<string, Promise<void>>();
   private draining = false;
   /** Wakes in progress by instance id (callers share one). */
   private readonly waking = new Map<string, Promise<void>>();
@@ -325,8 +329,23 @@ export class InstanceManager {
     });
     this.track(instance);
     this.register(instance, { ...params.environment, ...params.secrets });
-    await this.runs.run(instance, opened, settings, signal);
-    this.counts.started++;
+    // A warm runner of a bundle that started here before is answered while it loads the entry (status
+    // `starting`): its `ready` overlaps the client's next requests. Messages queue and reads of the agent
+    // wait (startSettled) until then. Its start belongs to no caller: a failure ends the instance as
+    // `failed`, its error in the log.
+    const early = warm !== undefined && this.provenBundles.has(bundleDir);
+    const started = this.runs.run(instance, opened, settings, early ? undefined : signal).then(() => {
+      this.counts.started++;
+      this.provenBundles.add(bundleDir);
+    });
+    if (!early) {
+      await started;
+      return instance;
+    }
+    const settled = started
+      .catch((err: unknown) => this.options.logger.warn(`instance failed to start after its create was answered: ${errorMessage(err)}`, { instance_id: instanceId, agent_id: agentId }))
+      .finally(() => this.answeredStarts.delete(agentId));
+    this.answeredStarts.set(agentId, settled);
     return instance;
   }
 
@@ -526,6 +545,15 @@ export class InstanceManager {
   }
 
   /** Runs `fn` with the agent's store, opening it read-side when no instance is live. */
+  /**
+   * Settles once the start of the agent's instance is over (ready or failed) when its create was answered
+   * before `ready`; undefined otherwise. Reads await it, so what a create's answer promises holds: the
+   * agent's initial state and what its onStart wrote are there.
+   */
+  startSettled(agentId: string): Promise<void> | undefined {
+    return this.answeredStarts.get(agentId);
+  }
+
   withAgentStore<T>(agentId: string, fn: (store: AgentStore) => T): T {
     const liveId = this.liveByAgent.get(agentId);
     const live = liveId ? this.instances.get(liveId) : undefined;

@@ -11,6 +11,7 @@
  * serialized in this process. Other processes may read the same directory (a coordinator next to a
  * gateway); concurrent writers in several processes are not serialized (use one uploader).
  */
+import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -141,7 +142,8 @@ export class LocalRegistry implements DeploymentRegistry {
   private async readStored(versionDir: string, id: string): Promise<StoredRecord | undefined> {
     let text: string;
     try {
-      text = await fsp.readFile(path.join(versionDir, RECORD_FILE), "utf8");
+      // A small local file read on every create: synchronously (a thread-pool round trip per call costs ~1 ms).
+      text = fs.readFileSync(path.join(versionDir, RECORD_FILE), "utf8");
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;

@@ -7,10 +7,11 @@
  */
 import * as path from "node:path";
 import { writeLog } from "./agent-context.js";
-import { AgentRuntime } from "./agent-runtime.js";
+import { AgentRuntime, SDK_VERSION } from "./agent-runtime.js";
 import { FrameChannelClosedError, FrameWriter } from "./frame-io.js";
 import type { InitFrame } from "./host-frames.js";
 import { loadAgent } from "./load-agent.js";
+import { warmUp } from "./warm-up.js";
 
 const FRAME_FD = 3;
 const entry = process.argv[2];
@@ -43,4 +44,6 @@ const load = (init: InitFrame) => {
   if (!file) return Promise.reject(new Error("no entry module: pass it as the runner's argument or in init.entry"));
   return loadAgent(path.resolve(file));
 };
+// A warm runner (no entry yet) does the work every agent's start repeats while it waits for `init`.
+if (entry === undefined) await warmUp(SDK_VERSION);
 new AgentRuntime({ load, inputFd: 0, writer, exit }).start();

@@ -21,10 +21,11 @@ interface BunRuntime {
 
 let registered = false;
 
-/** Serves SDK_PACKAGE to modules imported after this call. Under Node (no `Bun`) it does nothing. */
-export function registerSdkModule(): void {
+/** Serves SDK_PACKAGE to modules imported after this call; true when it does (under Node, without `Bun`, it does nothing). */
+export function registerSdkModule(): boolean {
   const bun = (globalThis as { Bun?: BunRuntime }).Bun;
-  if (registered || bun === undefined) return;
+  if (bun === undefined) return false;
+  if (registered) return true;
   registered = true;
   bun.plugin({
     name: "podium-agent-sdk",
@@ -32,4 +33,5 @@ export function registerSdkModule(): void {
       build.module(SDK_PACKAGE, async () => ({ exports: { ...(await import("./index.js")) }, loader: "object" }));
     },
   });
+  return true;
 }
