@@ -4,17 +4,18 @@
  * the reply's first `stream_update`). Each with warm runners (the default) and without (--warm-runners
  * 0: a spawn per create), beside bare `bun x.ts` / `python3 -I -S x.py` spawns measured in the same run.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
 import { createDevServer, type DevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT, resolveRuntimeCommands } from "../services/coordinator/runtime-commands.js";
 import { createLogger } from "../services/shared/logger.js";
 const silentLogger = createLogger({ level: process.env.BENCH_LOG_LEVEL === "warn" ? "warn" : "silent" });
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
-import { openWebSocket } from "./ws-exchange.js";
+import { createAndReply as createInProcess, type CreateSample } from "./create-exchange.js";
 
 function bareSpawn(command: string, args: string[], runs: number): number[] {
   const samples: number[] = [];
@@ -36,29 +37,36 @@ async function poolReady(server: DevServer, runtime: "typescript" | "python", co
   }
 }
 
-/** One create -> 201, then -> the first reply of one message over the instance's WebSocket. */
-async function createAndReply(url: string, deploymentId: string): Promise<{ created: number; replied: number; instanceId: string }> {
-  const start = performance.now();
-  const res = await fetch(`${url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: deploymentId }) });
-  const body = (await res.json()) as { instance_id: string };
-  if (res.status !== 201) throw new Error(`create failed: ${JSON.stringify(body)}`);
-  const created = performance.now() - start;
-  const ws = await openWebSocket(`${url.replace("http", "ws")}/api/v1/instances/${body.instance_id}/connect`);
-  await new Promise<void>((resolve) => {
-    ws.on("message", (data: Buffer) => {
-      if (data.toString().includes('"stream_update"')) resolve();
-    });
-    ws.send(JSON.stringify({ type: "process_message", content: { text: "hello" } }));
-  });
-  const replied = performance.now() - start;
-  ws.close();
-  return { created, replied, instanceId: body.instance_id };
+/** Creates from a client in its own process (create-client.ts); `close()` ends it. */
+function ownProcessClient(): { create(url: string, deploymentId: string): Promise<CreateSample>; close(): void } {
+  const client = spawn(process.execPath, ["--import", "tsx", path.join(path.dirname(new URL(import.meta.url).pathname), "create-client.ts")], { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: client.stdout });
+  const waiting: ((line: string) => void)[] = [];
+  lines.on("line", (line) => waiting.shift()?.(line));
+  return {
+    create: (url, deploymentId) =>
+      new Promise((resolve, reject) => {
+        waiting.push((line) => {
+          const answer = JSON.parse(line) as CreateSample | { error: string };
+          if ("error" in answer) reject(new Error(answer.error));
+          else resolve(answer);
+        });
+        client.stdin.write(`${url} ${deploymentId}\n`);
+      }),
+    close: () => client.stdin.end(),
+  };
 }
 
-async function measure(warmRunners: number, runs: number, dir: string): Promise<BenchResults> {
+/**
+ * `ownProcess`: the creates come from a client in a process of its own (as a real client's do), else from
+ * this process (the client's fetch and WebSocket work then take turns with the server's on one event loop).
+ */
+async function measure(warmRunners: number, runs: number, dir: string, ownProcess = false): Promise<BenchResults> {
   const dataDir = fs.mkdtempSync(path.join(dir, "data-"));
   const server = await createDevServer({ port: 0, dataDir, agentsDir: path.join(REPO_ROOT, "examples"), logger: silentLogger, coordinator: { warmRunners } });
-  const label = warmRunners > 0 ? "warm" : "cold";
+  const label = `${warmRunners > 0 ? "warm" : "cold"}${ownProcess ? " (client in its own process)" : ""}`;
+  const client = ownProcess ? ownProcessClient() : undefined;
+  const createAndReply = client ? client.create : createInProcess;
   const results: BenchResults = {};
   try {
     for (const [name, runtime] of [
@@ -86,9 +94,10 @@ async function measure(warmRunners: number, runs: number, dir: string): Promise<
     }
     if (warmRunners > 0) {
       const stats = server.coordinator.manager.warmRunnerStats();
-      results["warm creates served by a warm runner (%)"] = (100 * stats.claims) / Math.max(1, stats.claims + stats.misses);
+      results[`${label} creates served by a warm runner (%)`] = (100 * stats.claims) / Math.max(1, stats.claims + stats.misses);
     }
   } finally {
+    client?.close();
     await server.close();
   }
   return results;
@@ -105,14 +114,18 @@ export async function runCreateBench(runs = 20): Promise<BenchResults> {
     const pyBare = summarize(bareSpawn(commands.python, ["-I", "-S", path.join(dir, "x.py")], runs));
     const cold = await measure(0, runs, dir);
     const warm = await measure(2, runs, dir);
+    const warmOwnProcess = await measure(2, runs, dir, true);
     const ratio = (key: string, bare: number) => (warm[key] ?? NaN) / bare;
     return {
       "bun x.ts spawn p50 ms": bunBare.p50,
       "python3 -I -S x.py spawn p50 ms": pyBare.p50,
       ...cold,
       ...warm,
+      ...warmOwnProcess,
       "echo-ts warm first reply / bare bun spawn": ratio("echo-ts warm create->first reply p50 ms", bunBare.p50),
       "echo-py warm first reply / bare python spawn": ratio("echo-py warm create->first reply p50 ms", pyBare.p50),
+      "echo-ts warm first reply, client in its own process / bare bun spawn": (warmOwnProcess["echo-ts warm (client in its own process) create->first reply p50 ms"] ?? NaN) / bunBare.p50,
+      "echo-py warm first reply, client in its own process / bare python spawn": (warmOwnProcess["echo-py warm (client in its own process) create->first reply p50 ms"] ?? NaN) / pyBare.p50,
       "echo-ts cold 201 / bare bun spawn": (cold["echo-ts cold create->201 p50 ms"] ?? NaN) / bunBare.p50,
       "echo-py cold 201 / bare python spawn": (cold["echo-py cold create->201 p50 ms"] ?? NaN) / pyBare.p50,
     };

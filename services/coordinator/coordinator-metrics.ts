@@ -26,7 +26,7 @@ export function coordinatorMetrics(manager: InstanceManager, replication: AgentR
     },
     {
       name: "podium_instance_create_seconds",
-      help: "CreateInstance calls that answered an instance (ready; a woken hibernated one included), by duration.",
+      help: "CreateInstance calls that answered an instance (ready, or starting for a warm runner answered early; a woken hibernated one included), by duration.",
       type: "histogram",
       collect: () => manager.counts.createSeconds.samples(labels),
     },

@@ -104,7 +104,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         return { instances: manager.list({ agentId: req.agentId, deploymentId: req.deploymentId }).map(toProto) };
       },
       async stopInstance(req) {
-        return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs)) };
+        return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs || undefined)) };
       },
       async sendMessage(req, ctx) {
         const instanceId = requireId(req.instanceId, "instance_id");
@@ -132,9 +132,9 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           yield { updates: rows.map((row) => rowToStreamUpdate(row, instance.agentId)) };
         }
       },
-      async getState(req) {
+      async getState(req, ctx) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId);
+        await manager.startSettled(instance.agentId, ctx.signal);
         if (req.at !== undefined) {
           if (req.since !== undefined) throw new ConnectError("at and since cannot be used together", Code.InvalidArgument);
           const at = await manager.withAgentStore(instance.agentId, (store) => store.state.stateAt(Number(req.at)));
@@ -153,9 +153,9 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           return { version: BigInt(version), state };
         });
       },
-      async listMessages(req) {
+      async listMessages(req, ctx) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId);
+        await manager.startSettled(instance.agentId, ctx.signal);
         return manager.withAgentStore(instance.agentId, (store) => {
           const limit = clampLimit(req.limit);
           const rows = store.messages.list(Number(req.afterSeq), limit);
@@ -163,14 +163,14 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           return { messages: rows.map(rowToMessageRecord), nextAfterSeq: rows.length === limit && last ? BigInt(last.seq) : 0n };
         });
       },
-      async listSchedules(req) {
+      async listSchedules(req, ctx) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId);
+        await manager.startSettled(instance.agentId, ctx.signal);
         return { schedules: manager.withAgentStore(instance.agentId, (store) => store.schedules.list()).map(scheduleToProto) };
       },
-      async getAgent(req) {
+      async getAgent(req, ctx) {
         const agentId = requireId(req.agentId, "agent_id");
-        await manager.startSettled(agentId);
+        await manager.startSettled(agentId, ctx.signal);
         const live = manager.list({ agentId })[0];
         return manager.withAgentStore(agentId, (store) => ({
           agent: {
@@ -182,9 +182,9 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
           },
         }));
       },
-      async listLogs(req) {
+      async listLogs(req, ctx) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId);
+        await manager.startSettled(instance.agentId, ctx.signal);
         return manager.withAgentStore(instance.agentId, (store) => {
           const limit = clampLimit(req.limit);
           const rows = store.logs.list(Number(req.after), limit);

@@ -52,43 +52,43 @@ export function iterationToProto(meta: IterationMeta) {
 
 export function fileRoutes(manager: InstanceManager, files: FileAccess | undefined) {
   /** The agent a request names, once a start answered before `ready` is over (what its onStart wrote is there). */
-  const settledAgent = async (target: FileTarget | undefined): Promise<{ agentId: string; files: FileAccess }> => {
+  const settledAgent = async (target: FileTarget | undefined, signal: AbortSignal): Promise<{ agentId: string; files: FileAccess }> => {
     const agentId = agentOf(manager, target);
     if (!files) throw new ConnectError("this coordinator has no versioned workspaces", Code.Unimplemented);
-    await manager.startSettled(agentId);
+    await manager.startSettled(agentId, signal);
     return { agentId, files };
   };
-  const access = async <T>(target: FileTarget | undefined, fn: (chronicle: ChronicleReader) => T): Promise<T> => {
-    const { agentId, files } = await settledAgent(target);
+  const access = async <T>(target: FileTarget | undefined, signal: AbortSignal, fn: (chronicle: ChronicleReader) => T): Promise<T> => {
+    const { agentId, files } = await settledAgent(target, signal);
     return files.withChronicle(agentId, fn);
   };
   return (router: ConnectRouter) =>
     router.service(FileService, {
-      async listFiles(req) {
+      async listFiles(req, ctx) {
         // "/" and "." name the workspace root; other paths are relative to it.
         const dir = req.path === "/" || req.path === "." ? "" : req.path;
-        const entries = await access(req.target, (c) => c.list(dir, req.depth || 1));
+        const entries = await access(req.target, ctx.signal, (c) => c.list(dir, req.depth || 1));
         return {
           entries: entries.map((e) => ({ ...e, size: BigInt(e.size), modifiedAt: timestampFromMs(e.modifiedAt), iteration: BigInt(e.iteration) })),
         };
       },
-      async readFile(req) {
+      async readFile(req, ctx) {
         return {
           file: fileContentToProto(
-            await access(req.target, (c) => {
+            await access(req.target, ctx.signal, (c) => {
               checkInline(c, req.path);
               return c.read(req.path);
             }),
           ),
         };
       },
-      async fileHistory(req) {
-        return { iterations: (await access(req.target, (c) => c.history(req.path))).map(iterationToProto) };
+      async fileHistory(req, ctx) {
+        return { iterations: (await access(req.target, ctx.signal, (c) => c.history(req.path))).map(iterationToProto) };
       },
-      async fileAtIteration(req) {
+      async fileAtIteration(req, ctx) {
         return {
           file: fileContentToProto(
-            await access(req.target, (c) => {
+            await access(req.target, ctx.signal, (c) => {
               checkInline(c, req.path, Number(req.iteration));
               return c.at(req.path, Number(req.iteration));
             }),
@@ -96,7 +96,7 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         };
       },
       async *downloadFile(req, ctx) {
-        const { agentId, files } = await settledAgent(req.target);
+        const { agentId, files } = await settledAgent(req.target, ctx.signal);
         const { chronicle, release } = files.acquire(agentId);
         try {
           const { file, stream } = chronicle.openBlobStream(req.path, req.iteration > 0n ? Number(req.iteration) : undefined);
@@ -111,7 +111,7 @@ export function fileRoutes(manager: InstanceManager, files: FileAccess | undefin
         }
       },
       async restoreFile(req, ctx) {
-        const { agentId, files } = await settledAgent(req.target);
+        const { agentId, files } = await settledAgent(req.target, ctx.signal);
         const meta = await files.withWorkspace(agentId, (c) => c.restore(req.path, Number(req.iteration)), ctx.signal);
         return { iteration: iterationToProto(meta) };
       },

@@ -12,6 +12,7 @@ import { precompilePython, type RuntimeCommands } from "./runtime-commands.js";
 import { throwIfCancelled, type WorkspaceFactory } from "./open-agent.js";
 import { incarnationOf, openIncarnation, type IncarnationDeps } from "./incarnation.js";
 import { DEFAULT_WARM_RUNNERS, RunnerPool, type RunnerPoolStats } from "./runner-pool.js";
+import { EarlyAnswers } from "./early-answers.js";
 import { discardWarmRunner, fitsWarmRunner, isWarmRunner, makeWarmRunner, removeLeftoverWarmRunners, takeWarmRunner, type WarmAgent, type WarmRunnerDeps } from "./warm-runner.js";
 import { validateAgentEnv } from "./agent-env.js";
 import { IdleCpuWatch } from "./idle-cpu-watch.js";
@@ -103,10 +104,8 @@ export class InstanceManager {
   private readonly incarnationDeps: IncarnationDeps;
   /** Bundle directories small enough to copy into a warm runner (bundles never change once materialized). */
   private readonly copyable = new Map<string, boolean>();
-  /** Bundle directories an instance of which became ready here: a warm runner's create of one is answered early (spawnWith). */
-  private readonly provenBundles = new Set<string>();
-  /** Starts answered before `ready`, by agent id, until they settle (startSettled). */
-  private readonly answeredStarts = new Map<string, Promise<void>>();
+  /** Creates of warm runners answered before `ready` (early-answers.ts). */
+  private readonly early = new EarlyAnswers();
   private draining = false;
   /** Wakes in progress by instance id (callers share one). */
   private readonly waking = new Map<string, Promise<void>>();
@@ -259,6 +258,7 @@ export class InstanceManager {
     }
     this.starting.add(agentId);
     let release: (() => void) | undefined;
+    let instance: AgentInstance | undefined;
     try {
       await this.runs.closed(agentId); // the previous instance's final sync and close
       release = await this.admission.acquire(signal);
@@ -267,9 +267,11 @@ export class InstanceManager {
       const bundleDir = await this.options.bundles.materialize(deployment, signal);
       if (deployment.runtime === "python") await this.compilePython(bundleDir);
       throwIfCancelled(signal);
-      return await this.spawn(deployment, bundleDir, agentId, params, signal);
+      instance = await this.spawn(deployment, bundleDir, agentId, params, signal);
+      return instance;
     } finally {
-      release?.();
+      // A start answered before `ready` (spawnWith) keeps its admission slot until it is over.
+      this.early.after(instance?.agentId, () => release?.());
       this.starting.delete(agentId);
     }
   }
@@ -283,12 +285,14 @@ export class InstanceManager {
     const settings = readDeploymentSettings(bundleDir, this.limits, this.maxima);
     // A new agent with the coordinator's default limits and network: a warm runner, made ahead, is it.
     const pooled = !params.agentId && this.warm.enabled && fitsWarmRunner(this.copyable, bundleDir, this.limits, settings);
+    let instance: AgentInstance | undefined;
     try {
       const warm = pooled ? takeWarmRunner(this.warm, this.incarnationDeps.warm, deployment.runtime, bundleDir) : undefined;
-      return await this.spawnWith(deployment, bundleDir, reservedId, params, settings, warm, signal);
+      instance = await this.spawnWith(deployment, bundleDir, reservedId, params, settings, warm, signal);
+      return instance;
     } finally {
-      // Refilled once this start settled, so making the next runner does not slow this one down.
-      if (pooled) this.warm.refill();
+      // Refilled once this start is over, so making the next runner does not slow this one down.
+      if (pooled) this.early.after(instance?.agentId, () => this.warm.refill());
     }
   }
 
@@ -329,23 +333,21 @@ export class InstanceManager {
     });
     this.track(instance);
     this.register(instance, { ...params.environment, ...params.secrets });
-    // A warm runner of a bundle that started here before is answered while it loads the entry (status
-    // `starting`): its `ready` overlaps the client's next requests. Messages queue and reads of the agent
-    // wait (startSettled) until then. Its start belongs to no caller: a failure ends the instance as
-    // `failed`, its error in the log.
-    const early = warm !== undefined && this.provenBundles.has(bundleDir);
+    // Answered while the runner loads the entry when its bundle started here before (early-answers.ts). Not
+    // with replication: there a create also promises the agent is replicated (IncarnationRuns.run).
+    const early = warm !== undefined && this.early.mayAnswer(bundleDir) && !this.replicated;
     const started = this.runs.run(instance, opened, settings, early ? undefined : signal).then(() => {
       this.counts.started++;
-      this.provenBundles.add(bundleDir);
+      this.early.proved(bundleDir);
     });
     if (!early) {
       await started;
       return instance;
     }
-    const settled = started
-      .catch((err: unknown) => this.options.logger.warn(`instance failed to start after its create was answered: ${errorMessage(err)}`, { instance_id: instanceId, agent_id: agentId }))
-      .finally(() => this.answeredStarts.delete(agentId));
-    this.answeredStarts.set(agentId, settled);
+    this.early.answered(agentId, started, (err) => {
+      // A stop (DELETE, drain, a create whose callers left) is not the start's failure.
+      if (instance.exit?.reason !== "stopped") this.options.logger.warn(`instance failed to start after its create was answered: ${errorMessage(err)}`, { instance_id: instanceId, agent_id: agentId });
+    });
     return instance;
   }
 
@@ -507,9 +509,10 @@ export class InstanceManager {
     return [...this.instances.values()].filter((i) => i.live && (!filter.agentId || i.agentId === filter.agentId) && (!filter.deploymentId || i.deploymentId === filter.deploymentId));
   }
 
+  /** `graceMs`: the agent's time for onStop (undefined: its limit's default; 0: none). */
   async stop(instanceId: string, graceMs?: number): Promise<AgentInstance> {
     const instance = this.require(instanceId);
-    await instance.stop(graceMs || undefined);
+    await instance.stop(graceMs);
     return instance;
   }
 
@@ -544,16 +547,12 @@ export class InstanceManager {
     }
   }
 
-  /** Runs `fn` with the agent's store, opening it read-side when no instance is live. */
-  /**
-   * Settles once the start of the agent's instance is over (ready or failed) when its create was answered
-   * before `ready`; undefined otherwise. Reads await it, so what a create's answer promises holds: the
-   * agent's initial state and what its onStart wrote are there.
-   */
-  startSettled(agentId: string): Promise<void> | undefined {
-    return this.answeredStarts.get(agentId);
+  /** Settles once an early-answered start of the agent is over (early-answers.ts); reads wait for it. */
+  startSettled(agentId: string, signal?: AbortSignal): Promise<void> | undefined {
+    return this.early.settled(agentId, signal);
   }
 
+  /** Runs `fn` with the agent's store, opening it read-side when no instance is live. */
   withAgentStore<T>(agentId: string, fn: (store: AgentStore) => T): T {
     const liveId = this.liveByAgent.get(agentId);
     const live = liveId ? this.instances.get(liveId) : undefined;

@@ -30,7 +30,11 @@ const DIGEST_PATTERN = /^sha256:([0-9a-f]{64})$/;
 
 /** A stat of the cache's own local directory: synchronous, as a thread-pool round trip costs more than the call (~1 ms on a create's path). */
 function isDirectory(dir: string): boolean {
-  return fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export class BundleCache {

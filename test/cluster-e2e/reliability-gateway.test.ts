@@ -38,7 +38,8 @@ const isTurnDone = (f: JsonObject): boolean => f.messageType === "turn.done";
 
 async function create(deploymentId: string): Promise<JsonObject> {
   const res = await cluster.api(G, "POST", "/api/v1/instances", { deployment_id: deploymentId });
-  expect({ status: res.status, body: res.json }).toMatchObject({ status: 201, body: { status: "ready" } });
+  // `starting`: a warm runner of a bundle that already started on that coordinator is answered while it loads (docs/api.md).
+  expect({ status: res.status, body: res.json }).toMatchObject({ status: 201, body: { status: expect.stringMatching(/^(ready|starting)$/) } });
   return res.json;
 }
 
@@ -215,9 +216,12 @@ describe("gateway reliability with coordinator processes (issue 12)", () => {
     const afterKill = await Promise.all(Array.from({ length: 6 }, post)); // while it is still in the gateway's view
     const results = [...(await Promise.all(inFlight)), ...afterKill];
     expect(results.map((r) => r.status)).toEqual(results.map(() => 201));
-    expect(results.map((r) => r.json.coordinator_id)).toEqual(results.map(() => survivor.id));
-    const createdIds = results.map((r) => String(r.json.instance_id));
-    expect(new Set(createdIds).size).toBe(createdIds.length);
+    // A create the victim answered before it died made an instance of the victim's (it ends with it, as any of
+    // its instances: a warm create can be answered within the 30 ms); every other create went to the survivor.
+    expect(afterKill.map((r) => r.json.coordinator_id)).toEqual(afterKill.map(() => survivor.id));
+    expect(results.filter((r) => r.json.coordinator_id !== survivor.id && r.json.coordinator_id !== victim.id)).toEqual([]);
+    const createdIds = results.filter((r) => r.json.coordinator_id === survivor.id).map((r) => String(r.json.instance_id));
+    expect(new Set(results.map((r) => r.json.instance_id)).size).toBe(results.length);
     // Exactly the acknowledged instances were added on the survivor: a retry never started a second agent.
     const after = await liveOnSurvivor();
     expect(after.filter((id) => !before.includes(id)).sort()).toEqual([...createdIds].sort());

@@ -88,6 +88,18 @@ describe("warm creates", () => {
     expect(JSON.stringify(logs.json)).toContain("start refused: FAIL_START is set");
   }, 90_000);
 
+  it("stop an instance answered early at once when it is deleted before it is ready (nothing of the agent's to wind down)", async () => {
+    expect((await create("slow-start-ts")).status).toBe(201); // proves the bundle here (its module takes 6 s to load)
+    const created = await warmCreate("slow-start-ts");
+    expect(created.json.status).toBe("starting");
+    const ws = await podium.connect(created.json.instance_id as string);
+    const deleted = await podium.api("DELETE", `/api/v1/instances/${created.json.instance_id}`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.json).toMatchObject({ status: "terminated", exit: { reason: "stopped" } });
+    const terminating = await ws.waitFor((f) => f.messageType === "terminating");
+    expect(terminating.content).toEqual({ grace_ms: 0 });
+  }, 90_000);
+
   it("answer a bundle that never started here only when ready: a broken one's create fails, warm or not", async () => {
     for (let i = 0; i < 2; i++) {
       if (i > 0) await until(() => stats().ready.python === 1 || undefined, "a warm Python runner");

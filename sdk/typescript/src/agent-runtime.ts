@@ -90,6 +90,11 @@ export class AgentRuntime {
     }
   }
 
+  /** Handles one line from the host as if read from `inputFd` (start() feeds it; a warm runner's rehearsal too). */
+  receive(line: string): void {
+    this.onLine(line);
+  }
+
   private onLine(line: string): void {
     let frame: HostFrame;
     try {

@@ -40,7 +40,11 @@ export class FrameWriter {
   private burst = 0;
   private scheduled = false;
 
-  constructor(private readonly fd: number) {}
+  /** `sink`: where the lines go instead of `fd` (a warm runner's rehearsal, warm-up.ts). */
+  constructor(
+    private readonly fd: number,
+    private readonly sink?: (bytes: Buffer) => void,
+  ) {}
 
   /** Serializes `frame` and writes it as one line. */
   write(frame: object): void {
@@ -81,6 +85,7 @@ export class FrameWriter {
 
   private writeText(text: string): void {
     const bytes = Buffer.from(text, "utf8");
+    if (this.sink) return this.sink(bytes);
     let offset = 0;
     while (offset < bytes.length) {
       try {

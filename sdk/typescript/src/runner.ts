@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { writeLog } from "./agent-context.js";
-import { AgentRuntime, SDK_VERSION } from "./agent-runtime.js";
+import { AgentRuntime } from "./agent-runtime.js";
 import { FrameChannelClosedError, FrameWriter } from "./frame-io.js";
 import type { InitFrame } from "./host-frames.js";
 import { loadAgent } from "./load-agent.js";
@@ -45,5 +45,5 @@ const load = (init: InitFrame) => {
   return loadAgent(path.resolve(file));
 };
 // A warm runner (no entry yet) does the work every agent's start repeats while it waits for `init`.
-if (entry === undefined) await warmUp(SDK_VERSION);
+if (entry === undefined) await warmUp();
 new AgentRuntime({ load, inputFd: 0, writer, exit }).start();
