@@ -49,14 +49,14 @@ function running(pid: number): boolean {
 const read = (file: string) => fs.readFileSync(file, "utf8");
 
 /** A shell that waits for a line on stdin, is put into `group`, then runs `script` there. */
-function startIn(group: AgentCgroup, script: string) {
+async function startIn(group: AgentCgroup, script: string) {
   const child = spawn("/bin/sh", ["-c", `read x; ${script}`], { stdio: ["pipe", "ignore", "pipe"] });
   children.add(child);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code)));
   if (child.pid === undefined) throw new Error("sh did not start");
-  group.add(child.pid);
+  await group.add(child.pid);
   child.stdin?.end("go\n");
   return { pid: child.pid, exited, stderr: () => stderr };
 }
@@ -80,7 +80,7 @@ afterAll(async () => {
 onHost(`agent cgroups on this host (${host?.kind})`, () => {
   it("bounds a fork bomb by the pids limit; the host keeps forking", async () => {
     const group = hostCgroups().create(`bomb-${process.pid}`, { pids: 16, memoryBytes: 256 * MiB, cpuWeight: 100 });
-    const bomb = startIn(group, "for i in $(seq 100); do sleep 30 & done; wait");
+    const bomb = await startIn(group, "for i in $(seq 100); do sleep 30 & done; wait");
     await waitFor("the shell to be refused a fork", () => /fork/i.test(bomb.stderr()));
     for (let sample = 0; sample < 10; sample++) {
       expect(group.pids().length).toBeLessThanOrEqual(16);
@@ -101,7 +101,7 @@ onHost(`agent cgroups on this host (${host?.kind})`, () => {
     const limit = 256 * MiB;
     const group = hostCgroups().create(`hog-${process.pid}`, { pids: 64, memoryBytes: limit, cpuWeight: 100 });
     const hog = `"${process.execPath}" -e 'const b = Buffer.alloc(200 * 1024 * 1024, 1); setTimeout(() => b.length, 60000)'`;
-    startIn(group, `for i in 1 2 3 4; do ${hog} & done; wait`);
+    await startIn(group, `for i in 1 2 3 4; do ${hog} & done; wait`);
     await waitFor("the kernel to OOM-kill a hog", () => group.oomKilled(), 40_000);
     const peak = group.memoryPeakBytes();
     expect(peak).toBeDefined();
@@ -119,7 +119,7 @@ onHost(`agent cgroups on this host (${host?.kind})`, () => {
       expect(read(path.join(cpuDir, "cpu.cfs_quota_us")).trim()).toBe("50000");
     }
     expect(group.cpuUsageMicros()).toBe(0);
-    const spin = startIn(group, "while :; do :; done");
+    const spin = await startIn(group, "while :; do :; done");
     await waitFor("the spinning shell to use 0.3 s of CPU", () => group.cpuUsageMicros() >= 300_000);
     const startedAt = performance.now();
     const before = group.cpuUsageMicros();
@@ -137,7 +137,7 @@ onHost(`agent cgroups on this host (${host?.kind})`, () => {
     const cgroups = createAgentCgroups({ coordinatorId: `close-${process.pid}`, logger: silentLogger });
     const busy = cgroups.create("busy", { pids: 8, memoryBytes: 64 * MiB, cpuWeight: 100 });
     const idle = cgroups.create("idle", { pids: 8, memoryBytes: 64 * MiB, cpuWeight: 100 });
-    const sleeper = startIn(busy, "exec sleep 60");
+    const sleeper = await startIn(busy, "exec sleep 60");
     expect(busy.pids()).toEqual([sleeper.pid]);
     await cgroups.close();
     expect(await sleeper.exited).toBe("SIGKILL");
@@ -152,7 +152,7 @@ onHost(`agent cgroups on this host (${host?.kind})`, () => {
     const dead = await startOwner(`dead-${process.pid}`);
     const alive = await startOwner(`alive-${process.pid}`);
     const mine = hostCgroups().create(`mine-${process.pid}`, { pids: 8, memoryBytes: 64 * MiB, cpuWeight: 100 });
-    const mySleeper = startIn(mine, "exec sleep 60");
+    const mySleeper = await startIn(mine, "exec sleep 60");
     try {
       dead.process.kill("SIGKILL");
       await new Promise((resolve) => dead.process.once("exit", resolve));
@@ -288,14 +288,14 @@ describe("agent cgroups against a fake tree", () => {
     const group = cgroups.create("inst-1", { pids: 16, memoryBytes: 64 * MiB, cpuWeight: 100 });
     const child = spawn("sleep", ["30"], { stdio: "ignore" });
     children.add(child);
-    group.add(child.pid ?? 0);
+    await group.add(child.pid ?? 0);
     const procs = path.join(group.paths[0] ?? "", "cgroup.procs");
     expect(read(procs)).toBe(String(child.pid));
     fs.writeFileSync(procs, ""); // a fake file does not empty itself when the kernel would
     await group.remove();
     await group.remove();
     expect(fs.existsSync(group.paths[0] ?? "")).toBe(false);
-    expect(() => group.add(child.pid ?? 0)).toThrow(/removed/);
+    await expect(group.add(child.pid ?? 0)).rejects.toThrow(/removed/);
     await cgroups.close();
     expect(fs.readdirSync(dir).sort()).toEqual(["cgroup.controllers", "cgroup.procs", "cgroup.subtree_control", "cgroup.type", "podium-supervisor"]);
   });

@@ -8,6 +8,7 @@
  * `reason` says why; the caller then falls back to per-process rlimits.
  */
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "../../shared/logger.js";
 import { errnoCode, errorMessage } from "../../shared/errors.js";
@@ -40,8 +41,12 @@ export interface AgentCgroup {
   readonly name: string;
   /** The group's directory in each hierarchy (one on v2). */
   readonly paths: readonly string[];
-  /** Moves a process (and its future children) into the group. */
-  add(pid: number): void;
+  /**
+   * Moves a process (and its future children) into the group. Asynchronous: the kernel makes the first
+   * write for a process wait for its cgroup lock and an RCU grace period (6-14 ms measured here), which
+   * would block the coordinator's event loop. Rejects for a bad pid or a removed group.
+   */
+  add(pid: number): Promise<void>;
   /** Total CPU of the tree since creation (0 without a cpuacct hierarchy on v1). */
   cpuUsageMicros(): number;
   memoryPeakBytes(): number | undefined;
@@ -228,12 +233,12 @@ class Group implements AgentCgroup {
     this.baseline = driver.cpuUsageMicros(paths); // 0 unless an old directory was reused
   }
 
-  add(pid: number): void {
+  async add(pid: number): Promise<void> {
     if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) throw new RangeError(`cannot put pid ${pid} into an agent's cgroup`);
     if (this.removal) throw new Error(`cgroup ${this.name} was removed`);
     for (const file of this.driver.procsFiles(this.paths)) {
       try {
-        fs.writeFileSync(file, String(pid));
+        await fsp.writeFile(file, String(pid));
       } catch (err) {
         throw new Error(`cannot move pid ${pid} into cgroup ${this.name} (${file}): ${errnoCode(err) ?? errorMessage(err)}`);
       }

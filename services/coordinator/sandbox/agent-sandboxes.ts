@@ -249,8 +249,9 @@ export class AgentSandboxes {
     }
     if (wrapped.handshake) {
       launch.prepare = async (pids) => {
-        cgroup?.add(pids.outer);
-        cgroup?.add(pids.sandbox);
+        // Off the event loop (AgentCgroup.add): each move waits ~6-14 ms in the kernel.
+        await cgroup?.add(pids.outer);
+        await cgroup?.add(pids.sandbox);
         sandboxPid?.resolve(pids.sandbox);
       };
     }
