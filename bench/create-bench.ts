@@ -1,14 +1,15 @@
 /**
  * Cold create of a new agent, through the real gateway of `podium dev`, for TypeScript and Python:
- * POST /instances -> 201 (ready), and create -> first reply (the 201, then a WebSocket, a message, and
- * the reply's first `stream_update`). Each with warm runners (the default) and without (--warm-runners
- * 0: a spawn per create), beside bare `bun x.ts` / `python3 -I -S x.py` spawns measured in the same run.
+ * POST /instances -> 201, and create -> first reply (the 201, then a WebSocket, a message, and the
+ * reply's first `stream_update`). Each with warm runners (the default) and without (--warm-runners 0: a
+ * spawn per create), beside bare `bun x.ts` / `python3 -I -S x.py` spawns measured in the same run; and
+ * the longest the server's event loop was blocked during each create (what every other agent waited).
  */
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { createDevServer, type DevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT, resolveRuntimeCommands } from "../services/coordinator/runtime-commands.js";
@@ -75,13 +76,20 @@ async function measure(warmRunners: number, runs: number, dir: string, ownProces
     ] as const) {
       const created: number[] = [];
       const replied: number[] = [];
+      /** The longest the server's event loop was blocked during each create (every other agent waited that long). */
+      const stalls: number[] = [];
+      const loop = monitorEventLoopDelay({ resolution: 1 });
       // The first create of a runtime starts its pool (observed demand); it is not sampled.
       await fetch(`${server.url}/api/v1/instances/${(await createAndReply(server.url, `${name}:1.0.0@local`)).instanceId}`, { method: "DELETE" });
       for (let i = 0; i < runs; i++) {
         if (warmRunners > 0) await poolReady(server, runtime, warmRunners);
         // A create arriving at an idle coordinator: the previous instance's teardown (unmount, cgroup) is over.
         await new Promise((resolve) => setTimeout(resolve, 250));
+        loop.reset();
+        loop.enable();
         const sample = await createAndReply(server.url, `${name}:1.0.0@local`);
+        loop.disable();
+        stalls.push(loop.max / 1e6);
         created.push(sample.created);
         replied.push(sample.replied);
         await fetch(`${server.url}/api/v1/instances/${sample.instanceId}`, { method: "DELETE" });
@@ -91,6 +99,7 @@ async function measure(warmRunners: number, runs: number, dir: string, ownProces
       results[`${name} ${label} create->201 p50 ms`] = c.p50;
       results[`${name} ${label} create->first reply p50 ms`] = r.p50;
       results[`${name} ${label} create->first reply p95 ms`] = r.p95;
+      results[`${name} ${label} longest event-loop stall per create p50 ms`] = summarize(stalls).p50;
     }
     if (warmRunners > 0) {
       const stats = server.coordinator.manager.warmRunnerStats();
