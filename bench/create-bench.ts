@@ -42,16 +42,24 @@ async function poolReady(server: DevServer, runtime: "typescript" | "python", co
 function ownProcessClient(): { create(url: string, deploymentId: string): Promise<CreateSample>; close(): void } {
   const client = spawn(process.execPath, ["--import", "tsx", path.join(path.dirname(new URL(import.meta.url).pathname), "create-client.ts")], { stdio: ["pipe", "pipe", "inherit"] });
   const lines = createInterface({ input: client.stdout });
-  const waiting: ((line: string) => void)[] = [];
-  lines.on("line", (line) => waiting.shift()?.(line));
+  const waiting: { resolve(sample: CreateSample): void; reject(err: Error): void }[] = [];
+  lines.on("line", (line) => {
+    const next = waiting.shift();
+    try {
+      const answer = JSON.parse(line) as CreateSample | { error: string };
+      if ("error" in answer) next?.reject(new Error(answer.error));
+      else next?.resolve(answer);
+    } catch {
+      next?.reject(new Error(`the create client printed ${JSON.stringify(line.slice(0, 200))}`));
+    }
+  });
+  client.once("exit", (code) => {
+    for (const next of waiting.splice(0)) next.reject(new Error(`the create client exited (${code})`));
+  });
   return {
     create: (url, deploymentId) =>
       new Promise((resolve, reject) => {
-        waiting.push((line) => {
-          const answer = JSON.parse(line) as CreateSample | { error: string };
-          if ("error" in answer) reject(new Error(answer.error));
-          else resolve(answer);
-        });
+        waiting.push({ resolve, reject });
         client.stdin.write(`${url} ${deploymentId}\n`);
       }),
     close: () => client.stdin.end(),

@@ -323,8 +323,6 @@ export class AgentInstance {
       return this.ended;
     }
     if (!this.stopRequested) {
-      // Not ready yet: nothing of the agent's to wind down, and a runner loading its entry cannot act on `stop`.
-      if (this.readyAt === undefined) graceMs = 0;
       this.stopRequested = true;
       this.status = "stopping";
       this.journal.emit(PlatformEvent.terminating, { grace_ms: graceMs }, this.current?.turn ?? 0);

@@ -27,7 +27,14 @@ export class EarlyAnswers {
 
   /** The agent's start was answered early: `started` settles when it is over; `failed` hears how it failed. */
   answered(agentId: string, started: Promise<void>, failed: (err: unknown) => void): void {
-    const settled: Promise<void> = started.catch(failed).finally(() => {
+    const report = (err: unknown): void => {
+      try {
+        failed(err);
+      } catch {
+        // a failing report must not keep the start from settling
+      }
+    };
+    const settled: Promise<void> = started.catch(report).finally(() => {
       if (this.pending.get(agentId) === settled) this.pending.delete(agentId);
     });
     this.pending.set(agentId, settled);

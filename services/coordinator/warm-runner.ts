@@ -1,7 +1,8 @@
 /**
  * Making, claiming and discarding one warm runner (runner-pool.ts says why and when). A warm runner is
  * a new agent opened ahead of time by openAgent(), like a cold start, except that its runner is spawned
- * without an entry module and its sandbox sees `<agentDir>/bundle` read-only: an empty directory until a
+ * without an entry module (it is made once its sandbox is set up and the runner said `waiting`: loaded,
+ * rehearsed, reading `init`) and its sandbox sees `<agentDir>/bundle` read-only: an empty directory until a
  * create claims it and the deployment's bundle is copied in (root-owned, read-only to the agent through
  * the bind mount; removed when the instance ends). Copies, not hard links: a link count and change time
  * shared with the bundle cache would tell agents of the same bundle about each other's starts.
@@ -75,6 +76,9 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
   };
   let prepared: () => void = () => undefined;
   const setUp = launch.prepare ? new Promise<void>((resolve) => (prepared = resolve)) : Promise.resolve();
+  // The runner's `waiting` frame: loaded and rehearsed (the SDKs' warm-up), it reads `init` at once.
+  let waited: () => void = () => undefined;
+  const waiting = new Promise<void>((resolve) => (waited = resolve));
   const prepare = launch.prepare;
   const process = new AgentProcess({
     command: launch.command,
@@ -91,8 +95,11 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
           },
         }
       : {}),
-    // Nothing is expected before init; what comes is the runner's own trouble, for the coordinator's log.
-    onFrames: (frames) => deps.logger.debug(`a warm ${runtime} runner sent ${frames.length} frame(s) before init`, { agent_id: agentId }),
+    // Nothing but `waiting` is expected before init; anything else is the runner's own trouble, for the coordinator's log.
+    onFrames: (frames) => {
+      if (frames.some((frame) => frame.type === "waiting")) waited();
+      if (frames.some((frame) => frame.type !== "waiting")) deps.logger.debug(`a warm ${runtime} runner sent ${frames.length} frame(s) before init`, { agent_id: agentId });
+    },
     onOutput: (stream, line) => deps.logger.warn(`warm ${runtime} runner ${stream}: ${line}`, { agent_id: agentId }),
     onBadFrame: (reason) => deps.logger.warn(`a warm ${runtime} runner sent a malformed frame: ${reason}`, { agent_id: agentId }),
   });
@@ -104,16 +111,22 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
   });
+  let timer: NodeJS.Timeout | undefined;
+  const tooLong = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the runner did not wait for init within ${limits.startTimeoutMs} ms`)), limits.startTimeoutMs);
+  });
   try {
     // Egress that cannot be attached is the claimed instance's to report (it starts without network, as a cold start does).
-    await Promise.race([Promise.all([setUp, launch.beforeInit?.catch(() => undefined)]), exited, aborted]);
+    await Promise.race([Promise.all([setUp, launch.beforeInit?.catch(() => undefined), waiting]), exited, aborted, tooLong]);
   } catch (err) {
     await discardWarmRunner(deps, runner);
     throw err;
   } finally {
+    clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
     exited.catch(() => undefined);
     aborted.catch(() => undefined);
+    tooLong.catch(() => undefined);
   }
   return runner;
 }

@@ -9,7 +9,7 @@ would cost the runner ~5 ms of start-up, so at run time their names are bound to
 AGENT_PROTOCOL_VERSION = 1
 LOG_LEVELS = ("debug", "info", "warn", "error")
 HOST_TO_AGENT_TYPES = ("init", "message", "answer", "cancel", "stop")
-AGENT_TO_HOST_TYPES = ("ready", "event", "state_patch", "log", "turn_done", "stopped", "fatal", "schedule")
+AGENT_TO_HOST_TYPES = ("waiting", "ready", "event", "state_patch", "log", "turn_done", "stopped", "fatal", "schedule")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,6 +76,13 @@ if TYPE_CHECKING:
     )
     # Frames the host writes to the agent's stdin.
     HostToAgent = Union[InitFrame, MessageFrame, AnswerFrame, CancelFrame, StopFrame]
+    # Sent once by a warm runner (spawned without its entry module, which `init.entry` names) when it is loaded and waits for `init`: the coordinator's pool counts it ready from then on. A runner started with its entry never sends it.
+    WaitingFrame = TypedDict(
+        "WaitingFrame",
+        {
+            "type": Literal["waiting"],
+        },
+    )
     # Sent once the initial state is reported and onStart ran. `protocol` is the version the SDK speaks.
     ReadyFrame = TypedDict(
         "ReadyFrame",
@@ -227,7 +234,7 @@ if TYPE_CHECKING:
     # ctx.schedule / cancelSchedule / schedules: the host answers with an `answer` frame of the same id.
     ScheduleFrame = Union[ScheduleCreateFrame, ScheduleCancelFrame, ScheduleListFrame]
     # Frames the agent writes to its fd 3. The coordinator validates every one; a malformed frame is logged and dropped.
-    AgentToHost = Union[ReadyFrame, EventFrame, StatePatchFrame, LogFrame, TurnDoneFrame, StoppedFrame, FatalFrame, ScheduleFrame]
+    AgentToHost = Union[WaitingFrame, ReadyFrame, EventFrame, StatePatchFrame, LogFrame, TurnDoneFrame, StoppedFrame, FatalFrame, ScheduleFrame]
 else:
     Json = object
     JsonObject = dict
@@ -238,6 +245,7 @@ else:
     CancelFrame = dict
     StopFrame = dict
     HostToAgent = dict
+    WaitingFrame = dict
     ReadyFrame = dict
     EventFrame = dict
     JsonPatchOpAdd = dict

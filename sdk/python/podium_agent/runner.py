@@ -196,8 +196,14 @@ class Runtime:
     def run(self) -> int:
         start_reader(self._on_frame, self._on_bad_line, self._on_eof)
         if self.entry is None:
-            # A warm runner imports now, while it waits, what its init needs (os: ~2 ms, most of init -> ready).
+            # A warm runner imports now what its init needs (os: ~2 ms, most of init -> ready), then tells
+            # the coordinator's pool that it waits for init.
             import os  # noqa: F401
+
+            try:
+                self.writer.write({"type": "waiting"})
+            except FrameChannelClosed:
+                return 1
         init = self.inbox.get()
         while init["type"] != "init":
             if init["type"] == "stop":  # stopped (or EOF) before init: nothing to run on_stop for

@@ -23,6 +23,8 @@ export interface AgentRuntimeOptions {
   inputFd: number;
   writer: FrameWriter;
   exit: (code: number) => void;
+  /** Where a fatal error is also reported for the log (default: stderr). */
+  stderr?: (text: string) => void;
 }
 
 type Queued = MessageFrame;
@@ -144,7 +146,7 @@ export class AgentRuntime {
 
   private fatal(error: unknown): void {
     const detail = toAgentError(error);
-    process.stderr.write(`podium runner: ${detail.stack ?? detail.message}\n`);
+    (this.options.stderr ?? ((text: string) => process.stderr.write(text)))(`podium runner: ${detail.stack ?? detail.message}\n`);
     try {
       this.writeFrame({ type: "fatal", error: detail });
     } finally {

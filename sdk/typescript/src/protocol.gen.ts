@@ -19,6 +19,7 @@ export type HostToAgent =
 
 /** Frames the agent writes to its fd 3. The coordinator validates every one; a malformed frame is logged and dropped. */
 export type AgentToHost =
+  | WaitingFrame
   | ReadyFrame
   | EventFrame
   | StatePatchFrame
@@ -76,6 +77,11 @@ export interface StopFrame {
   graceMs: number;
   /** The instance is hibernating (onHibernate runs instead of onStop); a later process resumes it. */
   hibernate?: true;
+}
+
+/** Sent once by a warm runner (spawned without its entry module, which `init.entry` names) when it is loaded and waits for `init`: the coordinator's pool counts it ready from then on. A runner started with its entry never sends it. */
+export interface WaitingFrame {
+  type: "waiting";
 }
 
 /** Sent once the initial state is reported and onStart ran. `protocol` is the version the SDK speaks. */
@@ -270,6 +276,8 @@ function decodeStopFrame(v: JsonObject, _at: string): StopFrame {
 /** Decodes one AgentToHost frame (an object with a string `type`); throws FrameError when it does not match the schema. */
 export function decodeAgentToHost(v: JsonObject): AgentToHost {
   switch (v.type) {
+    case "waiting":
+      return decodeWaitingFrame(v, "waiting");
     case "ready":
       return decodeReadyFrame(v, "ready");
     case "event":
@@ -289,6 +297,10 @@ export function decodeAgentToHost(v: JsonObject): AgentToHost {
     default:
       throw new FrameError(`unknown frame type ${JSON.stringify(v.type).slice(0, 40)}`);
   }
+}
+
+function decodeWaitingFrame(_v: JsonObject, _at: string): WaitingFrame {
+  return { type: "waiting" };
 }
 
 function decodeReadyFrame(v: JsonObject, at: string): ReadyFrame {

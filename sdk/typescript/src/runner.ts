@@ -44,6 +44,10 @@ const load = (init: InitFrame) => {
   if (!file) return Promise.reject(new Error("no entry module: pass it as the runner's argument or in init.entry"));
   return loadAgent(path.resolve(file));
 };
-// A warm runner (no entry yet) does the work every agent's start repeats while it waits for `init`.
-if (entry === undefined) await warmUp();
+// A warm runner (no entry yet) does the work every agent's start repeats, then tells the pool it waits for `init`.
+if (entry === undefined) {
+  await warmUp();
+  writer.write({ type: "waiting" });
+  writer.flush();
+}
 new AgentRuntime({ load, inputFd: 0, writer, exit }).start();
