@@ -3,11 +3,11 @@
  * agent replication facade starts one per agent; docs/replication.md explains why), restarts it with
  * backoff when it dies, and reports per-database replication lag (replication-tracker.ts).
  *
- * The child runs in its own process group with `-exec "tail --pid=<this process>"`: if this process
- * dies (kill -9 of the coordinator), tail exits within a second and Litestream shuts down after a
- * final sync instead of lingering as an orphan; its output goes through a relay (output-relay.ts) so
- * that the broken pipes of the dead coordinator do not kill it first. Killing the group also takes
- * tail and the relay with it.
+ * The child runs in its own process group with `-exec <a watch of this process>` (PARENT_WATCH): if this
+ * process dies (kill -9 of the coordinator), the watch ends within a second and Litestream shuts down
+ * after a final sync instead of lingering as an orphan; its output goes through a relay (output-relay.ts)
+ * so that the broken pipes of the dead coordinator do not kill it first. Killing the group also takes
+ * the watch and the relay with it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -15,6 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "../shared/logger.js";
 import { errorMessage } from "../shared/errors.js";
+import { processStartTime } from "../coordinator/sandbox/system-tools.js";
 import { LineSplitter } from "../coordinator/line-splitter.js";
 import { relayedCommand } from "./output-relay.js";
 import { litestreamBinary, litestreamEnv, renderReplicateConfig } from "./litestream-config.js";
@@ -24,7 +25,13 @@ import type { CompiledS3Settings, CompiledTimings } from "./replication-options.
 import { ReplicationTracker, type DatabaseReplicationStatus } from "./replication-tracker.js";
 import { readLocalGeneration, readLocalWalPosition, readShadowWalSalt } from "./wal-probe.js";
 
-const TAIL = ["/usr/bin/tail", "/bin/tail"].find((candidate) => fs.existsSync(candidate));
+/**
+ * Ends once this process is gone: its pid is dead, a zombie, or another process's (the start time in
+ * /proc/<pid>/stat differs). `tail --pid` waited as long as the pid existed: a pid reused within its
+ * poll (pid_max is 32768 on many hosts) kept an orphaned Litestream running.
+ */
+const PARENT_WATCH = `'p=$1; t=$2; while f=$(sed "s/.*) //" /proc/$p/stat 2>/dev/null) && set -- $f && [ "$1" != Z ] && [ "\${20}" = "$t" ]; do sleep 1; done'`;
+const SH = fs.existsSync("/bin/sh") ? "/bin/sh" : undefined;
 
 export interface SupervisedDatabase {
   /** Short name for status ("messages.db"). */
@@ -203,7 +210,8 @@ export class LitestreamSupervisor {
   private launch(): void {
     const { options } = this;
     const args = ["replicate", "-config", this.configFile];
-    if ((options.watchParent ?? true) && TAIL) args.push("-exec", `${TAIL} -s 1 --pid=${process.pid} -f /dev/null`);
+    const started = processStartTime(process.pid);
+    if ((options.watchParent ?? true) && SH && started) args.push("-exec", `${SH} -c ${PARENT_WATCH} parent-watch ${process.pid} ${started}`);
     let child: ChildProcess;
     try {
       // Through the relay (output-relay.ts): a coordinator's death must not kill Litestream before its final sync.
