@@ -1,7 +1,7 @@
 /**
  * Litestream outliving the coordinator long enough for its final sync. Litestream is a Go program, and a
  * Go program that writes to a broken stdout or stderr pipe dies of SIGPIPE. When the coordinator dies
- * (kill -9), the pipes it read Litestream's output from break; Litestream's `-exec tail --pid` ends, and
+ * (kill -9), the pipes it read Litestream's output from break; Litestream's `-exec` watch of it ends, and
  * the first thing Litestream then does is print "subprocess exited, litestream shutting down": it died
  * there, before its final sync, and the writes of its last second never reached S3.
  *
