@@ -10,7 +10,8 @@ import { callStream, callUnary, type EdgeCall } from "../gateway/edge-call.js";
 import { isLive } from "../gateway/rest-json.js";
 import type { Json, JsonObject } from "../shared/json.js";
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
-import { InstanceService, MessageDirection } from "../../gen/podium/v1/instance_service_pb.js";
+import { MessageDirection } from "../../gen/podium/v1/agent_history_pb.js";
+import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
 import { FileService, FileTargetSchema } from "../../gen/podium/v1/file_service_pb.js";
 import type { BackendInstance, BackendMessage, BackendUpdate, PodiumBackend, SentTurn } from "./podium-backend.js";
 

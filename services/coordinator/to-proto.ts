@@ -6,7 +6,7 @@ import type { InstanceStatusName } from "./agent-instance-options.js";
 import type { MessageRow } from "./store/message-log.js";
 import type { LogRow } from "./store/log-store.js";
 import { InstanceSchema, InstanceStatus, ProcessExitSchema, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
-import { LogRecordSchema, MessageDirection, MessageRecordSchema, ScheduleSchema, type LogRecord, type MessageRecord, type Schedule } from "../../gen/podium/v1/instance_service_pb.js";
+import { LogRecordSchema, MessageDirection, MessageRecordSchema, ScheduleSchema, type LogRecord, type MessageRecord, type Schedule } from "../../gen/podium/v1/agent_history_pb.js";
 import type { ScheduleRow } from "./store/schedule-store.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 

@@ -8,7 +8,6 @@ import type { CoordinatorClients, CoordinatorDirectory } from "./coordinator-dir
 import type { ForkAgentRequestSchema, ForkAgentResponse, ReplicationStatus } from "../../gen/podium/v1/replication_service_pb.js";
 import type { DeploymentRegistry } from "../registry/deployment-registry.js";
 import type {
-  CreateInstanceRequestSchema,
   GetStateRequestSchema,
   GetAgentResponse,
   GetStateResponse,
@@ -16,9 +15,10 @@ import type {
   ListLogsResponse,
   ListMessagesRequestSchema,
   ListMessagesResponse,
-  SendMessageResponse,
-} from "../../gen/podium/v1/instance_service_pb.js";
-import { MultitaskStrategy, type Schedule } from "../../gen/podium/v1/instance_service_pb.js";
+} from "../../gen/podium/v1/agent_history_pb.js";
+import type { CreateInstanceRequestSchema, SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import type { Schedule } from "../../gen/podium/v1/agent_history_pb.js";
+import { MultitaskStrategy } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";

@@ -5,7 +5,8 @@
  * an integer) only builds the message; what a valid message is, is said here.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { AnswerRequestRequest, CreateInstanceRequest, GetAgentRequest, SendMessageRequest } from "../../gen/podium/v1/instance_service_pb.js";
+import type { GetAgentRequest } from "../../gen/podium/v1/agent_history_pb.js";
+import type { AnswerRequestRequest, CreateInstanceRequest, SendMessageRequest } from "../../gen/podium/v1/instance_service_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";
 import type { ForkAgentRequest, GetReplicationStatusRequest } from "../../gen/podium/v1/replication_service_pb.js";
 import type { GetDeploymentRequest, UploadDeploymentRequest } from "../../gen/podium/v1/deployment_service_pb.js";
@@ -36,7 +37,7 @@ export function validateCreateInstance(req: CreateInstanceRequest): void {
   id(req.agentId, "agent_id", false);
 }
 
-/** A message's content is any JSON object; its `text` (what chat clients send, seed 004), when there, is a string. */
+/** A message's content is a JSON object of whatever shape; its `text` (what chat clients send, seed 004), when there, is a string. */
 export function validateSendMessage(req: SendMessageRequest): void {
   id(req.instanceId, "instance_id");
   const text = req.content?.["text"];

@@ -5,7 +5,8 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { InstanceStatus, Runtime, type Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
-import { MessageDirection, type LogRecord, type MessageRecord, type Schedule, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
+import { MessageDirection, type LogRecord, type MessageRecord, type Schedule } from "../../gen/podium/v1/agent_history_pb.js";
+import type { SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Deployment } from "../../gen/podium/v1/deployment_service_pb.js";
 import type { FileContent, FileEntry, IterationMeta } from "../../gen/podium/v1/file_service_pb.js";
 import type { ForkAgentResponse, ReplicationStatus } from "../../gen/podium/v1/replication_service_pb.js";

@@ -76,6 +76,7 @@ describe("gRPC reflection over h2c with a grpc-js client", () => {
     expect([...names].sort()).toEqual([
       "google/protobuf/struct.proto",
       "google/protobuf/timestamp.proto",
+      "podium/v1/agent_history.proto",
       "podium/v1/instance.proto",
       "podium/v1/instance_service.proto",
       "podium/v1/stream_update.proto",

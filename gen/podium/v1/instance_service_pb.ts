@@ -4,8 +4,10 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Value } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { GetAgentRequestSchema, GetAgentResponseSchema, GetStateRequestSchema, GetStateResponseSchema, ListLogsRequestSchema, ListLogsResponseSchema, ListMessagesRequestSchema, ListMessagesResponseSchema, ListSchedulesRequestSchema, ListSchedulesResponseSchema } from "./agent_history_pb.js";
+import { file_podium_v1_agent_history } from "./agent_history_pb.js";
 import type { Instance } from "./instance_pb.js";
 import { file_podium_v1_instance } from "./instance_pb.js";
 import type { StreamUpdate } from "./stream_update_pb.js";
@@ -16,184 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file podium/v1/instance_service.proto.
  */
 export const file_podium_v1_instance_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBwb2RpdW0vdjEvaW5zdGFuY2Vfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIisKFExpc3RTY2hlZHVsZXNSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJIj8KFUxpc3RTY2hlZHVsZXNSZXNwb25zZRImCglzY2hlZHVsZXMYASADKAsyEy5wb2RpdW0udjEuU2NoZWR1bGUiggIKCFNjaGVkdWxlEgoKAmlkGAEgASgJEhIKCGRlbGF5X21zGAIgASgESAASKAoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASDgoEY3JvbhgEIAEoCUgAEigKB21lc3NhZ2UYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EioKBmR1ZV9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAggASgJQgYKBHdoZW4ibwoFQWdlbnQSEAoIYWdlbnRfaWQYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSFgoOY29vcmRpbmF0b3JfaWQYAyABKAkSEAoIbGFzdF9zZXEYBCABKAQSFQoNc3RhdGVfdmVyc2lvbhgFIAEoBCIjCg9HZXRBZ2VudFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkiMwoQR2V0QWdlbnRSZXNwb25zZRIfCgVhZ2VudBgBIAEoCzIQLnBvZGl1bS52MS5BZ2VudCLAAgoVQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0EhUKDWRlcGxveW1lbnRfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSPgoHc2VjcmV0cxgDIAMoCzItLnBvZGl1bS52MS5DcmVhdGVJbnN0YW5jZVJlcXVlc3QuU2VjcmV0c0VudHJ5EkYKC2Vudmlyb25tZW50GAQgAygLMjEucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdC5FbnZpcm9ubWVudEVudHJ5EhIKCnJlcXVlc3RfaWQYBSABKAkaLgoMU2VjcmV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQRW52aXJvbm1lbnRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KFkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiKQoSR2V0SW5zdGFuY2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJIjwKE0dldEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiPwoUTGlzdEluc3RhbmNlc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCSI/ChVMaXN0SW5zdGFuY2VzUmVzcG9uc2USJgoJaW5zdGFuY2VzGAEgAygLMhMucG9kaXVtLnYxLkluc3RhbmNlIjwKE1N0b3BJbnN0YW5jZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIZ3JhY2VfbXMYAiABKA0iPQoUU3RvcEluc3RhbmNlUmVzcG9uc2USJQoIaW5zdGFuY2UYASABKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UijQEKElNlbmRNZXNzYWdlUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIoCgdjb250ZW50GAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4ChJtdWx0aXRhc2tfc3RyYXRlZ3kYAyABKA4yHC5wb2RpdW0udjEuTXVsdGl0YXNrU3RyYXRlZ3kiYQoTU2VuZE1lc3NhZ2VSZXNwb25zZRILCgNzZXEYASABKAQSDAoEdHVybhgCIAEoBBIWCg5xdWV1ZV9wb3NpdGlvbhgDIAEoDRIXCg9jYW5jZWxsZWRfdHVybnMYBCADKAQiNgoRQ2FuY2VsVHVyblJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSDAoEdHVybhgCIAEoBCI1ChJDYW5jZWxUdXJuUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIEgwKBHR1cm4YAiABKAQiZgoUQW5zd2VyUmVxdWVzdFJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIlCgV2YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSIXChVBbnN3ZXJSZXF1ZXN0UmVzcG9uc2UiUgoUU3RyZWFtVXBkYXRlc1JlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgEEhIKCnJlcGxheV9hbGwYAyABKAgiQQoVU3RyZWFtVXBkYXRlc1Jlc3BvbnNlEigKB3VwZGF0ZXMYASADKAsyFy5wb2RpdW0udjEuU3RyZWFtVXBkYXRlIlwKD0dldFN0YXRlUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRISCgVzaW5jZRgCIAEoBEgAiAEBEg8KAmF0GAMgASgESAGIAQFCCAoGX3NpbmNlQgUKA19hdCJ0CgpTdGF0ZVBhdGNoEg8KB3ZlcnNpb24YASABKAQSJgoFcGF0Y2gYAiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoQR2V0U3RhdGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEEiYKBXN0YXRlGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgdwYXRjaGVzGAMgAygLMhUucG9kaXVtLnYxLlN0YXRlUGF0Y2gi3gEKDU1lc3NhZ2VSZWNvcmQSCwoDc2VxGAEgASgEEi4KCWRpcmVjdGlvbhgCIAEoDjIbLnBvZGl1bS52MS5NZXNzYWdlRGlyZWN0aW9uEhMKC2luc3RhbmNlX2lkGAMgASgJEhQKDG1lc3NhZ2VfdHlwZRgEIAEoCRIoCgdjb250ZW50GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCgl0aW1lc3RhbXAYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR1cm4YByABKAQiTAoTTGlzdE1lc3NhZ2VzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIRCglhZnRlcl9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iWgoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USKgoIbWVzc2FnZXMYASADKAsyGC5wb2RpdW0udjEuTWVzc2FnZVJlY29yZBIWCg5uZXh0X2FmdGVyX3NlcRgCIAEoBCK0AQoJTG9nUmVjb3JkEgoKAmlkGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGV2ZWwYAyABKAkSDgoGc291cmNlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSEwoLaW5zdGFuY2VfaWQYBiABKAkSJwoGZmllbGRzGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJECg9MaXN0TG9nc1JlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSDQoFYWZ0ZXIYAiABKAQSDQoFbGltaXQYAyABKA0iSgoQTGlzdExvZ3NSZXNwb25zZRIiCgRsb2dzGAEgAygLMhQucG9kaXVtLnYxLkxvZ1JlY29yZBISCgpuZXh0X2FmdGVyGAIgASgEKpgBChFNdWx0aXRhc2tTdHJhdGVneRIiCh5NVUxUSVRBU0tfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRABEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQAhIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAMqdAoQTWVzc2FnZURpcmVjdGlvbhIhCh1NRVNTQUdFX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEh0KGU1FU1NBR0VfRElSRUNUSU9OX0lOQk9VTkQQARIeChpNRVNTQUdFX0RJUkVDVElPTl9PVVRCT1VORBACMpIICg9JbnN0YW5jZVNlcnZpY2USVQoOQ3JlYXRlSW5zdGFuY2USIC5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0GiEucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVzcG9uc2USTAoLR2V0SW5zdGFuY2USHS5wb2RpdW0udjEuR2V0SW5zdGFuY2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLkdldEluc3RhbmNlUmVzcG9uc2USUgoNTGlzdEluc3RhbmNlcxIfLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVxdWVzdBogLnBvZGl1bS52MS5MaXN0SW5zdGFuY2VzUmVzcG9uc2USTwoMU3RvcEluc3RhbmNlEh4ucG9kaXVtLnYxLlN0b3BJbnN0YW5jZVJlcXVlc3QaHy5wb2RpdW0udjEuU3RvcEluc3RhbmNlUmVzcG9uc2USTAoLU2VuZE1lc3NhZ2USHS5wb2RpdW0udjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Gh4ucG9kaXVtLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2USSQoKQ2FuY2VsVHVybhIcLnBvZGl1bS52MS5DYW5jZWxUdXJuUmVxdWVzdBodLnBvZGl1bS52MS5DYW5jZWxUdXJuUmVzcG9uc2USUgoNQW5zd2VyUmVxdWVzdBIfLnBvZGl1bS52MS5BbnN3ZXJSZXF1ZXN0UmVxdWVzdBogLnBvZGl1bS52MS5BbnN3ZXJSZXF1ZXN0UmVzcG9uc2USVAoNU3RyZWFtVXBkYXRlcxIfLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVxdWVzdBogLnBvZGl1bS52MS5TdHJlYW1VcGRhdGVzUmVzcG9uc2UwARJDCghHZXRTdGF0ZRIaLnBvZGl1bS52MS5HZXRTdGF0ZVJlcXVlc3QaGy5wb2RpdW0udjEuR2V0U3RhdGVSZXNwb25zZRJPCgxMaXN0TWVzc2FnZXMSHi5wb2RpdW0udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBofLnBvZGl1bS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJDCghMaXN0TG9ncxIaLnBvZGl1bS52MS5MaXN0TG9nc1JlcXVlc3QaGy5wb2RpdW0udjEuTGlzdExvZ3NSZXNwb25zZRJDCghHZXRBZ2VudBIaLnBvZGl1bS52MS5HZXRBZ2VudFJlcXVlc3QaGy5wb2RpdW0udjEuR2V0QWdlbnRSZXNwb25zZRJSCg1MaXN0U2NoZWR1bGVzEh8ucG9kaXVtLnYxLkxpc3RTY2hlZHVsZXNSZXF1ZXN0GiAucG9kaXVtLnYxLkxpc3RTY2hlZHVsZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_podium_v1_instance, file_podium_v1_stream_update]);
-
-/**
- * @generated from message podium.v1.ListSchedulesRequest
- */
-export type ListSchedulesRequest = Message<"podium.v1.ListSchedulesRequest"> & {
-  /**
-   * @generated from field: string instance_id = 1;
-   */
-  instanceId: string;
-};
-
-/**
- * Describes the message podium.v1.ListSchedulesRequest.
- * Use `create(ListSchedulesRequestSchema)` to create a new message.
- */
-export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 0);
-
-/**
- * @generated from message podium.v1.ListSchedulesResponse
- */
-export type ListSchedulesResponse = Message<"podium.v1.ListSchedulesResponse"> & {
-  /**
-   * @generated from field: repeated podium.v1.Schedule schedules = 1;
-   */
-  schedules: Schedule[];
-};
-
-/**
- * Describes the message podium.v1.ListSchedulesResponse.
- * Use `create(ListSchedulesResponseSchema)` to create a new message.
- */
-export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 1);
-
-/**
- * Schedule is a later turn of an agent: `message` plus {"scheduled": {"id", "due_at"}} runs when due.
- *
- * @generated from message podium.v1.Schedule
- */
-export type Schedule = Message<"podium.v1.Schedule"> & {
-  /**
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * When it runs: once after a delay, once at a time, or on a cron expression (UTC).
-   *
-   * @generated from oneof podium.v1.Schedule.when
-   */
-  when: {
-    /**
-     * @generated from field: uint64 delay_ms = 2;
-     */
-    value: bigint;
-    case: "delayMs";
-  } | {
-    /**
-     * @generated from field: google.protobuf.Timestamp at = 3;
-     */
-    value: Timestamp;
-    case: "at";
-  } | {
-    /**
-     * @generated from field: string cron = 4;
-     */
-    value: string;
-    case: "cron";
-  } | { case: undefined; value?: undefined };
-
-  /**
-   * @generated from field: google.protobuf.Struct message = 5;
-   */
-  message?: JsonObject | undefined;
-
-  /**
-   * When it runs next.
-   *
-   * @generated from field: google.protobuf.Timestamp due_at = 6;
-   */
-  dueAt?: Timestamp | undefined;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp created_at = 7;
-   */
-  createdAt?: Timestamp | undefined;
-
-  /**
-   * "agent" (ctx.schedule) or "deployment" (podium.json `schedules`).
-   *
-   * @generated from field: string source = 8;
-   */
-  source: string;
-};
-
-/**
- * Describes the message podium.v1.Schedule.
- * Use `create(ScheduleSchema)` to create a new message.
- */
-export const ScheduleSchema: GenMessage<Schedule> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 2);
-
-/**
- * Agent is a durable agent: its identity and where its history stands.
- *
- * @generated from message podium.v1.Agent
- */
-export type Agent = Message<"podium.v1.Agent"> & {
-  /**
-   * @generated from field: string agent_id = 1;
-   */
-  agentId: string;
-
-  /**
-   * The live instance, when there is one.
-   *
-   * @generated from field: string instance_id = 2;
-   */
-  instanceId: string;
-
-  /**
-   * @generated from field: string coordinator_id = 3;
-   */
-  coordinatorId: string;
-
-  /**
-   * @generated from field: uint64 last_seq = 4;
-   */
-  lastSeq: bigint;
-
-  /**
-   * @generated from field: uint64 state_version = 5;
-   */
-  stateVersion: bigint;
-};
-
-/**
- * Describes the message podium.v1.Agent.
- * Use `create(AgentSchema)` to create a new message.
- */
-export const AgentSchema: GenMessage<Agent> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 3);
-
-/**
- * @generated from message podium.v1.GetAgentRequest
- */
-export type GetAgentRequest = Message<"podium.v1.GetAgentRequest"> & {
-  /**
-   * @generated from field: string agent_id = 1;
-   */
-  agentId: string;
-};
-
-/**
- * Describes the message podium.v1.GetAgentRequest.
- * Use `create(GetAgentRequestSchema)` to create a new message.
- */
-export const GetAgentRequestSchema: GenMessage<GetAgentRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 4);
-
-/**
- * @generated from message podium.v1.GetAgentResponse
- */
-export type GetAgentResponse = Message<"podium.v1.GetAgentResponse"> & {
-  /**
-   * @generated from field: podium.v1.Agent agent = 1;
-   */
-  agent?: Agent | undefined;
-};
-
-/**
- * Describes the message podium.v1.GetAgentResponse.
- * Use `create(GetAgentResponseSchema)` to create a new message.
- */
-export const GetAgentResponseSchema: GenMessage<GetAgentResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 5);
+  fileDesc("CiBwb2RpdW0vdjEvaW5zdGFuY2Vfc2VydmljZS5wcm90bxIJcG9kaXVtLnYxIsACChVDcmVhdGVJbnN0YW5jZVJlcXVlc3QSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRI+CgdzZWNyZXRzGAMgAygLMi0ucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdC5TZWNyZXRzRW50cnkSRgoLZW52aXJvbm1lbnQYBCADKAsyMS5wb2RpdW0udjEuQ3JlYXRlSW5zdGFuY2VSZXF1ZXN0LkVudmlyb25tZW50RW50cnkSEgoKcmVxdWVzdF9pZBgFIAEoCRouCgxTZWNyZXRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBFbnZpcm9ubWVudEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPwoWQ3JlYXRlSW5zdGFuY2VSZXNwb25zZRIlCghpbnN0YW5jZRgBIAEoCzITLnBvZGl1bS52MS5JbnN0YW5jZSIpChJHZXRJbnN0YW5jZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkiPAoTR2V0SW5zdGFuY2VSZXNwb25zZRIlCghpbnN0YW5jZRgBIAEoCzITLnBvZGl1bS52MS5JbnN0YW5jZSI/ChRMaXN0SW5zdGFuY2VzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIj8KFUxpc3RJbnN0YW5jZXNSZXNwb25zZRImCglpbnN0YW5jZXMYASADKAsyEy5wb2RpdW0udjEuSW5zdGFuY2UiPAoTU3RvcEluc3RhbmNlUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIQCghncmFjZV9tcxgCIAEoDSI9ChRTdG9wSW5zdGFuY2VSZXNwb25zZRIlCghpbnN0YW5jZRgBIAEoCzITLnBvZGl1bS52MS5JbnN0YW5jZSKNAQoSU2VuZE1lc3NhZ2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEigKB2NvbnRlbnQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjgKEm11bHRpdGFza19zdHJhdGVneRgDIAEoDjIcLnBvZGl1bS52MS5NdWx0aXRhc2tTdHJhdGVneSJhChNTZW5kTWVzc2FnZVJlc3BvbnNlEgsKA3NlcRgBIAEoBBIMCgR0dXJuGAIgASgEEhYKDnF1ZXVlX3Bvc2l0aW9uGAMgASgNEhcKD2NhbmNlbGxlZF90dXJucxgEIAMoBCI2ChFDYW5jZWxUdXJuUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIMCgR0dXJuGAIgASgEIjUKEkNhbmNlbFR1cm5SZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgSDAoEdHVybhgCIAEoBCJmChRBbnN3ZXJSZXF1ZXN0UmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiUKBXZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIhcKFUFuc3dlclJlcXVlc3RSZXNwb25zZSJSChRTdHJlYW1VcGRhdGVzUmVxdWVzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIRCglhZnRlcl9zZXEYAiABKAQSEgoKcmVwbGF5X2FsbBgDIAEoCCJBChVTdHJlYW1VcGRhdGVzUmVzcG9uc2USKAoHdXBkYXRlcxgBIAMoCzIXLnBvZGl1bS52MS5TdHJlYW1VcGRhdGUqmAEKEU11bHRpdGFza1N0cmF0ZWd5EiIKHk1VTFRJVEFTS19TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh4KGk1VTFRJVEFTS19TVFJBVEVHWV9FTlFVRVVFEAESHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBACEiAKHE1VTFRJVEFTS19TVFJBVEVHWV9JTlRFUlJVUFQQAzKSCAoPSW5zdGFuY2VTZXJ2aWNlElUKDkNyZWF0ZUluc3RhbmNlEiAucG9kaXVtLnYxLkNyZWF0ZUluc3RhbmNlUmVxdWVzdBohLnBvZGl1bS52MS5DcmVhdGVJbnN0YW5jZVJlc3BvbnNlEkwKC0dldEluc3RhbmNlEh0ucG9kaXVtLnYxLkdldEluc3RhbmNlUmVxdWVzdBoeLnBvZGl1bS52MS5HZXRJbnN0YW5jZVJlc3BvbnNlElIKDUxpc3RJbnN0YW5jZXMSHy5wb2RpdW0udjEuTGlzdEluc3RhbmNlc1JlcXVlc3QaIC5wb2RpdW0udjEuTGlzdEluc3RhbmNlc1Jlc3BvbnNlEk8KDFN0b3BJbnN0YW5jZRIeLnBvZGl1bS52MS5TdG9wSW5zdGFuY2VSZXF1ZXN0Gh8ucG9kaXVtLnYxLlN0b3BJbnN0YW5jZVJlc3BvbnNlEkwKC1NlbmRNZXNzYWdlEh0ucG9kaXVtLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoeLnBvZGl1bS52MS5TZW5kTWVzc2FnZVJlc3BvbnNlEkkKCkNhbmNlbFR1cm4SHC5wb2RpdW0udjEuQ2FuY2VsVHVyblJlcXVlc3QaHS5wb2RpdW0udjEuQ2FuY2VsVHVyblJlc3BvbnNlElIKDUFuc3dlclJlcXVlc3QSHy5wb2RpdW0udjEuQW5zd2VyUmVxdWVzdFJlcXVlc3QaIC5wb2RpdW0udjEuQW5zd2VyUmVxdWVzdFJlc3BvbnNlElQKDVN0cmVhbVVwZGF0ZXMSHy5wb2RpdW0udjEuU3RyZWFtVXBkYXRlc1JlcXVlc3QaIC5wb2RpdW0udjEuU3RyZWFtVXBkYXRlc1Jlc3BvbnNlMAESQwoIR2V0U3RhdGUSGi5wb2RpdW0udjEuR2V0U3RhdGVSZXF1ZXN0GhsucG9kaXVtLnYxLkdldFN0YXRlUmVzcG9uc2USTwoMTGlzdE1lc3NhZ2VzEh4ucG9kaXVtLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5wb2RpdW0udjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USQwoITGlzdExvZ3MSGi5wb2RpdW0udjEuTGlzdExvZ3NSZXF1ZXN0GhsucG9kaXVtLnYxLkxpc3RMb2dzUmVzcG9uc2USQwoIR2V0QWdlbnQSGi5wb2RpdW0udjEuR2V0QWdlbnRSZXF1ZXN0GhsucG9kaXVtLnYxLkdldEFnZW50UmVzcG9uc2USUgoNTGlzdFNjaGVkdWxlcxIfLnBvZGl1bS52MS5MaXN0U2NoZWR1bGVzUmVxdWVzdBogLnBvZGl1bS52MS5MaXN0U2NoZWR1bGVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_podium_v1_agent_history, file_podium_v1_instance, file_podium_v1_stream_update]);
 
 /**
  * @generated from message podium.v1.CreateInstanceRequest
@@ -241,7 +66,7 @@ export type CreateInstanceRequest = Message<"podium.v1.CreateInstanceRequest"> &
  * Use `create(CreateInstanceRequestSchema)` to create a new message.
  */
 export const CreateInstanceRequestSchema: GenMessage<CreateInstanceRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 6);
+  messageDesc(file_podium_v1_instance_service, 0);
 
 /**
  * @generated from message podium.v1.CreateInstanceResponse
@@ -258,7 +83,7 @@ export type CreateInstanceResponse = Message<"podium.v1.CreateInstanceResponse">
  * Use `create(CreateInstanceResponseSchema)` to create a new message.
  */
 export const CreateInstanceResponseSchema: GenMessage<CreateInstanceResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 7);
+  messageDesc(file_podium_v1_instance_service, 1);
 
 /**
  * @generated from message podium.v1.GetInstanceRequest
@@ -275,7 +100,7 @@ export type GetInstanceRequest = Message<"podium.v1.GetInstanceRequest"> & {
  * Use `create(GetInstanceRequestSchema)` to create a new message.
  */
 export const GetInstanceRequestSchema: GenMessage<GetInstanceRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 8);
+  messageDesc(file_podium_v1_instance_service, 2);
 
 /**
  * @generated from message podium.v1.GetInstanceResponse
@@ -292,7 +117,7 @@ export type GetInstanceResponse = Message<"podium.v1.GetInstanceResponse"> & {
  * Use `create(GetInstanceResponseSchema)` to create a new message.
  */
 export const GetInstanceResponseSchema: GenMessage<GetInstanceResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 9);
+  messageDesc(file_podium_v1_instance_service, 3);
 
 /**
  * @generated from message podium.v1.ListInstancesRequest
@@ -318,7 +143,7 @@ export type ListInstancesRequest = Message<"podium.v1.ListInstancesRequest"> & {
  * Use `create(ListInstancesRequestSchema)` to create a new message.
  */
 export const ListInstancesRequestSchema: GenMessage<ListInstancesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 10);
+  messageDesc(file_podium_v1_instance_service, 4);
 
 /**
  * @generated from message podium.v1.ListInstancesResponse
@@ -335,7 +160,7 @@ export type ListInstancesResponse = Message<"podium.v1.ListInstancesResponse"> &
  * Use `create(ListInstancesResponseSchema)` to create a new message.
  */
 export const ListInstancesResponseSchema: GenMessage<ListInstancesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 11);
+  messageDesc(file_podium_v1_instance_service, 5);
 
 /**
  * @generated from message podium.v1.StopInstanceRequest
@@ -359,7 +184,7 @@ export type StopInstanceRequest = Message<"podium.v1.StopInstanceRequest"> & {
  * Use `create(StopInstanceRequestSchema)` to create a new message.
  */
 export const StopInstanceRequestSchema: GenMessage<StopInstanceRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 12);
+  messageDesc(file_podium_v1_instance_service, 6);
 
 /**
  * @generated from message podium.v1.StopInstanceResponse
@@ -376,7 +201,7 @@ export type StopInstanceResponse = Message<"podium.v1.StopInstanceResponse"> & {
  * Use `create(StopInstanceResponseSchema)` to create a new message.
  */
 export const StopInstanceResponseSchema: GenMessage<StopInstanceResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 13);
+  messageDesc(file_podium_v1_instance_service, 7);
 
 /**
  * @generated from message podium.v1.SendMessageRequest
@@ -408,7 +233,7 @@ export type SendMessageRequest = Message<"podium.v1.SendMessageRequest"> & {
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 14);
+  messageDesc(file_podium_v1_instance_service, 8);
 
 /**
  * @generated from message podium.v1.SendMessageResponse
@@ -448,7 +273,7 @@ export type SendMessageResponse = Message<"podium.v1.SendMessageResponse"> & {
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 15);
+  messageDesc(file_podium_v1_instance_service, 9);
 
 /**
  * @generated from message podium.v1.CancelTurnRequest
@@ -472,7 +297,7 @@ export type CancelTurnRequest = Message<"podium.v1.CancelTurnRequest"> & {
  * Use `create(CancelTurnRequestSchema)` to create a new message.
  */
 export const CancelTurnRequestSchema: GenMessage<CancelTurnRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 16);
+  messageDesc(file_podium_v1_instance_service, 10);
 
 /**
  * @generated from message podium.v1.CancelTurnResponse
@@ -496,7 +321,7 @@ export type CancelTurnResponse = Message<"podium.v1.CancelTurnResponse"> & {
  * Use `create(CancelTurnResponseSchema)` to create a new message.
  */
 export const CancelTurnResponseSchema: GenMessage<CancelTurnResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 17);
+  messageDesc(file_podium_v1_instance_service, 11);
 
 /**
  * @generated from message podium.v1.AnswerRequestRequest
@@ -527,7 +352,7 @@ export type AnswerRequestRequest = Message<"podium.v1.AnswerRequestRequest"> & {
  * Use `create(AnswerRequestRequestSchema)` to create a new message.
  */
 export const AnswerRequestRequestSchema: GenMessage<AnswerRequestRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 18);
+  messageDesc(file_podium_v1_instance_service, 12);
 
 /**
  * @generated from message podium.v1.AnswerRequestResponse
@@ -540,7 +365,7 @@ export type AnswerRequestResponse = Message<"podium.v1.AnswerRequestResponse"> &
  * Use `create(AnswerRequestResponseSchema)` to create a new message.
  */
 export const AnswerRequestResponseSchema: GenMessage<AnswerRequestResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 19);
+  messageDesc(file_podium_v1_instance_service, 13);
 
 /**
  * @generated from message podium.v1.StreamUpdatesRequest
@@ -572,7 +397,7 @@ export type StreamUpdatesRequest = Message<"podium.v1.StreamUpdatesRequest"> & {
  * Use `create(StreamUpdatesRequestSchema)` to create a new message.
  */
 export const StreamUpdatesRequestSchema: GenMessage<StreamUpdatesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 20);
+  messageDesc(file_podium_v1_instance_service, 14);
 
 /**
  * @generated from message podium.v1.StreamUpdatesResponse
@@ -591,314 +416,7 @@ export type StreamUpdatesResponse = Message<"podium.v1.StreamUpdatesResponse"> &
  * Use `create(StreamUpdatesResponseSchema)` to create a new message.
  */
 export const StreamUpdatesResponseSchema: GenMessage<StreamUpdatesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 21);
-
-/**
- * @generated from message podium.v1.GetStateRequest
- */
-export type GetStateRequest = Message<"podium.v1.GetStateRequest"> & {
-  /**
-   * @generated from field: string instance_id = 1;
-   */
-  instanceId: string;
-
-  /**
-   * When set, return the patches after this version instead of the whole state (0: from the first; a
-   * version whose patches were pruned is FAILED_PRECONDITION).
-   *
-   * @generated from field: optional uint64 since = 2;
-   */
-  since?: bigint | undefined;
-
-  /**
-   * When set, return the state as it was at this version (0 is the empty state before the first
-   * patch) and, in `patches`, the patch that made it while that is kept. History is kept from the
-   * newest snapshot on, or whole while no snapshot has pruned anything (docs/storage.md); an older
-   * version is FAILED_PRECONDITION, a version after the current one OUT_OF_RANGE. Not with `since`.
-   *
-   * @generated from field: optional uint64 at = 3;
-   */
-  at?: bigint | undefined;
-};
-
-/**
- * Describes the message podium.v1.GetStateRequest.
- * Use `create(GetStateRequestSchema)` to create a new message.
- */
-export const GetStateRequestSchema: GenMessage<GetStateRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 22);
-
-/**
- * StatePatch is one delta: the RFC 6902 operations of one turn.
- *
- * @generated from message podium.v1.StatePatch
- */
-export type StatePatch = Message<"podium.v1.StatePatch"> & {
-  /**
-   * @generated from field: uint64 version = 1;
-   */
-  version: bigint;
-
-  /**
-   * RFC 6902 JSON Patch operations, one object each.
-   *
-   * @generated from field: repeated google.protobuf.Struct patch = 2;
-   */
-  patch: JsonObject[];
-
-  /**
-   * @generated from field: google.protobuf.Timestamp timestamp = 3;
-   */
-  timestamp?: Timestamp | undefined;
-};
-
-/**
- * Describes the message podium.v1.StatePatch.
- * Use `create(StatePatchSchema)` to create a new message.
- */
-export const StatePatchSchema: GenMessage<StatePatch> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 23);
-
-/**
- * @generated from message podium.v1.GetStateResponse
- */
-export type GetStateResponse = Message<"podium.v1.GetStateResponse"> & {
-  /**
-   * @generated from field: uint64 version = 1;
-   */
-  version: bigint;
-
-  /**
-   * The whole state (absent when `since` was given).
-   *
-   * @generated from field: google.protobuf.Struct state = 2;
-   */
-  state?: JsonObject | undefined;
-
-  /**
-   * The patches after `since` (when `since` was given).
-   *
-   * @generated from field: repeated podium.v1.StatePatch patches = 3;
-   */
-  patches: StatePatch[];
-};
-
-/**
- * Describes the message podium.v1.GetStateResponse.
- * Use `create(GetStateResponseSchema)` to create a new message.
- */
-export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 24);
-
-/**
- * MessageRecord is one row of the agent's messages database.
- *
- * @generated from message podium.v1.MessageRecord
- */
-export type MessageRecord = Message<"podium.v1.MessageRecord"> & {
-  /**
-   * @generated from field: uint64 seq = 1;
-   */
-  seq: bigint;
-
-  /**
-   * @generated from field: podium.v1.MessageDirection direction = 2;
-   */
-  direction: MessageDirection;
-
-  /**
-   * @generated from field: string instance_id = 3;
-   */
-  instanceId: string;
-
-  /**
-   * "process_message" for inbound, the event's message type for outbound.
-   *
-   * @generated from field: string message_type = 4;
-   */
-  messageType: string;
-
-  /**
-   * @generated from field: google.protobuf.Struct content = 5;
-   */
-  content?: JsonObject | undefined;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp timestamp = 6;
-   */
-  timestamp?: Timestamp | undefined;
-
-  /**
-   * @generated from field: uint64 turn = 7;
-   */
-  turn: bigint;
-};
-
-/**
- * Describes the message podium.v1.MessageRecord.
- * Use `create(MessageRecordSchema)` to create a new message.
- */
-export const MessageRecordSchema: GenMessage<MessageRecord> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 25);
-
-/**
- * @generated from message podium.v1.ListMessagesRequest
- */
-export type ListMessagesRequest = Message<"podium.v1.ListMessagesRequest"> & {
-  /**
-   * @generated from field: string instance_id = 1;
-   */
-  instanceId: string;
-
-  /**
-   * @generated from field: uint64 after_seq = 2;
-   */
-  afterSeq: bigint;
-
-  /**
-   * Default 100, at most 1000.
-   *
-   * @generated from field: uint32 limit = 3;
-   */
-  limit: number;
-};
-
-/**
- * Describes the message podium.v1.ListMessagesRequest.
- * Use `create(ListMessagesRequestSchema)` to create a new message.
- */
-export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 26);
-
-/**
- * @generated from message podium.v1.ListMessagesResponse
- */
-export type ListMessagesResponse = Message<"podium.v1.ListMessagesResponse"> & {
-  /**
-   * @generated from field: repeated podium.v1.MessageRecord messages = 1;
-   */
-  messages: MessageRecord[];
-
-  /**
-   * Pass as after_seq to get the next page; 0 when there is none.
-   *
-   * @generated from field: uint64 next_after_seq = 2;
-   */
-  nextAfterSeq: bigint;
-};
-
-/**
- * Describes the message podium.v1.ListMessagesResponse.
- * Use `create(ListMessagesResponseSchema)` to create a new message.
- */
-export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 27);
-
-/**
- * LogRecord is one line of the agent's logs database.
- *
- * @generated from message podium.v1.LogRecord
- */
-export type LogRecord = Message<"podium.v1.LogRecord"> & {
-  /**
-   * @generated from field: uint64 id = 1;
-   */
-  id: bigint;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp timestamp = 2;
-   */
-  timestamp?: Timestamp | undefined;
-
-  /**
-   * "debug" | "info" | "warn" | "error".
-   *
-   * @generated from field: string level = 3;
-   */
-  level: string;
-
-  /**
-   * "stdout" | "stderr" | "agent" (ctx.log) | "platform".
-   *
-   * @generated from field: string source = 4;
-   */
-  source: string;
-
-  /**
-   * @generated from field: string message = 5;
-   */
-  message: string;
-
-  /**
-   * @generated from field: string instance_id = 6;
-   */
-  instanceId: string;
-
-  /**
-   * @generated from field: google.protobuf.Struct fields = 7;
-   */
-  fields?: JsonObject | undefined;
-};
-
-/**
- * Describes the message podium.v1.LogRecord.
- * Use `create(LogRecordSchema)` to create a new message.
- */
-export const LogRecordSchema: GenMessage<LogRecord> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 28);
-
-/**
- * @generated from message podium.v1.ListLogsRequest
- */
-export type ListLogsRequest = Message<"podium.v1.ListLogsRequest"> & {
-  /**
-   * @generated from field: string instance_id = 1;
-   */
-  instanceId: string;
-
-  /**
-   * Return records with id greater than this.
-   *
-   * @generated from field: uint64 after = 2;
-   */
-  after: bigint;
-
-  /**
-   * Default 100, at most 1000.
-   *
-   * @generated from field: uint32 limit = 3;
-   */
-  limit: number;
-};
-
-/**
- * Describes the message podium.v1.ListLogsRequest.
- * Use `create(ListLogsRequestSchema)` to create a new message.
- */
-export const ListLogsRequestSchema: GenMessage<ListLogsRequest> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 29);
-
-/**
- * @generated from message podium.v1.ListLogsResponse
- */
-export type ListLogsResponse = Message<"podium.v1.ListLogsResponse"> & {
-  /**
-   * @generated from field: repeated podium.v1.LogRecord logs = 1;
-   */
-  logs: LogRecord[];
-
-  /**
-   * @generated from field: uint64 next_after = 2;
-   */
-  nextAfter: bigint;
-};
-
-/**
- * Describes the message podium.v1.ListLogsResponse.
- * Use `create(ListLogsResponseSchema)` to create a new message.
- */
-export const ListLogsResponseSchema: GenMessage<ListLogsResponse> = /*@__PURE__*/
-  messageDesc(file_podium_v1_instance_service, 30);
+  messageDesc(file_podium_v1_instance_service, 15);
 
 /**
  * A message sent while the agent is busy ("double-texting"; the names follow LangGraph's).
@@ -941,34 +459,6 @@ export const MultitaskStrategySchema: GenEnum<MultitaskStrategy> = /*@__PURE__*/
   enumDesc(file_podium_v1_instance_service, 0);
 
 /**
- * MessageDirection tells inbound messages from outbound events.
- *
- * @generated from enum podium.v1.MessageDirection
- */
-export enum MessageDirection {
-  /**
-   * @generated from enum value: MESSAGE_DIRECTION_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * @generated from enum value: MESSAGE_DIRECTION_INBOUND = 1;
-   */
-  INBOUND = 1,
-
-  /**
-   * @generated from enum value: MESSAGE_DIRECTION_OUTBOUND = 2;
-   */
-  OUTBOUND = 2,
-}
-
-/**
- * Describes the enum podium.v1.MessageDirection.
- */
-export const MessageDirectionSchema: GenEnum<MessageDirection> = /*@__PURE__*/
-  enumDesc(file_podium_v1_instance_service, 1);
-
-/**
  * InstanceService creates agent instances, talks to them and stops them.
  * The gateway serves it to clients; every coordinator serves it to gateways.
  *
@@ -977,7 +467,9 @@ export const MessageDirectionSchema: GenEnum<MessageDirection> = /*@__PURE__*/
 export const InstanceService: GenService<{
   /**
    * Starts a new instance of a deployment. With an existing agent_id the agent
-   * resumes (same state, messages and workspace). Returns once the agent is ready.
+   * resumes (same state, messages and workspace). Returns once the agent is ready; a new agent served by a
+   * warm runner of a bundle that already started on that coordinator is returned while it loads (STARTING).
+   * docs/api.md
    *
    * @generated from rpc podium.v1.InstanceService.CreateInstance
    */

@@ -12,6 +12,7 @@
  */
 export * from "../../../gen/podium/v1/instance_pb.js";
 export * from "../../../gen/podium/v1/instance_service_pb.js";
+export * from "../../../gen/podium/v1/agent_history_pb.js";
 export * from "../../../gen/podium/v1/stream_update_pb.js";
 export * from "../../../gen/podium/v1/file_service_pb.js";
 export * from "../../../gen/podium/v1/deployment_service_pb.js";
