@@ -216,7 +216,7 @@ describe("gateway reliability with coordinator processes (issue 12)", () => {
     const afterKill = await Promise.all(Array.from({ length: 6 }, post)); // while it is still in the gateway's view
     const results = [...(await Promise.all(inFlight)), ...afterKill];
     expect(results.map((r) => r.status)).toEqual(results.map(() => 201));
-    // A create the victim answered before it died made an instance of the victim's (it ends with it, as any of
+    // A create the victim answered before it died made an instance of the victim's (it ends with it, like every other of
     // its instances: a warm create can be answered within the 30 ms); every other create went to the survivor.
     expect(afterKill.map((r) => r.json.coordinator_id)).toEqual(afterKill.map(() => survivor.id));
     expect(results.filter((r) => r.json.coordinator_id !== survivor.id && r.json.coordinator_id !== victim.id)).toEqual([]);

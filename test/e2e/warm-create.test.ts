@@ -88,7 +88,7 @@ describe("warm creates", () => {
     expect(JSON.stringify(logs.json)).toContain("start refused: FAIL_START is set");
   }, 90_000);
 
-  it("stop an instance answered early that is deleted before it is ready, as any starting instance", async () => {
+  it("stop an instance answered early that is deleted before it is ready, like every starting instance", async () => {
     expect((await create("slow-start-ts")).status).toBe(201); // proves the bundle here (its module takes 6 s to load)
     const created = await warmCreate("slow-start-ts");
     expect(created.json.status).toBe("starting");

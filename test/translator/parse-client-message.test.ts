@@ -5,7 +5,7 @@ import { parseClientFrame, parseClientMessage } from "../../services/translator/
 const ACCEPT: Array<[string, unknown, unknown]> = [
   ["process_message", { type: "process_message", content: { text: "Fix it" } }, { type: "process_message", content: { text: "Fix it" } }],
   [
-    "process_message without text (any content object; SendMessage's validator checks text)",
+    "process_message without text (a content object of whatever shape; SendMessage's validator checks text)",
     { type: "process_message", content: { image: "a.png" } },
     { type: "process_message", content: { image: "a.png" } },
   ],

@@ -133,7 +133,7 @@ export interface PlatformEvents {
  */
 export type EventMap<E> = { [K in keyof E]: object | undefined };
 
-/** Opt out of checking: any event type, any object content (what an untyped `ctx` accepts). */
+/** Opt out of checking: every event type, every object content (what an untyped `ctx` accepts). */
 export type AnyEvents = { [type: string]: object | undefined };
 
 /** What `ctx.send` accepts: the seed vocabulary with the agent's own events added (theirs win). */

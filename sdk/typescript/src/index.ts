@@ -27,7 +27,7 @@ export { StateValueError } from "./json-value.js";
 /**
  * Declares an agent: returns `agent` as it is, typed. `S` (the state) is inferred from
  * `initialState` when not given; `E` declares the agent's own event types (default: only the seed
- * vocabulary; `AnyEvents` turns checking off); `M` is the message content (default: any JSON object).
+ * vocabulary; `AnyEvents` turns checking off); `M` is the message content (default: a JSON object of whatever shape).
  */
 // biome-ignore lint/complexity/noBannedTypes: `{}` is the empty event map (no events of the agent's own); `Record<never, never>` reads worse in users' hovers
 export function defineAgent<S extends object = JsonObject, E extends EventMap<E> = {}, M extends object = JsonObject>(agent: Agent<S, E, M>): Agent<S, E, M> {

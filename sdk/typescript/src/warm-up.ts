@@ -1,6 +1,6 @@
 /**
  * What a warm runner does while it waits for its `init` (runner.ts; the coordinator's pool spawned it
- * before any deployment was known): the work every agent's start and first turn repeat, done ahead with
+ * before its deployment was known): the work every agent's start and first turn repeat, done ahead with
  * none of an agent's code. The SDK's package name is registered and its module loaded, so an entry's
  * `import ... from "@podium-agents/sdk"` is a cache hit; then a stand-in agent is started and given one
  * turn by a runtime of its own whose frames go nowhere, so the real start and first turn run code that
