@@ -61,7 +61,12 @@ export function createCoordinator(coordinatorOptions: CoordinatorOptions): Coord
   if (orphanWatchDirs > 0) logger.info("removed workspace watch directories of coordinators that are gone", { count: orphanWatchDirs });
 
   // Leases exist only for agents the manager started, so `manager` is there by the time one is lost.
-  const replication = options.replication ? startReplication(options.replication, options, id, logger, (agentId, reason) => manager.fenceAgent(agentId, reason)) : undefined;
+  const replication = options.replication
+    ? startReplication(options.replication, options, id, logger, {
+        onLeaseLost: (agentId, reason) => manager.fenceAgent(agentId, reason),
+        unmountIdle: (agentDir) => sandboxes.unmountIdleVolume(agentDir),
+      })
+    : undefined;
   const commands = agentReachableCommands(options.commands, process.getuid?.() === 0 && options.sandbox !== "none", logger);
   const sandboxes = new AgentSandboxes({
     runtimePaths: [commands.bun, commands.tsRunner, commands.pyRunner, commands.python],
@@ -209,7 +214,7 @@ function startReplication(
   options: CompiledCoordinatorOptions,
   coordinatorId: string,
   logger: Logger,
-  onLeaseLost: (agentId: string, reason: string) => void,
+  hooks: { onLeaseLost: (agentId: string, reason: string) => void; unmountIdle: (agentDir: string) => Promise<void> },
 ): AgentReplication {
   const { staleRetentionMs, ...replication } = settings;
   const removed = removeStaleCopies(path.join(options.dataDir, "agents"), staleRetentionMs);
@@ -225,8 +230,9 @@ function startReplication(
     logger: logger.child({ component: "replication" }),
     onLeaseLost: (agentId, reason) => {
       logger.warn("lost an agent's lease; stopping it here", { agent_id: agentId, reason });
-      onLeaseLost(agentId, reason);
+      hooks.onLeaseLost(agentId, reason);
     },
+    unmountIdle: hooks.unmountIdle,
   });
 }
 

@@ -61,14 +61,14 @@ export class IncarnationRuns {
     idleCpu.track(instance, opened.launch, limits.idleCpuMs);
     this.running++;
     const closed = instance.processGone
-      .then(async () => {
+      .then(async (how) => {
         this.running--;
         idleCpu.untrack(instance);
         try {
           // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
           await replication?.release(agentId);
         } finally {
-          await this.close(opened);
+          await this.close(opened, how === "hibernated");
         }
       })
       .catch((err: unknown) => this.deps.logger.error("closing an instance's databases failed", { agent_id: agentId, instance_id: instance.instanceId, error: errorMessage(err) }));
@@ -110,7 +110,7 @@ export class IncarnationRuns {
    * Closing is synchronous work (checkpoints, a watcher thread, unmounting, cgroups): many processes ending
    * at once (a drain, a mass delete, cancelled creates, hibernations) take turns, and with the event loop.
    */
-  close(opened: OpenedAgent): Promise<void> {
+  close(opened: OpenedAgent, hibernated = false): Promise<void> {
     return this.teardowns.run(async () => {
       try {
         await yieldToEventLoop();
@@ -118,7 +118,8 @@ export class IncarnationRuns {
       } finally {
         await yieldToEventLoop();
         opened.store.close();
-        await opened.launch.release();
+        // A hibernated agent's disk may stay mounted a while: its wake then skips the mount.
+        await opened.launch.release({ keepVolume: hibernated });
       }
     });
   }

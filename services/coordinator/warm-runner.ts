@@ -70,8 +70,8 @@ export async function makeWarmRunner(deps: WarmRunnerDeps, runtime: AgentRuntime
   const { launch } = opened;
   opened.store.prime();
   const release = launch.release;
-  launch.release = async () => {
-    await release();
+  launch.release = async (options) => {
+    await release(options);
     fs.rmSync(bundleDir, { recursive: true, force: true });
   };
   let prepared: () => void = () => undefined;

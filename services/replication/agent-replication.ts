@@ -97,6 +97,8 @@ export interface AgentReplicationOptions extends ReplicationTimings {
   finalSyncTimeoutMs?: number;
   binary?: string;
   probeIntervalMs?: number;
+  /** Called before a stale local copy is moved aside: unmounts a disk volume that only stayed mounted for a wake. */
+  unmountIdle?: (agentDir: string) => Promise<void>;
 }
 
 interface Entry {
@@ -185,6 +187,7 @@ export function createAgentReplication(options: AgentReplicationOptions): AgentR
       }
     }
     if (writer === null || writer === options.coordinatorId) return true;
+    await options.unmountIdle?.(agentDir);
     const aside = moveAsideStaleCopy(agentDir);
     logger.warn("local copy of agent is stale (another coordinator wrote it since); restoring from S3", { agent_id: agentId, last_writer: writer, moved_to: aside });
     return false;

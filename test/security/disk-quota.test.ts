@@ -67,6 +67,14 @@ function runAs(owner: { uid: number; gid: number }, script: string): Promise<{ c
   });
 }
 
+async function waitUntil(done: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 const fill = (file: string, mib: number) => `dd if=/dev/zero of='${file}' bs=1M count=${mib} conv=fsync`;
 
 function ownerOf(file: string): { uid: number; gid: number } {
@@ -200,6 +208,58 @@ run("agent disk volumes (real loop mounts)", () => {
     const smaller = await open(dir, 16 * MiB);
     expect(smaller.bytes).toBe(48 * MiB);
     expect(logLines.join("\n")).toMatch(/larger than its quota; kept/);
+  });
+
+  it("keeps a volume released with linger mounted for the agent's next open (tmp emptied), and unmountIdle() ends that", async () => {
+    const dir = agentDir();
+    const first = await volumes.open(dir, 16 * MiB, AGENT);
+    expect((await runAs(AGENT, `echo w > '${first.workspace}/w.txt' && echo t > '${first.tmp}/t.txt'`)).code).toBe(0);
+    await first.release({ linger: true });
+    expect(mountsUnder(dir)).toHaveLength(3);
+    // A stale copy still cannot be moved aside while it lingers; unmountIdle() (replication's hook) lets it.
+    expect(() => moveAsideStaleCopy(dir)).toThrow(/still mounted/);
+
+    const second = await open(dir, 16 * MiB);
+    expect(logLines.some((line) => line.includes("agent volume reused"))).toBe(true);
+    expect(fs.readFileSync(path.join(second.workspace, "w.txt"), "utf8")).toBe("w\n");
+    expect(fs.readdirSync(second.tmp)).toEqual([]);
+    expect(ownerOf(second.tmp)).toEqual(AGENT);
+    await volumes.unmountIdle(dir); // a handle is open: kept
+    expect(mountsUnder(dir)).toHaveLength(3);
+    await second.release({ linger: true });
+    opened.pop();
+    await volumes.unmountIdle(dir);
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(fs.existsSync(path.join(dir, "workspace"))).toBe(false);
+  });
+
+  it("keeps at most `count` volumes lingering, each for `ms`, and mounts anew one that is no longer whole", async () => {
+    const own = createAgentVolumes({ logger, mount: { linger: { count: 2, ms: 400 } } });
+    try {
+      const dirs = [agentDir(), agentDir(), agentDir()];
+      for (const dir of dirs) await (await own.open(dir, 16 * MiB, AGENT)).release({ linger: true });
+      // The least recently released went first.
+      await waitUntil(() => mountsUnder(dirs[0] ?? "").length === 0);
+      expect(mountsUnder(dirs[1] ?? "")).toHaveLength(3);
+      expect(mountsUnder(dirs[2] ?? "")).toHaveLength(3);
+      // Time is up for the others.
+      await waitUntil(() => dirs.every((dir) => mountsUnder(dir).length === 0));
+
+      const dir = dirs[0] ?? "";
+      const volume = await own.open(dir, 16 * MiB, AGENT);
+      fs.writeFileSync(path.join(volume.workspace, "kept.txt"), "kept");
+      await volume.release({ linger: true });
+      const umount = spawn("umount", [path.join(dir, "home")]);
+      await new Promise((resolve) => umount.once("close", resolve));
+      expect(mountsUnder(dir)).toHaveLength(2);
+      const again = await own.open(dir, 16 * MiB, AGENT);
+      expect(mountsUnder(dir)).toHaveLength(3);
+      expect(fs.readFileSync(path.join(again.workspace, "kept.txt"), "utf8")).toBe("kept");
+      await again.release();
+      expect(mountsUnder(dir)).toEqual([]);
+    } finally {
+      await own.close();
+    }
   });
 
   it("hands out one mount per agent (reference-counted) and close() unmounts everything", async () => {

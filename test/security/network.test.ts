@@ -248,6 +248,54 @@ withTools("agent network namespaces with real slirp4netns and nftables", () => {
     expect((await ownTables()).length).toBe(tablesBefore.length - 1);
   }, 30_000);
 
+  it("slirp4netns runs as the agent's uid, in the egress group alone, without capabilities, also from the launcher spawned ahead (root until it is told the uid)", async () => {
+    const first = RANGE_A.first + 6;
+    const others = new Set<number>(); // spares of the networks of earlier tests, closed after all
+    const status = (pid: number) => {
+      const text = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+      const field = (name: string) => new RegExp(`^${name}:\\t(.*)$`, "m").exec(text)?.[1]?.trim();
+      return { uid: field("Uid"), gid: field("Gid"), groups: field("Groups"), capEff: field("CapEff") };
+    };
+    /** This process's children that are launchers waiting for their line. */
+    const spares = () =>
+      fs
+        .readdirSync("/proc")
+        .filter((name) => /^\d+$/.test(name))
+        .filter((pid) => {
+          try {
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+            return ppid === process.pid && argv[0]?.endsWith("perl") === true && argv.some((arg) => arg.endsWith("slirp4netns"));
+          } catch {
+            return false;
+          }
+        })
+        .map(Number)
+        .filter((pid) => !others.has(pid));
+    for (const pid of spares()) others.add(pid);
+    const agentNetworks = await create({ first, last: first + 1 });
+    for (const uid of [first, first + 1]) {
+      const sandbox = await startProbeSandbox(uid, []);
+      try {
+        const egress = await agentNetworks.attach({ pid: sandbox.pid, uid });
+        const slirp = status(egress.pid);
+        egress.close();
+        expect(slirp).toEqual({ uid: `${uid}\t${uid}\t${uid}\t${uid}`, gid: "65534\t65534\t65534\t65534", groups: "65534", capEff: "0000000000000000" });
+        // The next launcher is spawned a little later, as root, and waits.
+        const deadline = Date.now() + 5000;
+        while (spares().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const [spare] = spares();
+        expect(spare).toBeDefined();
+        expect(status(spare ?? 0).uid).toBe("0\t0\t0\t0");
+      } finally {
+        sandbox.kill();
+      }
+    }
+    await agentNetworks.close();
+    expect(spares()).toEqual([]);
+  }, 30_000);
+
   it("a new coordinator removes the tables of coordinators that are gone, and keeps live ones", async () => {
     const pidns = fs.statSync("/proc/self/ns/pid").ino;
     const gone = spawnSync("true").pid; // exited: its pid names a dead coordinator

@@ -11,6 +11,11 @@
  * lines of perl (perl-base is part of every Debian/Ubuntu system) ask the kernel for the owner
  * (ioctl NS_GET_USERNS on /proc/PID/ns/net) and exec slirp4netns with --userns-path pointing at it.
  * slirp4netns runs as the agent's uid, so it needs /dev/net/tun to be 0666 (udev's default).
+ *
+ * One launcher is kept spawned ahead: spawning one forks the coordinator (~4 ms of its event loop here),
+ * which every start would otherwise wait for. A root coordinator's launcher starts as root and, once told
+ * the sandbox's pid and the agent's uid, drops to that uid (checked within the agent range) and group
+ * EGRESS_GID, with no other groups, before it touches the namespace; it checks /proc/self/status for it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -79,12 +84,27 @@ const READY_TIMEOUT_MS = 10_000;
 export const EGRESS_GID = 65534;
 const SWEEP_MS = 1000;
 
-/** stdin: PID; argv: COMMAND ARGS... ("{pid}" replaced); execs COMMAND --userns-path=<owner of PID's netns> ARGS... */
+/**
+ * argv: FIRST LAST GID COMMAND ARGS...; stdin: "PID UID" (UID only when root). As root it first becomes UID
+ * (FIRST <= UID <= LAST) with group GID and no other group, then execs COMMAND
+ * --userns-path=<owner of PID's netns> ARGS... ("{pid}" replaced).
+ */
 const USERNS_HELPER = `
-my @cmd = @ARGV;
-my $pid = <STDIN>;
-defined $pid && $pid =~ /^(\\d+)$/ or die "no sandbox pid\\n";
-$pid = $1;
+use POSIX ();
+my ($first, $last, $gid, @cmd) = @ARGV;
+my $line = <STDIN>;
+defined $line && $line =~ /^(\\d+)(?: (\\d+))?$/ or die "no sandbox pid\\n";
+my ($pid, $uid) = ($1, $2);
+if ($< == 0 || $> == 0) {
+  defined $uid && $uid >= $first && $uid <= $last or die "uid outside the agent uid range\\n";
+  $) = "$gid $gid"; # egid and the supplementary groups: only $gid
+  POSIX::setgid($gid) or die "setgid: $!\\n";
+  POSIX::setuid($uid) or die "setuid: $!\\n";
+  open(my $self, "<", "/proc/self/status") or die "/proc/self/status: $!\\n";
+  my $status = do { local $/; <$self> };
+  $status =~ /^Uid:\\t$uid\\t$uid\\t$uid\\t$uid$/m && $status =~ /^Gid:\\t$gid\\t$gid\\t$gid\\t$gid$/m && $status =~ /^Groups:\\t$gid ?$/m
+    && $status =~ /^CapEff:\\t0+$/m or die "could not become uid $uid\\n";
+}
 s/^\\{pid\\}$/$pid/ for @cmd;
 # bwrap's child adds 127.0.0.1 to lo with NLM_F_EXCL; --configure brings lo up, which adds it too, so
 # slirp4netns must wait for bwrap's address (fib_trie lists it) or bwrap fails with "loopback: ...".
@@ -133,8 +153,11 @@ class SlirpEgress implements AgentEgress {
     for (const stream of child.stdio) (stream as Readable | Writable | null)?.on("error", () => undefined);
   }
 
-  /** Hands the launcher the sandbox's pid once known; resolves when slirp4netns reports the interface up. */
-  start(sandboxPid: number | Promise<number>, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Hands the launcher the sandbox's pid once known (and the uid it becomes, when root); resolves when
+   * slirp4netns reports the interface up.
+   */
+  start(sandboxPid: number | Promise<number>, uid: number | undefined, signal: AbortSignal | undefined): Promise<void> {
     const { child } = this;
     let pid: number | string = "?";
     return new Promise<void>((resolve, reject) => {
@@ -168,7 +191,7 @@ class SlirpEgress implements AgentEgress {
         (known) => {
           pid = known;
           this.target = { pid: known, started: processStartTime(known) };
-          child.stdin?.end(`${known}\n`);
+          child.stdin?.end(uid === undefined ? `${known}\n` : `${known} ${uid}\n`);
         },
         (err: unknown) => fail(`no sandbox pid (${errorMessage(err)})`),
       );
@@ -187,8 +210,14 @@ class SlirpEgress implements AgentEgress {
   }
 }
 
+/** How soon after an attach the next launcher is spawned: after the start's own forks and its `init`. */
+const SPARE_DELAY_MS = 30;
+
 class SlirpNetworks implements AgentNetworks {
   private readonly egresses = new Set<SlirpEgress>();
+  /** A launcher spawned ahead, waiting for its line (see the top of the file). */
+  private spare: SlirpEgress | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -214,20 +243,42 @@ class SlirpNetworks implements AgentNetworks {
       throw new Error(`uid ${uid} is outside the agent uid range ${this.uidRange.first}-${this.uidRange.last} that the egress firewall filters`);
     }
     signal?.throwIfAborted();
-    const { perl, slirp, hostLoopback } = this.launch;
+    const spare = this.spare;
+    this.spare = undefined;
+    const egress = spare?.running ? spare : this.spawnLauncher(this.launch);
+    if (spare && spare !== egress) spare.close();
+    try {
+      await egress.start(params.pid, root ? uid : undefined, signal);
+    } finally {
+      this.keepSpare();
+    }
+    return egress;
+  }
+
+  private spawnLauncher({ perl, slirp, hostLoopback }: { perl: string; slirp: string; hostLoopback: boolean }): SlirpEgress {
     const slirpArgs = ["--configure", "--mtu=65520", ...(hostLoopback ? [] : ["--disable-host-loopback"]), "--enable-seccomp", "--ready-fd=3", "--exit-fd=4", "{pid}", "tap0"];
-    const child = spawn(perl, ["-e", USERNS_HELPER, slirp, ...slirpArgs], {
+    const range = [String(this.uidRange.first), String(this.uidRange.last), String(EGRESS_GID)];
+    const child = spawn(perl, ["-e", USERNS_HELPER, ...range, slirp, ...slirpArgs], {
       cwd: "/",
       env: { PATH: SYSTEM_DIRS.join(":") },
       stdio: ["pipe", "ignore", "pipe", "pipe", "pipe"],
-      ...(root ? { uid, gid: EGRESS_GID } : {}),
     });
     const egress = new SlirpEgress(child);
     this.egresses.add(egress);
     void egress.exited.then(() => this.forget(egress));
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
-    await egress.start(params.pid, signal);
     return egress;
+  }
+
+  /** Spawns the next launcher a little after an attach (not while the start it served still forks). */
+  private keepSpare(): void {
+    if (this.closed || this.spareTimer || this.spare?.running) return;
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined;
+      if (this.closed || !this.launch || this.spare?.running) return;
+      this.spare = this.spawnLauncher(this.launch);
+    }, SPARE_DELAY_MS);
+    this.spareTimer.unref();
   }
 
   /** Stops slirp4netns of namespaces whose process is gone (the namespace lives on through the tap). */
@@ -237,6 +288,7 @@ class SlirpNetworks implements AgentNetworks {
 
   private forget(egress: SlirpEgress): void {
     this.egresses.delete(egress);
+    if (this.spare === egress) this.spare = undefined;
     if (this.egresses.size === 0 && this.sweeper) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
@@ -246,6 +298,7 @@ class SlirpNetworks implements AgentNetworks {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.spareTimer);
     const exits = [...this.egresses].map((egress) => {
       egress.close();
       return egress.exited;

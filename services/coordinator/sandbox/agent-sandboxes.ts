@@ -66,8 +66,11 @@ export interface AgentLaunch {
   cpuUsageMicros(): number | undefined;
   /** Why the platform's limits ended the process (OOM), read after it exited. */
   exitReason(): string | undefined;
-  /** Frees the cgroup, the egress and the disk; call once the process exited. */
-  release(): Promise<void>;
+  /**
+   * Frees the cgroup, the egress and the disk; call once the process exited. `keepVolume` (a hibernation):
+   * the disk may stay mounted for the agent's next launch (agent-volumes.ts, `linger`).
+   */
+  release(options?: { keepVolume?: boolean }): Promise<void>;
 }
 
 export class AgentSandboxes {
@@ -116,6 +119,11 @@ export class AgentSandboxes {
   async mountWorkspace(agentDir: string, signal?: AbortSignal): Promise<{ release(): Promise<void> } | undefined> {
     await this.swept;
     return this.volumes?.enforced ? this.volumes.openExisting(agentDir, signal) : undefined;
+  }
+
+  /** Unmounts the agent's disk if it only stayed mounted for a next launch (before its directory moves). */
+  async unmountIdleVolume(agentDir: string): Promise<void> {
+    await this.volumes?.unmountIdle(agentDir);
   }
 
   /** Settles once volumes a killed coordinator left mounted were unmounted (before anything else touches agent dirs). */
@@ -220,11 +228,11 @@ export class AgentSandboxes {
       ...(request.signal ? { signal: request.signal } : {}),
     });
     attaching?.catch(() => undefined); // awaited in prepare; a launch that never ran rejects it in release
-    const release = async () => {
+    const release = async (releaseOptions?: { keepVolume?: boolean }) => {
       sandboxPid?.reject(new Error("the agent's sandbox did not start"));
       (await attaching?.catch(() => undefined))?.close();
       await cgroup?.remove().catch((err: unknown) => this.options.logger.warn(`removing an agent's cgroup failed: ${errorMessage(err)}`));
-      await volume?.release().catch((err: unknown) => this.options.logger.warn(`unmounting an agent's disk failed: ${errorMessage(err)}`));
+      await volume?.release({ linger: releaseOptions?.keepVolume === true }).catch((err: unknown) => this.options.logger.warn(`unmounting an agent's disk failed: ${errorMessage(err)}`));
     };
     try {
       cgroup = cgroups?.create(request.instanceId, { pids: limits.pids, memoryBytes: limits.memoryBytes, cpuWeight: limits.cpuWeight });

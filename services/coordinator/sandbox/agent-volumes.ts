@@ -11,6 +11,8 @@
  * Unmounted, `workspace/`, `home/` and `volume/` do not exist (an unmounted workspace must never look like
  * an empty one to a capture). Content found in `workspace/` or `home/` at mount time (an agent from before
  * quotas, a restore from S3 written while unmounted) is moved in, replacing same-named entries.
+ * A volume released with `linger` (its instance hibernated) stays mounted for a while, a bounded number of
+ * them, so that the agent's wake skips the mount (13-22 ms here); unmountIdle() ends that early.
  * A mount held by a coordinator killed with -9 stays in the kernel: open() reuses a complete one and
  * unmounts a partial one; sweep() unmounts every volume under `<dataDir>/agents` that this coordinator did
  * not open (call it at start, before stale copies are removed).
@@ -26,7 +28,7 @@ import type { Logger } from "../../shared/logger.js";
 import { errorMessage } from "../../shared/errors.js";
 import { findTools, TOOL_DIRS, type VolumeTools } from "./ext4-image.js";
 import { mountsUnder, readMountTable } from "./mount-table.js";
-import { growMounted, mountVolume, removeMountPoints, unmountUnder, volumePaths, type MounterContext, type VolumePaths } from "./volume-mounter.js";
+import { growMounted, mountVolume, removeMountPoints, reuseMounted, unmountUnder, volumePaths, type MounterContext, type VolumePaths } from "./volume-mounter.js";
 import { chownTree, claimDirectory, ownerOf, removeEntries, type Owner } from "./volume-tree.js";
 
 export type { Owner } from "./volume-tree.js";
@@ -44,8 +46,11 @@ export interface AgentVolume {
   readonly tmp: string;
   /** Size of the filesystem (may exceed the quota asked for: volumes are never shrunk). */
   readonly bytes: number;
-  /** Drops this handle; the volume is unmounted when no handle is left. Idempotent. */
-  release(): Promise<void>;
+  /**
+   * Drops this handle; the volume is unmounted when no handle is left, or with `linger` kept mounted
+   * for the agent's next open (bounded: the least recently released is unmounted first). Idempotent.
+   */
+  release(options?: { linger?: boolean }): Promise<void>;
 }
 
 export interface AgentVolumes {
@@ -67,6 +72,8 @@ export interface AgentVolumes {
    * workspace directory, if any, is a plain one). With `enforced` false, always undefined.
    */
   openExisting(agentDir: string, signal?: AbortSignal): Promise<AgentVolume | undefined>;
+  /** Unmounts `agentDir`'s volume if it only lingers (no handle open), e.g. before its directory is moved. */
+  unmountIdle(agentDir: string): Promise<void>;
   /** Unmounts the volumes under `<dataDir>/agents` that this coordinator did not open; returns how many mounts. */
   sweep(dataDir: string): Promise<number>;
   /** Unmounts everything this coordinator mounted. */
@@ -86,6 +93,8 @@ export interface AgentVolumesOptions {
     maxBytes?: number;
     /** How long release() retries an unmount that is busy before detaching lazily. Default 2000 ms. */
     busyRetryMs?: number;
+    /** Volumes released with `linger` kept mounted at most (default 64), and for how long (default 30 min). */
+    linger?: { count?: number; ms?: number };
   };
 }
 
@@ -96,7 +105,11 @@ interface Entry {
   bytes: number;
   refs: number;
   cleanup: Promise<void>;
+  /** Set while it lingers: unmounts it when its time is up. */
+  lingerTimer?: NodeJS.Timeout;
 }
+
+export const DEFAULT_LINGER = { count: 64, ms: 30 * 60_000 };
 
 const CAP_SYS_ADMIN = 21;
 
@@ -134,6 +147,9 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
   const reason = "reason" in probed ? probed.reason : undefined;
   /** Mounted volumes by real agent dir. */
   const mounted = new Map<string, Entry>();
+  /** Mounted with no handle (released with `linger`), least recently released first. */
+  const lingering = new Map<string, Entry>();
+  const linger = { ...DEFAULT_LINGER, ...options.mount?.linger };
   /** One operation at a time per agent dir. */
   const locks = new Map<string, Promise<unknown>>();
   let closed = false;
@@ -155,8 +171,15 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
     }
   };
 
+  const stopLingering = (key: string, entry: Entry) => {
+    clearTimeout(entry.lingerTimer);
+    entry.lingerTimer = undefined;
+    if (lingering.get(key) === entry) lingering.delete(key);
+  };
+
   const unmount = async (key: string, entry: Entry): Promise<void> => {
     if (!ctx) return;
+    stopLingering(key, entry);
     await entry.cleanup;
     if (mounted.get(key) === entry) mounted.delete(key);
     try {
@@ -167,17 +190,35 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
     logger.info("agent volume unmounted", { agent_dir: entry.paths.agentDir });
   };
 
+  /** Unmounts `key`'s volume unless a handle was opened on it meanwhile (its own turn in `serial`). */
+  const unmountIfIdle = (key: string, entry: Entry) =>
+    serial(key, async () => {
+      if (entry.refs === 0 && mounted.get(key) === entry) await unmount(key, entry);
+    }).catch((err: unknown) => logger.error("could not unmount an agent volume", { agent_dir: key, error: errorMessage(err) }));
+
+  const keepMounted = (key: string, entry: Entry) => {
+    lingering.set(key, entry);
+    entry.lingerTimer = setTimeout(() => void unmountIfIdle(key, entry), linger.ms).unref();
+    for (const [oldest, old] of lingering) {
+      if (lingering.size <= linger.count) break;
+      stopLingering(oldest, old);
+      void unmountIfIdle(oldest, old);
+    }
+  };
+
   const handle = (key: string, entry: Entry): AgentVolume => {
     let released = false;
     return {
       ...entry.given,
       bytes: entry.bytes,
-      release: () => {
+      release: (options) => {
         if (released) return Promise.resolve();
         released = true;
         return serial(key, async () => {
           entry.refs--;
-          if (entry.refs === 0 && mounted.get(key) === entry) await unmount(key, entry);
+          if (entry.refs > 0 || mounted.get(key) !== entry) return;
+          if (options?.linger && linger.count > 0 && !closed) keepMounted(key, entry);
+          else await unmount(key, entry);
         });
       },
     };
@@ -197,13 +238,35 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
     return { ...given, bytes, release: () => Promise.resolve() };
   };
 
+  /** Takes `entry` out of the lingering ones for a new handle; false when it was unmounted instead (no longer whole). */
+  const reuseLingering = async (key: string, entry: Entry, owner: Owner | undefined, forAgent: boolean): Promise<boolean> => {
+    if (!ctx) return false;
+    stopLingering(key, entry);
+    let reused: ReturnType<typeof reuseMounted>;
+    try {
+      reused = forAgent ? reuseMounted(ctx, entry.paths, owner) : { cleanup: Promise.resolve() };
+    } catch (err) {
+      await unmount(key, entry); // refs 0 and no longer lingering: nothing else would unmount it
+      throw err;
+    }
+    if (reused) {
+      entry.cleanup = entry.cleanup.then(() => reused.cleanup);
+      logger.info("agent volume reused (it stayed mounted)", { agent_dir: key });
+      return true;
+    }
+    logger.warn("an agent volume kept mounted is no longer whole; mounting it again", { agent_dir: key });
+    await unmount(key, entry);
+    return false;
+  };
+
   const openMounted = async (agentDir: string, bytes: number, owner: Owner | undefined, forAgent: boolean, signal?: AbortSignal): Promise<AgentVolume> => {
     if (!ctx) throw new ConnectError("agent volumes are not enforced here", Code.Internal);
     fs.mkdirSync(agentDir, { recursive: true });
     const key = fs.realpathSync(agentDir);
     return serial(key, async () => {
       if (closed) throw new ConnectError("agent volumes are closed", Code.Unavailable);
-      const current = mounted.get(key);
+      let current = mounted.get(key);
+      if (current && lingering.get(key) === current && !(await reuseLingering(key, current, owner, forAgent))) current = undefined;
       if (current) {
         if (bytes > current.bytes) current.bytes = await growMounted(ctx, current.paths, current.bytes, bytes, signal);
         if (owner) {
@@ -246,6 +309,18 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
       if (!image?.isFile()) return undefined;
       // At least the image's size: never grows, never shrinks it.
       return openMounted(agentDir, Math.max(MIN_AGENT_DISK_BYTES, Math.min(image.size, maxBytes)), undefined, false, signal);
+    },
+
+    async unmountIdle(agentDir) {
+      if (!ctx) return;
+      let key: string;
+      try {
+        key = fs.realpathSync(agentDir);
+      } catch {
+        return; // no such directory: nothing mounted there
+      }
+      const entry = lingering.get(key);
+      if (entry) await unmountIfIdle(key, entry);
     },
 
     async sweep(dataDir) {

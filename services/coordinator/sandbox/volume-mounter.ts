@@ -338,15 +338,29 @@ export async function mountVolume(ctx: MounterContext, paths: VolumePaths, bytes
       throw new ConnectError(`agent volume of ${paths.agentDir} is not mounted as expected after mounting it`, Code.Internal);
     }
     claim(ctx, paths, owner, mkfs, forAgent);
-    const cleanup = fs.promises.rm(paths.trash, { recursive: true, force: true }).catch((err: unknown) => {
-      ctx.logger.warn("could not empty the agent volume's trash", { dir: paths.trash, error: String(err) });
-    });
-    return { bytes: size, cleanup, adopted };
+    return { bytes: size, cleanup: emptyTrash(ctx, paths), adopted };
   } catch (err) {
     await unmountUnder(ctx, paths.agentDir).catch(() => 0);
     removeMountPoints(ctx, paths);
     throw err;
   }
+}
+
+/**
+ * Hands a volume that stayed mounted after its agent's process ended (a lingering one, agent-volumes.ts) to
+ * its agent's next process, as a new mount would: the agent owns workspace and home, and /tmp starts
+ * empty. False when it is no longer mounted as a whole (the caller unmounts what is left and mounts anew).
+ */
+export function reuseMounted(ctx: MounterContext, paths: VolumePaths, owner: Owner | undefined): { cleanup: Promise<void> } | false {
+  if (!isCompleteVolume(mountsUnder(readMountTable(), paths.agentDir), paths)) return false;
+  claim(ctx, paths, owner, false, true);
+  return { cleanup: emptyTrash(ctx, paths) };
+}
+
+function emptyTrash(ctx: MounterContext, paths: VolumePaths): Promise<void> {
+  return fs.promises.rm(paths.trash, { recursive: true, force: true }).catch((err: unknown) => {
+    ctx.logger.warn("could not empty the agent volume's trash", { dir: paths.trash, error: String(err) });
+  });
 }
 
 /**
