@@ -27,6 +27,8 @@ export interface WorkspaceCapture {
    * changed), else a promise of it whose wait does not block the event loop.
    */
   captureSoon?(): CaptureOutcome | Promise<CaptureOutcome>;
+  /** Frees its database's page cache (an idle instance; best effort). */
+  releaseMemory?(): void;
 }
 
 export interface InstanceExit {

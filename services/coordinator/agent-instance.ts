@@ -150,6 +150,12 @@ export class AgentInstance {
     return this.body.store;
   }
 
+  /** Idle for a while: its databases give their page caches back (AgentStore.releaseMemory, Chronicle's too). */
+  releaseMemory(): void {
+    this.body?.store.releaseMemory();
+    this.body?.workspaceCapture?.releaseMemory?.();
+  }
+
   /** A process (and its databases) exists: not hibernated. */
   get awake(): boolean {
     return this.body !== undefined;
@@ -202,10 +208,7 @@ export class AgentInstance {
     this.pump();
   }
 
-  /**
-   * Ends an idle instance's process, not the instance: onHibernate runs (`stop` with `hibernate`), `hibernated`
-   * is recorded, processGone settles ("hibernated") for the manager to close the rest. False unless idle.
-   */
+  /** Ends an idle instance's process, not the instance (onHibernate, `hibernated`, processGone "hibernated"); false unless idle. */
   hibernate(graceMs = this.options.limits.stopGraceMs): boolean {
     const process = this.process;
     if (!this.idle || !this.serving || this.stopRequested || this.fencedReason !== undefined || !process?.alive) return false;
@@ -300,10 +303,7 @@ export class AgentInstance {
     return current.turn;
   }
 
-  /**
-   * Relays an answer to an open ask/permission request and records it as `tool.approval_resolved`.
-   * NotFound (nothing recorded) for a request the agent never sent or that was answered already.
-   */
+  /** Relays an answer to an open ask/permission request (recorded as `tool.approval_resolved`); NotFound if none is open. */
   answer(requestId: string, value: Json): void {
     if (!this.live || !this.process?.alive) throw new ConnectError(`instance ${this.instanceId} is ${this.status}`, Code.FailedPrecondition);
     if (!this.openRequests.take(requestId)) {

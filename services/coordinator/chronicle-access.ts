@@ -71,6 +71,7 @@ export function createChronicleAccess(options: ChronicleAccessOptions): Chronicl
       return {
         capture: () => chronicle.capture(),
         captureSoon: () => chronicle.captureSoon(),
+        releaseMemory: () => chronicle.releaseMemory(),
         close: () => {
           if (live.get(agentDir) === chronicle) live.delete(agentDir);
           chronicle.close();

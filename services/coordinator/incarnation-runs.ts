@@ -68,7 +68,8 @@ export class IncarnationRuns {
           // Final sync first: Litestream holds read transactions that would stall the stores' checkpoints.
           await replication?.release(agentId);
         } finally {
-          await this.close(opened, how === "hibernated");
+          // Still hibernated when its turn to close comes (not stopped meanwhile): its wake may reuse the volume.
+          await this.close(opened, () => how === "hibernated" && instance.status === "hibernated");
         }
       })
       .catch((err: unknown) => this.deps.logger.error("closing an instance's databases failed", { agent_id: agentId, instance_id: instance.instanceId, error: errorMessage(err) }));
@@ -110,7 +111,7 @@ export class IncarnationRuns {
    * Closing is synchronous work (checkpoints, a watcher thread, unmounting, cgroups): many processes ending
    * at once (a drain, a mass delete, cancelled creates, hibernations) take turns, and with the event loop.
    */
-  close(opened: OpenedAgent, hibernated = false): Promise<void> {
+  close(opened: OpenedAgent, keepVolume: () => boolean = () => false): Promise<void> {
     return this.teardowns.run(async () => {
       try {
         await yieldToEventLoop();
@@ -119,7 +120,7 @@ export class IncarnationRuns {
         await yieldToEventLoop();
         opened.store.close();
         // A hibernated agent's disk may stay mounted a while: its wake then skips the mount.
-        await opened.launch.release({ keepVolume: hibernated });
+        await opened.launch.release({ keepVolume: keepVolume() });
       }
     });
   }

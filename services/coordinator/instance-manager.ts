@@ -112,10 +112,8 @@ export class InstanceManager {
   /** Instances a create returned by waking them (resumes), not by starting them. */
   private readonly resumes = new WeakSet<AgentInstance>();
   private readonly hibernation = new HibernationTimers<AgentInstance>((instance) => this.hibernate(instance));
-  /** An instance idle for IDLE_MEMORY_RELEASE_MS gives its databases' page caches back (AgentStore.releaseMemory). */
-  private readonly memoryRelease = new HibernationTimers<AgentInstance>((instance) => {
-    if (instance.awake) instance.store.releaseMemory();
-  });
+  /** An instance idle for IDLE_MEMORY_RELEASE_MS gives its databases' page caches back (AgentInstance.releaseMemory). */
+  private readonly memoryRelease = new HibernationTimers<AgentInstance>((instance) => instance.releaseMemory());
   /** Fires the agents' schedules (waking hibernated instances) and answers their schedule frames. */
   private readonly schedules: ScheduleRunner;
   /** This coordinator's instances on disk; undefined with replication, or when it cannot be opened (no restore). */
@@ -411,6 +409,10 @@ export class InstanceManager {
       this.options.logger.warn(`cannot remove an ended instance from disk: ${errorMessage(err)}`, { instance_id: instanceId });
     }
     if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
+    // Stopped while hibernated: the disk it kept mounted for a wake goes (volumes end with their instance).
+    this.options.sandboxes.unmountIdleVolume(this.agentDir(agentId)).catch((err: unknown) => {
+      this.options.logger.warn(`cannot unmount an ended instance's disk: ${errorMessage(err)}`, { instance_id: instanceId });
+    });
     if (instance.status === "failed") this.counts.failed++;
     else this.counts.terminated++;
     setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000).unref();

@@ -84,6 +84,19 @@ describe("Chronicle capture and history", () => {
     expectConnectError(() => c.history("nope.txt"), Code.NotFound, /never recorded/);
   });
 
+  it("releaseMemory (an idle agent) keeps the history and the next captures; a no-op once closed", () => {
+    const c = fx.open();
+    fx.write("a.txt", "one");
+    expect(c.capture()?.iteration).toBe(1);
+    c.releaseMemory();
+    expect(c.read("a.txt").content).toBe("one");
+    fx.write("a.txt", "two");
+    expect(c.capture()?.iteration).toBe(2);
+    expect(c.history("a.txt").map((meta) => meta.iteration)).toEqual([1, 2]);
+    c.close();
+    expect(() => c.releaseMemory()).not.toThrow();
+  });
+
   it("reports a deleted file as deleted and a directory as a directory", () => {
     const c = fx.open();
     fx.write("dir/a.txt", "a");

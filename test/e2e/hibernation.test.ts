@@ -20,6 +20,16 @@ afterAll(async () => {
   await podium?.close();
 });
 
+/** Mount points under an agent's directory (its disk volume, when this host enforces quotas: root). */
+function mountsOf(agentId: string): string[] {
+  const dir = path.join(fs.realpathSync(podium.dataDir), "agents", agentId);
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "")
+    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(dir + "/"));
+}
+
 async function allMessages(id: string): Promise<JsonObject[]> {
   const page = await podium.api("GET", `/api/v1/instances/${id}/messages?limit=1000`);
   return page.json.messages as JsonObject[];
@@ -30,8 +40,10 @@ describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
     const created = await podium.api("POST", "/api/v1/instances", { deployment_id: `${deployment}:1.0.0@local`, environment: { GREETING: "hello" } });
     expect(created.status).toBe(201);
     const id = String(created.json.instance_id);
+    const agentId = String(created.json.agent_id);
     const pid = Number(created.json.pid);
     const ws = await podium.connect(id);
+    const volumes = mountsOf(agentId).length > 0; // quotas enforced here (root, loop devices)
 
     const first = await podium.api("POST", `/api/v1/instances/${id}/messages`, { content: { text: "one" } });
     await ws.waitFor((f) => f.messageType === "turn.done" && f.turn === first.json.turn, 20_000);
@@ -43,6 +55,8 @@ describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
     expect(asleep.json).toMatchObject({ instance_id: id, status: "hibernated", pid: null, hibernated_at: expect.any(String) });
     for (let i = 0; i < 50 && isProcessAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
     expect(isProcessAlive(pid)).toBe(false);
+    // Its disk stays mounted for the wake (a bounded cache), with no process on it.
+    if (volumes) expect(mountsOf(agentId)).toHaveLength(3);
     // Readable while asleep: its state (with what onHibernate wrote) and its files.
     const state = await podium.api("GET", `/api/v1/instances/${id}/state`);
     expect(state.json.state).toEqual({ turns: ["one"], starts: 1, hibernations: 1 });
@@ -83,6 +97,9 @@ describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
     await ws.waitFor((f) => f.messageType === "terminated", 10_000);
     await ws.waitClosed();
     expect((await podium.api("GET", `/api/v1/instances/${id}`)).status).toBe(404);
+    // Ended: the disk it kept mounted goes too.
+    for (let i = 0; i < 100 && mountsOf(agentId).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(mountsOf(agentId)).toEqual([]);
   }, 90_000);
 });
 

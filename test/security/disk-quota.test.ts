@@ -262,6 +262,31 @@ run("agent disk volumes (real loop mounts)", () => {
     }
   });
 
+  it("an open racing a lingering volume's queued unmount reclaims it; unmountIdle() waits for that unmount; a larger quota mounts it anew, grown", async () => {
+    const own = createAgentVolumes({ logger, mount: { linger: { count: 1 } } });
+    try {
+      const [a, b] = [agentDir(), agentDir()];
+      const first = await own.open(a, 16 * MiB, AGENT);
+      fs.writeFileSync(path.join(first.tmp, "old.txt"), "old");
+      await first.release({ linger: true });
+      const other = await own.open(b, 16 * MiB, AGENT);
+      await other.release({ linger: true }); // evicts a: its unmount is queued
+      const again = await own.open(a, 16 * MiB, AGENT); // no await between: may come before that unmount
+      expect(fs.readdirSync(again.tmp)).toEqual([]);
+      expect(mountsUnder(a)).toHaveLength(3);
+      await again.release({ linger: true }); // evicts b
+      await own.unmountIdle(b);
+      expect(mountsUnder(b)).toEqual([]);
+
+      const grown = await own.open(a, 64 * MiB, AGENT);
+      expect(grown.bytes).toBeGreaterThanOrEqual(64 * MiB);
+      expect(fs.statfsSync(grown.workspace).blocks * fs.statfsSync(grown.workspace).bsize).toBeGreaterThan(32 * MiB);
+      await grown.release();
+    } finally {
+      await own.close();
+    }
+  });
+
   it("hands out one mount per agent (reference-counted) and close() unmounts everything", async () => {
     const own = createAgentVolumes({ logger });
     const a = agentDir();

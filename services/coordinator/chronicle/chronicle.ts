@@ -420,6 +420,19 @@ export class Chronicle {
     };
   }
 
+  /**
+   * Frees the page cache of its database (`PRAGMA shrink_memory`), for an idle agent: data and results are
+   * unchanged, the next capture reads its pages from the OS cache. Best effort, like AgentStore.releaseMemory.
+   */
+  releaseMemory(): void {
+    if (this.closed) return;
+    try {
+      this.db.pragma("shrink_memory");
+    } catch {
+      // busy (an iterator is open on it): nothing to release now
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

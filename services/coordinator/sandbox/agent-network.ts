@@ -15,7 +15,8 @@
  * One launcher is kept spawned ahead: spawning one forks the coordinator (~4 ms of its event loop here),
  * which every start would otherwise wait for. A root coordinator's launcher starts as root and, once told
  * the sandbox's pid and the agent's uid, drops to that uid (checked within the agent range) and group
- * EGRESS_GID, with no other groups, before it touches the namespace; it checks /proc/self/status for it.
+ * EGRESS_GID, with no other groups, before it touches the namespace; it checks /proc/self/status for it
+ * (ids, groups, no effective, permitted or ambient capability).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -103,7 +104,7 @@ if ($< == 0 || $> == 0) {
   open(my $self, "<", "/proc/self/status") or die "/proc/self/status: $!\\n";
   my $status = do { local $/; <$self> };
   $status =~ /^Uid:\\t$uid\\t$uid\\t$uid\\t$uid$/m && $status =~ /^Gid:\\t$gid\\t$gid\\t$gid\\t$gid$/m && $status =~ /^Groups:\\t$gid ?$/m
-    && $status =~ /^CapEff:\\t0+$/m or die "could not become uid $uid\\n";
+    && $status =~ /^CapEff:\\t0+$/m && $status =~ /^CapPrm:\\t0+$/m && $status =~ /^CapAmb:\\t0+$/m or die "could not become uid $uid\\n";
 }
 s/^\\{pid\\}$/$pid/ for @cmd;
 # bwrap's child adds 127.0.0.1 to lo with NLM_F_EXCL; --configure brings lo up, which adds it too, so
@@ -146,9 +147,19 @@ class SlirpEgress implements AgentEgress {
   target: { pid: number; started: string | undefined } | undefined;
   private stderr = "";
 
+  /** The launcher could not be spawned (EAGAIN, EMFILE…): not running, and `close` may never come. */
+  private spawnError: Error | undefined;
+
   constructor(private readonly child: ChildProcess) {
     this.pid = child.pid ?? -1;
-    this.exited = new Promise((resolve) => child.once("close", () => resolve()));
+    this.exited = new Promise((resolve) => {
+      child.once("close", () => resolve());
+      // A spare waits on a timer with nobody else listening: an unheard spawn error would end the process.
+      child.once("error", (err) => {
+        this.spawnError = err;
+        resolve();
+      });
+    });
     child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (this.stderr = (this.stderr + chunk).slice(-2000)));
     for (const stream of child.stdio) (stream as Readable | Writable | null)?.on("error", () => undefined);
   }
@@ -199,7 +210,7 @@ class SlirpEgress implements AgentEgress {
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.spawnError === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   close(): void {

@@ -238,10 +238,15 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
     return { ...given, bytes, release: () => Promise.resolve() };
   };
 
-  /** Takes `entry` out of the lingering ones for a new handle; false when it was unmounted instead (no longer whole). */
-  const reuseLingering = async (key: string, entry: Entry, owner: Owner | undefined, forAgent: boolean): Promise<boolean> => {
+  /** Takes `entry` out of the lingering ones for a new handle; false when it was unmounted instead (no longer whole, or too small). */
+  const reuseLingering = async (key: string, entry: Entry, bytes: number, owner: Owner | undefined, forAgent: boolean): Promise<boolean> => {
     if (!ctx) return false;
     stopLingering(key, entry);
+    if (bytes > entry.bytes) {
+      // A larger quota: mounted anew, which grows the image (growing online needs CAP_SYS_RESOURCE).
+      await unmount(key, entry);
+      return false;
+    }
     let reused: ReturnType<typeof reuseMounted>;
     try {
       reused = forAgent ? reuseMounted(ctx, entry.paths, owner) : { cleanup: Promise.resolve() };
@@ -266,7 +271,8 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
     return serial(key, async () => {
       if (closed) throw new ConnectError("agent volumes are closed", Code.Unavailable);
       let current = mounted.get(key);
-      if (current && lingering.get(key) === current && !(await reuseLingering(key, current, owner, forAgent))) current = undefined;
+      // No handle on it: it lingers, or its unmount is queued behind this open (an eviction, the timer).
+      if (current && current.refs === 0 && !(await reuseLingering(key, current, bytes, owner, forAgent))) current = undefined;
       if (current) {
         if (bytes > current.bytes) current.bytes = await growMounted(ctx, current.paths, current.bytes, bytes, signal);
         if (owner) {
@@ -319,8 +325,11 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
       } catch {
         return; // no such directory: nothing mounted there
       }
-      const entry = lingering.get(key);
-      if (entry) await unmountIfIdle(key, entry);
+      // In its turn: after an unmount already queued (an eviction), or an open that takes it.
+      await serial(key, async () => {
+        const entry = mounted.get(key);
+        if (entry && entry.refs === 0) await unmount(key, entry);
+      });
     },
 
     async sweep(dataDir) {

@@ -373,7 +373,7 @@ export async function growMounted(ctx: MounterContext, paths: VolumePaths, befor
   if (!volume || ctx.tools.losetup === undefined) return before;
   if (fs.statSync(paths.image).size < bytes) fs.truncateSync(paths.image, bytes);
   const script = new Script();
-  script.lines.push(`${script.arg(ctx.tools.losetup)} -c -- ${script.arg(volume.source)}`, `${script.arg(ctx.tools.resize2fs)} -- ${script.arg(volume.source)}`);
+  script.lines.push(`${script.arg(ctx.tools.losetup)} -c ${script.arg(volume.source)}`, `${script.arg(ctx.tools.resize2fs)} -- ${script.arg(volume.source)}`);
   const result = await script.run(ctx.tools, signal);
   if (result.code !== 0) {
     ctx.logger.warn("agent volume could not grow while mounted; it grows at its next mount", { image: paths.image, quota: bytes, error: result.stderr.split("\n").slice(-1)[0] });
