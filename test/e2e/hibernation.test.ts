@@ -98,7 +98,7 @@ describe.each(["sleepy-ts", "sleepy-py"])("hibernation (%s)", (deployment) => {
     await ws.waitClosed();
     expect((await podium.api("GET", `/api/v1/instances/${id}`)).status).toBe(404);
     // Ended: the disk it kept mounted goes too.
-    for (let i = 0; i < 100 && mountsOf(agentId).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 400 && mountsOf(agentId).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(mountsOf(agentId)).toEqual([]);
   }, 90_000);
 });

@@ -234,31 +234,36 @@ run("agent disk volumes (real loop mounts)", () => {
   });
 
   it("keeps at most `count` volumes lingering, each for `ms`, and mounts anew one that is no longer whole", async () => {
-    const own = createAgentVolumes({ logger, mount: { linger: { count: 2, ms: 400 } } });
+    const counted = createAgentVolumes({ logger, mount: { linger: { count: 2 } } });
+    const timed = createAgentVolumes({ logger, mount: { linger: { ms: 300 } } });
     try {
       const dirs = [agentDir(), agentDir(), agentDir()];
-      for (const dir of dirs) await (await own.open(dir, 16 * MiB, AGENT)).release({ linger: true });
+      for (const dir of dirs) await (await counted.open(dir, 16 * MiB, AGENT)).release({ linger: true });
       // The least recently released went first.
       await waitUntil(() => mountsUnder(dirs[0] ?? "").length === 0);
       expect(mountsUnder(dirs[1] ?? "")).toHaveLength(3);
       expect(mountsUnder(dirs[2] ?? "")).toHaveLength(3);
-      // Time is up for the others.
-      await waitUntil(() => dirs.every((dir) => mountsUnder(dir).length === 0));
 
-      const dir = dirs[0] ?? "";
-      const volume = await own.open(dir, 16 * MiB, AGENT);
+      const dir = dirs[2] ?? "";
+      const volume = await counted.open(dir, 16 * MiB, AGENT);
       fs.writeFileSync(path.join(volume.workspace, "kept.txt"), "kept");
       await volume.release({ linger: true });
       const umount = spawn("umount", [path.join(dir, "home")]);
       await new Promise((resolve) => umount.once("close", resolve));
       expect(mountsUnder(dir)).toHaveLength(2);
-      const again = await own.open(dir, 16 * MiB, AGENT);
+      const again = await counted.open(dir, 16 * MiB, AGENT);
       expect(mountsUnder(dir)).toHaveLength(3);
       expect(fs.readFileSync(path.join(again.workspace, "kept.txt"), "utf8")).toBe("kept");
       await again.release();
       expect(mountsUnder(dir)).toEqual([]);
+
+      // Time is up.
+      const late = agentDir();
+      await (await timed.open(late, 16 * MiB, AGENT)).release({ linger: true });
+      await waitUntil(() => mountsUnder(late).length === 0);
     } finally {
-      await own.close();
+      await counted.close();
+      await timed.close();
     }
   });
 
