@@ -409,10 +409,11 @@ export class InstanceManager {
       this.options.logger.warn(`cannot remove an ended instance from disk: ${errorMessage(err)}`, { instance_id: instanceId });
     }
     if (this.liveByAgent.get(agentId) === instanceId) this.liveByAgent.delete(agentId);
-    // Stopped while hibernated: the disk it kept mounted for a wake goes (volumes end with their instance).
-    this.options.sandboxes.unmountIdleVolume(this.agentDir(agentId)).catch((err: unknown) => {
-      this.options.logger.warn(`cannot unmount an ended instance's disk: ${errorMessage(err)}`, { instance_id: instanceId });
-    });
+    // Stopped while hibernated: the disk it kept mounted for a wake goes (volumes end with their instance),
+    // once its last process's close is over (that close may be keeping it for a wake right now).
+    void Promise.resolve(this.runs.closed(agentId))
+      .then(() => this.options.sandboxes.unmountIdleVolume(this.agentDir(agentId)))
+      .catch((err: unknown) => this.options.logger.warn(`cannot unmount an ended instance's disk: ${errorMessage(err)}`, { instance_id: instanceId }));
     if (instance.status === "failed") this.counts.failed++;
     else this.counts.terminated++;
     setTimeout(() => this.instances.delete(instanceId), this.options.endedRetentionMs ?? 10 * 60_000).unref();

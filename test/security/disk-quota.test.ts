@@ -275,8 +275,10 @@ run("agent disk volumes (real loop mounts)", () => {
       fs.writeFileSync(path.join(first.tmp, "old.txt"), "old");
       await first.release({ linger: true });
       const other = await own.open(b, 16 * MiB, AGENT);
-      await other.release({ linger: true }); // evicts a: its unmount is queued
-      const again = await own.open(a, 16 * MiB, AGENT); // no await between: may come before that unmount
+      logLines.length = 0;
+      // The release evicts a (its unmount queued behind the open that follows at once): the open takes it back.
+      const [, again] = await Promise.all([other.release({ linger: true }), own.open(a, 16 * MiB, AGENT)]);
+      expect(logLines.some((line) => line.includes("agent volume reused"))).toBe(true);
       expect(fs.readdirSync(again.tmp)).toEqual([]);
       expect(mountsUnder(a)).toHaveLength(3);
       await again.release({ linger: true }); // evicts b

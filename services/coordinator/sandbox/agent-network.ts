@@ -161,7 +161,8 @@ class SlirpEgress implements AgentEgress {
       });
     });
     child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (this.stderr = (this.stderr + chunk).slice(-2000)));
-    for (const stream of child.stdio) (stream as Readable | Writable | null)?.on("error", () => undefined);
+    // No stdio at all when the spawn failed at once (EMFILE): `error` follows.
+    for (const stream of child.stdio ?? []) (stream as Readable | Writable | null)?.on("error", () => undefined);
   }
 
   /**
@@ -287,7 +288,12 @@ class SlirpNetworks implements AgentNetworks {
     this.spareTimer = setTimeout(() => {
       this.spareTimer = undefined;
       if (this.closed || !this.launch || this.spare?.running) return;
-      this.spare = this.spawnLauncher(this.launch);
+      try {
+        this.spare = this.spawnLauncher(this.launch);
+      } catch (err) {
+        // Out of processes or memory: the next attach spawns its own launcher (and reports what fails).
+        this.logger.warn(`could not spawn a spare slirp4netns launcher: ${errorMessage(err)}`);
+      }
     }, SPARE_DELAY_MS);
     this.spareTimer.unref();
   }

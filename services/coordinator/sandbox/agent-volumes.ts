@@ -249,7 +249,8 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
     }
     let reused: ReturnType<typeof reuseMounted>;
     try {
-      reused = forAgent ? reuseMounted(ctx, entry.paths, owner) : { cleanup: Promise.resolve() };
+      await entry.cleanup; // the last mount's trash: claiming renames /tmp into it
+      reused = reuseMounted(ctx, entry.paths, owner, forAgent);
     } catch (err) {
       await unmount(key, entry); // refs 0 and no longer lingering: nothing else would unmount it
       throw err;

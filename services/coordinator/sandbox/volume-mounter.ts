@@ -348,11 +348,13 @@ export async function mountVolume(ctx: MounterContext, paths: VolumePaths, bytes
 
 /**
  * Hands a volume that stayed mounted after its agent's process ended (a lingering one, agent-volumes.ts) to
- * its agent's next process, as a new mount would: the agent owns workspace and home, and /tmp starts
- * empty. False when it is no longer mounted as a whole (the caller unmounts what is left and mounts anew).
+ * its next user. For the agent's next process (`forAgent`), as a new mount would: the agent owns workspace
+ * and home, and /tmp starts empty. False when it is no longer mounted as a whole (the caller unmounts what
+ * is left and mounts anew). Call once the previous mount's trash was emptied (`cleanup`).
  */
-export function reuseMounted(ctx: MounterContext, paths: VolumePaths, owner: Owner | undefined): { cleanup: Promise<void> } | false {
+export function reuseMounted(ctx: MounterContext, paths: VolumePaths, owner: Owner | undefined, forAgent: boolean): { cleanup: Promise<void> } | false {
   if (!isCompleteVolume(mountsUnder(readMountTable(), paths.agentDir), paths)) return false;
+  if (!forAgent) return { cleanup: Promise.resolve() };
   claim(ctx, paths, owner, false, true);
   return { cleanup: emptyTrash(ctx, paths) };
 }
