@@ -172,7 +172,7 @@ async function registeredAtScale(dir: string, count: number, live: number): Prom
     return {
       "registered (hibernated) instances restored at start": server.coordinator.manager.hibernatedCount,
       "coordinator start with them ms": startMs,
-      "coordinator heap per registered instance KB": (heapAfter - heapBefore) / count / 1024,
+      ...(count > 0 ? { "coordinator heap per registered instance KB": (heapAfter - heapBefore) / count / 1024 } : {}),
       ...(live > 0 ? await liveBeside(server, live) : {}),
     };
   } finally {
