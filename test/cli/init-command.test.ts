@@ -113,7 +113,9 @@ describe("podium init", () => {
         cwd: bundles.typescript,
         env: { TSX_TSCONFIG_PATH: tsConfig },
       });
-      expect({ code: tsTest.code, out: tsTest.stdout + tsTest.stderr }).toMatchObject({ code: 0, out: expect.stringContaining("# pass 1") });
+      // The whole output when it fails: a non-zero exit after "# pass 1" (seen once in CI) says why only there.
+      if (tsTest.code !== 0) throw new Error(`tsx --test agent.test.ts exited ${tsTest.code}:\n${tsTest.stdout}\n${tsTest.stderr}`);
+      expect(tsTest.stdout + tsTest.stderr).toContain("# pass 1");
       const pyTest = await run("python3", ["-m", "unittest", "-v"], { cwd: bundles.python, env: { PYTHONPATH: path.join(REPO_ROOT, "sdk/python") } });
       expect({ code: pyTest.code, err: pyTest.stderr }).toMatchObject({ code: 0, err: expect.stringContaining("test_answers_and_counts_turns") });
     },
