@@ -53,29 +53,9 @@ export function resolveRuntimeCommands(overrides: Partial<RuntimeCommands> = {})
     python: overrides.python ?? python?.executable ?? "python3",
     pythonPrefix: overrides.pythonPrefix ?? python?.prefix ?? "/usr",
     pythonFlags: overrides.pythonFlags ?? ["-I", "-S"],
-    tsRunner: overrides.tsRunner ?? typescriptRunner(path.join(REPO_ROOT, "sdk/typescript")),
+    tsRunner: overrides.tsRunner ?? path.join(REPO_ROOT, "sdk/typescript/src/runner.ts"),
     pyRunner: overrides.pyRunner ?? path.join(REPO_ROOT, "sdk/python/podium_runner.py"),
   };
-}
-
-/**
- * The TypeScript runner: the bundle `npm run build` makes (scripts/build-runner.mjs: Bun reads one module
- * instead of ~15, ~2 ms of every start) while it is newer than every source of the SDK, else the sources
- * (an SDK being edited, a checkout not built, PODIUM_FROM_SOURCE=1). Both are inside `sdkDir`, the
- * directory sandboxes see.
- */
-export function typescriptRunner(sdkDir: string): string {
-  const source = path.join(sdkDir, "src", "runner.ts");
-  const bundle = path.join(sdkDir, "dist", "runner.bundle.js");
-  if (process.env.PODIUM_FROM_SOURCE === "1") return source;
-  try {
-    const built = fs.statSync(bundle).mtimeMs;
-    const sources = path.join(sdkDir, "src");
-    const stale = fs.readdirSync(sources).some((name) => name.endsWith(".ts") && fs.statSync(path.join(sources, name)).mtimeMs > built);
-    return stale ? source : bundle;
-  } catch {
-    return source; // not built
-  }
 }
 
 /** argv for an agent entry file; without `entry`, a warm runner that takes its entry from `init.entry`. */

@@ -3,12 +3,9 @@
  * services/coordinator/agent-protocol.ts, as real child processes.
  */
 import { afterEach, describe, expect, it } from "@jest/globals";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { AgentHarness, example, fixture, REPO_ROOT, replayState, RUNTIMES, runtimeCommands, type EventFrame, type Runtime } from "./agent-harness.js";
-import { typescriptRunner } from "../../services/coordinator/runtime-commands.js";
+import { AgentHarness, example, fixture, REPO_ROOT, replayState, RUNTIMES, type EventFrame, type Runtime } from "./agent-harness.js";
 import type { AgentToHost } from "../../services/coordinator/agent-protocol.js";
 import type { JsonObject } from "../../services/shared/json.js";
 
@@ -433,40 +430,5 @@ describe("python async handlers", () => {
     agent.send({ type: "cancel", turn: 3 });
     await agent.waitFor((f) => f.type === "turn_done" && f.turn === 3);
     expect(agent.frames.find((f) => f.type === "event" && f.messageType === "cancelled")).toMatchObject({ content: { aborted: true } });
-  });
-});
-
-describe("the bundled TypeScript runner (scripts/build-runner.mjs)", () => {
-  it("is the runner while it is newer than every SDK source, the sources otherwise", () => {
-    const sdk = fs.mkdtempSync(path.join(os.tmpdir(), "podium-sdk-dir-"));
-    try {
-      fs.mkdirSync(path.join(sdk, "src"));
-      fs.mkdirSync(path.join(sdk, "dist"));
-      const source = path.join(sdk, "src", "runner.ts");
-      const bundle = path.join(sdk, "dist", "runner.bundle.js");
-      fs.writeFileSync(source, "");
-      fs.writeFileSync(path.join(sdk, "src", "frame-io.ts"), "");
-      expect(typescriptRunner(sdk)).toBe(source); // not built
-      fs.writeFileSync(bundle, "");
-      const past = new Date(Date.now() - 60_000);
-      for (const name of ["runner.ts", "frame-io.ts"]) fs.utimesSync(path.join(sdk, "src", name), past, past);
-      expect(typescriptRunner(sdk)).toBe(bundle);
-      fs.utimesSync(path.join(sdk, "src", "frame-io.ts"), new Date(), new Date(Date.now() + 60_000)); // edited since
-      expect(typescriptRunner(sdk)).toBe(source);
-    } finally {
-      fs.rmSync(sdk, { recursive: true, force: true });
-    }
-  });
-
-  it("runs an agent as the sources do, the SDK's package name served from the bundle", async () => {
-    const bundle = path.join(REPO_ROOT, "sdk", "typescript", "dist", "runner.bundle.js");
-    if (!fs.existsSync(bundle)) execFileSync(process.execPath, [path.join(REPO_ROOT, "scripts", "build-runner.mjs")]);
-    const { bun } = runtimeCommands();
-    const agent = AgentHarness.spawn({ runtime: "typescript", entry: ECHO.typescript, command: [bun, ["--no-install", bundle, ECHO.typescript]] });
-    open.push(agent);
-    await agent.start();
-    const turn = await agent.turn(1, { text: "from the bundle" });
-    expect(turn.events.filter((e) => e.messageType === "stream_update").map((e) => e.content?.text).join("")).toBe("from the bundle");
-    expect(turn.done).toEqual({ type: "turn_done", turn: 1 });
   });
 });
