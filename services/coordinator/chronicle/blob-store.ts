@@ -13,6 +13,7 @@ import zlib from "node:zlib";
 import type { Statement } from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Db } from "./chronicle-db.js";
+import { PreparedOnUse } from "../store/sqlite.js";
 
 export const CHUNK_BYTES = 1024 * 1024;
 const CODEC_RAW = 0;
@@ -40,28 +41,50 @@ export function formatHash(hex: string): string {
 }
 
 export class BlobStore {
-  private readonly findId: Statement<[string], { id: number }>;
-  private readonly findHash: Statement<[number], { hash: string }>;
-  private readonly insertBlob: Statement<[string, number, number, number]>;
-  private readonly finishBlob: Statement<[string, number, number, number, number]>;
-  private readonly dropBlob: Statement<[number]>;
-  private readonly insertChunk: Statement<[number, number, number, Buffer]>;
-  private readonly dropChunks: Statement<[number]>;
-  private readonly chunkCount: Statement<[number], { chunk_count: number }>;
-  private readonly readChunk: Statement<[number, number], ChunkRow>;
-  private readonly totals: Statement<[], { n: number; bytes: number | null }>;
+  private readonly statements: PreparedOnUse;
 
   constructor(db: Db) {
-    this.findId = db.prepare("SELECT id FROM blobs WHERE hash = ?");
-    this.findHash = db.prepare("SELECT hash FROM blobs WHERE id = ?");
-    this.insertBlob = db.prepare("INSERT INTO blobs (hash, size, stored_size, chunk_count) VALUES (?, ?, ?, ?)");
-    this.finishBlob = db.prepare("UPDATE blobs SET hash = ?, size = ?, stored_size = ?, chunk_count = ? WHERE id = ?");
-    this.dropBlob = db.prepare("DELETE FROM blobs WHERE id = ?");
-    this.insertChunk = db.prepare("INSERT INTO blob_chunks (blob_id, seq, codec, data) VALUES (?, ?, ?, ?)");
-    this.dropChunks = db.prepare("DELETE FROM blob_chunks WHERE blob_id = ?");
-    this.chunkCount = db.prepare("SELECT chunk_count FROM blobs WHERE id = ?");
-    this.readChunk = db.prepare("SELECT codec, data FROM blob_chunks WHERE blob_id = ? AND seq = ?");
-    this.totals = db.prepare("SELECT count(*) AS n, sum(stored_size) AS bytes FROM blobs");
+    this.statements = new PreparedOnUse(db);
+  }
+
+  private get totals(): Statement<[], { n: number; bytes: number | null }> {
+    return this.statements.get("SELECT count(*) AS n, sum(stored_size) AS bytes FROM blobs");
+  }
+
+  private get findId(): Statement<[string], { id: number }> {
+    return this.statements.get("SELECT id FROM blobs WHERE hash = ?");
+  }
+
+  private get findHash(): Statement<[number], { hash: string }> {
+    return this.statements.get("SELECT hash FROM blobs WHERE id = ?");
+  }
+
+  private get insertBlob(): Statement<[string, number, number, number]> {
+    return this.statements.get("INSERT INTO blobs (hash, size, stored_size, chunk_count) VALUES (?, ?, ?, ?)");
+  }
+
+  private get finishBlob(): Statement<[string, number, number, number, number]> {
+    return this.statements.get("UPDATE blobs SET hash = ?, size = ?, stored_size = ?, chunk_count = ? WHERE id = ?");
+  }
+
+  private get dropBlob(): Statement<[number]> {
+    return this.statements.get("DELETE FROM blobs WHERE id = ?");
+  }
+
+  private get insertChunk(): Statement<[number, number, number, Buffer]> {
+    return this.statements.get("INSERT INTO blob_chunks (blob_id, seq, codec, data) VALUES (?, ?, ?, ?)");
+  }
+
+  private get dropChunks(): Statement<[number]> {
+    return this.statements.get("DELETE FROM blob_chunks WHERE blob_id = ?");
+  }
+
+  private get chunkCount(): Statement<[number], { chunk_count: number }> {
+    return this.statements.get("SELECT chunk_count FROM blobs WHERE id = ?");
+  }
+
+  private get readChunk(): Statement<[number, number], ChunkRow> {
+    return this.statements.get("SELECT codec, data FROM blob_chunks WHERE blob_id = ? AND seq = ?");
   }
 
   idOf(hash: string): number | undefined {

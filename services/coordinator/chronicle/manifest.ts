@@ -6,6 +6,7 @@
  */
 import type { Statement } from "better-sqlite3";
 import type { Db } from "./chronicle-db.js";
+import { PreparedOnUse } from "../store/sqlite.js";
 
 export interface ManifestEntry {
   size: number;
@@ -66,16 +67,11 @@ export class Manifest {
   private live = 0;
   private racy = 0;
   private directories: Set<string> | undefined;
-  private readonly upsert: Statement<[string, number, number, number, number, number | null, number, number]>;
-  private readonly removeRow: Statement<[string]>;
+
+  private readonly statements: PreparedOnUse;
 
   constructor(db: Db) {
-    this.upsert = db.prepare(
-      `INSERT INTO manifest (path, size, mtime_ms, ctime_ms, ino, blob_id, iteration, racy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, ctime_ms = excluded.ctime_ms,
-         ino = excluded.ino, blob_id = excluded.blob_id, iteration = excluded.iteration, racy = excluded.racy`,
-    );
-    this.removeRow = db.prepare("DELETE FROM manifest WHERE path = ?");
+    this.statements = new PreparedOnUse(db);
     const rows = db
       .prepare<[], RawEntry>(
         `SELECT m.path, m.size, m.mtime_ms, m.ctime_ms, m.ino, m.blob_id, b.hash, m.iteration, m.racy
@@ -94,6 +90,16 @@ export class Manifest {
         racy: row.racy !== 0,
       });
     }
+  }
+
+  private get upsert(): Statement<[string, number, number, number, number, number | null, number, number]> {
+    return this.statements.get(`INSERT INTO manifest (path, size, mtime_ms, ctime_ms, ino, blob_id, iteration, racy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, ctime_ms = excluded.ctime_ms,
+         ino = excluded.ino, blob_id = excluded.blob_id, iteration = excluded.iteration, racy = excluded.racy`);
+  }
+
+  private get removeRow(): Statement<[string]> {
+    return this.statements.get("DELETE FROM manifest WHERE path = ?");
   }
 
   /** Sum of the sizes of the current files. */

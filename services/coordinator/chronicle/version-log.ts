@@ -6,6 +6,7 @@ import type { Statement } from "better-sqlite3";
 import type { Db } from "./chronicle-db.js";
 import { rebuildManifest } from "./manifest.js";
 import type { ChangeKind } from "./chronicle-types.js";
+import { PreparedOnUse } from "../store/sqlite.js";
 
 export type IterationKind = "capture" | "restore";
 
@@ -53,22 +54,38 @@ const SELECT = `SELECT v.path, v.iteration, v.change, v.blob_id, b.hash, v.size,
   FROM versions v JOIN iterations i ON i.iteration = v.iteration LEFT JOIN blobs b ON b.id = v.blob_id`;
 
 export class VersionLog {
-  private readonly maxIteration: Statement<[], { n: number | null }>;
-  private readonly insertIteration: Statement<[number, number, IterationKind]>;
-  private readonly insertVersion: Statement<[string, number, ChangeKind, number | null, number, number]>;
-  private readonly selectHistory: Statement<[string], RawVersion>;
-  private readonly selectAt: Statement<[string, number], RawVersion>;
-  private readonly selectChanges: Statement<[number], RawVersion>;
-  private readonly selectRawBytes: Statement<[], { bytes: number | null }>;
+  private readonly statements: PreparedOnUse;
 
   constructor(private readonly db: Db) {
-    this.maxIteration = db.prepare("SELECT max(iteration) AS n FROM iterations");
-    this.insertIteration = db.prepare("INSERT INTO iterations (iteration, timestamp, kind) VALUES (?, ?, ?)");
-    this.insertVersion = db.prepare("INSERT INTO versions (path, iteration, change, blob_id, size, mtime_ms) VALUES (?, ?, ?, ?, ?, ?)");
-    this.selectHistory = db.prepare(`${SELECT} WHERE v.path = ? ORDER BY v.iteration`);
-    this.selectAt = db.prepare(`${SELECT} WHERE v.path = ? AND v.iteration <= ? ORDER BY v.iteration DESC LIMIT 1`);
-    this.selectChanges = db.prepare(`${SELECT} WHERE v.iteration = ? ORDER BY v.path`);
-    this.selectRawBytes = db.prepare("SELECT sum(size) AS bytes FROM versions WHERE blob_id IS NOT NULL");
+    this.statements = new PreparedOnUse(db);
+  }
+
+  private get maxIteration(): Statement<[], { n: number | null }> {
+    return this.statements.get("SELECT max(iteration) AS n FROM iterations");
+  }
+
+  private get insertIteration(): Statement<[number, number, IterationKind]> {
+    return this.statements.get("INSERT INTO iterations (iteration, timestamp, kind) VALUES (?, ?, ?)");
+  }
+
+  private get insertVersion(): Statement<[string, number, ChangeKind, number | null, number, number]> {
+    return this.statements.get("INSERT INTO versions (path, iteration, change, blob_id, size, mtime_ms) VALUES (?, ?, ?, ?, ?, ?)");
+  }
+
+  private get selectHistory(): Statement<[string], RawVersion> {
+    return this.statements.get(`${SELECT} WHERE v.path = ? ORDER BY v.iteration`);
+  }
+
+  private get selectAt(): Statement<[string, number], RawVersion> {
+    return this.statements.get(`${SELECT} WHERE v.path = ? AND v.iteration <= ? ORDER BY v.iteration DESC LIMIT 1`);
+  }
+
+  private get selectChanges(): Statement<[number], RawVersion> {
+    return this.statements.get(`${SELECT} WHERE v.iteration = ? ORDER BY v.path`);
+  }
+
+  private get selectRawBytes(): Statement<[], { bytes: number | null }> {
+    return this.statements.get("SELECT sum(size) AS bytes FROM versions WHERE blob_id IS NOT NULL");
   }
 
   latestIteration(): number {

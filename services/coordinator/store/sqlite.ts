@@ -92,3 +92,23 @@ export function storeError(err: unknown, what: string): unknown {
 export function closedError(what: string): ConnectError {
   return new ConnectError(`${what} is closed`, Code.FailedPrecondition);
 }
+
+/**
+ * Statements prepared at their first use, each once. A prepared statement holds ~3 KiB (measured) for as
+ * long as its connection is open, and every live agent keeps its databases open: statements most agents
+ * never run (captures of files, snapshots, schedules) cost nothing until one does.
+ */
+export class PreparedOnUse {
+  private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
+
+  constructor(private readonly db: SqliteDatabase) {}
+
+  get<Params extends unknown[] = [], Row = unknown>(sql: string): Database.Statement<Params, Row> {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare<unknown[], unknown>(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement as unknown as Database.Statement<Params, Row>;
+  }
+}
