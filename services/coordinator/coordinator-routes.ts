@@ -134,14 +134,13 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async getState(req, ctx) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId, ctx.signal);
         if (req.at !== undefined) {
           if (req.since !== undefined) throw new ConnectError("at and since cannot be used together", Code.InvalidArgument);
-          const at = await manager.withAgentStore(instance.agentId, (store) => store.state.stateAt(Number(req.at)));
+          const at = await manager.readAgentStore(instance.agentId, ctx.signal, (store) => store.state.stateAt(Number(req.at)));
           const patches = at.patch ? [{ version: BigInt(at.patch.version), patch: at.patch.ops, timestamp: timestampFromMs(at.patch.timestamp) }] : [];
           return { version: BigInt(at.version), state: at.state, patches };
         }
-        return manager.withAgentStore(instance.agentId, (store) => {
+        return manager.readAgentStore(instance.agentId, ctx.signal, (store) => {
           if (req.since !== undefined) {
             const patches = store.state.patchesSince(Number(req.since));
             return {
@@ -155,8 +154,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async listMessages(req, ctx) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId, ctx.signal);
-        return manager.withAgentStore(instance.agentId, (store) => {
+        return manager.readAgentStore(instance.agentId, ctx.signal, (store) => {
           const limit = clampLimit(req.limit);
           const rows = store.messages.list(Number(req.afterSeq), limit);
           const last = rows[rows.length - 1];
@@ -165,17 +163,14 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async listSchedules(req, ctx) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId, ctx.signal);
-        return { schedules: manager.withAgentStore(instance.agentId, (store) => store.schedules.list()).map(scheduleToProto) };
+        return { schedules: (await manager.readAgentStore(instance.agentId, ctx.signal, (store) => store.schedules.list())).map(scheduleToProto) };
       },
       async getAgent(req, ctx) {
         const agentId = requireId(req.agentId, "agent_id");
-        await manager.startSettled(agentId, ctx.signal);
-        const live = manager.list({ agentId })[0];
-        return manager.withAgentStore(agentId, (store) => ({
+        return manager.readAgentStore(agentId, ctx.signal, (store) => ({
           agent: {
             agentId,
-            instanceId: live?.instanceId ?? "",
+            instanceId: manager.list({ agentId })[0]?.instanceId ?? "",
             coordinatorId: manager.coordinatorId,
             lastSeq: BigInt(store.messages.lastSeq()),
             stateVersion: BigInt(store.state.version()),
@@ -184,8 +179,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
       },
       async listLogs(req, ctx) {
         const instance = manager.require(requireId(req.instanceId, "instance_id"));
-        await manager.startSettled(instance.agentId, ctx.signal);
-        return manager.withAgentStore(instance.agentId, (store) => {
+        return manager.readAgentStore(instance.agentId, ctx.signal, (store) => {
           const limit = clampLimit(req.limit);
           const rows = store.logs.list(Number(req.after), limit);
           const last = rows[rows.length - 1];

@@ -555,6 +555,12 @@ export class InstanceManager {
     return this.early.settled(agentId, signal);
   }
 
+  /** withAgentStore for a read of the API: after a start answered before `ready` is over (what onStart wrote is there). */
+  async readAgentStore<T>(agentId: string, signal: AbortSignal | undefined, fn: (store: AgentStore) => T): Promise<T> {
+    await this.startSettled(agentId, signal);
+    return this.withAgentStore(agentId, fn);
+  }
+
   /** Runs `fn` with the agent's store, opening it read-side when no instance is live. */
   withAgentStore<T>(agentId: string, fn: (store: AgentStore) => T): T {
     const liveId = this.liveByAgent.get(agentId);

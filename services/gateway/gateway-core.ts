@@ -15,10 +15,9 @@ import type {
   ListLogsResponse,
   ListMessagesRequestSchema,
   ListMessagesResponse,
+  Schedule,
 } from "../../gen/podium/v1/agent_history_pb.js";
-import type { CreateInstanceRequestSchema, SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
-import type { Schedule } from "../../gen/podium/v1/agent_history_pb.js";
-import { MultitaskStrategy } from "../../gen/podium/v1/instance_service_pb.js";
+import { MultitaskStrategy, type CreateInstanceRequestSchema, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import type { Instance } from "../../gen/podium/v1/instance_pb.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
 import type { FileTarget } from "../../gen/podium/v1/file_service_pb.js";

@@ -32,6 +32,8 @@ import { readLocalGeneration, readLocalWalPosition, readShadowWalSalt } from "./
  */
 const PARENT_WATCH = `'p=$1; t=$2; while f=$(sed "s/.*) //" /proc/$p/stat 2>/dev/null) && set -- $f && [ "$1" != Z ] && [ "\${20}" = "$t" ]; do sleep 1; done'`;
 const SH = fs.existsSync("/bin/sh") ? "/bin/sh" : undefined;
+/** This process's start time, which the watch compares (read once: it never changes). */
+const STARTED = processStartTime(process.pid);
 
 export interface SupervisedDatabase {
   /** Short name for status ("messages.db"). */
@@ -210,8 +212,7 @@ export class LitestreamSupervisor {
   private launch(): void {
     const { options } = this;
     const args = ["replicate", "-config", this.configFile];
-    const started = processStartTime(process.pid);
-    if ((options.watchParent ?? true) && SH && started) args.push("-exec", `${SH} -c ${PARENT_WATCH} parent-watch ${process.pid} ${started}`);
+    if ((options.watchParent ?? true) && SH && STARTED) args.push("-exec", `${SH} -c ${PARENT_WATCH} parent-watch ${process.pid} ${STARTED}`);
     let child: ChildProcess;
     try {
       // Through the relay (output-relay.ts): a coordinator's death must not kill Litestream before its final sync.

@@ -109,7 +109,7 @@ interface Entry {
   lingerTimer?: NodeJS.Timeout;
 }
 
-export const DEFAULT_LINGER = { count: 64, ms: 30 * 60_000 };
+const DEFAULT_LINGER = { count: 64, ms: 30 * 60_000 };
 
 const CAP_SYS_ADMIN = 21;
 
