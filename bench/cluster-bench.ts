@@ -72,7 +72,7 @@ async function placementLatency(cluster: TestCluster, gateway: string, coordinat
   return samples;
 }
 
-/** Round trips straight to the coordinator (gRPC SendMessage, then stream_end on StreamUpdates): no gateway. */
+/** Round trips straight to the coordinator (SendMessage on the message stream a gateway uses, then stream_end on StreamUpdates): no gateway. */
 async function directRoundTrips(coordinator: CoordinatorClients, count: number): Promise<number[]> {
   const { instance } = await coordinator.instances.createInstance({ deploymentId: "flood-ts:1.0.0" });
   const instanceId = instance?.instanceId ?? "";
@@ -88,7 +88,7 @@ async function directRoundTrips(coordinator: CoordinatorClients, count: number):
     for (let i = 0; i < count; i++) {
       const start = performance.now();
       const ended = new Promise<void>((resolve) => (onEnd = resolve));
-      await coordinator.instances.sendMessage({ instanceId, content: { text: "ping" } });
+      await coordinator.sendMessage({ instanceId, content: { text: "ping" } });
       await ended;
       samples.push(performance.now() - start);
     }
@@ -167,7 +167,7 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
       "cluster round trip p50 ms (gateway -> coordinator -> agent)": podiumRtt.p50,
       "cluster round trip p95 ms": podiumRtt.p95,
       "round trip ratio (cluster / raw; goal <= 2)": podiumRtt.p50 / rawRtt.p50,
-      "  same round trip straight to the coordinator (gRPC) p50 ms": directRtt.p50,
+      "  same round trip straight to the coordinator (gRPC, the gateway's message stream) p50 ms": directRtt.p50,
       "raw ws updates/s": rawRate,
       "cluster updates/s through the gateway (goal >= 50000)": podiumRate,
     };

@@ -8,7 +8,8 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
-import { coordinatorClients } from "../gateway/coordinator-directory.js";
+import { coordinatorClients, type SendMessageCall } from "../gateway/coordinator-directory.js";
+import { MessageStreamClient } from "./message-stream-client.js";
 import { CoordinatorBreaker, type CircuitState, type CoordinatorBreakerOptions } from "../gateway/coordinator-breaker.js";
 import type { Logger } from "../shared/logger.js";
 import type { ClosableCoordinatorClients, CoordinatorAddress } from "./valkey-directory.js";
@@ -58,12 +59,21 @@ export function grpcCoordinatorConnector(options: GrpcCoordinatorConnectorOption
             options.breaker,
           );
     const transport = transportFor(breaker ? [...interceptors, breaker.interceptor] : interceptors);
+    // Messages go on one stream (past the interceptor: the breaker guards each message, not the stream).
+    const messages = new MessageStreamClient(unguarded.control, unguarded.sendMessage);
+    const sendMessage: SendMessageCall = breaker
+      ? (req, callOptions) => breaker.guard(callOptions?.signal, (signal) => messages.send(req, { ...callOptions, ...(signal ? { signal } : {}) }))
+      : messages.send;
     const close = (graceMs = 0): void => {
       breaker?.close();
       probeSessions.abort();
-      if (graceMs > 0) setTimeout(() => sessionManager.abort(), graceMs).unref();
-      else sessionManager.abort();
+      const closeConnection = (): void => {
+        messages.close();
+        sessionManager.abort();
+      };
+      if (graceMs > 0) setTimeout(closeConnection, graceMs).unref();
+      else closeConnection();
     };
-    return { ...coordinatorClients(coordinatorId, transport), close, ...(breaker ? { breaker, unguarded } : {}) };
+    return { ...coordinatorClients(coordinatorId, transport), sendMessage, close, ...(breaker ? { breaker, unguarded } : {}) };
   };
 }

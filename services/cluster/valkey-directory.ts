@@ -47,6 +47,9 @@ export interface ValkeyCoordinatorDirectoryOptions {
   valkey?: ValkeyClientOptions;
 }
 
+/** Instance locations a gateway keeps (~100 bytes each). */
+const LOCATED_MAX = 65_536;
+
 /** After a coordinator's clean leave, how long calls in flight to it may still finish. */
 const LEFT_CLOSE_GRACE_MS = 2000;
 
@@ -63,6 +66,8 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
   private readonly keys: ClusterKeys;
   private readonly membership: CoordinatorMembership;
   private readonly clients = new Map<string, CachedClients>();
+  /** Instance id -> the id of the coordinator it lives on, for instances found on a live coordinator (oldest dropped first). */
+  private readonly located = new Map<string, string>();
   private readonly lostListeners = new Set<CoordinatorLostListener>();
   private readonly logger: Logger;
   private readonly random: () => number;
@@ -145,12 +150,28 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
     return panic ? (clients.unguarded ?? clients) : clients;
   }
 
+  /**
+   * An instance never moves: the coordinator that started it is where it lives until it ends. So its
+   * coordinator's id is looked up in Valkey once and then kept (`located`, bounded), and a message costs
+   * no Valkey round trip; whether that coordinator is still alive is checked every time, in memory.
+   */
   async locateInstance(instanceId: string, signal?: AbortSignal): Promise<CoordinatorClients> {
     this.checkOpen(signal);
+    const known = this.located.get(instanceId);
+    const coordinatorId = known ?? (await this.lookUpInstance(instanceId));
+    const clients = await this.liveCoordinator(coordinatorId, `instance ${instanceId} was on coordinator ${coordinatorId}, which is gone (no heartbeat); the instance has ended`);
+    if (known === undefined) {
+      if (this.located.size >= LOCATED_MAX) this.located.delete(this.located.keys().next().value as string);
+      this.located.set(instanceId, coordinatorId);
+    }
+    return clients;
+  }
+
+  private async lookUpInstance(instanceId: string): Promise<string> {
     const text = await valkeyCall(this.redis, `locate instance ${instanceId}`, () => this.redis.get(this.keys.instance(instanceId)));
     const location = parseInstanceLocation(text);
     if (!location) throw new ConnectError(`unknown instance ${instanceId}`, Code.NotFound);
-    return this.liveCoordinator(location.coordinatorId, `instance ${instanceId} was on coordinator ${location.coordinatorId}, which is gone (no heartbeat); the instance has ended`);
+    return location.coordinatorId;
   }
 
   async locateAgent(agentId: string, signal?: AbortSignal): Promise<CoordinatorClients> {

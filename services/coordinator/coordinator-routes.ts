@@ -25,6 +25,7 @@ import { NOOP_TRACER, type Tracer } from "../tracing/tracer.js";
 import { rpcServerSpan } from "../tracing/rpc-trace.js";
 import type { SpanBuffer } from "../tracing/span-buffer.js";
 import { requireTraceId, spanToProto } from "../tracing/span-proto.js";
+import { sendMessagesHandler, type SendOne } from "./message-stream.js";
 
 export interface CoordinatorRoutesDeps {
   manager: InstanceManager;
@@ -36,7 +37,11 @@ export interface CoordinatorRoutesDeps {
   tracer?: Tracer;
   /** The spans kept in memory that CoordinatorService.GetTrace reads (none: it answers no spans). */
   spans?: SpanBuffer;
+  /** Aborted when the coordinator shuts down: message streams answer what they are handling and end. */
+  closing?: AbortSignal;
 }
+
+const NEVER = new AbortController().signal;
 
 function requireId(value: string, field: string): string {
   if (!value) throw new ConnectError(`${field} is required`, Code.InvalidArgument);
@@ -85,6 +90,15 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
   // A create whose callers all left before it finished is stopped: nobody was told about it.
   // (A resume that woke an existing instance is not: it stays, and hibernates again when idle.)
   const creates = new CreateRequests<AgentInstance>({ discard: (instance) => (manager.resumed(instance) ? Promise.resolve() : manager.stop(instance.instanceId, 0).then(() => undefined)) });
+  const sendOne: SendOne = async (req, call, signal) => {
+    const instanceId = requireId(req.instanceId, "instance_id");
+    // The span of this call, and the turn's under it (when there is a context to carry: tracing on, or the caller's).
+    const span = rpcServerSpan(tracer, call, instanceId);
+    const trace = TurnTrace.start(tracer, span, instanceId);
+    const sending = manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), signal, trace);
+    const result = await (trace || span.recording ? tracedSend(span, trace, sending) : sending);
+    return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
+  };
   return (router: ConnectRouter) => {
     router.service(InstanceService, {
       async createInstance(req, ctx) {
@@ -107,13 +121,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         return { instance: toProto(await manager.stop(requireId(req.instanceId, "instance_id"), req.graceMs || undefined)) };
       },
       async sendMessage(req, ctx) {
-        const instanceId = requireId(req.instanceId, "instance_id");
-        // The span of this call, and the turn's under it (when there is a context to carry: tracing on, or the caller's).
-        const span = rpcServerSpan(tracer, ctx, instanceId);
-        const trace = TurnTrace.start(tracer, span, instanceId);
-        const sending = manager.send(instanceId, req.content ?? {}, busyPolicyFromProto(req.multitaskStrategy), signalToPass(ctx), trace);
-        const result = await (trace || span.recording ? tracedSend(span, trace, sending) : sending);
-        return { seq: BigInt(result.seq), turn: BigInt(result.turn), queuePosition: result.queuePosition, cancelledTurns: result.cancelledTurns.map(BigInt) };
+        return sendOne(req, ctx, signalToPass(ctx));
       },
       async cancelTurn(req) {
         const instance = manager.requireLive(requireId(req.instanceId, "instance_id"));
@@ -209,6 +217,7 @@ export function coordinatorRoutes(deps: CoordinatorRoutesDeps) {
         const traceId = requireTraceId(req.traceId);
         return { spans: (deps.spans?.trace(traceId) ?? []).map(spanToProto) };
       },
+      sendMessages: sendMessagesHandler(sendOne, deps.closing ?? NEVER),
     });
     fileRoutes(manager, deps.files)(router);
   };

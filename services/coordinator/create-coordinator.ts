@@ -104,6 +104,8 @@ export function createCoordinator(coordinatorOptions: CoordinatorOptions): Coord
   chronicles.attach(manager);
   let advertise = options.advertiseAddress;
   const spans = new SpanBuffer();
+  // Ends the gateways' message streams when the server closes (their next message opens a new stream, which fails over).
+  const closing = new AbortController();
   const routes = coordinatorRoutes({
     manager,
     get address() {
@@ -114,6 +116,7 @@ export function createCoordinator(coordinatorOptions: CoordinatorOptions): Coord
     files: chronicles,
     tracer: spanTracer("podium-coordinator", spans, options.spanExporter),
     spans,
+    closing: closing.signal,
   });
   const replicationRouter = replicationRoutes({ manager, replication });
   const metrics = coordinatorMetrics(manager, replication);
@@ -203,6 +206,7 @@ export function createCoordinator(coordinatorOptions: CoordinatorOptions): Coord
       await registration?.stop(); // after the instances ended: deletes the key, publishes leave
       chronicles.close();
       await metricsServer?.close();
+      closing.abort();
       await server?.close();
       health.close();
     },

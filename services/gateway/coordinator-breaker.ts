@@ -117,37 +117,45 @@ export class CoordinatorBreaker {
     return !this.shutDown && this.breaker.closed;
   }
 
-  /** The interceptor every call to the coordinator goes through (except probes). */
-  readonly interceptor: Interceptor = (next) => async (req) => {
-    if (!this.available) throw this.openError();
+  /** The interceptor every call to the coordinator goes through (except probes and the message stream's messages, which use `guard`). */
+  readonly interceptor: Interceptor = (next) => (req) =>
     // Unary calls still waiting are cut when the coordinator stays silent; streams end on their own (the gateway resumes them).
-    const call = req.stream ? req : { ...req, signal: eitherSignal(req.signal, this.cut.signal) };
+    this.guard(req.signal, (signal) => next(signal === undefined || signal === req.signal ? req : { ...req, signal }), !req.stream);
+
+  /**
+   * Runs one call to the coordinator through the breaker: refused at once while it is open, counted as a
+   * failure only when no answer came (call-failure.ts), watched while it waits. `run` gets the signal to
+   * pass on: the caller's, and with `cuttable` also the breaker's cut of calls a silent coordinator left waiting.
+   */
+  async guard<T>(callerSignal: AbortSignal | undefined, run: (signal: AbortSignal | undefined) => Promise<T>, cuttable = true): Promise<T> {
+    if (!this.available) throw this.openError();
+    const signal = cuttable ? eitherSignal(callerSignal, this.cut.signal) : callerSignal;
     const waiting = { since: Date.now() };
     this.waiting.add(waiting);
     this.startWatch();
     try {
-      const outcome = await this.breaker.fire(async () => {
+      const outcome = await this.breaker.fire(async (): Promise<Outcome> => {
         try {
-          return { ok: true, value: await next(call) };
+          return { ok: true, value: await run(signal) };
         } catch (error) {
           // Only a connection failure counts; an answer (any error the coordinator sent, a stream it turned away)
           // or our caller's abort does not.
-          if (req.signal.aborted || !isConnectionFailure(error)) return { ok: false, error };
+          if (callerSignal?.aborted || !isConnectionFailure(error)) return { ok: false, error };
           throw error;
         }
       });
       this.lastAnswerAt = Date.now();
       if (!outcome.ok) throw outcome.error;
-      return outcome.value as Awaited<ReturnType<typeof next>>;
+      return outcome.value as T;
     } catch (error) {
       if (isOpenBreakerError(error)) throw this.openError();
       // Cut because the coordinator stayed silent: it may have reached it, so it is not marked "never sent".
-      if (call.signal.aborted && !req.signal.aborted) throw new ConnectError(`coordinator ${this.coordinatorId} stopped answering (circuit open)`, Code.Unavailable);
+      if (signal?.aborted && !callerSignal?.aborted) throw new ConnectError(`coordinator ${this.coordinatorId} stopped answering (circuit open)`, Code.Unavailable);
       throw error;
     } finally {
       this.waiting.delete(waiting);
     }
-  };
+  }
 
   /** Stops the timers; every later call fails as if the breaker were open. */
   close(): void {

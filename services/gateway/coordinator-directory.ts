@@ -2,16 +2,27 @@
  * Where gateways find coordinators. The static directory serves dev mode and fixed clusters; the
  * Valkey-backed directory (scale-out) implements the same interface.
  */
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { InstanceService } from "../../gen/podium/v1/instance_service_pb.js";
+import { Code, ConnectError, createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { InstanceService, type SendMessageRequestSchema, type SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import { FileService } from "../../gen/podium/v1/file_service_pb.js";
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { ReplicationService } from "../../gen/podium/v1/replication_service_pb.js";
 import type { CoordinatorBreaker } from "./coordinator-breaker.js";
 
+export type SendMessageInit = MessageInitShape<typeof SendMessageRequestSchema>;
+
+/** InstanceService.SendMessage to one coordinator. */
+export type SendMessageCall = (req: SendMessageInit, options?: Pick<CallOptions, "signal" | "headers">) => Promise<SendMessageResponse>;
+
 export interface CoordinatorClients {
   readonly id: string;
   readonly instances: Client<typeof InstanceService>;
+  /**
+   * SendMessage as the gateway sends it: a unary call here, on the gateway's message stream over a
+   * network (grpc-coordinator-connector.ts). Same outcomes either way.
+   */
+  readonly sendMessage: SendMessageCall;
   readonly files: Client<typeof FileService>;
   readonly control: Client<typeof CoordinatorService>;
   readonly replication: Client<typeof ReplicationService>;
@@ -58,9 +69,11 @@ export interface CoordinatorDirectory {
 }
 
 export function coordinatorClients(id: string, transport: Transport): CoordinatorClients {
+  const instances = createClient(InstanceService, transport);
   return {
     id,
-    instances: createClient(InstanceService, transport),
+    instances,
+    sendMessage: (req, options) => instances.sendMessage(req, options),
     files: createClient(FileService, transport),
     control: createClient(CoordinatorService, transport),
     replication: createClient(ReplicationService, transport),

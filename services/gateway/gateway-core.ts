@@ -229,13 +229,13 @@ export class GatewayCore {
    */
   async sendMessage(instanceId: string, content: JsonObject, signal?: AbortSignal, multitaskStrategy = MultitaskStrategy.UNSPECIFIED, trace?: Span): Promise<SendMessageResponse> {
     const coordinator = await this.directory.locateInstance(instanceId, signal);
-    if (!trace?.context) return coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal });
+    if (!trace?.context) return coordinator.sendMessage({ instanceId, content, multitaskStrategy }, signal ? { signal } : undefined);
     const attributes = this.tracer.records(trace.context)
       ? { "rpc.system": "grpc", "rpc.service": "podium.v1.InstanceService", "rpc.method": "SendMessage", "podium.instance_id": instanceId, "podium.coordinator_id": coordinator.id }
       : undefined;
     const call = this.tracer.startSpan("podium.v1.InstanceService/SendMessage", { parent: trace.context, kind: SpanKind.CLIENT, ...(attributes ? { attributes } : {}) });
     const headers = call.context ? traceHeaders(call.context) : {};
-    return inRpcSpan(call, "client", () => coordinator.instances.sendMessage({ instanceId, content, multitaskStrategy }, { signal, headers }));
+    return inRpcSpan(call, "client", () => coordinator.sendMessage({ instanceId, content, multitaskStrategy }, { headers, ...(signal ? { signal } : {}) }));
   }
 
   async cancelTurn(instanceId: string, turn: bigint, signal?: AbortSignal): Promise<{ cancelled: boolean; turn: bigint }> {

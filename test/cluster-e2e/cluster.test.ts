@@ -288,25 +288,28 @@ describe("a cluster of separate processes: 2 gateways, 3 coordinators, Valkey, S
     }
   }, 60_000);
 
-  it("Valkey stopped: clear 503 UNAVAILABLE, nothing crashes; restarted (empty): registrations come back and requests recover by themselves", async () => {
+  it("Valkey stopped: clear 503 UNAVAILABLE for what needs discovery, instances a gateway knows keep working, nothing crashes; restarted (empty): registrations come back and requests recover by themselves", async () => {
     const survivor = cluster.coordinators.find((c) => c.alive) as PodiumProcess;
     const live = await create("echo-ts:1.0.0", B);
     expect(live.coordinator_id).toBe(survivor.id);
     const ws = await cluster.connect(A, String(live.instance_id));
+    // Created through B and never looked up through A: A must ask Valkey where it is.
+    const unseen = await create("echo-py:1.0.0", B);
 
     await cluster.redis.pause();
     const downAt = Date.now();
     const down = await Promise.all([
       cluster.api(B, "POST", "/api/v1/instances", { deployment_id: "echo-ts:1.0.0" }),
-      cluster.api(A, "GET", `/api/v1/instances/${String(live.instance_id)}`),
+      cluster.api(A, "GET", `/api/v1/instances/${String(unseen.instance_id)}`),
       cluster.api(A, "GET", "/api/v1/instances"),
     ]);
     console.log(`Valkey down: 3 REST calls answered 503 within ${Date.now() - downAt} ms`);
     for (const r of down) expect(r).toMatchObject({ status: 503, json: { error: { code: "unavailable", message: expect.stringMatching(/Valkey/) } } });
-    // An open socket stays open; what needs discovery fails with an error frame, not a hang or a close.
-    ws.send({ type: "process_message", content: { text: "during the outage" } });
-    const frame = await ws.waitFor((f) => f.type === "error");
-    expect(frame).toMatchObject({ error: { code: "unavailable" } });
+    // An instance never moves, so a gateway that located it keeps reaching it without Valkey: its open
+    // socket goes on working, and so do its REST calls there.
+    expect(await cluster.api(A, "GET", `/api/v1/instances/${String(live.instance_id)}`)).toMatchObject({ status: 200, json: { status: "ready" } });
+    ws.send({ type: "process_message", content: { text: "during the blackout" } });
+    await ws.waitFor((f) => textOf(f) === "blackout", 20_000);
     await sleep(1500); // several failed heartbeats and refreshes
     expect(cluster.gateways.every((g) => g.alive)).toBe(true);
     expect(survivor.alive).toBe(true);

@@ -128,9 +128,13 @@ describe("cluster failures", () => {
     await waitFor(() => directory.members().length === 2, "both coordinators");
     expect((await directory.locateInstance("inst-a")).id).toBe("coord-a");
 
+    await registrations[0]?.recordInstance("inst-unseen", "agent-unseen");
+
     await redis.pause();
     await sleep(100);
-    const locate = await codeOf(directory.locateInstance("inst-a"));
+    // An instance located before goes on being found (it never moves); an instance never located needs Valkey.
+    expect((await directory.locateInstance("inst-a")).id).toBe("coord-a");
+    const locate = await codeOf(directory.locateInstance("inst-unseen"));
     const record = await codeOf(directory.recordInstance({ instanceId: "inst-z", agentId: "agent-z", coordinatorId: "coord-a" }));
     console.log(`Valkey down: locateInstance -> ${locate.code} in ${locate.ms} ms ("${locate.message}"); recordInstance -> ${record.code} in ${record.ms} ms`);
     expect(locate.code).toBe("Unavailable");

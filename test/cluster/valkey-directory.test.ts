@@ -167,11 +167,15 @@ describe("ValkeyCoordinatorDirectory + CoordinatorRegistration", () => {
     await expectCode(c.directory.locateInstance("inst-nope"), Code.NotFound, /unknown instance inst-nope/);
     await expectCode(c.directory.locateAgent("agent-nope"), Code.NotFound, /unknown agent agent-nope/);
 
-    // An ended instance stays visible for its retention, then is unknown; the agent mapping stays.
+    // An ended instance stays visible for its retention, then is unknown to a gateway that never located
+    // it; one that did keeps asking its coordinator (an instance never moves), which answers for it.
+    await a.registration.recordInstance("inst-3", "agent-3");
     await a.registration.forgetInstance("inst-1", 300);
+    await a.registration.forgetInstance("inst-3", 300);
     expect((await c.directory.locateInstance("inst-1")).id).toBe("coord-a");
     await sleep(400);
-    await expectCode(c.directory.locateInstance("inst-1"), Code.NotFound, /unknown instance/);
+    expect((await c.directory.locateInstance("inst-1")).id).toBe("coord-a");
+    await expectCode(c.directory.locateInstance("inst-3"), Code.NotFound, /unknown instance inst-3/);
     expect((await c.directory.locateAgent("agent-1")).id).toBe("coord-a");
 
     // Clients are created once per coordinator and reused.
