@@ -5,14 +5,18 @@
  * Connect's per-call machinery (measured: a unary call across two processes 1.3 ms p50 and ~1 ms of CPU
  * on each side, a message on an open stream 0.16 ms and ~0.11 ms).
  *
- * - The stream opens at the first message and stays open; when it ends or breaks, the messages waiting
- *   for an answer fail as a unary call cut by the same failure would (the coordinator may or may not
- *   have them), and the next message opens a new stream.
+ * - The stream opens at the first message and stays open; when it breaks, the messages waiting for an
+ *   answer fail as a unary call cut by the same failure would (the coordinator may or may not have them);
+ *   when the coordinator ends it (shutting down), those it did not answer were not handled, and fail as
+ *   refused (call-failure.ts). The next message opens a new stream.
  * - An answered error is the coordinator's answer (a `grpc-status` in its metadata, as over gRPC), so
  *   the circuit breaker and the create's retry logic (call-failure.ts) tell it from a broken connection.
  * - A caller's abort fails its message at once with CANCELED and tells the coordinator (`cancel`).
+ * - A large message (more than STREAM_MAX_CONTENT_BYTES of content, estimated) goes as a unary call, so
+ *   that no message waits behind another's transfer and parse on the shared stream.
  * - A coordinator that does not know the method (an older version: UNIMPLEMENTED before any answer)
- *   gets this message and every later one as unary SendMessage calls.
+ *   gets this message and later ones as unary SendMessage calls; the stream is tried again after a minute
+ *   (the coordinator may have been upgraded in place).
  */
 import { Code, ConnectError, type CallOptions, type Client } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -20,6 +24,13 @@ import type { CoordinatorService, SendMessagesRequestSchema, SendMessagesRespons
 import type { SendMessageResponse } from "../../gen/podium/v1/instance_service_pb.js";
 import type { SendMessageCall, SendMessageInit } from "../gateway/coordinator-directory.js";
 import { AsyncQueue } from "../shared/async-queue.js";
+import { NOT_HANDLED_HEADER } from "../gateway/call-failure.js";
+import type { Json } from "../shared/json.js";
+
+/** Messages whose content is larger than this (estimated: close to its protobuf size) go as unary calls. */
+export const STREAM_MAX_CONTENT_BYTES = 64 * 1024;
+/** How long a coordinator without the stream gets unary calls before the stream is tried again. */
+const UNSUPPORTED_RETRY_MS = 60_000;
 
 interface Waiting {
   resolve(value: SendMessageResponse | Promise<SendMessageResponse>): void;
@@ -38,7 +49,8 @@ interface OpenStream {
 export class MessageStreamClient {
   private stream: OpenStream | undefined;
   private nextId = 1n;
-  private unsupported = false;
+  /** Until when the coordinator gets unary calls (it answered UNIMPLEMENTED). */
+  private unsupportedUntil = 0;
   private readonly closed = new AbortController();
 
   constructor(
@@ -53,7 +65,11 @@ export class MessageStreamClient {
   }
 
   readonly send: SendMessageCall = (req, options) => {
-    if (this.unsupported) return this.unary(req, options);
+    if (this.unsupportedUntil > 0) {
+      if (Date.now() < this.unsupportedUntil) return this.unary(req, options);
+      this.unsupportedUntil = 0;
+    }
+    if (req.content !== undefined && exceeds(req.content, STREAM_MAX_CONTENT_BYTES)) return this.unary(req, options);
     if (this.closed.signal.aborted) return Promise.reject(new ConnectError("the connection to the coordinator is closed", Code.Unavailable));
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal));
@@ -93,7 +109,10 @@ export class MessageStreamClient {
         answered = true;
         settle(stream.waiting, answer);
       }
-      failure = new ConnectError("the coordinator ended the message stream", Code.Unavailable);
+      // It ends its stream only once every message it took is answered: the rest were never handled.
+      failure = new ConnectError("the coordinator ended the message stream before handling this message (it is shutting down)", Code.Unavailable, {
+        [NOT_HANDLED_HEADER]: "1",
+      });
     } catch (err) {
       failure = this.closed.signal.aborted ? this.closed.signal.reason : err;
     }
@@ -102,7 +121,7 @@ export class MessageStreamClient {
     const waiting = [...stream.waiting.values()];
     stream.waiting.clear();
     if (!answered && ConnectError.from(failure).code === Code.Unimplemented) {
-      this.unsupported = true;
+      this.unsupportedUntil = Date.now() + UNSUPPORTED_RETRY_MS;
       for (const w of waiting) {
         w.detach();
         w.resolve(this.unary(w.req, w.options));
@@ -145,4 +164,26 @@ function headerRecord(headers: CallOptions["headers"]): Record<string, string> {
     record[key] = value;
   });
   return record;
+}
+
+/** Whether `value` written as JSON would take more than `limit` bytes (estimated; stops counting at the limit). */
+export function exceeds(value: Json, limit: number): boolean {
+  let size = 0;
+  const stack: Json[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop() as Json;
+    if (typeof item === "string") size += item.length + 2;
+    else if (item === null || typeof item !== "object") size += 8;
+    else if (Array.isArray(item)) {
+      size += 2 + item.length;
+      for (const element of item) stack.push(element);
+    } else {
+      for (const key in item) {
+        size += key.length + 4;
+        stack.push(item[key] as Json);
+      }
+    }
+    if (size > limit) return true;
+  }
+  return false;
 }

@@ -151,19 +151,23 @@ export class ValkeyCoordinatorDirectory implements CoordinatorDirectory {
   }
 
   /**
-   * An instance never moves: the coordinator that started it is where it lives until it ends. So its
-   * coordinator's id is looked up in Valkey once and then kept (`located`, bounded), and a message costs
-   * no Valkey round trip; whether that coordinator is still alive is checked every time, in memory.
+   * An instance stays on the coordinator that runs it, so its coordinator's id is looked up in Valkey once and
+   * then kept (`located`, bounded), and a message costs no Valkey round trip while that coordinator is a
+   * member (checked every time, in memory). When it no longer is (gone, or restarted under a new id that
+   * restored the instance and re-registered it), the entry is dropped and Valkey read again.
    */
   async locateInstance(instanceId: string, signal?: AbortSignal): Promise<CoordinatorClients> {
     this.checkOpen(signal);
     const known = this.located.get(instanceId);
-    const coordinatorId = known ?? (await this.lookUpInstance(instanceId));
-    const clients = await this.liveCoordinator(coordinatorId, `instance ${instanceId} was on coordinator ${coordinatorId}, which is gone (no heartbeat); the instance has ended`);
-    if (known === undefined) {
-      if (this.located.size >= LOCATED_MAX) this.located.delete(this.located.keys().next().value as string);
-      this.located.set(instanceId, coordinatorId);
+    if (known !== undefined) {
+      const member = this.membership.get(known);
+      if (member) return this.clientsFor(member);
+      this.located.delete(instanceId);
     }
+    const coordinatorId = await this.lookUpInstance(instanceId);
+    const clients = await this.liveCoordinator(coordinatorId, `instance ${instanceId} was on coordinator ${coordinatorId}, which is gone (no heartbeat); the instance has ended`);
+    if (this.located.size >= LOCATED_MAX) this.located.delete(this.located.keys().next().value as string);
+    this.located.set(instanceId, coordinatorId);
     return clients;
   }
 

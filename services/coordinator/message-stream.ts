@@ -6,14 +6,16 @@
  * client reach the agent in order as before.
  *
  * A `cancel` aborts a message's handling as a cancelled call would; so does the stream's end (the
- * gateway went away). When the coordinator shuts down (`closing`), the stream takes no more requests,
- * answers the messages being handled and ends: the gateway opens a new stream for its next message.
+ * gateway went away). When the coordinator shuts down (`closing`), the stream handles no more requests,
+ * answers the messages being handled and ends: the gateway knows the rest were not handled, and opens a
+ * new stream for its next message.
  */
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { InstanceService, type SendMessageRequest, type SendMessageResponseSchema } from "../../gen/podium/v1/instance_service_pb.js";
 import type { CallErrorSchema, SendMessagesRequest, SendMessagesResponseSchema } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { AsyncQueue } from "../shared/async-queue.js";
+import { RETRY_AFTER_HEADER } from "../shared/errors.js";
 
 type SendMessageAnswer = MessageInitShape<typeof SendMessageResponseSchema>;
 type StreamAnswer = MessageInitShape<typeof SendMessagesResponseSchema>;
@@ -25,7 +27,7 @@ export type CallInfo = Pick<HandlerContext, "service" | "method" | "protocolName
 export type SendOne = (req: SendMessageRequest, call: CallInfo, signal: AbortSignal | undefined) => Promise<SendMessageAnswer>;
 
 /** Most messages one stream may have in handling at once; more is a caller that does not wait for answers. */
-export const MAX_IN_FLIGHT = 10_000;
+export const MAX_IN_FLIGHT = 65_536;
 
 const NO_HEADERS = new Headers();
 
@@ -64,7 +66,13 @@ export function sendMessagesHandler(send: SendOne, closing: AbortSignal) {
       const refuse = (message: string, code: Code): void => answers.push({ id, result: { case: "error", value: { code, message } } });
       if (kind.case !== "message") return refuse("message is required", Code.InvalidArgument);
       if (inFlight.has(id)) return refuse(`message id ${id} is already being handled on this stream`, Code.InvalidArgument);
-      if (inFlight.size >= MAX_IN_FLIGHT) return refuse(`more than ${MAX_IN_FLIGHT} messages in handling on one stream`, Code.ResourceExhausted);
+      if (inFlight.size >= MAX_IN_FLIGHT) {
+        answers.push({
+          id,
+          result: { case: "error", value: { code: Code.ResourceExhausted, message: `more than ${MAX_IN_FLIGHT} messages in handling on one stream`, metadata: { [RETRY_AFTER_HEADER]: "1" } } },
+        });
+        return;
+      }
       const controller = new AbortController();
       inFlight.set(id, controller);
       const requestHeader = Object.keys(req.headers).length > 0 ? new Headers(req.headers) : NO_HEADERS;

@@ -20,6 +20,7 @@
  * Only failures of the connection count (call-failure.ts): an error the coordinator answered (NOT_FOUND,
  * RESOURCE_EXHAUSTED, a stream it refused, …) is an answer, and so is the caller's own cancellation.
  */
+import { setMaxListeners } from "node:events";
 import CircuitBreaker from "opossum";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { callFailure, CIRCUIT_OPEN_HEADER } from "./call-failure.js";
@@ -61,7 +62,7 @@ export class CoordinatorBreaker {
   private readonly logger: Logger;
   private consecutive = 0;
   /** Aborted when a half-open probe gets no answer: unary calls still waiting are cut with it. Renewed on close. */
-  private cut = new AbortController();
+  private cut = cutController();
   /** Start times of calls waiting for their first answer. */
   private readonly waiting = new Set<{ since: number }>();
   private lastAnswerAt = Date.now();
@@ -101,7 +102,7 @@ export class CoordinatorBreaker {
     });
     this.breaker.on("close", () => {
       this.consecutive = 0;
-      this.cut = new AbortController();
+      this.cut = cutController();
       this.logger.info("coordinator circuit closed: it answers again", { coordinator_id: this.coordinatorId });
       this.deps.onStateChange?.("closed");
     });
@@ -257,6 +258,16 @@ export class CoordinatorBreaker {
 function isConnectionFailure(error: unknown): boolean {
   const failure = callFailure(error);
   return failure === "not_sent" || failure === "no_answer";
+}
+
+/**
+ * The breaker's cut of waiting calls: one listener per call waiting on it (a message with no caller's signal
+ * listens on it directly), so a busy coordinator has many; not a leak.
+ */
+function cutController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
 
 function isOpenBreakerError(error: unknown): boolean {

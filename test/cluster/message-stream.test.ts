@@ -11,7 +11,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { CoordinatorService } from "../../gen/podium/v1/coordinator_service_pb.js";
 import { InstanceService, type SendMessageRequest } from "../../gen/podium/v1/instance_service_pb.js";
 import { sendMessagesHandler, type SendOne } from "../../services/coordinator/message-stream.js";
-import { MessageStreamClient } from "../../services/cluster/message-stream-client.js";
+import { exceeds, MessageStreamClient, STREAM_MAX_CONTENT_BYTES } from "../../services/cluster/message-stream-client.js";
 import { callFailure } from "../../services/gateway/call-failure.js";
 import { RETRY_AFTER_HEADER } from "../../services/shared/errors.js";
 import { startTestServer, type TestServer } from "../grpc/grpc-test-server.js";
@@ -134,10 +134,11 @@ describe("the gateway's message stream", () => {
     closing.abort();
     release();
     await expect(held).resolves.toMatchObject({ seq: 5n });
-    // A stream opened after the coordinator began closing ends at once: the message fails, it never hangs.
+    // A stream opened after the coordinator began closing ends at once: the message fails, it never hangs,
+    // and the gateway knows it was not handled (not held against the coordinator's circuit).
     const error = ConnectError.from(await client.send({ instanceId: "late" }).catch((e: unknown) => e));
     expect(error.code).toBe(Code.Unavailable);
-    expect(callFailure(error)).toBe("no_answer");
+    expect(callFailure(error)).toBe("refused");
   });
 
   it("fails the messages in flight when the connection breaks, and opens a new stream for the next", async () => {
@@ -163,6 +164,18 @@ describe("the gateway's message stream", () => {
     expect(answers.map((a) => a.seq)).toEqual([1n, 2n]);
     await expect(client.send({ instanceId: "ccc" })).resolves.toMatchObject({ seq: 3n });
     expect(unaryCalls.map((r) => r.instanceId).sort()).toEqual(["a", "bb", "ccc"]);
+  });
+
+  it("sends a large message as a unary call, so that no message waits behind its transfer on the stream", async () => {
+    const { client, unaryCalls } = await setUp(async (req) => ({ seq: BigInt(String(req.content?.text ?? "").length) }));
+    const large = "x".repeat(STREAM_MAX_CONTENT_BYTES + 1);
+    const [big, small] = await Promise.all([client.send({ instanceId: "i1", content: { text: large } }), client.send({ instanceId: "i2", content: { text: "hi" } })]);
+    expect([big.seq, small.seq]).toEqual([BigInt(large.length), 2n]);
+    expect(unaryCalls.map((r) => r.instanceId)).toEqual(["i1"]);
+    // The estimate counts what the content holds, nested and in arrays (a number is ~9 bytes of protobuf).
+    expect(exceeds({ a: [1, 2, 3], b: { c: "de" } }, 100)).toBe(false);
+    expect(exceeds({ numbers: Array.from({ length: 8000 }, (_, i) => i) }, STREAM_MAX_CONTENT_BYTES)).toBe(true);
+    expect(exceeds({ deep: [[[["x".repeat(70_000)]]]] }, STREAM_MAX_CONTENT_BYTES)).toBe(true);
   });
 
   it("refuses a message without content and a duplicate id with INVALID_ARGUMENT, on the same stream", async () => {

@@ -196,6 +196,20 @@ describe("ValkeyCoordinatorDirectory + CoordinatorRegistration", () => {
     await expectCode(c.directory.place(), Code.Unavailable, /no coordinator is registered/);
   });
 
+  it("a located instance that its coordinator, restarted under a new id, restored is found there (the kept location is read again)", async () => {
+    const c = cluster({ refreshMs: 200 });
+    const old = await c.register("coord-old");
+    await waitFor(() => c.ids().length === 1, "coord-old");
+    await old.registration.recordInstance("inst-r", "agent-r");
+    expect((await c.directory.locateInstance("inst-r")).id).toBe("coord-old");
+    // Same data directory, new (default: random) id: the restored instance is registered again, under the new id.
+    await old.registration.stop();
+    const restarted = await c.register("coord-new");
+    await restarted.registration.recordInstance("inst-r", "agent-r");
+    await waitFor(() => c.ids().join() === "coord-new", "coord-old to leave and coord-new to join");
+    expect((await c.directory.locateInstance("inst-r")).id).toBe("coord-new");
+  });
+
   it("follows liveInstances(): new instances are recorded, vanished ones forgotten", async () => {
     const c = cluster();
     const live = new Map<string, string>([["inst-l1", "agent-l1"]]);
