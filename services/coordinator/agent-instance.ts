@@ -152,6 +152,7 @@ export class AgentInstance {
 
   /** Idle for a while: its databases give their page caches back (AgentStore.releaseMemory, Chronicle's too). */
   releaseMemory(): void {
+    this.body?.store.checkpointSoon(true);
     this.body?.store.releaseMemory();
     this.body?.workspaceCapture?.releaseMemory?.();
   }
@@ -527,6 +528,7 @@ export class AgentInstance {
   /** The turn's end was recorded: its trace ends, and the next turn starts (`next`). */
   private turnRecorded(current: RunningTurn, next = true): void {
     current.trace?.ended(current.done?.error ?? current.interrupted);
+    this.body?.store.checkpointSoon();
     this.current = undefined;
     if (this.status === "busy") this.status = "ready";
     if (next) this.pump();

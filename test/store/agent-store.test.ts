@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
-import { AgentStore, LOGS_DB, MESSAGES_DB, STATE_DB } from "../../services/coordinator/store/agent-store.js";
+import { AgentStore, CHECKPOINT_EVERY_TURNS, LOGS_DB, MESSAGES_DB, STATE_DB } from "../../services/coordinator/store/agent-store.js";
 import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS, migrate, schemaVersion, type Migration } from "../../services/coordinator/store/migrations.js";
 import { openDatabase } from "../../services/coordinator/store/sqlite.js";
 import { makeTempDir, removeTempDir } from "./temp-dir.js";
@@ -20,6 +20,14 @@ function inspect<T>(file: string, read: (db: Database.Database) => T): T {
     return read(db);
   } finally {
     db.close();
+  }
+}
+
+async function waitUntil(done: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -129,6 +137,40 @@ describe("AgentStore", () => {
     reading.return?.(undefined);
     store.close();
     expect(() => store.releaseMemory()).not.toThrow();
+  });
+
+  it("checkpoints its WALs on the snapshot thread every CHECKPOINT_EVERY_TURNS turns and when idle: commits never do, every row stays", async () => {
+    const store = AgentStore.open({ dir });
+    // The WAL index (-shm, native byte order): frames in the WAL (mxFrame) and frames copied back into the main
+    // file (nBackfill). Read from the file, so that looking takes no checkpoint of its own.
+    const wal = (file: string): { frames: number; backfilled: number } => {
+      const shm = fs.readFileSync(path.join(dir, `${file}-shm`));
+      return { frames: shm.readUInt32LE(16), backfilled: shm.readUInt32LE(96) };
+    };
+    const backfilled = (file: string): boolean => wal(file).frames > 0 && wal(file).backfilled === wal(file).frames;
+    const turn = (n: number): void => {
+      store.messages.appendMany([{ direction: "inbound", instanceId: "i", turn: n, messageType: "message", content: { text: "x".repeat(40_000) }, timestamp: n }]);
+      store.state.apply([{ op: "add", path: `/t${n}`, value: n }], { instanceId: "i", turn: n });
+      store.checkpointSoon();
+    };
+    try {
+      for (let n = 1; n < CHECKPOINT_EVERY_TURNS; n++) turn(n);
+      expect(wal(MESSAGES_DB).frames).toBeGreaterThan(CHECKPOINT_EVERY_TURNS - 1);
+      expect(wal(MESSAGES_DB).backfilled).toBe(0); // no commit checkpointed inline
+      turn(CHECKPOINT_EVERY_TURNS);
+      await waitUntil(() => backfilled(MESSAGES_DB) && backfilled(STATE_DB));
+      turn(CHECKPOINT_EVERY_TURNS + 1); // starts the WAL over
+      expect(backfilled(MESSAGES_DB)).toBe(false);
+      store.checkpointSoon(true); // idle: what the last turn wrote is checkpointed too
+      await waitUntil(() => backfilled(MESSAGES_DB));
+      expect(store.messages.lastSeq()).toBe(CHECKPOINT_EVERY_TURNS + 1);
+      expect(Object.keys(store.state.current().state as object)).toHaveLength(CHECKPOINT_EVERY_TURNS + 1);
+    } finally {
+      store.close();
+    }
+    const again = AgentStore.open({ dir });
+    expect(again.messages.lastSeq()).toBe(CHECKPOINT_EVERY_TURNS + 1);
+    again.close();
   });
 
   it("refuses a file that is not a database with DataLoss, and closes what it opened", () => {

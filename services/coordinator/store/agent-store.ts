@@ -10,7 +10,8 @@ import { LogStore } from "./log-store.js";
 import { MessageLog } from "./message-log.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS } from "./migrations.js";
-import { openDatabase, type SqliteDatabase } from "./sqlite.js";
+import { AGENT_WAL_AUTOCHECKPOINT_PAGES, AGENT_PAGE_CACHE_PAGES, openDatabase, type SqliteDatabase } from "./sqlite.js";
+import { SnapshotThread } from "./snapshot-thread.js";
 import { StateStore, type StateStoreOptions } from "./state-store.js";
 
 export const MESSAGES_DB = "messages.db";
@@ -22,6 +23,8 @@ export const LOGS_DB = "logs.db";
  * (~7 µs per turn).
  */
 export const IDLE_MEMORY_RELEASE_MS = 1000;
+/** A live agent's WALs are checkpointed in the background after this many turns (and when it goes idle). */
+export const CHECKPOINT_EVERY_TURNS = 32;
 
 export interface AgentStoreOptions {
   /** The agent's directory; created when missing. */
@@ -73,6 +76,9 @@ export function compileAgentStoreOptions(options: AgentStoreOptions): CompiledAg
 
 export class AgentStore {
   private closed = false;
+  /** Turns since the last background checkpoint was asked for. */
+  private turnsSinceCheckpoint = 0;
+  private checkpointing = false;
 
   private constructor(
     readonly dir: string,
@@ -106,7 +112,7 @@ export class AgentStore {
     fs.mkdirSync(compiled.dir, { recursive: true });
     const opened: SqliteDatabase[] = [];
     const open = (name: string, migrations: Parameters<typeof openDatabase>[1]): SqliteDatabase => {
-      const db = openDatabase(path.join(compiled.dir, name), migrations);
+      const db = openDatabase(path.join(compiled.dir, name), migrations, AGENT_PAGE_CACHE_PAGES, AGENT_WAL_AUTOCHECKPOINT_PAGES);
       opened.push(db);
       return db;
     };
@@ -145,6 +151,24 @@ export class AgentStore {
         // busy (an iterator is open on it) or closed: nothing to release now
       }
     }
+  }
+
+  /**
+   * A turn's writes are committed: every CHECKPOINT_EVERY_TURNS turns the three WALs are checkpointed on the
+   * snapshot thread (PASSIVE, through connections of its own), so no commit on the event loop pays for one.
+   * `idle`: the agent went idle; checkpoint what its turns since the last one wrote.
+   */
+  checkpointSoon(idle = false): void {
+    if (!idle) this.turnsSinceCheckpoint++;
+    if (this.closed || this.checkpointing || this.turnsSinceCheckpoint === 0 || (!idle && this.turnsSinceCheckpoint < CHECKPOINT_EVERY_TURNS)) return;
+    this.turnsSinceCheckpoint = 0;
+    this.checkpointing = true;
+    SnapshotThread.acquire()
+      .checkpoint(this.databases.map((db) => db.name))
+      .catch(() => undefined) // a later one (or the backstop, or the close's) does it
+      .finally(() => {
+        this.checkpointing = false;
+      });
   }
 
   get isClosed(): boolean {

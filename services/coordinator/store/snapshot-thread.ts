@@ -1,6 +1,6 @@
 /**
- * The one snapshot thread of the process: builds and writes state snapshots of large states, and loads them
- * at an agent's start, off the main thread. Serializing and compressing a 50 MiB state takes ~1 s of CPU, and
+ * The one snapshot thread of the process: builds and writes state snapshots of large states, loads them
+ * at an agent's start, and checkpoints agents' write-ahead logs, off the main thread. Serializing and compressing a 50 MiB state takes ~1 s of CPU, and
  * decoding and parsing it again about as much; on the main thread that stalled every agent of the
  * coordinator. The thread is started on first use and never holds the process open: a
  * process that ends with a build in flight loses only that snapshot (the patches it covers are stored).
@@ -14,7 +14,7 @@ import type { DropJob, WriteJob, WrittenSnapshot } from "./snapshot-write.js";
 type Result = LoadedState | WrittenSnapshot | number | undefined;
 type Reply = { id: number; result: Result } | { id: number; error: string };
 type Waiter = { resolve(result: Result): void; reject(err: Error): void };
-export type SnapshotRequest = { write: WriteJob } | { drop: DropJob } | { load: LoadJob };
+export type SnapshotRequest = { write: WriteJob } | { drop: DropJob } | { load: LoadJob } | { checkpoint: string[] };
 
 export class SnapshotThread {
   private static current: SnapshotThread | undefined;
@@ -57,6 +57,11 @@ export class SnapshotThread {
   /** Removes the chunks of snapshots that are gone from `job.file`; resolves to how many. */
   drop(job: DropJob): Promise<number> {
     return this.run({ drop: job }, undefined) as Promise<number>;
+  }
+
+  /** PASSIVE checkpoints of these databases' WALs (sqlite.ts checkpointFile); resolves to the frames checkpointed. */
+  checkpoint(files: string[]): Promise<number> {
+    return this.run({ checkpoint: files }, undefined) as Promise<number>;
   }
 
   /** Loads the state `job` describes (snapshot + patches) and plans it in pieces for the main thread. */

@@ -29,8 +29,19 @@ export const PAGE_CACHE_KIB = 2048;
  */
 export const AGENT_PAGE_CACHE_PAGES = 8;
 
-/** `cacheSize` is PRAGMA cache_size's: pages when positive, KiB when negative. */
-export function openDatabase(file: string, migrations: readonly Migration[], cacheSize = AGENT_PAGE_CACHE_PAGES): SqliteDatabase {
+/**
+ * WAL size (pages) at which a commit on an agent's own connections checkpoints inline: a backstop. Their WAL is
+ * checkpointed by the snapshot thread, off the event loop, every CHECKPOINT_EVERY_TURNS turns and when the
+ * agent goes idle (AgentStore.checkpointSoon). Inline, a checkpoint (copying pages, an fsync) stalled every
+ * agent of the coordinator for 5-9 ms once per ~200 turns of a busy one: SQLite's default is 1000 pages.
+ */
+export const AGENT_WAL_AUTOCHECKPOINT_PAGES = 2000;
+
+/**
+ * `cacheSize` is PRAGMA cache_size's: pages when positive, KiB when negative. `autocheckpointPages`: PRAGMA
+ * wal_autocheckpoint (default: SQLite's, 1000).
+ */
+export function openDatabase(file: string, migrations: readonly Migration[], cacheSize = AGENT_PAGE_CACHE_PAGES, autocheckpointPages?: number): SqliteDatabase {
   let db: SqliteDatabase;
   try {
     db = new Database(file);
@@ -47,11 +58,33 @@ export function openDatabase(file: string, migrations: readonly Migration[], cac
     if (mode !== "wal") throw new ConnectError(`${file}: cannot switch to WAL (journal_mode=${String(mode)})`, Code.Internal);
     db.pragma("synchronous = NORMAL");
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+    if (autocheckpointPages !== undefined) db.pragma(`wal_autocheckpoint = ${autocheckpointPages}`);
     migrate(db, migrations, file);
     return db;
   } catch (err) {
     db.close();
     throw storeError(err, `open ${file}`);
+  }
+}
+
+/**
+ * A PASSIVE checkpoint of `file`'s WAL through a connection of its own (the snapshot thread's): copies what it
+ * can without waiting for the file's other connections, which go on reading and committing meanwhile. Returns
+ * how many of the WAL's frames are in the main file now; 0 when the file is gone or busy with another checkpoint.
+ */
+export function checkpointFile(file: string): number {
+  let db: SqliteDatabase;
+  try {
+    db = new Database(file, { fileMustExist: true });
+  } catch {
+    return 0; // the agent's directory was removed meanwhile
+  }
+  try {
+    db.pragma("busy_timeout = 0");
+    const [row] = db.pragma("wal_checkpoint(PASSIVE)") as { busy: number; log: number; checkpointed: number }[];
+    return Math.max(0, row?.checkpointed ?? 0);
+  } finally {
+    db.close();
   }
 }
 
