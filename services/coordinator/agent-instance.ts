@@ -152,7 +152,6 @@ export class AgentInstance {
 
   /** Idle for a while: its databases give their page caches back (AgentStore.releaseMemory, Chronicle's too). */
   releaseMemory(): void {
-    this.body?.store.checkpointSoon(true);
     this.body?.store.releaseMemory();
     this.body?.workspaceCapture?.releaseMemory?.();
   }

@@ -6,6 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { AgentStore, CHECKPOINT_EVERY_TURNS, LOGS_DB, MESSAGES_DB, STATE_DB } from "../../services/coordinator/store/agent-store.js";
 import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS, migrate, schemaVersion, type Migration } from "../../services/coordinator/store/migrations.js";
 import { openDatabase } from "../../services/coordinator/store/sqlite.js";
+import { readLocalWalPosition } from "../../services/replication/wal-probe.js";
 import { makeTempDir, removeTempDir } from "./temp-dir.js";
 
 const DATABASES = [
@@ -20,14 +21,6 @@ function inspect<T>(file: string, read: (db: Database.Database) => T): T {
     return read(db);
   } finally {
     db.close();
-  }
-}
-
-async function waitUntil(done: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -139,37 +132,45 @@ describe("AgentStore", () => {
     expect(() => store.releaseMemory()).not.toThrow();
   });
 
-  it("checkpoints its WALs on the snapshot thread every CHECKPOINT_EVERY_TURNS turns and when idle: commits never do, every row stays", async () => {
+  it("checkpoints its WALs on the snapshot thread every CHECKPOINT_EVERY_TURNS turns, never inside a commit; every row stays", async () => {
     const store = AgentStore.open({ dir });
-    // The WAL index (-shm, native byte order): frames in the WAL (mxFrame) and frames copied back into the main
-    // file (nBackfill). Read from the file, so that looking takes no checkpoint of its own.
-    const wal = (file: string): { frames: number; backfilled: number } => {
-      const shm = fs.readFileSync(path.join(dir, `${file}-shm`));
-      return { frames: shm.readUInt32LE(16), backfilled: shm.readUInt32LE(96) };
-    };
-    const backfilled = (file: string): boolean => wal(file).frames > 0 && wal(file).backfilled === wal(file).frames;
-    const turn = (n: number): void => {
-      store.messages.appendMany([{ direction: "inbound", instanceId: "i", turn: n, messageType: "message", content: { text: "x".repeat(40_000) }, timestamp: n }]);
+    // Where each WAL ends, read from the -shm through SQLite's own fd (wal-probe.ts): a WAL restarts (new salt,
+    // from frame 0) at the first commit after a checkpoint copied all of it into the main file.
+    const wal = (file: string) => readLocalWalPosition(path.join(dir, file)) ?? { salt: "", frames: 0 };
+    const turn = (n: number): Promise<void> | undefined => {
+      store.messages.appendMany([{ direction: "inbound", instanceId: "i", turn: n, messageType: "message", content: { text: "x".repeat(8_000) }, timestamp: n }]);
       store.state.apply([{ op: "add", path: `/t${n}`, value: n }], { instanceId: "i", turn: n });
-      store.checkpointSoon();
+      return store.checkpointSoon();
     };
     try {
-      for (let n = 1; n < CHECKPOINT_EVERY_TURNS; n++) turn(n);
-      expect(wal(MESSAGES_DB).frames).toBeGreaterThan(CHECKPOINT_EVERY_TURNS - 1);
-      expect(wal(MESSAGES_DB).backfilled).toBe(0); // no commit checkpointed inline
-      turn(CHECKPOINT_EVERY_TURNS);
-      await waitUntil(() => backfilled(MESSAGES_DB) && backfilled(STATE_DB));
-      turn(CHECKPOINT_EVERY_TURNS + 1); // starts the WAL over
-      expect(backfilled(MESSAGES_DB)).toBe(false);
-      store.checkpointSoon(true); // idle: what the last turn wrote is checkpointed too
-      await waitUntil(() => backfilled(MESSAGES_DB));
+      expect(turn(1)).toBeUndefined();
+      const first = { messages: wal(MESSAGES_DB), state: wal(STATE_DB) };
+      for (let n = 2; n < CHECKPOINT_EVERY_TURNS; n++) expect(turn(n)).toBeUndefined();
+      // 31 turns in one WAL each: nothing checkpointed inline (SQLite's own waits for 1000 pages).
+      expect(wal(MESSAGES_DB)).toMatchObject({ salt: first.messages.salt, frames: expect.any(Number) });
+      expect(wal(MESSAGES_DB).frames).toBeGreaterThan(2 * (CHECKPOINT_EVERY_TURNS - 1));
+      expect(wal(STATE_DB).salt).toBe(first.state.salt);
+      const checkpoint = turn(CHECKPOINT_EVERY_TURNS);
+      expect(checkpoint).toBeInstanceOf(Promise);
+      await checkpoint;
+      turn(CHECKPOINT_EVERY_TURNS + 1);
+      for (const [file, before] of [
+        [MESSAGES_DB, first.messages],
+        [STATE_DB, first.state],
+      ] as const) {
+        expect(wal(file).salt).not.toBe(before.salt); // restarted: the thread had copied all of it
+        expect(wal(file).frames).toBeLessThan(10);
+      }
       expect(store.messages.lastSeq()).toBe(CHECKPOINT_EVERY_TURNS + 1);
       expect(Object.keys(store.state.current().state as object)).toHaveLength(CHECKPOINT_EVERY_TURNS + 1);
+      // A checkpoint in flight at close: close waits for it, and still leaves no WAL behind.
+      for (let n = CHECKPOINT_EVERY_TURNS + 2; n <= 2 * CHECKPOINT_EVERY_TURNS; n++) turn(n);
     } finally {
       store.close();
     }
+    expect(fs.readdirSync(dir).sort()).toEqual([LOGS_DB, MESSAGES_DB, STATE_DB]);
     const again = AgentStore.open({ dir });
-    expect(again.messages.lastSeq()).toBe(CHECKPOINT_EVERY_TURNS + 1);
+    expect(again.messages.lastSeq()).toBe(2 * CHECKPOINT_EVERY_TURNS);
     again.close();
   });
 

@@ -10,7 +10,7 @@ import { LogStore } from "./log-store.js";
 import { MessageLog } from "./message-log.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { LOGS_MIGRATIONS, MESSAGES_MIGRATIONS, STATE_MIGRATIONS } from "./migrations.js";
-import { AGENT_WAL_AUTOCHECKPOINT_PAGES, AGENT_PAGE_CACHE_PAGES, openDatabase, type SqliteDatabase } from "./sqlite.js";
+import { checkpointFlags, endCheckpoints, openDatabase, type SqliteDatabase } from "./sqlite.js";
 import { SnapshotThread } from "./snapshot-thread.js";
 import { StateStore, type StateStoreOptions } from "./state-store.js";
 
@@ -23,8 +23,8 @@ export const LOGS_DB = "logs.db";
  * (~7 µs per turn).
  */
 export const IDLE_MEMORY_RELEASE_MS = 1000;
-/** A live agent's WALs are checkpointed in the background after this many turns (and when it goes idle). */
-export const CHECKPOINT_EVERY_TURNS = 32;
+/** A live agent's WALs are checkpointed on the snapshot thread after this many turns. */
+export const CHECKPOINT_EVERY_TURNS = 128;
 
 export interface AgentStoreOptions {
   /** The agent's directory; created when missing. */
@@ -78,7 +78,8 @@ export class AgentStore {
   private closed = false;
   /** Turns since the last background checkpoint was asked for. */
   private turnsSinceCheckpoint = 0;
-  private checkpointing = false;
+  private checkpointing: Promise<void> | undefined;
+  private readonly checkpointFlags = checkpointFlags();
 
   private constructor(
     readonly dir: string,
@@ -112,7 +113,7 @@ export class AgentStore {
     fs.mkdirSync(compiled.dir, { recursive: true });
     const opened: SqliteDatabase[] = [];
     const open = (name: string, migrations: Parameters<typeof openDatabase>[1]): SqliteDatabase => {
-      const db = openDatabase(path.join(compiled.dir, name), migrations, AGENT_PAGE_CACHE_PAGES, AGENT_WAL_AUTOCHECKPOINT_PAGES);
+      const db = openDatabase(path.join(compiled.dir, name), migrations);
       opened.push(db);
       return db;
     };
@@ -154,21 +155,26 @@ export class AgentStore {
   }
 
   /**
-   * A turn's writes are committed: every CHECKPOINT_EVERY_TURNS turns the three WALs are checkpointed on the
-   * snapshot thread (PASSIVE, through connections of its own), so no commit on the event loop pays for one.
-   * `idle`: the agent went idle; checkpoint what its turns since the last one wrote.
+   * A turn's writes are committed. Every CHECKPOINT_EVERY_TURNS turns the three WALs are checkpointed on the
+   * snapshot thread (PASSIVE, through connections of its own), so that a commit on the event loop seldom pays
+   * for one: SQLite's own checkpoint, inside the commit that takes a WAL past 1000 pages (4 MiB), stays as the
+   * backstop of an agent that writes more than that in 128 turns. Returns the checkpoint it started (tests).
    */
-  checkpointSoon(idle = false): void {
-    if (!idle) this.turnsSinceCheckpoint++;
-    if (this.closed || this.checkpointing || this.turnsSinceCheckpoint === 0 || (!idle && this.turnsSinceCheckpoint < CHECKPOINT_EVERY_TURNS)) return;
+  checkpointSoon(): Promise<void> | undefined {
+    this.turnsSinceCheckpoint++;
+    if (this.closed || this.checkpointing || this.turnsSinceCheckpoint < CHECKPOINT_EVERY_TURNS) return undefined;
     this.turnsSinceCheckpoint = 0;
-    this.checkpointing = true;
-    SnapshotThread.acquire()
-      .checkpoint(this.databases.map((db) => db.name))
-      .catch(() => undefined) // a later one (or the backstop, or the close's) does it
+    const files = this.databases.map((db) => db.name);
+    this.checkpointing = SnapshotThread.acquire()
+      .checkpoint(files, this.checkpointFlags)
+      .then(
+        () => undefined,
+        () => undefined, // the thread failed: a later checkpoint (or SQLite's own, or the close's) does it
+      )
       .finally(() => {
-        this.checkpointing = false;
+        this.checkpointing = undefined;
       });
+    return this.checkpointing;
   }
 
   get isClosed(): boolean {
@@ -179,6 +185,7 @@ export class AgentStore {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    endCheckpoints(this.checkpointFlags);
     let failure: unknown;
     for (const store of [this.messages, this.state, this.logs]) {
       try {

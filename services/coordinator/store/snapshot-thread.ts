@@ -10,11 +10,12 @@ import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../../shared/module-worker.js";
 import type { LoadJob, LoadedState, StoredSnapshot } from "./snapshot-build.js";
 import type { DropJob, WriteJob, WrittenSnapshot } from "./snapshot-write.js";
+import type { CheckpointFlags } from "./sqlite.js";
 
 type Result = LoadedState | WrittenSnapshot | number | undefined;
 type Reply = { id: number; result: Result } | { id: number; error: string };
 type Waiter = { resolve(result: Result): void; reject(err: Error): void };
-export type SnapshotRequest = { write: WriteJob } | { drop: DropJob } | { load: LoadJob } | { checkpoint: string[] };
+export type SnapshotRequest = { write: WriteJob } | { drop: DropJob } | { load: LoadJob } | { checkpoint: { files: string[]; flags: CheckpointFlags } };
 
 export class SnapshotThread {
   private static current: SnapshotThread | undefined;
@@ -59,9 +60,9 @@ export class SnapshotThread {
     return this.run({ drop: job }, undefined) as Promise<number>;
   }
 
-  /** PASSIVE checkpoints of these databases' WALs (sqlite.ts checkpointFile); resolves to the frames checkpointed. */
-  checkpoint(files: string[]): Promise<number> {
-    return this.run({ checkpoint: files }, undefined) as Promise<number>;
+  /** PASSIVE checkpoints of one store's WALs (sqlite.ts checkpointFiles); resolves to the frames in the main files. */
+  checkpoint(files: string[], flags: CheckpointFlags): Promise<number> {
+    return this.run({ checkpoint: { files, flags } }, undefined) as Promise<number>;
   }
 
   /** Loads the state `job` describes (snapshot + patches) and plans it in pieces for the main thread. */

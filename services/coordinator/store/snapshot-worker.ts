@@ -3,7 +3,7 @@ import { parentPort } from "node:worker_threads";
 import { loadState } from "./snapshot-build.js";
 import type { SnapshotRequest } from "./snapshot-thread.js";
 import { dropOldChunks, writeSnapshot } from "./snapshot-write.js";
-import { checkpointFile } from "./sqlite.js";
+import { checkpointFiles } from "./sqlite.js";
 
 parentPort?.on("message", (message: SnapshotRequest & { id: number }) => {
   try {
@@ -12,9 +12,7 @@ parentPort?.on("message", (message: SnapshotRequest & { id: number }) => {
     } else if ("drop" in message) {
       parentPort?.postMessage({ id: message.id, result: dropOldChunks(message.drop) });
     } else if ("checkpoint" in message) {
-      let frames = 0;
-      for (const file of message.checkpoint) frames += checkpointFile(file);
-      parentPort?.postMessage({ id: message.id, result: frames });
+      parentPort?.postMessage({ id: message.id, result: checkpointFiles(message.checkpoint.files, message.checkpoint.flags) });
     } else {
       const loaded = loadState(message.load);
       parentPort?.postMessage({ id: message.id, result: loaded }, [loaded.json.buffer as ArrayBuffer, loaded.plan.text.buffer as ArrayBuffer]);

@@ -29,19 +29,8 @@ export const PAGE_CACHE_KIB = 2048;
  */
 export const AGENT_PAGE_CACHE_PAGES = 8;
 
-/**
- * WAL size (pages) at which a commit on an agent's own connections checkpoints inline: a backstop. Their WAL is
- * checkpointed by the snapshot thread, off the event loop, every CHECKPOINT_EVERY_TURNS turns and when the
- * agent goes idle (AgentStore.checkpointSoon). Inline, a checkpoint (copying pages, an fsync) stalled every
- * agent of the coordinator for 5-9 ms once per ~200 turns of a busy one: SQLite's default is 1000 pages.
- */
-export const AGENT_WAL_AUTOCHECKPOINT_PAGES = 2000;
-
-/**
- * `cacheSize` is PRAGMA cache_size's: pages when positive, KiB when negative. `autocheckpointPages`: PRAGMA
- * wal_autocheckpoint (default: SQLite's, 1000).
- */
-export function openDatabase(file: string, migrations: readonly Migration[], cacheSize = AGENT_PAGE_CACHE_PAGES, autocheckpointPages?: number): SqliteDatabase {
+/** `cacheSize` is PRAGMA cache_size's: pages when positive, KiB when negative. */
+export function openDatabase(file: string, migrations: readonly Migration[], cacheSize = AGENT_PAGE_CACHE_PAGES): SqliteDatabase {
   let db: SqliteDatabase;
   try {
     db = new Database(file);
@@ -58,7 +47,6 @@ export function openDatabase(file: string, migrations: readonly Migration[], cac
     if (mode !== "wal") throw new ConnectError(`${file}: cannot switch to WAL (journal_mode=${String(mode)})`, Code.Internal);
     db.pragma("synchronous = NORMAL");
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
-    if (autocheckpointPages !== undefined) db.pragma(`wal_autocheckpoint = ${autocheckpointPages}`);
     migrate(db, migrations, file);
     return db;
   } catch (err) {
@@ -68,24 +56,60 @@ export function openDatabase(file: string, migrations: readonly Migration[], cac
 }
 
 /**
- * A PASSIVE checkpoint of `file`'s WAL through a connection of its own (the snapshot thread's): copies what it
- * can without waiting for the file's other connections, which go on reading and committing meanwhile. Returns
- * how many of the WAL's frames are in the main file now; 0 when the file is gone or busy with another checkpoint.
+ * What a store and the snapshot thread share about the store's background checkpoints (Atomics on a
+ * SharedArrayBuffer): [closed, busy]. The thread sets `busy` before it opens a file and then checks `closed`;
+ * the store sets `closed` before it closes and then waits while `busy`. So the thread never opens a file of a
+ * closed store, and a store never closes while the thread has one of its files open: `close()` keeps its
+ * promise that the WAL is checkpointed into the main file and gone when it returns.
  */
-export function checkpointFile(file: string): number {
-  let db: SqliteDatabase;
-  try {
-    db = new Database(file, { fileMustExist: true });
-  } catch {
-    return 0; // the agent's directory was removed meanwhile
+export type CheckpointFlags = Int32Array;
+const CLOSED = 0;
+const BUSY = 1;
+/** Longest a store's close waits for a checkpoint in flight (one takes ~2 ms). */
+const CLOSE_WAIT_MS = 1000;
+
+export function checkpointFlags(): CheckpointFlags {
+  return new Int32Array(new SharedArrayBuffer(8));
+}
+
+/**
+ * The snapshot thread's side: a PASSIVE checkpoint of each file's WAL through a connection of its own, which
+ * copies what it can without waiting for the store's connection (it goes on reading and committing
+ * meanwhile). Stops at the store's close. Returns how many WAL frames are in the main files now.
+ */
+export function checkpointFiles(files: readonly string[], flags: CheckpointFlags): number {
+  let frames = 0;
+  for (const file of files) {
+    Atomics.store(flags, BUSY, 1);
+    try {
+      if (Atomics.load(flags, CLOSED) !== 0) break;
+      frames += checkpointFile(file);
+    } catch {
+      // busy or gone: the next checkpoint (or SQLite's own, or the close's) does it
+    } finally {
+      Atomics.store(flags, BUSY, 0);
+      Atomics.notify(flags, BUSY);
+    }
   }
+  return frames;
+}
+
+function checkpointFile(file: string): number {
+  const db = new Database(file, { fileMustExist: true });
   try {
     db.pragma("busy_timeout = 0");
-    const [row] = db.pragma("wal_checkpoint(PASSIVE)") as { busy: number; log: number; checkpointed: number }[];
+    const [row] = db.pragma("wal_checkpoint(PASSIVE)") as { checkpointed: number }[];
     return Math.max(0, row?.checkpointed ?? 0);
   } finally {
     db.close();
   }
+}
+
+/** The store's side, before it closes its connections: no checkpoint starts after this, and one in flight is over. */
+export function endCheckpoints(flags: CheckpointFlags): void {
+  Atomics.store(flags, CLOSED, 1);
+  const deadline = Date.now() + CLOSE_WAIT_MS;
+  while (Atomics.load(flags, BUSY) !== 0 && Date.now() < deadline) Atomics.wait(flags, BUSY, 1, 50);
 }
 
 /**
