@@ -1,9 +1,10 @@
 /**
  * The one snapshot thread of the process: builds and writes state snapshots of large states, loads them
- * at an agent's start, and checkpoints agents' write-ahead logs, off the main thread. Serializing and compressing a 50 MiB state takes ~1 s of CPU, and
- * decoding and parsing it again about as much; on the main thread that stalled every agent of the
- * coordinator. The thread is started on first use and never holds the process open: a
- * process that ends with a build in flight loses only that snapshot (the patches it covers are stored).
+ * at an agent's start, and checkpoints agents' write-ahead logs, off the main thread. Serializing and
+ * compressing a 50 MiB state takes ~1 s of CPU, and decoding and parsing it again about as much; on the
+ * main thread that stalled every agent of the coordinator (and a checkpoint, 5-9 ms, all of them too). The
+ * thread is started on first use and never holds the process open: a process that ends with a build in
+ * flight loses only that snapshot (the patches it covers are stored), or a checkpoint (the WAL keeps it all).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Worker } from "node:worker_threads";
