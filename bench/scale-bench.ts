@@ -5,7 +5,8 @@
  * `PODIUM_BENCH_SCALE=1,10,50,100` chooses the steps (default 1,10,50: a 2-core CI machine);
  * `PODIUM_BENCH_SCALE_RUNTIME=ts` uses echo-ts. Memory is measured right after the turns and again once each
  * instance's idle memory release (IDLE_MEMORY_RELEASE_MS) has run; "added since" is the growth from the previous
- * step (without the one-time costs, such as the shared watch thread); the agents' trees are summed PSS.
+ * step (without the one-time costs, such as the shared watch thread); the agents' trees are summed PSS. The
+ * snapshot thread, which every coordinator starts once some agent had 128 turns, is started before the baseline.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -17,6 +18,8 @@ import type { WebSocket } from "ws";
 import { createDevServer } from "../services/dev/create-dev-server.js";
 import { REPO_ROOT } from "../services/coordinator/runtime-commands.js";
 import { IDLE_MEMORY_RELEASE_MS } from "../services/coordinator/store/agent-store.js";
+import { SnapshotThread } from "../services/coordinator/store/snapshot-thread.js";
+import { checkpointFlags } from "../services/coordinator/store/sqlite.js";
 import { silentLogger } from "../services/shared/logger.js";
 import { printTable, summarize, type BenchResults } from "./bench-util.js";
 import { exchange, openWebSocket } from "./ws-exchange.js";
@@ -87,6 +90,10 @@ export async function runScaleBench(): Promise<BenchResults> {
     // One create and delete first: the bundle cache, the database template and the Python bytecode exist.
     const first = await fetch(`${server.url}/api/v1/instances`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ deployment_id: deployment }) });
     await fetch(`${server.url}/api/v1/instances/${((await first.json()) as { instance_id: string }).instance_id}`, { method: "DELETE" });
+    // The snapshot thread (~18 MiB, once per process) starts at the first background checkpoint of any agent
+    // (every 128 turns): a one-time cost like the watch thread, started before the baseline so that the step in
+    // which some agent reaches its 128th turn does not count it against its instances.
+    await SnapshotThread.acquire().checkpoint([], checkpointFlags());
     await new Promise((resolve) => setTimeout(resolve, 500));
     const base = settled();
     let previous = { live: 0, rss: base.rss };
