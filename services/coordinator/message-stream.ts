@@ -63,15 +63,11 @@ export function sendMessagesHandler(send: SendOne, closing: AbortSignal) {
         inFlight.get(id)?.abort(new ConnectError("the operation was cancelled", Code.Canceled));
         return;
       }
-      const refuse = (message: string, code: Code): void => answers.push({ id, result: { case: "error", value: { code, message } } });
-      if (kind.case !== "message") return refuse("message is required", Code.InvalidArgument);
-      if (inFlight.has(id)) return refuse(`message id ${id} is already being handled on this stream`, Code.InvalidArgument);
+      const refuse = (error: ConnectError): void => answers.push({ id, result: { case: "error", value: callErrorOf(error) } });
+      if (kind.case !== "message") return refuse(new ConnectError("message is required", Code.InvalidArgument));
+      if (inFlight.has(id)) return refuse(new ConnectError(`message id ${id} is already being handled on this stream`, Code.InvalidArgument));
       if (inFlight.size >= MAX_IN_FLIGHT) {
-        answers.push({
-          id,
-          result: { case: "error", value: { code: Code.ResourceExhausted, message: `more than ${MAX_IN_FLIGHT} messages in handling on one stream`, metadata: { [RETRY_AFTER_HEADER]: "1" } } },
-        });
-        return;
+        return refuse(new ConnectError(`more than ${MAX_IN_FLIGHT} messages in handling on one stream`, Code.ResourceExhausted, { [RETRY_AFTER_HEADER]: "1" }));
       }
       const controller = new AbortController();
       inFlight.set(id, controller);

@@ -167,10 +167,7 @@ export class AgentStore {
     const files = this.databases.map((db) => db.name);
     this.checkpointing = SnapshotThread.acquire()
       .checkpoint(files, this.checkpointFlags)
-      .then(
-        () => undefined,
-        () => undefined, // the thread failed: a later checkpoint (or SQLite's own, or the close's) does it
-      )
+      .catch(() => undefined) // the thread failed: a later checkpoint (or SQLite's own, or the close's) does it
       .finally(() => {
         this.checkpointing = undefined;
       });

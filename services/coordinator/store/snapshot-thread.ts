@@ -61,9 +61,9 @@ export class SnapshotThread {
     return this.run({ drop: job }, undefined) as Promise<number>;
   }
 
-  /** PASSIVE checkpoints of one store's WALs (sqlite.ts checkpointFiles); resolves to the frames in the main files. */
-  checkpoint(files: string[], flags: CheckpointFlags): Promise<number> {
-    return this.run({ checkpoint: { files, flags } }, undefined) as Promise<number>;
+  /** PASSIVE checkpoints of one store's WALs (sqlite.ts checkpointFiles). */
+  checkpoint(files: string[], flags: CheckpointFlags): Promise<void> {
+    return this.run({ checkpoint: { files, flags } }, undefined) as Promise<void>;
   }
 
   /** Loads the state `job` describes (snapshot + patches) and plans it in pieces for the main thread. */

@@ -12,7 +12,8 @@ parentPort?.on("message", (message: SnapshotRequest & { id: number }) => {
     } else if ("drop" in message) {
       parentPort?.postMessage({ id: message.id, result: dropOldChunks(message.drop) });
     } else if ("checkpoint" in message) {
-      parentPort?.postMessage({ id: message.id, result: checkpointFiles(message.checkpoint.files, message.checkpoint.flags) });
+      checkpointFiles(message.checkpoint.files, message.checkpoint.flags);
+      parentPort?.postMessage({ id: message.id, result: undefined });
     } else {
       const loaded = loadState(message.load);
       parentPort?.postMessage({ id: message.id, result: loaded }, [loaded.json.buffer as ArrayBuffer, loaded.plan.text.buffer as ArrayBuffer]);

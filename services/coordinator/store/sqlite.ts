@@ -75,15 +75,14 @@ export function checkpointFlags(): CheckpointFlags {
 /**
  * The snapshot thread's side: a PASSIVE checkpoint of each file's WAL through a connection of its own, which
  * copies what it can without waiting for the store's connection (it goes on reading and committing
- * meanwhile). Stops at the store's close. Returns how many WAL frames are in the main files now.
+ * meanwhile). Stops at the store's close.
  */
-export function checkpointFiles(files: readonly string[], flags: CheckpointFlags): number {
-  let frames = 0;
+export function checkpointFiles(files: readonly string[], flags: CheckpointFlags): void {
   for (const file of files) {
     Atomics.store(flags, BUSY, 1);
     try {
       if (Atomics.load(flags, CLOSED) !== 0) break;
-      frames += checkpointFile(file);
+      checkpointFile(file);
     } catch {
       // busy or gone: the next checkpoint (or SQLite's own, or the close's) does it
     } finally {
@@ -91,15 +90,13 @@ export function checkpointFiles(files: readonly string[], flags: CheckpointFlags
       Atomics.notify(flags, BUSY);
     }
   }
-  return frames;
 }
 
-function checkpointFile(file: string): number {
+function checkpointFile(file: string): void {
   const db = new Database(file, { fileMustExist: true });
   try {
     db.pragma("busy_timeout = 0");
-    const [row] = db.pragma("wal_checkpoint(PASSIVE)") as { checkpointed: number }[];
-    return Math.max(0, row?.checkpointed ?? 0);
+    db.pragma("wal_checkpoint(PASSIVE)");
   } finally {
     db.close();
   }
