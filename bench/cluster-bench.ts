@@ -20,6 +20,9 @@ import { percentile, printTable, summarize, type BenchResults } from "./bench-ut
 export interface ClusterBenchOptions {
   placements?: number;
   roundTrips?: number;
+  /** Unsampled round trips after the first `roundTrips` (the JIT's warm-up), then `compiledRoundTrips` sampled. */
+  compileRoundTrips?: number;
+  compiledRoundTrips?: number;
   updates?: number;
   /** More environment for the podium processes (e.g. NODE_OPTIONS for profiling). */
   env?: Record<string, string>;
@@ -80,7 +83,8 @@ async function directRoundTrips(coordinator: CoordinatorClients, count: number):
   const stop = new AbortController();
   let onEnd: (() => void) | undefined;
   const consuming = (async () => {
-    for await (const res of coordinator.instances.streamUpdates({ instanceId }, { signal: stop.signal })) {
+    // From the first update: a live-only stream opened while the first message is on its way could miss its stream_end.
+    for await (const res of coordinator.instances.streamUpdates({ instanceId, replayAll: true }, { signal: stop.signal })) {
       if (res.updates.some((u) => u.messageType === "stream_end")) onEnd?.();
     }
   })().catch(() => undefined);
@@ -104,6 +108,8 @@ async function directRoundTrips(coordinator: CoordinatorClients, count: number):
 export async function runClusterBench(options: ClusterBenchOptions = {}): Promise<BenchResults> {
   const placements = options.placements ?? 30;
   const roundTrips = options.roundTrips ?? 300;
+  const compileRoundTrips = options.compileRoundTrips ?? 3000;
+  const compiledRoundTrips = options.compiledRoundTrips ?? 1000;
   const updates = options.updates ?? 50_000;
   const raw = await rawEchoServer();
   const cluster = await startCluster({ coordinators: 1, gateways: 1, ...(options.env ? { env: options.env } : {}) });
@@ -138,7 +144,20 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
     const warm = Math.floor(roundTrips / 10);
     const rawRtt = summarize(rawSamples.slice(warm));
     const podiumRtt = summarize(podiumSamples.slice(warm));
-    const directRtt = summarize((await directRoundTrips(coordinator, roundTrips)).slice(warm));
+    // The same once the processes' code is compiled: V8 optimizes the hot path of the gateway, the coordinator
+    // and this client over the first few thousand round trips (stream-bench measures `podium dev` the same way),
+    // as in a cluster that has been up a while. Unsampled until then.
+    for (let i = 0; i < compileRoundTrips; i++) await exchange(podiumWs, ping, 1, isEnd);
+    const compiledSamples: number[] = [];
+    for (let i = 0; i < compiledRoundTrips; i++) {
+      const start = performance.now();
+      await exchange(podiumWs, ping, 1, isEnd);
+      compiledSamples.push(performance.now() - start);
+    }
+    const compiledRtt = summarize(compiledSamples);
+    const directSamples = await directRoundTrips(coordinator, roundTrips + compileRoundTrips + compiledRoundTrips);
+    const directRtt = summarize(directSamples.slice(warm, roundTrips));
+    const directCompiledRtt = summarize(directSamples.slice(roundTrips + compileRoundTrips));
     const flood = async (ws: WebSocket): Promise<number> => {
       const start = performance.now();
       await exchange(ws, JSON.stringify({ type: "process_message", content: { n: updates } }), updates, isUpdate);
@@ -169,6 +188,9 @@ export async function runClusterBench(options: ClusterBenchOptions = {}): Promis
       "cluster round trip p95 ms": podiumRtt.p95,
       "round trip ratio (cluster / raw; goal <= 2)": podiumRtt.p50 / rawRtt.p50,
       "  same round trip straight to the coordinator (gRPC, the gateway's message stream) p50 ms": directRtt.p50,
+      [`cluster round trip p50 ms after ${compileRoundTrips} more (compiled)`]: compiledRtt.p50,
+      [`cluster round trip p99 ms after ${compileRoundTrips} more (compiled)`]: compiledRtt.p99,
+      [`  straight to the coordinator p50 ms after ${compileRoundTrips} more (compiled)`]: directCompiledRtt.p50,
       "raw ws updates/s": rawRate,
       "cluster updates/s through the gateway (goal >= 50000)": podiumRate,
     };

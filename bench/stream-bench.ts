@@ -55,6 +55,26 @@ async function remoteRtt(url: string, roundTrips: number, warmup = Math.floor(ro
   return { p50: summary.p50, p99: summary.p99, serverCpuMs: (used.user + used.system) / 1000 / samples.length };
 }
 
+/**
+ * FAN_OUT clients of one instance in a process of their own (fan-out-client.ts), one of which starts the
+ * flood: updates/s delivered, with this process doing the server's work only.
+ */
+async function remoteFanOut(url: string, updates: number): Promise<number> {
+  const client = spawn(process.execPath, ["--import", "tsx", path.join(path.dirname(new URL(import.meta.url).pathname), "fan-out-client.ts")], {
+    env: { ...process.env, PODIUM_BENCH_URL: url, PODIUM_BENCH_CLIENTS: String(FAN_OUT), PODIUM_BENCH_UPDATES: String(updates) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  const elapsedMs = await new Promise<number>((resolve, reject) => {
+    client.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.endsWith("\n")) resolve(Number(output));
+    });
+    client.once("exit", (code) => reject(new Error(`fan-out client exited with ${code}`)));
+  });
+  return (FAN_OUT * updates) / (elapsedMs / 1000);
+}
+
 export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promise<BenchResults> {
   const raw = new WebSocketServer({ port: 0, host: "127.0.0.1" });
   raw.on("connection", (socket) =>
@@ -125,7 +145,9 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const podiumRate = await flood(podiumWs);
     const pythonRate = await flood(pythonWs);
     // One agent's flood fanned out to FAN_OUT clients of the same instance (all in this process, so the
-    // clients' own frame handling is in the measurement too).
+    // clients' own frame handling is in the measurement too), one of them starting it. The round-trip
+    // client closes first: it would be one more client.
+    podiumWs.close();
     const fanOutSockets = await Promise.all(Array.from({ length: FAN_OUT }, () => openWebSocket(connectUrl(floodTsId))));
     const fanOutStart = performance.now();
     const allReceived = fanOutSockets.map(
@@ -137,11 +159,11 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
           });
         }),
     );
-    podiumWs.send(JSON.stringify({ type: "process_message", content: { n: updates } }));
+    fanOutSockets[0]?.send(JSON.stringify({ type: "process_message", content: { n: updates } }));
     await Promise.all(allReceived);
     const fanOutRate = (FAN_OUT * updates) / ((performance.now() - fanOutStart) / 1000);
     for (const ws of fanOutSockets) ws.close();
-    podiumWs.close();
+    const remoteFanOutRate = await remoteFanOut(connectUrl(floodTsId), updates);
     pythonWs.close();
     rawWs.close();
     topologyWs.close();
@@ -174,6 +196,7 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
       "updates/s ratio (podium / bare runner topology)": podiumRate / topologyRate,
       "podium updates/s, Python agent": pythonRate,
       [`podium updates/s delivered, one agent fanned out to ${FAN_OUT} clients`]: fanOutRate,
+      [`  the same, the ${FAN_OUT} clients in a process of their own`]: remoteFanOutRate,
     };
   } finally {
     await server.close();

@@ -27,7 +27,9 @@ if (!instance) throw new Error("no instance returned");
 console.log(`created ${instance.instanceId} (agent ${instance.agentId})`);
 
 const controller = new AbortController();
-const stream = instances.streamUpdates({ instanceId: instance.instanceId }, { signal: controller.signal });
+// From the instance's first update: a stream of live updates only, opened while the message is on its way,
+// could start after the reply.
+const stream = instances.streamUpdates({ instanceId: instance.instanceId, replayAll: true }, { signal: controller.signal });
 const sent = instances.sendMessage({ instanceId: instance.instanceId, content: { text } });
 let reply = "";
 try {

@@ -22,7 +22,9 @@ const instances = createClient(InstanceService, transport);
 const { instance } = await instances.createInstance({ deploymentId });
 if (!instance) throw new Error("CreateInstance answered without an instance");
 const controller = new AbortController();
-const stream = instances.streamUpdates({ instanceId: instance.instanceId }, { signal: controller.signal });
+// From the instance's first update: a stream of live updates only, opened while the message is on its way,
+// could start after the reply.
+const stream = instances.streamUpdates({ instanceId: instance.instanceId, replayAll: true }, { signal: controller.signal });
 const sent = instances.sendMessage({ instanceId: instance.instanceId, content: { text } });
 const updates: StreamUpdate[] = [];
 try {
