@@ -361,8 +361,7 @@ export class AgentInstance {
 
   /**
    * Runs of events are persisted in one transaction, then broadcast; other frames keep their order. A turn's end
-   * that needs no wait (finishTurn) is recorded with the events before it: one transaction, one batch for each
-   * subscriber.
+   * that needs no wait (finishTurn) and a patch's `state.delta` join the run: one transaction, one batch each.
    */
   private onFrames(frames: AgentToHost[]): void {
     let run: EventRecord[] = [];
@@ -385,6 +384,10 @@ export class AgentInstance {
         if (ended) this.turnRecorded(ended);
         continue;
       }
+      if (frame.type === "state_patch") {
+        run.push(...this.applyState(frame.ops, frame.turn));
+        continue;
+      }
       if (frame.type !== "event") {
         flush();
         this.onFrame(frame);
@@ -397,7 +400,8 @@ export class AgentInstance {
     flush();
   }
 
-  private onFrame(frame: AgentToHost): void {
+  /** A frame other than the run's (onFrames): a start's, a log line, a request of the agent's. */
+  private onFrame(frame: Exclude<AgentToHost, { type: "event" | "turn_done" | "state_patch" }>): void {
     switch (frame.type) {
       case "ready":
         if (this.starting && !this.starting.readyFrame(frame.protocol)) return;
@@ -409,12 +413,6 @@ export class AgentInstance {
       case "fatal":
         this.journal.log("error", "agent", `agent failed: ${frame.error.message}`, frame.error.stack ? { stack: frame.error.stack } : undefined);
         this.starting?.fail(new ConnectError(`agent failed to start: ${frame.error.message}`, Code.FailedPrecondition));
-        return;
-      case "event":
-      case "turn_done":
-        return; // onFrames handles them
-      case "state_patch":
-        this.applyState(frame.ops, frame.turn);
         return;
       case "log":
         this.journal.log(frame.level, "agent", frame.message, frame.fields);
@@ -428,13 +426,15 @@ export class AgentInstance {
     }
   }
 
-  private applyState(ops: Parameters<AgentStore["state"]["apply"]>[0], turn: number): void {
-    if (ops.length === 0 || !this.writable()) return;
+  /** Applies a patch to state.db; its `state.delta` event to record, none when it changed nothing or was refused. */
+  private applyState(ops: Parameters<AgentStore["state"]["apply"]>[0], turn: number): EventRecord[] {
+    if (ops.length === 0 || !this.writable()) return [];
     try {
-      const row = this.store.state.apply(ops, { instanceId: this.instanceId, turn });
-      this.journal.emit(PlatformEvent.stateDelta, { version: row.version, patch: ops }, turn);
+      const { version } = this.store.state.apply(ops, { instanceId: this.instanceId, turn });
+      return [{ messageType: PlatformEvent.stateDelta, content: { version, patch: ops }, turn }];
     } catch (err) {
       this.journal.log("error", "platform", `rejected state patch: ${errorMessage(err)}`);
+      return [];
     }
   }
 
