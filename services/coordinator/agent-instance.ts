@@ -188,6 +188,7 @@ export class AgentInstance {
       throw err instanceof ConnectError ? err : new ConnectError(`cannot load the agent's state: ${errorMessage(err)}`, Code.ResourceExhausted);
     }
     starting.sendInit(this.process, init, options.beforeInit);
+    if (!options.process && this.writable()) this.store.prime(); // while the runtime starts: the first writes (`woke`, the first turn's) cost what later ones do
     try {
       await starting.wait(options.limits.startTimeoutMs, signal, options.cpuUsageMicros);
       // Ready just as the create was cancelled: no one will know this instance, so it must not run.

@@ -131,10 +131,17 @@ export class AgentStore {
 
   /**
    * Makes each database's first write as cheap as its next ones (~1 ms less each): rewrites its user_version
-   * unchanged, which creates the write-ahead log now. For stores opened ahead of their agent (warm runners).
+   * unchanged, which creates the write-ahead log now: for stores opened ahead of their agent (warm runners), and
+   * while an agent's runtime starts. Best effort: a database that cannot be written fails its next real write.
    */
   prime(): void {
-    for (const db of this.databases) db.pragma(`user_version = ${Number(db.pragma("user_version", { simple: true }))}`);
+    for (const db of this.databases) {
+      try {
+        db.pragma(`user_version = ${Number(db.pragma("user_version", { simple: true }))}`);
+      } catch {
+        // reported by the write that needs it
+      }
+    }
   }
 
   /**
