@@ -14,11 +14,13 @@ const updates = Number(process.env.PODIUM_BENCH_UPDATES ?? 50_000);
 const sockets = await Promise.all(Array.from({ length: clients }, () => openWebSocket(url)));
 const received = sockets.map(
   (ws) =>
-    new Promise<void>((resolve) => {
+    new Promise<void>((resolve, reject) => {
       let seen = 0;
       ws.on("message", (data: Buffer) => {
         if (data.toString().includes('"stream_update"') && ++seen === updates) resolve();
       });
+      // Closed by the server (a client too slow for it, the instance ended): the flood cannot complete.
+      ws.on("close", (code, reason) => reject(new Error(`a client was closed (${code} ${reason.toString()}) after ${seen} of ${updates} updates`)));
     }),
 );
 const start = performance.now();

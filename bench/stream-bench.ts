@@ -152,11 +152,12 @@ export async function runStreamBench(roundTrips = 1000, updates = 50_000): Promi
     const fanOutStart = performance.now();
     const allReceived = fanOutSockets.map(
       (ws) =>
-        new Promise<void>((resolve) => {
+        new Promise<void>((resolve, reject) => {
           let seen = 0;
           ws.on("message", (data: Buffer) => {
             if (isUpdate(data.toString()) && ++seen === updates) resolve();
           });
+          ws.on("close", (code) => reject(new Error(`a fan-out client was closed (${code}) after ${seen} of ${updates} updates`)));
         }),
     );
     fanOutSockets[0]?.send(JSON.stringify({ type: "process_message", content: { n: updates } }));
