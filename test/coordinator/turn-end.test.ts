@@ -1,11 +1,13 @@
 /**
  * A turn's end through the coordinator core (core-harness.ts, fake agent process): when its workspace capture
  * needs no wait, the turn's last events and its end are recorded together and reach a live stream as one batch;
- * when the capture waits for its barrier, the events go first and the end follows. Seqs stay gap-free.
+ * when the capture waits for its barrier, the events go first and the end follows. A state patch's `state.delta`
+ * is recorded in the same transaction as the frames around it. Seqs stay gap-free.
  */
 import { describe, expect, it } from "@jest/globals";
 import type { CaptureOutcome } from "../../services/coordinator/agent-instance-options.js";
 import type { StreamUpdate } from "../../gen/podium/v1/stream_update_pb.js";
+import type { JsonObject } from "../../services/shared/json.js";
 import { type CoreHarness, harnessesPerTest } from "./core-harness.js";
 
 const harness = harnessesPerTest();
@@ -18,7 +20,12 @@ function harnessWithCapture(answers: Answer[]): CoreHarness {
 }
 
 /** Sends an echo turn (so that the stream is live), then `count` events in one turn; the batches of that turn, up to its turn.done. */
-async function floodBatches(h: CoreHarness, instanceId: string, count: number, onFirst?: () => void): Promise<StreamUpdate[][]> {
+function floodBatches(h: CoreHarness, instanceId: string, count: number, onFirst?: () => void): Promise<StreamUpdate[][]> {
+  return turnBatches(h, instanceId, { fake: "flood", count }, onFirst);
+}
+
+/** Sends an echo turn (so that the stream is live), then a turn of `content`; the batches of that turn, up to its turn.done. */
+async function turnBatches(h: CoreHarness, instanceId: string, content: JsonObject, onFirst?: () => void): Promise<StreamUpdate[][]> {
   const abort = new AbortController();
   const batches: StreamUpdate[][] = [];
   const warm = await h.instances.sendMessage({ instanceId, content: { text: "warm" } });
@@ -26,7 +33,7 @@ async function floodBatches(h: CoreHarness, instanceId: string, count: number, o
   try {
     for await (const { updates } of h.instances.streamUpdates({ instanceId, replayAll: true }, { signal: abort.signal })) {
       if (flood === undefined) {
-        if (updates.some((u) => u.messageType === "turn.done" && u.turn === warm.turn)) flood = (await h.instances.sendMessage({ instanceId, content: { fake: "flood", count } })).turn;
+        if (updates.some((u) => u.messageType === "turn.done" && u.turn === warm.turn)) flood = (await h.instances.sendMessage({ instanceId, content })).turn;
         continue;
       }
       batches.push(updates.filter((u) => u.turn === flood));
@@ -69,6 +76,26 @@ describe("a turn's end", () => {
     const batches = await floodBatches(h, instanceId, 5, () => found({ iteration: 1, files: [{ path: "b.txt", change: "modified" }] }));
     expect(types(batches)).toEqual([chunks, ["workspace.changed", "complete", "turn.done"]]);
     expect(gapFree(batches.flat())).toBe(true);
+  });
+
+  it("records a state patch's state.delta in one transaction with the events around it and the turn's end", async () => {
+    const h = harness();
+    const instanceId = await h.create();
+    // Each appendMany is one messages.db transaction: which rows each one recorded.
+    const messages = h.manager.require(instanceId).store.messages;
+    const appendMany = messages.appendMany.bind(messages);
+    const transactions: string[][] = [];
+    messages.appendMany = (rows) => {
+      transactions.push(rows.map((row) => row.messageType));
+      return appendMany(rows);
+    };
+    // The fake agent hands its echo event, a state patch and turn_done over in one batch (a real process's
+    // frame-delivery.ts would hand the patch and what follows it over after the event went out).
+    const updates = (await turnBatches(h, instanceId, { text: "hi" })).flat();
+    expect(updates.map((u) => u.messageType)).toEqual(["echo", "state.delta", "complete", "turn.done"]);
+    expect(updates[1]?.content).toEqual({ version: 3, patch: [{ op: "replace", path: "/count", value: 2 }] });
+    expect(gapFree(updates)).toBe(true);
+    expect(transactions.at(-1)).toEqual(["echo", "state.delta", "complete", "turn.done"]);
   });
 
   it("without a capture, still ends the turn with its last events", async () => {
