@@ -1,8 +1,8 @@
 /**
  * Per-agent disk volumes (services/coordinator/sandbox/agent-volumes.ts) with real loop mounts: a write
  * past the quota fails with ENOSPC while it runs (workspace, HOME and /tmp share the quota), old content
- * moves in, volumes grow, mounts left by a killed coordinator are reused or swept, and links an agent
- * planted are never followed by the root-side work. Needs root and loop devices; skipped otherwise.
+ * moves in, volumes grow, mounts left by a killed coordinator are reused or swept, new volumes take images
+ * formatted ahead, and links an agent planted are never followed by the root-side work. Needs root and loop devices; skipped otherwise.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@jest/globals";
 import { spawn } from "node:child_process";
@@ -170,6 +170,43 @@ run("agent disk volumes (real loop mounts)", () => {
     expect(fs.readFileSync(path.join(second.workspace, "w.txt"), "utf8")).toBe("w\n");
     expect(fs.readFileSync(path.join(second.home, "h.txt"), "utf8")).toBe("h\n");
     expect(fs.readdirSync(second.tmp)).toEqual([]);
+  });
+
+  it("gives a new volume a spare image formatted ahead, each spare once, and never uses what an earlier run left", async () => {
+    const spareDir = path.join(dataDir, "sandbox", "spare-images");
+    fs.mkdirSync(spareDir, { recursive: true });
+    fs.writeFileSync(path.join(spareDir, "spare-1.img"), "half-formatted by a killed coordinator");
+    const withSpares = createAgentVolumes({ logger, mount: { spares: { dir: spareDir, count: 2 } } });
+    const images = () => fs.readdirSync(spareDir).filter((name) => name.endsWith(".img"));
+    try {
+      expect(images()).toEqual([]);
+      // The first new volume is formatted in place; spares of its size are made after it.
+      const first = await open(agentDir(), 32 * MiB, AGENT, withSpares);
+      expect(first.bytes).toBe(32 * MiB);
+      await waitUntil(() => images().length === 2);
+      const spares = new Set(images().map((name) => fs.statSync(path.join(spareDir, name)).ino));
+      const dirs = [agentDir(), agentDir()];
+      const taken = await Promise.all(dirs.map((dir) => open(dir, 32 * MiB, AGENT, withSpares)));
+      // Each took a different spare: its volume.img is that file.
+      const inodes = dirs.map((dir) => fs.statSync(path.join(dir, "volume.img")).ino);
+      expect(new Set(inodes).size).toBe(2);
+      for (const ino of inodes) expect(spares.has(ino)).toBe(true);
+      for (const volume of taken) {
+        expect(volume.bytes).toBe(32 * MiB);
+        for (const target of [volume.workspace, volume.home, volume.tmp]) expect(ownerOf(target)).toEqual(AGENT);
+        expect(fs.readdirSync(volume.workspace)).toEqual([]);
+        expect((await runAs(AGENT, `echo ok > '${volume.workspace}/ok.txt'`)).code).toBe(0);
+        expect((await runAs(AGENT, fill(path.join(volume.tmp, "big"), 64))).stderr).toMatch(/No space left on device/);
+      }
+      // Another quota: made in place, and the spares follow the new size.
+      const other = await open(agentDir(), 16 * MiB, AGENT, withSpares);
+      expect(other.bytes).toBe(16 * MiB);
+      await waitUntil(() => images().length === 2 && images().every((name) => fs.statSync(path.join(spareDir, name)).size === 16 * MiB));
+    } finally {
+      while (opened.length > 0) await opened.pop()?.release();
+      await withSpares.close();
+    }
+    expect(images()).toEqual([]);
   });
 
   it("recreates the volume's own directories when an image lacks them", async () => {

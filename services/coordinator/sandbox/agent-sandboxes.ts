@@ -106,7 +106,8 @@ export class AgentSandboxes {
     if (this.cgroups && this.cgroups.kind === "none") {
       logger.warn(`no cgroups for agents (${this.cgroups.reason}): pids and memory are bounded per process with rlimits, idle CPU is not bounded (docs/security.md)`);
     }
-    this.volumes = options.volumes === false ? undefined : createAgentVolumes({ logger });
+    // New agents' volumes take images formatted ahead from a directory only root reaches (spare-images.ts).
+    this.volumes = options.volumes === false ? undefined : createAgentVolumes({ logger, mount: { spares: { dir: path.join(options.dataDir, "sandbox", "spare-images") } } });
     if (this.volumes && !this.volumes.enforced) {
       logger.warn(`no per-agent disk volumes (${this.volumes.reason}): the workspace quota is checked after each turn only (docs/security.md)`);
     }

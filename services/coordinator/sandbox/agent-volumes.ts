@@ -28,7 +28,8 @@ import type { Logger } from "../../shared/logger.js";
 import { errorMessage } from "../../shared/errors.js";
 import { findTools, TOOL_DIRS, type VolumeTools } from "./ext4-image.js";
 import { mountsUnder, readMountTable } from "./mount-table.js";
-import { growMounted, mountVolume, removeMountPoints, reuseMounted, unmountUnder, volumePaths, type MounterContext, type VolumePaths } from "./volume-mounter.js";
+import { formatNewImage, growMounted, mountVolume, removeMountPoints, reuseMounted, unmountUnder, volumePaths, type MounterContext, type VolumePaths } from "./volume-mounter.js";
+import { DEFAULT_SPARE_IMAGES, SpareImages } from "./spare-images.js";
 import { chownTree, claimDirectory, ownerOf, removeEntries, type Owner } from "./volume-tree.js";
 
 export type { Owner } from "./volume-tree.js";
@@ -95,6 +96,11 @@ export interface AgentVolumesOptions {
     busyRetryMs?: number;
     /** Volumes released with `linger` kept mounted at most (default 64), and for how long (default 30 min). */
     linger?: { count?: number; ms?: number };
+    /**
+     * Images formatted ahead for new volumes (spare-images.ts), in `dir` (emptied at start; on the agents'
+     * filesystem), `count` of them (default DEFAULT_SPARE_IMAGES; 0: none). Without `dir`, none.
+     */
+    spares?: { dir: string; count?: number };
   };
 }
 
@@ -144,6 +150,11 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
   const probed = probe(options.mount);
   const ctx: MounterContext | undefined =
     "tools" in probed ? { tools: probed.tools, logger, bytesPerInode: options.mount?.bytesPerInode ?? 8192, busyRetryMs: options.mount?.busyRetryMs ?? 2000 } : undefined;
+  const spares = options.mount?.spares;
+  if (ctx && spares && (spares.count ?? DEFAULT_SPARE_IMAGES) > 0) {
+    const formatter = { tools: ctx.tools, bytesPerInode: ctx.bytesPerInode };
+    ctx.spares = new SpareImages({ dir: spares.dir, count: spares.count ?? DEFAULT_SPARE_IMAGES, format: (image, bytes, signal) => formatNewImage(formatter, image, bytes, signal), logger });
+  }
   const reason = "reason" in probed ? probed.reason : undefined;
   /** Mounted volumes by real agent dir. */
   const mounted = new Map<string, Entry>();
@@ -367,6 +378,7 @@ export function createAgentVolumes(options: AgentVolumesOptions): AgentVolumes {
 
     async close() {
       closed = true;
+      await ctx?.spares?.close();
       await Promise.all(
         [...mounted].map(([key, entry]) =>
           serial(key, async () => {

@@ -3,7 +3,7 @@
  * `<agentDir>/volume`, with `<agentDir>/workspace` and `<agentDir>/home` bind mounts of `volume/workspace`
  * and `volume/home` (binds inherit nosuid,nodev,noatime), and `volume/tmp` as the agent's /tmp.
  * A mount is one process, `mount -T <agentDir>/volume.fstab -a` (the loop mount and both binds), plus
- * `mkfs.ext4 -d` for a new agent; an unmount is one `sh -c` (fstrim, umount). Checking or growing an
+ * `mkfs.ext4 -d` for a new agent unless a spare image formatted ahead is taken (spare-images.ts); an unmount is one `sh -c` (fstrim, umount). Checking or growing an
  * image and moving old content in add a process each, only when needed.
  * docs/security.md ("Disk") has the rules; agent-volumes.ts the lifecycle around this.
  */
@@ -13,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../../shared/logger.js";
 import { mkfsArgs, readSuperblock, runScript, runTool, type RunResult, type VolumeTools } from "./ext4-image.js";
 import { loopBackingFile, loopDevicesOf, mountsUnder, readMountTable, type MountEntry } from "./mount-table.js";
+import type { SpareImages } from "./spare-images.js";
 import { chownTree, claimDirectory, hasEntries, ownerOf, replaceEntries, trashPath, type Owner } from "./volume-tree.js";
 
 export interface VolumePaths {
@@ -49,6 +50,8 @@ export interface MounterContext {
   bytesPerInode: number;
   /** How long an unmount that finds the volume busy is retried before it is detached lazily. */
   busyRetryMs: number;
+  /** Images formatted ahead for new volumes. */
+  spares?: SpareImages;
 }
 
 export interface MountedVolume {
@@ -77,18 +80,24 @@ function writeFstab(paths: VolumePaths): void {
 }
 
 /**
- * Creates the image's filesystem with empty workspace, home and tmp directories (`mkfs.ext4 -d` from a
- * template directory made next to it), so the first mount needs no other process.
+ * Creates the filesystem of an image file with empty workspace, home and tmp directories (`mkfs.ext4 -d`
+ * from a template directory made next to it), so the first mount needs no other process.
  */
-async function format(ctx: MounterContext, paths: VolumePaths, signal?: AbortSignal): Promise<void> {
-  const template = fs.mkdtempSync(path.join(paths.agentDir, ".volume-template-"));
+async function format(ctx: Pick<MounterContext, "tools" | "bytesPerInode">, image: string, signal?: AbortSignal): Promise<void> {
+  const template = fs.mkdtempSync(path.join(path.dirname(image), ".volume-template-"));
   try {
     for (const name of VOLUME_DIRS) fs.mkdirSync(path.join(template, name), { mode: 0o700 });
-    const result = await runTool(ctx.tools.mkfs, [...mkfsArgs(ctx.bytesPerInode), "-d", template, paths.image], signal);
-    if (result.code !== 0) throw failure(`formatting agent volume ${paths.image}`, result);
+    const result = await runTool(ctx.tools.mkfs, [...mkfsArgs(ctx.bytesPerInode), "-d", template, image], signal);
+    if (result.code !== 0) throw failure(`formatting agent volume ${image}`, result);
   } finally {
     fs.rmSync(template, { recursive: true, force: true });
   }
+}
+
+/** A new formatted image of `bytes` at `image` (a path that must not exist): what a spare is made of (spare-images.ts). */
+export async function formatNewImage(ctx: Pick<MounterContext, "tools" | "bytesPerInode">, image: string, bytes: number, signal?: AbortSignal): Promise<void> {
+  createImageFile(image, bytes);
+  await format(ctx, image, signal);
 }
 
 /** The volume's own directories exist and are real directories (created when missing). */
@@ -200,10 +209,12 @@ function createImageFile(image: string, bytes: number): void {
 }
 
 /** Checks an image that was not cleanly unmounted (host crash) and grows it offline to `bytes`. */
-async function prepareImage(ctx: MounterContext, paths: VolumePaths, bytes: number, signal?: AbortSignal): Promise<{ mkfs: boolean; size: number }> {
+async function prepareImage(ctx: MounterContext, paths: VolumePaths, bytes: number, signal?: AbortSignal): Promise<{ mkfs: boolean; size: number; spare?: true }> {
   const stat = fs.lstatSync(paths.image, { throwIfNoEntry: false });
   const formatted = (image: number) => ({ mkfs: true, size: Math.floor(image / 4096) * 4096 });
   if (stat === undefined) {
+    // A spare is what formatting here would make: new, of exactly this size (whole 4 KiB blocks).
+    if (bytes % 4096 === 0 && ctx.spares?.take(paths.image, bytes)) return { mkfs: true, size: bytes, spare: true };
     createImageFile(paths.image, bytes);
     return formatted(bytes);
   }
@@ -312,8 +323,9 @@ export async function mountVolume(ctx: MounterContext, paths: VolumePaths, bytes
     let size = adopted ? (readSuperblock(paths.image)?.bytes ?? 0) : 0;
     if (!adopted) {
       assertMountPoints(paths);
-      ({ mkfs, size } = await prepareImage(ctx, paths, bytes, signal));
-      if (mkfs) await format(ctx, paths, signal);
+      const prepared = await prepareImage(ctx, paths, bytes, signal);
+      ({ mkfs, size } = prepared);
+      if (mkfs && !prepared.spare) await format(ctx, paths.image, signal);
       writeFstab(paths);
       const migrate = SHARED_DIRS.filter((name) => hasEntries(paths[name]));
       // Usually one process for all three mounts. Step by step when content must move in first (the binds
