@@ -180,6 +180,20 @@ run("a hostile agent, coordinator running as root", () => {
     await platformServes();
   });
 
+  it("a state patch that copies the state into itself over and over is refused past the state's size limit", async () => {
+    const a = await create("attacker");
+    // 16 copies of the root: 1 KiB becomes 64 MiB (within the 256 MiB limit); then 40 more would be 2^40 times that.
+    expect(await probe(a.ws, { probe: "statebomb", pad: true, round: 1, copies: 16 })).toBe("sent");
+    expect(await probe(a.ws, { probe: "statebomb", round: 2, copies: 40 })).toBe("sent");
+    const logs = (await podium.api("GET", `/api/v1/instances/${a.instanceId}/logs`)).json.logs as JsonObject[];
+    expect(logs.map((line) => line.message).filter((message) => String(message).startsWith("rejected state patch"))).toEqual([
+      'rejected state patch: copy from "" would take the state past its size limit',
+    ]);
+    const { json } = await podium.api("GET", `/api/v1/instances/${a.instanceId}/state`);
+    expect(Object.keys(json.state as JsonObject).filter((key) => key.startsWith("c2_"))).toEqual([]);
+    await platformServes();
+  }, 120_000);
+
   it("a memory hog split over 4 children is bounded for the whole tree", async () => {
     const a = await create("attacker");
     const result = await probe(a.ws, { probe: "memhog", n: 4, mb: 100 }).catch((err: unknown) => String(err));

@@ -159,6 +159,39 @@ describe("StateStore", () => {
     expect(state.current()).toEqual({ version: 2, state: { ...before, list: [1, 2, 3, 4] } });
   });
 
+  it("refuses a patch that would take the state past maxStateBytes, copies included, and stores copies as the adds they are", () => {
+    const limit = 64 * 1024;
+    let state = open({ maxStateBytes: limit, snapshotEveryVersions: 1_000_000, snapshotEveryBytes: 1e12 }).state;
+    state.apply([{ op: "add", path: "/x", value: "A".repeat(1024) }], meta(1));
+    // A few bytes of `copy` doubling the root: the patch that would pass the limit is refused as a whole.
+    const bomb: JsonPatchOp[] = Array.from({ length: 16 }, (_, i) => ({ op: "copy", from: "", path: `/c${i}` }));
+    const before = copy(state.current().state);
+    expect(() => state.apply(bomb, meta(2))).toThrow(/size limit/);
+    expect(state.current()).toEqual({ version: 1, state: before });
+    // Copies that fit are kept, and stored as adds: the log says how much the state grew.
+    const row = state.apply([{ op: "copy", from: "/x", path: "/y" }], meta(3));
+    expect(row.ops).toEqual([{ op: "copy", from: "/x", path: "/y" }]);
+    expect(state.patchesSince(1)[0]?.ops).toEqual([{ op: "add", path: "/y", value: "A".repeat(1024) }]);
+    // Copy after copy, patch after patch: refused once the state (estimated from what was stored) would pass it.
+    let refused = 0;
+    for (let i = 0; i < 100 && refused === 0; i++) {
+      try {
+        state.apply([{ op: "copy", from: "", path: `/d${i}` }], meta(4 + i));
+      } catch (err) {
+        expect(err).toBeInstanceOf(JsonPatchError);
+        refused++;
+      }
+    }
+    expect(refused).toBe(1);
+    expect(JSON.stringify(state.current().state).length).toBeLessThanOrEqual(limit);
+    // Plain adds count too, and the limit holds across a reopen (the stored patches are what it counts).
+    expect(() => state.apply([{ op: "add", path: "/big", value: "B".repeat(limit) }], meta(200))).toThrow(/limit of 65536 bytes/);
+    const grown = copy(state.current().state);
+    state = open({ maxStateBytes: limit }).state;
+    expect(state.current().state).toEqual(grown);
+    expect(() => state.apply([{ op: "copy", from: "", path: "/again" }], meta(201))).toThrow(JsonPatchError);
+  });
+
   it("rolls the in-memory state back when the database write fails", () => {
     const state = open().state;
     state.apply([{ op: "add", path: "/a", value: 1 }], meta(1));

@@ -47,9 +47,17 @@ export interface AgentStoreOptions {
    * Default 1 MiB; Infinity keeps every snapshot synchronous.
    */
   backgroundSnapshotBytes?: number;
+  /**
+   * The largest an agent's state may grow, in bytes of JSON (state-store.ts): a patch past it is refused.
+   * Default DEFAULT_MAX_STATE_BYTES, well below what one JavaScript string holds (~512 MiB), so that every
+   * state the store accepts can be snapshotted and sent to the agent in its `init`.
+   */
+  maxStateBytes?: number;
   /** Called when an automatic snapshot fails (apply() still succeeds; the patch is stored). */
   onSnapshotError?: (err: unknown) => void;
 }
+
+export const DEFAULT_MAX_STATE_BYTES = 256 * 1024 * 1024;
 
 export type CompiledAgentStoreOptions = StateStoreOptions & { dir: string };
 
@@ -70,6 +78,7 @@ export function compileAgentStoreOptions(options: AgentStoreOptions): CompiledAg
     snapshotMinPatchRatio: ratio,
     compressSnapshots: options.compressSnapshots ?? true,
     backgroundSnapshotBytes: positive("backgroundSnapshotBytes", options.backgroundSnapshotBytes, 1024 * 1024),
+    maxStateBytes: positive("maxStateBytes", options.maxStateBytes, DEFAULT_MAX_STATE_BYTES),
     onSnapshotError: options.onSnapshotError,
   };
 }

@@ -14,6 +14,12 @@ import { applyPatch, formatPointer, JsonPatchError, parsePointer } from "../../s
 export interface AppliedPatch {
   /** The patched state: the same object as the input unless an op replaced the root. */
   state: JsonObject;
+  /**
+   * The patch as applied when it holds `copy` ops: each one an `add` of the value it copied (what a store
+   * keeps, so that its log says how much the state grew: a few bytes of `copy` can copy a whole subtree).
+   * Undefined when there was no copy.
+   */
+  expanded: JsonPatchOp[] | undefined;
   /** Undoes the whole patch (call before any other change to the state); returns the old root. */
   rollback(): JsonObject;
 }
@@ -69,6 +75,32 @@ function cloneJson(value: Json): Json {
   return value === null || typeof value !== "object" ? value : (JSON.parse(JSON.stringify(value)) as Json);
 }
 
+/**
+ * About the size of `value` as JSON (strings without their escapes), counted only up to `limit`: the walk
+ * stops once it passes it, so a budget check costs no more than the budget, whatever the value's size.
+ */
+export function jsonSizeWithin(value: Json, limit: number): number {
+  let size = 0;
+  const stack: Json[] = [value];
+  while (stack.length > 0 && size <= limit) {
+    const node = stack.pop() as Json;
+    if (node === null || typeof node === "boolean") size += 5;
+    else if (typeof node === "number") size += String(node).length;
+    else if (typeof node === "string") size += node.length + 2;
+    else if (Array.isArray(node)) {
+      size += 1 + node.length;
+      for (const item of node) stack.push(item);
+    } else {
+      for (const key in node) {
+        size += key.length + 4;
+        stack.push(node[key] as Json);
+      }
+      size += 2;
+    }
+  }
+  return size;
+}
+
 /** Ops come from agents: reject what the JsonPatchOp type promises but JSON may not hold. */
 function checkShape(op: JsonPatchOp): void {
   const raw: unknown = op;
@@ -99,6 +131,7 @@ class Applied implements AppliedPatch {
   constructor(
     readonly state: JsonObject,
     private readonly undo: JsonPatchOp[],
+    readonly expanded: JsonPatchOp[] | undefined,
   ) {}
 
   rollback(): JsonObject {
@@ -109,12 +142,17 @@ class Applied implements AppliedPatch {
 /**
  * Applies `ops` to `doc` in place. On failure the document is restored and the JsonPatchError is
  * rethrown. The ops' values become part of the state (not copied): pass ops nobody else mutates.
+ * `copyBudget`: the JSON bytes the patch's `copy` ops may add together; a copy past it fails the patch
+ * before it is made (StateStore passes what is left of the state's size limit).
  */
-export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[]): AppliedPatch {
+export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], copyBudget = Number.POSITIVE_INFINITY): AppliedPatch {
   const undo: JsonPatchOp[] = [];
   let current: Json = doc;
+  let copied = 0;
+  let expanded: JsonPatchOp[] | undefined;
   try {
-    for (const op of ops) {
+    for (let index = 0; index < ops.length; index++) {
+      const op = ops[index] as JsonPatchOp;
       checkShape(op);
       switch (op.op) {
         case "test":
@@ -132,17 +170,25 @@ export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[]): A
           current = step(current, { op: "add", path: op.path, value }, undo);
           break;
         }
-        case "copy":
-          current = step(current, { op: "add", path: op.path, value: cloneJson(valueAt(current, op.from)) }, undo);
-          break;
+        case "copy": {
+          const source = valueAt(current, op.from);
+          copied += jsonSizeWithin(source, copyBudget - copied);
+          if (copied > copyBudget) throw new JsonPatchError(`copy from ${JSON.stringify(op.from.slice(0, 128))} would take the state past its size limit`);
+          const add = { op: "add", path: op.path, value: cloneJson(source) } as const;
+          expanded ??= ops.slice(0, index);
+          expanded.push(add);
+          current = step(current, add, undo);
+          continue;
+        }
         default:
           throw new JsonPatchError(`unknown op ${JSON.stringify((op as { op: unknown }).op)}`);
       }
+      expanded?.push(op);
     }
     if (!isJsonObject(current)) throw new JsonPatchError("state must stay a JSON object");
   } catch (err) {
     undoAll(current, undo);
     throw err;
   }
-  return new Applied(current, undo);
+  return new Applied(current, undo, expanded);
 }

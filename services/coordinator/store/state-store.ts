@@ -44,6 +44,11 @@ export interface StateStoreOptions {
    * snapshot thread from state.db's rows and written there in chunks; only the snapshot's row is written here.
    */
   backgroundSnapshotBytes: number;
+  /**
+   * The largest the state may grow, in JSON bytes, estimated as the newest snapshot's size plus the stored
+   * patches since (a patch's `copy` ops are stored as the `add`s they amount to); a patch past it is refused.
+   */
+  maxStateBytes: number;
   onSnapshotError: ((err: unknown) => void) | undefined;
 }
 
@@ -173,7 +178,12 @@ export class StateStore {
     // The state must not share objects with the caller: parse the stored text back, unless every
     // value is a primitive that survives JSON unchanged (the common case; saves a parse).
     const owned = ops.every(ownsNothing) ? ops : (JSON.parse(text) as JsonPatchOp[]);
-    const applied = applyAtomically(this.state, owned);
+    // What the state may still grow by: an overestimate (what patches removed is not subtracted) until the
+    // next snapshot measures it again. Copies count: they are stored as the adds they amount to.
+    const room = this.options.maxStateBytes - this.snapshotRawBytes - this.patchBytesSinceSnapshot - text.length;
+    if (room < 0) throw new JsonPatchError(`the patch would take the state past its limit of ${this.options.maxStateBytes} bytes of JSON; it was refused (docs/storage.md#state-size)`);
+    const applied = applyAtomically(this.state, owned, room);
+    if (applied.expanded) text = JSON.stringify(applied.expanded);
     const version = this.currentVersion + 1;
     try {
       this.insertPatch.run(version, text, meta.instanceId, meta.turn, timestamp);

@@ -145,13 +145,24 @@ def env(message):
     return {k: v for k, v in os.environ.items() if k.startswith(("ATTACK_", "PODIUM_")) or k in ("LD_PRELOAD", "HOME", "TMPDIR")}
 
 
-PROBES = {f.__name__: f for f in (read, status, shocker, connect, listen, forkbomb, memhog, fill, spin, env)}
+def statebomb(message):
+    # A few bytes of JSON Patch that copy the whole state into itself, again and again: written straight to
+    # the frame pipe (fd 3), as the SDK would write a state patch.
+    import json
+
+    ops = [{"op": "add", "path": "/pad", "value": "A" * 1024}] if message.get("pad") else []
+    ops += [{"op": "copy", "from": "", "path": "/c%d_%d" % (message["round"], i)} for i in range(message["copies"])]
+    os.write(3, (json.dumps({"type": "state_patch", "turn": message["_turn"], "ops": ops}) + "\n").encode())
+    return "sent"
+
+
+PROBES = {f.__name__: f for f in (read, status, shocker, connect, listen, forkbomb, memhog, fill, spin, env, statebomb)}
 
 
 def on_message(ctx, message):
     probe = message.get("probe", "")
     try:
-        result = PROBES[probe](message)
+        result = PROBES[probe](dict(message, _turn=ctx.turn))
     except Exception as error:  # the probe itself broke: report it, the test decides
         result = "error:%s:%s" % (type(error).__name__, error)
     ctx.send("stream_update", {"probe": probe, "result": result})
