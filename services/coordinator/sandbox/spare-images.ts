@@ -16,8 +16,11 @@ import { errorMessage } from "../../shared/errors.js";
 
 /** Spare images kept by default; 0 disables them. */
 export const DEFAULT_SPARE_IMAGES = 2;
-/** How long after a take the refill starts (the create that took one gets the coordinator first). */
-const REFILL_DELAY_MS = 50;
+/**
+ * How long after the last take the refill starts: formatting forks the coordinator (a few ms of its event
+ * loop), which should land after the creates of a burst, not in the middle of the one that took a spare.
+ */
+const REFILL_DELAY_MS = 1000;
 
 export interface SpareImagesOptions {
   dir: string;
@@ -84,7 +87,8 @@ export class SpareImages {
   }
 
   private refill(): void {
-    if (this.filling || this.timer) return;
+    clearTimeout(this.timer);
+    if (this.filling) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.filling = this.fill().finally(() => (this.filling = undefined));
