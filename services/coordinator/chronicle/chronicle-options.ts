@@ -16,8 +16,6 @@ export interface CompiledChronicleOptions {
   maxFileBytes: number;
   ignore: ReadonlySet<string>;
   watch: boolean;
-  slowScanMs: number;
-  scanShare: number;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -49,8 +47,6 @@ export function compileChronicleOptions(options: ChronicleOptions): CompiledChro
       throw new ConnectError(`chronicle ignore entries are plain names, got ${JSON.stringify(name)}`, Code.InvalidArgument);
     }
   }
-  const scanShare = options.slowScan?.scanShare ?? 0.05;
-  if (!(scanShare > 0 && scanShare <= 1)) throw new ConnectError(`chronicle option slowScan.scanShare must be in (0, 1], got ${String(scanShare)}`, Code.InvalidArgument);
   return {
     workspaceDir,
     workspaceReal,
@@ -59,7 +55,5 @@ export function compileChronicleOptions(options: ChronicleOptions): CompiledChro
     maxFileBytes: positive("maxFileBytes", options.maxFileBytes, DEFAULT_MAX_FILE_BYTES),
     ignore: new Set(options.ignore ?? []),
     watch: options.watch ?? true,
-    slowScanMs: options.slowScan?.slowScanMs ?? 200,
-    scanShare,
   };
 }

@@ -26,13 +26,6 @@ export interface ChronicleOptions {
    * (docs/chronicle.md, "Change tracking"). Default true on Linux; ignored (always a full scan) elsewhere.
    */
   watch?: boolean;
-  /**
-   * A full scan of the workspace (no usable watcher) that took at least `slowScanMs` (default 200) makes the
-   * turns' captures wait until `scanShare` (default 0.05) of the time since then went to it: the changes
-   * of the turns in between are recorded by the next capture. A workspace of very many files then costs the
-   * coordinator's main thread at most that share. The final capture (stop, hibernation) never waits.
-   */
-  slowScan?: { slowScanMs?: number; scanShare?: number };
 }
 
 export type ChangeKind = "created" | "modified" | "deleted";

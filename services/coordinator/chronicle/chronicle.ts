@@ -85,8 +85,6 @@ export class Chronicle {
   private watchBaseline = false;
   private lastFullScanAt = 0;
   private capturesSinceFullScan = 0;
-  /** After a slow full scan without a usable watcher: turns' captures wait until then (options.slowScan). */
-  private fullScanNotBefore = 0;
   /** Why the last capture walked the whole tree (undefined: it used the watcher's dirty paths). For tests/benches. */
   lastFullScanReason: string | undefined;
   /** The last capture needed neither barrier nor scan (nothing changed, see unchangedSinceCapture). For tests/benches. */
@@ -161,15 +159,7 @@ export class Chronicle {
   captureSoon(): Promise<CaptureResult | undefined> | undefined {
     this.assertOpen();
     if (this.unchangedSinceCapture()) return undefined;
-    if (this.scanWaits()) return undefined;
     return this.captureAfterBarrier();
-  }
-
-  /** A turn's capture would be another slow full scan too soon after the last one (options.slowScan): it waits. */
-  private scanWaits(): boolean {
-    if (Date.now() >= this.fullScanNotBefore || (this.watcher?.ready && !this.watcher.failed)) return false;
-    this.lastFullScanReason = "deferred: the last full scan was slow";
-    return true;
   }
 
   private async captureAfterBarrier(): Promise<CaptureResult | undefined> {
@@ -204,15 +194,12 @@ export class Chronicle {
 
   private captureDirty(dirty: Set<string> | undefined): CaptureResult | undefined {
     let result: CaptureResult | undefined;
-    const started = performance.now();
     try {
       result = captureWorkspace(this.captureContext, this.latest, dirty);
     } catch (err) {
       this.watchBaseline = false; // the drained paths are lost: the next capture scans everything
       throw err;
     }
-    const took = performance.now() - started;
-    if (!dirty && took >= this.options.slowScanMs) this.fullScanNotBefore = Date.now() + took / this.options.scanShare;
     if (dirty) {
       this.capturesSinceFullScan++;
     } else {
