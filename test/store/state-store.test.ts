@@ -192,6 +192,68 @@ describe("StateStore", () => {
     expect(() => state.apply([{ op: "copy", from: "", path: "/again" }], meta(201))).toThrow(JsonPatchError);
   });
 
+  it("stores a copy as what it copied when it ran, whatever later ops of the patch do to the original or the copy", () => {
+    let state = open().state;
+    state.apply([{ op: "add", path: "/obj", value: { k: 1, arr: [1, 2] } }], meta(1));
+    state.apply(
+      [
+        { op: "add", path: "/l", value: [] },
+        { op: "add", path: "/l/-", value: 1 },
+        { op: "copy", from: "/obj", path: "/p" },
+        { op: "remove", path: "/p/k" },
+        { op: "add", path: "/p/arr/-", value: 3 },
+        { op: "copy", from: "/l", path: "/m" },
+        { op: "add", path: "/obj/k", value: 2 },
+        { op: "test", path: "/p", value: { arr: [1, 2, 3] } },
+      ],
+      meta(2),
+    );
+    const live = copy(state.current().state);
+    expect(live).toEqual({ obj: { k: 2, arr: [1, 2] }, l: [1], p: { arr: [1, 2, 3] }, m: [1] });
+    state = open().state; // replayed from the stored patches
+    expect(state.current().state).toEqual(live);
+  });
+
+  it("refuses patches that would nest the state deeper than it may, by path, copy or move", () => {
+    const state = open().state;
+    const under = (root: string, levels: number) => `/${root}${"/d".repeat(levels)}`;
+    expect(() => state.apply([{ op: "add", path: under("a", 64), value: 1 }], meta(1))).toThrow(/deeper than 64 levels/);
+    // Chains of 31-level values added at the deepest point a path may address: /d ends 94 levels deep, /e 63.
+    let value: JsonObject = {};
+    for (let i = 0; i < 30; i++) value = { d: value };
+    state.apply([{ op: "add", path: "/d", value }], meta(2));
+    state.apply([{ op: "add", path: under("d", 31), value }], meta(3));
+    state.apply([{ op: "add", path: under("d", 62), value }], meta(4));
+    state.apply([{ op: "add", path: "/e", value }], meta(5));
+    state.apply([{ op: "add", path: under("e", 31), value }], meta(6));
+    // Copied or moved 40 levels down, /d would nest 134 levels deep.
+    expect(() => state.apply([{ op: "copy", from: "/d", path: `${under("e", 38)}/x` }], meta(7))).toThrow(/deeper than 128 levels/);
+    expect(() => state.apply([{ op: "move", from: "/d", path: `${under("e", 38)}/x` }], meta(7))).toThrow(/deeper than 128 levels/);
+    // 20 levels down it fits.
+    state.apply([{ op: "copy", from: "/d", path: `${under("e", 18)}/x` }], meta(7));
+    expect(state.version()).toBe(6);
+  });
+
+  it("keeps counting toward the size limit when a snapshot fails", () => {
+    const errors: unknown[] = [];
+    const state = open({ maxStateBytes: 16 * 1024, snapshotEveryVersions: 1, snapshotMinPatchRatio: 0, onSnapshotError: (err) => errors.push(err) }).state;
+    const db = new Database(path.join(dir, STATE_DB));
+    db.exec("CREATE TRIGGER no_snapshots BEFORE INSERT ON snapshots BEGIN SELECT RAISE(ABORT, 'no snapshots'); END");
+    db.close();
+    let refused = 0;
+    for (let i = 0; i < 40 && refused === 0; i++) {
+      try {
+        state.apply([{ op: "add", path: `/k${i}`, value: "x".repeat(1024) }], meta(i + 1));
+      } catch (err) {
+        expect(err).toBeInstanceOf(JsonPatchError);
+        refused++;
+      }
+    }
+    expect(errors.length).toBeGreaterThan(0);
+    expect(refused).toBe(1);
+    expect(JSON.stringify(state.current().state).length).toBeLessThanOrEqual(16 * 1024);
+  });
+
   it("rolls the in-memory state back when the database write fails", () => {
     const state = open().state;
     state.apply([{ op: "add", path: "/a", value: 1 }], meta(1));

@@ -49,7 +49,8 @@ export interface AgentStoreOptions {
   backgroundSnapshotBytes?: number;
   /**
    * The largest an agent's state may grow, in bytes of JSON (state-store.ts): a patch past it is refused.
-   * Default DEFAULT_MAX_STATE_BYTES, well below what one JavaScript string holds (~512 MiB), so that every
+   * Default DEFAULT_MAX_STATE_BYTES (64 MiB): the state lives in the coordinator's heap, where a JSON of
+   * small objects takes up to ~19 times its size, and far below what one string holds (~512 MiB), so every
    * state the store accepts can be snapshotted and sent to the agent in its `init`.
    */
   maxStateBytes?: number;
@@ -57,7 +58,7 @@ export interface AgentStoreOptions {
   onSnapshotError?: (err: unknown) => void;
 }
 
-export const DEFAULT_MAX_STATE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_STATE_BYTES = 64 * 1024 * 1024;
 
 export type CompiledAgentStoreOptions = StateStoreOptions & { dir: string };
 

@@ -15,11 +15,11 @@ export interface AppliedPatch {
   /** The patched state: the same object as the input unless an op replaced the root. */
   state: JsonObject;
   /**
-   * The patch as applied when it holds `copy` ops: each one an `add` of the value it copied (what a store
-   * keeps, so that its log says how much the state grew: a few bytes of `copy` can copy a whole subtree).
-   * Undefined when there was no copy.
+   * The patch's `copy` ops (by index) with the JSON of what each one copied, as it was when it was copied: a
+   * store keeps a copy as the `add` it amounts to, so that its log says how much the state grew (a few bytes
+   * of `copy` can copy a whole subtree). Empty when there was no copy.
    */
-  expanded: JsonPatchOp[] | undefined;
+  copies: { index: number; json: string }[];
   /** Undoes the whole patch (call before any other change to the state); returns the old root. */
   rollback(): JsonObject;
 }
@@ -71,34 +71,46 @@ function inverseOf(doc: Json, op: PrimitiveOp): JsonPatchOp | undefined {
   return op.op === "remove" ? { op: "add", path: op.path, value: old } : { op: "replace", path: op.path, value: old };
 }
 
-function cloneJson(value: Json): Json {
-  return value === null || typeof value !== "object" ? value : (JSON.parse(JSON.stringify(value)) as Json);
-}
+/** How deep a state may nest (objects and arrays, the state itself being level 1); JSON.stringify and replays stay far from the stack's end. */
+export const MAX_STATE_DEPTH = 128;
+/** How deep a patch may address (frames nest at most 32 levels: an add at this depth stays under MAX_STATE_DEPTH). */
+const MAX_PATH_DEPTH = 64;
 
 /**
  * About the size of `value` as JSON (strings without their escapes), counted only up to `limit`: the walk
  * stops once it passes it, so a budget check costs no more than the budget, whatever the value's size.
+ * Throws when `value` nests deeper than `maxDepth` levels.
  */
-export function jsonSizeWithin(value: Json, limit: number): number {
+export function jsonSizeWithin(value: Json, limit: number, maxDepth = Number.POSITIVE_INFINITY): number {
   let size = 0;
-  const stack: Json[] = [value];
+  const stack: [Json, number][] = [[value, 1]];
   while (stack.length > 0 && size <= limit) {
-    const node = stack.pop() as Json;
+    const [node, depth] = stack.pop() as [Json, number];
     if (node === null || typeof node === "boolean") size += 5;
     else if (typeof node === "number") size += String(node).length;
     else if (typeof node === "string") size += node.length + 2;
-    else if (Array.isArray(node)) {
-      size += 1 + node.length;
-      for (const item of node) stack.push(item);
-    } else {
-      for (const key in node) {
-        size += key.length + 4;
-        stack.push(node[key] as Json);
+    else {
+      if (depth > maxDepth) throw new JsonPatchError(`the state would nest deeper than ${MAX_STATE_DEPTH} levels`);
+      if (Array.isArray(node)) {
+        size += 1 + node.length;
+        for (const item of node) stack.push([item, depth + 1]);
+      } else {
+        for (const key in node) {
+          size += key.length + 4;
+          stack.push([node[key] as Json, depth + 1]);
+        }
+        size += 2;
       }
-      size += 2;
     }
   }
   return size;
+}
+
+/** The number of levels `pointer` addresses; throws past MAX_PATH_DEPTH. */
+function pathDepth(pointer: string): number {
+  const depth = parsePointer(pointer).length;
+  if (depth > MAX_PATH_DEPTH) throw new JsonPatchError(`path ${JSON.stringify(pointer.slice(0, 128))}… is deeper than ${MAX_PATH_DEPTH} levels`);
+  return depth;
 }
 
 /** Ops come from agents: reject what the JsonPatchOp type promises but JSON may not hold. */
@@ -131,7 +143,7 @@ class Applied implements AppliedPatch {
   constructor(
     readonly state: JsonObject,
     private readonly undo: JsonPatchOp[],
-    readonly expanded: JsonPatchOp[] | undefined,
+    readonly copies: { index: number; json: string }[],
   ) {}
 
   rollback(): JsonObject {
@@ -149,11 +161,12 @@ export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], co
   const undo: JsonPatchOp[] = [];
   let current: Json = doc;
   let copied = 0;
-  let expanded: JsonPatchOp[] | undefined;
+  const copies: { index: number; json: string }[] = [];
   try {
     for (let index = 0; index < ops.length; index++) {
       const op = ops[index] as JsonPatchOp;
       checkShape(op);
+      const depth = pathDepth(op.path);
       switch (op.op) {
         case "test":
           applyPatch(current, [op]);
@@ -166,29 +179,30 @@ export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], co
         case "move": {
           if (op.path.startsWith(op.from + "/")) throw new JsonPatchError(`cannot move ${op.from} into its own child ${op.path}`);
           const value = valueAt(current, op.from);
+          // Deeper than it was: what it holds must still fit under MAX_STATE_DEPTH there.
+          if (depth > pathDepth(op.from)) jsonSizeWithin(value, Number.POSITIVE_INFINITY, MAX_STATE_DEPTH - depth);
           current = step(current, { op: "remove", path: op.from }, undo);
           current = step(current, { op: "add", path: op.path, value }, undo);
           break;
         }
         case "copy": {
           const source = valueAt(current, op.from);
-          copied += jsonSizeWithin(source, copyBudget - copied);
+          copied += jsonSizeWithin(source, copyBudget - copied, MAX_STATE_DEPTH - depth);
           if (copied > copyBudget) throw new JsonPatchError(`copy from ${JSON.stringify(op.from.slice(0, 128))} would take the state past its size limit`);
-          const add = { op: "add", path: op.path, value: cloneJson(source) } as const;
-          expanded ??= ops.slice(0, index);
-          expanded.push(add);
-          current = step(current, add, undo);
-          continue;
+          // Its JSON as it is now (a later op of the patch may change the copy): what the store keeps.
+          const json = JSON.stringify(source);
+          copies.push({ index, json });
+          current = step(current, { op: "add", path: op.path, value: JSON.parse(json) as Json }, undo);
+          break;
         }
         default:
           throw new JsonPatchError(`unknown op ${JSON.stringify((op as { op: unknown }).op)}`);
       }
-      expanded?.push(op);
     }
     if (!isJsonObject(current)) throw new JsonPatchError("state must stay a JSON object");
   } catch (err) {
     undoAll(current, undo);
     throw err;
   }
-  return new Applied(current, undo, expanded);
+  return new Applied(current, undo, copies);
 }

@@ -7,7 +7,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JsonObject, JsonPatchOp } from "../../shared/json.js";
 import { JsonPatchError } from "../../shared/json-patch.js";
-import { applyAtomically } from "./apply-atomically.js";
+import { applyAtomically, type AppliedPatch } from "./apply-atomically.js";
 import { encodeSnapshot } from "./snapshot-codec.js";
 import { decodeState, replayPatches, type PatchText, type StoredSnapshot } from "./snapshot-build.js";
 import { SnapshotThread } from "./snapshot-thread.js";
@@ -78,6 +78,20 @@ function checkMeta(meta: PatchMeta): number {
   return timestamp;
 }
 
+/**
+ * The text a patch with `copy` ops is stored as: the patch as it was sent (`text`), each copy replaced by the
+ * `add` of the JSON it copied (`copies`, recorded as each copy ran).
+ */
+function storedPatchText(text: string, copies: AppliedPatch["copies"]): string {
+  const ops = JSON.parse(text) as JsonPatchOp[];
+  const copied = new Map(copies.map((copy) => [copy.index, copy.json]));
+  const parts = ops.map((op, index) => {
+    const json = copied.get(index);
+    return json === undefined ? JSON.stringify(op) : `{"op":"add","path":${JSON.stringify(op.path)},"value":${json}}`;
+  });
+  return `[${parts.join(",")}]`;
+}
+
 /** True when applying `op` puts no caller-owned object into the state and JSON keeps its value. */
 function ownsNothing(op: JsonPatchOp): boolean {
   if (typeof op !== "object" || op === null || !("value" in op)) return typeof op === "object" && op !== null;
@@ -101,6 +115,8 @@ export class StateStore {
   private prunedThrough = 0;
   private versionsSinceSnapshot = 0;
   private patchBytesSinceSnapshot = 0;
+  /** patchBytesSinceSnapshot for the state's size limit: not reset by a failed snapshot (the state did not shrink). */
+  private grownSinceSnapshot = 0;
   private loaded = false;
   /** The version a background snapshot is being built or written for, 0 when none is. */
   private building = 0;
@@ -180,10 +196,20 @@ export class StateStore {
     const owned = ops.every(ownsNothing) ? ops : (JSON.parse(text) as JsonPatchOp[]);
     // What the state may still grow by: an overestimate (what patches removed is not subtracted) until the
     // next snapshot measures it again. Copies count: they are stored as the adds they amount to.
-    const room = this.options.maxStateBytes - this.snapshotRawBytes - this.patchBytesSinceSnapshot - text.length;
-    if (room < 0) throw new JsonPatchError(`the patch would take the state past its limit of ${this.options.maxStateBytes} bytes of JSON; it was refused (docs/storage.md#state-size)`);
+    const room = this.options.maxStateBytes - this.snapshotRawBytes - this.grownSinceSnapshot - text.length;
+    if (room < 0) throw this.tooLarge();
     const applied = applyAtomically(this.state, owned, room);
-    if (applied.expanded) text = JSON.stringify(applied.expanded);
+    if (applied.copies.length > 0) {
+      try {
+        const stored = storedPatchText(text, applied.copies);
+        // The copies' exact JSON (escapes included) must fit too.
+        if (stored.length - text.length > room) throw this.tooLarge();
+        text = stored;
+      } catch (err) {
+        this.state = applied.rollback();
+        throw err;
+      }
+    }
     const version = this.currentVersion + 1;
     try {
       this.insertPatch.run(version, text, meta.instanceId, meta.turn, timestamp);
@@ -195,6 +221,7 @@ export class StateStore {
     this.currentVersion = version;
     this.versionsSinceSnapshot++;
     this.patchBytesSinceSnapshot += text.length;
+    this.grownSinceSnapshot += text.length;
     if (this.snapshotDue()) this.autoSnapshot();
     return { version, ops, timestamp, instanceId: meta.instanceId, turn: meta.turn };
   }
@@ -334,6 +361,7 @@ export class StateStore {
     this.snapshotRawBytes = encoded.rawBytes;
     this.versionsSinceSnapshot = 0;
     this.patchBytesSinceSnapshot = 0;
+    this.grownSinceSnapshot = 0;
     void this.dropOldChunks();
   }
 
@@ -358,6 +386,10 @@ export class StateStore {
    * A threshold passed, and the patches since the last snapshot are big enough relative to it that
    * replaying them on open would cost more than writing a fresh one (snapshotMinPatchRatio).
    */
+  private tooLarge(): JsonPatchError {
+    return new JsonPatchError(`the patch would take the state past its limit of ${this.options.maxStateBytes} bytes of JSON; it was refused (docs/storage.md#state-size)`);
+  }
+
   private snapshotDue(): boolean {
     const { snapshotEveryVersions, snapshotEveryBytes, snapshotMinPatchRatio } = this.options;
     if (this.versionsSinceSnapshot < snapshotEveryVersions && this.patchBytesSinceSnapshot < snapshotEveryBytes) return false;
@@ -413,6 +445,7 @@ export class StateStore {
       this.snapshotRawBytes = written.rawBytes;
       this.versionsSinceSnapshot = this.currentVersion - version;
       this.patchBytesSinceSnapshot = Math.max(0, this.patchBytesSinceSnapshot - written.patchBytes);
+      this.grownSinceSnapshot = Math.max(0, this.grownSinceSnapshot - written.patchBytes);
     } catch (err) {
       if (stillCurrent()) this.snapshotFailed(storeError(err, "write state snapshot"));
     } finally {
@@ -501,6 +534,7 @@ export class StateStore {
     this.snapshotRawBytes = snapshot?.raw_bytes ?? 0;
     this.versionsSinceSnapshot = version - this.snapshotVersion;
     this.patchBytesSinceSnapshot = patchBytes;
+    this.grownSinceSnapshot = patchBytes;
     this.prunedThrough = first === null ? version : first - 1;
     this.loaded = true;
     void this.dropOldChunks(); // of a snapshot a crash left half written
