@@ -234,6 +234,53 @@ describe("StateStore", () => {
     expect(state.version()).toBe(6);
   });
 
+  it("counts in UTF-8 bytes, lets a state over its limit shrink, and measures it again once it did", () => {
+    let state = open({ maxStateBytes: 16 * 1024 }).state;
+    // 10,000 three-byte characters: 30 KB, past the limit, though 10,000 characters of text.
+    expect(() => state.apply([{ op: "add", path: "/s", value: "中".repeat(10_000) }], meta(1))).toThrow(/limit of 16384 bytes/);
+    state.apply([{ op: "add", path: "/s", value: "x".repeat(15 * 1024) }], meta(1));
+    state.snapshot();
+    // Over the limit (an agent from before it, a limit lowered): a removal still applies...
+    state = open({ maxStateBytes: 8 * 1024 }).state;
+    expect(() => state.apply([{ op: "add", path: "/t", value: 1 }], meta(2))).toThrow(JsonPatchError);
+    state.apply([{ op: "remove", path: "/s" }], meta(2));
+    // ...the next growing patch is refused while the estimate still counts the removed string, and has a
+    // snapshot measure the state again, after which patches apply.
+    expect(() => state.apply([{ op: "add", path: "/t", value: 1 }], meta(3))).toThrow(JsonPatchError);
+    state.apply([{ op: "add", path: "/t", value: 1 }], meta(3));
+    expect(state.current()).toEqual({ version: 3, state: { t: 1 } });
+  });
+
+  it("refuses a patch whose moves carry more than it may deeper down (each such move walks what it moves)", () => {
+    const state = open({ maxStateBytes: 64 * 1024 }).state;
+    state.apply([{ op: "add", path: "/a", value: { big: "y".repeat(20 * 1024) } }], meta(1));
+    state.apply([{ op: "add", path: "/b", value: {} }], meta(2));
+    const shuffle: JsonPatchOp[] = [];
+    for (let i = 0; i < 10; i++) shuffle.push({ op: "move", from: "/a", path: "/b/a" }, { op: "move", from: "/b/a", path: "/a" });
+    expect(() => state.apply(shuffle, meta(3))).toThrow(/carries more than it may/);
+    // The same moves at the same depth walk nothing.
+    state.apply([{ op: "move", from: "/a", path: "/c" }, { op: "move", from: "/c", path: "/a" }], meta(3));
+    expect(state.version()).toBe(3);
+  });
+
+  it("replays stored patches from before the depth limits", () => {
+    let state = open().state;
+    state.apply([{ op: "add", path: "/x", value: 1 }], meta(1));
+    store?.close();
+    store = undefined;
+    // A patch stored by an earlier version of Podium: a path 70 levels deep, which apply() now refuses.
+    let value: JsonObject = { leaf: true };
+    for (let i = 0; i < 70; i++) value = { d: value };
+    const db = new Database(path.join(dir, STATE_DB));
+    db.prepare("INSERT INTO patches (version, ops, instance_id, turn, timestamp) VALUES (2, ?, 'inst-1', 2, 0)").run(
+      JSON.stringify([{ op: "add", path: "/deep", value }, { op: "add", path: `/deep${"/d".repeat(70)}/more`, value: 1 }]),
+    );
+    db.close();
+    state = open().state;
+    expect(state.version()).toBe(2);
+    expect(JSON.stringify(state.current().state)).toContain('"more":1');
+  });
+
   it("keeps counting toward the size limit when a snapshot fails", () => {
     const errors: unknown[] = [];
     const state = open({ maxStateBytes: 16 * 1024, snapshotEveryVersions: 1, snapshotMinPatchRatio: 0, onSnapshotError: (err) => errors.push(err) }).state;

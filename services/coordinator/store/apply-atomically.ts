@@ -151,13 +151,24 @@ class Applied implements AppliedPatch {
   }
 }
 
+export interface ApplyLimits {
+  /**
+   * JSON bytes the patch may carry around together: what its `copy` ops copy, and what its `move` ops take
+   * deeper (walked to check the depth); past it the patch fails before the op is made (StateStore passes what
+   * is left of the state's size limit). Default unbounded.
+   */
+  budget?: number;
+  /** Path and nesting depth checks (default true); off for replaying patches stored before they existed. */
+  depth?: boolean;
+}
+
 /**
  * Applies `ops` to `doc` in place. On failure the document is restored and the JsonPatchError is
  * rethrown. The ops' values become part of the state (not copied): pass ops nobody else mutates.
- * `copyBudget`: the JSON bytes the patch's `copy` ops may add together; a copy past it fails the patch
- * before it is made (StateStore passes what is left of the state's size limit).
  */
-export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], copyBudget = Number.POSITIVE_INFINITY): AppliedPatch {
+export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], limits: ApplyLimits = {}): AppliedPatch {
+  const budget = limits.budget ?? Number.POSITIVE_INFINITY;
+  const depthLimits = limits.depth ?? true;
   const undo: JsonPatchOp[] = [];
   let current: Json = doc;
   let copied = 0;
@@ -166,7 +177,7 @@ export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], co
     for (let index = 0; index < ops.length; index++) {
       const op = ops[index] as JsonPatchOp;
       checkShape(op);
-      const depth = pathDepth(op.path);
+      const depth = depthLimits ? pathDepth(op.path) : 0;
       switch (op.op) {
         case "test":
           applyPatch(current, [op]);
@@ -179,16 +190,19 @@ export function applyAtomically(doc: JsonObject, ops: readonly JsonPatchOp[], co
         case "move": {
           if (op.path.startsWith(op.from + "/")) throw new JsonPatchError(`cannot move ${op.from} into its own child ${op.path}`);
           const value = valueAt(current, op.from);
-          // Deeper than it was: what it holds must still fit under MAX_STATE_DEPTH there.
-          if (depth > pathDepth(op.from)) jsonSizeWithin(value, Number.POSITIVE_INFINITY, MAX_STATE_DEPTH - depth);
+          // Deeper than it was: what it holds must still fit under MAX_STATE_DEPTH there (a walk, out of the budget).
+          if (depthLimits && depth > pathDepth(op.from)) {
+            copied += jsonSizeWithin(value, budget - copied, MAX_STATE_DEPTH - depth);
+            if (copied > budget) throw new JsonPatchError(`move from ${JSON.stringify(op.from.slice(0, 128))} deeper: the patch carries more than it may`);
+          }
           current = step(current, { op: "remove", path: op.from }, undo);
           current = step(current, { op: "add", path: op.path, value }, undo);
           break;
         }
         case "copy": {
           const source = valueAt(current, op.from);
-          copied += jsonSizeWithin(source, copyBudget - copied, MAX_STATE_DEPTH - depth);
-          if (copied > copyBudget) throw new JsonPatchError(`copy from ${JSON.stringify(op.from.slice(0, 128))} would take the state past its size limit`);
+          copied += jsonSizeWithin(source, budget - copied, depthLimits ? MAX_STATE_DEPTH - depth : Number.POSITIVE_INFINITY);
+          if (copied > budget) throw new JsonPatchError(`copy from ${JSON.stringify(op.from.slice(0, 128))} would take the state past its size limit`);
           // Its JSON as it is now (a later op of the patch may change the copy): what the store keeps.
           const json = JSON.stringify(source);
           copies.push({ index, json });

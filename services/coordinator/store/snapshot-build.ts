@@ -33,12 +33,13 @@ export function replayPatches(state: JsonObject, version: number, patches: Itera
   for (const [next, ops] of patches) {
     if (next !== version + 1) throw new ConnectError(`state patches jump from version ${version} to ${next}`, Code.DataLoss);
     try {
-      state = applyAtomically(state, JSON.parse(ops) as JsonPatchOp[]).state;
+      // As stored: limits that came later must not make a stored patch unreadable.
+      state = applyAtomically(state, JSON.parse(ops) as JsonPatchOp[], { depth: false }).state;
     } catch (err) {
       throw new ConnectError(`stored state patch ${next} does not apply: ${String(err)}`, Code.DataLoss, undefined, undefined, err);
     }
     version = next;
-    patchBytes += ops.length;
+    patchBytes += Buffer.byteLength(ops);
   }
   return { state, version, patchBytes };
 }

@@ -194,17 +194,24 @@ export class StateStore {
     // The state must not share objects with the caller: parse the stored text back, unless every
     // value is a primitive that survives JSON unchanged (the common case; saves a parse).
     const owned = ops.every(ownsNothing) ? ops : (JSON.parse(text) as JsonPatchOp[]);
-    // What the state may still grow by: an overestimate (what patches removed is not subtracted) until the
-    // next snapshot measures it again. Copies count: they are stored as the adds they amount to.
-    const room = this.options.maxStateBytes - this.snapshotRawBytes - this.grownSinceSnapshot - text.length;
-    if (room < 0) throw this.tooLarge();
-    const applied = applyAtomically(this.state, owned, room);
+    // What the state may still grow by, in UTF-8 bytes as snapshots measure it: an overestimate (what patches
+    // removed is not subtracted) until the next snapshot measures it again. Copies count: they are stored as the
+    // adds they amount to. Over it, only patches that cannot grow the state (remove, test) still apply.
+    let bytes = Buffer.byteLength(text);
+    const room = this.options.maxStateBytes - this.snapshotRawBytes - this.grownSinceSnapshot - bytes;
+    if (room < 0 && !owned.every((op) => op.op === "remove" || op.op === "test")) {
+      // Measured again by a snapshot when patches came since the last one (their removals may have made room).
+      if (this.grownSinceSnapshot > 0) this.autoSnapshot();
+      throw this.tooLarge();
+    }
+    const applied = applyAtomically(this.state, owned, { budget: Math.max(0, room) });
     if (applied.copies.length > 0) {
       try {
         const stored = storedPatchText(text, applied.copies);
+        const storedBytes = Buffer.byteLength(stored);
         // The copies' exact JSON (escapes included) must fit too.
-        if (stored.length - text.length > room) throw this.tooLarge();
-        text = stored;
+        if (storedBytes - bytes > room) throw this.tooLarge();
+        [text, bytes] = [stored, storedBytes];
       } catch (err) {
         this.state = applied.rollback();
         throw err;
@@ -220,8 +227,8 @@ export class StateStore {
     this.state = applied.state;
     this.currentVersion = version;
     this.versionsSinceSnapshot++;
-    this.patchBytesSinceSnapshot += text.length;
-    this.grownSinceSnapshot += text.length;
+    this.patchBytesSinceSnapshot += bytes;
+    this.grownSinceSnapshot += bytes;
     if (this.snapshotDue()) this.autoSnapshot();
     return { version, ops, timestamp, instanceId: meta.instanceId, turn: meta.turn };
   }
