@@ -259,7 +259,13 @@ describe("StateStore", () => {
     for (let i = 0; i < 10; i++) shuffle.push({ op: "move", from: "/a", path: "/b/a" }, { op: "move", from: "/b/a", path: "/a" });
     expect(() => state.apply(shuffle, meta(3))).toThrow(/carries more than it may/);
     // The same moves at the same depth walk nothing.
-    state.apply([{ op: "move", from: "/a", path: "/c" }, { op: "move", from: "/c", path: "/a" }], meta(3));
+    state.apply(
+      [
+        { op: "move", from: "/a", path: "/c" },
+        { op: "move", from: "/c", path: "/a" },
+      ],
+      meta(3),
+    );
     expect(state.version()).toBe(3);
   });
 
@@ -273,7 +279,10 @@ describe("StateStore", () => {
     for (let i = 0; i < 70; i++) value = { d: value };
     const db = new Database(path.join(dir, STATE_DB));
     db.prepare("INSERT INTO patches (version, ops, instance_id, turn, timestamp) VALUES (2, ?, 'inst-1', 2, 0)").run(
-      JSON.stringify([{ op: "add", path: "/deep", value }, { op: "add", path: `/deep${"/d".repeat(70)}/more`, value: 1 }]),
+      JSON.stringify([
+        { op: "add", path: "/deep", value },
+        { op: "add", path: `/deep${"/d".repeat(70)}/more`, value: 1 },
+      ]),
     );
     db.close();
     state = open().state;
