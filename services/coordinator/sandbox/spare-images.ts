@@ -70,10 +70,6 @@ export class SpareImages {
     return true;
   }
 
-  get readyCount(): number {
-    return this.ready.length;
-  }
-
   /** Stops making spares and deletes the ready ones. */
   async close(): Promise<void> {
     this.abort.abort();

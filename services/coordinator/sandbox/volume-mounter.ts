@@ -3,8 +3,9 @@
  * `<agentDir>/volume`, with `<agentDir>/workspace` and `<agentDir>/home` bind mounts of `volume/workspace`
  * and `volume/home` (binds inherit nosuid,nodev,noatime), and `volume/tmp` as the agent's /tmp.
  * A mount is one process, `mount -T <agentDir>/volume.fstab -a` (the loop mount and both binds), plus
- * `mkfs.ext4 -d` for a new agent unless a spare image formatted ahead is taken (spare-images.ts); an unmount is one `sh -c` (fstrim, umount). Checking or growing an
- * image and moving old content in add a process each, only when needed.
+ * `mkfs.ext4 -d` for a new agent unless it takes a spare image formatted ahead (spare-images.ts); an unmount
+ * is one `sh -c` (fstrim, umount). Checking or growing an image and moving old content in add a process
+ * each, only when needed.
  * docs/security.md ("Disk") has the rules; agent-volumes.ts the lifecycle around this.
  */
 import fs from "node:fs";
