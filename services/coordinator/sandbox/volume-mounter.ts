@@ -209,13 +209,19 @@ function createImageFile(image: string, bytes: number): void {
   }
 }
 
-/** Checks an image that was not cleanly unmounted (host crash) and grows it offline to `bytes`. */
-async function prepareImage(ctx: MounterContext, paths: VolumePaths, bytes: number, signal?: AbortSignal): Promise<{ mkfs: boolean; size: number; spare?: true }> {
+/**
+ * Makes a new image (a spare formatted ahead, or one formatted now), or checks an image that was not cleanly
+ * unmounted (host crash) and grows it offline to `bytes`. `mkfs`: the filesystem is new.
+ */
+async function prepareImage(ctx: MounterContext, paths: VolumePaths, bytes: number, signal?: AbortSignal): Promise<{ mkfs: boolean; size: number }> {
   const stat = fs.lstatSync(paths.image, { throwIfNoEntry: false });
-  const formatted = (image: number) => ({ mkfs: true, size: Math.floor(image / 4096) * 4096 });
+  const formatted = async (image: number) => {
+    await format(ctx, paths.image, signal);
+    return { mkfs: true, size: Math.floor(image / 4096) * 4096 };
+  };
   if (stat === undefined) {
     // A spare is what formatting here would make: new, of exactly this size (whole 4 KiB blocks).
-    if (bytes % 4096 === 0 && ctx.spares?.take(paths.image, bytes)) return { mkfs: true, size: bytes, spare: true };
+    if (bytes % 4096 === 0 && ctx.spares?.take(paths.image, bytes)) return { mkfs: true, size: bytes };
     createImageFile(paths.image, bytes);
     return formatted(bytes);
   }
@@ -324,9 +330,7 @@ export async function mountVolume(ctx: MounterContext, paths: VolumePaths, bytes
     let size = adopted ? (readSuperblock(paths.image)?.bytes ?? 0) : 0;
     if (!adopted) {
       assertMountPoints(paths);
-      const prepared = await prepareImage(ctx, paths, bytes, signal);
-      ({ mkfs, size } = prepared);
-      if (mkfs && !prepared.spare) await format(ctx, paths.image, signal);
+      ({ mkfs, size } = await prepareImage(ctx, paths, bytes, signal));
       writeFstab(paths);
       const migrate = SHARED_DIRS.filter((name) => hasEntries(paths[name]));
       // Usually one process for all three mounts. Step by step when content must move in first (the binds
